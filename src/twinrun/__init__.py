@@ -1,0 +1,99 @@
+"""twinrun: trustworthy deep-learning comparisons.
+
+Candidates train side by side on the same batches from the same initial
+weights, so curves show the difference between models, not between runs.
+
+The flat public API::
+
+    import twinrun
+    experiment = twinrun.Experiment(...)        # factories + candidates
+    result = twinrun.compare(experiment)        # or the path of a file
+    twin = twinrun.Twin({...})                  # inside your own loop
+"""
+
+from twinrun._compare import compare
+from twinrun._version import __version__
+from twinrun.engine import (
+    BatchPrepared,
+    CandidateDiverged,
+    EvalDone,
+    Event,
+    Executor,
+    InitReport,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SequentialExecutor,
+    Sink,
+    StepDone,
+    Twin,
+    TwinEngine,
+    TwinResult,
+    run_twin,
+)
+from twinrun.errors import (
+    BuildError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    RegistryError,
+    TwinrunError,
+)
+from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
+from twinrun.sinks import ProgressSink, TensorBoardSink
+from twinrun.spec import (
+    Experiment,
+    Factory,
+    Metric,
+    Settings,
+    accuracy,
+    factory,
+    load_experiment,
+    mae,
+    mse,
+    parse_overrides,
+    resolve,
+)
+
+__all__ = [
+    "BatchPrepared",
+    "BuildError",
+    "CandidateDiverged",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "EvalDone",
+    "Event",
+    "Executor",
+    "Experiment",
+    "Factory",
+    "InitReport",
+    "Metric",
+    "ProgressSink",
+    "RegistryError",
+    "RngStreams",
+    "RunFailed",
+    "RunFinished",
+    "RunStarted",
+    "SequentialExecutor",
+    "Settings",
+    "Sink",
+    "StepDone",
+    "TensorBoardSink",
+    "Twin",
+    "TwinEngine",
+    "TwinResult",
+    "TwinrunError",
+    "__version__",
+    "accuracy",
+    "compare",
+    "derive_seed",
+    "factory",
+    "isolated_global_rng",
+    "load_experiment",
+    "mae",
+    "mse",
+    "parse_overrides",
+    "resolve",
+    "run_twin",
+]

@@ -1,0 +1,7 @@
+"""``python -m twinrun`` is the ``twinrun`` command."""
+
+import sys
+
+from twinrun.cli import main
+
+sys.exit(main())

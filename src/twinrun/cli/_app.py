@@ -1,0 +1,56 @@
+"""The ``twinrun`` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from twinrun._version import __version__
+from twinrun.cli import _compare
+from twinrun.cli._common import RawHelp
+from twinrun.errors import TwinrunError
+
+__all__ = ["main", "build_parser"]
+
+DESCRIPTION = """\
+twinrun makes deep-learning comparisons trustworthy: candidates train side by
+side on the same batches from the same initial weights, so the difference you
+see is between models, not between runs.
+
+start here:
+  twinrun demo                        compare three digit classifiers (30 s on a laptop CPU)
+  twinrun demo --show-file > exp.py   a complete experiment file to edit
+  twinrun compare exp.py              your own comparison
+  twinrun COMMAND --help              every option of a command
+"""
+
+COMMANDS = [_compare]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twinrun", description=DESCRIPTION, formatter_class=RawHelp)
+    parser.add_argument("--version", action="version", version=f"twinrun {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args))
+    except TwinrunError as exc:
+        print(f"twinrun: error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("twinrun: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,40 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["add_json", "add_home", "add_overrides", "print_json", "RawHelp"]
+
+
+class RawHelp(argparse.RawDescriptionHelpFormatter):
+    """Keeps the hand-written layout of descriptions and examples."""
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as JSON on stdout (nothing else goes to stdout)"
+    )
+
+
+def add_home(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home", metavar="DIR",
+        help="twinrun's folder for runs and logs (default: $TWINRUN_HOME or ./.twinrun)",
+    )
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+        help="override a setting or factory argument; repeatable. Examples: steps=100, "
+        "model.width=64, optimizer.lr=1e-3, wide:model.width=512 (one candidate)",
+    )
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, allow_nan=False, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,99 @@
+"""Plain-text tables for the terminal."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from twinrun.engine import Difference, TwinResult
+
+__all__ = ["format_table", "format_verdict", "human_bytes", "human_count"]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()) -> str:
+    """Columns padded to their widest cell; columns listed in ``right`` are right-aligned."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            (c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def human_count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def _diff(d: Difference | None) -> str:
+    if d is None:
+        return "-"
+    mark = {True: "better", False: "worse", None: "~"}[d.better]
+    return f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] {mark}"
+
+
+def format_verdict(result: TwinResult) -> str:
+    """The verdict table and the notes under it, as printed by ``twinrun compare``."""
+    ref = result.reference
+    metrics = list(result.metric_goals)
+    headers = ["candidate", "params", "status"]
+    for m in metrics:
+        headers += [f"val {m}", f"Δ {m} vs {ref} [95% CI]"]
+    headers.append("Δ train loss [95% CI]")
+    rows = []
+    for name, cand in result.candidates.items():
+        status = "ok" if cand.status == "finished" else f"diverged@{cand.diverged_at}"
+        row = [name + (" (ref)" if name == ref else ""), human_count(cand.n_parameters), status]
+        comp = result.comparisons.get(name)
+        for m in metrics:
+            row.append(_fmt(cand.final.get(m)))
+            row.append("" if name == ref else _diff(comp.val.get(m) if comp else None))
+        row.append("" if name == ref else _diff(comp.train_loss if comp else None))
+        rows.append(row)
+    lines = [
+        f"twinrun · {result.experiment} · run {result.run_id[:8]} · seed {result.seed} · "
+        f"{result.steps} steps · {result.device} · {result.timing.get('total', 0.0):.1f} s",
+        "",
+        format_table(headers, rows, right=[1]),
+        "",
+        "Δ = candidate − reference, paired: per validation example (t interval) and per shared "
+        "training batch (block bootstrap).",
+        "better/worse: the 95% interval excludes 0; ~: not resolved by this run.",
+    ]
+    groups = []
+    for name in result.candidates:
+        shared, own = result.init.shared.get(name, []), result.init.own.get(name, [])
+        groups.append(f"{name} {len(shared)}/{len(shared) + len(own)}")
+    lines.append("shared initial weights (tensors): " + ", ".join(groups))
+    mem = result.memory
+    if "activation_peak_bytes" in mem:
+        lines.append(
+            f"peak activations: {human_bytes(mem['activation_peak_bytes'])} (one candidate at a time; "
+            f"{human_bytes(mem['activation_sum_of_candidates'])} if all were alive at once)"
+        )
+    for warning in result.warnings:
+        lines.append(f"warning: {warning}")
+    if "tensorboard" in result.artifacts:
+        lines.append(f"curves: tensorboard --logdir {result.artifacts['tensorboard']}")
+    return "\n".join(lines)

@@ -1,0 +1,267 @@
+"""Build every candidate: models with shared initial weights, optimizers, losses.
+
+Initial weights
+---------------
+Every model is constructed on the CPU with the global generators seeded from
+the ``init`` stream, so candidates of the same architecture start identical and
+a user's own init code runs untouched. Then, where ``share_init`` is on, each
+parameter whose name and shape match one of an *earlier declared* candidate
+gets that candidate's value. Donors are defined by the experiment's declaration
+order, not by which candidates run: a candidate trained alone gets exactly the
+weights it gets among its twins (twin = solo).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from twinrun.errors import BuildError
+from twinrun.rng import RngStreams
+from twinrun.spec import CandidateSpec, Factory, ResolvedExperiment
+
+__all__ = ["CandidateState", "InitReport", "build_candidates", "build_models", "share_initial_weights"]
+
+
+@dataclass
+class CandidateState:
+    """One candidate, built and ready to train."""
+
+    name: str
+    spec: CandidateSpec
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any | None
+    loss_fn: Callable[[Any, Any], torch.Tensor]
+    augment: Callable[..., tuple[Any, Any]] | None
+    diverged_at: int | None = None
+    diverged_value: float | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.diverged_at is None
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """Which initial parameter tensors are shared between candidates, from the actual values.
+
+    ``shared[c]`` lists parameters of ``c`` equal to the same-named parameter of
+    at least one other candidate; ``own[c]`` the rest; ``groups`` maps a
+    parameter name to the candidates that share one identical initial value.
+    """
+
+    shared: Mapping[str, list[str]]
+    own: Mapping[str, list[str]]
+    groups: Mapping[str, list[list[str]]] = field(default_factory=dict)
+
+    def summary(self) -> list[str]:
+        lines = []
+        for name in self.shared:
+            n_shared, n_own = len(self.shared[name]), len(self.own[name])
+            total = n_shared + n_own
+            lines.append(f"{name}: {n_shared}/{total} parameter tensors share initial weights")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shared": dict(self.shared), "own": dict(self.own), "groups": dict(self.groups)}
+
+
+def build_models(
+    resolved: ResolvedExperiment, streams: RngStreams
+) -> tuple[dict[str, nn.Module], InitReport]:
+    """Build the selected candidates' models (on the CPU) with shared initial weights."""
+    needed = list(resolved.candidates)
+    declared = list(resolved.declared)
+    last = max(declared.index(n) for n in needed)
+    donors_order = declared[: last + 1] if resolved.settings.share_init else needed
+    built: dict[str, nn.Module] = {}
+    for name in donors_order:
+        try:
+            built[name] = _construct(resolved.declared[name], streams)
+        except BuildError:
+            if name in needed:
+                raise
+            # an unselected candidate that cannot be built donates nothing; its twin run fails anyway
+    if resolved.settings.share_init:
+        share_initial_weights([built[n] for n in donors_order if n in built])
+    models = {n: built[n] for n in needed}
+    return models, init_report(models)
+
+
+def _construct(spec: CandidateSpec, streams: RngStreams) -> nn.Module:
+    with streams.isolated("init"):
+        try:
+            model = spec.model.fn(**spec.model.kwargs)
+        except Exception as exc:
+            raise BuildError(
+                f"candidate {spec.name!r}: model factory {spec.model.name} failed: "
+                f"{type(exc).__name__}: {exc}",
+                fix=f"check the candidate's model keys: {spec.model.kwargs}",
+            ) from exc
+    if not isinstance(model, nn.Module):
+        raise BuildError(
+            f"candidate {spec.name!r}: model factory {spec.model.name} returned a "
+            f"{type(model).__name__}, not a torch.nn.Module",
+        )
+    return model
+
+
+def share_initial_weights(models: Sequence[nn.Module]) -> None:
+    """Copy into each model the parameters of an earlier model with the same name and shape.
+
+    Modifies the models in place (``copy_`` under ``no_grad``), so optimizers
+    built on their parameters stay valid.
+    """
+    first_value: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+    with torch.no_grad():
+        for model in models:
+            for name, p in model.named_parameters():
+                key = (name, tuple(p.shape))
+                if key in first_value:
+                    if first_value[key].dtype == p.dtype:
+                        p.copy_(first_value[key].to(p.device))
+                else:
+                    first_value[key] = p.detach()
+
+
+def init_report(models: Mapping[str, nn.Module]) -> InitReport:
+    params = {c: dict(m.named_parameters()) for c, m in models.items()}
+    shared: dict[str, list[str]] = {c: [] for c in models}
+    own: dict[str, list[str]] = {c: [] for c in models}
+    groups: dict[str, list[list[str]]] = {}
+    for c, named in params.items():
+        for pname, p in named.items():
+            twins = [
+                o for o in models
+                if o != c and pname in params[o] and params[o][pname].shape == p.shape
+                and torch.equal(params[o][pname].detach().cpu(), p.detach().cpu())
+            ]
+            (shared if twins else own)[c].append(pname)
+            if twins and pname not in groups:
+                groups[pname] = [[c, *twins]]
+    return InitReport(shared=shared, own=own, groups=groups)
+
+
+def build_optimizer(spec: CandidateSpec, model: nn.Module) -> torch.optim.Optimizer:
+    f = spec.optimizer
+    try:
+        if inspect.isclass(f.fn) and issubclass(f.fn, torch.optim.Optimizer):
+            optimizer = f.fn(model.parameters(), **f.kwargs)
+        else:
+            optimizer = f.fn(model, **f.kwargs)
+    except Exception as exc:
+        raise BuildError(
+            f"candidate {spec.name!r}: optimizer {f.name} failed: {type(exc).__name__}: {exc}",
+            fix=f"check the optimizer keys: {f.kwargs}",
+        ) from exc
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise BuildError(
+            f"candidate {spec.name!r}: optimizer factory {f.name} returned a "
+            f"{type(optimizer).__name__}, not a torch.optim.Optimizer"
+        )
+    return optimizer
+
+
+def build_scheduler(spec: CandidateSpec, optimizer: torch.optim.Optimizer) -> Any | None:
+    f = spec.scheduler
+    if f is None:
+        return None
+    try:
+        return f.fn(optimizer, **f.kwargs)
+    except Exception as exc:
+        raise BuildError(
+            f"candidate {spec.name!r}: scheduler {f.name} failed: {type(exc).__name__}: {exc}",
+            fix=f"check the scheduler keys: {f.kwargs}",
+        ) from exc
+
+
+def build_callable(f: Factory | None, role: str, candidate: str) -> Callable[..., Any] | None:
+    """Instantiate a class factory, or bind keyword arguments to a function factory."""
+    if f is None:
+        return None
+    try:
+        if inspect.isclass(f.fn):
+            return f.fn(**f.kwargs)  # type: ignore[no-any-return]
+        return functools.partial(f.fn, **f.kwargs) if f.kwargs else f.fn
+    except Exception as exc:
+        raise BuildError(
+            f"candidate {candidate!r}: {role} {f.name} failed: {type(exc).__name__}: {exc}",
+            fix=f"check the {role} keys: {f.kwargs}",
+        ) from exc
+
+
+def build_candidates(
+    resolved: ResolvedExperiment, streams: RngStreams, device: torch.device
+) -> tuple[dict[str, CandidateState], InitReport]:
+    """Build models (shared init), move them to ``device``, then optimizers and the rest."""
+    models, report = build_models(resolved, streams)
+    states: dict[str, CandidateState] = {}
+    for name, spec in resolved.candidates.items():
+        model = models[name].to(device)
+        model.train()
+        optimizer = build_optimizer(spec, model)
+        states[name] = CandidateState(
+            name=name,
+            spec=spec,
+            model=model,
+            optimizer=optimizer,
+            scheduler=build_scheduler(spec, optimizer),
+            loss_fn=build_callable(spec.loss, "loss", name),  # type: ignore[arg-type]
+            augment=build_callable(spec.augment, "augment", name),
+        )
+    return states, report
+
+
+def per_example_loss(loss_fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[Any, Any], torch.Tensor]:
+    """A version of ``loss_fn`` that returns one value per example (shape ``[batch]``).
+
+    Uses ``reduction="none"`` where the loss supports it, else ``torch.func.vmap``
+    over the batch, else a Python loop.
+    """
+    unreduced: Callable[[Any, Any], torch.Tensor] | None = None
+    if isinstance(loss_fn, nn.Module) and getattr(loss_fn, "reduction", None) in ("mean", "sum"):
+        clone = copy.copy(loss_fn)
+        clone.reduction = "none"
+        unreduced = clone
+    elif isinstance(loss_fn, functools.partial) and _takes(loss_fn.func, "reduction"):
+        unreduced = functools.partial(loss_fn.func, *loss_fn.args, **{**loss_fn.keywords, "reduction": "none"})
+    elif not isinstance(loss_fn, functools.partial) and inspect.isfunction(loss_fn) and _takes(loss_fn, "reduction"):
+        unreduced = functools.partial(loss_fn, reduction="none")
+
+    def reduce_rows(values: torch.Tensor, batch: int) -> torch.Tensor:
+        if values.ndim == 0 or values.shape[0] != batch:
+            raise ValueError("not per-example")
+        return values.reshape(batch, -1).mean(dim=1)
+
+    def per_example(outputs: Any, targets: Any) -> torch.Tensor:
+        batch = int(targets.shape[0])
+        if unreduced is not None:
+            try:
+                return reduce_rows(unreduced(outputs, targets), batch)
+            except (ValueError, RuntimeError):
+                pass
+        try:
+            return torch.func.vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))(outputs, targets)
+        except Exception:
+            return torch.stack([loss_fn(outputs[i : i + 1], targets[i : i + 1]) for i in range(batch)])
+
+    return per_example
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

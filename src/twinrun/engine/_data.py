@@ -1,0 +1,151 @@
+"""Shared data: which examples form the batch of each step, and the validation batches.
+
+The order of training examples is a pure function of (seed, epoch): the batch of
+step ``t`` can be recomputed at any time, which makes resuming mid-epoch exact
+and lets every candidate see the very same examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset, default_collate
+
+from twinrun.errors import DataError
+from twinrun.rng import RngStreams
+
+__all__ = ["BatchPlan", "SharedData", "as_dataset", "move_to"]
+
+
+def as_dataset(value: Any, *, split: str, experiment: str) -> Any:
+    """Accept a map-style dataset or a tuple ``(inputs, targets)`` of tensors/arrays."""
+    if isinstance(value, tuple) and len(value) == 2 and all(
+        isinstance(v, (torch.Tensor, np.ndarray)) for v in value
+    ):
+        tensors = [torch.as_tensor(v) for v in value]
+        if tensors[0].shape[0] != tensors[1].shape[0]:
+            raise DataError(
+                f"experiment {experiment!r}: {split} inputs have {tensors[0].shape[0]} rows but "
+                f"targets have {tensors[1].shape[0]}",
+                fix="return (inputs, targets) with one target per input",
+            )
+        value = TensorDataset(*tensors)
+    if not (hasattr(value, "__getitem__") and hasattr(value, "__len__")):
+        raise DataError(
+            f"experiment {experiment!r}: the {split} data is a {type(value).__name__}, not a "
+            "map-style dataset",
+            fix="return a torch Dataset (with __len__ and __getitem__) or a tuple (inputs, targets)",
+        )
+    if len(value) == 0:
+        raise DataError(
+            f"experiment {experiment!r}: the {split} dataset is empty",
+            fix="check the data factory's filtering and paths",
+        )
+    return value
+
+
+def move_to(obj: Any, device: torch.device) -> Any:
+    """Move every tensor inside ``obj`` (tensor, tuple, list, dict) to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(move_to(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: move_to(v, device) for k, v in obj.items()}
+    return obj
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which training examples make up the batch of each step (1-based).
+
+    Each epoch is a fresh permutation drawn from the ``data_order`` stream at
+    that epoch; the last incomplete batch of an epoch is dropped so every batch
+    has the same size.
+    """
+
+    size: int
+    batch_size: int
+    streams: RngStreams
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.size // self.batch_size
+
+    def epoch_of(self, step: int) -> int:
+        return (step - 1) // self.batches_per_epoch
+
+    def indices(self, step: int) -> torch.Tensor:
+        """Example indices of the batch used by update ``step`` (1-based)."""
+        epoch = self.epoch_of(step)
+        order = torch.randperm(self.size, generator=self.streams.torch("data_order", epoch))
+        position = (step - 1) % self.batches_per_epoch
+        return order[position * self.batch_size : (position + 1) * self.batch_size]
+
+
+class SharedData:
+    """The training and validation data of a run, shared by all candidates."""
+
+    def __init__(
+        self, train: Any, val: Any, *, batch_size: int, eval_batch_size: int,
+        streams: RngStreams, experiment: str,
+    ) -> None:
+        self.train = as_dataset(train, split="train", experiment=experiment)
+        self.val = as_dataset(val, split="validation", experiment=experiment)
+        if batch_size > len(self.train):
+            raise DataError(
+                f"experiment {experiment!r}: batch_size={batch_size} is larger than the training "
+                f"set ({len(self.train)} examples)",
+                fix=f"use --set batch_size={max(1, len(self.train) // 4)} or fewer",
+            )
+        self.plan = BatchPlan(len(self.train), batch_size, streams)
+        self.eval_batch_size = eval_batch_size
+        self._experiment = experiment
+        self._check_item(self.train, "train")
+        self._check_item(self.val, "validation")
+
+    def _check_item(self, dataset: Any, split: str) -> None:
+        item = dataset[0]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise DataError(
+                f"experiment {self._experiment!r}: a {split} example is a "
+                f"{type(item).__name__} of {len(item) if hasattr(item, '__len__') else '?'} items; "
+                "twinrun needs (input, target) pairs",
+                fix="make the dataset's __getitem__ return (input, target)",
+            )
+
+    def _gather(self, dataset: Any, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
+        if isinstance(dataset, TensorDataset):
+            index = torch.as_tensor(indices)
+            return dataset.tensors[0][index], dataset.tensors[1][index]
+        items = [dataset[int(i)] for i in indices]
+        return tuple(default_collate(items))  # type: ignore[return-value]
+
+    def train_batch(self, step: int) -> tuple[Any, Any]:
+        """The raw (un-augmented) training batch of update ``step``, on the CPU."""
+        return self._gather(self.train, self.plan.indices(step))
+
+    def val_batches(self) -> Iterator[tuple[Any, Any]]:
+        """Validation batches in a fixed order (the same for every candidate and evaluation)."""
+        n = len(self.val)
+        for start in range(0, n, self.eval_batch_size):
+            yield self._gather(self.val, range(start, min(n, start + self.eval_batch_size)))
+
+    def val_targets(self) -> Any:
+        targets = [batch[1] for batch in self.val_batches()]
+        return torch.cat(targets) if isinstance(targets[0], torch.Tensor) else targets
+
+
+def batch_size_of(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, (list, tuple)) and batch:
+        return batch_size_of(batch[0])
+    if isinstance(batch, dict) and batch:
+        return batch_size_of(next(iter(batch.values())))
+    raise DataError(f"cannot tell the batch size of a {type(batch).__name__}")
+

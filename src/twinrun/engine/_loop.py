@@ -1,0 +1,383 @@
+"""The twin loop: every candidate, the same batches, one process.
+
+Read top to bottom, a run is::
+
+    build data and candidates (shared init)  ->  preflight every candidate on 2 examples
+    evaluate at step 0
+    for step in 1..steps:
+        batch = data.train_batch(step)                    # same examples for everyone
+        batches = {aug: augment(batch) for each distinct augmentation}   # augmented once
+        executor.run_step(step, live candidates, batches) # one candidate's activations at a time
+        mark NaN/Inf candidates diverged; the others go on
+        every eval_every steps and at the end: evaluate on the same validation batches
+    paired comparisons against the reference
+
+Everything the outside world sees leaves through events (see ``_events``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from twinrun.engine._build import CandidateState, InitReport, build_candidates, per_example_loss
+from twinrun.engine._data import SharedData, move_to
+from twinrun.engine._evaluate import EvalOutput, evaluate
+from twinrun.engine._events import (
+    BatchPrepared,
+    CandidateDiverged,
+    EvalDone,
+    EventBus,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    Sink,
+    StepDone,
+)
+from twinrun.engine._executor import Executor, SequentialExecutor, StepContext
+from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
+from twinrun.engine._result import CandidateResult, TwinResult
+from twinrun.engine._verdict import compare_candidates
+from twinrun.errors import BuildError, ConfigError, DataError
+from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
+from twinrun.spec import ResolvedExperiment
+from twinrun.spec._metrics import check_metric_output
+
+__all__ = ["TwinEngine", "run_twin", "resolve_device", "new_run_id"]
+
+
+def new_run_id() -> str:
+    """A fresh 32-hex-digit run id (from the OS entropy pool, not a global RNG)."""
+    return uuid.uuid4().hex
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={name!r} but CUDA is not available on this machine",
+            fix="run on the CPU with --device cpu (or --set device=cpu)",
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r} but MPS is not available", fix="use --device cpu")
+    return device
+
+
+class TwinEngine:
+    """Builds the candidates of a resolved experiment and trains them side by side.
+
+    Construction does all the checking (data, factories, shapes against the
+    loss, metrics) so that bad input fails before any training starts.
+    """
+
+    def __init__(
+        self,
+        resolved: ResolvedExperiment,
+        *,
+        sinks: Sequence[Sink] = (),
+        run_id: str | None = None,
+        executor: Executor | None = None,
+        measure_memory: bool = True,
+    ) -> None:
+        self.resolved = resolved
+        self.settings = resolved.settings
+        self.run_id = run_id or new_run_id()
+        self.device = resolve_device(self.settings.device)
+        self.streams = RngStreams(self.settings.seed)
+        self.executor: Executor = executor or SequentialExecutor()
+        self.bus = EventBus(sinks)
+        self.metrics = dict(resolved.metrics)
+        self.metric_goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
+        self.data = self._load_data()
+        self.states, self.init = build_candidates(resolved, self.streams, self.device)
+        self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}
+        self.val_batches = list(self.data.val_batches())
+        self.output_kind = self._preflight()
+        self.meter = ActivationMeter() if measure_memory else None
+        self.step = 0
+        steps = self.settings.steps
+        self.train_loss = {n: np.full(steps, np.nan) for n in self.states}
+        self.train_metrics = {n: {m: np.full(steps, np.nan) for m in self.metrics} for n in self.states}
+        self.eval_history: dict[str, list[tuple[int, dict[str, float]]]] = {n: [] for n in self.states}
+        self.last_eval: dict[str, EvalOutput] = {}
+        self.timing = {"augment": 0.0, "train": 0.0, "eval": 0.0, "data": 0.0}
+        self.step_seconds = {n: 0.0 for n in self.states}
+
+    # ------------------------------------------------------------------ set-up
+    def _load_data(self) -> SharedData:
+        data = self.resolved.data
+        # A constant stream: a random split inside the data factory is the same for every seed.
+        with isolated_global_rng(derive_seed(0, "data")):
+            try:
+                loaded = data.fn(**data.kwargs)
+            except Exception as exc:
+                raise DataError(
+                    f"experiment {self.resolved.name!r}: data factory {data.name} failed: "
+                    f"{type(exc).__name__}: {exc}",
+                    fix=f"check the data keys: {data.kwargs}",
+                ) from exc
+        if not isinstance(loaded, (tuple, list)) or len(loaded) != 2:
+            raise DataError(
+                f"experiment {self.resolved.name!r}: data factory {data.name} returned "
+                f"{type(loaded).__name__}; twinrun needs (train, val)",
+                fix="return a pair: (train_dataset, val_dataset)",
+            )
+        return SharedData(
+            loaded[0], loaded[1], batch_size=self.settings.batch_size,
+            eval_batch_size=self.settings.eval_batch_size, streams=self.streams,
+            experiment=self.resolved.name,
+        )
+
+    def _preflight(self) -> str:
+        """Run every candidate on 2 training examples in eval mode; infer the output kind."""
+        inputs, targets = self.data.train_batch(1)
+        inputs, targets = move_to(inputs[:2], self.device), move_to(targets[:2], self.device)
+        kinds = set()
+        for name, state in self.states.items():
+            if state.augment is not None:
+                try:
+                    with self.streams.isolated("preflight"):
+                        out = state.augment(inputs, targets, generator=self.streams.torch("preflight", device=self.device))
+                except Exception as exc:
+                    raise BuildError(
+                        f"candidate {name!r}: augmentation {state.spec.augment.name} failed on a "  # type: ignore[union-attr]
+                        f"batch of 2: {type(exc).__name__}: {exc}",
+                        fix="an augmentation is called as fn(inputs, targets, generator=g) and returns (inputs, targets)",
+                    ) from exc
+                if not isinstance(out, (tuple, list)) or len(out) != 2:
+                    raise BuildError(
+                        f"candidate {name!r}: augmentation {state.spec.augment.name} returned "  # type: ignore[union-attr]
+                        f"{type(out).__name__}, not (inputs, targets)",
+                    )
+            was_training = state.model.training
+            state.model.eval()
+            try:
+                with torch.no_grad(), self.streams.isolated("preflight"):
+                    try:
+                        outputs = state.model(inputs)
+                    except Exception as exc:
+                        raise BuildError(
+                            f"candidate {name!r}: the model fails on a batch of inputs of shape "
+                            f"{_shape(inputs)}: {type(exc).__name__}: {exc}",
+                            fix="check the model's input layer against the data",
+                        ) from exc
+                    try:
+                        loss = state.loss_fn(outputs, targets)
+                        self.eval_losses[name](outputs, targets)
+                    except Exception as exc:
+                        raise BuildError(
+                            f"candidate {name!r}: outputs of shape {_shape(outputs)} don't fit the loss "
+                            f"{state.spec.loss.name} with targets of shape {_shape(targets)}: {exc}",
+                            fix="make the model's output layer match the targets (number of classes, dtype)",
+                        ) from exc
+                    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                        raise BuildError(
+                            f"candidate {name!r}: loss {state.spec.loss.name} returned "
+                            f"{_shape(loss)}, not a scalar",
+                            fix="use a loss with reduction='mean' (the default)",
+                        )
+                    for metric_name, metric in self.metrics.items():
+                        check_metric_output(metric_name, metric(outputs, targets), 2)
+            finally:
+                state.model.train(was_training)
+            kinds.add(_output_kind(self.settings.output, state.loss_fn, outputs))
+        return kinds.pop() if len(kinds) == 1 else "values"
+
+    # ------------------------------------------------------------------ the loop
+    @property
+    def live(self) -> list[CandidateState]:
+        return [s for s in self.states.values() if s.alive]
+
+    def run(self) -> TwinResult:
+        """Train to ``settings.steps``, emitting events; returns the result."""
+        started = time.perf_counter()
+        self.bus.emit(RunStarted(
+            self.run_id, self.resolved, self.resolved.to_config(), self.init,
+            str(self.device), self.step, {n: s.model for n, s in self.states.items()},
+        ))
+        try:
+            if self.step == 0:
+                self._evaluate_all(keep_outputs=False)
+            while self.step < self.settings.steps and self.live:
+                self._train_one_step()
+                if self.step % self.settings.eval_every == 0 or self.step == self.settings.steps:
+                    self._evaluate_all(keep_outputs=self.step == self.settings.steps)
+            if not self.last_eval or any(
+                self.last_eval[s.name].outputs is None for s in self.live
+            ):
+                self._evaluate_all(keep_outputs=True)
+        except BaseException as exc:
+            self.bus.emit(RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt)))
+            try:
+                self.bus.close()
+            finally:
+                raise
+        self.timing["total"] = time.perf_counter() - started
+        result = self._result()
+        self.bus.emit(RunFinished(self.run_id, result))
+        self.bus.close()
+        return result
+
+    def _train_one_step(self) -> None:
+        step = self.step + 1
+        live = self.live
+        t0 = time.perf_counter()
+        raw = move_to(self.data.train_batch(step), self.device)
+        t1 = time.perf_counter()
+        batches, assignment = self._augment(step, raw, live)
+        t2 = time.perf_counter()
+        if self.bus.wants_batches:
+            self.bus.emit(BatchPrepared(self.run_id, step, batches, assignment))
+        context = StepContext(
+            self.streams, [self.device], self.metrics, self.settings.grad_clip,
+            self.meter if (self.meter is not None and step == 1) else None,
+        )
+        outputs = self.executor.run_step(step, live, batches, context)
+        self.timing["data"] += t1 - t0
+        self.timing["augment"] += t2 - t1
+        self.timing["train"] += time.perf_counter() - t2
+        diverged: list[tuple[str, float]] = []
+        for name, out in outputs.items():
+            self.step_seconds[name] += out.seconds
+            self.train_loss[name][step - 1] = out.loss
+            for m, v in out.metrics.items():
+                self.train_metrics[name][m][step - 1] = v
+            if not out.finite:
+                state = self.states[name]
+                state.diverged_at, state.diverged_value = step, out.loss
+                diverged.append((name, out.loss))
+        self.step = step
+        self.bus.emit(StepDone(
+            self.run_id, step,
+            {n: o.loss for n, o in outputs.items()},
+            {n: dict(o.metrics) for n, o in outputs.items()},
+            {n: o.lr for n, o in outputs.items()},
+            {n: s.model for n, s in self.states.items()},
+            {n: s.optimizer for n, s in self.states.items()},
+        ))
+        for name, value in diverged:
+            self.bus.emit(CandidateDiverged(self.run_id, step, name, value))
+
+    def _augment(
+        self, step: int, raw: tuple[Any, Any], live: Sequence[CandidateState]
+    ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+        """Augment the shared batch once per distinct augmentation, from the step's stream."""
+        batches: dict[str, tuple[Any, Any]] = {}
+        assignment: dict[str, str] = {}
+        for state in live:
+            key = state.spec.augment_key
+            assignment[state.name] = key
+            if key in batches:
+                continue
+            if state.augment is None:
+                batches[key] = raw
+                continue
+            generator = self.streams.torch("augment", step, device=self.device)
+            with self.streams.isolated("augment", step, devices=[self.device]):
+                augmented = state.augment(raw[0], raw[1], generator=generator)
+            batches[key] = (augmented[0], augmented[1])
+        return batches, assignment
+
+    def _evaluate_all(self, *, keep_outputs: bool) -> None:
+        t0 = time.perf_counter()
+        results: dict[str, dict[str, float]] = {}
+        for state in self.live:
+            out = evaluate(
+                state, self.val_batches, loss_per_example=self.eval_losses[state.name],
+                metrics=self.metrics, device=self.device, streams=self.streams,
+                step=self.step, keep_outputs=keep_outputs,
+            )
+            self.last_eval[state.name] = out
+            means = out.means()
+            self.eval_history[state.name].append((self.step, means))
+            results[state.name] = means
+        self.timing["eval"] += time.perf_counter() - t0
+        self.bus.emit(EvalDone(self.run_id, self.step, results))
+
+    # ------------------------------------------------------------------ result
+    def _result(self) -> TwinResult:
+        candidates: dict[str, CandidateResult] = {}
+        for name, state in self.states.items():
+            last = self.last_eval.get(name)
+            candidates[name] = CandidateResult(
+                name=name,
+                status="finished" if state.alive else "diverged",
+                final=last.means() if last and state.alive else {},
+                per_example=last.per_example if last else {},
+                train_loss=self.train_loss[name],
+                train_metrics=self.train_metrics[name],
+                eval_history=self.eval_history[name],
+                outputs=last.outputs if last and state.alive else None,
+                diverged_at=state.diverged_at,
+                n_parameters=state.n_parameters,
+                step_seconds=self.step_seconds[name],
+                config=state.spec.to_config(),
+            )
+        comparisons = compare_candidates(
+            candidates, self.resolved.reference, self.metric_goals, seed=self.settings.seed
+        )
+        memory: dict[str, Any] = dict(self.meter.report()) if self.meter else {}
+        memory["process_peak_rss_bytes"] = process_peak_rss_bytes()
+        if self.device.type == "cuda":
+            memory["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
+        targets = [b[1] for b in self.val_batches]
+        val_targets = torch.cat(targets) if all(isinstance(t, torch.Tensor) for t in targets) else None
+        return TwinResult(
+            run_id=self.run_id,
+            experiment=self.resolved.name,
+            reference=self.resolved.reference,
+            seed=self.settings.seed,
+            steps=self.step,
+            device=str(self.device),
+            metric_goals=dict(self.metric_goals),
+            candidates=candidates,
+            comparisons=comparisons,
+            init=self.init,
+            output_kind=self.output_kind,
+            val_targets=val_targets,
+            memory=memory,
+            timing={k: round(v, 6) for k, v in self.timing.items()},
+            config=self.resolved.to_config(),
+            warnings=list(self.resolved.warnings),
+        )
+
+
+def run_twin(
+    resolved: ResolvedExperiment,
+    *,
+    sinks: Sequence[Sink] = (),
+    run_id: str | None = None,
+    executor: Executor | None = None,
+) -> TwinResult:
+    """Build and train the candidates of ``resolved`` side by side; see :class:`TwinEngine`."""
+    return TwinEngine(resolved, sinks=sinks, run_id=run_id, executor=executor).run()
+
+
+def _output_kind(setting: str, loss_fn: Any, outputs: Any) -> str:
+    if setting != "auto":
+        return setting
+    name = type(loss_fn).__name__ if isinstance(loss_fn, torch.nn.Module) else getattr(
+        getattr(loss_fn, "func", loss_fn), "__name__", ""
+    )
+    lowered = name.lower()
+    if "crossentropy" in lowered.replace("_", "") or "nll" in lowered:
+        return "logits"
+    if "bcewithlogits" in lowered.replace("_", "") or "binary_cross_entropy_with_logits" in lowered:
+        return "binary_logits"
+    return "values"
+
+
+def _shape(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_shape(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _shape(v) for k, v in value.items()}
+    return type(value).__name__
+

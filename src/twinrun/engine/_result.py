@@ -1,0 +1,148 @@
+"""The result of a twin run: per-candidate outcomes and paired comparisons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from twinrun.engine._build import InitReport
+
+__all__ = ["CandidateResult", "Difference", "Comparison", "TwinResult"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A paired difference (candidate minus reference) with its confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    method: str
+    higher_is_better: bool
+    block: int | None = None
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the interval excludes zero."""
+        return math.isfinite(self.low) and (self.low > 0 or self.high < 0)
+
+    @property
+    def better(self) -> bool | None:
+        """True/False when the candidate is resolved better/worse than the reference, else None."""
+        if not self.resolved:
+            return None
+        return (self.mean > 0) == self.higher_is_better
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "diff": _num(self.mean), "low": _num(self.low), "high": _num(self.high),
+            "n": self.n, "method": self.method, "better": self.better,
+        }
+        if self.block is not None:
+            d["block"] = self.block
+        return d
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate against the reference on the shared validation set and training batches."""
+
+    candidate: str
+    reference: str
+    val: Mapping[str, Difference]
+    train_loss: Difference | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "reference": self.reference,
+            "val": {k: v.to_dict() for k, v in self.val.items()},
+            "train_loss": None if self.train_loss is None else self.train_loss.to_dict(),
+        }
+
+
+@dataclass
+class CandidateResult:
+    """What one candidate did during the run."""
+
+    name: str
+    status: str  # "finished" or "diverged"
+    final: dict[str, float]
+    per_example: dict[str, np.ndarray] = field(repr=False)
+    train_loss: np.ndarray = field(repr=False)
+    train_metrics: dict[str, np.ndarray] = field(repr=False)
+    eval_history: list[tuple[int, dict[str, float]]] = field(repr=False)
+    outputs: torch.Tensor | None = field(default=None, repr=False)
+    diverged_at: int | None = None
+    n_parameters: int = 0
+    step_seconds: float = 0.0
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "diverged_at": self.diverged_at,
+            "final": {k: _num(v) for k, v in self.final.items()},
+            "final_train_loss": _num(_last_finite(self.train_loss)),
+            "n_parameters": self.n_parameters,
+            "step_seconds": self.step_seconds,
+            "eval_history": [{"step": s, **{k: _num(v) for k, v in r.items()}} for s, r in self.eval_history],
+        }
+
+
+@dataclass
+class TwinResult:
+    """Everything a twin run measured. ``to_dict()`` is what ``--json`` prints."""
+
+    run_id: str
+    experiment: str
+    reference: str
+    seed: int
+    steps: int
+    device: str
+    metric_goals: dict[str, bool]
+    candidates: dict[str, CandidateResult]
+    comparisons: dict[str, Comparison]
+    init: InitReport
+    output_kind: str
+    val_targets: torch.Tensor | None = field(default=None, repr=False)
+    memory: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+    warnings: list[str] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "experiment": self.experiment,
+            "seed": self.seed,
+            "steps": self.steps,
+            "device": self.device,
+            "reference": self.reference,
+            "output_kind": self.output_kind,
+            "metrics": {k: ("higher" if v else "lower") + " is better" for k, v in self.metric_goals.items()},
+            "candidates": {k: v.to_dict() for k, v in self.candidates.items()},
+            "comparisons": {k: v.to_dict() for k, v in self.comparisons.items()},
+            "init": self.init.to_dict(),
+            "memory": self.memory,
+            "timing": self.timing,
+            "warnings": list(self.warnings),
+            "artifacts": dict(self.artifacts),
+        }
+
+
+def _num(value: float) -> float | None:
+    """JSON has no NaN: non-finite numbers become null."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _last_finite(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite[-1]) if finite.size else math.nan

@@ -1,0 +1,69 @@
+"""One candidate's training step, shared by the engine and :class:`twinrun.Twin`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from twinrun.engine._build import CandidateState
+from twinrun.spec import Metric
+
+__all__ = ["StepOutput", "train_step", "current_lr"]
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What one update did: the loss on the batch (before the update), metrics, learning rate."""
+
+    loss: float
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    lr: float = math.nan
+    seconds: float = 0.0
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(self.loss)
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    lr = optimizer.param_groups[0].get("lr", math.nan)
+    return float(lr.item() if isinstance(lr, torch.Tensor) else lr)
+
+
+def train_step(
+    state: CandidateState,
+    inputs: Any,
+    targets: Any,
+    *,
+    metrics: Mapping[str, Metric],
+    grad_clip: float | None,
+) -> StepOutput:
+    """Forward, loss, backward, optimizer and scheduler step for one candidate.
+
+    A non-finite loss skips the update and is returned as is; the caller marks
+    the candidate diverged. The autograd graph is released before returning, so
+    the next candidate starts with no activations of this one alive.
+    """
+    lr = current_lr(state.optimizer)
+    state.optimizer.zero_grad(set_to_none=True)
+    outputs = state.model(inputs)
+    loss = state.loss_fn(outputs, targets)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return StepOutput(loss=value, lr=lr)
+    loss.backward()
+    del loss
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
+    state.optimizer.step()
+    if state.scheduler is not None:
+        state.scheduler.step()
+    with torch.no_grad():
+        detached = outputs.detach()
+        values = {name: float(metric(detached, targets).float().mean()) for name, metric in metrics.items()}
+    return StepOutput(loss=value, metrics=values, lr=lr)

@@ -1,0 +1,170 @@
+"""Twin training inside your own loop.
+
+For people who keep their training loop: give :class:`Twin` the models and
+optimizers, and it shares their initial weights, then steps each one on the
+batch you hand it, with the same dropout stream, one model's activations alive
+at a time. Adopting it costs a handful of lines::
+
+    twin = twinrun.Twin({"small": (small, opt_s), "wide": (wide, opt_w)}, seed=0,
+                        sinks=[twinrun.TensorBoardSink("runs/small-vs-wide")])
+    for x, y in loader:                      # your loader, your augmentation
+        losses = twin.step(x, y, loss_fn)    # {"small": 0.41, "wide": 0.38}
+    twin.evaluate(val_loader, loss_fn)
+    twin.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from twinrun.engine._build import CandidateState, init_report, per_example_loss, share_initial_weights
+from twinrun.engine._data import move_to
+from twinrun.engine._evaluate import evaluate
+from twinrun.engine._events import (
+    CandidateDiverged,
+    EvalDone,
+    EventBus,
+    RunStarted,
+    Sink,
+    StepDone,
+)
+from twinrun.engine._executor import SequentialExecutor, StepContext
+from twinrun.engine._loop import new_run_id
+from twinrun.errors import BuildError
+from twinrun.rng import RngStreams
+from twinrun.spec import CandidateSpec, Factory, Metric
+
+__all__ = ["Twin"]
+
+
+class Twin:
+    """Several models trained side by side by your own loop.
+
+    Args:
+        candidates: name -> ``(model, optimizer)`` or ``(model, optimizer, scheduler)``.
+            Models are modified in place (shared initial weights) and handed back
+            unchanged in identity through :attr:`models`.
+        seed: seeds the dropout stream of each step.
+        share_init: copy the first model's parameter values into every later model
+            wherever names and shapes match.
+        metrics: per-example metrics computed on every training batch.
+        grad_clip: clip each model's gradient norm to this value.
+        sinks: event sinks (TensorBoard, ...), as for the file-based engine.
+    """
+
+    def __init__(
+        self,
+        candidates: Mapping[str, Sequence[Any]],
+        *,
+        seed: int = 0,
+        share_init: bool = True,
+        metrics: Mapping[str, Metric] | None = None,
+        grad_clip: float | None = None,
+        sinks: Sequence[Sink] = (),
+        run_id: str | None = None,
+    ) -> None:
+        if not candidates:
+            raise BuildError("Twin needs at least one candidate", fix='Twin({"a": (model, optimizer)})')
+        self.streams = RngStreams(seed)
+        self.metrics = dict(metrics or {})
+        self.grad_clip = grad_clip
+        self.run_id = run_id or new_run_id()
+        self.bus = EventBus(sinks)
+        self.states: dict[str, CandidateState] = {}
+        for name, parts in candidates.items():
+            if not isinstance(parts, (tuple, list)) or len(parts) not in (2, 3):
+                raise BuildError(
+                    f"Twin candidate {name!r} must be (model, optimizer) or (model, optimizer, scheduler)"
+                )
+            model, optimizer = parts[0], parts[1]
+            if not isinstance(model, nn.Module) or not isinstance(optimizer, torch.optim.Optimizer):
+                raise BuildError(
+                    f"Twin candidate {name!r}: expected (nn.Module, Optimizer), got "
+                    f"({type(model).__name__}, {type(optimizer).__name__})"
+                )
+            spec = CandidateSpec(
+                name, Factory(type(model)), Factory(type(optimizer)), Factory(nn.Identity), None, None
+            )
+            self.states[name] = CandidateState(
+                name, spec, model, optimizer, parts[2] if len(parts) == 3 else None,
+                loss_fn=_unset_loss, augment=None,
+            )
+        if share_init:
+            share_initial_weights([s.model for s in self.states.values()])
+        self.init = init_report({n: s.model for n, s in self.states.items()})
+        self.executor = SequentialExecutor()
+        self.step_count = 0
+        self._devices = sorted({p.device for s in self.states.values() for p in s.model.parameters()}, key=str)
+        self.bus.emit(RunStarted(self.run_id, None, {"seed": seed, "candidates": list(self.states)},
+                                 self.init, ",".join(map(str, self._devices)) or "cpu", 0,
+                                 self.models))
+
+    @property
+    def models(self) -> dict[str, nn.Module]:
+        """The same model objects you passed in, by name."""
+        return {n: s.model for n, s in self.states.items()}
+
+    @property
+    def diverged(self) -> dict[str, int]:
+        """Candidates whose loss became NaN/Inf, and the step it happened."""
+        return {n: s.diverged_at for n, s in self.states.items() if s.diverged_at is not None}
+
+    def step(self, inputs: Any, targets: Any, loss_fn: Any) -> dict[str, float]:
+        """One update of every live candidate on this batch; returns the losses (before the update)."""
+        self.step_count += 1
+        step = self.step_count
+        live = [s for s in self.states.values() if s.alive]
+        for state in live:
+            state.loss_fn = loss_fn
+        context = StepContext(self.streams, self._devices, self.metrics, self.grad_clip)
+        outputs = self.executor.run_step(step, live, {"none": (inputs, targets)}, context)
+        diverged = []
+        for name, out in outputs.items():
+            if not out.finite:
+                self.states[name].diverged_at = step
+                self.states[name].diverged_value = out.loss
+                diverged.append((name, out.loss))
+        self.bus.emit(StepDone(
+            self.run_id, step, {n: o.loss for n, o in outputs.items()},
+            {n: dict(o.metrics) for n, o in outputs.items()}, {n: o.lr for n, o in outputs.items()},
+            self.models, {n: s.optimizer for n, s in self.states.items()},
+        ))
+        for name, value in diverged:
+            self.bus.emit(CandidateDiverged(self.run_id, step, name, value))
+        return {n: o.loss for n, o in outputs.items()}
+
+    def evaluate(self, batches: Iterable[tuple[Any, Any]], loss_fn: Any) -> dict[str, dict[str, float]]:
+        """Evaluate every live candidate on the same ``batches`` (materialised once)."""
+        fixed = [tuple(b) for b in batches]
+        results: dict[str, dict[str, float]] = {}
+        per_example = per_example_loss(loss_fn)
+        for state in self.states.values():
+            if not state.alive:
+                continue
+            device = next(state.model.parameters()).device
+            out = evaluate(
+                state, [move_to(b, device) for b in fixed], loss_per_example=per_example,
+                metrics=self.metrics, device=device, streams=self.streams, step=self.step_count,
+            )
+            results[state.name] = out.means()
+        self.bus.emit(EvalDone(self.run_id, self.step_count, results))
+        return results
+
+    def close(self) -> None:
+        """Flush and close the sinks."""
+        self.bus.close()
+
+    def __enter__(self) -> Twin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _unset_loss(outputs: Any, targets: Any) -> torch.Tensor:  # replaced by Twin.step's loss_fn
+    raise BuildError("Twin.step was not given a loss function")
+

@@ -1,0 +1,51 @@
+"""The one exception hierarchy of twinrun.
+
+Every error twinrun raises on purpose derives from :class:`TwinrunError`. Its
+message names the bad value and, where there is one, the exact fix, so that a
+user reading a traceback (or the CLI's one-line error) knows what to type next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TwinrunError",
+    "ConfigError",
+    "BuildError",
+    "DataError",
+    "CheckpointError",
+    "RegistryError",
+]
+
+
+class TwinrunError(Exception):
+    """Base class of every error twinrun raises on purpose.
+
+    Args:
+        message: what is wrong, naming the offending value.
+        fix: what the user should do about it (optional, printed on its own line).
+    """
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(message if fix is None else f"{message}\n  fix: {fix}")
+
+
+class ConfigError(TwinrunError):
+    """An experiment, an override or a setting is invalid (unknown key, bad type...)."""
+
+
+class BuildError(TwinrunError):
+    """A factory failed to build its object for a candidate, or candidates don't fit together."""
+
+
+class DataError(TwinrunError):
+    """The data is unusable: empty dataset, bad batch structure, wrong shapes."""
+
+
+class CheckpointError(TwinrunError):
+    """A checkpoint is corrupt, truncated, or belongs to another experiment."""
+
+
+class RegistryError(TwinrunError):
+    """The run registry cannot be opened, read or written."""

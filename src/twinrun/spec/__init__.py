@@ -1,0 +1,35 @@
+"""Experiment specification: factories, candidates, settings, overrides and loading."""
+
+from twinrun.spec._experiment import Experiment, ExperimentSource, FactoryLike
+from twinrun.spec._factory import ROLES, Factory, factory
+from twinrun.spec._loader import load_experiment
+from twinrun.spec._metrics import Metric, accuracy, mae, mse
+from twinrun.spec._resolve import (
+    CANDIDATE_ROLES,
+    CandidateSpec,
+    ResolvedExperiment,
+    parse_overrides,
+    resolve,
+)
+from twinrun.spec._settings import SETTING_HELP, Settings
+
+__all__ = [
+    "CANDIDATE_ROLES",
+    "CandidateSpec",
+    "Experiment",
+    "ExperimentSource",
+    "Factory",
+    "FactoryLike",
+    "Metric",
+    "ROLES",
+    "ResolvedExperiment",
+    "SETTING_HELP",
+    "Settings",
+    "accuracy",
+    "factory",
+    "load_experiment",
+    "mae",
+    "mse",
+    "parse_overrides",
+    "resolve",
+]

@@ -1,0 +1,141 @@
+"""The experiment: factories, candidates and settings, as one immutable value."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from twinrun.errors import ConfigError
+from twinrun.spec._factory import Factory, as_factory
+from twinrun.spec._metrics import Metric
+from twinrun.spec._settings import Settings
+
+__all__ = ["Experiment", "ExperimentSource", "FactoryLike"]
+
+FactoryLike = Union[Factory, Callable[..., Any], str]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_S = Settings  # defaults below come from Settings, the single source of truth
+
+
+@dataclass(frozen=True)
+class ExperimentSource:
+    """Where an experiment was loaded from: the file, its hash and its text."""
+
+    path: str
+    sha256: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A comparison of candidates that share data, batches, augmentation and seed.
+
+    Args:
+        name: a short name, used for folders and the run registry.
+        data: ``fn(**kw) -> (train, val)``; each a map-style dataset of
+            ``(input, target)`` pairs or a tuple ``(inputs, targets)`` of tensors.
+        model: ``fn(**kw) -> nn.Module``.
+        optimizer: an optimizer class (called with ``model.parameters()``) or
+            ``fn(model, **kw) -> Optimizer``.
+        loss: a loss class (``nn.CrossEntropyLoss``) or ``fn(outputs, targets, **kw)``.
+        candidates: name -> overrides. An override is ``"role.key": value`` to
+            change one keyword argument (``{"model.width": 256}``) or
+            ``"role": factory`` to replace a whole factory. The first candidate is
+            the reference unless another is chosen.
+        scheduler: optional ``fn(optimizer, **kw)``, stepped once per training step.
+        augment: optional ``fn(inputs, targets, *, generator, **kw) -> (inputs, targets)``,
+            applied once per batch and shared by every candidate with the same augmentation.
+        metrics: name -> :class:`Metric` (per-example, with a direction).
+        steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
+        output, share_init: shared settings, see :class:`~twinrun.spec.Settings`.
+    """
+
+    name: str
+    data: FactoryLike
+    model: FactoryLike
+    optimizer: FactoryLike
+    loss: FactoryLike
+    candidates: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {"base": {}})
+    scheduler: FactoryLike | None = None
+    augment: FactoryLike | None = None
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    description: str = ""
+    steps: int = _S.steps
+    batch_size: int = _S.batch_size
+    eval_every: int = _S.eval_every
+    eval_batch_size: int = _S.eval_batch_size
+    seed: int = _S.seed
+    device: str = _S.device
+    grad_clip: float | None = _S.grad_clip
+    output: str = _S.output
+    share_init: bool = _S.share_init
+    source: ExperimentSource | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        where = f"experiment {self.name!r}"
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ConfigError(
+                f"experiment name {self.name!r} is not a valid name",
+                fix="use letters, digits and _ . + - (it names folders and registry rows)",
+            )
+        for role in ("data", "model", "optimizer", "loss"):
+            value = getattr(self, role)
+            if value is None:
+                raise ConfigError(f"{where}: the {role} factory is missing", fix=f"pass {role}=...")
+            object.__setattr__(self, role, as_factory(value, role=role, where=where))
+        for role in ("scheduler", "augment"):
+            value = getattr(self, role)
+            if value is not None:
+                object.__setattr__(self, role, as_factory(value, role=role, where=where))
+        self._check_candidates(where)
+        self._check_metrics(where)
+        self.settings  # validates every setting  # noqa: B018
+
+    @property
+    def settings(self) -> Settings:
+        """The shared settings of this experiment."""
+        names = [f.name for f in dataclasses.fields(Settings)]
+        return Settings(**{n: getattr(self, n) for n in names})
+
+    @property
+    def candidate_names(self) -> tuple[str, ...]:
+        return tuple(self.candidates)
+
+    def replace(self, **changes: Any) -> Experiment:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def _check_candidates(self, where: str) -> None:
+        if not isinstance(self.candidates, Mapping) or not self.candidates:
+            raise ConfigError(
+                f"{where}: candidates must be a non-empty mapping name -> overrides",
+                fix='e.g. candidates={"small": {"model.width": 64}, "wide": {"model.width": 256}}',
+            )
+        for name, overrides in self.candidates.items():
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ConfigError(
+                    f"{where}: candidate name {name!r} is not valid",
+                    fix="use letters, digits and _ . + - (it names TensorBoard folders)",
+                )
+            if not isinstance(overrides, Mapping):
+                raise ConfigError(
+                    f"{where}: candidate {name!r} must map override keys to values, got {overrides!r}",
+                    fix='e.g. {"model.width": 256} or {} for the base configuration',
+                )
+        object.__setattr__(self, "candidates", {k: dict(v) for k, v in self.candidates.items()})
+
+    def _check_metrics(self, where: str) -> None:
+        for name, metric in self.metrics.items():
+            if name == "loss":
+                raise ConfigError(f"{where}: metric name 'loss' is reserved for the loss")
+            if not isinstance(metric, Metric):
+                raise ConfigError(
+                    f"{where}: metric {name!r} is {metric!r}, not a twinrun.Metric",
+                    fix=f"wrap it with its direction: twinrun.Metric({getattr(metric, '__name__', name)},"
+                    " higher_is_better=True)",
+                )
+        object.__setattr__(self, "metrics", dict(self.metrics))

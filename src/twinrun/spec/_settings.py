@@ -1,0 +1,96 @@
+"""Run settings shared by every candidate of an experiment.
+
+Settings are plain values (steps, batch size, seed, ...) that every candidate
+shares: they define the comparison, so a candidate cannot override them. They
+can be changed from the command line with ``--set key=value``; each value is
+checked here, with an error that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from twinrun.errors import ConfigError
+
+__all__ = ["Settings", "SETTING_HELP", "validate_setting"]
+
+OUTPUT_KINDS = ("auto", "logits", "binary_logits", "values")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Values shared by all candidates. Every field is also a keyword of ``Experiment``."""
+
+    steps: int = 200
+    batch_size: int = 32
+    eval_every: int = 50
+    eval_batch_size: int = 256
+    seed: int = 0
+    device: str = "cpu"
+    grad_clip: float | None = None
+    output: str = "auto"
+    share_init: bool = True
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            validate_setting(f.name, getattr(self, f.name))
+
+    def to_config(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SETTING_HELP: dict[str, str] = {
+    "steps": "training steps (optimizer updates) per candidate",
+    "batch_size": "training batch size, shared by all candidates",
+    "eval_every": "evaluate on the validation set every this many steps (and at the end)",
+    "eval_batch_size": "batch size for evaluation",
+    "seed": "the run's seed; every RNG stream (init, data order, augmentation, dropout) derives from it",
+    "device": "torch device: cpu, cuda, cuda:1, mps ...",
+    "grad_clip": "clip the gradient norm to this value (None: no clipping)",
+    "output": "what the model outputs: auto, logits, binary_logits or values (used for seed ensembles)",
+    "share_init": "copy initial weights across candidates wherever parameter names and shapes match",
+}
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"setting {name}={value!r} must be a positive integer")
+
+
+def validate_setting(name: str, value: Any) -> None:
+    """Raise :class:`ConfigError` if ``value`` is not allowed for setting ``name``."""
+    if name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
+        _positive_int(name, value)
+    elif name == "seed":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            raise ConfigError(f"setting seed={value!r} must be an integer in [0, 2**63)")
+    elif name == "device":
+        import torch
+
+        try:
+            torch.device(value)
+        except (RuntimeError, TypeError) as exc:
+            raise ConfigError(
+                f"setting device={value!r} is not a torch device", fix="use cpu, cuda, cuda:0, mps ..."
+            ) from exc
+    elif name == "grad_clip":
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        ):
+            raise ConfigError(f"setting grad_clip={value!r} must be a positive number or None")
+    elif name == "output":
+        if value not in OUTPUT_KINDS:
+            raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")
+    elif name == "share_init":
+        if not isinstance(value, bool):
+            raise ConfigError(f"setting share_init={value!r} must be True or False")
+
+
+def coerce_setting(name: str, value: Any) -> Any:
+    """Coerce a value parsed from the command line to the setting's type, then validate it."""
+    if name == "grad_clip" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    validate_setting(name, value)
+    return value

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE / "experiments"))
+
+TOY = HERE / "experiments" / "toy.py"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own TWINRUN_HOME and working directory; no env leaks between tests."""
+    monkeypatch.setenv("TWINRUN_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def toy():
+    import twinrun
+
+    return twinrun.load_experiment(TOY)

@@ -1,0 +1,47 @@
+"""TensorBoard event files, read back with TensorBoard's own reader."""
+
+from __future__ import annotations
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import twinrun
+
+
+def _scalars(folder, tag):
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)], acc.Tags()["scalars"]
+
+
+def test_one_folder_per_comparison_one_subfolder_per_candidate(toy, tmp_path):
+    logdir = tmp_path / "tb" / "cmp"
+    result = twinrun.compare(toy, candidates=["small", "wide"], logdir=logdir, progress=False)
+    assert sorted(p.name for p in logdir.iterdir()) == ["small", "wide"]
+    for name in ("small", "wide"):
+        train, tags = _scalars(logdir / name, "train/loss")
+        assert set(tags) == {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy"}
+        cand = result.candidates[name]
+        assert [s for s, _ in train] == list(range(1, toy.steps + 1))
+        assert [v for _, v in train] == pytest.approx(cand.train_loss.tolist(), rel=1e-6)
+        val, _ = _scalars(logdir / name, "val/accuracy")
+        assert val == [(s, pytest.approx(r["accuracy"], rel=1e-6)) for s, r in cand.eval_history]
+    assert result.artifacts["tensorboard"] == str(logdir)
+
+
+def test_default_logdir_under_home(toy, tmp_path):
+    result = twinrun.compare(toy, candidates=["small"], overrides={"steps": 3}, progress=False)
+    folder = result.artifacts["tensorboard"]
+    assert folder.startswith(str(tmp_path / "home" / "tb" / "toy-"))
+    train, _ = _scalars(f"{folder}/small", "train/loss")
+    assert len(train) == 3
+
+
+def test_diverged_candidate_gets_a_text_note(toy, tmp_path):
+    from test_twin_engine import _Explodes
+
+    exp = toy.replace(candidates={"good": {}, "bad": {"model": twinrun.factory(_Explodes, at=3)}})
+    twinrun.compare(exp, logdir=tmp_path / "tb", progress=False)
+    acc = EventAccumulator(str(tmp_path / "tb" / "bad"))
+    acc.Reload()
+    assert "events/text_summary" in acc.Tags()["tensors"]

@@ -31,6 +31,7 @@ from twinrun.engine import (
     TwinResult,
     run_twin,
 )
+from twinrun.env import capture_environment, diff_environments
 from twinrun.errors import (
     BuildError,
     CheckpointError,
@@ -86,8 +87,10 @@ __all__ = [
     "TwinrunError",
     "__version__",
     "accuracy",
+    "capture_environment",
     "compare",
     "derive_seed",
+    "diff_environments",
     "factory",
     "isolated_global_rng",
     "load_experiment",

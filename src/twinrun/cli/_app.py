@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from twinrun._version import __version__
-from twinrun.cli import _compare
+from twinrun.cli import _compare, _env
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
 
@@ -25,7 +25,7 @@ start here:
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare]
+COMMANDS = [_compare, _env]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -225,3 +225,12 @@ def test_per_example_loss_matches_batch_loss(toy):
         per = engine.eval_losses["small"](out, y)
         assert per.shape == (len(y),)
         assert per.mean().item() == pytest.approx(torch.nn.functional.cross_entropy(out, y).item(), rel=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_twin_equals_solo_on_cuda(toy):
+    exp = toy.replace(device="cuda", candidates={"small": {}, "dropout": {"model.dropout": 0.5}, "deep": {}})
+    twin, _ = _train(exp)
+    for name in exp.candidates:
+        solo, _ = _train(exp, candidates=[name])
+        assert np.array_equal(solo.candidates[name].train_loss, twin.candidates[name].train_loss), name

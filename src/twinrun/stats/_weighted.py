@@ -1,0 +1,149 @@
+"""Statistics of seeds as functions of per-seed weights.
+
+A bootstrap resample of ``K`` seeds is fully described by how many times it
+draws each seed: a count per seed, the counts summing to ``K``. The same
+description covers the sample itself (every count 1) and each jackknife sample
+(one count 0). So every statistic here takes
+
+* ``w``: weights of shape ``[..., K]`` (leading dims: resamples, jackknife rows), and
+* the data, prepared once (shape ``[K]``, or ``[K, K]`` for the all-pairs win matrix),
+
+and returns shape ``[...]``. One implementation serves the estimate, the
+jackknife and every resample, with matrix products instead of a loop over
+resamples or a gather of ``[B, K]`` values. Order statistics (median, IQM) read
+the sorted data through cumulative weights, so nothing is sorted per resample.
+
+Definitions (with ``m = w.sum(-1)`` the resample size):
+
+* mean: ``sum(w * x) / m``
+* std: the sample standard deviation (``ddof=1``) of the multiset
+* median: NumPy's (mean of the two middle values when ``m`` is even)
+* IQM: the interquartile mean, ``scipy.stats.trim_mean(x, 0.25)``: drop
+  ``floor(m / 4)`` values from each end, average the rest
+* mean win: the mean of per-seed win indicators (1, 1/2 for a tie, 0)
+* pair win rate: ``sum_ij w_i w_j W_ij / m^2`` over a win matrix ``W`` (all pairs)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "STATISTICS",
+    "WeightedStatistic",
+    "named_statistic",
+    "weighted_iqm",
+    "weighted_mean",
+    "weighted_median",
+    "weighted_pair_win_rate",
+    "weighted_std",
+]
+
+#: ``f(w) -> values``: ``w`` is ``[..., K]`` weights, the result ``[...]``.
+WeightedStatistic = Callable[[np.ndarray], np.ndarray]
+
+#: The statistics :func:`named_statistic` knows, by name.
+STATISTICS = ("mean", "std", "median", "iqm")
+
+
+def weighted_mean(x: np.ndarray) -> WeightedStatistic:
+    """Mean of ``x`` (``[K]``) under weights ``[..., K]``."""
+    x = np.asarray(x, dtype=np.float64)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        return (w @ x) / w.sum(axis=-1)
+
+    return stat
+
+
+def weighted_std(x: np.ndarray) -> WeightedStatistic:
+    """Sample standard deviation (``ddof=1``) of ``x`` (``[K]``) under weights ``[..., K]``."""
+    x = np.asarray(x, dtype=np.float64)
+    centered = x - x.mean()  # shifting does not change a spread and keeps the sums small
+    squares = centered**2
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        m = w.sum(axis=-1)
+        total = w @ centered
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = (w @ squares - total**2 / m) / (m - 1)
+        return np.sqrt(np.maximum(var, 0.0))
+
+    return stat
+
+
+def _sorted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    return x[order], order
+
+
+def _order_statistic(xs: np.ndarray, cum: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The ``k``-th smallest (0-based) value of each weighted multiset.
+
+    ``xs`` is the sorted data ``[K]``, ``cum`` the cumulative weights in sorted
+    order ``[..., K]``; the ``k``-th smallest is the first sorted value whose
+    cumulative weight exceeds ``k``.
+    """
+    position = (cum <= k[..., None]).sum(axis=-1)
+    return xs[np.minimum(position, xs.size - 1)]
+
+
+def weighted_median(x: np.ndarray) -> WeightedStatistic:
+    """Median of ``x`` (``[K]``) under integer weights ``[..., K]`` (NumPy's definition)."""
+    xs, order = _sorted(x)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        cum = np.cumsum(w[..., order], axis=-1)
+        m = np.rint(cum[..., -1]).astype(np.int64)
+        low = _order_statistic(xs, cum, (m - 1) // 2)
+        high = _order_statistic(xs, cum, m // 2)
+        return (low + high) / 2
+
+    return stat
+
+
+def weighted_iqm(x: np.ndarray) -> WeightedStatistic:
+    """Interquartile mean of ``x`` (``[K]``) under integer weights ``[..., K]``.
+
+    Each sorted value's copies occupy positions ``[cum - w, cum)`` of the sorted
+    multiset; the IQM averages positions ``[g, m - g)`` with ``g = floor(m / 4)``,
+    so each value counts with the overlap of the two ranges.
+    """
+    xs, order = _sorted(x)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        ws = w[..., order]
+        cum = np.cumsum(ws, axis=-1)
+        m = cum[..., -1:]
+        g = np.floor(np.rint(m) / 4)
+        overlap = np.minimum(cum, m - g) - np.maximum(cum - ws, g)
+        return (np.maximum(overlap, 0.0) @ xs) / (m[..., 0] - 2 * g[..., 0])
+
+    return stat
+
+
+def weighted_pair_win_rate(wins: np.ndarray) -> WeightedStatistic:
+    """``sum_ij w_i w_j wins[i, j] / m^2`` for a ``[K, K]`` win matrix, under weights ``[..., K]``."""
+    wins = np.asarray(wins, dtype=np.float64)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        m = w.sum(axis=-1)
+        return ((w @ wins) * w).sum(axis=-1) / m**2
+
+    return stat
+
+
+_BUILDERS: dict[str, Callable[[np.ndarray], WeightedStatistic]] = {
+    "mean": weighted_mean,
+    "std": weighted_std,
+    "median": weighted_median,
+    "iqm": weighted_iqm,
+}
+
+
+def named_statistic(name: str, x: np.ndarray) -> WeightedStatistic:
+    """The weighted form of statistic ``name`` (one of :data:`STATISTICS`) over ``x``."""
+    return _BUILDERS[name](x)

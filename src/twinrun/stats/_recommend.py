@@ -79,6 +79,15 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
+def _gain(gain: float | None) -> str:
+    """A direction-adjusted gain in words: "0.012 better than one seed"."""
+    if gain is None:
+        return "no gain measured"
+    if gain == 0:
+        return "no better than one seed"
+    return f"{abs(gain):.4g} {'better' if gain > 0 else 'worse'} than one seed on average"
+
+
 def recommend_aligned(
     aligned: AlignedScores,
     *,
@@ -146,8 +155,19 @@ def recommend_aligned(
         reasons.append(f"the seeds do not separate {leader} from {', '.join(contenders[1:])}")
         out["seeds_needed"] = _hardest(out["against_leader"], contenders[1:], leader)
     out["single"] = _single_pick(contenders, summaries)
+    _explain_picks(out, metric)
     out["line"] = _line(out, lead, metric, k)
     return json_safe(out)
+
+
+def _explain_picks(out: dict[str, Any], metric: str) -> None:
+    ens, single = out["ensemble"], out["single"]
+    if ens["candidate"] is not None:
+        out["reasons"].append(f"{ens['candidate']} has the best ensemble {metric} "
+                              f"({_fmt(ens['score'])} with {ens['k']} seeds)")
+    if single["candidate"] is not None and len(single["among"]) > 1:
+        out["reasons"].append(f"{single['candidate']} has the smallest range of {metric} over seeds "
+                              f"({_fmt(single['range'])}) among {', '.join(single['among'])}")
 
 
 def _hardest(against: Mapping[str, Any], contenders: list[str], leader: str) -> dict[str, Any]:
@@ -203,8 +223,7 @@ def _single_candidate_line(
         head += f", range {_fmt(summary['range'])}"
     parts = [head]
     if ens.get("candidate") is not None:
-        parts.append(f"an ensemble of {ens['k']} seeds scores {_fmt(ens['score'])} "
-                     f"({_fmt(ens['gain'], True)} over one seed)")
+        parts.append(f"an ensemble of {ens['k']} seeds scores {_fmt(ens['score'])} ({_gain(ens['gain'])})")
     return "; ".join(parts) + "."
 
 
@@ -221,18 +240,19 @@ def _line(out: Mapping[str, Any], lead: Mapping[str, Any], metric: str, k: int) 
                     f"count estimated; run at least 2 seeds (10 is a sensible start). Best single "
                     f"score so far: {leader} ({_fmt(lead['mean'])}).")
         elif need["seeds"] is None:
-            head = (f"not resolved: {leader} vs {rival} — {need['reason'] or 'no estimate'} "
+            head = (f"not resolved: {leader} vs {rival}: {need['reason'] or 'no estimate'} "
                     f"({k} seeds run).")
         else:
             head = (f"not resolved: about {need['seeds']} seeds needed to tell {leader} from {rival} "
-                    f"({k} run; paired difference {_fmt(need['diff'], True)}, sd {_fmt(need['sd'])}).")
+                    f"({k} run; {rival} - {leader} = {_fmt(need['diff'], True)} on average per seed, "
+                    f"sd {_fmt(need['sd'])}).")
     parts = [head]
     deploy = out["deploy"]
     ens, single = out["ensemble"], out["single"]
     if deploy in ("both", "ensemble"):
         if ens["candidate"] is not None:
             parts.append(f"To deploy an ensemble: {ens['candidate']} (ensemble {metric} "
-                         f"{_fmt(ens['score'])} with {ens['k']} seeds, {_fmt(ens['gain'], True)} over one seed).")
+                         f"{_fmt(ens['score'])} with {ens['k']} seeds, {_gain(ens['gain'])}).")
         elif deploy == "ensemble":
             parts.append(f"No ensemble recommendation: {ens['reason']}.")
     if deploy in ("both", "single"):

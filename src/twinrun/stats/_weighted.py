@@ -59,17 +59,19 @@ def weighted_mean(x: np.ndarray) -> WeightedStatistic:
 
 
 def weighted_std(x: np.ndarray) -> WeightedStatistic:
-    """Sample standard deviation (``ddof=1``) of ``x`` (``[K]``) under weights ``[..., K]``."""
+    """Sample standard deviation (``ddof=1``) of ``x`` (``[K]``) under weights ``[..., K]``.
+
+    Two passes (the weighted mean, then the weighted squared deviations from it), so
+    a resample of one repeated value has a spread of exactly 0.
+    """
     x = np.asarray(x, dtype=np.float64)
-    centered = x - x.mean()  # shifting does not change a spread and keeps the sums small
-    squares = centered**2
 
     def stat(w: np.ndarray) -> np.ndarray:
         m = w.sum(axis=-1)
-        total = w @ centered
+        mean = (w @ x) / m
+        squares = (w * (x - mean[..., None]) ** 2).sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            var = (w @ squares - total**2 / m) / (m - 1)
-        return np.sqrt(np.maximum(var, 0.0))
+            return np.sqrt(squares / (m - 1))
 
     return stat
 

@@ -229,3 +229,17 @@ def test_ensemble_must_match_the_scores():
         analyze_seeds({"stable": scores["stable"]}, higher_is_better=False, ensemble=ens)
     r = analyze_seeds(scores, higher_is_better=False, ensemble={"stable": ens["stable"]}, n_resamples=200)
     assert any("no ensemble for 'noisy'" in n for n in r["notes"])
+
+
+def test_readme_example_prints_what_the_readme_says(capsys, tmp_path):
+    import re
+    import runpy
+    from pathlib import Path
+
+    text = Path(__file__).parents[2].joinpath("README.md").read_text()
+    section = text[text.index("## Seeds as data"):]
+    code, printed = re.findall(r"```(?:python)?\n(.*?)```", section, re.DOTALL)[:2]
+    script = tmp_path / "readme_example.py"
+    script.write_text(code)
+    runpy.run_path(str(script))
+    assert capsys.readouterr().out.split() == printed.split()

@@ -359,12 +359,17 @@ def _candidate_intervals(
         why = "no finite score" if n == 0 else "a bootstrap interval needs at least 2 seeds; got 1"
         return {s: {"estimate": float(x[0]) if n and s != "std" else None, "reason": why}
                 for s in statistics}
-    index = resample_indices(n, n_resamples, rng)
-    counts = counts_from_indices(index, n)
+    # The seeds' order does not matter to these statistics: count the draws in sorted
+    # order, so that order statistics need not reorder the counts of every resample.
+    order = np.argsort(x, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    counts = counts_from_indices(rank[resample_indices(n, n_resamples, rng)], n)
+    xs = x[order]
     ones, jack = np.ones(n), np.ones(n) - np.eye(n)
     out = {}
     for name in statistics:
-        stat = named_statistic(name, x)
+        stat = named_statistic(name, xs)
         out[name] = intervals_from_distribution(
             float(stat(ones)), stat(counts), stat(jack), confidence
         )

@@ -56,7 +56,8 @@ def _unpaired_win_rate(win_matrix: np.ndarray) -> WeightedStatistic:
         squares = w**2
         pairs = w.sum(axis=-1) ** 2 - squares.sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (((w @ win_matrix) * w).sum(axis=-1) - squares @ diagonal) / pairs
+            all_pairs = np.einsum("...i,ij,...j->...", w, win_matrix, w)
+            return (all_pairs - np.einsum("...k,k->...", squares, diagonal)) / pairs
 
     return stat
 

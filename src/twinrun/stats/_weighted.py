@@ -9,9 +9,10 @@ description covers the sample itself (every count 1) and each jackknife sample
 * the data, prepared once (shape ``[K]``, or ``[K, K]`` for the all-pairs win matrix),
 
 and returns shape ``[...]``. One implementation serves the estimate, the
-jackknife and every resample, with matrix products instead of a loop over
+jackknife and every resample, with weighted sums (``einsum``) instead of a loop over
 resamples or a gather of ``[B, K]`` values. Order statistics (median, IQM) read
-the sorted data through cumulative weights, so nothing is sorted per resample.
+the sorted data through cumulative weights, so nothing is sorted per resample
+(and when the data come sorted, the weights are not even reordered).
 
 Definitions (with ``m = w.sum(-1)`` the resample size):
 
@@ -48,12 +49,19 @@ WeightedStatistic = Callable[[np.ndarray], np.ndarray]
 STATISTICS = ("mean", "std", "median", "iqm")
 
 
+def _dot(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``w @ x`` over the last axis without BLAS: the same sums in the same order on any
+    machine and thread count (a reproducibility tool's bootstrap must not depend on them),
+    and no BLAS thread pool fighting other processes for the cores."""
+    return np.einsum("...k,k->...", w, x)
+
+
 def weighted_mean(x: np.ndarray) -> WeightedStatistic:
     """Mean of ``x`` (``[K]``) under weights ``[..., K]``."""
     x = np.asarray(x, dtype=np.float64)
 
     def stat(w: np.ndarray) -> np.ndarray:
-        return (w @ x) / w.sum(axis=-1)
+        return _dot(w, x) / w.sum(axis=-1)
 
     return stat
 
@@ -68,7 +76,7 @@ def weighted_std(x: np.ndarray) -> WeightedStatistic:
 
     def stat(w: np.ndarray) -> np.ndarray:
         m = w.sum(axis=-1)
-        mean = (w @ x) / m
+        mean = _dot(w, x) / m
         squares = (w * (x - mean[..., None]) ** 2).sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.sqrt(squares / (m - 1))
@@ -76,10 +84,17 @@ def weighted_std(x: np.ndarray) -> WeightedStatistic:
     return stat
 
 
-def _sorted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _sorted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` sorted, and the order that sorts it (``None`` when ``x`` is already sorted)."""
     x = np.asarray(x, dtype=np.float64)
     order = np.argsort(x, kind="stable")
+    if np.array_equal(order, np.arange(x.size)):
+        return x, None
     return x[order], order
+
+
+def _in_order(w: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    return w if order is None else w[..., order]
 
 
 def _order_statistic(xs: np.ndarray, cum: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -98,7 +113,7 @@ def weighted_median(x: np.ndarray) -> WeightedStatistic:
     xs, order = _sorted(x)
 
     def stat(w: np.ndarray) -> np.ndarray:
-        cum = np.cumsum(w[..., order], axis=-1)
+        cum = np.cumsum(_in_order(w, order), axis=-1)
         m = np.rint(cum[..., -1]).astype(np.int64)
         low = _order_statistic(xs, cum, (m - 1) // 2)
         high = _order_statistic(xs, cum, m // 2)
@@ -117,12 +132,17 @@ def weighted_iqm(x: np.ndarray) -> WeightedStatistic:
     xs, order = _sorted(x)
 
     def stat(w: np.ndarray) -> np.ndarray:
-        ws = w[..., order]
-        cum = np.cumsum(ws, axis=-1)
-        m = cum[..., -1:]
+        ws = _in_order(w, order)
+        end = np.cumsum(ws, axis=-1)  # where each sorted value's copies end
+        m = end[..., -1:].copy()
         g = np.floor(np.rint(m) / 4)
-        overlap = np.minimum(cum, m - g) - np.maximum(cum - ws, g)
-        return (np.maximum(overlap, 0.0) @ xs) / (m[..., 0] - 2 * g[..., 0])
+        start = end - ws
+        # overlap = max(0, min(end, m - g) - max(start, g)), in place: these are [B, K] arrays
+        np.maximum(start, g, out=start)
+        np.minimum(end, m - g, out=end)
+        end -= start
+        np.maximum(end, 0.0, out=end)
+        return _dot(end, xs) / (m[..., 0] - 2 * g[..., 0])
 
     return stat
 
@@ -133,7 +153,7 @@ def weighted_pair_win_rate(wins: np.ndarray) -> WeightedStatistic:
 
     def stat(w: np.ndarray) -> np.ndarray:
         m = w.sum(axis=-1)
-        return ((w @ wins) * w).sum(axis=-1) / m**2
+        return np.einsum("...i,ij,...j->...", w, wins, w) / m**2
 
     return stat
 

@@ -56,7 +56,7 @@ def _unpaired_win_rate(win_matrix: np.ndarray) -> WeightedStatistic:
         squares = w**2
         pairs = w.sum(axis=-1) ** 2 - squares.sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            all_pairs = np.einsum("...i,ij,...j->...", w, win_matrix, w)
+            all_pairs = np.einsum("...j,...j->...", np.einsum("...i,ij->...j", w, win_matrix), w)
             return (all_pairs - np.einsum("...k,k->...", squares, diagonal)) / pairs
 
     return stat

@@ -6,7 +6,7 @@ description covers the sample itself (every count 1) and each jackknife sample
 (one count 0). So every statistic here takes
 
 * ``w``: weights of shape ``[..., K]`` (leading dims: resamples, jackknife rows), and
-* the data, prepared once (shape ``[K]``, or ``[K, K]`` for the all-pairs win matrix),
+* the data, prepared once (shape ``[K]``),
 
 and returns shape ``[...]``. One implementation serves the estimate, the
 jackknife and every resample, with weighted sums (``einsum``) instead of a loop over
@@ -21,8 +21,6 @@ Definitions (with ``m = w.sum(-1)`` the resample size):
 * median: NumPy's (mean of the two middle values when ``m`` is even)
 * IQM: the interquartile mean, ``scipy.stats.trim_mean(x, 0.25)``: drop
   ``floor(m / 4)`` values from each end, average the rest
-* mean win: the mean of per-seed win indicators (1, 1/2 for a tie, 0)
-* pair win rate: ``sum_ij w_i w_j W_ij / m^2`` over a win matrix ``W`` (all pairs)
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ __all__ = [
     "weighted_iqm",
     "weighted_mean",
     "weighted_median",
-    "weighted_pair_win_rate",
     "weighted_std",
 ]
 
@@ -143,17 +140,6 @@ def weighted_iqm(x: np.ndarray) -> WeightedStatistic:
         end -= start
         np.maximum(end, 0.0, out=end)
         return _dot(end, xs) / (m[..., 0] - 2 * g[..., 0])
-
-    return stat
-
-
-def weighted_pair_win_rate(wins: np.ndarray) -> WeightedStatistic:
-    """``sum_ij w_i w_j wins[i, j] / m^2`` for a ``[K, K]`` win matrix, under weights ``[..., K]``."""
-    wins = np.asarray(wins, dtype=np.float64)
-
-    def stat(w: np.ndarray) -> np.ndarray:
-        m = w.sum(axis=-1)
-        return np.einsum("...i,ij,...j->...", w, wins, w) / m**2
 
     return stat
 

@@ -94,14 +94,21 @@ def _in_order(w: np.ndarray, order: np.ndarray | None) -> np.ndarray:
     return w if order is None else w[..., order]
 
 
-def _order_statistic(xs: np.ndarray, cum: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _sizes(cum: np.ndarray) -> np.ndarray | int:
+    """The multiset sizes ``[...]`` from cumulative weights; one ``int`` when they are all equal
+    (every bootstrap resample has ``K`` draws), which keeps the comparisons below scalar."""
+    m = np.rint(cum[..., -1]).astype(np.int64)
+    return int(m.flat[0]) if m.size and np.all(m == m.flat[0]) else m
+
+
+def _order_statistic(xs: np.ndarray, cum: np.ndarray, k: np.ndarray | int) -> np.ndarray:
     """The ``k``-th smallest (0-based) value of each weighted multiset.
 
     ``xs`` is the sorted data ``[K]``, ``cum`` the cumulative weights in sorted
     order ``[..., K]``; the ``k``-th smallest is the first sorted value whose
     cumulative weight exceeds ``k``.
     """
-    position = (cum <= k[..., None]).sum(axis=-1)
+    position = np.count_nonzero(cum <= np.expand_dims(k, -1), axis=-1)
     return xs[np.minimum(position, xs.size - 1)]
 
 
@@ -111,7 +118,7 @@ def weighted_median(x: np.ndarray) -> WeightedStatistic:
 
     def stat(w: np.ndarray) -> np.ndarray:
         cum = np.cumsum(_in_order(w, order), axis=-1)
-        m = np.rint(cum[..., -1]).astype(np.int64)
+        m = _sizes(cum)
         low = _order_statistic(xs, cum, (m - 1) // 2)
         high = _order_statistic(xs, cum, m // 2)
         return (low + high) / 2
@@ -131,15 +138,15 @@ def weighted_iqm(x: np.ndarray) -> WeightedStatistic:
     def stat(w: np.ndarray) -> np.ndarray:
         ws = _in_order(w, order)
         end = np.cumsum(ws, axis=-1)  # where each sorted value's copies end
-        m = end[..., -1:].copy()
-        g = np.floor(np.rint(m) / 4)
+        m = np.expand_dims(_sizes(end), -1)
+        g = m // 4
         start = end - ws
         # overlap = max(0, min(end, m - g) - max(start, g)), in place: these are [B, K] arrays
         np.maximum(start, g, out=start)
         np.minimum(end, m - g, out=end)
         end -= start
         np.maximum(end, 0.0, out=end)
-        return _dot(end, xs) / (m[..., 0] - 2 * g[..., 0])
+        return _dot(end, xs) / (m - 2 * g)[..., 0]
 
     return stat
 

@@ -278,8 +278,11 @@ def compare_to_reference(
         ``p_holm``, ``decision`` ("better", "worse" or "not resolved" at the Holm-adjusted
         level ``1 - confidence``), ``seeds_needed`` (:func:`~twinrun.stats.seeds_needed` at the
         Bonferroni level ``(1 - confidence) / m`` for ``m`` comparisons, which the Holm step-down
-        never makes stricter) and ``notes``.
+        never makes stricter) and ``notes``. ``difference["better"]`` reads the unadjusted t
+        interval of that one comparison; ``decision`` is the Holm-adjusted verdict.
     """
+    confidence = check_confidence(confidence)
+    n_resamples = _check_resamples(n_resamples)
     aligned = align_scores(scores, seeds)
     return _compare(aligned, _reference(aligned, reference), higher_is_better=higher_is_better,
                     confidence=confidence, n_resamples=n_resamples, base=base_seed(seed))

@@ -9,6 +9,7 @@ The flat public API::
     experiment = twinrun.Experiment(...)        # factories + candidates
     result = twinrun.compare(experiment)        # or the path of a file
     twin = twinrun.Twin({...})                  # inside your own loop
+    report = twinrun.analyze_seeds({"base": [...], "wide": [...]}, higher_is_better=True)
 """
 
 from twinrun._compare import compare
@@ -55,6 +56,14 @@ from twinrun.spec import (
     parse_overrides,
     resolve,
 )
+from twinrun.stats import (
+    analyze_seeds,
+    bootstrap_ci,
+    probability_of_improvement,
+    seed_ensemble,
+    seeds_needed,
+    summarize,
+)
 
 __all__ = [
     "BatchPrepared",
@@ -87,6 +96,8 @@ __all__ = [
     "TwinrunError",
     "__version__",
     "accuracy",
+    "analyze_seeds",
+    "bootstrap_ci",
     "capture_environment",
     "compare",
     "derive_seed",
@@ -97,6 +108,10 @@ __all__ = [
     "mae",
     "mse",
     "parse_overrides",
+    "probability_of_improvement",
     "resolve",
     "run_twin",
+    "seed_ensemble",
+    "seeds_needed",
+    "summarize",
 ]

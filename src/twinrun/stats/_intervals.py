@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["paired_t_interval", "block_bootstrap_interval", "auto_block_length"]
+__all__ = ["auto_block_length", "block_bootstrap_interval", "paired_t_interval"]
 
 
 def _as_1d(values: Any, name: str) -> np.ndarray:

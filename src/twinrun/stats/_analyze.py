@@ -1,0 +1,179 @@
+"""One call for a seed sweep: summaries, intervals, comparisons, ensembles, recommendation.
+
+Shapes: ``scores`` is ``{candidate: [K]}`` — one final metric value per seed,
+seed-aligned (position ``k`` is the same seed, so the same init, batches and
+augmentation, for every candidate); ``NaN``/``None`` where a seed is missing, or
+``{candidate: {seed: score}}``. ``ensemble`` is the result of
+:func:`~twinrun.stats.seed_ensemble` for the same metric.
+
+The result is a JSON-safe dict (no NaN: ``None`` plus a reason), stable enough
+for a registry, with everything later plots need: per-seed values, every
+interval's endpoints, the per-seed paired differences and the ensemble gain curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from twinrun.errors import ConfigError
+from twinrun.stats._bootstrap import _candidate_intervals, _check_resamples, check_confidence
+from twinrun.stats._intervals import paired_t_interval
+from twinrun.stats._json import json_safe
+from twinrun.stats._paired import _compare, _reference
+from twinrun.stats._random import Seed, base_seed, stream
+from twinrun.stats._recommend import recommend_aligned
+from twinrun.stats._scores import AlignedScores, SeedLabel, align_scores
+from twinrun.stats._summary import summarize_values
+
+__all__ = ["HEADLINE_INTERVALS", "analyze_seeds"]
+
+#: The headline interval of each quantity: the method whose coverage, measured by simulation
+#: with 10 seeds (BENCHMARKS.md), is closest to the nominal one. Its endpoints are the
+#: ``low``/``high`` of the quantity; the other methods are kept next to them.
+HEADLINE_INTERVALS = {
+    "mean": "t",
+    "median": "percentile",
+    "iqm": "percentile",
+    "paired difference": "t",
+    "probability of improvement": "expanded",
+}
+
+
+def analyze_seeds(
+    scores: Mapping[str, Any],
+    *,
+    higher_is_better: bool,
+    reference: str | None = None,
+    ensemble: Mapping[str, Mapping[str, Any]] | None = None,
+    seed: Seed = 0,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    metric: str = "score",
+    deploy: str = "both",
+    seeds: Sequence[SeedLabel] | None = None,
+) -> dict[str, Any]:
+    """Everything the seeds of a sweep say about one metric.
+
+    Args:
+        scores: ``{candidate: [K]}`` seed-aligned scores (see the module docstring).
+        higher_is_better: the metric's direction.
+        reference: the candidate the others are compared with (default: the first).
+        ensemble: :func:`~twinrun.stats.seed_ensemble`'s result for this metric, or ``None``.
+        seed: ``int`` or ``numpy.random.Generator``; every bootstrap draws from a stream
+            named after what it resamples, derived from this one seed (recorded as ``seed``).
+        confidence: nominal coverage of every interval and ``1 -`` the level of every test.
+        n_resamples: bootstrap resamples per interval.
+        metric: the metric's name, for the recommendation line.
+        deploy: ``"both"``, ``"ensemble"`` or ``"single"`` (see :func:`~twinrun.stats.recommend`).
+        seeds: labels of the ``K`` seeds (default ``0..K-1``).
+
+    Returns:
+        ``metric``, ``higher_is_better``, ``confidence``, ``n_resamples``, ``seed``,
+        ``seeds`` (labels), ``k``, ``candidates``, ``reference``, ``headline_intervals``,
+        ``summary`` (per candidate: :func:`~twinrun.stats.summarize` fields plus
+        ``intervals``: for ``mean``, ``median`` and ``iqm``, ``{"estimate", "low", "high",
+        "method", "se", "percentile", "expanded", "bca"}`` (and ``"t"`` for the mean), where
+        ``low``/``high`` are the headline method's endpoints), ``comparisons`` (:func:`~twinrun.stats.compare_to_reference`),
+        ``ensemble`` (as given, or ``None``), ``recommendation``
+        (:func:`~twinrun.stats.recommend`), ``unavailable`` (what could not be computed,
+        and why) and ``notes`` (missing seeds, dropped pairs, ensembles).
+
+    Raises:
+        DataError: scores that are not seed-aligned (the message names the candidate
+            and the lengths).
+        ConfigError: an unknown reference, a bad confidence, seed or direction.
+    """
+    if not isinstance(higher_is_better, bool):
+        raise ConfigError(f"higher_is_better={higher_is_better!r} must be True or False",
+                          fix="pass higher_is_better=True for accuracy-like metrics, False for losses")
+    confidence = check_confidence(confidence)
+    n_resamples = _check_resamples(n_resamples)
+    aligned = align_scores(scores, seeds)
+    ref = _reference(aligned, reference)
+    base = base_seed(seed)
+    notes = list(aligned.notes)
+    unavailable: list[str] = []
+    ensemble = _check_ensemble(ensemble, aligned, higher_is_better, notes)
+
+    summary = {name: _candidate_summary(aligned, name, confidence, n_resamples, base, unavailable)
+               for name in aligned.names}
+    comparisons = _compare(aligned, ref, higher_is_better=higher_is_better, confidence=confidence,
+                           n_resamples=n_resamples, base=base)
+    for name, entry in comparisons.items():
+        notes.extend(entry["notes"])
+        if entry["difference"]["reason"] and entry["difference"]["low"] is None:
+            unavailable.append(f"{name!r} vs {ref!r}: {entry['difference']['reason']}")
+    recommendation = recommend_aligned(aligned, higher_is_better=higher_is_better, ensemble=ensemble,
+                                       confidence=confidence, metric=metric, deploy=deploy)
+    return json_safe({
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "confidence": confidence,
+        "n_resamples": n_resamples,
+        "seed": base,
+        "seeds": list(aligned.seeds),
+        "k": len(aligned.seeds),
+        "candidates": aligned.names,
+        "reference": ref,
+        "headline_intervals": dict(HEADLINE_INTERVALS),
+        "summary": summary,
+        "comparisons": comparisons,
+        "ensemble": None if ensemble is None else dict(ensemble),
+        "recommendation": recommendation,
+        "unavailable": unavailable,
+        "notes": notes,
+    })
+
+
+def _candidate_summary(
+    aligned: AlignedScores, name: str, confidence: float, n_resamples: int, base: int,
+    unavailable: list[str],
+) -> dict[str, Any]:
+    row = aligned.values[name]
+    x = row[np.isfinite(row)]
+    entry: dict[str, Any] = {"seeds": list(aligned.seeds), "values": row, **summarize_values(x)}
+    for stat, why in entry["unavailable"].items():
+        unavailable.append(f"{name!r} {stat}: {why}")
+    boot = _candidate_intervals(x, ("mean", "median", "iqm"), confidence, n_resamples,
+                                stream(base, "bootstrap", name))
+    if x.size >= 2:
+        t = paired_t_interval(x, confidence)
+        boot["mean"]["t"] = {"low": t["low"], "high": t["high"]}
+        for stat, interval in boot.items():
+            method = HEADLINE_INTERVALS[stat]
+            boot[stat] = {"estimate": interval.pop("estimate"), "low": interval[method]["low"],
+                          "high": interval[method]["high"], "method": method, **interval}
+    else:
+        unavailable.append(f"{name!r} intervals: {boot['mean']['reason']}")
+    entry["intervals"] = boot
+    return entry
+
+
+def _check_ensemble(
+    ensemble: Mapping[str, Mapping[str, Any]] | None, aligned: AlignedScores, higher_is_better: bool,
+    notes: list[str],
+) -> Mapping[str, Mapping[str, Any]] | None:
+    if ensemble is None:
+        return None
+    if not isinstance(ensemble, Mapping):
+        raise ConfigError(f"ensemble must be seed_ensemble()'s result, a mapping; got {type(ensemble).__name__}",
+                          fix="pass ensemble=twinrun.seed_ensemble(outputs, targets, kind=..., metric=...)")
+    extra = [c for c in ensemble if c not in aligned.values]
+    if extra:
+        raise ConfigError(f"ensemble has candidates {extra} that have no scores; candidates: {aligned.names}",
+                          fix="ensemble the same candidates whose scores you pass")
+    for name, entry in ensemble.items():
+        if entry.get("higher_is_better") is not None and entry["higher_is_better"] != higher_is_better:
+            raise ConfigError(
+                f"ensemble of {name!r} was measured with a metric where higher_is_better="
+                f"{entry['higher_is_better']}, but the scores say higher_is_better={higher_is_better}",
+                fix="ensemble with the same metric as the scores",
+            )
+        notes.extend(entry.get("notes", []))
+    missing = [c for c in aligned.values if c not in ensemble]
+    if missing:
+        notes.append(f"no ensemble for {', '.join(repr(c) for c in missing)} (no outputs given)")
+    return ensemble

@@ -1,0 +1,355 @@
+"""Paired comparisons across seeds: differences, the gain from pairing, Holm.
+
+Shapes: ``a`` and ``b`` are ``[K]`` seed-aligned scores (position ``k`` is seed
+``k`` for both: same init, batches and augmentation), NaN where a seed is
+missing. A comparison uses the seeds finite for both. Differences are ``a - b``
+in metric units (raw sign); ``better`` reads them with the metric's direction.
+
+* :func:`paired_t_test`: mean paired difference, t interval and two-sided p-value
+  (the same numbers as ``scipy.stats.ttest_rel``).
+* :func:`paired_difference`: that, plus the per-seed differences and bootstrap
+  intervals (percentile, expanded percentile, BCa). The t interval is the
+  headline (``low``/``high``): with 10 seeds it is the one that covers 95 %.
+* :func:`pairing_gain`: what the pairing bought. An unpaired design (each
+  candidate its own seeds) estimates the difference with variance
+  ``(Var(A) + Var(B)) / n``; the paired design with ``Var(A - B) / n =
+  (Var(A) + Var(B) - 2 Cov(A, B)) / n``.
+* :func:`holm`: Holm's step-down adjustment of several p-values.
+* :func:`compare_to_reference`: all of it for every candidate against one reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from twinrun.errors import ConfigError, DataError
+from twinrun.stats._bootstrap import (
+    _check_resamples,
+    check_confidence,
+    counts_from_indices,
+    intervals_from_distribution,
+    resample_indices,
+)
+from twinrun.stats._improvement import improvement_from_counts
+from twinrun.stats._intervals import paired_t_interval
+from twinrun.stats._json import json_safe
+from twinrun.stats._power import seeds_needed
+from twinrun.stats._random import Seed, as_generator, base_seed, stream
+from twinrun.stats._scores import AlignedScores, SeedLabel, align_scores, describe_seeds
+from twinrun.stats._weighted import weighted_mean
+
+__all__ = [
+    "compare_to_reference",
+    "decide",
+    "holm",
+    "paired_difference",
+    "paired_t_test",
+    "pairing_gain",
+]
+
+
+def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise DataError(
+            f"a and b must be seed-aligned [K] arrays of one length, got shapes {x.shape} and {y.shape}",
+            fix="pass one score per seed for each, NaN where a seed is missing",
+        )
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x, y, keep
+
+
+def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]:
+    """Paired t-test of ``a - b`` over the seeds finite in both.
+
+    Returns ``n``, ``diff`` (mean of ``a - b``), ``sd`` (of the differences,
+    ``ddof=1``), ``se``, ``t``, ``df``, ``p_value`` (two-sided), ``low``, ``high``
+    (the t interval) and ``reason`` when something is ``None``. Constant
+    differences give ``p_value`` 0 (or 1 when they are all 0) and a zero-width interval.
+
+    >>> r = paired_t_test([0.91, 0.93, 0.92, 0.95], [0.90, 0.91, 0.92, 0.93])
+    >>> round(r["diff"], 4), round(r["p_value"], 4)
+    (0.0125, 0.0796)
+    """
+    confidence = check_confidence(confidence)
+    x, y, keep = _pair(a, b)
+    d = x[keep] - y[keep]
+    n = int(d.size)
+    out: dict[str, Any] = {"n": n, "diff": None, "sd": None, "se": None, "t": None, "df": None,
+                           "p_value": None, "low": None, "high": None, "confidence": confidence,
+                           "reason": None}
+    if n == 0:
+        out["reason"] = "no seed has a finite score for both"
+        return json_safe(out)
+    out["diff"] = float(d.mean())
+    if n < 2:
+        out["reason"] = "a paired test needs at least 2 seeds with scores for both; there is 1"
+        return json_safe(out)
+    interval = paired_t_interval(d, confidence)
+    sd = float(d.std(ddof=1))
+    out.update(sd=sd, se=interval["se"], df=n - 1, low=interval["low"], high=interval["high"])
+    if sd == 0.0:
+        out.update(t=None, p_value=1.0 if out["diff"] == 0 else 0.0,
+                   reason="the paired difference is the same on every seed")
+    else:
+        t = out["diff"] / interval["se"]
+        out.update(t=t, p_value=float(2 * sps.t.sf(abs(t), n - 1)))
+    return json_safe(out)
+
+
+def paired_difference(
+    a: Any,
+    b: Any,
+    *,
+    higher_is_better: bool | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: Seed = 0,
+) -> dict[str, Any]:
+    """The paired difference ``a - b`` across seeds with its intervals.
+
+    Args:
+        a, b: ``[K]`` seed-aligned scores.
+        higher_is_better: the metric's direction; when given, ``better`` says whether
+            ``a`` is resolved better (True), resolved worse (False) or not resolved (None)
+            by the t interval.
+        seed: an ``int`` or ``numpy.random.Generator`` for the bootstrap.
+
+    Returns:
+        the :func:`paired_t_test` fields, plus ``diffs`` (``[K]``, None where a seed is
+        left out), ``method`` ("t"), ``intervals`` (``t``, ``percentile``,
+        ``expanded``, ``bca``) and ``better``.
+    """
+    confidence = check_confidence(confidence)
+    n_resamples = _check_resamples(n_resamples)
+    x, y, keep = _pair(a, b)
+    n = int(keep.sum())
+    counts = (counts_from_indices(resample_indices(n, n_resamples, as_generator(seed)), n)
+              if n >= 2 else None)
+    return difference_from_counts(x, y, keep, higher_is_better=higher_is_better,
+                                  confidence=confidence, counts=counts)
+
+
+def difference_from_counts(
+    x: np.ndarray, y: np.ndarray, keep: np.ndarray, *, higher_is_better: bool | None,
+    confidence: float, counts: np.ndarray | None,
+) -> dict[str, Any]:
+    """:func:`paired_difference` of ``x``, ``y`` (``[K]``) over ``keep`` (``bool[K]``, ``n`` true)
+    from resample counts ``[B, n]`` (``None`` when ``n < 2``)."""
+    out = paired_t_test(x, y, confidence=confidence)
+    diffs = np.where(keep, x - y, np.nan)
+    out.update(diffs=diffs, method="t", intervals=None, better=None)
+    if out["low"] is None or counts is None:
+        return json_safe(out)
+    d = diffs[keep]
+    stat = weighted_mean(d)
+    boot = intervals_from_distribution(out["diff"], stat(counts), stat(1 - np.eye(d.size)), confidence)
+    out["intervals"] = {"t": {"low": out["low"], "high": out["high"]},
+                        **{m: boot[m] for m in ("percentile", "expanded", "bca")}}
+    if higher_is_better is not None:
+        out["better"] = _better(out["low"], out["high"], higher_is_better)
+    return json_safe(out)
+
+
+def _better(low: float, high: float, higher_is_better: bool) -> bool | None:
+    if low > 0:
+        return higher_is_better
+    if high < 0:
+        return not higher_is_better
+    return None
+
+
+def pairing_gain(a: Any, b: Any) -> dict[str, Any]:
+    """What pairing the seeds bought against an unpaired design with as many seeds.
+
+    Returns, over the seeds finite in both: ``n``, ``correlation`` (Pearson, needs 3
+    seeds), ``var_a``, ``var_b``, ``var_paired`` (``Var(a - b)``), ``var_unpaired``
+    (``Var(a) + Var(b)``), ``variance_reduction`` (``1 - var_paired / var_unpaired``:
+    the share of the unpaired variance the pairing removed; negative if pairing hurt),
+    ``seeds_factor`` (``var_unpaired / var_paired``: how many times as many seeds an
+    unpaired design needs for an interval as narrow) and ``reason``.
+
+    >>> g = pairing_gain([1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.0, 4.5])
+    >>> round(g["correlation"], 3), round(g["variance_reduction"], 3)
+    (0.981, 0.981)
+    """
+    x, y, keep = _pair(a, b)
+    x, y = x[keep], y[keep]
+    n = int(x.size)
+    out: dict[str, Any] = dict.fromkeys(
+        ("correlation", "var_a", "var_b", "var_paired", "var_unpaired", "variance_reduction",
+         "seeds_factor")
+    )
+    out.update(n=n, reason=None)
+    if n < 2:
+        out["reason"] = f"variances need at least 2 seeds with scores for both; there {'is' if n == 1 else 'are'} {n}"
+        return json_safe(out)
+    var_a, var_b = float(x.var(ddof=1)), float(y.var(ddof=1))
+    var_paired = float((x - y).var(ddof=1))
+    var_unpaired = var_a + var_b
+    out.update(var_a=var_a, var_b=var_b, var_paired=var_paired, var_unpaired=var_unpaired)
+    reasons = []
+    if n < 3:
+        reasons.append("a correlation needs at least 3 seeds")
+    elif var_a == 0 or var_b == 0:
+        reasons.append("a correlation is undefined when one candidate scores the same on every seed")
+    else:
+        out["correlation"] = float(np.corrcoef(x, y)[0, 1])
+    if var_unpaired == 0:
+        reasons.append("both candidates score the same on every seed: nothing to reduce")
+    else:
+        out["variance_reduction"] = 1.0 - var_paired / var_unpaired
+        if var_paired == 0:
+            reasons.append("the paired difference is constant: an unpaired design needs infinitely more seeds")
+        else:
+            out["seeds_factor"] = var_unpaired / var_paired
+    out["reason"] = "; ".join(reasons) or None
+    return json_safe(out)
+
+
+def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """Holm's step-down adjustment: family-wise error at most ``alpha`` over the tests.
+
+    Sort the ``m`` p-values ascending; the ``i``-th (1-based) is adjusted to
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))``; a test is rejected when its
+    adjusted p-value is below ``alpha``. ``None`` p-values (tests that could not
+    be run) are not counted in ``m`` and come back as ``None``.
+
+    Returns ``{name: {"p_value", "p_holm", "reject"}}``.
+
+    >>> r = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005})
+    >>> [round(r[k]["p_holm"], 3) for k in "abcd"], [r[k]["reject"] for k in "abcd"]
+    ([0.03, 0.06, 0.06, 0.02], [True, False, False, True])
+    """
+    check_confidence(1 - alpha)
+    tested = {k: float(p) for k, p in p_values.items() if p is not None and math.isfinite(p)}
+    m = len(tested)
+    adjusted: dict[str, float] = {}
+    running = 0.0
+    for rank, (name, p) in enumerate(sorted(tested.items(), key=lambda kv: kv[1])):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[name] = running
+    return {
+        name: {
+            "p_value": tested.get(name),
+            "p_holm": adjusted.get(name),
+            "reject": adjusted[name] < alpha if name in adjusted else None,
+        }
+        for name in p_values
+    }
+
+
+def decide(diff: float | None, reject: bool | None, higher_is_better: bool) -> str:
+    """``"better"``, ``"worse"`` or ``"not resolved"`` for a candidate against the reference."""
+    if not reject or diff is None or diff == 0:
+        return "not resolved"
+    return "better" if (diff > 0) == higher_is_better else "worse"
+
+
+def compare_to_reference(
+    scores: Mapping[str, Any],
+    reference: str | None = None,
+    *,
+    higher_is_better: bool,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: Seed = 0,
+    seeds: Sequence[SeedLabel] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every candidate against ``reference`` across seeds, Holm-adjusted over the candidates.
+
+    Args:
+        scores: ``{candidate: [K]}`` seed-aligned scores (see :func:`~twinrun.stats.align_scores`).
+        reference: the candidate the others are compared with (default: the first).
+        higher_is_better: the metric's direction.
+        seed: base seed; comparison ``c`` draws its resamples (shared by its difference and
+            its probabilities of improvement) from its own stream ``(seed, "compare", c)``.
+
+    Returns:
+        ``{candidate: {...}}`` for each non-reference candidate: ``reference``,
+        ``seeds_used``, ``seeds_dropped``, ``difference`` (:func:`paired_difference`),
+        ``pairing`` (:func:`pairing_gain`), ``improvement`` (``{"paired": ...,
+        "unpaired": ...}``, :func:`~twinrun.stats.probability_of_improvement`),
+        ``p_holm``, ``decision`` ("better", "worse" or "not resolved" at the Holm-adjusted
+        level ``1 - confidence``), ``seeds_needed`` (:func:`~twinrun.stats.seeds_needed` at the
+        Bonferroni level ``(1 - confidence) / m`` for ``m`` comparisons, which the Holm step-down
+        never makes stricter) and ``notes``. ``difference["better"]`` reads the unadjusted t
+        interval of that one comparison; ``decision`` is the Holm-adjusted verdict.
+    """
+    confidence = check_confidence(confidence)
+    n_resamples = _check_resamples(n_resamples)
+    aligned = align_scores(scores, seeds)
+    return _compare(aligned, _reference(aligned, reference), higher_is_better=higher_is_better,
+                    confidence=confidence, n_resamples=n_resamples, base=base_seed(seed))
+
+
+def _reference(aligned: AlignedScores, reference: str | None) -> str:
+    if reference is None:
+        return aligned.names[0]
+    if reference not in aligned.values:
+        raise ConfigError(
+            f"reference {reference!r} is not among the candidates {aligned.names}",
+            fix=f"pass reference= one of {', '.join(repr(n) for n in aligned.names)}",
+        )
+    return reference
+
+
+def _compare(
+    aligned: AlignedScores, reference: str, *, higher_is_better: bool, confidence: float,
+    n_resamples: int, base: int,
+) -> dict[str, dict[str, Any]]:
+    if not isinstance(higher_is_better, bool):
+        raise ConfigError(f"higher_is_better={higher_is_better!r} must be True or False",
+                          fix="pass higher_is_better=True for accuracy-like metrics, False for losses")
+    ref = aligned.values[reference]
+    alpha = round(1 - confidence, 12)
+    level = alpha / max(1, len(aligned.values) - 1)  # Bonferroni: Holm is never stricter
+    result: dict[str, dict[str, Any]] = {}
+    for name, row in aligned.values.items():
+        if name == reference:
+            continue
+        both = np.isfinite(row) & np.isfinite(ref)
+        some = np.isfinite(row) | np.isfinite(ref)
+        dropped = aligned.labels(some & ~both)
+        notes = []
+        if dropped:
+            notes.append(f"{name!r} vs {reference!r}: {describe_seeds(dropped)} left out "
+                         "(a score is missing or non-finite for one of the two)")
+        n = int(both.sum())
+        # one set of resamples (by seed) serves every bootstrap of this comparison
+        counts = (counts_from_indices(resample_indices(n, n_resamples, stream(base, "compare", name)), n)
+                  if n >= 2 else None)
+        difference = difference_from_counts(row, ref, both, higher_is_better=higher_is_better,
+                                            confidence=confidence, counts=counts)
+        improvement = {
+            pairing: improvement_from_counts(
+                row[both], ref[both], higher_is_better=higher_is_better, pairing=pairing,
+                confidence=confidence, counts=counts,
+            )
+            for pairing in ("paired", "unpaired")
+        }
+        needed = (
+            seeds_needed(difference["diff"], difference["sd"], alpha=level)
+            if difference["sd"] is not None else
+            {"seeds": None, "reason": "needs the spread of at least 2 paired seeds"}
+        )
+        result[name] = {
+            "reference": reference,
+            "seeds_used": aligned.labels(both),
+            "seeds_dropped": dropped,
+            "difference": difference,
+            "pairing": pairing_gain(row, ref),
+            "improvement": improvement,
+            "seeds_needed": needed,
+            "notes": notes,
+        }
+    adjusted = holm({k: v["difference"]["p_value"] for k, v in result.items()}, alpha=alpha)
+    for name, entry in result.items():
+        entry["p_holm"] = adjusted[name]["p_holm"]
+        entry["decision"] = decide(entry["difference"]["diff"], adjusted[name]["reject"], higher_is_better)
+    return json_safe(result)

@@ -1,0 +1,104 @@
+"""How many seeds a paired comparison needs: the power of the paired t-test.
+
+From the observed mean paired difference ``d`` and the standard deviation ``s``
+of the per-seed paired differences, the effect size is ``e = |d| / s``. With
+``n`` seeds the two-sided paired t-test at level ``alpha`` rejects with
+probability (its power)
+
+    P(|T| > t_{n-1, 1-alpha/2}),  T ~ noncentral t(df = n - 1, nc = e * sqrt(n)).
+
+:func:`seeds_needed` returns the smallest ``n >= 2`` whose power reaches the target
+(0.8 by default), starting from the normal approximation
+``((z_{1-alpha/2} + z_power) / e)^2`` and stepping with the exact t power. It is
+an estimate: ``d`` and ``s`` are themselves measured on few seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from scipy import stats as sps
+
+from twinrun.errors import ConfigError
+from twinrun.stats._json import json_safe
+
+__all__ = ["paired_t_power", "seeds_needed"]
+
+
+def paired_t_power(effect_size: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test with ``n`` seeds at standardised effect ``|d| / s``.
+
+    >>> round(paired_t_power(0.5, 34), 3)
+    0.808
+    """
+    if n < 2:
+        return math.nan
+    df = n - 1
+    critical = float(sps.t.ppf(1 - alpha / 2, df))
+    nc = abs(effect_size) * math.sqrt(n)
+    upper = float(sps.nct.sf(critical, df, nc))
+    lower = float(sps.nct.cdf(-critical, df, nc))  # rejections in the wrong direction: tiny
+    if not math.isfinite(lower):  # scipy's nct underflows to NaN far in the tail
+        lower = 0.0
+    return upper + lower
+
+
+def seeds_needed(
+    diff: float,
+    sd: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    max_seeds: int = 10_000,
+) -> dict[str, Any]:
+    """Seeds a paired t-test needs to resolve a difference ``diff`` when paired differences vary by ``sd``.
+
+    Args:
+        diff: the mean paired difference across seeds (either sign).
+        sd: the standard deviation (``ddof=1``) of the per-seed paired differences.
+        alpha: the test's two-sided level.
+        power: the probability of resolving the difference if it is real.
+        max_seeds: beyond this the answer is "not resolvable in practice".
+
+    Returns:
+        ``seeds`` (``int``, or ``None`` when no number of seeds is predicted to
+        resolve it), ``effect_size`` (``|diff| / sd``), ``power`` (reached at
+        ``seeds``), ``alpha``, ``target_power`` and ``reason`` (why ``seeds`` is
+        ``None``, or a remark).
+
+    >>> seeds_needed(0.5, 1.0)["seeds"]
+    34
+    """
+    for name, value in (("alpha", alpha), ("power", power)):
+        if not 0 < value < 1:
+            raise ConfigError(f"{name}={value!r} must be strictly between 0 and 1",
+                              fix=f"pass e.g. {name}={0.05 if name == 'alpha' else 0.8}")
+    out: dict[str, Any] = {"seeds": None, "effect_size": None, "power": None, "alpha": alpha,
+                           "target_power": power, "reason": None}
+    if not (math.isfinite(diff) and math.isfinite(sd)) or sd < 0:
+        out["reason"] = f"needs a finite difference and spread; got difference {diff}, sd {sd}"
+        return json_safe(out)
+    if sd == 0:
+        if diff == 0:
+            out["reason"] = "the two scored exactly the same on every seed; no number of seeds separates them"
+        else:
+            out.update(seeds=2, reason="the paired difference is the same on every seed")
+        return json_safe(out)
+    if diff == 0:
+        out.update(effect_size=0.0,
+                   reason="the observed mean difference is 0; no number of seeds is predicted to resolve it")
+        return json_safe(out)
+    effect = abs(diff) / sd
+    out["effect_size"] = effect
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    n = max(2, math.ceil((z / effect) ** 2))
+    if n > max_seeds:
+        out["reason"] = f"more than {max_seeds} seeds (effect size {effect:.3g})"
+        return json_safe(out)
+    while paired_t_power(effect, n, alpha) < power:
+        n += 1
+    while n > 2 and paired_t_power(effect, n - 1, alpha) >= power:
+        n -= 1
+    out.update(seeds=n, power=paired_t_power(effect, n, alpha))
+    return json_safe(out)

@@ -9,6 +9,7 @@ The flat public API::
     experiment = twinrun.Experiment(...)        # factories + candidates
     result = twinrun.compare(experiment)        # or the path of a file
     twin = twinrun.Twin({...})                  # inside your own loop
+    runs = twinrun.open_registry().list_runs()  # every run so far
 """
 
 from twinrun._compare import compare
@@ -40,6 +41,7 @@ from twinrun.errors import (
     RegistryError,
     TwinrunError,
 )
+from twinrun.registry import Registry, RegistrySink, open_registry
 from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import (
@@ -71,7 +73,9 @@ __all__ = [
     "InitReport",
     "Metric",
     "ProgressSink",
+    "Registry",
     "RegistryError",
+    "RegistrySink",
     "RngStreams",
     "RunFailed",
     "RunFinished",
@@ -96,6 +100,7 @@ __all__ = [
     "load_experiment",
     "mae",
     "mse",
+    "open_registry",
     "parse_overrides",
     "resolve",
     "run_twin",

@@ -163,7 +163,7 @@ def duration(seconds: float | None, status: str) -> str:
         return "running" if status == "running" else "-"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
@@ -241,13 +241,13 @@ def _env_lines(env: Mapping[str, Any] | None, fingerprint: str | None) -> list[s
     py, t, dev = env.get("python", {}), env.get("torch", {}), env.get("devices", {})
     gpus = ", ".join(f"{g['name']} (driver {g['driver']})" for g in dev.get("gpus", [])) or "no GPU"
     lines = [
-        f"environment: python {py.get('version')} · torch {t.get('version')} "
+        (f"environment: python {py.get('version')} · torch {t.get('version')} "
         f"(CUDA {t.get('cuda') or '-'}, cuDNN {t.get('cudnn') or '-'}) · "
-        f"{env.get('os', {}).get('system')} {env.get('os', {}).get('release')}",
+        f"{env.get('os', {}).get('system')} {env.get('os', {}).get('release')}"),
         f"  devices: {dev.get('cpu_model')} ({dev.get('cpu_count')} cores) · {gpus}",
-        f"  threads: {t.get('num_threads')} intra-op, {t.get('num_interop_threads')} inter-op · "
+        (f"  threads: {t.get('num_threads')} intra-op, {t.get('num_interop_threads')} inter-op · "
         f"deterministic algorithms: {t.get('deterministic_algorithms')} · "
-        f"{len(env.get('packages', {}))} packages · numerics fingerprint {fingerprint}",
+        f"{len(env.get('packages', {}))} packages · numerics fingerprint {fingerprint}"),
     ]
     set_vars = [f"{k}={v}" for k, v in (env.get("env_vars") or {}).items() if v is not None]
     if set_vars:
@@ -267,8 +267,8 @@ def format_show(record: RunRecord, registry: Registry) -> str:
     settings = r.config.get("settings", {}) if r.config else {}
     lines = [
         f"run {r.id} · {r.name} · {r.status}",
-        f"started {when(r.started_at, True)} · {duration(r.duration, r.status)} · "
-        f"pid {r.pid} on {r.hostname}",
+        (f"started {when(r.started_at, True)} · {duration(r.duration, r.status)} · "
+        f"pid {r.pid} on {r.hostname}"),
     ]
     if r.experiment_path:
         lines.append(f"experiment {r.experiment_path} (sha256 {(r.experiment_sha256 or '')[:12]})")

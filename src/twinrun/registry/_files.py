@@ -197,9 +197,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                                    check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            return conn
+            return conn  # WAL was set at creation (ensure_wal() for files that lost it)
         uri = f"file:{quote(str(path))}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=False)
@@ -245,6 +243,15 @@ def check_schema(version: int, path: Path) -> None:
     )
 
 
+def ensure_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch a registry of ours to WAL if it is not (e.g. after a copy by another tool)."""
+    try:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.Error as exc:
+        raise translate(exc, path, "open") from exc
+
+
 def open_checked(path: Path, *, create: bool, readonly: bool) -> sqlite3.Connection:
     """Connect to the registry at ``path``, creating it if allowed; schema must be current."""
     kind = file_kind(path)
@@ -270,6 +277,8 @@ def open_checked(path: Path, *, create: bool, readonly: bool) -> sqlite3.Connect
     conn = connect(path, readonly=readonly)
     try:
         check_schema(read_schema_version(conn, path), path)
+        if not readonly:
+            ensure_wal(conn, path)
     except BaseException:
         conn.close()
         raise
@@ -354,6 +363,7 @@ def upgrade_registry(path: str | Path | None = None, *, home: str | Path | None 
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("PRAGMA foreign_keys = ON")
+            ensure_wal(conn, target)
         except sqlite3.Error as exc:
             raise translate(exc, target, "upgrade") from exc
         return UpgradeReport(target, version, SCHEMA_VERSION, backup)

@@ -28,7 +28,7 @@ def _cli(capsys, *args):
 @pytest.fixture
 def two_runs(toy):
     """Two real comparisons that differ in one candidate's width; same process, same env."""
-    common = dict(candidates=["small", "wide"], progress=False, logdir=None)
+    common = {"candidates": ["small", "wide"], "progress": False, "logdir": None}
     a = twinrun.compare(toy, overrides={"steps": 5}, tags=["base"], **common)
     b = twinrun.compare(toy, overrides={"steps": 5, "wide:model.width": 48}, **common)
     return a.run_id, b.run_id
@@ -83,7 +83,7 @@ def test_diff_flags_a_changed_experiment_file_and_an_unfinished_run(toy, tmp_pat
     source = Path(toy.source.path).read_text()
     copy = tmp_path / "exp.py"
     copy.write_text(source)
-    common = dict(candidates=["small"], overrides={"steps": 3}, progress=False, logdir=None)
+    common = {"candidates": ["small"], "overrides": {"steps": 3}, "progress": False, "logdir": None}
     a = twinrun.compare(copy, **common).run_id
     copy.write_text(source.replace("spread: float = 1.5", "spread: float = 2.5"))
     b = twinrun.compare(copy, **common).run_id
@@ -128,12 +128,16 @@ def test_registry_info_and_check(two_runs, capsys):
     assert code == 0 and out.strip().endswith(": ok")
 
 
-def test_help_teaches_with_examples_and_exit_codes():
+def test_help_teaches_with_examples_and_exit_codes(capsys):
     for command in (["runs"], ["show"], ["note"], ["tag"], ["diff"], ["registry", "upgrade"]):
-        proc = subprocess.run([sys.executable, "-m", "twinrun", *command, "--help"], capture_output=True,
-                              text=True, env=CHILD_ENV, timeout=120)
-        assert proc.returncode == 0 and "examples:" in proc.stdout and "exit status" in proc.stdout
-        assert "--registry" in proc.stdout and "--json" in proc.stdout
+        with pytest.raises(SystemExit) as done:
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0 and "examples:" in out and "exit status" in out, command
+        assert "--registry" in out and "--json" in out
+    proc = subprocess.run(check=False, args=[sys.executable, "-m", "twinrun", "--help"], capture_output=True, text=True,
+                          env=CHILD_ENV, timeout=120)
+    assert proc.returncode == 0 and "twinrun runs" in proc.stdout
 
 
 # ---------------------------------------------------------------------- read-only
@@ -152,7 +156,7 @@ def _read_only_runner(folder: Path):
         pytest.skip("running as root without unshare: no way to make a folder read-only for root")
     script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
     prefix = ["unshare", "-m", "sh", "-c", script, str(folder)]
-    probe = subprocess.run([*prefix, "sh", "-c", f"touch {folder}/probe"], capture_output=True, text=True)
+    probe = subprocess.run(check=False, args=[*prefix, "sh", "-c", f"touch {folder}/probe"], capture_output=True, text=True)
     if probe.returncode == 0 or "Read-only" not in probe.stderr:
         pytest.skip(f"cannot make a read-only mount here: {probe.stderr.strip()}")
     return prefix, lambda: None
@@ -168,7 +172,7 @@ def test_a_read_only_registry_can_be_read_but_not_written(toy, tmp_path):
     prefix, restore = _read_only_runner(folder)
     try:
         def twinrun_cli(*args):
-            return subprocess.run([*prefix, sys.executable, "-m", "twinrun", *args, "--registry", str(path)],
+            return subprocess.run(check=False, args=[*prefix, sys.executable, "-m", "twinrun", *args, "--registry", str(path)],
                                   capture_output=True, text=True, env=CHILD_ENV, timeout=120)
 
         listed = twinrun_cli("runs", "--json")

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TOY
-from twinrun.registry import Registry
 
 import twinrun
+from twinrun.registry import Registry
 
 HERE = Path(__file__).parent
 WORKER = HERE / "registry_worker.py"
@@ -75,9 +74,8 @@ def test_eight_processes_writing_at_once_lose_nothing(tmp_path):
 def test_kill_9_during_training_leaves_a_crashed_run_and_its_flushed_metrics(tmp_path):
     registry = tmp_path / "registry.sqlite"
     code = (
-        "import twinrun; twinrun.compare(%r, registry=%r, progress=False, logdir=None, "
+        f"import twinrun; twinrun.compare({str(TOY)!r}, registry={str(registry)!r}, progress=False, logdir=None, "
         "candidates=['small', 'wide'], overrides={'steps': 200000, 'eval_every': 100000})"
-        % (str(TOY), str(registry))
     )
     child = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
                              env=CHILD_ENV)
@@ -107,7 +105,7 @@ def test_kill_9_during_training_leaves_a_crashed_run_and_its_flushed_metrics(tmp
             assert steps == list(range(1, run.last_step + 1))  # every flushed step, no gap
         assert {c.status for c in run.candidates.values()} == {"crashed"}
         assert run.env is not None and run.experiment_source  # recorded at the start
-    out = subprocess.run([sys.executable, "-m", "twinrun", "runs", "--registry", str(registry),
+    out = subprocess.run(check=False, args=[sys.executable, "-m", "twinrun", "runs", "--registry", str(registry),
                           "--status", "crashed", "--json"], capture_output=True, text=True, timeout=120,
                          env=CHILD_ENV)
     assert out.returncode == 0 and [r["id"] for r in json.loads(out.stdout)] == [before.id]
@@ -134,7 +132,7 @@ def test_kill_9_mid_transaction_never_leaves_half_a_batch(tmp_path):
 
 
 def _twinrun(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "twinrun", *args], capture_output=True, text=True,
+    return subprocess.run(check=False, args=[sys.executable, "-m", "twinrun", *args], capture_output=True, text=True,
                           env={**CHILD_ENV, **(env or {})}, timeout=300)
 
 

@@ -83,6 +83,9 @@ class RegistrySink(Sink):
     def on_run_started(self, event: RunStarted) -> None:
         exp = event.experiment
         config = dict(event.config)
+        seed: int | None
+        steps: int | None
+        reference: str | None
         if exp is not None:
             self._engine_run = True
             name = self.name or exp.name

@@ -148,6 +148,7 @@ def test_list_filters_newest_first_notes_and_tags():
         assert [r.id for r in reg.list_runs(tag="keep")] == [third]
         assert [r.id for r in reg.list_runs(status="failed")] == [second]
         assert [r.id for r in reg.list_runs(limit=1)] == [third]
+        assert reg.count_runs() == 3 and reg.count_runs(name="alpha", tag="keep") == 1
         assert [n.text for n in reg.get_run(third).notes] == ["first thought", "second thought"]
         with pytest.raises(RegistryError, match="tag 'two words'"):
             reg.add_tags(third, "two words")

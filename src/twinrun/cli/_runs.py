@@ -201,7 +201,7 @@ def run_runs(args: argparse.Namespace) -> int:
         return 0
     with registry:
         runs = registry.list_runs(name=args.name, tag=args.tag, status=args.status, limit=args.limit)
-        total = len(registry.list_runs(name=args.name, tag=args.tag, status=args.status))
+        total = registry.count_runs(name=args.name, tag=args.tag, status=args.status)
     if args.json:
         print_json([r.to_dict() for r in runs])
         return 0

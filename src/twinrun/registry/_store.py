@@ -434,27 +434,9 @@ class Registry:
         limit: int | None = None,
     ) -> list[RunSummary]:
         """Runs, newest first. ``name`` may use shell wildcards (``digits*``)."""
-        if status is not None and status not in STATUSES:
-            raise RegistryError(f"unknown run status {status!r}",
-                                fix=f"use one of: {', '.join(STATUSES)}")
-        where, params = [], []
-        if name is not None:
-            where.append("name GLOB ?" if any(c in name for c in "*?[") else "name = ?")
-            params.append(name)
-        if tag is not None:
-            where.append("id IN (SELECT run_id FROM tags WHERE tag = ?)")
-            params.append(tag)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if sweep_id is not None:
-            where.append("sweep_id = ?")
-            params.append(sweep_id)
+        where, params = _run_filter(name, tag, status, sweep_id)
         sql = ("SELECT id, name, status, started_at, ended_at, reference, seed, steps, last_step, "
-               "result, sweep_id, error FROM runs")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id"
+               "result, sweep_id, error FROM runs" + where + " ORDER BY started_at DESC, id")
         if limit is not None and limit > 0:
             sql += f" LIMIT {int(limit)}"
         rows = self._read(sql, params)
@@ -481,6 +463,18 @@ class Registry:
             )
             for rid, n, st, sa, ea, ref, seed, steps, last, res, sw, err in rows
         ]
+
+    def count_runs(
+        self,
+        *,
+        name: str | None = None,
+        tag: str | None = None,
+        status: str | None = None,
+        sweep_id: str | None = None,
+    ) -> int:
+        """How many runs :meth:`list_runs` would list without a limit."""
+        where, params = _run_filter(name, tag, status, sweep_id)
+        return int(self._read("SELECT count(*) FROM runs" + where, params)[0][0])
 
     def metrics(
         self,
@@ -657,6 +651,29 @@ class Registry:
 def open_registry(path: str | Path | None = None, **kwargs: Any) -> Registry:
     """Shorthand for :meth:`Registry.open`."""
     return Registry.open(path, **kwargs)
+
+
+def _run_filter(
+    name: str | None, tag: str | None, status: str | None, sweep_id: str | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (with a leading space, or empty) and parameters of a run query."""
+    if status is not None and status not in STATUSES:
+        raise RegistryError(f"unknown run status {status!r}", fix=f"use one of: {', '.join(STATUSES)}")
+    where: list[str] = []
+    params: list[Any] = []
+    if name is not None:
+        where.append("name GLOB ?" if any(c in name for c in "*?[") else "name = ?")
+        params.append(name)
+    if tag is not None:
+        where.append("id IN (SELECT run_id FROM tags WHERE tag = ?)")
+        params.append(tag)
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if sweep_id is not None:
+        where.append("sweep_id = ?")
+        params.append(sweep_id)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
 
 
 def _clean_tags(tags: Iterable[str]) -> list[str]:

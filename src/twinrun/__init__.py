@@ -10,6 +10,7 @@ The flat public API::
     result = twinrun.compare(experiment)        # or the path of a file
     twin = twinrun.Twin({...})                  # inside your own loop
     report = twinrun.analyze_seeds({"base": [...], "wide": [...]}, higher_is_better=True)
+    runs = twinrun.open_registry().list_runs()  # every run so far
 """
 
 from twinrun._compare import compare
@@ -41,6 +42,7 @@ from twinrun.errors import (
     RegistryError,
     TwinrunError,
 )
+from twinrun.registry import Registry, RegistrySink, open_registry
 from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import (
@@ -80,7 +82,9 @@ __all__ = [
     "InitReport",
     "Metric",
     "ProgressSink",
+    "Registry",
     "RegistryError",
+    "RegistrySink",
     "RngStreams",
     "RunFailed",
     "RunFinished",
@@ -107,6 +111,7 @@ __all__ = [
     "load_experiment",
     "mae",
     "mse",
+    "open_registry",
     "parse_overrides",
     "probability_of_improvement",
     "resolve",

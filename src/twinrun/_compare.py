@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from twinrun._home import runs_dir, tensorboard_dir, twinrun_home
+from twinrun._home import registry_path, runs_dir, tensorboard_dir, twinrun_home
 from twinrun.engine import Sink, TwinEngine, TwinResult, new_run_id
+from twinrun.registry import Registry, RegistrySink
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import Experiment, load_experiment, resolve
 
@@ -32,6 +33,8 @@ def compare(
     logdir: str | Path | None = DEFAULT,
     progress: bool | None = None,
     run_id: str | None = None,
+    registry: Registry | str | Path | bool | None = True,
+    tags: Sequence[str] = (),
 ) -> TwinResult:
     """Train an experiment's candidates side by side and compare them.
 
@@ -45,6 +48,11 @@ def compare(
         logdir: TensorBoard folder for this comparison; default
             ``<home>/tb/<experiment>-<run id>``; ``None`` writes no TensorBoard files.
         progress: show a progress bar (``None``: only on a terminal).
+        run_id: the run's id (default: a fresh one).
+        registry: where the run is recorded: ``True`` (default) ``<home>/registry.sqlite``,
+            a path, or an open :class:`Registry`; ``False``/``None``: not recorded.
+            ``result.artifacts["registry_run"]`` is the run's id there.
+        tags: tags given to the run in the registry.
 
     Returns:
         a :class:`TwinResult`; ``result.to_dict()`` is JSON-ready.
@@ -53,6 +61,7 @@ def compare(
     resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
     run_id = run_id or new_run_id()
     root = twinrun_home(home)
+    recorder = _recorder(registry, root, tags)  # a bad registry fails before anything is written
     run_dir = runs_dir(root) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
@@ -63,10 +72,26 @@ def compare(
         all_sinks.append(TensorBoardSink(tb_dir))
     if progress is not False:
         all_sinks.append(ProgressSink(enabled=progress))
-    engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id)
+    if recorder is not None:  # first: it records even if another sink fails
+        recorder.artifacts.update(run_dir=str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {}))
+        all_sinks.insert(0, recorder)
+    try:
+        engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id)
+    except BaseException:
+        if recorder is not None:  # nothing ran: release the registry
+            recorder.close()
+        raise
     result = engine.run()
     result.artifacts["run_dir"] = str(run_dir)
     if tb_dir is not None:
         result.artifacts["tensorboard"] = str(tb_dir)
     (run_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def _recorder(
+    registry: Registry | str | Path | bool | None, root: Path, tags: Sequence[str]
+) -> RegistrySink | None:
+    if registry is None or registry is False:
+        return None
+    return RegistrySink(registry_path(root) if registry is True else registry, tags=tags)

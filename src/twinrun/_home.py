@@ -7,7 +7,7 @@ from pathlib import Path
 
 from twinrun.errors import ConfigError
 
-__all__ = ["twinrun_home", "runs_dir", "tensorboard_dir"]
+__all__ = ["registry_path", "runs_dir", "tensorboard_dir", "twinrun_home"]
 
 HOME_ENV = "TWINRUN_HOME"
 
@@ -36,3 +36,8 @@ def runs_dir(home: Path) -> Path:
 
 def tensorboard_dir(home: Path) -> Path:
     return home / "tb"
+
+
+def registry_path(home: Path) -> Path:
+    """The default run registry: ``<home>/registry.sqlite``."""
+    return home / "registry.sqlite"

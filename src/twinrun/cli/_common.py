@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["add_json", "add_home", "add_overrides", "print_json", "RawHelp"]
+__all__ = ["RawHelp", "add_home", "add_json", "add_overrides", "add_registry", "print_json"]
 
 
 class RawHelp(argparse.RawDescriptionHelpFormatter):
@@ -38,3 +38,11 @@ def add_overrides(parser: argparse.ArgumentParser) -> None:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, allow_nan=False, default=str)
     sys.stdout.write("\n")
+
+
+def add_registry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry", metavar="PATH",
+        help="the run registry: a file, or a folder holding registry.sqlite "
+        "(default: $TWINRUN_HOME/registry.sqlite, else ./.twinrun/registry.sqlite)",
+    )

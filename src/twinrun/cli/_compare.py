@@ -20,6 +20,7 @@ examples:
   twinrun compare experiments/widths.py
   twinrun compare widths.py --set steps=500 --set optimizer.lr=1e-3
   twinrun compare widths.py --candidates small,wide --reference small --json
+  twinrun compare widths.py --tag baseline   # then: twinrun runs --tag baseline
   tensorboard --logdir .twinrun/tb        # every comparison, one folder each
 
 exit status: 0 the run finished (diverged candidates are part of the verdict),
@@ -38,6 +39,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard files")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_home(parser)
+    parser.add_argument("--registry", metavar="PATH",
+                        help="record the run in this registry (default: <home>/registry.sqlite)")
+    parser.add_argument("--no-registry", action="store_true", help="do not record the run")
+    parser.add_argument("--tag", dest="tags", metavar="TAG", action="append", default=[],
+                        help="tag the run in the registry; repeatable")
     add_json(parser)
 
 
@@ -80,6 +86,8 @@ def run_compare(args: argparse.Namespace) -> int:
         home=args.home,
         logdir=None if args.no_tensorboard else (args.logdir or "default"),
         progress=False if (args.quiet or args.json) else None,
+        registry=False if args.no_registry else (args.registry or True),
+        tags=args.tags,
     )
     if args.json:
         print_json(result.to_dict())

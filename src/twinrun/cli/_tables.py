@@ -96,4 +96,7 @@ def format_verdict(result: TwinResult) -> str:
         lines.append(f"warning: {warning}")
     if "tensorboard" in result.artifacts:
         lines.append(f"curves: tensorboard --logdir {result.artifacts['tensorboard']}")
+    if "registry_run" in result.artifacts:
+        short = result.artifacts["registry_run"][:8]
+        lines.append(f"recorded as run {short}: twinrun show {short} · twinrun diff {short} OTHER")
     return "\n".join(lines)

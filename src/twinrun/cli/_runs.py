@@ -1,0 +1,447 @@
+"""``twinrun runs``, ``show``, ``note``, ``tag`` and ``diff``: the run registry from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from twinrun.cli._common import RawHelp, add_json, add_registry, print_json
+from twinrun.cli._tables import format_table
+from twinrun.registry import (
+    STATUSES,
+    Registry,
+    RegistryNotFoundError,
+    RegistryReadOnlyError,
+    RunDiff,
+    RunRecord,
+    diff_runs,
+    resolve_registry_path,
+)
+
+__all__ = ["open_for_reading", "register"]
+
+RUN_HELP = "a run id, abbreviated as in git (4+ characters usually suffice), or latest / latest~N"
+EXIT_STATUS = "exit status: 0 ok, 2 bad input (unknown or ambiguous run, unreadable registry)."
+
+RUNS_HELP = f"""\
+List the runs in the registry, newest first.
+
+examples:
+  twinrun runs
+  twinrun runs --name digits --status finished
+  twinrun runs --tag baseline --limit 5
+  twinrun runs --json | jq '.[0].id'
+
+{EXIT_STATUS} An empty registry (or none yet) lists nothing and exits 0.
+"""
+
+SHOW_HELP = f"""\
+Show one run: settings, candidates with their final metrics and verdict,
+environment, git state, tags and notes.
+
+examples:
+  twinrun show 2f3323cb
+  twinrun show latest --json
+  twinrun show latest --source        # the experiment file as it was run
+
+{EXIT_STATUS}
+"""
+
+NOTE_HELP = f"""\
+Attach a free-text note to a run (notes accumulate; twinrun show lists them).
+
+examples:
+  twinrun note 2f3323cb "lr 0.3 diverges without warm-up"
+  twinrun note latest "baseline for the paper"
+
+{EXIT_STATUS}
+"""
+
+TAG_HELP = f"""\
+Tag a run (or remove tags with --remove); filter by tag with twinrun runs --tag.
+
+examples:
+  twinrun tag 2f3323cb baseline
+  twinrun tag latest paper fig3
+  twinrun tag 2f3323cb baseline --remove
+
+{EXIT_STATUS}
+"""
+
+DIFF_HELP = """\
+Compare two runs: config differences, final validation metrics, training curves
+step by step, environment differences, and a comparability verdict that says
+which differences can change the numbers (library versions, device, thread
+count, deterministic mode, dirty or changed code) and which cannot.
+
+examples:
+  twinrun diff 2f3323cb 9a1b7c0d
+  twinrun diff latest~1 latest
+  twinrun diff 2f33 9a1b --check && echo comparable
+  twinrun diff 2f33 9a1b --source     # also the diff of the experiment files
+
+exit status: 0 the diff was printed (comparable or not), 1 with --check when the
+runs are not comparable, 2 bad input (unknown or ambiguous run, unreadable registry).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("runs", help="list recorded runs, newest first",
+                              description=RUNS_HELP, formatter_class=RawHelp)
+    p.add_argument("--name", metavar="NAME", help="only runs of this experiment (wildcards: 'dig*')")
+    p.add_argument("--tag", metavar="TAG", help="only runs with this tag")
+    p.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    p.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="show at most N runs (default 20; 0: all)")
+    add_registry(p)
+    add_json(p)
+    p.set_defaults(handler=run_runs)
+
+    s = subparsers.add_parser("show", help="show one run in full",
+                              description=SHOW_HELP, formatter_class=RawHelp)
+    s.add_argument("run", metavar="RUN", help=RUN_HELP)
+    s.add_argument("--source", action="store_true", help="print the experiment file as it was run")
+    s.add_argument("--metrics", action="store_true",
+                   help="with --json: include every per-step metric")
+    add_registry(s)
+    add_json(s)
+    s.set_defaults(handler=run_show)
+
+    n = subparsers.add_parser("note", help="attach a note to a run",
+                              description=NOTE_HELP, formatter_class=RawHelp)
+    n.add_argument("run", metavar="RUN", help=RUN_HELP)
+    n.add_argument("text", nargs="+", metavar="TEXT", help="the note (quote it, or several words)")
+    add_registry(n)
+    add_json(n)
+    n.set_defaults(handler=run_note)
+
+    t = subparsers.add_parser("tag", help="tag a run (or untag it with --remove)",
+                              description=TAG_HELP, formatter_class=RawHelp)
+    t.add_argument("run", metavar="RUN", help=RUN_HELP)
+    t.add_argument("tags", nargs="+", metavar="TAG", help="one or more tags (single words)")
+    t.add_argument("--remove", action="store_true", help="remove these tags instead")
+    add_registry(t)
+    add_json(t)
+    t.set_defaults(handler=run_tag)
+
+    d = subparsers.add_parser("diff", help="compare two runs: config, metrics, environment, verdict",
+                              description=DIFF_HELP, formatter_class=RawHelp)
+    d.add_argument("run_a", metavar="RUN_A", help=RUN_HELP)
+    d.add_argument("run_b", metavar="RUN_B", help=RUN_HELP)
+    d.add_argument("--check", action="store_true", help="exit 1 when the runs are not comparable")
+    d.add_argument("--all", action="store_true",
+                   help="list every environment difference (default: at most 12 harmless ones)")
+    d.add_argument("--source", action="store_true", help="show the diff of the two experiment files")
+    add_registry(d)
+    add_json(d)
+    d.set_defaults(handler=run_diff)
+
+
+# ---------------------------------------------------------------------- opening
+def open_for_reading(path: str | None) -> Registry:
+    """Open read-write where possible (crash marking), else read-only; never create."""
+    try:
+        return Registry.open(path, create=False)
+    except RegistryReadOnlyError:
+        return Registry.open(path, create=False, readonly=True)
+
+
+# ---------------------------------------------------------------------- formatting helpers
+def when(ts: float | None, seconds: bool = False) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def duration(seconds: float | None, status: str) -> str:
+    if seconds is None:
+        return "running" if status == "running" else "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def num(x: Any, digits: int = 4) -> str:
+    if not isinstance(x, (int, float)) or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def _candidates(names: tuple[str, ...] | list[str], width: int = 3) -> str:
+    shown = ", ".join(names[:width])
+    return shown + (f", +{len(names) - width}" if len(names) > width else "")
+
+
+def _best(best: Mapping[str, Any] | None) -> str:
+    if not best:
+        return "-"
+    return f"{best['metric']} {num(best['value'])} ({best['candidate']})"
+
+
+# ---------------------------------------------------------------------- runs
+def run_runs(args: argparse.Namespace) -> int:
+    try:
+        registry = open_for_reading(args.registry)
+    except RegistryNotFoundError:
+        where = resolve_registry_path(args.registry)
+        if args.json:
+            print_json([])
+        else:
+            print(f"no runs recorded yet (no registry at {where}); `twinrun demo` makes one",
+                  file=sys.stderr)
+        return 0
+    with registry:
+        runs = registry.list_runs(name=args.name, tag=args.tag, status=args.status, limit=args.limit)
+        total = registry.count_runs(name=args.name, tag=args.tag, status=args.status)
+    if args.json:
+        print_json([r.to_dict() for r in runs])
+        return 0
+    rows = [
+        [r.short_id, r.name, r.status, when(r.started_at), duration(r.duration, r.status),
+         _candidates(list(r.candidates)), r.reference or "-", _best(r.best), ",".join(r.tags)]
+        for r in runs
+    ]
+    headers = ["id", "name", "status", "started", "duration", "candidates", "ref", "best (val)", "tags"]
+    print(format_table(headers, rows, right=[4]))
+    more = f" (showing {len(runs)}; --limit 0 for all)" if total > len(runs) else ""
+    print(f"\n{total} run(s){more} · registry {registry.path} · details: twinrun show ID")
+    return 0
+
+
+# ---------------------------------------------------------------------- show
+def _final_metrics(record: RunRecord, registry: Registry) -> dict[str, dict[str, float]]:
+    if record.result:
+        return {c: {k: v for k, v in (d.get("final") or {}).items() if v is not None}
+                for c, d in record.result.get("candidates", {}).items()}
+    out: dict[str, dict[str, float]] = {}
+    for cand, splits in registry.metrics(record.id, split="val").items():
+        out[cand] = {m: values[-1][1] for m, values in splits.get("val", {}).items()}
+    return out
+
+
+def _interval(d: Mapping[str, Any] | None) -> str:
+    if not d or d.get("diff") is None:
+        return "-"
+    mark = {True: "better", False: "worse", None: "~"}[d.get("better")]
+    return f"{d['diff']:+.4f} [{num(d.get('low'))}, {num(d.get('high'))}] {mark}"
+
+
+def _env_lines(env: Mapping[str, Any] | None, fingerprint: str | None) -> list[str]:
+    if not env:
+        return ["environment: not recorded"]
+    py, t, dev = env.get("python", {}), env.get("torch", {}), env.get("devices", {})
+    gpus = ", ".join(f"{g['name']} (driver {g['driver']})" for g in dev.get("gpus", [])) or "no GPU"
+    lines = [
+        (f"environment: python {py.get('version')} · torch {t.get('version')} "
+        f"(CUDA {t.get('cuda') or '-'}, cuDNN {t.get('cudnn') or '-'}) · "
+        f"{env.get('os', {}).get('system')} {env.get('os', {}).get('release')}"),
+        f"  devices: {dev.get('cpu_model')} ({dev.get('cpu_count')} cores) · {gpus}",
+        (f"  threads: {t.get('num_threads')} intra-op, {t.get('num_interop_threads')} inter-op · "
+        f"deterministic algorithms: {t.get('deterministic_algorithms')} · "
+        f"{len(env.get('packages', {}))} packages · numerics fingerprint {fingerprint}"),
+    ]
+    set_vars = [f"{k}={v}" for k, v in (env.get("env_vars") or {}).items() if v is not None]
+    if set_vars:
+        lines.append("  numerics variables: " + " ".join(set_vars))
+    git = env.get("git") or {}
+    if git.get("repository"):
+        dirty = f" · dirty: {len(git.get('modified_files', []))} modified file(s)" if git.get("dirty") else ""
+        lines.append(f"git: {git.get('branch')} @ {(git.get('commit') or '-')[:12]} in "
+                     f"{git['repository']}{dirty}")
+    else:
+        lines.append("git: not in a repository")
+    return lines
+
+
+def format_show(record: RunRecord, registry: Registry) -> str:
+    r = record
+    settings = r.config.get("settings", {}) if r.config else {}
+    lines = [
+        f"run {r.id} · {r.name} · {r.status}",
+        (f"started {when(r.started_at, True)} · {duration(r.duration, r.status)} · "
+        f"pid {r.pid} on {r.hostname}"),
+    ]
+    if r.experiment_path:
+        lines.append(f"experiment {r.experiment_path} (sha256 {(r.experiment_sha256 or '')[:12]})")
+    lines.append(
+        f"seed {r.seed} · {r.last_step}/{r.steps} steps · batch {settings.get('batch_size', '-')} · "
+        f"device {r.device} · reference {r.reference} · config {r.config_hash or '-'}"
+    )
+    if r.error:
+        lines.append(f"error: {r.error}")
+    finals = _final_metrics(r, registry)
+    metric_names: list[str] = []
+    for values in finals.values():
+        metric_names += [m for m in values if m not in metric_names]
+    comparisons = (r.result or {}).get("comparisons", {})
+    headers = ["candidate", "status", *[f"val {m}" for m in metric_names],
+               *[f"Δ {m} vs {r.reference} [95% CI]" for m in metric_names]]
+    rows = []
+    for name, cand in r.candidates.items():
+        status = cand.status if cand.diverged_at is None else f"diverged@{cand.diverged_at}"
+        row = [name + (" (ref)" if name == r.reference else ""), status]
+        row += [num(finals.get(name, {}).get(m)) for m in metric_names]
+        comp = comparisons.get(name, {}).get("val", {})
+        row += ["" if name == r.reference else _interval(comp.get(m)) for m in metric_names]
+        rows.append(row)
+    lines += ["", format_table(headers, rows), ""]
+    if not r.result and r.status != "finished":
+        lines.append(f"(no final result: values are the last evaluation before the run {r.status})")
+    lines += _env_lines(r.env, r.env_fingerprint)
+    lines.append("tags: " + (", ".join(r.tags) if r.tags else "-"))
+    if r.notes:
+        lines.append("notes:")
+        lines += [f"  {when(n.created_at)}  {n.text}" for n in r.notes]
+    if r.sweep_id:
+        lines.append(f"sweep: {r.sweep_id}")
+    return "\n".join(lines)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with open_for_reading(args.registry) as registry:
+        record = registry.get_run(args.run)
+        if args.json:
+            data = record.to_dict(source=args.source)
+            if args.metrics:
+                data["metrics"] = registry.metrics(record.id)
+            print_json(data)
+        elif args.source:
+            sys.stdout.write(record.experiment_source or "")
+        else:
+            print(format_show(record, registry))
+    return 0
+
+
+# ---------------------------------------------------------------------- note and tag
+def run_note(args: argparse.Namespace) -> int:
+    with Registry.open(args.registry, create=False) as registry:
+        run_id = registry.resolve(args.run)
+        note = registry.add_note(run_id, " ".join(args.text))
+        notes = registry.get_run(run_id).notes
+    if args.json:
+        print_json({"run_id": run_id, "note": note.to_dict(), "notes": [n.to_dict() for n in notes]})
+    else:
+        print(f"noted on run {run_id[:8]} ({len(notes)} note(s))")
+    return 0
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    with Registry.open(args.registry, create=False) as registry:
+        run_id = registry.resolve(args.run)
+        if args.remove:
+            tags = registry.remove_tags(run_id, *args.tags)
+        else:
+            tags = registry.add_tags(run_id, *args.tags)
+    if args.json:
+        print_json({"run_id": run_id, "tags": list(tags)})
+    else:
+        print(f"run {run_id[:8]} tags: {', '.join(tags) if tags else '-'}")
+    return 0
+
+
+# ---------------------------------------------------------------------- diff
+def _value(v: Any, none: str = "(absent)") -> str:
+    text = none if v is None else str(v)
+    return text if len(text) <= 48 else text[:47] + "…"
+
+
+def format_diff(d: RunDiff, *, show_all: bool = False) -> str:
+    a, b = d.a, d.b
+    lines = [f"a = {a.short_id} ({a.name}, {a.status}, seed {a.seed}, {when(a.started_at)})",
+             f"b = {b.short_id} ({b.name}, {b.status}, seed {b.seed}, {when(b.started_at)})", ""]
+    if d.only_in_a or d.only_in_b:
+        lines.append(f"candidates only in a: {', '.join(d.only_in_a) or '-'} · "
+                     f"only in b: {', '.join(d.only_in_b) or '-'}")
+    if d.config:
+        lines.append(f"config: {len(d.config)} difference(s)")
+        rows = [[c.key, _value(c.a) if c.in_a else "(absent)", _value(c.b) if c.in_b else "(absent)"]
+                for c in d.config]
+        lines += ["  " + line for line in format_table(["key", "a", "b"], rows).splitlines()]
+    else:
+        lines.append("config: identical")
+    lines.append("")
+    if d.metrics:
+        lines.append("final validation metrics (last evaluation of each run):")
+        rows = [[m.candidate, m.metric, num(m.a), num(m.b),
+                 "identical" if m.identical else f"{m.delta:+.4g}"] for m in d.metrics]
+        lines += ["  " + line for line in
+                  format_table(["candidate", "metric", "a", "b", "b − a"], rows).splitlines()]
+    else:
+        lines.append("final validation metrics: no candidate was evaluated in both runs")
+    if d.curves:
+        by_cand: dict[str, list[Any]] = {}
+        for c in d.curves:
+            by_cand.setdefault(c.candidate, []).append(c)
+        same = [n for n, cs in by_cand.items() if all(c.identical for c in cs)]
+        parts = [f"identical step for step for {', '.join(same)}"] if same else []
+        for name, cs in by_cand.items():
+            if name in same:
+                continue
+            parts.append(f"{name}: " + ", ".join(
+                f"{c.metric} first differs at step {c.first_difference} (max |b − a| {c.max_abs_difference:.3g})"
+                for c in cs if not c.identical))
+        steps = max(c.steps for c in d.curves)
+        lines.append(f"training curves ({steps} shared steps): " + "; ".join(parts))
+    lines.append("")
+    relevant = [e for e in d.environment if e.numerics]
+    harmless = [e for e in d.environment if not e.numerics]
+    lines.append(f"environment: {len(d.environment)} difference(s), {len(relevant)} can change the numbers")
+    for title, items, cap in (("can change the numbers", relevant, None),
+                              ("cannot change the numbers", harmless, None if show_all else 12)):
+        if not items:
+            continue
+        shown = items if cap is None else items[:cap]
+        rows = [[e.key, _value(e.to_dict()["a"], "-"), _value(e.to_dict()["b"], "-"), e.reason]
+                for e in shown]
+        lines.append(f"  {title}:")
+        lines += ["    " + line for line in format_table(["fact", "a", "b", "why"], rows).splitlines()]
+        if len(shown) < len(items):
+            lines.append(f"    … {len(items) - len(shown)} more (--all)")
+    lines.append("")
+    verdict = d.verdict
+    if verdict.comparable:
+        lines.append("verdict: COMPARABLE: the numbers can differ only through the config "
+                     "differences above" + ("" if d.config else " (there are none)"))
+    else:
+        lines.append("verdict: NOT COMPARABLE: these differences can change the numbers:")
+        lines += [f"  - {reason}" for reason in verdict.reasons]
+    if verdict.harmless:
+        lines.append("  cannot change the numbers: " + "; ".join(verdict.harmless[:6])
+                     + (" …" if len(verdict.harmless) > 6 else ""))
+    return "\n".join(lines)
+
+
+def source_diff(a: RunRecord, b: RunRecord) -> str:
+    lines = difflib.unified_diff(
+        (a.experiment_source or "").splitlines(keepends=True),
+        (b.experiment_source or "").splitlines(keepends=True),
+        fromfile=f"a/{a.short_id}:{a.experiment_path}", tofile=f"b/{b.short_id}:{b.experiment_path}",
+    )
+    return "".join(lines) or "(the experiment files are identical)\n"
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    with open_for_reading(args.registry) as registry:
+        a = registry.get_run(args.run_a)
+        b = registry.get_run(args.run_b)
+        result = diff_runs(a, b, registry.metrics(a.id), registry.metrics(b.id))
+    if args.json:
+        data = result.to_dict()
+        if args.source:
+            data["source_diff"] = source_diff(a, b)
+        print_json(data)
+    else:
+        print(format_diff(result, show_all=args.all))
+        if args.source:
+            print()
+            sys.stdout.write(source_diff(a, b))
+    return 1 if (args.check and not result.verdict.comparable) else 0

@@ -1,0 +1,62 @@
+"""The run registry: every run remembered, listed, shown and diffed.
+
+One SQLite file (``<TWINRUN_HOME>/registry.sqlite`` by default) holds each run's
+experiment source, resolved config per candidate, seed, status, environment,
+per-step metrics, final result and verdict, notes and tags. ``compare()``
+records every run through :class:`RegistrySink`; ``twinrun runs / show / diff``
+read it back.
+"""
+
+from twinrun.registry._diff import (
+    Comparability,
+    ConfigDifference,
+    CurveDifference,
+    MetricDifference,
+    RunDiff,
+    diff_runs,
+)
+from twinrun.registry._errors import (
+    NotARegistryError,
+    RegistryError,
+    RegistryNotFoundError,
+    RegistryReadOnlyError,
+    SchemaVersionError,
+    UnknownRunError,
+)
+from twinrun.registry._files import UpgradeReport, resolve_registry_path, upgrade_registry
+from twinrun.registry._records import CandidateRecord, Note, RunRecord, RunSummary, Sweep
+from twinrun.registry._schema import APPLICATION_ID, DDL, SCHEMA_VERSION, STATUSES
+from twinrun.registry._sink import RegistrySink
+from twinrun.registry._store import STALE_AFTER_S, MetricRow, Registry, open_registry
+
+__all__ = [
+    "APPLICATION_ID",
+    "DDL",
+    "SCHEMA_VERSION",
+    "STALE_AFTER_S",
+    "STATUSES",
+    "CandidateRecord",
+    "Comparability",
+    "ConfigDifference",
+    "CurveDifference",
+    "MetricDifference",
+    "MetricRow",
+    "NotARegistryError",
+    "Note",
+    "Registry",
+    "RegistryError",
+    "RegistryNotFoundError",
+    "RegistryReadOnlyError",
+    "RegistrySink",
+    "RunDiff",
+    "RunRecord",
+    "RunSummary",
+    "SchemaVersionError",
+    "Sweep",
+    "UnknownRunError",
+    "UpgradeReport",
+    "diff_runs",
+    "open_registry",
+    "resolve_registry_path",
+    "upgrade_registry",
+]

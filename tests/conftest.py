@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+import twinrun
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "experiments"))
@@ -16,6 +19,9 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own TWINRUN_HOME and working directory; no env leaks between tests."""
     monkeypatch.setenv("TWINRUN_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
+    # subprocesses (`python -m twinrun ...`) import the very twinrun under test
+    src = str(Path(twinrun.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
 
 
 @pytest.fixture

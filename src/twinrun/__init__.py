@@ -8,10 +8,12 @@ The flat public API::
     import twinrun
     experiment = twinrun.Experiment(...)        # factories + candidates
     result = twinrun.compare(experiment)        # or the path of a file
+    report = twinrun.check(experiment, "cnn")   # the training recipe as checks
     twin = twinrun.Twin({...})                  # inside your own loop
 """
 
 from twinrun._compare import compare
+from twinrun.checks import CheckReport, CheckResult, check, run_checks
 from twinrun._version import __version__
 from twinrun.engine import (
     BatchPrepared,
@@ -59,6 +61,8 @@ __all__ = [
     "BatchPrepared",
     "BuildError",
     "CandidateDiverged",
+    "CheckReport",
+    "CheckResult",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -86,6 +90,7 @@ __all__ = [
     "TwinrunError",
     "__version__",
     "accuracy",
+    "check",
     "compare",
     "derive_seed",
     "factory",
@@ -95,5 +100,6 @@ __all__ = [
     "mse",
     "parse_overrides",
     "resolve",
+    "run_checks",
     "run_twin",
 ]

@@ -28,19 +28,19 @@ NAME = "prediction_dynamics"
 
 
 def per_example_view(kind: str, outputs: torch.Tensor, targets: Any) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(value per example, predicted class per example or None, what the value is)."""
+    """(value per example, predicted classes [example, position] or None, what the value is)."""
     o = outputs.double()
     if isinstance(targets, torch.Tensor) and kind == "logits" and o.ndim >= 2 and not targets.is_floating_point():
         probs = o.softmax(1)
         t = targets.long().clamp(0, o.shape[1] - 1).unsqueeze(1)
         p_true = probs.gather(1, t).reshape(o.shape[0], -1).mean(1)
-        predicted = probs.argmax(1).reshape(o.shape[0], -1)[:, 0]
+        predicted = probs.argmax(1).reshape(o.shape[0], -1)
         return p_true.numpy(), predicted.numpy(), "probability of the true class"
     if isinstance(targets, torch.Tensor) and kind == "binary_logits":
         p = o.sigmoid().reshape(targets.shape)
         t = targets.double()
         p_true = (p * t + (1 - p) * (1 - t)).reshape(o.shape[0], -1).mean(1)
-        return p_true.numpy(), (p > 0.5).reshape(o.shape[0], -1)[:, 0].numpy().astype(int), "probability of the true label"
+        return p_true.numpy(), (p > 0.5).reshape(o.shape[0], -1).numpy().astype(int), "probability of the true label"
     flat = o.reshape(o.shape[0], -1)
     if isinstance(targets, torch.Tensor) and targets.numel() == o.numel():
         error = (flat - targets.double().reshape(flat.shape)).abs().mean(1)
@@ -67,12 +67,11 @@ def check_prediction_dynamics(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     predicted_end = views[-1][1]
     summary = f"{label}: {float(values[:, 0].mean()):.3g} -> {float(values[:, -1].mean()):.3g}"
     collapsed = spread <= 1e-6 * (1.0 + scale)
-    distinct_targets = None
     if predicted_end is not None and isinstance(targets, torch.Tensor):
-        t = targets.reshape(n, -1)[:, 0]
+        t = targets.reshape(-1).cpu()
         distinct_targets = len(set(t.tolist()))
-        distinct_pred = len(set(predicted_end.tolist()))
-        correct = float((torch.as_tensor(predicted_end) == t.cpu()).double().mean())
+        distinct_pred = len(set(predicted_end.reshape(-1).tolist()))
+        correct = float((torch.as_tensor(predicted_end).reshape(-1) == t).double().mean())
         details.update(distinct_predictions=distinct_pred, distinct_targets=distinct_targets, accuracy_end=correct)
         summary += f"; {distinct_pred} distinct predicted classes for {distinct_targets} true ones"
         collapsed = collapsed or (distinct_pred == 1 and distinct_targets > 1)

@@ -184,7 +184,7 @@ def _units_of(state: Any, x: Any) -> int:
         was = state.model.training
         state.model.eval()
         try:
-            out = state.model(x[:1] if isinstance(x, torch.Tensor) else x)
+            out = state.model(x)
         finally:
             state.model.train(was)
     return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim >= 2 else 1

@@ -14,6 +14,7 @@ recorded. Flags:
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Mapping
@@ -51,10 +52,18 @@ def configured_warmup(ctx: CheckContext, declared: int | None) -> tuple[int | No
     if declared is not None:
         return declared, "declared"
     spec = ctx.state.spec.scheduler
-    if spec is not None:
-        for key, value in spec.kwargs.items():
-            if "warmup" in key.lower() and isinstance(value, int) and not isinstance(value, bool):
-                return value, f"scheduler keyword {key}"
+    if spec is None:
+        return None, "none"
+    for key, value in spec.kwargs.items():
+        if "warmup" in key.lower() and isinstance(value, int) and not isinstance(value, bool):
+            return value, f"scheduler keyword {key}={value}"
+    try:
+        parameters = inspect.signature(spec.fn).parameters.values()
+    except (TypeError, ValueError):
+        return None, "none"
+    for p in parameters:
+        if "warmup" in p.name.lower() and isinstance(p.default, int) and not isinstance(p.default, bool):
+            return p.default, f"scheduler default {p.name}={p.default}"
     return None, "none"
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from twinrun._version import __version__
-from twinrun.cli import _compare
+from twinrun.cli import _check, _compare
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
 
@@ -22,10 +22,11 @@ start here:
   twinrun demo                        compare three digit classifiers (30 s on a laptop CPU)
   twinrun demo --show-file > exp.py   a complete experiment file to edit
   twinrun compare exp.py              your own comparison
+  twinrun check exp.py --candidate A  the training recipe as checks (loss at init, overfit, leakage...)
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare]
+COMMANDS = [_compare, _check]
 
 
 def build_parser() -> argparse.ArgumentParser:

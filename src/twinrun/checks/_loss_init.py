@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -110,6 +111,47 @@ def _outputs_look_like(outputs: torch.Tensor, dim: int) -> dict[str, bool]:
     }
 
 
+@dataclass
+class _Measured:
+    loss: float
+    examples: int
+    first_out: torch.Tensor
+    first_targets: Any
+    calls: list[tuple[str, int]]
+
+
+def _measure(ctx: CheckContext, model: nn.Module, examples: int) -> _Measured:
+    """Mean loss over the first batches of a run, in train mode, before any update."""
+    steps = max(1, min(ctx.settings.steps, math.ceil(examples / ctx.settings.batch_size)))
+    total, count = 0.0, 0
+    first: tuple[Any, Any, list[tuple[str, int]]] | None = None
+    model.train()
+    with torch.no_grad():
+        for step in range(1, steps + 1):
+            inputs, targets = ctx.batch(step)
+            with ctx.streams.isolated("dropout", step, devices=[ctx.device]), biased_calls(model) as calls:
+                outputs = model(inputs)
+            if first is None:
+                first = (first_tensor(outputs), targets, list(calls))
+                if first[0] is None:
+                    raise TypeError(f"the model returned a {type(outputs).__name__} holding no tensor")
+            n = int(targets.shape[0])
+            total += float(ctx.loss_fn(outputs, targets)) * n
+            count += n
+    assert first is not None
+    return _Measured(total / count, count, first[0], first[1], first[2])
+
+
+def _set_bias(model: nn.Module, layer: str, bias: torch.Tensor) -> bool:
+    module = dict(model.named_modules()).get(layer)
+    current = getattr(module, "bias", None)
+    if not isinstance(current, torch.Tensor) or current.numel() != bias.numel():
+        return False
+    with torch.no_grad():
+        current.copy_(bias.reshape(current.shape).to(current.device, current.dtype))
+    return True
+
+
 def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     kind = ctx.loss_kind if opts["kind"] == "auto" else opts["kind"]
     if kind is None:
@@ -120,36 +162,14 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
             f"if it is one of them in disguise, declare it: --check-option {NAME}.kind=cross_entropy "
             f"(one of {', '.join(LOSS_KINDS)})",
         )
-    state = ctx.fresh()
-    model = state.model
-    steps = max(1, min(ctx.settings.steps, math.ceil(opts["examples"] / ctx.settings.batch_size)))
-    total, count, final_layer = 0.0, 0, None
-    first_out: torch.Tensor | None = None
-    first_targets: Any = None
-    model.train()
-    with torch.no_grad():
-        for step in range(1, steps + 1):
-            inputs, targets = ctx.batch(step)
-            with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
-                if step == 1:
-                    with biased_calls(model) as calls:
-                        outputs = model(inputs)
-                    first_out, first_targets = first_tensor(outputs), targets
-                    if first_out is None:
-                        raise TypeError(f"the model returned a {type(outputs).__name__} holding no tensor")
-                    final_layer = find_final_layer(calls, _units(first_out, kind, opts["class_dim"])[1])
-                else:
-                    outputs = model(inputs)
-            n = int(targets.shape[0])
-            total += float(ctx.loss_fn(outputs, targets)) * n
-            count += n
-    loss0 = total / count
-    assert first_out is not None
+    m = _measure(ctx, ctx.fresh().model, opts["examples"])
+    loss0, first_out, first_targets = m.loss, m.first_out, m.first_targets
     dim, units = _units(first_out, kind, opts["class_dim"])
+    final_layer = find_final_layer(m.calls, units)
     targets_all = ctx.train_targets()
     if targets_all is None:
         targets_all = first_targets
-    details: dict[str, Any] = {"loss_kind": kind, "loss_at_init": loss0, "examples": count, "units": units,
+    details: dict[str, Any] = {"loss_kind": kind, "loss_at_init": loss0, "examples": m.examples, "units": units,
                                "final_layer": final_layer}
     shape_problem = None
     if kind in ("mse", "bce_logits", "bce") and isinstance(first_targets, torch.Tensor):
@@ -168,8 +188,13 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
             details=details,
         )
     uniform, best = prior["uniform"], prior["prior"]
-    details.update(uniform_loss=uniform, prior_loss=best, prior=prior["prior_values"].tolist(),
-                   bias=prior["bias"].tolist())
+    with_bias = math.nan
+    if final_layer is not None and shape_problem is None:
+        trial = ctx.fresh().model
+        if _set_bias(trial, final_layer, prior["bias"]):
+            with_bias = _measure(ctx, trial, opts["examples"]).loss
+    details.update(uniform_loss=uniform, prior_loss=best, loss_with_prior_bias=with_bias,
+                   prior=prior["prior_values"].tolist(), bias=prior["bias"].tolist())
     look = _outputs_look_like(first_out, dim) if kind in ("cross_entropy", "nll") and first_out.ndim >= 2 else {}
     details.update(look)
     what = {
@@ -179,15 +204,18 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         "bce": f"log 2 = {uniform:.4g}",
         "mse": f"mean squared target = {uniform:.4g}",
     }[kind]
-    measured = f"{loss0:.4g}"
+    measured = f"{loss0:.4g}" + (f" ({with_bias:.4g} with the prior's bias)" if math.isfinite(with_bias) else "")
     expected = f"about {what}; the prior's best is {best:.4g}"
     bias_fix = _bias_fix(kind, final_layer, prior["bias"])
     fail_factor, warn_factor = (3.0, 1.5) if kind == "mse" else (2.0, 1.25)
     status, explanation, fix = "pass", (
-        f"Before any update, on the first {count} training examples a run sees (train mode), the loss is "
+        f"Before any update, on the first {m.examples} training examples a run sees (train mode), the loss is "
         f"{loss0:.4g}. An unsure network gives about {what}; the best input-independent prediction "
-        f"(the label prior) gives {best:.4g}."
+        f"(the label prior) gives {best:.4g}"
+        + (f", and this network with its final bias set to the prior gives {with_bias:.4g}." if math.isfinite(with_bias)
+           else ".")
     ), ""
+    bias_helps = loss0 > 1.25 * with_bias if math.isfinite(with_bias) else loss0 > 1.25 * best
     if not math.isfinite(loss0):
         status = "fail"
         explanation += " The loss is not finite before any training: the forward pass or the loss overflows."
@@ -222,17 +250,18 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
             "saturate."
         )
         fix = "initialise the final layer with small weights (e.g. scale them by 0.01) and " + bias_fix
+    elif uniform > 1.5 * best and bias_helps:
+        status = "warn"
+        explanation += (
+            f" The labels are far from what a neutral output assumes (the prior's loss {best:.4g} is well below "
+            f"{uniform:.4g}), so the first steps only learn the label frequencies or the target mean; starting "
+            "from the prior saves them."
+        )
+        fix = bias_fix
     elif loss0 > warn_factor * uniform:
         status = "warn"
         explanation += f" It is {loss0 / uniform:.2f}x the unsure value: the outputs start too large."
         fix = "scale down the final layer's initial weights; " + bias_fix
-    elif uniform > 1.5 * best and loss0 > 1.25 * best:
-        status = "warn"
-        explanation += (
-            f" The labels are far from uniform (the prior's loss {best:.4g} is well below {uniform:.4g}), so "
-            "the first steps only learn the label frequencies; starting from the prior saves them."
-        )
-        fix = bias_fix
     elif loss0 < 0.8 * best:
         status = "warn"
         explanation += (
@@ -243,10 +272,13 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
     else:
         explanation += " The network starts unsure, as it should."
     if opts["apply_bias"]:
-        applied = _apply_bias(ctx, final_layer, prior["bias"])
+        applied = final_layer is not None and all(
+            _set_bias(model, final_layer, prior["bias"])
+            for model in [ctx.state.model, *([ctx.user_model] if ctx.user_model is not None else [])]
+        )
         details["bias_applied"] = applied
-        if applied:
-            explanation += f" The bias of {final_layer} was set to the prior, as asked; later checks use it."
+        explanation += (f" The bias of {final_layer} was set to the prior, as asked; later checks use it." if applied
+                        else " No final layer with one bias per output was found, so no bias was applied.")
     return CheckResult(NAME, status, measured, expected, explanation, fix, details=details)  # type: ignore[arg-type]
 
 
@@ -257,21 +289,6 @@ def _bias_fix(kind: str, layer: str | None, bias: torch.Tensor) -> str:
     where = f"model.{layer}.bias" if layer else "the final layer's bias"
     return (f"set {where} to {formula} = [{values}] (torch.nn.init or .data.copy_), "
             f"or rerun with --apply-init-bias to try it")
-
-
-def _apply_bias(ctx: CheckContext, layer: str | None, bias: torch.Tensor) -> bool:
-    if layer is None:
-        return False
-    targets = [ctx.state.model]
-    if ctx.user_model is not None:
-        targets.append(ctx.user_model)
-    with torch.no_grad():
-        for model in targets:
-            module = dict(model.named_modules()).get(layer)
-            if module is None or getattr(module, "bias", None) is None or module.bias.numel() != bias.numel():
-                return False
-            module.bias.copy_(bias.to(module.bias.device, module.bias.dtype))
-    return True
 
 
 CHECK = Check(

@@ -479,6 +479,26 @@ def _leaky_split() -> dict[str, Any]:
     return _tabular(_seeded(MLP), data=((x, y), (xv, yv)))
 
 
+def _near_copies_in_val() -> dict[str, Any]:
+    (x, y), (xv, yv) = blobs()
+    g = torch.Generator().manual_seed(3)
+    xv, yv = xv.clone(), yv.clone()
+    xv[:40] = x[200:240] + 1e-3 * torch.randn(40, x.shape[1], generator=g)  # re-exported with rounding noise
+    yv[:40] = y[200:240]
+    return _tabular(_seeded(MLP), data=((x, y), (xv, yv)))
+
+
+def _imbalanced() -> dict[str, Any]:
+    g = torch.Generator().manual_seed(4)
+    centers = torch.randn(2, 10, generator=g) * 2.0
+
+    def sample(n: int):
+        y = (torch.rand(n, generator=g) < 0.05).long()  # 5% positives
+        return centers[y] + torch.randn(n, 10, generator=g), y
+
+    return _tabular(_seeded(MLP, classes=2), data=(sample(800), sample(400)))
+
+
 def _duplicated_train() -> dict[str, Any]:
     (x, y), val = blobs()
     return _tabular(_seeded(MLP), data=((torch.cat([x, x[:100]]), torch.cat([y, y[:100]])), val))
@@ -545,15 +565,14 @@ PLANTED: dict[str, Case] = {c.name: c for c in (
     Case("softmax_then_cross_entropy", lambda: _tabular(_seeded(SoftmaxMLP)), "loss_at_init",
          also=("overfit_batch",), description="model ends in softmax, loss is CrossEntropyLoss"),
     Case("mse_target_mean_20", _regression_mean_offset, "loss_at_init", caught=("warn", "fail"),
-         also=("overfit_batch", "loss_decreases", "zero_input_baseline"),
-         description="regression targets around 20, bias left at 0"),
+         also=("zero_input_baseline",), description="regression targets around 20, bias left at 0"),
     Case("mse_broadcast", _mse_broadcast, "loss_at_init",
-         also=("overfit_batch", "loss_decreases", "zero_input_baseline", "prediction_dynamics"),
+         also=("overfit_batch", "loss_decreases", "zero_input_baseline"),
          description="outputs (B, 1) against targets (B,): MSE broadcasts to (B, B)"),
     Case("labels_shuffled_apart", _shuffled_labels, "zero_input_baseline",
          also=("loss_decreases",), description="train inputs and labels shuffled separately"),
     Case("sigmoid_before_cross_entropy", lambda: _tabular(_seeded(SigmoidMLP)), "overfit_batch",
-         also=("loss_decreases",), description="sigmoid on the logits before CrossEntropyLoss"),
+         description="sigmoid on the logits before CrossEntropyLoss"),
     Case("lr_typo_3e-6", lambda: _with_optimizer(lambda m: torch.optim.Adam(m.parameters(), lr=3e-6)),
          "loss_decreases", also=("overfit_batch", "zero_input_baseline"),
          description="learning rate 3e-6 typed for 3e-3"),
@@ -564,7 +583,7 @@ PLANTED: dict[str, Case] = {c.name: c for c in (
          also=("eval_determinism",), description="features centred over dim 0 (the batch)"),
     Case("causal_mask_off_by_one", _attention_off_by_one, "causality",
          description="attention mask triu(diagonal=2): position t sees t+1"),
-    Case("strict_model_sees_current", _strict_declared_but_sees_t, "causality", also=("zero_input_baseline",),
+    Case("strict_model_sees_current", _strict_declared_but_sees_t, "causality",
          description="declared 'before t' but the output at t uses input t"),
     Case("head_left_out_of_optimizer", lambda: _with_optimizer(head_left_out),
          "param_updates", also=("overfit_batch",), description="optimizer built on fc1 only"),
@@ -580,15 +599,18 @@ PLANTED: dict[str, Case] = {c.name: c for c in (
     Case("warmup_never_happens", lambda: _tabular(_seeded(MLP), scheduler=warmup_that_never_warms),
          "lr_schedule", description="warm-up of 50 configured, its branch never runs"),
     Case("raw_pixels_0_255", lambda: _digits_case(_seeded(SmallCNN), "raw255"), "input_stats",
-         caught=("warn",), also=("loss_at_init", "overfit_batch"), description="digits fed as raw 0-255 pixels"),
+         caught=("warn",), also=("loss_at_init",), description="digits fed as raw 0-255 pixels"),
     Case("normalised_twice", lambda: _digits_case(_seeded(SmallCNN), "twice"), "input_stats", caught=("warn",),
          also=("zero_input_baseline", "prediction_dynamics"),
          description="digits standardised twice"),
     Case("nan_inputs", _nan_inputs, "input_stats",
-         also=("loss_at_init", "zero_input_baseline", "loss_decreases", "overfit_batch", "param_updates",
-               "prediction_dynamics", "eval_determinism"),
+         also=("loss_at_init", "zero_input_baseline", "loss_decreases", "param_updates", "prediction_dynamics"),
          description="missing values left as NaN"),
+    Case("imbalanced_labels", _imbalanced, "input_stats", caught=("warn",), also=("loss_at_init",),
+         description="binary labels with 5% positives, nothing done about it"),
     Case("val_overlaps_train", _leaky_split, "data_leakage", description="a quarter of val copied from train"),
+    Case("val_near_copies_of_train", _near_copies_in_val, "data_leakage",
+         description="40 validation rows are training rows plus rounding noise"),
     Case("train_duplicated", _duplicated_train, "data_leakage", caught=("warn",),
          description="100 training examples appended twice"),
     Case("dropout_on_in_eval", lambda: _tabular(_seeded(AlwaysDropoutMLP)), "eval_determinism",

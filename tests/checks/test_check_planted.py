@@ -9,6 +9,7 @@ from planted import PLANTED, kwargs_for
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Using a target size")  # torch's own warning, for the planted MSE broadcast
 @pytest.mark.parametrize("name", list(PLANTED))
 def test_planted_bug_is_caught_by_its_check(name, tmp_path):
     case = PLANTED[name]

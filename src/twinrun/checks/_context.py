@@ -28,6 +28,8 @@ from twinrun.engine._data import move_to
 
 __all__ = ["CheckContext", "loss_kind", "LOSS_KINDS"]
 
+_KEPT_BATCHES = 8
+
 #: Losses whose value at initialisation can be predicted from the label prior.
 LOSS_KINDS = ("cross_entropy", "nll", "bce_logits", "bce", "mse")
 
@@ -104,13 +106,19 @@ class CheckContext:
 
     # ------------------------------------------------------------------ data
     def batch(self, step: int) -> tuple[Any, Any]:
-        """The batch update ``step`` (1-based) trains on: the same examples, augmented the same way."""
-        if step not in self._batches:
-            raw = move_to(self.data.train_batch(step), self.device)
-            # the engine's own augmentation path (same streams), so checks see what a run trains on
-            batches, _ = self.engine._augment(step, raw, [self.state])
-            self._batches[step] = batches[self.state.spec.augment_key]
-        return self._batches[step]
+        """The batch update ``step`` (1-based) trains on: the same examples, augmented the same way.
+
+        The first few batches, which several checks look at, are kept; later ones are recomputed.
+        """
+        if step in self._batches:
+            return self._batches[step]
+        raw = move_to(self.data.train_batch(step), self.device)
+        # the engine's own augmentation path (same streams), so checks see what a run trains on
+        batches, _ = self.engine._augment(step, raw, [self.state])
+        batch = batches[self.state.spec.augment_key]
+        if step <= _KEPT_BATCHES:
+            self._batches[step] = batch
+        return batch
 
     def gather(self, split: str, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
         """Raw (un-augmented) examples of ``split`` (``train`` or ``val``) on the device."""
@@ -120,7 +128,7 @@ class CheckContext:
     def size(self, split: str) -> int:
         return len(self.data.train if split == "train" else self.data.val)
 
-    def probe(self, split: str, n: int = 512) -> tuple[Any, Any]:
+    def probe(self, split: str, n: int = 256) -> tuple[Any, Any]:
         """The first ``n`` raw examples of ``split``: a fixed set to measure losses on."""
         key = ("probe", split, n)
         if key not in self._cache:

@@ -20,7 +20,7 @@ import twinrun
 from twinrun.examples import DIGITS
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "checks"))
-from planted import CLEAN, PLANTED, kwargs_for  # noqa: E402
+from planted import CLEAN, PLANTED, kwargs_for
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ The flat public API::
 """
 
 from twinrun._compare import compare
-from twinrun.checks import CheckReport, CheckResult, check, run_checks
 from twinrun._version import __version__
+from twinrun.checks import CheckReport, CheckResult, check, run_checks
 from twinrun.engine import (
     BatchPrepared,
     CandidateDiverged,

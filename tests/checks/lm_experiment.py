@@ -10,8 +10,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import twinrun  # noqa: E402
-from planted import MaskedAttentionLM, token_sequences  # noqa: E402
+from planted import MaskedAttentionLM, token_sequences
+
+import twinrun
 
 experiment = twinrun.Experiment(
     name="lm",

@@ -385,59 +385,59 @@ def clean_mlp() -> dict[str, Any]:
 
 
 def clean_cnn() -> dict[str, Any]:
-    return dict(model=_seeded(SmallCNN), train=digits()[0], val=digits()[1], loss=nn.CrossEntropyLoss(),
-                optimizer=adam(3e-3), scheduler=warmup_cosine(10, 200), steps=200, batch_size=32)
+    return {"model": _seeded(SmallCNN), "train": digits()[0], "val": digits()[1], "loss": nn.CrossEntropyLoss(),
+                "optimizer": adam(3e-3), "scheduler": warmup_cosine(10, 200), "steps": 200, "batch_size": 32}
 
 
 def clean_cnn_bn() -> dict[str, Any]:
-    return dict(model=_seeded(SmallCNN, batchnorm=True), train=digits()[0], val=digits()[1],
-                loss=nn.CrossEntropyLoss(), optimizer=adam(3e-3), steps=200, batch_size=32)
+    return {"model": _seeded(SmallCNN, batchnorm=True), "train": digits()[0], "val": digits()[1],
+                "loss": nn.CrossEntropyLoss(), "optimizer": adam(3e-3), "steps": 200, "batch_size": 32}
 
 
 def clean_causal_conv() -> dict[str, Any]:
     train, val = token_sequences()
-    return dict(model=_seeded(CausalConvLM), train=train, val=val, loss=nn.CrossEntropyLoss(),
-                optimizer=adam(1e-2), steps=200, batch_size=32,
-                options={"causality": {"input_time_dim": 1, "output_time_dim": 2}})
+    return {"model": _seeded(CausalConvLM), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
+                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32,
+                "options": {"causality": {"input_time_dim": 1, "output_time_dim": 2}}}
 
 
 def clean_causal_conv_strict() -> dict[str, Any]:
     train, val = token_sequences()
-    return dict(model=_seeded(CausalConvLM, shift=True), train=train, val=val, loss=nn.CrossEntropyLoss(),
-                optimizer=adam(1e-2), steps=200, batch_size=32,
-                options={"causality": {"input_time_dim": 1, "output_time_dim": 2, "strict": True}})
+    return {"model": _seeded(CausalConvLM, shift=True), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
+                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32,
+                "options": {"causality": {"input_time_dim": 1, "output_time_dim": 2, "strict": True}}}
 
 
 def clean_attention() -> dict[str, Any]:
     train, val = token_sequences()
-    return dict(model=_seeded(MaskedAttentionLM), train=train, val=val, loss=nn.CrossEntropyLoss(),
-                optimizer=adam(1e-2), steps=200, batch_size=32,
-                options={"causality": {"input_time_dim": 1, "output_time_dim": 2}})
+    return {"model": _seeded(MaskedAttentionLM), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
+                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32,
+                "options": {"causality": {"input_time_dim": 1, "output_time_dim": 2}}}
 
 
 def clean_gru() -> dict[str, Any]:
     train, val = float_sequences()
-    return dict(model=_seeded(TimeMajorGRU), train=train, val=val, loss=nn.CrossEntropyLoss(),
-                optimizer=adam(1e-2), steps=200, batch_size=32)
+    return {"model": _seeded(TimeMajorGRU), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
+                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32}
 
 
 def clean_regression() -> dict[str, Any]:
     train, val = regression()
-    return dict(model=_seeded(Regressor), train=train, val=val, loss=nn.MSELoss(), optimizer=adam(1e-2),
-                steps=200, batch_size=32)
+    return {"model": _seeded(Regressor), "train": train, "val": val, "loss": nn.MSELoss(), "optimizer": adam(1e-2),
+                "steps": 200, "batch_size": 32}
 
 
 def clean_workers_torch() -> dict[str, Any]:
     (x, y), val = blobs()
-    return dict(model=_seeded(MLP), train=DataLoader(JitteredBlobs(x, y, "torch"), batch_size=32), val=val,
-                loss=nn.CrossEntropyLoss(), optimizer=adam(), steps=200)
+    return {"model": _seeded(MLP), "train": DataLoader(JitteredBlobs(x, y, "torch"), batch_size=32), "val": val,
+                "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
 
 
 def clean_workers_seeded_numpy() -> dict[str, Any]:
     (x, y), val = blobs()
     loader = DataLoader(JitteredBlobs(x, y, "numpy"), batch_size=32, num_workers=2,
                         worker_init_fn=seed_numpy_from_torch)
-    return dict(model=_seeded(MLP), train=loader, val=val, loss=nn.CrossEntropyLoss(), optimizer=adam(), steps=200)
+    return {"model": _seeded(MLP), "train": loader, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
 
 
 def clean_sgd_step_schedule() -> dict[str, Any]:
@@ -519,14 +519,14 @@ def _digits_case(model: nn.Module, scale: str, **extra: Any) -> dict[str, Any]:
 
 def _own_generator_workers() -> dict[str, Any]:
     (x, y), val = blobs()
-    return dict(model=_seeded(MLP), train=DataLoader(JitteredBlobs(x, y, "own"), batch_size=32, num_workers=2),
-                val=val, loss=nn.CrossEntropyLoss(), optimizer=adam(), steps=200)
+    return {"model": _seeded(MLP), "train": DataLoader(JitteredBlobs(x, y, "own"), batch_size=32, num_workers=2),
+                "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
 
 
 def _constant_seed_workers() -> dict[str, Any]:
     (x, y), val = blobs()
     loader = DataLoader(JitteredBlobs(x, y, "numpy"), batch_size=32, num_workers=2, worker_init_fn=seed_numpy_constant)
-    return dict(model=_seeded(MLP), train=loader, val=val, loss=nn.CrossEntropyLoss(), optimizer=adam(), steps=200)
+    return {"model": _seeded(MLP), "train": loader, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
 
 
 def _attention_off_by_one() -> dict[str, Any]:
@@ -549,14 +549,14 @@ def _gru_view() -> dict[str, Any]:
 
 def _regression_mean_offset() -> dict[str, Any]:
     train, val = regression(offset=20.0)
-    return dict(model=_seeded(Regressor), train=train, val=val, loss=nn.MSELoss(), optimizer=adam(1e-2),
-                steps=200, batch_size=32)
+    return {"model": _seeded(Regressor), "train": train, "val": val, "loss": nn.MSELoss(), "optimizer": adam(1e-2),
+                "steps": 200, "batch_size": 32}
 
 
 def _mse_broadcast() -> dict[str, Any]:
     (x, y), (xv, yv) = regression()
-    return dict(model=_seeded(Regressor), train=(x, y[:, 0]), val=(xv, yv[:, 0]), loss=nn.MSELoss(),
-                optimizer=adam(1e-2), steps=200, batch_size=32)
+    return {"model": _seeded(Regressor), "train": (x, y[:, 0]), "val": (xv, yv[:, 0]), "loss": nn.MSELoss(),
+                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32}
 
 
 PLANTED: dict[str, Case] = {c.name: c for c in (

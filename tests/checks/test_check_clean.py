@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from planted import CLEAN, kwargs_for
 
 import twinrun
-from planted import CLEAN, kwargs_for
 from twinrun.examples import DIGITS
 
 

@@ -25,7 +25,7 @@ def _twinrun(*args):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}  # tiny models: one thread is fastest, and robust on a loaded machine
     return subprocess.run([sys.executable, "-m", "twinrun", "check", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=300, check=False)
 
 
 def _main(capsys, *args):

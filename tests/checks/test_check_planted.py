@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from planted import PLANTED, kwargs_for
 
 import twinrun
-from planted import PLANTED, kwargs_for
 
 
 @pytest.mark.slow

@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
+from planted import MLP, blobs
 from torch import nn
 
 import twinrun
-from planted import MLP, blobs
 from twinrun.checks import CheckReport, CheckResult, json_safe, validate_options
 from twinrun.errors import ConfigError
 

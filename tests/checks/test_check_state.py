@@ -9,10 +9,10 @@ import random
 import numpy as np
 import pytest
 import torch
+from planted import MLP, Regressor, blobs, regression, warmup_cosine
 from torch import nn
 
 import twinrun
-from planted import MLP, Regressor, blobs, regression, warmup_cosine
 from twinrun.checks import CheckContext
 from twinrun.checks._training import shared_training
 from twinrun.engine import TwinEngine
@@ -98,9 +98,9 @@ def test_checks_leave_user_objects_and_global_rng_as_found(tmp_path):
 
 def test_the_copy_keeps_the_optimizer_state(tmp_path):
     """The checked optimizer is the user's, moments included: param_updates' first step uses them."""
-    model, optimizer, scheduler, train, val = _user_setup()
-    kwargs = dict(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(), optimizer=optimizer,
-                  steps=200, batch_size=32, outdir=tmp_path, only="param_updates")
+    model, optimizer, _scheduler, train, val = _user_setup()
+    kwargs = {"model": model, "train": train, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": optimizer,
+                  "steps": 200, "batch_size": 32, "outdir": tmp_path, "only": "param_updates"}
     with_state = twinrun.run_checks(**kwargs)["param_updates"].details["update_ratio"]
     fresh = torch.optim.Adam(model.parameters(), lr=optimizer.param_groups[0]["initial_lr"])
     without = twinrun.run_checks(**{**kwargs, "optimizer": fresh})["param_updates"].details["update_ratio"]
@@ -135,8 +135,8 @@ def test_apply_bias_sets_the_prior_on_the_users_model_and_only_there(tmp_path):
         torch.manual_seed(0)
         model = Regressor()
     before = _clone(model.state_dict())
-    kwargs = dict(model=model, train=train, val=val, loss=nn.MSELoss(), optimizer=torch.optim.Adam(model.parameters()),
-                  steps=100, outdir=tmp_path, only="loss_at_init")
+    kwargs = {"model": model, "train": train, "val": val, "loss": nn.MSELoss(), "optimizer": torch.optim.Adam(model.parameters()),
+                  "steps": 100, "outdir": tmp_path, "only": "loss_at_init"}
     first = twinrun.run_checks(**kwargs, options={"loss_at_init": {"apply_bias": True}})["loss_at_init"]
     assert first.status == "warn" and first.details["final_layer"] == "body.2"
     assert first.details["bias_applied"] is True

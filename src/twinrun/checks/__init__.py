@@ -30,13 +30,13 @@ from twinrun.checks._result import STATUSES, CheckReport, CheckResult, Status, j
 from twinrun.checks._runner import run_suite
 
 __all__ = [
+    "LOSS_KINDS",
+    "STATUSES",
     "Check",
     "CheckContext",
     "CheckReport",
     "CheckResult",
-    "LOSS_KINDS",
     "Option",
-    "STATUSES",
     "Status",
     "check",
     "check_names",

@@ -30,7 +30,7 @@ from twinrun.engine import TwinEngine, new_run_id
 from twinrun.errors import BuildError, ConfigError
 from twinrun.spec import Experiment, load_experiment, resolve
 
-__all__ = ["check", "run_checks", "merge_options"]
+__all__ = ["check", "merge_options", "run_checks"]
 
 Names = Iterable[str] | str | None
 

@@ -26,7 +26,7 @@ from twinrun.checks._clone import clone_state
 from twinrun.engine import CandidateState, TwinEngine
 from twinrun.engine._data import move_to
 
-__all__ = ["CheckContext", "loss_kind", "LOSS_KINDS"]
+__all__ = ["LOSS_KINDS", "CheckContext", "loss_kind"]
 
 _KEPT_BATCHES = 8
 
@@ -145,7 +145,7 @@ class CheckContext:
                 targets = dataset.tensors[1][:n]
             else:
                 index = np.linspace(0, self.size("train") - 1, n).astype(int)
-                _, targets = self.data._gather(dataset, index)
+                _, targets = self.data._gather(dataset, index.tolist())
             self._cache[key] = targets if isinstance(targets, torch.Tensor) else None
         return self._cache[key]  # type: ignore[no-any-return]
 

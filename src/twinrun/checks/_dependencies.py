@@ -27,7 +27,7 @@ from twinrun.checks._context import CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
 
-__all__ = ["BATCH_INDEPENDENCE", "CAUSALITY", "forward_with_input_grad", "batch_norm_layers"]
+__all__ = ["BATCH_INDEPENDENCE", "CAUSALITY", "batch_norm_layers", "forward_with_input_grad"]
 
 _TOLERANCE = 1e-6
 
@@ -97,7 +97,7 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
             )
         bdim = opts["batch_dim"] % out.ndim
         generator = ctx.streams.torch("checks", name, device=out.device)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i in _picks(k, opts["samples"]):
             own = out.select(bdim, i)
             weights = torch.randn(own.shape, generator=generator, device=own.device, dtype=own.dtype)
@@ -106,11 +106,11 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
                 grad = torch.zeros_like(wrt)
             per_example = grad.reshape(grad.shape[0], -1).norm(dim=1)
             others = torch.cat([per_example[:i], per_example[i + 1:]])
-            worst = int(torch.argmax(others)) if others.numel() else 0
+            top = int(torch.argmax(others)) if others.numel() else 0
             rows.append({
                 "i": i, "own": float(per_example[i]),
                 "max_other": float(others.max()) if others.numel() else 0.0,
-                "worst_j": worst if worst < i else worst + 1,
+                "worst_j": top if top < i else top + 1,
             })
     leaks = [r for r in rows if r["max_other"] > _TOLERANCE * max(r["own"], 1e-12) and r["max_other"] > 0]
     details = {"examples": k, "checked": rows, "mode": "eval" if norms else "train", "batch_norm": norms,
@@ -191,7 +191,7 @@ def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
                                f"{name}.output_time_dim=M")
         generator = ctx.streams.torch("checks", name, device=out.device)
         positions = _picks(t_out, opts["positions"])
-        rows = []
+        rows: list[dict[str, Any]] = []
         sample_out = out.select(0, 0)
         for t in positions:
             at_t = sample_out.select(out_dim - 1, t)

@@ -65,22 +65,22 @@ def check_eval_determinism(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckR
     problems: list[tuple[str, str]] = []
     if repeat > tol:
         problems.append((
-            f" The two calls differ by up to {repeat:.3g}: randomness stays on in eval mode, so validation scores "
+            (f" The two calls differ by up to {repeat:.3g}: randomness stays on in eval mode, so validation scores "
             "are noisy and predictions change from call to call. Usually dropout called as F.dropout(x, p, "
             "training=True) (or without training=self.training), or a custom noise layer that ignores "
-            "self.training.",
-            "pass training=self.training to F.dropout (or use nn.Dropout modules), and gate any noise on "
-            "self.training"))
+            "self.training."),
+            ("pass training=self.training to F.dropout (or use nn.Dropout modules), and gate any noise on "
+            "self.training")))
     if batch_dep > tol:
         problems.append((
-            f" An example's output changes by up to {batch_dep:.3g} with the rest of the batch: a normalisation "
+            (f" An example's output changes by up to {batch_dep:.3g} with the rest of the batch: a normalisation "
             "still uses batch statistics in eval mode (F.batch_norm(..., training=True), or a module whose "
-            "train()/eval() is overridden).",
+            "train()/eval() is overridden)."),
             "use nn.BatchNorm modules, or pass training=self.training to F.batch_norm"))
     if changed:
         problems.append((
-            f" Buffers changed during eval-mode calls: {', '.join(changed[:5])}. Running statistics are being "
-            "updated at evaluation, so evaluating changes the model.",
+            (f" Buffers changed during eval-mode calls: {', '.join(changed[:5])}. Running statistics are being "
+            "updated at evaluation, so evaluating changes the model."),
             "make sure every batch norm is in eval mode when model.eval() is called"))
     if not problems and still_training:
         return CheckResult(NAME, "warn", measured, expected, explanation + (

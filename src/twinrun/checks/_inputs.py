@@ -71,8 +71,6 @@ def check_input_stats(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
         return CheckResult(NAME, "skip", "inputs hold no tensor", "-",
                            "The inputs are not tensors, so no statistics could be taken.", "")
     x = torch.cat([t.detach().cpu() for t in xs if t is not None])
-    targets = [b[1] for b in batches]
-    y = torch.cat([t.detach().cpu() for t in targets]) if all(isinstance(t, torch.Tensor) for t in targets) else None
     n = int(x.shape[0])
     details: dict[str, Any] = {"examples": n, "batches": steps, "shape": list(x.shape[1:]), "dtype": str(x.dtype)}
     problems: list[tuple[str, str, str]] = []
@@ -89,8 +87,8 @@ def check_input_stats(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
         if nan or inf:
             problems.append(("fail", (
                 f" The inputs contain {nan} NaN and {inf} Inf values: every loss and gradient they touch is NaN."),
-                "find where they come from (missing values, log(0), division by a zero std) and impute or "
-                "drop them before training"))
+                ("find where they come from (missing values, log(0), division by a zero std) and impute or "
+                "drop them before training")))
         if scale_std > opts["max_std"] or scale_mean > opts["max_abs_mean"]:
             problems.append(("warn", (
                 f" The inputs are not normalised: the typical channel has std {scale_std:.3g} and |mean| "
@@ -121,8 +119,8 @@ def check_input_stats(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
             problems.append(("warn", (
                 f" The classes are imbalanced {label_info['imbalance']:.3g} to 1 in the training set: accuracy "
                 "will look good while rare classes are ignored."),
-                "weight the loss (CrossEntropyLoss(weight=...)), resample, and report per-class metrics; set "
-                "the final bias to log p (loss_at_init says how)"))
+                ("weight the loss (CrossEntropyLoss(weight=...)), resample, and report per-class metrics; set "
+                "the final bias to log p (loss_at_init says how)")))
         if label_info["absent"]:
             problems.append(("warn", (
                 f" Classes {label_info['absent'][:10]} have no training examples though the model predicts them."),

@@ -59,7 +59,7 @@ def _read(ctx: CheckContext, split: str, index: np.ndarray, projection: Any) -> 
         if hasattr(dataset, "tensors"):
             xb, yb = dataset.tensors[0][torch.as_tensor(chunk)], dataset.tensors[1][torch.as_tensor(chunk)]
         else:
-            xb, yb = ctx.data._gather(dataset, chunk)
+            xb, yb = ctx.data._gather(dataset, chunk.tolist())
             xb = first_tensor(xb)
             if xb is None:
                 return None
@@ -188,8 +188,8 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
             f" {leaked} validation example(s) ({leaked / nv:.1%}) also appear in the training set: validation "
             "scores reward memorisation and overstate how the model does on new data. A split made after "
             "augmenting/duplicating, overlapping index ranges, or the same source file in both splits do this."),
-            "split by a unique key (file, patient, user) before any augmentation, and drop validation examples "
-            "whose input occurs in train (details lists (val, train) index pairs)"))
+            ("split by a unique key (file, patient, user) before any augmentation, and drop validation examples "
+            "whose input occurs in train (details lists (val, train) index pairs)")))
     if dup_train:
         frac = dup_train / nt
         problems.append(("warn" if frac >= opts["max_duplicates"] else "pass", (

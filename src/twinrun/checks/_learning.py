@@ -22,12 +22,12 @@ import torch
 
 from twinrun.checks._context import CheckContext
 from twinrun.checks._registry import Check, Option
-from twinrun.checks._result import CheckResult
+from twinrun.checks._result import CheckResult, Status
 from twinrun.checks._training import probe_losses, shared_training
 from twinrun.engine import train_step
 from twinrun.stats import paired_t_interval
 
-__all__ = ["ZERO_INPUT", "OVERFIT", "LOSS_DECREASES", "initial_lrs", "loss_floor"]
+__all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "initial_lrs", "loss_floor"]
 
 SHORT_STEPS = 60
 
@@ -240,7 +240,7 @@ def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
     if math.isfinite(drop) and drop >= opts["min_drop"]:
         return CheckResult(name, "pass", measured, expected, explanation + " The network learns.",
                            details=details)
-    status = "warn" if (math.isfinite(drop) and drop >= 0.01) or warming else "fail"
+    status: Status = "warn" if (math.isfinite(drop) and drop >= 0.01) or warming else "fail"
     reason = (" The learning rate was still warming up (mean " f"{mean_lr:.3g} against {max(lrs):.3g}), so little "
               "change is expected yet." if warming else "")
     return CheckResult(name, status, measured, expected, explanation + (

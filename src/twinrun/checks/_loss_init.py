@@ -25,7 +25,7 @@ from twinrun.checks._context import LOSS_KINDS, CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
 
-__all__ = ["CHECK", "prior_of", "find_final_layer"]
+__all__ = ["CHECK", "find_final_layer", "prior_of"]
 
 NAME = "loss_at_init"
 
@@ -81,12 +81,13 @@ def biased_calls(model: nn.Module) -> Iterator[list[tuple[str, int]]]:
     """Record, in call order, ``(name, bias size)`` of every module with a 1-D bias that runs."""
     calls: list[tuple[str, int]] = []
     handles = []
+    def recorder(name: str, size: int) -> Any:
+        return lambda module, args, output: calls.append((name, size))
+
     for name, module in model.named_modules():
         bias = getattr(module, "bias", None)
         if isinstance(bias, nn.Parameter) and bias.ndim == 1:
-            handles.append(module.register_forward_hook(
-                lambda m, i, o, name=name, size=bias.numel(): calls.append((name, size))
-            ))
+            handles.append(module.register_forward_hook(recorder(name, bias.numel())))
     try:
         yield calls
     finally:
@@ -172,9 +173,10 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
     details: dict[str, Any] = {"loss_kind": kind, "loss_at_init": loss0, "examples": m.examples, "units": units,
                                "final_layer": final_layer}
     shape_problem = None
-    if kind in ("mse", "bce_logits", "bce") and isinstance(first_targets, torch.Tensor):
-        if first_out.shape != first_targets.shape:  # elementwise losses broadcast: (B, 1) vs (B,) -> (B, B)
-            shape_problem = (tuple(first_out.shape), tuple(first_targets.shape))
+    # elementwise losses broadcast mismatched shapes: (B, 1) against (B,) gives (B, B)
+    if (kind in ("mse", "bce_logits", "bce") and isinstance(first_targets, torch.Tensor)
+            and first_out.shape != first_targets.shape):
+        shape_problem = (tuple(first_out.shape), tuple(first_targets.shape))
     try:
         prior = prior_of(kind, targets_all.to("cpu"), units, dim)
     except RuntimeError:

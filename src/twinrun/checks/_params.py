@@ -62,7 +62,10 @@ def check_param_updates(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
             "The loss of the first batch is not finite, so no gradient could be taken.",
             "check the inputs for NaN/Inf (input_stats) and the loss at init (loss_at_init)",
         )
-    no_grad, zero_grad, unchanged, zero_lr = [], [], [], []
+    no_grad: list[str] = []
+    zero_grad: list[str] = []
+    unchanged: list[str] = []
+    zero_lr: list[str] = []
     ratios: dict[str, float] = {}
     with torch.no_grad():
         for n in trainable:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["image_grid_png", "prediction_dynamics_png", "filters_png", "is_image_batch"]
+__all__ = ["filters_png", "image_grid_png", "is_image_batch", "prediction_dynamics_png"]
 
 
 def _figure(width: float, height: float) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["CheckResult", "CheckReport", "STATUSES", "Status", "json_safe"]
+__all__ = ["STATUSES", "CheckReport", "CheckResult", "Status", "json_safe"]
 
 Status = Literal["pass", "warn", "fail", "skip"]
 #: Every status a check can return, from best to worst (skip: the check does not apply).
@@ -126,6 +126,6 @@ def json_safe(value: Any) -> Any:
         return json_safe(value.tolist())
     if hasattr(value, "detach") and hasattr(value, "tolist"):  # torch tensors
         return json_safe(value.detach().cpu().tolist())
-    if isinstance(value, Sequence) or isinstance(value, (set, frozenset)):
+    if isinstance(value, (Sequence, set, frozenset)):
         return [json_safe(v) for v in value]
     return str(value)

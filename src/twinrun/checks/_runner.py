@@ -52,7 +52,7 @@ def run_suite(
                 result = check.fn(ctx, options[check.name])
             except TwinrunError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (reported as the check's result, with the traceback)
                 result = _crashed(check, exc)
             elapsed = time.perf_counter() - t0
             shared = ctx.shared_seconds - shared_before

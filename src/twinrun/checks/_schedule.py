@@ -27,7 +27,7 @@ from twinrun.checks._context import CheckContext
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
 
-__all__ = ["CHECK", "simulate_schedule", "configured_warmup"]
+__all__ = ["CHECK", "configured_warmup", "simulate_schedule"]
 
 NAME = "lr_schedule"
 
@@ -41,7 +41,7 @@ def simulate_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, steps: i
             lrs[t] = [float(g["lr"]) for g in optimizer.param_groups]
             try:
                 scheduler.step()
-            except Exception as exc:  # the run would crash right after update t + 1
+            except Exception as exc:  # noqa: BLE001  (the run would crash right after update t + 1)
                 if t + 1 < steps:
                     return lrs[: t + 1], f"{type(exc).__name__}: {exc}", t + 1
     return lrs, None, steps
@@ -104,8 +104,8 @@ def check_lr_schedule(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
                 f"{at} of {steps}, before half of training; the rest of the run barely learns. A scheduler "
                 "meant per epoch but stepped per batch (twinrun steps it once per update), or a "
                 "total/step size shorter than the run, does this."),
-                "size the scheduler in updates, not epochs: multiply step_size/T_max/total_steps by the "
-                f"batches per epoch ({ctx.data.plan.batches_per_epoch}), or make total_steps = steps ({steps})"))
+                ("size the scheduler in updates, not epochs: multiply step_size/T_max/total_steps by the "
+                f"batches per epoch ({ctx.data.plan.batches_per_epoch}), or make total_steps = steps ({steps})")))
         tail = float(np.mean(lr[peak_at:] < frac * ref)) if len(lr) > peak_at else 0.0
         info["tail_fraction"] = tail
         if not low.size and tail > opts["max_tail"]:

@@ -22,7 +22,7 @@ from twinrun.checks._context import CheckContext
 from twinrun.engine import CandidateState, SequentialExecutor, StepContext
 from twinrun.engine._evaluate import evaluate
 
-__all__ = ["ShortTraining", "short_training", "zeros_like_inputs", "probe_losses", "first_conv"]
+__all__ = ["ShortTraining", "first_conv", "probe_losses", "short_training", "zeros_like_inputs"]
 
 
 @dataclass
@@ -66,7 +66,7 @@ def probe_losses(ctx: CheckContext, state: CandidateState, batch: tuple[Any, Any
     return out.per_example["loss"]
 
 
-def first_conv(model: nn.Module) -> nn.Module | None:
+def first_conv(model: nn.Module) -> nn.Conv2d | None:
     """The first 2-D convolution of ``model`` in definition order."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):

@@ -98,8 +98,8 @@ def format_report(report: CheckReport, width: int = 100) -> str:
     """The table of results, then explanation and fix for every check that did not pass."""
     s = report.subject
     lines = [
-        f"twinrun check · {s.get('experiment')} · candidate {s.get('candidate')} · seed {s.get('seed')} · "
-        f"{s.get('steps')} steps · {s.get('device')} · {report.timing.get('total', 0.0):.1f} s",
+        (f"twinrun check · {s.get('experiment')} · candidate {s.get('candidate')} · seed {s.get('seed')} · "
+        f"{s.get('steps')} steps · {s.get('device')} · {report.timing.get('total', 0.0):.1f} s"),
         "",
     ]
     rows = [[_STATUS[r.status], r.name, _cut(r.measured, 64), _cut(r.expected, 48)] for r in report.results]

@@ -166,13 +166,15 @@ class CheckContext:
         return self.outdir / name
 
     @contextmanager
-    def eval_mode(self, model: nn.Module, training: bool = False) -> Iterator[nn.Module]:
-        was = model.training
+    def mode(self, model: nn.Module, training: bool = False) -> Iterator[nn.Module]:
+        """Put ``model`` in eval (or training) mode inside the block; restore every module's mode after."""
+        modes = [(m, m.training) for m in model.modules()]
         model.train(training)
         try:
             yield model
         finally:
-            model.train(was)
+            for module, was in modes:
+                module.training = was
 
     def describe(self) -> dict[str, Any]:
         """What is being checked, for the report."""

@@ -82,7 +82,7 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
     inputs, _ = ctx.batch(1)
     k = min(opts["examples"], ctx.settings.batch_size)
     x = inputs[:k] if isinstance(inputs, torch.Tensor) else inputs
-    with ctx.eval_mode(model, training=not norms), torch.enable_grad(), \
+    with ctx.mode(model, training=not norms), torch.enable_grad(), \
             ctx.streams.isolated("dropout", 1, devices=[ctx.device]):
         outputs, wrt, what = forward_with_input_grad(model, x)
         out = first_tensor(outputs)
@@ -174,7 +174,7 @@ def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     inputs, _ = ctx.batch(1)
     k = min(opts["examples"], ctx.settings.batch_size)
     x = inputs[:k] if isinstance(inputs, torch.Tensor) else inputs
-    with ctx.eval_mode(model), torch.enable_grad(), ctx.streams.isolated("eval", 0, devices=[ctx.device]):
+    with ctx.mode(model), torch.enable_grad(), ctx.streams.isolated("eval", 0, devices=[ctx.device]):
         outputs, wrt, what = forward_with_input_grad(model, x)
         out = first_tensor(outputs)
         if wrt is None or out is None or not out.requires_grad:

@@ -109,7 +109,7 @@ def check_input_stats(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
     if isinstance(all_targets, torch.Tensor) and not all_targets.is_floating_point():
         n_classes = None
         if ctx.loss_kind in ("cross_entropy", "nll"):
-            with torch.no_grad(), ctx.eval_mode(ctx.state.model):
+            with torch.no_grad(), ctx.mode(ctx.state.model):
                 out = first_tensor(ctx.state.model(batches[0][0]))
             n_classes = int(out.shape[1]) if out is not None and out.ndim >= 2 else None
         label_info = _label_summary(ctx, all_targets.cpu(), n_classes)

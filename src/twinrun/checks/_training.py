@@ -95,7 +95,7 @@ def short_training(
     conv_before = conv.weight.detach().cpu().clone() if conv is not None else None
 
     def snapshot(step: int) -> torch.Tensor:
-        with torch.no_grad(), ctx.eval_mode(state.model), ctx.streams.isolated("eval", step):
+        with torch.no_grad(), ctx.mode(state.model), ctx.streams.isolated("eval", step, devices=[ctx.device]):
             return state.model(fixed_x).detach().float().cpu()
 
     before = {s: probe_losses(ctx, state, b, 0) for s, b in probes.items()}

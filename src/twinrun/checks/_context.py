@@ -135,16 +135,20 @@ class CheckContext:
             self._cache[key] = self.gather(split, range(min(n, self.size(split))))
         return self._cache[key]  # type: ignore[no-any-return]
 
-    def train_targets(self, limit: int = 50_000) -> torch.Tensor | None:
-        """Targets of (up to ``limit``) training examples, or ``None`` when they are not tensors."""
-        key = ("targets", limit)
+    def targets(self, split: str = "train", limit: int = 2_000) -> torch.Tensor | None:
+        """Targets of ``split``: all of a tensor dataset, else ``limit`` examples spread over it.
+
+        ``None`` when targets are not tensors. Reading a general dataset decodes inputs too,
+        hence the limit there.
+        """
+        key = ("targets", split, limit)
         if key not in self._cache:
-            n = min(limit, self.size("train"))
-            dataset = self.data.train
+            dataset = self.data.train if split == "train" else self.data.val
             if hasattr(dataset, "tensors"):
-                targets = dataset.tensors[1][:n]
+                targets = dataset.tensors[1]
             else:
-                index = np.linspace(0, self.size("train") - 1, n).astype(int)
+                n = min(limit, self.size(split))
+                index = np.linspace(0, self.size(split) - 1, n).astype(int)
                 _, targets = self.data._gather(dataset, index.tolist())
             self._cache[key] = targets if isinstance(targets, torch.Tensor) else None
         return self._cache[key]  # type: ignore[no-any-return]
@@ -180,6 +184,7 @@ class CheckContext:
         """What is being checked, for the report."""
         resolved = self.engine.resolved
         return {
+            "run_id": self.engine.run_id,
             "experiment": resolved.name,
             "candidate": self.candidate,
             "config_hash": resolved.config_hash(),

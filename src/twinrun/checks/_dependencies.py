@@ -81,6 +81,9 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
     norms = batch_norm_layers(model)
     inputs, _ = ctx.batch(1)
     k = min(opts["examples"], ctx.settings.batch_size)
+    if k < 2:
+        return CheckResult(name, "skip", f"batches of {k}", "-",
+                           "With one example per batch there is no other example to depend on.", "")
     x = inputs[:k] if isinstance(inputs, torch.Tensor) else inputs
     with ctx.mode(model, training=not norms), torch.enable_grad(), \
             ctx.streams.isolated("dropout", 1, devices=[ctx.device]):

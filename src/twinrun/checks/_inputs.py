@@ -56,7 +56,7 @@ def _label_summary(ctx: CheckContext, targets: torch.Tensor, n_classes: int | No
     out: dict[str, Any] = {"histogram": counts, "classes": size,
                            "imbalance": (max(present) / min(present)) if present else math.nan,
                            "absent": [i for i, c in enumerate(counts) if c == 0]}
-    val = ctx.gather("val", range(min(ctx.size("val"), 50_000)))[1]
+    val = ctx.targets("val")
     if isinstance(val, torch.Tensor) and not val.is_floating_point():
         val_labels = set(val.reshape(-1).tolist()) - {v for v in range(size) if counts[v] > 0}
         out["val_only"] = sorted(v for v in val_labels if v >= 0)
@@ -105,12 +105,13 @@ def check_input_stats(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
         details.update(min=int(x.min()), max=int(x.max()))
         summary = f"integer inputs in [{int(x.min())}, {int(x.max())}]"
     label_info: dict[str, Any] = {}
-    all_targets = ctx.train_targets()
+    all_targets = ctx.targets("train")
     if isinstance(all_targets, torch.Tensor) and not all_targets.is_floating_point():
         n_classes = None
         if ctx.loss_kind in ("cross_entropy", "nll"):
-            with torch.no_grad(), ctx.mode(ctx.state.model):
-                out = first_tensor(ctx.state.model(batches[0][0]))
+            model = ctx.fresh().model  # a copy: even an eval-mode forward may change a buggy model
+            with torch.no_grad(), ctx.mode(model):
+                out = first_tensor(model(batches[0][0]))
             n_classes = int(out.shape[1]) if out is not None and out.ndim >= 2 else None
         label_info = _label_summary(ctx, all_targets.cpu(), n_classes)
         details["labels"] = label_info

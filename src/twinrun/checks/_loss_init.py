@@ -167,7 +167,7 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
     loss0, first_out, first_targets = m.loss, m.first_out, m.first_targets
     dim, units = _units(first_out, kind, opts["class_dim"])
     final_layer = find_final_layer(m.calls, units)
-    targets_all = ctx.train_targets()
+    targets_all = ctx.targets("train")
     if targets_all is None:
         targets_all = first_targets
     details: dict[str, Any] = {"loss_kind": kind, "loss_at_init": loss0, "examples": m.examples, "units": units,

@@ -50,7 +50,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table for BENCHMARKS.md")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice, as a user gets)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the end-to-end process
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     with tempfile.TemporaryDirectory() as tmp:
         in_process(Path(tmp) / "warm-up")  # imports, first-call costs
         reports = [in_process(Path(tmp) / f"run{i}") for i in range(args.repeats)]
@@ -62,7 +67,7 @@ def main() -> None:
     wall = statistics.median(walls)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
-              f"load average {load:.1f}; median of {args.repeats}")
+              f"1-minute load average {load_before:.1f} before, {load:.1f} after; median of {args.repeats}")
     if args.markdown:
         print(f"_{header}_\n")
         print("| check | status | seconds |")

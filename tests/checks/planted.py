@@ -191,6 +191,22 @@ class BatchMeanMLP(MLP):
         return self.head(h - h.mean(dim=0, keepdim=True))
 
 
+class ReZeroMLP(MLP):
+    """Residual blocks whose branch is scaled by a gate initialised to 0 (ReZero, zero-init residual).
+
+    At the first step the branch's weights get exactly zero gradients; that is by design.
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.block = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32))
+        self.gate = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        return self.head(h + self.gate * self.block(h))
+
+
 class SmallCNN(nn.Module):
     def __init__(self, channels: int = 8, classes: int = 10, batchnorm: bool = False) -> None:
         super().__init__()
@@ -447,6 +463,21 @@ def clean_sgd_step_schedule() -> dict[str, Any]:
     return _tabular(model, optimizer=opt, scheduler=sched)
 
 
+def clean_rezero() -> dict[str, Any]:
+    return _tabular(_seeded(ReZeroMLP))
+
+
+def clean_cyclic_lr() -> dict[str, Any]:
+    model = _seeded(MLP)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=1e-4, max_lr=0.1, step_size_up=20)
+    return _tabular(model, optimizer=opt, scheduler=sched)
+
+
+def one_cycle(total: int) -> Callable[[torch.optim.Optimizer], Any]:
+    return lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=total)
+
+
 CLEAN: dict[str, Case] = {c.name: c for c in (
     Case("mlp_tabular", clean_mlp, description="MLP with dropout on standardised blobs, Adam"),
     Case("cnn_digits", clean_cnn, description="small CNN on digits, warm-up + cosine"),
@@ -459,6 +490,9 @@ CLEAN: dict[str, Case] = {c.name: c for c in (
     Case("workers_torch_rng", clean_workers_torch, description="dataset noise from torch's RNG"),
     Case("workers_numpy_seeded", clean_workers_seeded_numpy, description="NumPy noise, worker_init_fn from torch seed"),
     Case("sgd_steplr_sized_right", clean_sgd_step_schedule, description="SGD + StepLR sized in updates"),
+    Case("rezero_gates", clean_rezero, description="residual branch behind a zero-initialised gate"),
+    Case("cyclic_lr", clean_cyclic_lr, description="CyclicLR with troughs at 0.1% of the peak"),
+    Case("one_cycle", lambda: _tabular(_seeded(MLP), scheduler=one_cycle(200)), description="OneCycleLR over 200 steps"),
 )}
 
 
@@ -596,6 +630,8 @@ PLANTED: dict[str, Case] = {c.name: c for c in (
          description="StepLR(step_size=30) meant per epoch, stepped per batch over 200 updates"),
     Case("cosine_total_too_short", lambda: _tabular(_seeded(MLP), scheduler=warmup_cosine(10, 60)),
          "lr_schedule", description="cosine schedule ends at update 60 of 200"),
+    Case("one_cycle_too_short", lambda: _tabular(_seeded(MLP), scheduler=one_cycle(120)), "lr_schedule",
+         description="OneCycleLR(total_steps=120) in a run of 200 updates: it raises at update 121"),
     Case("warmup_never_happens", lambda: _tabular(_seeded(MLP), scheduler=warmup_that_never_warms),
          "lr_schedule", description="warm-up of 50 configured, its branch never runs"),
     Case("raw_pixels_0_255", lambda: _digits_case(_seeded(SmallCNN), "raw255"), "input_stats",

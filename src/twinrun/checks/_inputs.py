@@ -99,8 +99,9 @@ def check_input_stats(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
         elif 0 < scale_std < opts["min_std"]:
             problems.append(("warn", (
                 f" The inputs are squashed: the typical channel has std {scale_std:.3g}. Normalising twice "
-                "(e.g. a Normalize in the dataset and again in the model or collate) does this."),
-                "normalise once: look for a second (x - mean) / std on the way to the model"))
+                "(e.g. a Normalize in the dataset and again in the model or collate) does this; so does data "
+                "that is naturally small (audio, rare binary features), which trains better scaled too."),
+                "normalise once, to about unit std: look for a second (x - mean) / std on the way to the model"))
     else:
         details.update(min=int(x.min()), max=int(x.max()))
         summary = f"integer inputs in [{int(x.min())}, {int(x.max())}]"

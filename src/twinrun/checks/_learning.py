@@ -23,22 +23,14 @@ import torch
 from twinrun.checks._context import CheckContext
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult, Status
+from twinrun.checks._schedule import working_lrs
 from twinrun.checks._training import probe_losses, shared_training
 from twinrun.engine import train_step
 from twinrun.stats import paired_t_interval
 
-__all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "initial_lrs", "loss_floor"]
+__all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "loss_floor"]
 
 SHORT_STEPS = 60
-
-
-def initial_lrs(optimizer: torch.optim.Optimizer) -> list[float]:
-    """Each param group's configured learning rate (before any scheduler scaled it)."""
-    values = []
-    for group in optimizer.param_groups:
-        lr = group.get("initial_lr", group.get("lr", math.nan))
-        values.append(float(lr.item() if isinstance(lr, torch.Tensor) else lr))
-    return values
 
 
 # ---------------------------------------------------------------------- 2
@@ -69,8 +61,14 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     if math.isfinite(diff["low"]) and diff["low"] > 0 and gain >= opts["min_gain"]:
         return CheckResult(name, "pass", measured, expected,
                            explanation + " The network uses its inputs.", details=details)
-    if math.isfinite(diff["low"]) and diff["low"] > 0:
+    lrs = working_lrs(ctx)
+    mean_lr = float(np.nanmean(real.lrs)) if np.isfinite(real.lrs).any() else math.nan
+    warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
+    details["mean_lr"] = mean_lr
+    if math.isfinite(diff["low"]) and diff["low"] > 0 or warming:
         return CheckResult(name, "warn", measured, expected, explanation + (
+            f" The learning rate was still warming up (mean {mean_lr:.3g} against {max(lrs):.3g}), so the "
+            "network has hardly trained yet." if warming and not diff["low"] > 0 else
             " The real inputs help, but only a little this early in training."),
             f"if the task is hard this may be fine; else check the inputs reach the model (input_stats) "
             f"or raise --check-option {name}.steps", details=details)
@@ -125,7 +123,7 @@ def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
     k = max(1, min(opts["examples"], ctx.settings.batch_size))
     batch = ctx.gather("train", [int(i) for i in ctx.data.plan.indices(1)[:k]])  # from the first batch
     state = dataclasses.replace(ctx.fresh(), scheduler=None)
-    lrs = initial_lrs(state.optimizer)
+    lrs = working_lrs(ctx)
     for group, lr in zip(state.optimizer.param_groups, lrs):
         group["lr"] = lr
     x, y = batch
@@ -157,7 +155,7 @@ def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
     expected = f"<= {target:.3g} ({opts['target']:.0%} of the way from the start to {floor:.3g}) within {opts['steps']} steps"
     explanation = (
         f"A copy of the model was trained on the same {k} training examples over and over (no augmentation, "
-        f"no scheduler, learning rate {_fmt_lrs(lrs)}), measuring their loss in eval mode every "
+        f"no scheduler, the schedule's peak learning rate {_fmt_lrs(lrs)}), measuring their loss in eval mode every "
         f"{opts['check_every']} steps: {start:.4g} at the start, {best:.4g} at best."
     )
     if reached is not None:
@@ -218,7 +216,7 @@ def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
     w = max(1, n // 5)
     finite = run.losses[np.isfinite(run.losses)]
     early, late = (float(np.mean(finite[:w])), float(np.mean(finite[-w:]))) if finite.size else (math.nan, math.nan)
-    lrs = initial_lrs(ctx.state.optimizer)
+    lrs = working_lrs(ctx)
     mean_lr = float(np.nanmean(run.lrs)) if np.isfinite(run.lrs).any() else math.nan
     warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
     details = {"steps": run.steps, "probe_before": before, "probe_after": after, "relative_drop": drop,

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from twinrun.checks._context import CheckContext
-from twinrun.checks._learning import initial_lrs
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
+from twinrun.checks._schedule import working_lrs
 from twinrun.engine import train_step
 
 __all__ = ["CHECK"]
@@ -42,7 +42,7 @@ def check_param_updates(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
     frozen_ok, ignore = list(opts["frozen"]), list(opts["ignore"])
     state = dataclasses.replace(ctx.fresh(), scheduler=None)
     model, optimizer = state.model, state.optimizer
-    for group, lr in zip(optimizer.param_groups, initial_lrs(optimizer)):
+    for group, lr in zip(optimizer.param_groups, working_lrs(ctx)):
         group["lr"] = lr
     named = dict(model.named_parameters())
     group_lr = {id(p): float(g["lr"]) for g in optimizer.param_groups for p in g["params"]}
@@ -52,16 +52,29 @@ def check_param_updates(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
     trainable = [n for n, p in named.items() if p.requires_grad]
     missing = [n for n in trainable if id(named[n]) not in group_lr]
     before = {n: p.detach().clone() for n, p in named.items()}
-    inputs, targets = ctx.batch(1)
+    steps = max(1, min(opts["steps"], ctx.settings.steps))
+    got_grad: set[str] = set()  # a gradient tensor at some step
+    nonzero: set[str] = set()  # a non-zero gradient at some step
     model.train()
-    with ctx.streams.isolated("dropout", 1, devices=[ctx.device]):
-        out = train_step(state, inputs, targets, metrics={}, grad_clip=ctx.settings.grad_clip)
-    if not out.finite:
-        return CheckResult(
-            NAME, "fail", f"loss {out.loss} at the first step", "a finite loss",
-            "The loss of the first batch is not finite, so no gradient could be taken.",
-            "check the inputs for NaN/Inf (input_stats) and the loss at init (loss_at_init)",
-        )
+    for step in range(1, steps + 1):
+        inputs, targets = ctx.batch(step)
+        with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
+            out = train_step(state, inputs, targets, metrics={}, grad_clip=ctx.settings.grad_clip)
+        if not out.finite:
+            return CheckResult(
+                NAME, "fail", f"loss {out.loss} at step {step}", "a finite loss",
+                f"The loss of update {step} is not finite, so no gradient could be taken.",
+                "check the inputs for NaN/Inf (input_stats) and the loss at init (loss_at_init)",
+            )
+        with torch.no_grad():
+            for n in trainable:
+                grad = named[n].grad
+                if grad is None:
+                    continue
+                got_grad.add(n)
+                values = grad.coalesce().values() if grad.is_sparse else grad
+                if bool((values != 0).any()):
+                    nonzero.add(n)
     no_grad: list[str] = []
     zero_grad: list[str] = []
     unchanged: list[str] = []
@@ -72,13 +85,10 @@ def check_param_updates(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
             p = named[n]
             if _matches(n, ignore):
                 continue
-            grad = p.grad
-            if grad is None:
+            if n not in got_grad:
                 no_grad.append(n)
                 continue
-            if grad.is_sparse:
-                grad = grad.coalesce().values()
-            if not bool((grad != 0).any()):
+            if n not in nonzero:
                 zero_grad.append(n)
             if n in missing:
                 continue
@@ -96,10 +106,11 @@ def check_param_updates(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
     measured = (f"{len(trainable)}/{len(named)} trainable; missing from optimizer {len(missing)}, no grad "
                 f"{len(no_grad)}, zero grad {len(zero_grad)}, unchanged {counts['unchanged']}, "
                 f"unexpectedly frozen {len(unexpected_frozen)}")
-    expected = "every trainable parameter in the optimizer, with a non-zero gradient, changed by a step"
+    expected = "every trainable parameter in the optimizer, with a non-zero gradient, changed"
     explanation = (
-        f"One training step on the first batch of a run (configured learning rates, no scheduler) on a copy "
-        f"of the model with {len(named)} parameter tensors, of which {len(trainable)} require gradients."
+        f"{steps} training step(s) on the first batches of a run (the schedule's peak learning rate, no scheduler) on a "
+        f"copy of the model with {len(named)} parameter tensors, of which {len(trainable)} require gradients; a "
+        "gradient counts if it is non-zero at any of the steps (zero-initialised gates open after one)."
     )
     problems, fixes = [], []
     if missing:
@@ -108,12 +119,12 @@ def check_param_updates(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
         fixes.append("build the optimizer from model.parameters() (or add the missing layer's parameters "
                      "to a param group)")
     if no_grad:
-        problems.append(f" {len(no_grad)} parameter(s) got no gradient at all, so forward never uses them: "
+        problems.append(f" {len(no_grad)} parameter(s) never got a gradient, so forward never uses them: "
                         f"{_short(no_grad)}.")
         fixes.append("use the layer in forward or delete it (if it is used only in some modes, declare it: "
                      f"--check-option {NAME}.ignore=\"['name.*']\")")
     if zero_grad:
-        problems.append(f" {len(zero_grad)} parameter(s) got an all-zero gradient: {_short(zero_grad)} (dead "
+        problems.append(f" {len(zero_grad)} parameter(s) got only all-zero gradients: {_short(zero_grad)} (dead "
                         "ReLUs, a multiplication by zero, a detached branch or saturated units).")
         fixes.append("look at what feeds those layers: initial biases, activations, detach() calls")
     if zero_lr:
@@ -148,6 +159,7 @@ CHECK = Check(
     title="every trainable parameter gets a gradient and changes",
     fn=check_param_updates,
     options={
+        "steps": Option(3, "training steps; a parameter must get a non-zero gradient in at least one"),
         "frozen": Option([], "glob patterns of parameters meant to be frozen, e.g. ['backbone.*']", types=(list,)),
         "ignore": Option([], "glob patterns of parameters allowed to get no gradient in a training step",
                          types=(list,)),

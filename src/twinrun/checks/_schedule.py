@@ -27,7 +27,7 @@ from twinrun.checks._context import CheckContext
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
 
-__all__ = ["CHECK", "configured_warmup", "simulate_schedule"]
+__all__ = ["CHECK", "configured_warmup", "simulate_schedule", "working_lrs"]
 
 NAME = "lr_schedule"
 
@@ -45,6 +45,23 @@ def simulate_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, steps: i
                 if t + 1 < steps:
                     return lrs[: t + 1], f"{type(exc).__name__}: {exc}", t + 1
     return lrs, None, steps
+
+
+def working_lrs(ctx: CheckContext, limit: int = 10_000) -> list[float]:
+    """Each param group's working learning rate: its peak over the run's schedule.
+
+    That is the configured rate without a scheduler, the rate after warm-up with one, and
+    ``max_lr`` for cyclic and one-cycle schedules (which overwrite the optimizer's rate).
+    """
+    def compute() -> list[float]:
+        state = ctx.fresh()
+        current = [float(g["lr"]) for g in state.optimizer.param_groups]
+        if state.scheduler is None or isinstance(state.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            return [float(g.get("initial_lr", lr)) for g, lr in zip(state.optimizer.param_groups, current)]
+        lrs, _, _ = simulate_schedule(state.scheduler, state.optimizer, min(ctx.settings.steps, limit))
+        return [float(v) for v in np.nanmax(lrs, axis=0)]
+
+    return ctx.cached(("working_lrs", limit), compute)  # type: ignore[no-any-return]
 
 
 def configured_warmup(ctx: CheckContext, declared: int | None) -> tuple[int | None, str]:
@@ -95,7 +112,10 @@ def check_lr_schedule(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
                              "give the optimizer a positive learning rate"))
             continue
         after_peak = lr[peak_at:half]
-        low = np.flatnonzero(after_peak < frac * ref)
+        # collapsed: from some update on, the rate stays below frac * peak through half-time
+        # (a cyclic schedule's brief troughs do not count)
+        stays_low = np.maximum.accumulate(after_peak[::-1])[::-1] < frac * ref
+        low = np.flatnonzero(stays_low)
         if low.size:
             at = peak_at + int(low[0]) + 1
             info["collapse_at"] = at

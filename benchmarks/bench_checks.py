@@ -74,7 +74,7 @@ def main() -> None:
         print("| --- | --- | ---: |")
         for n in names:
             print(f"| `{n}` | {status[n]} | {per_check[n]:.3f} |")
-        print(f"| shared short trainings (zero_input_baseline, loss_decreases, prediction_dynamics) | | "
+        print(f"| shared work: short trainings and the schedule simulation, computed once | | "
               f"{timing['shared_training']:.3f} |")
         print(f"| setup (data, candidate, preflight) | | {timing['setup']:.3f} |")
         print(f"| **total, in-process** | | **{timing['total']:.2f}** |")

@@ -26,7 +26,7 @@ from twinrun.checks._clone import clone_state
 from twinrun.engine import CandidateState, TwinEngine
 from twinrun.engine._data import move_to
 
-__all__ = ["LOSS_KINDS", "CheckContext", "loss_kind"]
+__all__ = ["LOSS_KINDS", "CheckContext", "first_tensor", "loss_kind"]
 
 _KEPT_BATCHES = 8
 
@@ -91,7 +91,6 @@ class CheckContext:
         self.user_model = user_model
         self.train_loader = train_loader
         self.shared_seconds = 0.0
-        self.notes: list[str] = []
         self._batches: dict[int, tuple[Any, Any]] = {}
         self._cache: dict[Any, Any] = {}
 

@@ -65,11 +65,12 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     mean_lr = float(np.nanmean(real.lrs)) if np.isfinite(real.lrs).any() else math.nan
     warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
     details["mean_lr"] = mean_lr
-    if math.isfinite(diff["low"]) and diff["low"] > 0 or warming:
-        return CheckResult(name, "warn", measured, expected, explanation + (
-            f" The learning rate was still warming up (mean {mean_lr:.3g} against {max(lrs):.3g}), so the "
-            "network has hardly trained yet." if warming and not diff["low"] > 0 else
-            " The real inputs help, but only a little this early in training."),
+    helps = math.isfinite(diff["low"]) and diff["low"] > 0
+    if helps or warming:
+        reason = (" The real inputs help, but only a little this early in training." if helps else
+                  f" The learning rate was still warming up (mean {mean_lr:.3g} against {max(lrs):.3g}), so "
+                  "the network has hardly trained yet.")
+        return CheckResult(name, "warn", measured, expected, explanation + reason,
             f"if the task is hard this may be fine; else check the inputs reach the model (input_stats) "
             f"or raise --check-option {name}.steps", details=details)
     return CheckResult(name, "fail", measured, expected, explanation + (

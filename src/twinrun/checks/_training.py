@@ -10,7 +10,6 @@ way on inputs replaced by zeros: the input-independent baseline.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +80,6 @@ def short_training(
     zero_inputs: bool = False,
     snapshots: int = 10,
     fixed_examples: int = 16,
-    on_step: Callable[[int, CandidateState], None] | None = None,
 ) -> ShortTraining:
     """Train a fresh copy of the candidate for ``steps`` updates, as a run would."""
     state = ctx.fresh()
@@ -113,8 +111,6 @@ def short_training(
         out = executor.run_step(step, [state], batch, context)[state.name]
         result.losses[step - 1] = out.loss
         result.lrs[step - 1] = out.lr
-        if on_step is not None:
-            on_step(step, state)
         if not out.finite:
             result.diverged_at = step
             break

@@ -8,6 +8,7 @@ The flat public API::
     import twinrun
     experiment = twinrun.Experiment(...)        # factories + candidates
     result = twinrun.compare(experiment)        # or the path of a file
+    report = twinrun.check(experiment, "cnn")   # the training recipe as checks
     twin = twinrun.Twin({...})                  # inside your own loop
     report = twinrun.analyze_seeds({"base": [...], "wide": [...]}, higher_is_better=True)
     runs = twinrun.open_registry().list_runs()  # every run so far
@@ -15,6 +16,7 @@ The flat public API::
 
 from twinrun._compare import compare
 from twinrun._version import __version__
+from twinrun.checks import CheckReport, CheckResult, check, run_checks
 from twinrun.engine import (
     BatchPrepared,
     CandidateDiverged,
@@ -71,6 +73,8 @@ __all__ = [
     "BatchPrepared",
     "BuildError",
     "CandidateDiverged",
+    "CheckReport",
+    "CheckResult",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -103,6 +107,7 @@ __all__ = [
     "analyze_seeds",
     "bootstrap_ci",
     "capture_environment",
+    "check",
     "compare",
     "derive_seed",
     "diff_environments",
@@ -115,6 +120,7 @@ __all__ = [
     "parse_overrides",
     "probability_of_improvement",
     "resolve",
+    "run_checks",
     "run_twin",
     "seed_ensemble",
     "seeds_needed",

@@ -52,6 +52,9 @@ class Experiment:
         metrics: name -> :class:`Metric` (per-example, with a direction).
         steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
         output, share_init: shared settings, see :class:`~twinrun.spec.Settings`.
+        check_options: options of ``twinrun check`` that the experiment cannot express
+            otherwise, by check name: ``{"causality": {"time_dim": 1}}``. Validated by
+            :mod:`twinrun.checks` (``twinrun check --list`` shows every option).
     """
 
     name: str
@@ -73,6 +76,7 @@ class Experiment:
     grad_clip: float | None = _S.grad_clip
     output: str = _S.output
     share_init: bool = _S.share_init
+    check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: ExperimentSource | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +97,7 @@ class Experiment:
                 object.__setattr__(self, role, as_factory(value, role=role, where=where))
         self._check_candidates(where)
         self._check_metrics(where)
+        self._check_check_options(where)
         self.settings  # validates every setting  # noqa: B018
 
     @property
@@ -127,6 +132,20 @@ class Experiment:
                     fix='e.g. {"model.width": 256} or {} for the base configuration',
                 )
         object.__setattr__(self, "candidates", {k: dict(v) for k, v in self.candidates.items()})
+
+    def _check_check_options(self, where: str) -> None:
+        # Only the shape is checked here; names and keys are validated by twinrun.checks.
+        if not isinstance(self.check_options, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, Mapping) for k, v in self.check_options.items()
+        ):
+            raise ConfigError(
+                f"{where}: check_options must map check names to option mappings, "
+                f"got {self.check_options!r}",
+                fix='e.g. check_options={"causality": {"time_dim": 1}}',
+            )
+        object.__setattr__(
+            self, "check_options", {k: dict(v) for k, v in self.check_options.items()}
+        )
 
     def _check_metrics(self, where: str) -> None:
         for name, metric in self.metrics.items():

@@ -1,0 +1,224 @@
+"""The two ways in: an experiment file (``check``) or a user's own pieces (``run_checks``).
+
+Both build a :class:`~twinrun.engine.TwinEngine` for one candidate, so the
+model, optimizer, scheduler, loss, augmentation and batches checked are exactly
+those a run trains, then run the selected checks on copies. Objects passed in
+(a model, an optimizer, a scheduler) are copied and never changed, with one
+exception asked for by name: ``loss_at_init``'s ``apply_bias`` sets the final
+bias of a model object you passed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from twinrun._home import runs_dir, twinrun_home
+from twinrun.checks._clone import copy_optimizer_onto, copy_scheduler_onto
+from twinrun.checks._context import CheckContext
+from twinrun.checks._registry import Check, select_checks, validate_options
+from twinrun.checks._result import CheckReport
+from twinrun.checks._runner import run_suite
+from twinrun.engine import TwinEngine, new_run_id
+from twinrun.errors import BuildError, ConfigError
+from twinrun.spec import Experiment, load_experiment, resolve
+
+__all__ = ["check", "merge_options", "run_checks"]
+
+Names = Iterable[str] | str | None
+
+
+def merge_options(*layers: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Check options from several sources, later ones winning key by key."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for name, values in (layer or {}).items():
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"check options for {name!r} must be a mapping, got {values!r}",
+                                  fix=f'e.g. {{"{name}": {{"key": value}}}}')
+            merged.setdefault(name, {}).update(values)
+    return merged
+
+
+def check(
+    experiment: Experiment | str | Path,
+    candidate: str | None = None,
+    *,
+    only: Names = None,
+    skip: Names = None,
+    overrides: Mapping[str, Any] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    outdir: str | Path | None = None,
+    home: str | Path | None = None,
+    progress: bool | None = False,
+) -> CheckReport:
+    """Run the training-recipe checks on one candidate of an experiment.
+
+    Args:
+        experiment: an :class:`Experiment` or the path of a file defining one.
+        candidate: the candidate to check (default: the first declared).
+        only, skip: check names (a list or ``"a,b"``) to run / leave out.
+        overrides: ``--set``-style overrides (``{"steps": 100, "optimizer.lr": 1e-3}``).
+        options: check options, on top of the experiment's ``check_options``.
+        outdir: folder for figures and ``checks.json`` (default: a new run folder's ``checks/``).
+        home: twinrun's folder (default ``$TWINRUN_HOME`` or ``./.twinrun``).
+        progress: a progress bar on stderr (``None``: only on a terminal).
+
+    Returns:
+        a :class:`CheckReport`; ``report.failed`` is True when a check failed.
+    """
+    started = time.perf_counter()
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    name = candidate or next(iter(exp.candidates))
+    if name not in exp.candidates:
+        raise ConfigError(f"candidate {name!r} is not in experiment {exp.name!r}",
+                          fix=f"choose one of: {', '.join(exp.candidates)}")
+    validated = validate_options(merge_options(exp.check_options, options))
+    selected = select_checks(only, skip)
+    resolved = resolve(exp, overrides, candidates=[name])
+    run_id = new_run_id()
+    folder = Path(outdir) if outdir is not None else runs_dir(twinrun_home(home)) / run_id / "checks"
+    engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
+    ctx = CheckContext(engine, name, outdir=folder)
+    return produce_report(ctx, selected, validated, progress=progress, setup_seconds=time.perf_counter() - started)
+
+
+def run_checks(
+    *,
+    model: nn.Module | Any,
+    train: Any,
+    val: Any,
+    loss: Any,
+    optimizer: torch.optim.Optimizer | Any,
+    scheduler: Any = None,
+    augment: Any = None,
+    steps: int = 200,
+    batch_size: int | None = None,
+    eval_batch_size: int = 256,
+    seed: int = 0,
+    device: str = "cpu",
+    grad_clip: float | None = None,
+    output: str = "auto",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    only: Names = None,
+    skip: Names = None,
+    outdir: str | Path | None = None,
+    home: str | Path | None = None,
+    progress: bool | None = False,
+    name: str = "checks",
+) -> CheckReport:
+    """Run the training-recipe checks on your own pieces, without an experiment file.
+
+    Args:
+        model: an ``nn.Module`` (copied, never changed) or a factory ``fn() -> nn.Module``.
+        train, val: a map-style dataset of ``(input, target)``, a tuple ``(inputs, targets)``
+            of tensors, or a ``DataLoader`` (its dataset, batch size and worker settings are used).
+        loss: a loss class, object or function ``fn(outputs, targets)``.
+        optimizer: an optimizer object built on ``model`` (copied with its state), an optimizer
+            class, or ``fn(model) -> Optimizer``.
+        scheduler: ``None``, a scheduler object built on ``optimizer`` (copied), or
+            ``fn(optimizer) -> scheduler``; stepped once per update.
+        augment: ``fn(inputs, targets, *, generator) -> (inputs, targets)``, applied per batch.
+        steps: the planned number of updates (the schedule is simulated over them).
+        batch_size: training batch size (default: the DataLoader's, else 32).
+        options: check options by check name, e.g. ``{"causality": {"time_dim": 1}}``.
+        only, skip, outdir, home, progress: as for :func:`check`.
+
+    Example:
+        >>> report = twinrun.run_checks(model=net, train=(x, y), val=(xv, yv),  # doctest: +SKIP
+        ...                             loss=nn.CrossEntropyLoss(), optimizer=opt, steps=1000)
+        >>> report.failed  # doctest: +SKIP
+        False
+    """
+    started = time.perf_counter()
+    loader = train if isinstance(train, DataLoader) else None
+    train_data = train.dataset if isinstance(train, DataLoader) else train
+    val_data = val.dataset if isinstance(val, DataLoader) else val
+    if batch_size is None:
+        batch_size = int(loader.batch_size) if loader is not None and loader.batch_size else 32
+    user_model = model if isinstance(model, nn.Module) else None
+    model_factory = _model_factory(model)
+    optimizer_factory = _optimizer_factory(optimizer, user_model)
+    scheduler_factory = _scheduler_factory(scheduler, optimizer)
+    experiment = Experiment(
+        name=name,
+        data=lambda: (train_data, val_data),
+        model=model_factory,
+        optimizer=optimizer_factory,
+        loss=loss,
+        scheduler=scheduler_factory,
+        augment=augment,
+        candidates={"model": {}},
+        steps=steps, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed, device=device,
+        grad_clip=grad_clip, output=output,
+    )
+    validated = validate_options(options)
+    selected = select_checks(only, skip)
+    resolved = resolve(experiment)
+    run_id = new_run_id()
+    folder = Path(outdir) if outdir is not None else runs_dir(twinrun_home(home)) / run_id / "checks"
+    engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
+    ctx = CheckContext(engine, "model", outdir=folder, user_model=user_model, train_loader=loader)
+    return produce_report(ctx, selected, validated, progress=progress, setup_seconds=time.perf_counter() - started)
+
+
+def produce_report(
+    ctx: CheckContext, checks: list[Check], options: Mapping[str, Mapping[str, Any]], *,
+    progress: bool | None, setup_seconds: float = 0.0,
+) -> CheckReport:
+    """The single place a check report is produced (and saved: ``checks.json`` in the output folder)."""
+    report = run_suite(ctx, checks, options, progress=progress, setup_seconds=setup_seconds)
+    if ctx.outdir is not None:
+        ctx.outdir.mkdir(parents=True, exist_ok=True)
+        (ctx.outdir / "checks.json").write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    # The run registry stores the report here, once it exists: registry.add_checks(ctx.engine.run_id, report)
+    return report
+
+
+def _model_factory(model: Any) -> Any:
+    if isinstance(model, nn.Module):
+        import copy
+
+        return lambda: copy.deepcopy(model)
+    if callable(model):
+        return model
+    raise BuildError(f"model must be an nn.Module or a factory fn() -> nn.Module, got {type(model).__name__}",
+                     fix="pass model=MyNet() or model=lambda: MyNet()")
+
+
+def _optimizer_factory(optimizer: Any, user_model: nn.Module | None) -> Any:
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer  # a class, a factory or fn(model) -> Optimizer
+    if user_model is None:
+        raise BuildError(
+            "an optimizer object was given with a model factory; it is bound to another model's parameters",
+            fix="pass the model object the optimizer was built on, or optimizer=lambda m: torch.optim.SGD(m.parameters(), ...)",
+        )
+
+    def bind(model: nn.Module) -> torch.optim.Optimizer:
+        return copy_optimizer_onto(optimizer, user_model, model)[0]
+
+    return bind
+
+
+def _scheduler_factory(scheduler: Any, optimizer: Any) -> Any:
+    if scheduler is None or not hasattr(scheduler, "optimizer"):
+        return scheduler  # None or fn(optimizer) -> scheduler
+    if scheduler.optimizer is not optimizer:
+        raise BuildError("the scheduler object steps another optimizer than the one given",
+                         fix="pass the optimizer the scheduler was built on")
+
+    def bind(copied: torch.optim.Optimizer) -> Any:
+        memo: dict[int, Any] = {id(optimizer): copied}
+        for old, new in zip(optimizer.param_groups, copied.param_groups):
+            memo.update({id(p): q for p, q in zip(old["params"], new["params"])})
+        return copy_scheduler_onto(scheduler, memo)
+
+    return bind

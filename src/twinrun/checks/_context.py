@@ -1,0 +1,220 @@
+"""Everything a check needs, built once from an experiment (or from a user's pieces).
+
+The context wraps a :class:`~twinrun.engine.TwinEngine` built for one candidate:
+the engine loads the data, builds the model, optimizer, scheduler, loss and
+augmentation exactly as a run does, and checks them on two examples. Checks then
+work on *copies* (:meth:`CheckContext.fresh`) of that pristine candidate and on
+the very batches a run would train on (:meth:`CheckContext.batch`), so what is
+checked is what is trained.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from twinrun.checks._clone import clone_state
+from twinrun.engine import CandidateState, TwinEngine
+from twinrun.engine._data import move_to
+
+__all__ = ["LOSS_KINDS", "CheckContext", "first_tensor", "loss_kind"]
+
+_KEPT_BATCHES = 8
+
+#: Losses whose value at initialisation can be predicted from the label prior.
+LOSS_KINDS = ("cross_entropy", "nll", "bce_logits", "bce", "mse")
+
+_LOSS_FUNCTIONS: dict[Any, str] = {
+    nn.CrossEntropyLoss: "cross_entropy",
+    F.cross_entropy: "cross_entropy",
+    nn.NLLLoss: "nll",
+    F.nll_loss: "nll",
+    nn.BCEWithLogitsLoss: "bce_logits",
+    F.binary_cross_entropy_with_logits: "bce_logits",
+    nn.BCELoss: "bce",
+    F.binary_cross_entropy: "bce",
+    nn.MSELoss: "mse",
+    F.mse_loss: "mse",
+}
+
+
+def loss_kind(loss_fn: Any) -> str | None:
+    """``cross_entropy``, ``nll``, ``bce_logits``, ``bce``, ``mse``, or ``None`` when unknown."""
+    fn = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    for known, kind in _LOSS_FUNCTIONS.items():
+        if fn is known or (isinstance(known, type) and isinstance(fn, known)):
+            return kind
+    return None
+
+
+class CheckContext:
+    """One candidate of an experiment, ready to be checked.
+
+    Args:
+        engine: an engine built for (at least) ``candidate``; it is never trained.
+        candidate: the candidate to check.
+        outdir: where checks write figures (created on first use).
+        user_model: the caller's own model object, when the checks were given one
+            (only ``loss_at_init`` with ``apply_bias`` ever changes it, on request).
+        train_loader: the caller's DataLoader, when given one (its worker settings).
+    """
+
+    def __init__(
+        self,
+        engine: TwinEngine,
+        candidate: str,
+        *,
+        outdir: str | Path | None = None,
+        user_model: nn.Module | None = None,
+        train_loader: Any | None = None,
+    ) -> None:
+        self.engine = engine
+        self.candidate = candidate
+        self.state: CandidateState = engine.states[candidate]
+        self.settings = engine.settings
+        self.device = engine.device
+        self.streams = engine.streams
+        self.data = engine.data
+        self.output_kind = engine.output_kind
+        self.loss_fn = self.state.loss_fn
+        self.loss_per_example = engine.eval_losses[candidate]
+        self.outdir = Path(outdir) if outdir is not None else None
+        self.user_model = user_model
+        self.train_loader = train_loader
+        self.shared_seconds = 0.0
+        self._batches: dict[int, tuple[Any, Any]] = {}
+        self._cache: dict[Any, Any] = {}
+
+    # ------------------------------------------------------------------ models
+    def fresh(self) -> CandidateState:
+        """A copy of the candidate as built (model, optimizer, scheduler): safe to train."""
+        return clone_state(self.state)
+
+    @property
+    def loss_kind(self) -> str | None:
+        return loss_kind(self.loss_fn)
+
+    # ------------------------------------------------------------------ data
+    def batch(self, step: int) -> tuple[Any, Any]:
+        """The batch update ``step`` (1-based) trains on: the same examples, augmented the same way.
+
+        The first few batches, which several checks look at, are kept; later ones are recomputed.
+        """
+        if step in self._batches:
+            return self._batches[step]
+        raw = move_to(self.data.train_batch(step), self.device)
+        # the engine's own augmentation path (same streams), so checks see what a run trains on
+        batches, _ = self.engine._augment(step, raw, [self.state])
+        batch = batches[self.state.spec.augment_key]
+        if step <= _KEPT_BATCHES:
+            self._batches[step] = batch
+        return batch
+
+    def gather(self, split: str, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
+        """Raw (un-augmented) examples of ``split`` (``train`` or ``val``) on the device."""
+        dataset = self.data.train if split == "train" else self.data.val
+        return move_to(self.data._gather(dataset, indices), self.device)
+
+    def size(self, split: str) -> int:
+        return len(self.data.train if split == "train" else self.data.val)
+
+    def probe(self, split: str, n: int = 256) -> tuple[Any, Any]:
+        """The first ``n`` raw examples of ``split``: a fixed set to measure losses on."""
+        key = ("probe", split, n)
+        if key not in self._cache:
+            self._cache[key] = self.gather(split, range(min(n, self.size(split))))
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def targets(self, split: str = "train", limit: int = 2_000) -> torch.Tensor | None:
+        """Targets of ``split``: all of a tensor dataset, else ``limit`` examples spread over it.
+
+        ``None`` when targets are not tensors. Reading a general dataset decodes inputs too,
+        hence the limit there.
+        """
+        key = ("targets", split, limit)
+        if key not in self._cache:
+            dataset = self.data.train if split == "train" else self.data.val
+            if hasattr(dataset, "tensors"):
+                targets = dataset.tensors[1]
+            else:
+                n = min(limit, self.size(split))
+                index = np.linspace(0, self.size(split) - 1, n).astype(int)
+                _, targets = self.data._gather(dataset, index.tolist())
+            self._cache[key] = targets if isinstance(targets, torch.Tensor) else None
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ shared work
+    def cached(self, key: Any, compute: Any) -> Any:
+        """``compute()`` once per key; its time counts as shared, not as the asking check's."""
+        if key not in self._cache:
+            start = time.perf_counter()
+            self._cache[key] = compute()
+            self.shared_seconds += time.perf_counter() - start
+        return self._cache[key]
+
+    def artifact(self, name: str) -> Path | None:
+        """Path for a file the check writes, or ``None`` when no output folder was given."""
+        if self.outdir is None:
+            return None
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        return self.outdir / name
+
+    @contextmanager
+    def mode(self, model: nn.Module, training: bool = False) -> Iterator[nn.Module]:
+        """Put ``model`` in eval (or training) mode inside the block; restore every module's mode after."""
+        modes = [(m, m.training) for m in model.modules()]
+        model.train(training)
+        try:
+            yield model
+        finally:
+            for module, was in modes:
+                module.training = was
+
+    def describe(self) -> dict[str, Any]:
+        """What is being checked, for the report."""
+        resolved = self.engine.resolved
+        return {
+            "run_id": self.engine.run_id,
+            "experiment": resolved.name,
+            "candidate": self.candidate,
+            "config_hash": resolved.config_hash(),
+            "source": resolved.source.path if resolved.source else None,
+            "seed": self.settings.seed,
+            "steps": self.settings.steps,
+            "batch_size": self.settings.batch_size,
+            "device": str(self.device),
+            "model": type(self.state.model).__name__,
+            "parameters": self.state.n_parameters,
+            "optimizer": type(self.state.optimizer).__name__,
+            "scheduler": type(self.state.scheduler).__name__ if self.state.scheduler is not None else None,
+            "loss": self.state.spec.loss.name,
+            "augment": self.state.spec.augment.name if self.state.spec.augment else None,
+            "train_examples": self.size("train"),
+            "val_examples": self.size("val"),
+        }
+
+
+def first_tensor(value: Any) -> torch.Tensor | None:
+    """The first tensor inside ``value`` (a tensor, tuple, list or dict)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            t = first_tensor(v)
+            if t is not None:
+                return t
+    if isinstance(value, Mapping):
+        for v in value.values():
+            t = first_tensor(v)
+            if t is not None:
+                return t
+    return None

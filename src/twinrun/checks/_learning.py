@@ -1,0 +1,261 @@
+"""Checks 2-4: does the network learn at all, and from its inputs?
+
+``zero_input_baseline``
+    trains twice for the first steps of a run, once on the real inputs and once
+    on inputs replaced by zeros; on held-out data the real run must be clearly better.
+``overfit_batch``
+    a handful of examples must be fit to (nearly) zero loss within a step budget.
+``loss_decreases``
+    the loss on a fixed set of training examples must go down over the first steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from twinrun.checks._context import CheckContext
+from twinrun.checks._registry import Check, Option
+from twinrun.checks._result import CheckResult, Status
+from twinrun.checks._schedule import working_lrs
+from twinrun.checks._training import probe_losses, shared_training
+from twinrun.engine import train_step
+from twinrun.stats import paired_t_interval
+
+__all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "loss_floor"]
+
+SHORT_STEPS = 60
+
+
+# ---------------------------------------------------------------------- 2
+def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
+    name = "zero_input_baseline"
+    real = shared_training(ctx, opts["steps"])
+    zero = shared_training(ctx, opts["steps"], zero_inputs=True)
+    real_val, zero_val = real.probe_after["val"], zero.probe_after["val"]
+    steps = real.steps
+    diff = paired_t_interval(zero_val - real_val)
+    real_mean, zero_mean = float(np.mean(real_val)), float(np.mean(zero_val))
+    gain = (zero_mean - real_mean) / abs(zero_mean) if zero_mean else math.nan
+    details = {"steps": steps, "val_examples": int(real_val.size), "val_loss_real": real_mean,
+               "val_loss_zero_inputs": zero_mean, "relative_gain": gain, "difference": diff,
+               "diverged_at": real.diverged_at}
+    measured = f"val loss {real_mean:.4g} (real) vs {zero_mean:.4g} (zeros), gain {gain:.1%}"
+    expected = f"real inputs clearly better (gain >= {opts['min_gain']:.0%}, 95% interval above 0)"
+    explanation = (
+        f"A copy of the model trained for the first {steps} steps of a run on the real inputs, and another "
+        f"on the same batches with every input replaced by zeros. On {real_val.size} validation examples the "
+        f"loss is {real_mean:.4g} with real inputs and {zero_mean:.4g} with zeros (paired difference "
+        f"{diff['mean']:.4g}, 95% interval [{diff['low']:.4g}, {diff['high']:.4g}])."
+    )
+    if real.diverged_at is not None or not math.isfinite(real_mean):
+        return CheckResult(name, "fail", measured, expected, explanation + (
+            f" Training on real inputs diverged (non-finite loss at step {real.diverged_at})."),
+            "lower the learning rate and check the inputs for NaN/Inf (input_stats)", details=details)
+    if math.isfinite(diff["low"]) and diff["low"] > 0 and gain >= opts["min_gain"]:
+        return CheckResult(name, "pass", measured, expected,
+                           explanation + " The network uses its inputs.", details=details)
+    lrs = working_lrs(ctx)
+    mean_lr = float(np.nanmean(real.lrs)) if np.isfinite(real.lrs).any() else math.nan
+    warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
+    details["mean_lr"] = mean_lr
+    helps = math.isfinite(diff["low"]) and diff["low"] > 0
+    if helps or warming:
+        reason = (" The real inputs help, but only a little this early in training." if helps else
+                  f" The learning rate was still warming up (mean {mean_lr:.3g} against {max(lrs):.3g}), so "
+                  "the network has hardly trained yet.")
+        return CheckResult(name, "warn", measured, expected, explanation + reason,
+            f"if the task is hard this may be fine; else check the inputs reach the model (input_stats) "
+            f"or raise --check-option {name}.steps", details=details)
+    return CheckResult(name, "fail", measured, expected, explanation + (
+        " The network does no better with its inputs than with zeros: the inputs carry nothing it can use "
+        "about the labels. Typical causes: inputs and labels shuffled separately, labels from another "
+        "split or file, inputs overwritten or masked to zero inside the model, a detached input branch."),
+        "check that example i's input and label belong together (print a few with their labels), and that "
+        "the model's forward uses its input", details=details)
+
+
+ZERO_INPUT = Check(
+    name="zero_input_baseline",
+    title="real inputs beat zeroed inputs after a short training",
+    fn=check_zero_input_baseline,
+    options={
+        "steps": Option(SHORT_STEPS, "training steps of each of the two short trainings"),
+        "min_gain": Option(0.1, "smallest relative drop in validation loss that counts as clearly better"),
+    },
+)
+
+
+# ---------------------------------------------------------------------- 3
+def loss_floor(ctx: CheckContext, targets: Any, units: int) -> float:
+    """The lowest loss reachable on ``targets`` (label smoothing and soft targets keep it above 0)."""
+    kind = ctx.loss_kind
+    smoothing = _label_smoothing(ctx.loss_fn)
+    if not isinstance(targets, torch.Tensor):
+        return 0.0
+    if kind == "cross_entropy":
+        if targets.is_floating_point():
+            t = targets.double().clamp_min(1e-12)
+            return float(-(t * t.log()).sum(1).mean())
+        if smoothing > 0 and units > 1:
+            hi = 1 - smoothing + smoothing / units
+            lo = smoothing / units
+            return float(-(hi * math.log(hi) + (units - 1) * lo * math.log(lo)))
+    if kind in ("bce_logits", "bce") and targets.is_floating_point():
+        t = targets.double().clamp(1e-12, 1 - 1e-12)
+        return float((-(t * t.log() + (1 - t) * (1 - t).log())).mean())
+    return 0.0
+
+
+def _label_smoothing(loss_fn: Any) -> float:
+    if isinstance(loss_fn, functools.partial):
+        return float(loss_fn.keywords.get("label_smoothing", 0.0) or 0.0)
+    return float(getattr(loss_fn, "label_smoothing", 0.0) or 0.0)
+
+
+def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
+    name = "overfit_batch"
+    k = max(1, min(opts["examples"], ctx.settings.batch_size))
+    batch = ctx.gather("train", [int(i) for i in ctx.data.plan.indices(1)[:k]])  # from the first batch
+    state = dataclasses.replace(ctx.fresh(), scheduler=None)
+    lrs = working_lrs(ctx)
+    for group, lr in zip(state.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    x, y = batch
+    start = float(np.mean(probe_losses(ctx, state, batch, 0)))
+    units = _units_of(state, x)
+    floor = loss_floor(ctx, y, units)
+    target = floor + opts["target"] * max(start - floor, 0.0)
+    history: list[tuple[int, float]] = [(0, start)]
+    reached: int | None = None
+    best = start
+    for step in range(1, opts["steps"] + 1):
+        with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
+            out = train_step(state, x, y, metrics={}, grad_clip=ctx.settings.grad_clip)
+        if not out.finite:
+            history.append((step, out.loss))
+            best = math.nan
+            break
+        if step % opts["check_every"] == 0 or step == opts["steps"]:
+            value = float(np.mean(probe_losses(ctx, state, batch, step)))
+            history.append((step, value))
+            best = min(best, value)
+            if value <= target:
+                reached = step
+                break
+    details = {"examples": k, "loss_start": start, "loss_best": best, "target": target, "floor": floor,
+               "reached_at": reached, "budget": opts["steps"], "lr": lrs, "history": history}
+    measured = (f"{start:.4g} -> {best:.4g} in {reached} steps" if reached
+                else f"{start:.4g} -> {best:.4g} after {history[-1][0]} steps")
+    expected = f"<= {target:.3g} ({opts['target']:.0%} of the way from the start to {floor:.3g}) within {opts['steps']} steps"
+    explanation = (
+        f"A copy of the model was trained on the same {k} training examples over and over (no augmentation, "
+        f"no scheduler, the schedule's peak learning rate {_fmt_lrs(lrs)}), measuring their loss in eval mode every "
+        f"{opts['check_every']} steps: {start:.4g} at the start, {best:.4g} at best."
+    )
+    if reached is not None:
+        return CheckResult(name, "pass", measured, expected, explanation + (
+            " A network that can fit anything should memorise a few examples, and this one does."),
+            details=details)
+    if math.isfinite(best) and best <= floor + 0.2 * max(start - floor, 0.0):
+        return CheckResult(name, "warn", measured, expected, explanation + (
+            " It gets most of the way but not to nearly zero within the budget."),
+            f"raise the budget (--check-option {name}.steps=1000) or the learning rate; if it still stalls, "
+            "look for a bounded output (sigmoid/tanh/softmax before the loss) or strong regularisation",
+            details=details)
+    return CheckResult(name, "fail", measured, expected, explanation + (
+        " The network cannot even memorise a few examples, so something between the output and the loss "
+        "is broken: outputs squashed before the loss (softmax, sigmoid or tanh before cross-entropy), a "
+        "loss on the wrong targets or shapes, a learning rate far too small or large, or a model too "
+        "constrained (e.g. a 1-unit bottleneck)."),
+        "remove any activation after the final layer (the loss applies it), check the loss arguments' "
+        "order and shapes, and try a learning rate 10x larger or smaller", details=details)
+
+
+def _units_of(state: Any, x: Any) -> int:
+    with torch.no_grad():
+        was = state.model.training
+        state.model.eval()
+        try:
+            out = state.model(x)
+        finally:
+            state.model.train(was)
+    return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim >= 2 else 1
+
+
+def _fmt_lrs(lrs: list[float]) -> str:
+    unique = sorted(set(lrs))
+    return ", ".join(f"{v:.3g}" for v in unique)
+
+
+OVERFIT = Check(
+    name="overfit_batch",
+    title="a few examples can be fit to nearly zero loss",
+    fn=check_overfit_batch,
+    options={
+        "examples": Option(8, "how many training examples to memorise (2-8 is the recipe)"),
+        "steps": Option(300, "step budget"),
+        "target": Option(0.02, "success: the loss falls within this fraction of the start, above the floor"),
+        "check_every": Option(10, "measure the loss (in eval mode) every this many steps"),
+    },
+)
+
+
+# ---------------------------------------------------------------------- 4
+def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
+    name = "loss_decreases"
+    run = shared_training(ctx, opts["steps"])
+    before, after = run.probe_mean("train", "before"), run.probe_mean("train", "after")
+    drop = (before - after) / abs(before) if before else math.nan
+    n = len(run.losses)
+    w = max(1, n // 5)
+    finite = run.losses[np.isfinite(run.losses)]
+    early, late = (float(np.mean(finite[:w])), float(np.mean(finite[-w:]))) if finite.size else (math.nan, math.nan)
+    lrs = working_lrs(ctx)
+    mean_lr = float(np.nanmean(run.lrs)) if np.isfinite(run.lrs).any() else math.nan
+    warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
+    details = {"steps": run.steps, "probe_before": before, "probe_after": after, "relative_drop": drop,
+               "train_loss_first": early, "train_loss_last": late, "mean_lr": mean_lr,
+               "train_losses": run.losses.tolist(), "diverged_at": run.diverged_at}
+    measured = f"{before:.4g} -> {after:.4g} ({-drop:+.1%})"
+    expected = f"a drop of at least {opts['min_drop']:.0%} over {run.steps} steps"
+    explanation = (
+        f"A copy of the model trained for the first {run.steps} steps of a run (same batches, augmentation, "
+        f"scheduler). Its loss on {run.probe_before['train'].size} fixed training examples (eval mode) went "
+        f"from {before:.4g} to {after:.4g}; the batch losses averaged {early:.4g} over the first "
+        f"{w} steps and {late:.4g} over the last {w}."
+    )
+    if run.diverged_at is not None:
+        return CheckResult(name, "fail", measured, expected, explanation + (
+            f" The loss became non-finite at step {run.diverged_at}: training diverged."),
+            "lower the learning rate (10x), add gradient clipping (--set grad_clip=1.0) and check the "
+            "inputs for NaN/Inf (input_stats)", details=details)
+    if math.isfinite(drop) and drop >= opts["min_drop"]:
+        return CheckResult(name, "pass", measured, expected, explanation + " The network learns.",
+                           details=details)
+    status: Status = "warn" if (math.isfinite(drop) and drop >= 0.01) or warming else "fail"
+    reason = (" The learning rate was still warming up (mean " f"{mean_lr:.3g} against {max(lrs):.3g}), so little "
+              "change is expected yet." if warming else "")
+    return CheckResult(name, status, measured, expected, explanation + (
+        " The loss barely moves or goes up: the updates do not reduce it. Typical causes: a learning rate "
+        "off by orders of magnitude (a typo like 3e-6 for 3e-3), gradient ascent (maximize=True, a sign "
+        "flipped in the loss), parameters missing from the optimizer, or a loss detached from the model." + reason),
+        f"try learning rates 10x and 100x larger, check the loss sign and param_updates; or give the check "
+        f"more steps: --check-option {name}.steps=200", details=details)
+
+
+LOSS_DECREASES = Check(
+    name="loss_decreases",
+    title="the training loss goes down over the first steps",
+    fn=check_loss_decreases,
+    options={
+        "steps": Option(SHORT_STEPS, "training steps (shared with zero_input_baseline and prediction_dynamics)"),
+        "min_drop": Option(0.05, "smallest relative drop of the loss on fixed training examples that passes"),
+    },
+)

@@ -1,0 +1,130 @@
+"""Short trainings shared by several checks, run with the engine's own step.
+
+``short_training(ctx, steps)`` trains a copy of the candidate for the first
+``steps`` updates of a real run: the same batches, augmentation, dropout stream,
+scheduler and gradient clipping (it uses the engine's executor), so its losses
+are the first losses of ``twinrun compare``. ``zero_inputs=True`` trains the same
+way on inputs replaced by zeros: the input-independent baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from twinrun.checks._context import CheckContext
+from twinrun.engine import CandidateState, SequentialExecutor, StepContext
+from twinrun.engine._evaluate import evaluate
+
+__all__ = ["ShortTraining", "first_conv", "probe_losses", "short_training", "zeros_like_inputs"]
+
+
+@dataclass
+class ShortTraining:
+    """Losses of a short training, before and after, on fixed probe sets."""
+
+    steps: int
+    zero_inputs: bool
+    losses: np.ndarray  # training loss of each update (before the update)
+    lrs: np.ndarray
+    probe_before: dict[str, np.ndarray]  # split -> per-example loss at step 0 (eval mode)
+    probe_after: dict[str, np.ndarray]
+    snapshot_steps: list[int] = field(default_factory=list)
+    snapshots: list[torch.Tensor] = field(default_factory=list)  # outputs on the fixed batch
+    fixed_targets: Any = None
+    first_layer: tuple[torch.Tensor, torch.Tensor] | None = None  # conv weights before, after
+    diverged_at: int | None = None
+
+    def probe_mean(self, split: str, when: str) -> float:
+        values = (self.probe_before if when == "before" else self.probe_after)[split]
+        return float(np.mean(values)) if values.size else math.nan
+
+
+def zeros_like_inputs(inputs: Any) -> Any:
+    """Inputs with every tensor replaced by zeros of the same shape and dtype."""
+    if isinstance(inputs, torch.Tensor):
+        return torch.zeros_like(inputs)
+    if isinstance(inputs, (list, tuple)):
+        return type(inputs)(zeros_like_inputs(v) for v in inputs)
+    if isinstance(inputs, dict):
+        return {k: zeros_like_inputs(v) for k, v in inputs.items()}
+    return inputs
+
+
+def probe_losses(ctx: CheckContext, state: CandidateState, batch: tuple[Any, Any], step: int) -> np.ndarray:
+    """Per-example loss of ``state`` on ``batch`` in eval mode (the engine's evaluation)."""
+    out = evaluate(
+        state, [batch], loss_per_example=ctx.loss_per_example, metrics={},
+        device=ctx.device, streams=ctx.streams, step=step,
+    )
+    return out.per_example["loss"]
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d | None:
+    """The first 2-D convolution of ``model`` in definition order."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module
+    return None
+
+
+def short_training(
+    ctx: CheckContext,
+    steps: int,
+    *,
+    zero_inputs: bool = False,
+    snapshots: int = 10,
+    fixed_examples: int = 16,
+) -> ShortTraining:
+    """Train a fresh copy of the candidate for ``steps`` updates, as a run would."""
+    state = ctx.fresh()
+    transform = zeros_like_inputs if zero_inputs else (lambda x: x)
+    probes = {split: ctx.probe(split) for split in ("train", "val")}
+    probes = {s: (transform(x), y) for s, (x, y) in probes.items()}
+    fixed_x, fixed_y = ctx.gather("val", range(min(fixed_examples, ctx.size("val"))))
+    fixed_x = transform(fixed_x)
+    want = sorted({0, steps, *np.linspace(0, steps, snapshots).round().astype(int).tolist()})
+    conv = first_conv(state.model)
+    conv_before = conv.weight.detach().cpu().clone() if conv is not None else None
+
+    def snapshot(step: int) -> torch.Tensor:
+        with torch.no_grad(), ctx.mode(state.model), ctx.streams.isolated("eval", step, devices=[ctx.device]):
+            return state.model(fixed_x).detach().float().cpu()
+
+    before = {s: probe_losses(ctx, state, b, 0) for s, b in probes.items()}
+    result = ShortTraining(
+        steps=steps, zero_inputs=zero_inputs, losses=np.full(steps, np.nan), lrs=np.full(steps, np.nan),
+        probe_before=before, probe_after={}, fixed_targets=fixed_y.detach().cpu() if isinstance(fixed_y, torch.Tensor) else fixed_y,
+    )
+    result.snapshot_steps.append(0)
+    result.snapshots.append(snapshot(0))
+    executor = SequentialExecutor()
+    context = StepContext(ctx.streams, [ctx.device], {}, ctx.settings.grad_clip)
+    for step in range(1, steps + 1):
+        inputs, targets = ctx.batch(step)
+        batch = {state.spec.augment_key: (transform(inputs), targets)}
+        out = executor.run_step(step, [state], batch, context)[state.name]
+        result.losses[step - 1] = out.loss
+        result.lrs[step - 1] = out.lr
+        if not out.finite:
+            result.diverged_at = step
+            break
+        if step in want:
+            result.snapshot_steps.append(step)
+            result.snapshots.append(snapshot(step))
+    last = result.diverged_at or steps
+    result.probe_after = {s: probe_losses(ctx, state, b, last) for s, b in probes.items()}
+    if conv is not None and conv_before is not None:
+        result.first_layer = (conv_before, conv.weight.detach().cpu().clone())
+    return result
+
+
+def shared_training(ctx: CheckContext, steps: int, *, zero_inputs: bool = False) -> ShortTraining:
+    """:func:`short_training`, computed once per context for each (steps, zero_inputs)."""
+    steps = max(1, min(steps, ctx.settings.steps))
+    return ctx.cached(("short_training", steps, zero_inputs), lambda: short_training(ctx, steps, zero_inputs=zero_inputs))  # type: ignore[no-any-return]

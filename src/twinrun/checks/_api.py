@@ -23,11 +23,13 @@ from torch.utils.data import DataLoader
 from twinrun._home import runs_dir, twinrun_home
 from twinrun.checks._clone import copy_optimizer_onto, copy_scheduler_onto
 from twinrun.checks._context import CheckContext
+from twinrun.checks._record import RegistryLike, open_for_checks, record_report
 from twinrun.checks._registry import Check, select_checks, validate_options
 from twinrun.checks._result import CheckReport
 from twinrun.checks._runner import run_suite
 from twinrun.engine import TwinEngine, new_run_id
 from twinrun.errors import BuildError, ConfigError
+from twinrun.registry import Registry
 from twinrun.spec import Experiment, load_experiment, resolve
 
 __all__ = ["check", "merge_options", "run_checks"]
@@ -58,6 +60,7 @@ def check(
     outdir: str | Path | None = None,
     home: str | Path | None = None,
     progress: bool | None = False,
+    registry: RegistryLike = True,
 ) -> CheckReport:
     """Run the training-recipe checks on one candidate of an experiment.
 
@@ -70,11 +73,14 @@ def check(
         outdir: folder for figures and ``checks.json`` (default: a new run folder's ``checks/``).
         home: twinrun's folder (default ``$TWINRUN_HOME`` or ``./.twinrun``).
         progress: a progress bar on stderr (``None``: only on a terminal).
+        registry: where the report is recorded (a run tagged ``check``): ``True`` (default)
+            ``<home>/registry.sqlite``, a path or an open ``Registry``; ``False``: nowhere.
 
     Returns:
         a :class:`CheckReport`; ``report.failed`` is True when a check failed.
     """
     started = time.perf_counter()
+    store = open_for_checks(registry, home)
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     name = candidate or next(iter(exp.candidates))
     if name not in exp.candidates:
@@ -87,7 +93,8 @@ def check(
     folder = Path(outdir) if outdir is not None else runs_dir(twinrun_home(home)) / run_id / "checks"
     engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
     ctx = CheckContext(engine, name, outdir=folder)
-    return produce_report(ctx, selected, validated, progress=progress, setup_seconds=time.perf_counter() - started)
+    return produce_report(ctx, selected, validated, progress=progress,
+                          setup_seconds=time.perf_counter() - started, registry=store)
 
 
 def run_checks(
@@ -113,6 +120,7 @@ def run_checks(
     home: str | Path | None = None,
     progress: bool | None = False,
     name: str = "checks",
+    registry: RegistryLike = True,
 ) -> CheckReport:
     """Run the training-recipe checks on your own pieces, without an experiment file.
 
@@ -129,7 +137,8 @@ def run_checks(
         steps: the planned number of updates (the schedule is simulated over them).
         batch_size: training batch size (default: the DataLoader's, else 32).
         options: check options by check name, e.g. ``{"causality": {"time_dim": 1}}``.
-        only, skip, outdir, home, progress: as for :func:`check`.
+        only, skip, outdir, home, progress, registry: as for :func:`check`.
+        name: the name the run is recorded under.
 
     Example:
         >>> report = twinrun.run_checks(model=net, train=(x, y), val=(xv, yv),  # doctest: +SKIP
@@ -138,6 +147,7 @@ def run_checks(
         False
     """
     started = time.perf_counter()
+    store = open_for_checks(registry, home)
     loader = train if isinstance(train, DataLoader) else None
     train_data = train.dataset if isinstance(train, DataLoader) else train
     val_data = val.dataset if isinstance(val, DataLoader) else val
@@ -166,19 +176,21 @@ def run_checks(
     folder = Path(outdir) if outdir is not None else runs_dir(twinrun_home(home)) / run_id / "checks"
     engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
     ctx = CheckContext(engine, "model", outdir=folder, user_model=user_model, train_loader=loader)
-    return produce_report(ctx, selected, validated, progress=progress, setup_seconds=time.perf_counter() - started)
+    return produce_report(ctx, selected, validated, progress=progress,
+                          setup_seconds=time.perf_counter() - started, registry=store)
 
 
 def produce_report(
     ctx: CheckContext, checks: list[Check], options: Mapping[str, Mapping[str, Any]], *,
-    progress: bool | None, setup_seconds: float = 0.0,
+    progress: bool | None, setup_seconds: float = 0.0, registry: Registry | None = None,
 ) -> CheckReport:
     """The single place a check report is produced (and saved: ``checks.json`` in the output folder)."""
     report = run_suite(ctx, checks, options, progress=progress, setup_seconds=setup_seconds)
     if ctx.outdir is not None:
         ctx.outdir.mkdir(parents=True, exist_ok=True)
         (ctx.outdir / "checks.json").write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-    # The run registry stores the report here, once it exists: registry.add_checks(ctx.engine.run_id, report)
+    if registry is not None:
+        report.subject["registry_run"] = record_report(registry, ctx, report)
     return report
 
 

@@ -6,7 +6,7 @@ import argparse
 import textwrap
 
 from twinrun.checks import CheckReport, check, check_names, get_check, parse_check_options
-from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
+from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
 from twinrun.cli._tables import format_table
 from twinrun.errors import ConfigError
 from twinrun.spec import parse_overrides
@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: <home>/runs/<run id>/checks)")
     p.add_argument("--list", action="store_true", help="list every check with its options and exit")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_registry(p)
+    p.add_argument("--no-registry", action="store_true", help="do not record the report in the run registry")
     add_home(p)
     add_json(p)
     p.set_defaults(handler=run_check)
@@ -82,6 +84,7 @@ def run_check(args: argparse.Namespace) -> int:
         args.experiment, args.candidate, only=args.only, skip=args.skip, overrides=overrides,
         options=options, outdir=args.outdir, home=args.home,
         progress=False if (args.quiet or args.json) else None,
+        registry=False if args.no_registry else (args.registry or True),
     )
     if args.json:
         print_json(report.to_dict())
@@ -118,6 +121,8 @@ def format_report(report: CheckReport, width: int = 100) -> str:
         lines.append("figures: " + ", ".join(figures))
     if report.outdir:
         lines.append(f"report: {report.outdir}/checks.json")
+    if s.get("registry_run"):
+        lines.append(f"recorded as run {str(s['registry_run'])[:8]} (twinrun show {str(s['registry_run'])[:8]})")
     counts = report.counts
     lines.append(" · ".join(f"{counts[k]} {k}" for k in ("pass", "warn", "fail", "skip")))
     return "\n".join(lines)

@@ -296,6 +296,12 @@ def format_show(record: RunRecord, registry: Registry) -> str:
     lines += ["", format_table(headers, rows), ""]
     if not r.result and r.status != "finished":
         lines.append(f"(no final result: values are the last evaluation before the run {r.status})")
+    checks = registry.checks(r.id)
+    if checks:
+        counts = {s: sum(c["status"] == s for c in checks) for s in ("pass", "warn", "fail", "skip")}
+        lines.append("checks: " + " · ".join(f"{n} {s}" for s, n in counts.items()))
+        lines += [f"  {c['status']:<4}  {c['name']:<22} {c['measured'] or ''}" for c in checks]
+        lines.append("")
     lines += _env_lines(r.env, r.env_fingerprint)
     lines.append("tags: " + (", ".join(r.tags) if r.tags else "-"))
     if r.notes:
@@ -313,6 +319,7 @@ def run_show(args: argparse.Namespace) -> int:
             data = record.to_dict(source=args.source)
             if args.metrics:
                 data["metrics"] = registry.metrics(record.id)
+            data["checks"] = registry.checks(record.id)
             print_json(data)
         elif args.source:
             sys.stdout.write(record.experiment_source or "")

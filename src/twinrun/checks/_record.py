@@ -1,0 +1,51 @@
+"""Store a check report in the run registry, as a run of kind ``check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twinrun._home import registry_path, twinrun_home
+from twinrun.checks._context import CheckContext
+from twinrun.checks._result import CheckReport
+from twinrun.env import capture_environment, numerics_fingerprint
+from twinrun.registry import Registry, open_registry
+
+__all__ = ["record_report", "RegistryLike"]
+
+RegistryLike = Registry | str | Path | bool | None
+
+
+def open_for_checks(registry: RegistryLike, home: str | Path | None) -> Registry | None:
+    """Open the registry first, so a bad one fails before any check runs."""
+    if registry is None or registry is False:
+        return None
+    if isinstance(registry, Registry):
+        return registry
+    return open_registry(registry_path(twinrun_home(home)) if registry is True else registry)
+
+
+def record_report(registry: Registry, ctx: CheckContext, report: CheckReport) -> str:
+    """Record the checked candidate's config, environment and every check outcome; returns the run id."""
+    resolved = ctx.engine.resolved
+    source = resolved.source
+    env = capture_environment(code_path=source.path if source else None)
+    run_id = registry.create_run(
+        run_id=ctx.engine.run_id, name=resolved.name, config=resolved.to_config(),
+        candidates=[ctx.candidate], reference=ctx.candidate, seed=resolved.settings.seed,
+        steps=resolved.settings.steps, device=str(ctx.device),
+        experiment_path=source.path if source else None,
+        experiment_sha256=source.sha256 if source else None,
+        experiment_source=source.text if source else None,
+        config_hash=resolved.config_hash(), env=env, env_fingerprint=numerics_fingerprint(env),
+        tags=("check",), extra={"kind": "check"},
+    )
+    outcomes: list[dict[str, Any]] = []
+    for r in report.results:
+        d = r.to_dict()
+        outcomes.append({"name": r.name, "status": r.status, "measured": d["measured"],
+                         "expected": d["expected"], "details": d})
+    registry.record_checks(run_id, outcomes)
+    registry.finish_run(run_id, {"kind": "check", "checks": report.to_dict()},
+                        status="finished")
+    return run_id

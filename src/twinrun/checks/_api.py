@@ -186,11 +186,11 @@ def produce_report(
 ) -> CheckReport:
     """The single place a check report is produced (and saved: ``checks.json`` in the output folder)."""
     report = run_suite(ctx, checks, options, progress=progress, setup_seconds=setup_seconds)
+    if registry is not None:
+        report.subject["registry_run"] = record_report(registry, ctx, report)
     if ctx.outdir is not None:
         ctx.outdir.mkdir(parents=True, exist_ok=True)
         (ctx.outdir / "checks.json").write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-    if registry is not None:
-        report.subject["registry_run"] = record_report(registry, ctx, report)
     return report
 
 

@@ -11,11 +11,12 @@ from twinrun.spec._resolve import (
     parse_overrides,
     resolve,
 )
-from twinrun.spec._settings import SETTING_HELP, Settings
+from twinrun.spec._settings import EXECUTION_SETTINGS, SETTING_HELP, Settings
 
 __all__ = [
     "CANDIDATE_ROLES",
     "CandidateSpec",
+    "EXECUTION_SETTINGS",
     "Experiment",
     "ExperimentSource",
     "Factory",

@@ -51,7 +51,8 @@ class Experiment:
             applied once per batch and shared by every candidate with the same augmentation.
         metrics: name -> :class:`Metric` (per-example, with a direction).
         steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
-        output, share_init: shared settings, see :class:`~twinrun.spec.Settings`.
+        output, share_init, deterministic, ledger_every, checkpoint_every: shared
+            settings, see :class:`~twinrun.spec.Settings`.
     """
 
     name: str
@@ -73,6 +74,9 @@ class Experiment:
     grad_clip: float | None = _S.grad_clip
     output: str = _S.output
     share_init: bool = _S.share_init
+    deterministic: bool = _S.deterministic
+    ledger_every: int | None = _S.ledger_every
+    checkpoint_every: int | None = _S.checkpoint_every
     source: ExperimentSource | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from twinrun._home import runs_dir, tensorboard_dir, twinrun_home
+from twinrun.checkpoint import plan_resume
 from twinrun.engine import Sink, TwinEngine, TwinResult, new_run_id
+from twinrun.env import capture_environment
+from twinrun.repro import RunRecorder
+from twinrun.rng import seed_everything, warn_if_hash_seed_varies
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import Experiment, load_experiment, resolve
 
@@ -32,6 +36,10 @@ def compare(
     logdir: str | Path | None = DEFAULT,
     progress: bool | None = None,
     run_id: str | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
+    seed_globals: bool = False,
+    keep_checkpoints: int = 2,
 ) -> TwinResult:
     """Train an experiment's candidates side by side and compare them.
 
@@ -45,18 +53,41 @@ def compare(
         logdir: TensorBoard folder for this comparison; default
             ``<home>/tb/<experiment>-<run id>``; ``None`` writes no TensorBoard files.
         progress: show a progress bar (``None``: only on a terminal).
+        resume: a run folder or checkpoint file to continue bit-identically; the run
+            keeps its id and folder. Refused (``CheckpointError``, nothing written) when
+            the config or the numerics-relevant environment changed, unless ``force``.
+        seed_globals: seed Python's, NumPy's and torch's global generators with the
+            run's seed (:func:`~twinrun.rng.seed_everything`); the CLI does. twinrun's
+            own randomness never comes from them.
+        keep_checkpoints: how many checkpoints to keep (``checkpoint_every`` setting).
+
+    The run folder also gets ``ledger.jsonl`` (control sums, ``ledger_every``
+    setting) and ``checkpoints/`` (``checkpoint_every`` setting).
 
     Returns:
         a :class:`TwinResult`; ``result.to_dict()`` is JSON-ready.
     """
+    warn_if_hash_seed_varies()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
-    run_id = run_id or new_run_id()
+    plan = environment = None
+    if resume is not None:  # every check before anything is written
+        environment = capture_environment(code_path=exp.source.path if exp.source else None)
+        plan = plan_resume(resume, exp, overrides=overrides, candidates=candidates, reference=reference,
+                           environment=environment, force=force)
+        resolved, run_id = plan.resolved, plan.run_id
+    else:
+        resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
+        run_id = run_id or new_run_id()
+    if seed_globals:
+        seed_everything(resolved.settings.seed)
     root = twinrun_home(home)
-    run_dir = runs_dir(root) / run_id
+    run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
-    all_sinks = list(sinks)
+    if plan is None or not (run_dir / "config.json").exists():
+        (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
+    recorder = RunRecorder(run_dir, resolved, resume=plan, keep_checkpoints=keep_checkpoints,
+                           environment=environment)
+    all_sinks = [*recorder.sinks, *sinks]
     tb_dir: Path | None = None
     if logdir is not None:
         tb_dir = tensorboard_dir(root) / f"{resolved.name}-{run_id[:8]}" if logdir is DEFAULT else Path(logdir)
@@ -64,7 +95,9 @@ def compare(
     if progress is not False:
         all_sinks.append(ProgressSink(enabled=progress))
     engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id)
+    recorder.attach(engine)
     result = engine.run()
+    recorder.finish(result)
     result.artifacts["run_dir"] = str(run_dir)
     if tb_dir is not None:
         result.artifacts["tensorboard"] = str(tb_dir)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from twinrun._version import __version__
 from twinrun.cli import _compare, _env
+from twinrun.cli._child import needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
 
@@ -44,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    if getattr(args, "trains", False) and not getattr(args, "show_file", False) and needs_child():
+        # PYTHONHASHSEED only takes effect at interpreter start: train in a child that has it
+        return run_in_child(list(sys.argv[1:] if argv is None else argv))
     try:
         return int(handler(args))
     except TwinrunError as exc:

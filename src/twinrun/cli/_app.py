@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from twinrun._version import __version__
-from twinrun.cli import _compare, _env
+from twinrun.cli import _compare, _env, _ledger, _repro
 from twinrun.cli._child import needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
@@ -23,10 +23,11 @@ start here:
   twinrun demo                        compare three digit classifiers (30 s on a laptop CPU)
   twinrun demo --show-file > exp.py   a complete experiment file to edit
   twinrun compare exp.py              your own comparison
+  twinrun repro exp.py                run it twice: bit-identical, or where the runs part
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare, _env]
+COMMANDS = [_compare, _repro, _ledger, _env]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -9,6 +10,13 @@ from twinrun.errors import LedgerError
 from twinrun.ledger._ledger import Ledger, Record
 
 __all__ = ["Divergence", "LedgerComparison", "compare_ledgers", "first_divergence"]
+
+
+def _json_number(value: Any) -> Any:
+    """JSON has no NaN or infinity: those become the strings "nan", "inf", "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
 
 
 
@@ -31,6 +39,9 @@ class Divergence:
     others: tuple[tuple[str, str, str], ...] = ()
     max_abs_diff: float | None = None
     tensors: tuple[tuple[str, str, str, float], ...] = field(default=())
+
+    def key_tuple(self) -> tuple[int, str, str, str]:
+        return (self.step, self.candidate, self.kind, self.name)
 
     @property
     def reason(self) -> str:
@@ -68,12 +79,13 @@ class Divergence:
             "reason": self.reason,
             "hash_a": self.a.hash if self.a else None,
             "hash_b": self.b.hash if self.b else None,
-            "value_a": self.a.value if self.a else None,
-            "value_b": self.b.value if self.b else None,
-            "max_abs_diff": self.max_abs_diff,
+            "value_a": _json_number(self.a.value) if self.a else None,
+            "value_b": _json_number(self.b.value) if self.b else None,
+            "max_abs_diff": _json_number(self.max_abs_diff),
             "also_different": [{"candidate": c, "kind": k, "name": n} for c, k, n in self.others],
             "tensors": [
-                {"candidate": c, "kind": k, "name": n, "max_abs_diff": d} for c, k, n, d in self.tensors
+                {"candidate": c, "kind": k, "name": n, "max_abs_diff": _json_number(d)}
+                for c, k, n, d in self.tensors
             ],
         }
 

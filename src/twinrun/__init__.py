@@ -9,9 +9,11 @@ The flat public API::
     experiment = twinrun.Experiment(...)        # factories + candidates
     result = twinrun.compare(experiment)        # or the path of a file
     twin = twinrun.Twin({...})                  # inside your own loop
+    report = twinrun.repro("exp.py")            # bit-identical, or where two runs part
 """
 
 from twinrun._compare import compare
+from twinrun.checkpoint import CheckpointSink, read_checkpoint
 from twinrun._version import __version__
 from twinrun.engine import (
     BatchPrepared,
@@ -37,10 +39,23 @@ from twinrun.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    LedgerError,
     RegistryError,
+    ReproducibilityWarning,
     TwinrunError,
+    TwinrunWarning,
 )
-from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
+from twinrun.ledger import Divergence, Ledger, LedgerSink, compare_ledgers, first_divergence
+from twinrun.repro import ReproReport, repro
+from twinrun.rng import (
+    RngStreams,
+    dataloader_generator,
+    derive_seed,
+    deterministic_mode,
+    isolated_global_rng,
+    seed_everything,
+    seed_worker,
+)
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import (
     Experiment,
@@ -61,17 +76,24 @@ __all__ = [
     "BuildError",
     "CandidateDiverged",
     "CheckpointError",
+    "CheckpointSink",
     "ConfigError",
     "DataError",
+    "Divergence",
     "EvalDone",
     "Event",
     "Executor",
     "Experiment",
     "Factory",
     "InitReport",
+    "Ledger",
+    "LedgerError",
+    "LedgerSink",
     "Metric",
     "ProgressSink",
     "RegistryError",
+    "ReproReport",
+    "ReproducibilityWarning",
     "RngStreams",
     "RunFailed",
     "RunFinished",
@@ -85,18 +107,27 @@ __all__ = [
     "TwinEngine",
     "TwinResult",
     "TwinrunError",
+    "TwinrunWarning",
     "__version__",
     "accuracy",
     "capture_environment",
     "compare",
+    "compare_ledgers",
+    "dataloader_generator",
     "derive_seed",
+    "deterministic_mode",
     "diff_environments",
     "factory",
+    "first_divergence",
     "isolated_global_rng",
     "load_experiment",
     "mae",
     "mse",
     "parse_overrides",
+    "read_checkpoint",
+    "repro",
     "resolve",
     "run_twin",
+    "seed_everything",
+    "seed_worker",
 ]

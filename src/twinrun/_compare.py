@@ -55,7 +55,9 @@ def compare(
         progress: show a progress bar (``None``: only on a terminal).
         resume: a run folder or checkpoint file to continue bit-identically; the run
             keeps its id and folder. Refused (``CheckpointError``, nothing written) when
-            the config or the numerics-relevant environment changed, unless ``force``.
+            the config or the numerics-relevant environment changed, unless ``force``
+            (models, optimizers and schedulers then continue from their saved states,
+            hyperparameters such as the learning rate included).
         seed_globals: seed Python's, NumPy's and torch's global generators with the
             run's seed (:func:`~twinrun.rng.seed_everything`); the CLI does. twinrun's
             own randomness never comes from them.

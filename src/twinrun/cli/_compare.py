@@ -58,7 +58,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                        help="continue a run from its folder or a checkpoint file, bit-identically; the "
                        "run's own --set options are reused")
     repro.add_argument("--force", action="store_true",
-                       help="with --resume: continue although the config or environment changed")
+                       help="with --resume: continue although the config or environment changed "
+                       "(optimizer and scheduler states, learning rates included, are loaded as saved)")
     add_home(parser)
     add_json(parser)
 

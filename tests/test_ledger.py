@@ -10,7 +10,14 @@ import torch
 import twinrun
 from twinrun.engine import StepDone, TwinEngine
 from twinrun.errors import LedgerError
-from twinrun.ledger import Ledger, LedgerSink, compare_ledgers, first_divergence, float_hash, tensor_hash
+from twinrun.ledger import (
+    Ledger,
+    LedgerSink,
+    compare_ledgers,
+    first_divergence,
+    float_hash,
+    tensor_hash,
+)
 from twinrun.rng import capture_global_rng, restore_global_rng
 from twinrun.spec import resolve
 

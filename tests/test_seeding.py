@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _subprocess import child_env
 
 import twinrun
-from _subprocess import child_env
 from twinrun.errors import ConfigError, ReproducibilityWarning
 from twinrun.rng import (
     CUBLAS_ENV,
@@ -155,9 +155,9 @@ def test_deterministic_mode_as_function_stays_until_restored(monkeypatch):
 def test_cublas_too_late_warns_with_the_fix(monkeypatch):  # pragma: no cover - GPU only
     monkeypatch.delenv(CUBLAS_ENV, raising=False)
     torch.zeros(1, device="cuda")  # initialises CUDA
-    with pytest.warns(ReproducibilityWarning, match=r"CUBLAS_WORKSPACE_CONFIG=:4096:8"):
-        with twinrun.deterministic_mode():
-            pass
+    with pytest.warns(ReproducibilityWarning, match=r"CUBLAS_WORKSPACE_CONFIG=:4096:8"), \
+            twinrun.deterministic_mode():
+        pass
 
 
 def test_engine_runs_deterministic_mode_and_restores(toy):

@@ -8,15 +8,15 @@ user reading a traceback (or the CLI's one-line error) knows what to type next.
 from __future__ import annotations
 
 __all__ = [
-    "TwinrunError",
-    "ConfigError",
     "BuildError",
-    "DataError",
     "CheckpointError",
-    "RegistryError",
+    "ConfigError",
+    "DataError",
     "LedgerError",
-    "TwinrunWarning",
+    "RegistryError",
     "ReproducibilityWarning",
+    "TwinrunError",
+    "TwinrunWarning",
 ]
 
 

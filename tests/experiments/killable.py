@@ -16,9 +16,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import twinrun  # noqa: E402
-from toy import MLP  # noqa: E402
-from toy import experiment as toy  # noqa: E402
+from toy import MLP
+from toy import experiment as toy
+
+import twinrun
 
 
 class KillableMLP(MLP):

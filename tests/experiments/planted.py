@@ -10,8 +10,8 @@ a random generator.
   amount that depends on their position in a ``set`` of names: only the
   weights after update 6 differ (the loss of step 6 is computed before the
   update), visible in the losses from step 7 on.
-* ``threads_bug``: a normalisation that averages over batch x 65,536 values:
-  torch splits that reduction across threads, so the sum is rounded
+* ``threads_bug``: a normalisation that averages over batch x 4,096 values:
+  torch splits a reduction that large across threads, so the sum is rounded
   differently for 1 and 2 threads.
 """
 
@@ -25,8 +25,9 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import twinrun  # noqa: E402
-from toy import MLP, blobs  # noqa: E402
+from toy import MLP, blobs
+
+import twinrun
 
 OPS = ("shift", "scale")
 
@@ -62,7 +63,7 @@ def nudged_sgd(model: nn.Module, lr: float = 0.1, at_step: int = 6) -> torch.opt
 class WideNorm(nn.Module):
     """A wide hidden layer normalised by its root mean square over the whole batch."""
 
-    def __init__(self, width: int = 65536, features: int = 8, classes: int = 3) -> None:
+    def __init__(self, width: int = 4096, features: int = 8, classes: int = 3) -> None:
         super().__init__()
         self.fc1 = nn.Linear(features, width)
         self.fc2 = nn.Linear(width, classes)
@@ -72,17 +73,17 @@ class WideNorm(nn.Module):
         return self.fc2(h / h.pow(2).mean().sqrt())
 
 
-_common = dict(
-    data=blobs,
-    model=twinrun.factory(MLP, width=16),
-    loss=nn.CrossEntropyLoss,
-    candidates={"small": {}},
-    steps=12,
-    batch_size=16,
-    eval_every=12,
-    eval_batch_size=128,
-    seed=5,
-)
+_common = {
+    "data": blobs,
+    "model": twinrun.factory(MLP, width=16),
+    "loss": nn.CrossEntropyLoss,
+    "candidates": {"small": {}},
+    "steps": 12,
+    "batch_size": 16,
+    "eval_every": 12,
+    "eval_batch_size": 128,
+    "seed": 5,
+}
 
 augment_bug = twinrun.Experiment(
     name="augment_bug", optimizer=twinrun.factory(torch.optim.SGD, lr=0.1),

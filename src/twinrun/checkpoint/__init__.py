@@ -1,6 +1,12 @@
 """Checkpoints for exact resume: verified files, a sink that writes them, and resume planning."""
 
-from twinrun.checkpoint._file import MAGIC, Checkpoint, read_checkpoint, read_checkpoint_header, write_checkpoint
+from twinrun.checkpoint._file import (
+    MAGIC,
+    Checkpoint,
+    read_checkpoint,
+    read_checkpoint_header,
+    write_checkpoint,
+)
 from twinrun.checkpoint._resume import (
     CHECKPOINT_DIR,
     ResumePlan,
@@ -12,9 +18,9 @@ from twinrun.checkpoint._sink import CheckpointSink, checkpoint_name, list_check
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "MAGIC",
     "Checkpoint",
     "CheckpointSink",
-    "MAGIC",
     "ResumePlan",
     "checkpoint_name",
     "config_differences",

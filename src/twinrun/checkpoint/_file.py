@@ -30,7 +30,7 @@ from twinrun._atomic import atomic_write
 from twinrun._version import __version__
 from twinrun.errors import CheckpointError
 
-__all__ = ["Checkpoint", "write_checkpoint", "read_checkpoint", "read_checkpoint_header", "MAGIC"]
+__all__ = ["MAGIC", "Checkpoint", "read_checkpoint", "read_checkpoint_header", "write_checkpoint"]
 
 MAGIC = b"TWINRUN-CHECKPOINT 1\n"
 _FIX_RERUN = "resume from another checkpoint of the run (its folder holds the last few), or start the run again"
@@ -62,7 +62,7 @@ def write_checkpoint(path: str | Path, payload: dict[str, Any], header: dict[str
         **header,
         "twinrun_version": __version__,
         "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "body_bytes": len(body),
         "body_xxh3": xxhash.xxh3_128_hexdigest(body),
     }

@@ -29,7 +29,7 @@ from twinrun.env import diff_environments
 from twinrun.errors import CheckpointError, ReproducibilityWarning
 from twinrun.spec import Experiment, ResolvedExperiment, resolve
 
-__all__ = ["CHECKPOINT_DIR", "ResumePlan", "find_checkpoint", "plan_resume", "config_differences"]
+__all__ = ["CHECKPOINT_DIR", "ResumePlan", "config_differences", "find_checkpoint", "plan_resume"]
 
 CHECKPOINT_DIR = "checkpoints"
 _FORCE = "or add --force to continue anyway (the result is then not a pure continuation of the run)"

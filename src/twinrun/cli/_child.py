@@ -28,7 +28,7 @@ from types import FrameType
 
 from twinrun.rng import hash_seed_is_fixed
 
-__all__ = ["NO_REEXEC_ENV", "CHILD_ENV", "CHILD_HASHSEED", "needs_child", "run_in_child"]
+__all__ = ["CHILD_ENV", "CHILD_HASHSEED", "NO_REEXEC_ENV", "needs_child", "run_in_child"]
 
 NO_REEXEC_ENV = "TWINRUN_NO_REEXEC"
 #: Set in the child, so that it never starts a grandchild.

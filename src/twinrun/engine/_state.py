@@ -30,7 +30,7 @@ from twinrun.rng import capture_global_rng, restore_global_rng
 if TYPE_CHECKING:
     from twinrun.engine._loop import TwinEngine
 
-__all__ = ["engine_state", "load_engine_state", "STATE_VERSION"]
+__all__ = ["STATE_VERSION", "engine_state", "load_engine_state"]
 
 STATE_VERSION = 1
 
@@ -55,7 +55,8 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
         candidates[name] = {
             "model": _clone_tree(state.model.state_dict()),
             "optimizer": _clone_tree(state.optimizer.state_dict()),
-            "scheduler": _clone_tree(scheduler.state_dict()) if hasattr(scheduler, "state_dict") else None,
+            "scheduler": _clone_tree(scheduler.state_dict())
+            if scheduler is not None and hasattr(scheduler, "state_dict") else None,
             "diverged_at": state.diverged_at,
             "diverged_value": state.diverged_value,
             "train_loss": torch.from_numpy(engine.train_loss[name].copy()),

@@ -2,14 +2,21 @@
 
 from twinrun.ledger._compare import Divergence, LedgerComparison, compare_ledgers, first_divergence
 from twinrun.ledger._hash import float_hash, int_hash, tensor_hash, tree_hash
-from twinrun.ledger._ledger import KINDS, LEDGER_FILE, Ledger, Record, find_ledger, ledger_config_hash
+from twinrun.ledger._ledger import (
+    KINDS,
+    LEDGER_FILE,
+    Ledger,
+    Record,
+    find_ledger,
+    ledger_config_hash,
+)
 from twinrun.ledger._sink import DEFAULT_EVERY, LedgerSink
 
 __all__ = [
     "DEFAULT_EVERY",
-    "Divergence",
     "KINDS",
     "LEDGER_FILE",
+    "Divergence",
     "Ledger",
     "LedgerComparison",
     "LedgerSink",

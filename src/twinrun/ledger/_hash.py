@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import xxhash
 
-__all__ = ["tensor_hash", "tree_hash", "float_hash", "int_hash"]
+__all__ = ["float_hash", "int_hash", "tensor_hash", "tree_hash"]
 
 
 def _update(h: Any, tensor: torch.Tensor) -> None:

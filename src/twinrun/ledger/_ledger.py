@@ -34,7 +34,7 @@ from twinrun._atomic import atomic_write
 from twinrun.errors import LedgerError
 from twinrun.spec import EXECUTION_SETTINGS
 
-__all__ = ["KINDS", "LEDGER_FILE", "Record", "Ledger", "ledger_config_hash", "find_ledger"]
+__all__ = ["KINDS", "LEDGER_FILE", "Ledger", "Record", "find_ledger", "ledger_config_hash"]
 
 #: Record kinds, in the order they occur within one step.
 KINDS = ("init", "rng", "batch", "loss", "weights")
@@ -77,7 +77,7 @@ class Record:
         return (self.step, self.candidate, self.kind, self.name)
 
     def to_json(self) -> list[Any]:
-        value = self.value
+        value: Any = self.value
         if isinstance(value, float) and not math.isfinite(value):
             value = repr(value)  # "nan", "inf": JSON has no such numbers
         return [self.step, self.candidate, self.kind, self.name, self.hash, value]
@@ -109,7 +109,7 @@ class Ledger:
 
     # ------------------------------------------------------------- building
     def add(
-        self, step: int, candidate: str, kind: str, name: str, digest: str, value: float | int | None = None
+        self, step: int, candidate: str, kind: str, name: str, digest: str, value: float | None = None
     ) -> None:
         self.records.append(Record(step, candidate, kind, name, digest, value))
 

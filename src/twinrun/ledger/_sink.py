@@ -15,7 +15,7 @@ from twinrun.ledger._hash import float_hash, int_hash, tensor_hash, tree_hash
 from twinrun.ledger._ledger import Ledger, ledger_config_hash
 from twinrun.rng import RngStreams, global_rng_digest
 
-__all__ = ["LedgerSink", "DEFAULT_EVERY"]
+__all__ = ["DEFAULT_EVERY", "LedgerSink"]
 
 #: Cadence used when neither the sink nor the run's settings give one.
 DEFAULT_EVERY = 10
@@ -77,7 +77,7 @@ class LedgerSink(Sink):
             "steps": self._last_step,
             "ledger_every": self.every,
             "device": event.device,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "factors": self.factors,
         })
         for candidate, model in event.models.items():

@@ -16,7 +16,7 @@ import torch
 
 from twinrun.engine import BatchPrepared, RunStarted, Sink, StepDone
 
-__all__ = ["DumpSink", "tensor_differences", "max_abs_diff"]
+__all__ = ["DumpSink", "max_abs_diff", "tensor_differences"]
 
 
 def _clone(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from typing import Any
 from twinrun.ledger import Divergence, LedgerComparison
 from twinrun.repro._vary import Variation
 
-__all__ = ["RunInfo", "ReproReport"]
+__all__ = ["ReproReport", "RunInfo"]
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,10 @@ from twinrun.errors import ConfigError, TwinrunError
 from twinrun.ledger import Divergence, Ledger, compare_ledgers
 from twinrun.repro._dump import tensor_differences
 from twinrun.repro._report import ReproReport, RunInfo
-from twinrun.repro._vary import Side, Variation, inherited_hashseed, parse_vary
+from twinrun.repro._vary import Side, inherited_hashseed, parse_vary
 from twinrun.spec import Experiment, load_experiment, resolve
 
-__all__ = ["repro", "ReproFailed"]
+__all__ = ["ReproFailed", "repro"]
 
 Progress = Callable[[str], None]
 
@@ -88,13 +88,12 @@ class _Runner:
         path.write_text(json.dumps(request, indent=2, default=str))
         env = {**os.environ, **job.side.env}
         env.pop("TWINRUN_CHILD", None)
-        log = open(job.folder / "worker.log", "wb")
         job.started = time.perf_counter()
-        job.process = subprocess.Popen(
-            [sys.executable, "-m", "twinrun.repro._worker", str(path)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
+        with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
+            job.process = subprocess.Popen(
+                [sys.executable, "-m", "twinrun.repro._worker", str(path)],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
 
     def _finish(self, job: _Job) -> None:
         assert job.process is not None

@@ -17,7 +17,7 @@ from typing import Any
 
 from twinrun.errors import ConfigError
 
-__all__ = ["Side", "Variation", "parse_vary", "inherited_hashseed", "FACTORS"]
+__all__ = ["FACTORS", "Side", "Variation", "inherited_hashseed", "parse_vary"]
 
 FACTORS = ("threads", "hashseed", "deterministic", "seed")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")

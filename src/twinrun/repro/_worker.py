@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         outcome = _run(request)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure is reported to the parent
         from twinrun.errors import TwinrunError
 
         bad_input = isinstance(exc, TwinrunError)

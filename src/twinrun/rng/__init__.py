@@ -9,17 +9,22 @@ from twinrun.rng._determinism import (
     ensure_cublas_workspace_config,
 )
 from twinrun.rng._global import capture_global_rng, global_rng_digest, restore_global_rng
-from twinrun.rng._seed import SEED_ENV, hash_seed_is_fixed, seed_everything, warn_if_hash_seed_varies
+from twinrun.rng._seed import (
+    SEED_ENV,
+    hash_seed_is_fixed,
+    seed_everything,
+    warn_if_hash_seed_varies,
+)
 from twinrun.rng._streams import STREAMS, RngStreams, derive_seed, isolated_global_rng
 from twinrun.rng._workers import current_rank, dataloader_generator, seed_worker
 
 __all__ = [
     "CUBLAS_DETERMINISTIC",
     "CUBLAS_ENV",
-    "DeterministicMode",
-    "RngStreams",
     "SEED_ENV",
     "STREAMS",
+    "DeterministicMode",
+    "RngStreams",
     "capture_global_rng",
     "current_rank",
     "dataloader_generator",

@@ -16,18 +16,18 @@ from __future__ import annotations
 import os
 import warnings
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import torch
 
 from twinrun.errors import ReproducibilityWarning
 
 __all__ = [
-    "CUBLAS_ENV",
     "CUBLAS_DETERMINISTIC",
+    "CUBLAS_ENV",
     "DeterministicMode",
-    "deterministic_mode",
     "determinism_settings",
+    "deterministic_mode",
     "ensure_cublas_workspace_config",
 ]
 
@@ -102,7 +102,7 @@ class DeterministicMode:
         else:
             os.environ[CUBLAS_ENV] = p[CUBLAS_ENV]
 
-    def __enter__(self) -> DeterministicMode:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -21,7 +21,7 @@ import xxhash
 
 from twinrun.errors import ReproducibilityWarning
 
-__all__ = ["capture_global_rng", "restore_global_rng", "global_rng_digest"]
+__all__ = ["capture_global_rng", "global_rng_digest", "restore_global_rng"]
 
 
 def _cuda_in_use() -> bool:
@@ -81,7 +81,7 @@ def restore_global_rng(state: dict[str, Any]) -> None:
 def global_rng_digest() -> str:
     """A control sum of the global generators' states (Python, NumPy, torch CPU, CUDA in use)."""
     h = xxhash.xxh3_64()
-    version, internal, _ = random.getstate()
+    _, internal, _ = random.getstate()
     h.update(np.asarray(internal, dtype=np.uint32).tobytes())
     np_state = np.random.get_state(legacy=False)
     h.update(np.asarray(np_state["state"]["key"], dtype=np.uint32).tobytes())

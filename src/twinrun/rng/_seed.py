@@ -25,10 +25,10 @@ from twinrun.errors import ConfigError, ReproducibilityWarning
 
 __all__ = [
     "SEED_ENV",
-    "seed_everything",
     "hash_seed_is_fixed",
-    "warn_if_hash_seed_varies",
     "numpy_legacy_seed",
+    "seed_everything",
+    "warn_if_hash_seed_varies",
 ]
 
 #: The environment variable through which the seed reaches child processes.

@@ -32,7 +32,7 @@ from twinrun.errors import ConfigError
 from twinrun.rng._seed import numpy_legacy_seed
 from twinrun.rng._streams import derive_seed
 
-__all__ = ["current_rank", "seed_worker", "dataloader_generator"]
+__all__ = ["current_rank", "dataloader_generator", "seed_worker"]
 
 
 def current_rank() -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from twinrun.errors import ConfigError
 
-__all__ = ["Settings", "SETTING_HELP", "EXECUTION_SETTINGS", "validate_setting"]
+__all__ = ["EXECUTION_SETTINGS", "SETTING_HELP", "Settings", "validate_setting"]
 
 OUTPUT_KINDS = ("auto", "logits", "binary_logits", "values")
 
@@ -99,9 +99,8 @@ def validate_setting(name: str, value: Any) -> None:
     elif name in ("share_init", "deterministic"):
         if not isinstance(value, bool):
             raise ConfigError(f"setting {name}={value!r} must be True or False")
-    elif name in ("ledger_every", "checkpoint_every"):
-        if value is not None:
-            _positive_int(name, value)
+    elif name in ("ledger_every", "checkpoint_every") and value is not None:
+        _positive_int(name, value)
 
 
 def coerce_setting(name: str, value: Any) -> Any:

@@ -19,15 +19,39 @@ import xxhash
 __all__ = ["float_hash", "int_hash", "tensor_hash", "tree_hash"]
 
 
+#: dtypes NumPy can view directly; any other (bfloat16, float8 ...) is hashed through a byte view
+_NUMPY_DTYPES = frozenset({
+    torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16, torch.int8,
+    torch.uint8, torch.bool, torch.complex64, torch.complex128,
+})
+
+
+_headers: dict[tuple[torch.dtype, torch.Size], bytes] = {}
+
+
+def _header(t: torch.Tensor) -> bytes:
+    key = (t.dtype, t.shape)
+    header = _headers.get(key)
+    if header is None:
+        header = _headers[key] = f"{t.dtype}|{tuple(t.shape)}|".encode()
+    return header
+
+
 def _update(h: Any, tensor: torch.Tensor) -> None:
     t = tensor.detach()
-    if t.device.type != "cpu":
+    if not t.is_cpu:
         t = t.cpu()
-    t = t.contiguous()
-    h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
-    if t.numel():
-        # a byte view works for every dtype (bfloat16, float8, bool...) that NumPy lacks
-        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    if t.is_conj() or t.is_neg():  # lazy views: materialise the values they stand for
+        t = t.resolve_conj().resolve_neg()
+    if not t.is_contiguous():
+        t = t.contiguous()
+    h.update(_header(t))
+    if not t.numel():
+        return
+    if t.dtype in _NUMPY_DTYPES:
+        h.update(t.numpy())
+    else:
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
 
 
 def tensor_hash(tensor: torch.Tensor) -> str:

@@ -26,9 +26,8 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from twinrun._atomic import atomic_write
 from twinrun.errors import LedgerError
@@ -61,8 +60,7 @@ def ledger_config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(trimmed, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One control sum: what (``kind``, ``name``) of which candidate at which step."""
 
     step: int
@@ -83,7 +81,7 @@ class Record:
         return [self.step, self.candidate, self.kind, self.name, self.hash, value]
 
     @classmethod
-    def from_json(cls, row: Any) -> Record:
+    def from_json(cls, row: Any) -> Record:  # type: ignore[misc]
         if not isinstance(row, list) or len(row) != 6:
             raise ValueError("a record is [step, candidate, kind, name, hash, value]")
         step, candidate, kind, name, digest, value = row

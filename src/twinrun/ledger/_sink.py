@@ -119,7 +119,7 @@ class LedgerSink(Sink):
     # ------------------------------------------------------------------ helpers
     def _weights(self, step: int, candidate: str, model: torch.nn.Module, *, kind: str) -> None:
         ledger = self._require()
-        for name, tensor in model.state_dict().items():
+        for name, tensor in model.state_dict(keep_vars=True).items():
             ledger.add(step, candidate, kind, name, tensor_hash(tensor))
 
     def _require(self) -> Ledger:

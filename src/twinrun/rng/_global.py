@@ -81,11 +81,12 @@ def restore_global_rng(state: dict[str, Any]) -> None:
 def global_rng_digest() -> str:
     """A control sum of the global generators' states (Python, NumPy, torch CPU, CUDA in use)."""
     h = xxhash.xxh3_64()
-    _, internal, _ = random.getstate()
-    h.update(np.asarray(internal, dtype=np.uint32).tobytes())
-    np_state = np.random.get_state(legacy=False)
-    h.update(np.asarray(np_state["state"]["key"], dtype=np.uint32).tobytes())
-    h.update(f"{np_state['state']['pos']},{np_state['has_gauss']},{np_state['gauss']!r}".encode())
+    _, internal, gauss = random.getstate()
+    # a tuple of ints hashes alike in every process (no PYTHONHASHSEED, no addresses involved)
+    h.update(f"{hash(internal)},{gauss!r}".encode())
+    _, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    h.update(key)
+    h.update(f"{pos},{has_gauss},{gauss!r}".encode())
     h.update(torch.random.get_rng_state().numpy().tobytes())
     if _cuda_in_use():
         for s in torch.cuda.get_rng_state_all():

@@ -18,6 +18,7 @@ from twinrun.errors import CheckpointError, ReproducibilityWarning
 from twinrun.ledger import Ledger
 
 STEPS = 20
+pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")  # PYTHONHASHSEED
 
 
 class _Crash(twinrun.Sink):

@@ -92,6 +92,7 @@ def test_fresh_seed_is_returned_and_announced(monkeypatch):
 
 def test_warns_when_hash_seed_is_not_fixed(monkeypatch):
     monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    monkeypatch.setattr("twinrun.rng._seed._warned_hash_seed", False)  # it warns once per process
     with pytest.warns(ReproducibilityWarning, match="PYTHONHASHSEED"):
         twinrun.seed_everything(0)
     monkeypatch.setenv("PYTHONHASHSEED", "random")

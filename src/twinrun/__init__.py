@@ -46,7 +46,7 @@ from twinrun.errors import (
     TwinrunWarning,
 )
 from twinrun.ledger import Divergence, Ledger, LedgerSink, compare_ledgers, first_divergence
-from twinrun.repro import ReproReport, repro
+from twinrun.proof import ReproReport, repro
 from twinrun.rng import (
     RngStreams,
     dataloader_generator,

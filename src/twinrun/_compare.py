@@ -15,7 +15,7 @@ from twinrun._home import runs_dir, tensorboard_dir, twinrun_home
 from twinrun.checkpoint import plan_resume
 from twinrun.engine import Sink, TwinEngine, TwinResult, new_run_id
 from twinrun.env import capture_environment
-from twinrun.repro import RunRecorder
+from twinrun.proof import RunRecorder
 from twinrun.rng import seed_everything, warn_if_hash_seed_varies
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import Experiment, load_experiment, resolve

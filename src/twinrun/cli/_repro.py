@@ -7,7 +7,7 @@ import sys
 import time
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
-from twinrun.repro import FACTORS, repro
+from twinrun.proof import FACTORS, repro
 from twinrun.spec import parse_overrides
 
 HELP = """\

@@ -77,9 +77,9 @@ def seed_everything(seed: int | None = None) -> int:
       afterwards (DataLoader workers, ``subprocess``) can call
       ``seed_everything()`` and get the same seed.
 
-    It also warns (:class:`~twinrun.errors.ReproducibilityWarning`) when
-    ``PYTHONHASHSEED`` is not fixed, since no seed fixes the iteration order
-    of sets of strings in that case.
+    It also warns (:class:`~twinrun.errors.ReproducibilityWarning`, once per
+    process) when ``PYTHONHASHSEED`` is not fixed, since no seed fixes the
+    iteration order of sets of strings in that case.
 
     Args:
         seed: an integer in ``[0, 2**63)``. ``None``: the value of
@@ -110,7 +110,7 @@ def seed_everything(seed: int | None = None) -> int:
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)  # lazy: queued until CUDA initialises
     os.environ[SEED_ENV] = str(seed)
-    warn_if_hash_seed_varies(stacklevel=3, once=False)
+    warn_if_hash_seed_varies(stacklevel=3)
     return seed
 
 

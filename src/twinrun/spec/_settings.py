@@ -62,8 +62,9 @@ SETTING_HELP: dict[str, str] = {
     "deterministic": "deterministic kernels (torch.use_deterministic_algorithms, cuDNN flags, "
     "CUBLAS_WORKSPACE_CONFIG) during training; see twinrun.deterministic_mode",
     "ledger_every": "record control sums of every parameter every this many steps (batches and "
-    "losses: every step) in the run's ledger; None: no ledger",
-    "checkpoint_every": "write a checkpoint every this many steps for exact resume (None: none)",
+    "losses: every step) in the run's ledger (compare() and the twinrun command); None: no ledger",
+    "checkpoint_every": "write a checkpoint every this many steps for exact resume (None: none); "
+    "written by compare() and the twinrun command into the run folder",
 }
 
 

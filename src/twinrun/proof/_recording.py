@@ -20,7 +20,7 @@ from twinrun.checkpoint import CHECKPOINT_DIR, CheckpointSink, ResumePlan
 from twinrun.engine import Sink, TwinEngine, TwinResult
 from twinrun.env import capture_environment
 from twinrun.ledger import LEDGER_FILE, Ledger, LedgerSink, ledger_config_hash
-from twinrun.repro._factors import bitexact_factors
+from twinrun.proof._factors import bitexact_factors
 from twinrun.spec import ResolvedExperiment
 from twinrun.spec._factory import jsonable
 

@@ -35,9 +35,9 @@ import torch
 from twinrun._home import twinrun_home
 from twinrun.errors import ConfigError, TwinrunError
 from twinrun.ledger import Divergence, Ledger, compare_ledgers
-from twinrun.repro._dump import tensor_differences
-from twinrun.repro._report import ReproReport, RunInfo
-from twinrun.repro._vary import Side, inherited_hashseed, parse_vary
+from twinrun.proof._dump import tensor_differences
+from twinrun.proof._report import ReproReport, RunInfo
+from twinrun.proof._vary import Side, inherited_hashseed, parse_vary
 from twinrun.spec import Experiment, load_experiment, resolve
 
 __all__ = ["ReproFailed", "repro"]
@@ -91,7 +91,7 @@ class _Runner:
         job.started = time.perf_counter()
         with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
             job.process = subprocess.Popen(
-                [sys.executable, "-m", "twinrun.repro._worker", str(path)],
+                [sys.executable, "-m", "twinrun.proof._worker", str(path)],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from twinrun.ledger import Divergence, LedgerComparison
-from twinrun.repro._vary import Variation
+from twinrun.proof._vary import Variation
 
 __all__ = ["ReproReport", "RunInfo"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,13 +92,13 @@ def test_first_divergence_is_the_first_step_affected(toy):
     d = first_divergence(clean, nudged)
     assert (d.step, d.candidate, d.kind, d.name) == (8, "b", "loss", "loss")
     assert d.a.value != d.b.value
-    assert ("b", "weights", "fc2.bias") not in d.others  # weights only at the cadence (10)
+    assert ("b", "weights", "fc2.bias") not in d.others  # weights only at the cadence (20) and the end
     later = [r for r in compare_ledgers(clean, nudged).divergence.others]
     assert all(c == "b" for c, _, _ in later)  # candidate "a" is untouched: twins are independent
 
 
 def test_stray_global_draws_show_in_the_rng_records_only(toy):
-    exp = toy.replace(candidates={"d": {"model.dropout": 0.5}}, steps=12)
+    exp = toy.replace(candidates={"d": {"model.dropout": 0.5}}, steps=12, ledger_every=5)
     a, _ = _run(exp)
 
     class Stray(twinrun.Sink):
@@ -107,7 +108,7 @@ def test_stray_global_draws_show_in_the_rng_records_only(toy):
 
     b, _ = _run(exp, sinks=[Stray()])
     d = first_divergence(a, b)
-    assert (d.step, d.kind, d.name) == (10, "rng", "global")  # training records all agree
+    assert (d.step, d.kind, d.name) == (5, "rng", "global")  # training records all agree
 
 
 def test_ledger_file_round_trip_and_bad_files(tmp_path, toy):
@@ -149,3 +150,46 @@ def test_compare_writes_the_ledger_into_the_run_folder(toy):
     off = twinrun.compare(toy.replace(candidates={"a": {}}, steps=2), overrides={"ledger_every": None},
                           logdir=None, progress=False)
     assert "ledger" not in off.artifacts
+
+
+def test_twin_in_your_own_loop_records_a_ledger():
+    from toy import MLP, blobs
+
+    (x, y), _ = blobs()
+
+    def run(lr_b: float) -> Ledger:
+        torch.manual_seed(0)
+        a, b = MLP(16, dropout=0.5), MLP(16)
+        sink = LedgerSink(every=4)
+        twin = twinrun.Twin({"a": (a, torch.optim.SGD(a.parameters(), lr=0.1)),
+                             "b": (b, torch.optim.SGD(b.parameters(), lr=lr_b))}, seed=0, sinks=[sink])
+        for i in range(0, 128, 16):
+            twin.step(x[i:i + 16], y[i:i + 16], torch.nn.CrossEntropyLoss())
+        twin.close()
+        return sink.ledger
+
+    assert compare_ledgers(run(0.2), run(0.2)).identical
+    d = first_divergence(run(0.2), run(0.3))
+    assert (d.step, d.candidate, d.kind) == (2, "b", "loss")  # update 1 differs, the loss of step 2 shows it
+
+
+def test_ledger_command_reads_and_compares(toy, capsys, monkeypatch):
+    from twinrun.cli import main
+
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # recorded among the factors
+
+    exp = toy.replace(candidates={"a": {}}, steps=3)
+    runs = [twinrun.compare(exp, logdir=None, progress=False).artifacts["run_dir"] for _ in range(2)]
+    assert main(["ledger", runs[0]]) == 0
+    out = capsys.readouterr().out
+    assert "toy" in out and "3 recorded of 3" in out and "PYTHONHASHSEED" in out
+    assert main(["ledger", runs[0], "--step", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r[1], r[2], r[3]) for r in rows] == [("a", "batch", "inputs"), ("a", "batch", "targets"),
+                                                  ("a", "loss", "loss")]
+    assert main(["ledger", *runs]) == 0 and "bit-identical" in capsys.readouterr().out
+    other = twinrun.compare(exp, overrides={"seed": 9}, logdir=None, progress=False).artifacts["run_dir"]
+    assert main(["ledger", runs[0], other]) == 1
+    assert "first divergence: step 0 · candidate a · initial weights" in capsys.readouterr().out
+    assert main(["ledger", str(Path(runs[0]) / "nothing")]) == 2
+    assert "no ledger" in capsys.readouterr().err

@@ -66,7 +66,7 @@ def test_kill_9_mid_epoch_and_resume_equals_uninterrupted(tmp_path):
     assert resumed["run_id"] == run_dir.name
 
     a, b = Ledger.load(uninterrupted["artifacts"]["ledger"]), Ledger.load(run_dir)
-    assert len(a) == len(b) > 300
+    assert len(a) == len(b) > 250
     for ra, rb in zip(a, b):  # record by record
         assert ra == rb
     final = [r for r in a if r.step == 30 and r.kind == "weights"]
@@ -86,7 +86,7 @@ def test_repro_same_seed_bit_identical_in_fresh_processes():
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["identical"] is True and report["divergence"] is None
-    assert report["records_compared"] > 100
+    assert report["records_compared"] > 80
     assert "running the experiment twice" in proc.stderr  # progress lines
 
 
@@ -119,7 +119,7 @@ def test_repro_narrows_an_update_only_bug_to_its_step_and_tensor():
     report = twinrun.repro(f"{PLANTED}:optimizer_bug", vary="hashseed=0,1", parallel=True)
     d = report.divergence
     # the loss of step 6 is computed before update 6: the ledger first sees the loss of step 7,
-    # weights only every 10 steps; narrowing finds the update itself
+    # weights only every 20 steps and at the end; narrowing finds the update itself
     assert (report.narrowed_from.step, report.narrowed_from.kind) == (7, "loss")
     assert (d.step, d.candidate, d.kind, d.name) == (6, "small", "weights", changed[0])
     assert d.max_abs_diff == pytest.approx(abs(nudge[changed[0]]), rel=1e-3)

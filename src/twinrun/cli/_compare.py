@@ -49,7 +49,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     repro.add_argument("--deterministic", action="store_true",
                        help="deterministic kernels during training (same as --set deterministic=True)")
     repro.add_argument("--ledger-every", type=int, metavar="K",
-                       help="weights in the ledger every K steps (same as --set ledger_every=K; default 10)")
+                       help="weights in the ledger every K steps (same as --set ledger_every=K; default 20)")
     repro.add_argument("--checkpoint-every", type=int, metavar="K",
                        help="write a checkpoint every K steps (same as --set checkpoint_every=K)")
     repro.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",

@@ -18,7 +18,7 @@ from twinrun.rng import RngStreams, global_rng_digest
 __all__ = ["DEFAULT_EVERY", "LedgerSink"]
 
 #: Cadence used when neither the sink nor the run's settings give one.
-DEFAULT_EVERY = 10
+DEFAULT_EVERY = 20
 
 
 class LedgerSink(Sink):
@@ -28,7 +28,7 @@ class LedgerSink(Sink):
         path: where to save the ledger at the end of the run (also after a
             failure); ``None`` keeps it in memory only (:attr:`ledger`).
         every: weight and RNG records every this many steps (default: the
-            run's ``ledger_every`` setting, else 10). Batches and losses are
+            run's ``ledger_every`` setting, else 20). Batches and losses are
             recorded at every step.
         ledger: a ledger to continue (a resumed run); its records after the
             resume step are dropped.

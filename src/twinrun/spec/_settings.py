@@ -38,7 +38,7 @@ class Settings:
     output: str = "auto"
     share_init: bool = True
     deterministic: bool = False
-    ledger_every: int | None = 10
+    ledger_every: int | None = 20
     checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:

@@ -69,8 +69,10 @@ def test_resume_equals_uninterrupted(toy, tmp_path, crash_at):
     run_dir = next((tmp_path / "crashed" / "runs").iterdir())
     torch.rand(3)  # the resuming process's global generators are elsewhere: the checkpoint restores them
     np.random.rand(3)
-    resumed = _compare(exp, home=tmp_path / "crashed", resume=run_dir)
+    # measuring deterministic mode's cost trains copies of the candidates: the run must not notice
+    resumed = _compare(exp, home=tmp_path / "crashed", resume=run_dir, determinism_cost=crash_at == 9)
     assert resumed.run_id == run_dir.name
+    assert ("determinism_cost" in resumed.reproducibility) == (crash_at == 9)
     assert resumed.reproducibility["resumed_from"]["step"] == (crash_at // 4) * 4
     a, b = Ledger.load(full.artifacts["ledger"]), Ledger.load(resumed.artifacts["ledger"])
     assert a.records == b.records  # record by record: batches, losses, weights, RNG states

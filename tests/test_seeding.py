@@ -177,3 +177,17 @@ def test_engine_runs_deterministic_mode_and_restores(toy):
     assert determinism_settings()["deterministic_algorithms"] == before["deterministic_algorithms"]
     # on the CPU the deterministic kernels are the usual ones: the ledgers agree bit for bit
     assert compare_ledgers(sinks[False].ledger, sinks[True].ledger).identical
+
+
+def test_determinism_cost_is_measured_on_copies(toy):
+    from twinrun.ledger import Ledger, compare_ledgers
+
+    exp = toy.replace(candidates={"d": {"model.dropout": 0.5}, "m": {}}, steps=8)
+    plain = twinrun.compare(exp, logdir=None, progress=False)
+    measured = twinrun.compare(exp, logdir=None, progress=False, determinism_cost=True)
+    cost = measured.reproducibility["determinism_cost"]
+    assert cost["steps"] == 5 and cost["repeats"] == 3
+    assert cost["seconds_off"] > 0 and cost["seconds_on"] > 0
+    assert cost["relative"] == pytest.approx(cost["seconds_on"] / cost["seconds_off"] - 1)
+    a, b = Ledger.load(plain.artifacts["ledger"]), Ledger.load(measured.artifacts["ledger"])
+    assert compare_ledgers(a, b).identical  # the run itself is untouched

@@ -40,6 +40,7 @@ def compare(
     force: bool = False,
     seed_globals: bool = False,
     keep_checkpoints: int = 2,
+    determinism_cost: bool = False,
 ) -> TwinResult:
     """Train an experiment's candidates side by side and compare them.
 
@@ -62,6 +63,8 @@ def compare(
             run's seed (:func:`~twinrun.rng.seed_everything`); the CLI does. twinrun's
             own randomness never comes from them.
         keep_checkpoints: how many checkpoints to keep (``checkpoint_every`` setting).
+        determinism_cost: before training, time a few steps of copies of the candidates
+            with deterministic mode off and on; reported in ``result.reproducibility``.
 
     The run folder also gets ``ledger.jsonl`` (control sums, ``ledger_every``
     setting) and ``checkpoints/`` (``checkpoint_every`` setting).
@@ -88,7 +91,7 @@ def compare(
     if plan is None or not (run_dir / "config.json").exists():
         (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
     recorder = RunRecorder(run_dir, resolved, resume=plan, keep_checkpoints=keep_checkpoints,
-                           environment=environment)
+                           environment=environment, determinism_cost=determinism_cost)
     all_sinks = [*recorder.sinks, *sinks]
     tb_dir: Path | None = None
     if logdir is not None:

@@ -48,6 +48,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     repro = parser.add_argument_group("reproducibility")
     repro.add_argument("--deterministic", action="store_true",
                        help="deterministic kernels during training (same as --set deterministic=True)")
+    repro.add_argument("--determinism-cost", action="store_true",
+                       help="before training, time a few steps of copies of the candidates with "
+                       "deterministic mode off and on, and report the cost with the run")
     repro.add_argument("--ledger-every", type=int, metavar="K",
                        help="weights in the ledger every K steps (same as --set ledger_every=K; default 20)")
     repro.add_argument("--checkpoint-every", type=int, metavar="K",
@@ -109,11 +112,17 @@ def run_compare(args: argparse.Namespace) -> int:
         force=args.force,
         seed_globals=True,
         keep_checkpoints=args.keep_checkpoints,
+        determinism_cost=args.determinism_cost,
     )
     if args.json:
         print_json(result.to_dict())
     else:
         print(format_verdict(result))
+        cost = result.reproducibility.get("determinism_cost")
+        if cost:
+            print(f"deterministic mode cost: {cost['relative']:+.1%} ({cost['steps']} steps of copies of the "
+                  f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
+                  f"{cost['seconds_on']:.3f} s on)")
     return 0
 
 

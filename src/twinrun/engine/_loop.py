@@ -300,6 +300,10 @@ class TwinEngine:
         for name, value in diverged:
             self.bus.emit(CandidateDiverged(self.run_id, step, name, value))
 
+    def prepared_batches(self, step: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+        """The augmented batches of ``step`` and which live candidate uses which (a pure function of the step)."""
+        return self._augment(step, move_to(self.data.train_batch(step), self.device), self.live)
+
     def _augment(
         self, step: int, raw: tuple[Any, Any], live: Sequence[CandidateState]
     ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:

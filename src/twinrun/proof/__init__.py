@@ -3,6 +3,7 @@
 The command's library function is also the top-level ``twinrun.repro``.
 """
 
+from twinrun.proof._cost import measure_determinism_cost
 from twinrun.proof._dump import DumpSink, max_abs_diff, tensor_differences
 from twinrun.proof._factors import bitexact_factors
 from twinrun.proof._recording import RunRecorder, run_request
@@ -21,6 +22,7 @@ __all__ = [
     "Variation",
     "bitexact_factors",
     "max_abs_diff",
+    "measure_determinism_cost",
     "parse_vary",
     "repro",
     "run_request",

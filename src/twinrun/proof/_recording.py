@@ -20,6 +20,7 @@ from twinrun.checkpoint import CHECKPOINT_DIR, CheckpointSink, ResumePlan
 from twinrun.engine import Sink, TwinEngine, TwinResult
 from twinrun.env import capture_environment
 from twinrun.ledger import LEDGER_FILE, Ledger, LedgerSink, ledger_config_hash
+from twinrun.proof._cost import measure_determinism_cost
 from twinrun.proof._factors import bitexact_factors
 from twinrun.spec import ResolvedExperiment
 from twinrun.spec._factory import jsonable
@@ -46,6 +47,8 @@ class RunRecorder:
         resume: a checked :class:`~twinrun.checkpoint.ResumePlan` to continue from.
         keep_checkpoints: how many checkpoints to keep.
         environment: ``capture_environment()`` of this process (captured if ``None``).
+        determinism_cost: measure the cost of deterministic mode on the run's own
+            candidates before training (see ``_cost``); reported with the run.
     """
 
     def __init__(
@@ -56,8 +59,11 @@ class RunRecorder:
         resume: ResumePlan | None = None,
         keep_checkpoints: int = 2,
         environment: Mapping[str, Any] | None = None,
+        determinism_cost: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
+        self.determinism_cost = determinism_cost
+        self.cost: dict[str, Any] | None = None
         self.resolved = resolved
         self.resume = resume
         settings = resolved.settings
@@ -98,6 +104,8 @@ class RunRecorder:
         self.engine = engine
         if self.resume is not None:
             engine.load_state_dict(self.resume.checkpoint.payload["engine"])
+        if self.determinism_cost:
+            self.cost = measure_determinism_cost(engine)
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The checkpoint payload and header for the engine's current step."""
@@ -131,6 +139,8 @@ class RunRecorder:
         if self.resume is not None:
             info["resumed_from"] = {"checkpoint": str(self.resume.checkpoint.path), "step": self.resume.step,
                                     "forced": list(self.resume.forced)}
+        if self.cost is not None:
+            info["determinism_cost"] = self.cost
         if self.notes:
             info["notes"] = list(self.notes)
         result.reproducibility.update(info)

@@ -13,8 +13,8 @@ The flat public API::
 """
 
 from twinrun._compare import compare
-from twinrun.checkpoint import CheckpointSink, read_checkpoint
 from twinrun._version import __version__
+from twinrun.checkpoint import CheckpointSink, read_checkpoint
 from twinrun.engine import (
     BatchPrepared,
     CandidateDiverged,

@@ -36,7 +36,7 @@ exit status: 0 bit-identical, 1 the runs diverged, 2 bad input or a run failed.
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("repro", help="run twice in fresh processes: bit-identical, or where they part",
                               description=HELP, formatter_class=RawHelp)
-    p.add_argument("experiment", metavar="FILE", help="experiment file")
+    p.add_argument("experiment", metavar="FILE", help="experiment file (path.py, or path.py:NAME to pick one)")
     p.add_argument("--vary", metavar="FACTOR[=A,B]",
                    help=f"vary one factor between the runs: {', '.join(FACTORS)}")
     add_overrides(p)

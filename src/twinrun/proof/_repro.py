@@ -43,6 +43,7 @@ from twinrun.spec import Experiment, load_experiment, resolve
 __all__ = ["ReproFailed", "repro"]
 
 Progress = Callable[[str], None]
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ReproFailed(TwinrunError):
@@ -88,6 +89,8 @@ class _Runner:
         path.write_text(json.dumps(request, indent=2, default=str))
         env = {**os.environ, **job.side.env}
         env.pop("TWINRUN_CHILD", None)
+        # both runs must import this very twinrun, whatever PYTHONPATH or installs say
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         job.started = time.perf_counter()
         with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
             job.process = subprocess.Popen(

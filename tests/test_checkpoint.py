@@ -84,9 +84,13 @@ def test_resume_equals_uninterrupted(toy, tmp_path, crash_at):
 
 
 def test_only_the_last_checkpoints_are_kept(crashed):
-    _, _, run_dir = crashed
-    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")] == [4, 8]
-    assert not list((run_dir / "checkpoints").glob(".*tmp*"))  # no temporary files left behind
+    exp, _, run_dir = crashed
+    folder = run_dir / "checkpoints"
+    assert [s for s, _ in list_checkpoints(folder)] == [4, 8]
+    assert not list(folder.glob(".*tmp*"))  # no temporary files left behind
+    (folder / ".step-00000012.ckpt.tmp-999999").write_bytes(b"half a checkpoint")  # a kill mid-write
+    _compare(exp, resume=run_dir)
+    assert [s for s, _ in list_checkpoints(folder)] == [16, 20] and not list(folder.glob(".*tmp*"))
 
 
 def test_checkpoint_holds_what_resume_needs(crashed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -68,4 +69,7 @@ class CheckpointSink(Sink):
         self.written.append(path)
         for _, old in list_checkpoints(self.folder)[: -self.keep]:
             old.unlink(missing_ok=True)
+        for stale in self.folder.glob(".step-*.ckpt.tmp-*"):  # left by a process killed while writing
+            if not stale.name.endswith(f".tmp-{os.getpid()}"):
+                stale.unlink(missing_ok=True)
         return path

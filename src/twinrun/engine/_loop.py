@@ -81,7 +81,9 @@ class TwinEngine:
     """Builds the candidates of a resolved experiment and trains them side by side.
 
     Construction does all the checking (data, factories, shapes against the
-    loss, metrics) so that bad input fails before any training starts.
+    loss, metrics) so that bad input fails before any training starts. With the
+    ``deterministic`` setting it first sets ``CUBLAS_WORKSPACE_CONFIG`` in the
+    process environment (it must be there before CUDA starts, and stays).
     """
 
     def __init__(

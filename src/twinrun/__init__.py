@@ -12,11 +12,13 @@ The flat public API::
     twin = twinrun.Twin({...})                  # inside your own loop
     report = twinrun.analyze_seeds({"base": [...], "wide": [...]}, higher_is_better=True)
     runs = twinrun.open_registry().list_runs()  # every run so far
+    report = twinrun.repro("exp.py")            # bit-identical, or where two runs part
 """
 
 from twinrun._compare import compare
 from twinrun._version import __version__
 from twinrun.checks import CheckReport, CheckResult, check, run_checks
+from twinrun.checkpoint import CheckpointSink, read_checkpoint
 from twinrun.engine import (
     BatchPrepared,
     CandidateDiverged,
@@ -41,8 +43,22 @@ from twinrun.errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    LedgerError,
     RegistryError,
+    ReproducibilityWarning,
     TwinrunError,
+    TwinrunWarning,
+)
+from twinrun.ledger import Divergence, Ledger, LedgerSink, compare_ledgers, first_divergence
+from twinrun.proof import ReproReport, repro
+from twinrun.rng import (
+    RngStreams,
+    dataloader_generator,
+    derive_seed,
+    deterministic_mode,
+    isolated_global_rng,
+    seed_everything,
+    seed_worker,
 )
 from twinrun.registry import Registry, RegistrySink, open_registry
 from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
@@ -76,19 +92,26 @@ __all__ = [
     "CheckReport",
     "CheckResult",
     "CheckpointError",
+    "CheckpointSink",
     "ConfigError",
     "DataError",
+    "Divergence",
     "EvalDone",
     "Event",
     "Executor",
     "Experiment",
     "Factory",
     "InitReport",
+    "Ledger",
+    "LedgerError",
+    "LedgerSink",
     "Metric",
     "ProgressSink",
     "Registry",
     "RegistryError",
     "RegistrySink",
+    "ReproReport",
+    "ReproducibilityWarning",
     "RngStreams",
     "RunFailed",
     "RunFinished",
@@ -102,6 +125,7 @@ __all__ = [
     "TwinEngine",
     "TwinResult",
     "TwinrunError",
+    "TwinrunWarning",
     "__version__",
     "accuracy",
     "analyze_seeds",
@@ -109,9 +133,13 @@ __all__ = [
     "capture_environment",
     "check",
     "compare",
+    "compare_ledgers",
+    "dataloader_generator",
     "derive_seed",
+    "deterministic_mode",
     "diff_environments",
     "factory",
+    "first_divergence",
     "isolated_global_rng",
     "load_experiment",
     "mae",
@@ -119,10 +147,14 @@ __all__ = [
     "open_registry",
     "parse_overrides",
     "probability_of_improvement",
+    "read_checkpoint",
+    "repro",
     "resolve",
     "run_checks",
     "run_twin",
     "seed_ensemble",
     "seeds_needed",
     "summarize",
+    "seed_everything",
+    "seed_worker",
 ]

@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from twinrun._home import registry_path, runs_dir, tensorboard_dir, twinrun_home
+from twinrun.checkpoint import ResumePlan, plan_resume
 from twinrun.engine import Sink, TwinEngine, TwinResult, new_run_id
+from twinrun.env import capture_environment
+from twinrun.proof import RunRecorder
 from twinrun.registry import Registry, RegistrySink
+from twinrun.rng import seed_everything, warn_if_hash_seed_varies
 from twinrun.sinks import ProgressSink, TensorBoardSink
-from twinrun.spec import Experiment, load_experiment, resolve
+from twinrun.spec import Experiment, ResolvedExperiment, load_experiment, resolve
 
 __all__ = ["compare", "DEFAULT"]
 
@@ -33,6 +37,11 @@ def compare(
     logdir: str | Path | None = DEFAULT,
     progress: bool | None = None,
     run_id: str | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
+    seed_globals: bool = False,
+    keep_checkpoints: int = 2,
+    determinism_cost: bool = False,
     registry: Registry | str | Path | bool | None = True,
     tags: Sequence[str] = (),
 ) -> TwinResult:
@@ -53,45 +62,93 @@ def compare(
             a path, or an open :class:`Registry`; ``False``/``None``: not recorded.
             ``result.artifacts["registry_run"]`` is the run's id there.
         tags: tags given to the run in the registry.
+        resume: a run folder or checkpoint file to continue bit-identically; the run
+            keeps its id and folder. Refused (``CheckpointError``, nothing written) when
+            the config or the numerics-relevant environment changed, unless ``force``
+            (models, optimizers and schedulers then continue from their saved states,
+            hyperparameters such as the learning rate included).
+        seed_globals: seed Python's, NumPy's and torch's global generators with the
+            run's seed (:func:`~twinrun.rng.seed_everything`); the CLI does. twinrun's
+            own randomness never comes from them.
+        keep_checkpoints: how many checkpoints to keep (``checkpoint_every`` setting).
+        determinism_cost: before training, time a few steps of copies of the candidates
+            with deterministic mode off and on; reported in ``result.reproducibility``.
+
+    The run folder also gets ``ledger.jsonl`` (control sums, ``ledger_every``
+    setting) and ``checkpoints/`` (``checkpoint_every`` setting).
 
     Returns:
         a :class:`TwinResult`; ``result.to_dict()`` is JSON-ready.
     """
+    warn_if_hash_seed_varies()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
-    run_id = run_id or new_run_id()
+    plan = environment = None
+    if resume is not None:  # every check before anything is written
+        environment = capture_environment(code_path=exp.source.path if exp.source else None)
+        plan = plan_resume(resume, exp, overrides=overrides, candidates=candidates, reference=reference,
+                           environment=environment, force=force)
+        resolved, run_id = plan.resolved, plan.run_id
+    else:
+        resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
+        run_id = run_id or new_run_id()
+    if seed_globals:
+        seed_everything(resolved.settings.seed)
     root = twinrun_home(home)
-    recorder = _recorder(registry, root, tags)  # a bad registry fails before anything is written
-    run_dir = runs_dir(root) / run_id
+    store = _open_registry(registry, root)  # a bad registry fails before anything is written
+    try:
+        return _run(resolved, run_id, plan, environment, root, store, tags, sinks, logdir, progress,
+                    keep_checkpoints, determinism_cost)
+    finally:
+        if store is not None and not isinstance(registry, Registry):
+            store.close()
+
+
+def _run(
+    resolved: ResolvedExperiment, run_id: str, plan: ResumePlan | None,
+    environment: Mapping[str, Any] | None, root: Path, store: Registry | None, tags: Sequence[str],
+    sinks: Sequence[Sink], logdir: str | Path | None, progress: bool | None,
+    keep_checkpoints: int, determinism_cost: bool,
+) -> TwinResult:
+    run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
-    all_sinks = list(sinks)
+    if plan is None or not (run_dir / "config.json").exists():
+        (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
+    recorder = RunRecorder(run_dir, resolved, resume=plan, keep_checkpoints=keep_checkpoints,
+                           environment=environment, determinism_cost=determinism_cost)
+    all_sinks: list[Sink] = []
     tb_dir: Path | None = None
     if logdir is not None:
         tb_dir = tensorboard_dir(root) / f"{resolved.name}-{run_id[:8]}" if logdir is DEFAULT else Path(logdir)
+    if store is not None:
+        # first: it records the run even when another sink fails; the environment is captured once
+        all_sinks.append(RegistrySink(
+            store, tags=tags, env=recorder.environment,
+            artifacts={"run_dir": str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {})},
+        ))
+    all_sinks += [*recorder.sinks, *sinks]
+    if tb_dir is not None:
         all_sinks.append(TensorBoardSink(tb_dir))
     if progress is not False:
         all_sinks.append(ProgressSink(enabled=progress))
-    if recorder is not None:  # first: it records even if another sink fails
-        recorder.artifacts.update(run_dir=str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {}))
-        all_sinks.insert(0, recorder)
-    try:
-        engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id)
-    except BaseException:
-        if recorder is not None:  # nothing ran: release the registry
-            recorder.close()
-        raise
+    engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id)
+    recorder.attach(engine)
     result = engine.run()
+    recorder.finish(result)
     result.artifacts["run_dir"] = str(run_dir)
     if tb_dir is not None:
         result.artifacts["tensorboard"] = str(tb_dir)
+    if store is not None:  # the ledger and checkpoints are known only now
+        store.set_result(run_id, result.to_dict())
+        for kind in ("ledger", "checkpoints"):
+            if kind in result.artifacts:
+                store.add_artifact(run_id, kind, path=result.artifacts[kind])
     (run_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result
 
 
-def _recorder(
-    registry: Registry | str | Path | bool | None, root: Path, tags: Sequence[str]
-) -> RegistrySink | None:
+def _open_registry(registry: Registry | str | Path | bool | None, root: Path) -> Registry | None:
     if registry is None or registry is False:
         return None
-    return RegistrySink(registry_path(root) if registry is True else registry, tags=tags)
+    if isinstance(registry, Registry):
+        return registry
+    return Registry.open(registry_path(root) if registry is True else registry)

@@ -8,12 +8,15 @@ user reading a traceback (or the CLI's one-line error) knows what to type next.
 from __future__ import annotations
 
 __all__ = [
-    "TwinrunError",
-    "ConfigError",
     "BuildError",
-    "DataError",
     "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "LedgerError",
     "RegistryError",
+    "ReproducibilityWarning",
+    "TwinrunError",
+    "TwinrunWarning",
 ]
 
 
@@ -49,3 +52,15 @@ class CheckpointError(TwinrunError):
 
 class RegistryError(TwinrunError):
     """The run registry cannot be opened, read or written."""
+
+
+class LedgerError(TwinrunError):
+    """A ledger is unreadable, or two ledgers cannot be compared (different configurations)."""
+
+
+class TwinrunWarning(UserWarning):
+    """Base class of the warnings twinrun issues on purpose (filter them as a group)."""
+
+
+class ReproducibilityWarning(TwinrunWarning):
+    """Something about this process can make a run impossible to repeat bit for bit."""

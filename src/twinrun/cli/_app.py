@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from twinrun._version import __version__
-from twinrun.cli import _check, _compare, _env, _registry, _runs
+from twinrun.cli import _check, _compare, _env, _ledger, _registry, _repro, _runs
+from twinrun.cli._child import needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
 
@@ -23,11 +24,12 @@ start here:
   twinrun demo --show-file > exp.py   a complete experiment file to edit
   twinrun compare exp.py              your own comparison
   twinrun check exp.py --candidate A  the training recipe as checks (loss at init, overfit, leakage...)
+  twinrun repro exp.py                run it twice: bit-identical, or where the runs part
   twinrun runs                        every run so far; twinrun show / diff RUN
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare, _check, _runs, _env, _registry]
+COMMANDS = [_compare, _check, _repro, _runs, _ledger, _env, _registry]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    if getattr(args, "trains", False) and not getattr(args, "show_file", False) and needs_child():
+        # PYTHONHASHSEED only takes effect at interpreter start: train in a child that has it
+        return run_in_child(list(sys.argv[1:] if argv is None else argv))
     try:
         return int(handler(args))
     except TwinrunError as exc:

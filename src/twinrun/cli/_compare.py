@@ -20,8 +20,16 @@ examples:
   twinrun compare experiments/widths.py
   twinrun compare widths.py --set steps=500 --set optimizer.lr=1e-3
   twinrun compare widths.py --candidates small,wide --reference small --json
-  twinrun compare widths.py --tag baseline   # then: twinrun runs --tag baseline
   tensorboard --logdir .twinrun/tb        # every comparison, one folder each
+  twinrun compare widths.py --tag baseline   # then: twinrun runs --tag baseline
+  twinrun compare widths.py --checkpoint-every 100
+  twinrun compare widths.py --resume .twinrun/runs/RUN_ID     # continue bit-identically
+
+Every run records a ledger of control sums (initial weights, batches, losses,
+weights every --ledger-every steps) in its folder: `twinrun ledger RUN` reads it,
+`twinrun repro FILE` runs an experiment twice and finds where the runs part.
+Training runs in a child process with PYTHONHASHSEED=0 unless it is already set
+(set TWINRUN_NO_REEXEC=1 to train in this process).
 
 exit status: 0 the run finished (diverged candidates are part of the verdict),
 1 training failed, 2 bad input, 130 interrupted.
@@ -38,12 +46,30 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logdir", metavar="DIR", help="TensorBoard folder (default: <home>/tb/<experiment>-<run>)")
     parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard files")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    add_home(parser)
     parser.add_argument("--registry", metavar="PATH",
                         help="record the run in this registry (default: <home>/registry.sqlite)")
     parser.add_argument("--no-registry", action="store_true", help="do not record the run")
     parser.add_argument("--tag", dest="tags", metavar="TAG", action="append", default=[],
                         help="tag the run in the registry; repeatable")
+    repro = parser.add_argument_group("reproducibility")
+    repro.add_argument("--deterministic", action="store_true",
+                       help="deterministic kernels during training (same as --set deterministic=True)")
+    repro.add_argument("--determinism-cost", action="store_true",
+                       help="before training, time a few steps of copies of the candidates with "
+                       "deterministic mode off and on, and report the cost with the run")
+    repro.add_argument("--ledger-every", type=int, metavar="K",
+                       help="weights in the ledger every K steps (same as --set ledger_every=K; default 20)")
+    repro.add_argument("--checkpoint-every", type=int, metavar="K",
+                       help="write a checkpoint every K steps (same as --set checkpoint_every=K)")
+    repro.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
+                       help="keep the last N checkpoints (default 2)")
+    repro.add_argument("--resume", metavar="RUN",
+                       help="continue a run from its folder or a checkpoint file, bit-identically; the "
+                       "run's own --set options are reused")
+    repro.add_argument("--force", action="store_true",
+                       help="with --resume: continue although the config or environment changed "
+                       "(optimizer and scheduler states, learning rates included, are loaded as saved)")
+    add_home(parser)
     add_json(parser)
 
 
@@ -54,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("experiment", metavar="FILE", help="experiment file (or package.module[:name])")
     _add_run_options(p)
-    p.set_defaults(handler=run_compare)
+    p.set_defaults(handler=run_compare, trains=True)
 
     d = subparsers.add_parser(
         "demo", help="compare an MLP, a CNN and a CNN with batch norm on the digits data",
@@ -64,15 +90,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--show-file", action="store_true", help="print the example experiment file and exit")
     _add_run_options(d)
-    d.set_defaults(handler=run_demo, experiment=str(DIGITS))
+    d.set_defaults(handler=run_demo, experiment=str(DIGITS), trains=True)
 
 
 def collect_overrides(args: argparse.Namespace) -> dict[str, object]:
     overrides = parse_overrides(args.overrides)
-    for key in ("device", "seed", "steps"):
+    for key in ("device", "seed", "steps", "ledger_every", "checkpoint_every"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value
+    if getattr(args, "deterministic", False):
+        overrides["deterministic"] = True
     return overrides
 
 
@@ -88,11 +116,21 @@ def run_compare(args: argparse.Namespace) -> int:
         progress=False if (args.quiet or args.json) else None,
         registry=False if args.no_registry else (args.registry or True),
         tags=args.tags,
+        resume=args.resume,
+        force=args.force,
+        seed_globals=True,
+        keep_checkpoints=args.keep_checkpoints,
+        determinism_cost=args.determinism_cost,
     )
     if args.json:
         print_json(result.to_dict())
     else:
         print(format_verdict(result))
+        cost = result.reproducibility.get("determinism_cost")
+        if cost:
+            print(f"deterministic mode cost: {cost['relative']:+.1%} ({cost['steps']} steps of copies of the "
+                  f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
+                  f"{cost['seconds_on']:.3f} s on)")
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -42,9 +43,17 @@ from twinrun.engine._events import (
 from twinrun.engine._executor import Executor, SequentialExecutor, StepContext
 from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
 from twinrun.engine._result import CandidateResult, TwinResult
+from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._verdict import compare_candidates
 from twinrun.errors import BuildError, ConfigError, DataError
-from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
+from twinrun.rng import (
+    RngStreams,
+    derive_seed,
+    determinism_settings,
+    deterministic_mode,
+    ensure_cublas_workspace_config,
+    isolated_global_rng,
+)
 from twinrun.spec import ResolvedExperiment
 from twinrun.spec._metrics import check_metric_output
 
@@ -72,7 +81,9 @@ class TwinEngine:
     """Builds the candidates of a resolved experiment and trains them side by side.
 
     Construction does all the checking (data, factories, shapes against the
-    loss, metrics) so that bad input fails before any training starts.
+    loss, metrics) so that bad input fails before any training starts. With the
+    ``deterministic`` setting it first sets ``CUBLAS_WORKSPACE_CONFIG`` in the
+    process environment (it must be there before CUDA starts, and stays).
     """
 
     def __init__(
@@ -87,6 +98,8 @@ class TwinEngine:
         self.resolved = resolved
         self.settings = resolved.settings
         self.run_id = run_id or new_run_id()
+        if self.settings.deterministic:
+            ensure_cublas_workspace_config()  # before anything below can initialise CUDA
         self.device = resolve_device(self.settings.device)
         self.streams = RngStreams(self.settings.seed)
         self.executor: Executor = executor or SequentialExecutor()
@@ -107,6 +120,7 @@ class TwinEngine:
         self.last_eval: dict[str, EvalOutput] = {}
         self.timing = {"augment": 0.0, "train": 0.0, "eval": 0.0, "data": 0.0}
         self.step_seconds = {n: 0.0 for n in self.states}
+        self.determinism: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ set-up
     def _load_data(self) -> SharedData:
@@ -193,16 +207,34 @@ class TwinEngine:
     def live(self) -> list[CandidateState]:
         return [s for s in self.states.values() if s.alive]
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run bit-identically (see ``_state``)."""
+        return engine_state(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (restores the global generators too)."""
+        load_engine_state(self, state)
+
     def run(self) -> TwinResult:
-        """Train to ``settings.steps``, emitting events; returns the result."""
+        """Train to ``settings.steps`` (from :attr:`step`, when resumed), emitting events.
+
+        With the ``deterministic`` setting, training runs inside
+        :func:`~twinrun.rng.deterministic_mode`, and the switches are restored afterwards.
+        """
+        mode = deterministic_mode(True) if self.settings.deterministic else nullcontext()
+        with mode:
+            self.determinism = determinism_settings()
+            return self._run()
+
+    def _run(self) -> TwinResult:
         started = time.perf_counter()
         self.bus.emit(RunStarted(
             self.run_id, self.resolved, self.resolved.to_config(), self.init,
             str(self.device), self.step, {n: s.model for n, s in self.states.items()},
         ))
         try:
-            if self.step == 0:
-                self._evaluate_all(keep_outputs=False)
+            if self.step == 0 or self._evaluation_missing():
+                self._evaluate_all(keep_outputs=self.step == self.settings.steps)
             while self.step < self.settings.steps and self.live:
                 self._train_one_step()
                 if self.step % self.settings.eval_every == 0 or self.step == self.settings.steps:
@@ -222,6 +254,13 @@ class TwinEngine:
         self.bus.emit(RunFinished(self.run_id, result))
         self.bus.close()
         return result
+
+    def _evaluation_missing(self) -> bool:
+        """A run resumed from a state taken before its step's evaluation: evaluate again (same result)."""
+        due = self.step % self.settings.eval_every == 0 or self.step == self.settings.steps
+        return due and any(
+            not self.eval_history[s.name] or self.eval_history[s.name][-1][0] != self.step for s in self.live
+        )
 
     def _train_one_step(self) -> None:
         step = self.step + 1
@@ -263,6 +302,10 @@ class TwinEngine:
         for name, value in diverged:
             self.bus.emit(CandidateDiverged(self.run_id, step, name, value))
 
+    def prepared_batches(self, step: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+        """The augmented batches of ``step`` and which live candidate uses which (a pure function of the step)."""
+        return self._augment(step, move_to(self.data.train_batch(step), self.device), self.live)
+
     def _augment(
         self, step: int, raw: tuple[Any, Any], live: Sequence[CandidateState]
     ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
@@ -294,7 +337,10 @@ class TwinEngine:
             )
             self.last_eval[state.name] = out
             means = out.means()
-            self.eval_history[state.name].append((self.step, means))
+            history = self.eval_history[state.name]
+            if history and history[-1][0] == self.step:
+                history.pop()  # a resumed run evaluates its last step again, identically
+            history.append((self.step, means))
             results[state.name] = means
         self.timing["eval"] += time.perf_counter() - t0
         self.bus.emit(EvalDone(self.run_id, self.step, results))
@@ -344,6 +390,7 @@ class TwinEngine:
             timing={k: round(v, 6) for k, v in self.timing.items()},
             config=self.resolved.to_config(),
             warnings=list(self.resolved.warnings),
+            reproducibility={"deterministic": self.settings.deterministic, "switches": dict(self.determinism)},
         )
 
 

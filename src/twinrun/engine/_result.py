@@ -117,6 +117,7 @@ class TwinResult:
     config: dict[str, Any] = field(default_factory=dict, repr=False)
     warnings: list[str] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)
+    reproducibility: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +136,7 @@ class TwinResult:
             "timing": self.timing,
             "warnings": list(self.warnings),
             "artifacts": dict(self.artifacts),
+            "reproducibility": dict(self.reproducibility),
         }
 
 

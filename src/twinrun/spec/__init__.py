@@ -11,19 +11,20 @@ from twinrun.spec._resolve import (
     parse_overrides,
     resolve,
 )
-from twinrun.spec._settings import SETTING_HELP, Settings
+from twinrun.spec._settings import EXECUTION_SETTINGS, SETTING_HELP, Settings
 
 __all__ = [
     "CANDIDATE_ROLES",
+    "EXECUTION_SETTINGS",
+    "ROLES",
+    "SETTING_HELP",
     "CandidateSpec",
     "Experiment",
     "ExperimentSource",
     "Factory",
     "FactoryLike",
     "Metric",
-    "ROLES",
     "ResolvedExperiment",
-    "SETTING_HELP",
     "Settings",
     "accuracy",
     "factory",

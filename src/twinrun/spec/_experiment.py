@@ -51,7 +51,8 @@ class Experiment:
             applied once per batch and shared by every candidate with the same augmentation.
         metrics: name -> :class:`Metric` (per-example, with a direction).
         steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
-        output, share_init: shared settings, see :class:`~twinrun.spec.Settings`.
+        output, share_init, deterministic, ledger_every, checkpoint_every: shared
+            settings, see :class:`~twinrun.spec.Settings`.
         check_options: options of ``twinrun check`` that the experiment cannot express
             otherwise, by check name: ``{"causality": {"time_dim": 1}}``. Validated by
             :mod:`twinrun.checks` (``twinrun check --list`` shows every option).
@@ -76,6 +77,9 @@ class Experiment:
     grad_clip: float | None = _S.grad_clip
     output: str = _S.output
     share_init: bool = _S.share_init
+    deterministic: bool = _S.deterministic
+    ledger_every: int | None = _S.ledger_every
+    checkpoint_every: int | None = _S.checkpoint_every
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: ExperimentSource | None = field(default=None, compare=False, repr=False)
 

@@ -14,9 +14,14 @@ from typing import Any
 
 from twinrun.errors import ConfigError
 
-__all__ = ["Settings", "SETTING_HELP", "validate_setting"]
+__all__ = ["EXECUTION_SETTINGS", "SETTING_HELP", "Settings", "validate_setting"]
 
 OUTPUT_KINDS = ("auto", "logits", "binary_logits", "values")
+
+#: Settings that say how a run is executed and recorded, not what is trained. Ledgers of
+#: runs that differ only in these are comparable (``deterministic`` is a factor to vary,
+#: like the thread count).
+EXECUTION_SETTINGS = ("deterministic", "ledger_every", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,9 @@ class Settings:
     grad_clip: float | None = None
     output: str = "auto"
     share_init: bool = True
+    deterministic: bool = False
+    ledger_every: int | None = 20
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -51,6 +59,12 @@ SETTING_HELP: dict[str, str] = {
     "grad_clip": "clip the gradient norm to this value (None: no clipping)",
     "output": "what the model outputs: auto, logits, binary_logits or values (used for seed ensembles)",
     "share_init": "copy initial weights across candidates wherever parameter names and shapes match",
+    "deterministic": "deterministic kernels (torch.use_deterministic_algorithms, cuDNN flags, "
+    "CUBLAS_WORKSPACE_CONFIG) during training; see twinrun.deterministic_mode",
+    "ledger_every": "record control sums of every parameter every this many steps (batches and "
+    "losses: every step) in the run's ledger (compare() and the twinrun command); None: no ledger",
+    "checkpoint_every": "write a checkpoint every this many steps for exact resume (None: none); "
+    "written by compare() and the twinrun command into the run folder",
 }
 
 
@@ -83,9 +97,11 @@ def validate_setting(name: str, value: Any) -> None:
     elif name == "output":
         if value not in OUTPUT_KINDS:
             raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")
-    elif name == "share_init":
+    elif name in ("share_init", "deterministic"):
         if not isinstance(value, bool):
-            raise ConfigError(f"setting share_init={value!r} must be True or False")
+            raise ConfigError(f"setting {name}={value!r} must be True or False")
+    elif name in ("ledger_every", "checkpoint_every") and value is not None:
+        _positive_int(name, value)
 
 
 def coerce_setting(name: str, value: Any) -> Any:

@@ -1,0 +1,135 @@
+"""The engine's complete state after a step, and how to load it back: exact resume.
+
+What continuing bit-identically needs, and where it comes from:
+
+* models, optimizers, schedulers: their ``state_dict``;
+* the data position: the step alone (the batch of step ``t`` is a pure
+  function of the seed and ``t``, so resuming mid-epoch is exact);
+* twinrun's random streams: nothing (each is a pure function of seed, name
+  and step);
+* the global generators, which code outside the streams may use: their states
+  (Python, NumPy, torch CPU, every CUDA device in use);
+* the histories behind the verdict: per-step losses and metrics, evaluations,
+  diverged candidates, timings.
+
+The state holds only tensors, numbers, strings, lists and dicts, so a
+checkpoint of it loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from twinrun.errors import CheckpointError
+from twinrun.rng import capture_global_rng, restore_global_rng
+
+if TYPE_CHECKING:
+    from twinrun.engine._loop import TwinEngine
+
+__all__ = ["STATE_VERSION", "engine_state", "load_engine_state"]
+
+STATE_VERSION = 1
+
+
+def _clone_tree(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_tree(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone_tree(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_clone_tree(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def engine_state(engine: TwinEngine) -> dict[str, Any]:
+    """A copy of everything :func:`load_engine_state` needs to continue ``engine`` exactly."""
+    candidates: dict[str, Any] = {}
+    for name, state in engine.states.items():
+        scheduler = state.scheduler
+        candidates[name] = {
+            "model": _clone_tree(state.model.state_dict()),
+            "optimizer": _clone_tree(state.optimizer.state_dict()),
+            "scheduler": _clone_tree(scheduler.state_dict())
+            if scheduler is not None and hasattr(scheduler, "state_dict") else None,
+            "diverged_at": state.diverged_at,
+            "diverged_value": state.diverged_value,
+            "train_loss": torch.from_numpy(engine.train_loss[name].copy()),
+            "train_metrics": {m: torch.from_numpy(v.copy()) for m, v in engine.train_metrics[name].items()},
+            "eval_history": [[step, dict(values)] for step, values in engine.eval_history[name]],
+            "step_seconds": float(engine.step_seconds[name]),
+        }
+    return {
+        "version": STATE_VERSION,
+        "step": engine.step,
+        "run_id": engine.run_id,
+        "experiment": engine.resolved.name,
+        "config_hash": engine.resolved.config_hash(),
+        "candidates": candidates,
+        "timing": {k: float(v) for k, v in engine.timing.items()},
+        "global_rng": capture_global_rng(),
+    }
+
+
+def _fit(values: torch.Tensor, steps: int) -> np.ndarray:
+    """A history array of length ``steps`` (a forced resume may have changed ``steps``)."""
+    out = np.full(steps, np.nan)
+    old = values.numpy()
+    n = min(steps, old.shape[0])
+    out[:n] = old[:n]
+    return out
+
+
+def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
+    """Load a state from :func:`engine_state` into a freshly built ``engine``.
+
+    Side effect (deliberate, this is what resuming means): the global
+    generators are put back into the states they had at that step.
+
+    Raises:
+        CheckpointError: the state belongs to another experiment or other candidates.
+    """
+    if state.get("version") != STATE_VERSION:
+        raise CheckpointError(
+            f"the engine state has version {state.get('version')!r}; this twinrun reads {STATE_VERSION}",
+            fix="resume with the twinrun version that wrote the checkpoint",
+        )
+    if state["experiment"] != engine.resolved.name:
+        raise CheckpointError(
+            f"the checkpoint belongs to experiment {state['experiment']!r}, not {engine.resolved.name!r}",
+            fix="resume with the experiment file the checkpoint was written by",
+        )
+    saved, built = sorted(state["candidates"]), sorted(engine.states)
+    if saved != built:
+        raise CheckpointError(
+            f"the checkpoint holds candidates {saved} but this run builds {built}",
+            fix=f"resume with --candidates {','.join(saved)}",
+        )
+    steps = engine.settings.steps
+    for name, saved_state in state["candidates"].items():
+        target = engine.states[name]
+        try:
+            target.model.load_state_dict(saved_state["model"])
+            target.optimizer.load_state_dict(saved_state["optimizer"])
+            if saved_state["scheduler"] is not None and target.scheduler is not None:
+                target.scheduler.load_state_dict(saved_state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"candidate {name!r}: the checkpoint's weights or optimizer state do not fit the "
+                f"model built now: {exc}",
+                fix="resume with the same experiment file and overrides the checkpoint was written with",
+            ) from exc
+        target.diverged_at = saved_state["diverged_at"]
+        target.diverged_value = saved_state["diverged_value"]
+        engine.train_loss[name] = _fit(saved_state["train_loss"], steps)
+        engine.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
+        engine.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]]
+        engine.step_seconds[name] = float(saved_state["step_seconds"])
+    engine.timing.update(state["timing"])
+    engine.step = int(state["step"])
+    restore_global_rng(state["global_rng"])

@@ -1,0 +1,83 @@
+"""One side of ``twinrun repro``: a fresh process that runs the experiment as ``twinrun compare`` does.
+
+Started as ``python -m twinrun.proof._worker REQUEST.json`` with the
+environment the parent chose (``PYTHONHASHSEED``, thread variables). The
+request names the experiment file, overrides, candidates, a thread count and
+optionally the steps to dump tensors at. The worker writes into the request's
+``out`` folder:
+
+* ``home/runs/<id>/``: the run folder (``ledger.jsonl``, ``result.json`` ...);
+* ``dump.pt``: the tensors of the dump steps, if any were asked for;
+* ``outcome.json``: the ledger path, timings and factors; or
+  ``error.json`` (exit status 2 for bad input, 1 for any other failure).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _run(request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from twinrun._compare import compare
+    from twinrun.proof._dump import DumpSink
+
+    out = Path(request["out"])
+    if request.get("threads"):
+        torch.set_num_threads(int(request["threads"]))
+    sinks = []
+    if request.get("dump_steps"):
+        sinks.append(DumpSink(out / "dump.pt", [int(s) for s in request["dump_steps"]]))
+    result = compare(
+        request["experiment"],
+        candidates=request.get("candidates"),
+        overrides=request.get("overrides") or {},
+        sinks=sinks,
+        home=out / "home",
+        logdir=None,
+        progress=False,
+        seed_globals=True,
+        registry=False,  # a repro run is a probe: the report is what counts
+    )
+    return {
+        "ledger": result.artifacts.get("ledger"),
+        "run_dir": result.artifacts.get("run_dir"),
+        "steps": result.steps,
+        "n_parameters": sum(c.n_parameters for c in result.candidates.values()),
+        "timing": result.timing,
+        "reproducibility": result.reproducibility,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    request = json.loads(Path(args[0]).read_text())
+    out = Path(request["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        outcome = _run(request)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported to the parent
+        from twinrun.errors import TwinrunError
+
+        bad_input = isinstance(exc, TwinrunError)
+        (out / "error.json").write_text(json.dumps({
+            "type": type(exc).__name__,
+            "message": exc.message if isinstance(exc, TwinrunError) else f"{type(exc).__name__}: {exc}",
+            "fix": exc.fix if isinstance(exc, TwinrunError) else None,
+            "bad_input": bad_input,
+            "traceback": traceback.format_exc(),
+        }))
+        return 2 if bad_input else 1
+    (out / "outcome.json").write_text(json.dumps(outcome, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -113,7 +113,7 @@ class CheckContext:
             return self._batches[step]
         raw = move_to(self.data.train_batch(step), self.device)
         # the engine's own augmentation path (same streams), so checks see what a run trains on
-        batches, _ = self.engine._augment(step, raw, [self.state])
+        batches, _ = self.engine.augment(step, raw, [self.state])
         batch = batches[self.state.spec.augment_key]
         if step <= _KEPT_BATCHES:
             self._batches[step] = batch
@@ -122,7 +122,7 @@ class CheckContext:
     def gather(self, split: str, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
         """Raw (un-augmented) examples of ``split`` (``train`` or ``val``) on the device."""
         dataset = self.data.train if split == "train" else self.data.val
-        return move_to(self.data._gather(dataset, indices), self.device)
+        return move_to(self.data.gather(dataset, indices), self.device)
 
     def size(self, split: str) -> int:
         return len(self.data.train if split == "train" else self.data.val)
@@ -148,7 +148,7 @@ class CheckContext:
             else:
                 n = min(limit, self.size(split))
                 index = np.linspace(0, self.size(split) - 1, n).astype(int)
-                _, targets = self.data._gather(dataset, index.tolist())
+                _, targets = self.data.gather(dataset, index.tolist())
             self._cache[key] = targets if isinstance(targets, torch.Tensor) else None
         return self._cache[key]  # type: ignore[no-any-return]
 

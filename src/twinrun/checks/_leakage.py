@@ -59,7 +59,7 @@ def _read(ctx: CheckContext, split: str, index: np.ndarray, projection: Any) -> 
         if hasattr(dataset, "tensors"):
             xb, yb = dataset.tensors[0][torch.as_tensor(chunk)], dataset.tensors[1][torch.as_tensor(chunk)]
         else:
-            xb, yb = ctx.data._gather(dataset, chunk.tolist())
+            xb, yb = ctx.data.gather(dataset, chunk.tolist())
             xb = first_tensor(xb)
             if xb is None:
                 return None
@@ -209,7 +209,7 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
 def _full(ctx: CheckContext, val: bool, index: int) -> torch.Tensor:
     """One example's full input, flattened (the centring cancels in the differences taken)."""
     dataset = ctx.data.val if val else ctx.data.train
-    x = first_tensor(ctx.data._gather(dataset, [index])[0])
+    x = first_tensor(ctx.data.gather(dataset, [index])[0])
     assert x is not None
     return x.detach().cpu().reshape(-1).double()
 

@@ -118,7 +118,8 @@ class SharedData:
                 fix="make the dataset's __getitem__ return (input, target)",
             )
 
-    def _gather(self, dataset: Any, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
+    def gather(self, dataset: Any, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
+        """Examples ``indices`` of ``dataset`` as one collated ``(inputs, targets)`` batch (CPU)."""
         if isinstance(dataset, TensorDataset):
             index = torch.as_tensor(indices)
             return dataset.tensors[0][index], dataset.tensors[1][index]
@@ -127,13 +128,13 @@ class SharedData:
 
     def train_batch(self, step: int) -> tuple[Any, Any]:
         """The raw (un-augmented) training batch of update ``step``, on the CPU."""
-        return self._gather(self.train, self.plan.indices(step))
+        return self.gather(self.train, self.plan.indices(step))
 
     def val_batches(self) -> Iterator[tuple[Any, Any]]:
         """Validation batches in a fixed order (the same for every candidate and evaluation)."""
         n = len(self.val)
         for start in range(0, n, self.eval_batch_size):
-            yield self._gather(self.val, range(start, min(n, start + self.eval_batch_size)))
+            yield self.gather(self.val, range(start, min(n, start + self.eval_batch_size)))
 
     def val_targets(self) -> Any:
         targets = [batch[1] for batch in self.val_batches()]

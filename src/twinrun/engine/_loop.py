@@ -268,7 +268,7 @@ class TwinEngine:
         t0 = time.perf_counter()
         raw = move_to(self.data.train_batch(step), self.device)
         t1 = time.perf_counter()
-        batches, assignment = self._augment(step, raw, live)
+        batches, assignment = self.augment(step, raw, live)
         t2 = time.perf_counter()
         if self.bus.wants_batches:
             self.bus.emit(BatchPrepared(self.run_id, step, batches, assignment))
@@ -304,9 +304,9 @@ class TwinEngine:
 
     def prepared_batches(self, step: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """The augmented batches of ``step`` and which live candidate uses which (a pure function of the step)."""
-        return self._augment(step, move_to(self.data.train_batch(step), self.device), self.live)
+        return self.augment(step, move_to(self.data.train_batch(step), self.device), self.live)
 
-    def _augment(
+    def augment(
         self, step: int, raw: tuple[Any, Any], live: Sequence[CandidateState]
     ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """Augment the shared batch once per distinct augmentation, from the step's stream."""

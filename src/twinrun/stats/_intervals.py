@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
+from scipy.special import stdtrit
 
 __all__ = ["auto_block_length", "block_bootstrap_interval", "paired_t_interval"]
 
@@ -41,7 +41,7 @@ def paired_t_interval(diffs: Any, confidence: float = 0.95) -> dict[str, float]:
     se = float(d.std(ddof=1) / math.sqrt(n))
     if se == 0.0:
         return {"mean": mean, "low": mean, "high": mean, "n": n, "se": 0.0}
-    half = float(sps.t.ppf(0.5 + confidence / 2, df=n - 1)) * se
+    half = float(stdtrit(n - 1, 0.5 + confidence / 2)) * se
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "se": se}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from scipy import stats as sps
+from scipy.special import ndtri, nctdtr, stdtrit
 
 from twinrun.errors import ConfigError
 from twinrun.stats._json import json_safe
@@ -35,10 +35,10 @@ def paired_t_power(effect_size: float, n: int, alpha: float = 0.05) -> float:
     if n < 2:
         return math.nan
     df = n - 1
-    critical = float(sps.t.ppf(1 - alpha / 2, df))
+    critical = float(stdtrit(df, 1 - alpha / 2))
     nc = abs(effect_size) * math.sqrt(n)
-    upper = float(sps.nct.sf(critical, df, nc))
-    lower = float(sps.nct.cdf(-critical, df, nc))  # rejections in the wrong direction: tiny
+    upper = float(1.0 - nctdtr(df, nc, critical))
+    lower = float(nctdtr(df, nc, -critical))  # rejections in the wrong direction: tiny
     if not math.isfinite(lower):  # scipy's nct underflows to NaN far in the tail
         lower = 0.0
     return upper + lower
@@ -91,7 +91,7 @@ def seeds_needed(
         return json_safe(out)
     effect = abs(diff) / sd
     out["effect_size"] = effect
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    z = ndtri(1 - alpha / 2) + ndtri(power)
     n = max(2, math.ceil((z / effect) ** 2))
     if n > max_seeds:
         out["reason"] = f"more than {max_seeds} seeds (effect size {effect:.3g})"

@@ -35,6 +35,7 @@ def compare(
     run_id: str | None = None,
     registry: Registry | str | Path | bool | None = True,
     tags: Sequence[str] = (),
+    sweep_id: str | None = None,
 ) -> TwinResult:
     """Train an experiment's candidates side by side and compare them.
 
@@ -53,6 +54,7 @@ def compare(
             a path, or an open :class:`Registry`; ``False``/``None``: not recorded.
             ``result.artifacts["registry_run"]`` is the run's id there.
         tags: tags given to the run in the registry.
+        sweep_id: the registry sweep this run belongs to (``twinrun seeds`` sets it).
 
     Returns:
         a :class:`TwinResult`; ``result.to_dict()`` is JSON-ready.
@@ -61,7 +63,7 @@ def compare(
     resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
     run_id = run_id or new_run_id()
     root = twinrun_home(home)
-    recorder = _recorder(registry, root, tags)  # a bad registry fails before anything is written
+    recorder = _recorder(registry, root, tags, sweep_id)  # a bad registry fails before anything is written
     run_dir = runs_dir(root) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
@@ -90,8 +92,10 @@ def compare(
 
 
 def _recorder(
-    registry: Registry | str | Path | bool | None, root: Path, tags: Sequence[str]
+    registry: Registry | str | Path | bool | None, root: Path, tags: Sequence[str],
+    sweep_id: str | None = None,
 ) -> RegistrySink | None:
     if registry is None or registry is False:
         return None
-    return RegistrySink(registry_path(root) if registry is True else registry, tags=tags)
+    return RegistrySink(registry_path(root) if registry is True else registry, tags=tags,
+                        sweep_id=sweep_id)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from twinrun._version import __version__
-from twinrun.cli import _compare, _env, _registry, _runs
+from twinrun.cli import _compare, _env, _registry, _runs, _seeds
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
 
@@ -22,11 +22,12 @@ start here:
   twinrun demo                        compare three digit classifiers (30 s on a laptop CPU)
   twinrun demo --show-file > exp.py   a complete experiment file to edit
   twinrun compare exp.py              your own comparison
+  twinrun seeds exp.py --seeds 10     the same over 10 seeds: spread, paired statistics, ensembles
   twinrun runs                        every run so far; twinrun show / diff RUN
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare, _runs, _env, _registry]
+COMMANDS = [_compare, _seeds, _runs, _env, _registry]
 
 
 def build_parser() -> argparse.ArgumentParser:

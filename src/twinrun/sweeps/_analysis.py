@@ -119,10 +119,7 @@ def analyze_records(
     notes: list[str] = []
     unavailable: list[str] = []
     not_finished = [records[s].to_dict() for s in seeds if not records[s].done]
-    if not_finished:
-        notes.append("not finished, left out: " + "; ".join(
-            f"seed {r['seed']} ({r['status']}{': ' + _first_line(r['error']) if r['error'] else ''})"
-            for r in not_finished))
+    notes.extend(_diverged_notes(records, finished, candidates))
     if len(finished) < 2:
         unavailable.append(
             f"{len(finished)} seed{'s' if len(finished) != 1 else ''} finished: a spread (std, range), "
@@ -167,5 +164,16 @@ def analyze_records(
     })
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
+def _diverged_notes(
+    records: Mapping[int, SeedRecord], finished: Sequence[int], candidates: Sequence[str]
+) -> list[str]:
+    """``candidate 'x' diverged on seed 2 (step 5): it has no score there``, one line per candidate."""
+    where: dict[str, list[str]] = {}
+    for seed in finished:
+        cands = (records[seed].result or {}).get("candidates", {})
+        for c in candidates:
+            data = cands.get(c) or {}
+            if data.get("status") == "diverged":
+                where.setdefault(c, []).append(f"{seed} (step {data.get('diverged_at')})")
+    return [f"candidate {c!r} diverged on seed{'s' if len(w) > 1 else ''} {', '.join(w)}: "
+            "no score or outputs there" for c, w in where.items()]

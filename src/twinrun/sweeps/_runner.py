@@ -212,11 +212,13 @@ def run_sweep(
             bar.close()
             runner.close()
             reg.update_sweep(sweep_id, status="interrupted")
+            reg.reap_crashed()
             finished = sum(r.done for r in collect_seeds(reg, sweep_id, plan, folder).values())
             raise SweepInterrupted(sweep_id, finished, plan.k) from None
         finally:
             bar.close()
             runner.close()
+        reg.reap_crashed()  # a seed's process killed mid-run left its run "running"
         records = collect_seeds(reg, sweep_id, plan, folder)
         status = "finished" if all(r.done for r in records.values()) else "partial"
         analysis = _analyse(reg, sweep_id, plan, records, resolved, status=status, metric=metric,

@@ -41,7 +41,7 @@ def _runs(result):
 
 
 def test_every_seed_is_a_finished_run_of_the_sweep(sweep):
-    result, home = sweep
+    result, _ = sweep
     assert result.status == "finished" and result.ok
     assert result.finished == [0, 1, 2] and result.skipped == []
     assert [o.seed for o in result.ran] == [0, 1, 2] and all(o.status == "finished" for o in result.ran)
@@ -162,7 +162,7 @@ def test_show_with_another_metric_reanalyses_without_storing(sweep, capsys):
     assert main(["seeds", "--show", result.sweep_id, "--home", str(home), "--metric", "loss",
                  "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["metric"] == "loss" and list(shown["metrics"])[0] == "loss"
+    assert shown["metric"] == "loss" and next(iter(shown["metrics"])) == "loss"
     assert shown["metrics"]["loss"] == result.analysis["metrics"]["loss"]  # same seeds, same draws
     with Registry.open(result.registry) as reg:
         assert reg.get_sweep(result.sweep_id).analysis["metric"] == "accuracy"
@@ -186,18 +186,18 @@ def test_resuming_a_finished_sweep_runs_nothing(sweep):
 def test_one_seed_runs_and_says_what_cannot_be_computed(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "twinrun", "seeds", str(TOY), "--seeds", "1", "--candidates", "small,fast",
-         "--set", f"steps={STEPS}"], capture_output=True, text=True, timeout=300)
+         "--set", f"steps={STEPS}"], capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "1/1 seeds finished" in out and "cannot be computed:" in out
     assert "need at least 2 seeds" in out
     assert "run at least 2 seeds" in out  # the recommendation says what to do
     proc = subprocess.run([sys.executable, "-m", "twinrun", "seeds", "--list", "--json"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, check=False, timeout=120)
     listed = json.loads(proc.stdout)
     assert len(listed) == 1 and listed[0]["seeds_done"] == [0]
     proc = subprocess.run([sys.executable, "-m", "twinrun", "seeds", "--show", listed[0]["id"], "--json"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, check=False, timeout=120)
     shown = json.loads(proc.stdout)  # JSON has no NaN (json.loads would take it; check the text)
     assert "NaN" not in proc.stdout and shown["k"] == 1
     summary = shown["metrics"]["accuracy"]["summary"]["small"]

@@ -192,8 +192,9 @@ def _list(args: argparse.Namespace) -> int:
         sweeps = registry.list_sweeps()
         rows, data = [], []
         for s in sweeps:
-            done = {r.seed for r in registry.list_runs(sweep_id=s.id, status="finished")}
-            planned = s.config.get("seeds") or []
+            done = {int(r.seed) for r in registry.list_runs(sweep_id=s.id, status="finished")
+                    if r.seed is not None}
+            planned = [int(x) for x in s.config.get("seeds") or []]
             full = registry.get_sweep(s.id)
             rec = (full.analysis or {}).get("recommendation") or "-"
             metric = (full.analysis or {}).get("metric") or s.config.get("metric") or "-"

@@ -84,8 +84,8 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
     if session:
         how = f" · {session.get('backend')}, {session.get('jobs')} job(s) x {session.get('threads')} thread(s)"
     lines = [
-        f"twinrun seeds · {sweep['name']} · sweep {sweep['id'][:8]} · {len(finished)}/{k} seeds "
-        f"finished ({_seeds(finished) or 'none'}) · {sweep['status']}{how}",
+        (f"twinrun seeds · {sweep['name']} · sweep {sweep['id'][:8]} · {len(finished)}/{k} seeds "
+         f"finished ({_seeds(finished) or 'none'}) · {sweep['status']}{how}"),
     ]
     main = analysis["metric"]
     for name, m in analysis["metrics"].items():
@@ -94,9 +94,9 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
         lines += [""] + _metric_block(name, m, name == main)
     ens = analysis.get("ensemble") or {}
     if ens.get("available"):
-        lines += ["", f"ensemble: the {ens.get('kind')} of the seeds averaged as probabilities "
-                  "(values for regression), scored on the shared validation set; gain = ensemble − "
-                  "mean single seed, positive is better."]
+        lines += ["", (f"ensemble: the {ens.get('kind')} of the seeds averaged as probabilities "
+                       "(values for regression), scored on the shared validation set; gain = "
+                       "ensemble − mean single seed, positive is better.")]
     failed = analysis.get("not_finished") or []
     if failed:
         lines += ["", "seeds that did not finish (left out):"]
@@ -115,8 +115,8 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
     notes += [n for n in main_notes if n not in notes]
     if notes:
         lines += ["", "notes:"] + [f"  - {n}" for n in notes]
-    lines += ["", f"stored with sweep {sweep['id'][:8]} in {sweep.get('registry')}; "
-              f"again: twinrun seeds --show {sweep['id'][:8]}"]
+    lines += ["", (f"stored with sweep {sweep['id'][:8]} in {sweep.get('registry')}; "
+                   f"again: twinrun seeds --show {sweep['id'][:8]}")]
     return "\n".join(lines)
 
 

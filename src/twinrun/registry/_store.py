@@ -624,10 +624,10 @@ class Registry:
                                    "ORDER BY started_at"):
             runs.setdefault(sid, []).append(rid)
         out = []
-        for sid, name, exp, config, status, created in self._read(sql, params):
+        for sid, name, exp, config, state, created in self._read(sql, params):
             config_data = _loads(config) or {}
             config_data.pop(_SWEEP_ANALYSIS, None)
-            out.append(Sweep(sid, name, exp, config_data, status, created, tuple(runs.get(sid, ()))))
+            out.append(Sweep(sid, name, exp, config_data, state, created, tuple(runs.get(sid, ()))))
         return out
 
     def update_sweep(

@@ -74,7 +74,7 @@ def _ensemble_inputs(
             continue
         try:
             data = load_outputs(rec.outputs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken file is a note, not a failure
             notes.append(f"seed {seed}: its outputs file {rec.outputs} cannot be read ({exc}); "
                          "left out of the ensembles")
             continue

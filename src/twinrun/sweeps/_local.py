@@ -91,5 +91,5 @@ class LocalBackend:
 def _result(future: Future[SeedOutcome], task: SeedTask) -> SeedOutcome:
     try:
         return future.result()
-    except Exception as exc:  # starting the process itself failed (no python, no disk...)
+    except Exception as exc:  # noqa: BLE001 - starting the process failed (no python, no disk...)
         return SeedOutcome(task.seed, "crashed", error=f"could not run the seed: {type(exc).__name__}: {exc}")

@@ -185,6 +185,7 @@ def _sweep_hash(resolved: ResolvedExperiment, sha256: str | None) -> str:
     """What a sweep compares, without the seed: the resolved config and the file's hash."""
     config = resolved.to_config()
     config["settings"] = {k: v for k, v in config["settings"].items() if k != "seed"}
+    config["overrides"] = {k: v for k, v in config["overrides"].items() if k != "seed"}
     text = json.dumps({"config": config, "experiment_sha256": sha256}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

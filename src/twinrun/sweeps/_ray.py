@@ -121,7 +121,7 @@ class RayBackend:
     def _get(self, ref: Any, task: SeedTask) -> SeedOutcome:
         try:
             outcome = self.ray.get(ref)
-        except Exception as exc:  # the task itself died (node lost, worker killed)
+        except Exception as exc:  # noqa: BLE001 - the task died (node lost, worker killed)
             return SeedOutcome(task.seed, "crashed", error=f"the Ray task failed: {type(exc).__name__}: {exc}")
         if not isinstance(outcome, SeedOutcome):
             return SeedOutcome(task.seed, "crashed", error=f"the Ray task returned {type(outcome).__name__}")

@@ -81,7 +81,7 @@ def _registered(registry: str, run_id: str) -> bool:
         return True
     except UnknownRunError:
         return False
-    except Exception:  # the registry itself is the problem; the error says so already
+    except Exception:  # noqa: BLE001 - the registry itself is the problem; its error says so
         return False
 
 
@@ -135,7 +135,7 @@ def run(task_path: str) -> int:
         traceback.print_exc()
         outcome.update(status="failed", error=f"{type(exc).__name__}: {exc.message}", fix=exc.fix)
         code = 1
-    except BaseException as exc:  # the experiment's own code raised: report it, never hide it
+    except BaseException as exc:  # noqa: BLE001 - the experiment's own code raised: report it
         traceback.print_exc()
         outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         code = 1

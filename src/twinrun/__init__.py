@@ -10,6 +10,7 @@ The flat public API::
     result = twinrun.compare(experiment)        # or the path of a file
     twin = twinrun.Twin({...})                  # inside your own loop
     report = twinrun.analyze_seeds({"base": [...], "wide": [...]}, higher_is_better=True)
+    sweep = twinrun.run_sweep("exp.py", seeds=10, jobs=2)   # 10 seeds, analysed
     runs = twinrun.open_registry().list_runs()  # every run so far
 """
 
@@ -66,6 +67,7 @@ from twinrun.stats import (
     seeds_needed,
     summarize,
 )
+from twinrun.sweeps import SweepInterrupted, SweepResult, run_sweep, seeds
 
 __all__ = [
     "BatchPrepared",
@@ -93,6 +95,8 @@ __all__ = [
     "Settings",
     "Sink",
     "StepDone",
+    "SweepInterrupted",
+    "SweepResult",
     "TensorBoardSink",
     "Twin",
     "TwinEngine",
@@ -115,8 +119,10 @@ __all__ = [
     "parse_overrides",
     "probability_of_improvement",
     "resolve",
+    "run_sweep",
     "run_twin",
     "seed_ensemble",
+    "seeds",
     "seeds_needed",
     "summarize",
 ]

@@ -112,17 +112,20 @@ def test_a_killed_seed_process_does_not_sink_the_sweep_and_resume_reruns_only_it
     assert per_seed[victim.seed] == ["crashed"]
     assert all(per_seed[s] == ["finished"] for s in (0, 1, 2) if s != victim.seed)
 
-    # --resume without an id finds the unfinished sweep of this configuration
-    again = run_sweep(TOY, seeds=3, resume=True, candidates=["small", "fast"],
+    # --resume without an id finds the unfinished sweep of this configuration; 4 seeds adds seed 3
+    again = run_sweep(TOY, seeds=4, resume=True, candidates=["small", "fast"],
                       overrides=LONG[1::2], progress=False)
     assert again.sweep_id == sweep_id and again.resumed
-    assert [o.seed for o in again.ran] == [victim.seed]
+    assert [o.seed for o in again.ran] == sorted([victim.seed, 3])
     assert again.skipped == [s for s in (0, 1, 2) if s != victim.seed]
-    assert again.status == "finished"
+    assert again.status == "finished" and again.plan.seeds == (0, 1, 2, 3)
     per_seed = _runs_per_seed(sweep_id)
     assert per_seed[victim.seed] == ["crashed", "finished"]
-    assert all(per_seed[s] == ["finished"] for s in (0, 1, 2) if s != victim.seed)
-    assert again.analysis["finished"] == [0, 1, 2] and again.analysis["not_finished"] == []
+    assert all(per_seed[s] == ["finished"] for s in (0, 1, 2, 3) if s != victim.seed)
+    assert again.analysis["finished"] == [0, 1, 2, 3] and again.analysis["not_finished"] == []
+    with Registry.open(_registry()) as reg:
+        sweep = reg.get_sweep(sweep_id)
+        assert sweep.config["seeds"] == [0, 1, 2, 3] and len(sweep.config["sessions"]) == 2
 
 
 def test_an_interrupted_sweep_stops_its_seeds_and_resumes_without_rerunning_finished_ones():

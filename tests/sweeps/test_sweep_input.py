@@ -118,3 +118,10 @@ def test_overrides_cross_the_process_boundary_as_text():
     with pytest.raises(ConfigError) as err:
         override_args({"model": object})
     assert "cannot be passed to a seed's process" in err.value.message
+
+
+def test_resume_followed_by_a_file_resumes_by_configuration(capsys):
+    # `--resume exp.py`: the file is the experiment (not a sweep id), resumed by configuration
+    assert main(["seeds", "--resume", str(TOY)]) == 2
+    assert "how many seeds?" in capsys.readouterr().err
+    assert _nothing_recorded()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
 from twinrun.cli._runs import open_for_reading, when
@@ -127,6 +128,9 @@ def run_seeds(args: argparse.Namespace) -> int:
         return _list(args)
     if args.show:
         return _show(args)
+    if isinstance(args.resume, str) and args.experiment is None and (
+            args.resume.endswith(".py") or Path(args.resume).exists()):
+        args.experiment, args.resume = args.resume, True  # `--resume exp.py`: resume by configuration
     seeds = _which_seeds(args)
     if seeds is None and not isinstance(args.resume, str):
         raise ConfigError("how many seeds?", fix="twinrun seeds FILE --seeds 10 (or --seed-list 3,7,11, "

@@ -26,7 +26,6 @@ import threading
 import time
 from pathlib import Path
 
-import twinrun
 from twinrun.sweeps._task import SeedOutcome, SeedTask
 
 __all__ = ["HASH_SEED", "child_env", "describe_exit", "run_seed"]
@@ -43,7 +42,7 @@ def child_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str
     env = dict(os.environ if base is None else base)
     env.update(PYTHONHASHSEED=HASH_SEED, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     env.pop("PYTHONSTARTUP", None)
-    src = str(Path(twinrun.__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])  # the folder holding this twinrun package
     installed = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]}
     path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if src not in installed and src not in path:  # a source checkout: the child imports this twinrun

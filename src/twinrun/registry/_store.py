@@ -647,6 +647,11 @@ class Registry:
         if config is not None and _SWEEP_ANALYSIS in config:
             raise RegistryError(f"a sweep's config cannot hold the key {_SWEEP_ANALYSIS!r}",
                                 fix="store the analysis with update_sweep(sweep_id, analysis=...)")
+        try:
+            json.dumps([config, analysis], default=str, allow_nan=False)
+        except ValueError as exc:
+            raise RegistryError(f"sweep {sweep_id!r}: the config or analysis is not valid JSON ({exc})",
+                                fix="replace NaN and infinity with None, e.g. twinrun.stats.json_safe(value)") from exc
 
         def write(conn: sqlite3.Connection) -> None:
             row = conn.execute("SELECT config FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()

@@ -11,6 +11,7 @@ The flat public API::
     report = twinrun.check(experiment, "cnn")   # the training recipe as checks
     twin = twinrun.Twin({...})                  # inside your own loop
     report = twinrun.analyze_seeds({"base": [...], "wide": [...]}, higher_is_better=True)
+    sweep = twinrun.run_sweep("exp.py", seeds=10, jobs=2)   # 10 seeds, analysed
     runs = twinrun.open_registry().list_runs()  # every run so far
     report = twinrun.repro("exp.py")            # bit-identical, or where two runs part
 """
@@ -84,6 +85,7 @@ from twinrun.stats import (
     seeds_needed,
     summarize,
 )
+from twinrun.sweeps import SweepInterrupted, SweepResult, run_sweep, seeds
 
 __all__ = [
     "BatchPrepared",
@@ -120,6 +122,8 @@ __all__ = [
     "Settings",
     "Sink",
     "StepDone",
+    "SweepInterrupted",
+    "SweepResult",
     "TensorBoardSink",
     "Twin",
     "TwinEngine",
@@ -151,8 +155,10 @@ __all__ = [
     "repro",
     "resolve",
     "run_checks",
+    "run_sweep",
     "run_twin",
     "seed_ensemble",
+    "seeds",
     "seeds_needed",
     "summarize",
     "seed_everything",

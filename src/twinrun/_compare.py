@@ -44,6 +44,7 @@ def compare(
     determinism_cost: bool = False,
     registry: Registry | str | Path | bool | None = True,
     tags: Sequence[str] = (),
+    sweep_id: str | None = None,
 ) -> TwinResult:
     """Train an experiment's candidates side by side and compare them.
 
@@ -76,6 +77,7 @@ def compare(
 
     The run folder also gets ``ledger.jsonl`` (control sums, ``ledger_every``
     setting) and ``checkpoints/`` (``checkpoint_every`` setting).
+        sweep_id: the registry sweep this run belongs to (``twinrun seeds`` sets it).
 
     Returns:
         a :class:`TwinResult`; ``result.to_dict()`` is JSON-ready.
@@ -96,8 +98,8 @@ def compare(
     root = twinrun_home(home)
     store = _open_registry(registry, root)  # a bad registry fails before anything is written
     try:
-        return _run(resolved, run_id, plan, environment, root, store, tags, sinks, logdir, progress,
-                    keep_checkpoints, determinism_cost)
+        return _run(resolved, run_id, plan, environment, root, store, tags, sweep_id, sinks, logdir,
+                    progress, keep_checkpoints, determinism_cost)
     finally:
         if store is not None and not isinstance(registry, Registry):
             store.close()
@@ -106,7 +108,7 @@ def compare(
 def _run(
     resolved: ResolvedExperiment, run_id: str, plan: ResumePlan | None,
     environment: Mapping[str, Any] | None, root: Path, store: Registry | None, tags: Sequence[str],
-    sinks: Sequence[Sink], logdir: str | Path | None, progress: bool | None,
+    sweep_id: str | None, sinks: Sequence[Sink], logdir: str | Path | None, progress: bool | None,
     keep_checkpoints: int, determinism_cost: bool,
 ) -> TwinResult:
     run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
@@ -122,7 +124,7 @@ def _run(
     if store is not None:
         # first: it records the run even when another sink fails; the environment is captured once
         all_sinks.append(RegistrySink(
-            store, tags=tags, env=recorder.environment,
+            store, tags=tags, env=recorder.environment, sweep_id=sweep_id,
             artifacts={"run_dir": str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {})},
         ))
     all_sinks += [*recorder.sinks, *sinks]

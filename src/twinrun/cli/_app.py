@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from twinrun._version import __version__
-from twinrun.cli import _check, _compare, _env, _ledger, _registry, _repro, _runs
+from twinrun.cli import _check, _compare, _env, _ledger, _registry, _repro, _runs, _seeds
 from twinrun.cli._child import needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
@@ -23,13 +23,14 @@ start here:
   twinrun demo                        compare three digit classifiers (30 s on a laptop CPU)
   twinrun demo --show-file > exp.py   a complete experiment file to edit
   twinrun compare exp.py              your own comparison
+  twinrun seeds exp.py --seeds 10     the same over 10 seeds: spread, paired statistics, ensembles
   twinrun check exp.py --candidate A  the training recipe as checks (loss at init, overfit, leakage...)
   twinrun repro exp.py                run it twice: bit-identical, or where the runs part
   twinrun runs                        every run so far; twinrun show / diff RUN
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare, _check, _repro, _runs, _ledger, _env, _registry]
+COMMANDS = [_compare, _seeds, _check, _repro, _runs, _ledger, _env, _registry]
 
 
 def build_parser() -> argparse.ArgumentParser:

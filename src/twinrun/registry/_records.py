@@ -159,6 +159,8 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Sweep:
+    """A group of runs (e.g. the seeds of ``twinrun seeds``) and, once analysed, its analysis."""
+
     id: str
     name: str
     experiment: str | None
@@ -166,8 +168,13 @@ class Sweep:
     status: str
     created_at: float
     runs: tuple[str, ...] = ()
+    analysis: dict[str, Any] | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "experiment": self.experiment,
                 "config": self.config, "status": self.status, "created_at": self.created_at,
-                "runs": list(self.runs)}
+                "runs": list(self.runs), "analysis": self.analysis}

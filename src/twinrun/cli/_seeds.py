@@ -1,0 +1,222 @@
+"""``twinrun seeds``: run a configuration once per seed, in parallel, and say what the seeds support."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
+from twinrun.cli._runs import open_for_reading, when
+from twinrun.cli._sweep_report import format_sweep, format_sweep_list
+from twinrun.errors import ConfigError
+from twinrun.registry import RegistryNotFoundError, resolve_registry_path
+from twinrun.spec import parse_overrides
+from twinrun.stats import DEPLOY
+from twinrun.sweeps import BACKENDS, SweepInterrupted, analyze_sweep, load_sweep, run_sweep
+
+__all__ = ["register"]
+
+SEEDS_HELP = """\
+Run an experiment once per seed and say what the seeds support. Within each
+seed every candidate shares that seed's initial weights, batches and
+augmentation, so the comparison across seeds is paired. Each seed is a normal
+twin run in a fresh process (PYTHONHASHSEED=0, threads per seed = cores / jobs),
+recorded in the registry under one sweep id. A failed seed is reported and the
+others go on; an interrupted sweep resumes without rerunning finished seeds.
+
+Printed per metric: each candidate's mean, std, median, IQM, min, max, range,
+the confidence interval of its mean, and the ensemble of its seeds (their
+validation probabilities averaged) with its gain over one seed; each candidate
+against the reference, paired across seeds: the mean difference with its
+interval, P(better), the correlation of paired seeds and the variance the
+pairing removed, the Holm-adjusted p-value; then a recommendation in plain words.
+
+examples:
+  twinrun seeds exp.py --seeds 10                    # seeds 0..9, all cores
+  twinrun seeds exp.py --seeds 10 --jobs 2 --set steps=500
+  twinrun seeds exp.py --seed-list 3,7,11 --candidates base,wide
+  twinrun seeds exp.py --seeds 10 --base-seed 42     # 10 seeds derived from 42
+  twinrun seeds exp.py --seeds 10 --resume           # the unfinished sweep of this config, else a new one
+  twinrun seeds --resume 1a2b3c4d                    # that sweep, its own config
+  twinrun seeds --resume 1a2b3c4d --seeds 20         # add seeds 10..19 to it
+  twinrun seeds exp.py --seeds 10 --deploy single    # recommend for deploying one seed
+  twinrun seeds exp.py --seeds 8 --backend ray --address auto   # on a Ray cluster
+  twinrun seeds --list                               # every sweep
+  twinrun seeds --show 1a2b3c4d [--json]             # a stored analysis, nothing rerun
+
+exit status: 0 every seed finished, 1 some seeds failed (the analysis of the
+others is still printed), 2 bad input, 130 interrupted (resume with --resume ID).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("seeds", help="run K seeds of a comparison and analyse them",
+                              description=SEEDS_HELP, formatter_class=RawHelp)
+    p.add_argument("experiment", nargs="?", metavar="FILE",
+                   help="experiment file (or package.module[:name]); optional with --resume ID")
+    which = p.add_argument_group("which seeds")
+    which.add_argument("--seeds", type=int, metavar="K", help="run K seeds: 0..K-1 (or derived from --base-seed)")
+    which.add_argument("--seed-list", metavar="S,S,...", help="run exactly these seeds, e.g. 3,7,11")
+    which.add_argument("--base-seed", type=int, metavar="B",
+                       help="derive the K seeds from B (twinrun.derive_seed(B, 'sweep', i))")
+    how = p.add_argument_group("how they run")
+    how.add_argument("--jobs", "-j", type=int, metavar="N", help="seeds at once (default: the number of cores)")
+    how.add_argument("--threads", type=int, metavar="T", help="threads per seed (default: cores // jobs)")
+    how.add_argument("--backend", choices=BACKENDS, default="local",
+                     help="local: processes on this machine (default); ray: Ray tasks "
+                     '(pip install "twinrun[ray]")')
+    how.add_argument("--address", metavar="ADDR",
+                     help="the Ray cluster (auto, ray://head:10001, head:6379); default a local Ray instance")
+    how.add_argument("--resume", nargs="?", const=True, default=False, metavar="SWEEP",
+                     help="resume sweep SWEEP (an id or its first characters); without SWEEP the newest "
+                     "unfinished sweep of the same configuration, else a new one")
+    how.add_argument("--no-ensemble", action="store_true",
+                     help="do not keep the seeds' validation outputs (no seed ensembles)")
+    how.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs for every seed")
+    how.add_argument("--tag", dest="tags", metavar="TAG", action="append", default=[],
+                     help="tag every seed's run in the registry; repeatable")
+    how.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no failure lines")
+    what = p.add_argument_group("what is compared and reported")
+    add_overrides(what)
+    what.add_argument("--candidates", metavar="A,B", help="run only these candidates (comma-separated)")
+    what.add_argument("--reference", metavar="NAME", help="compare against this candidate (default: the first)")
+    what.add_argument("--metric", metavar="NAME",
+                      help="the metric the recommendation leads with (default: the experiment's first)")
+    what.add_argument("--deploy", choices=DEPLOY, default="both",
+                      help="recommend for deploying an ensemble of seeds, a single seed, or both")
+    what.add_argument("--confidence", type=float, default=0.95, metavar="C", help="of every interval (0.95)")
+    what.add_argument("--resamples", type=int, default=10_000, metavar="B",
+                      help="bootstrap resamples per interval (10000)")
+    stored = p.add_argument_group("stored sweeps")
+    stored.add_argument("--show", metavar="SWEEP", help="print a sweep's stored analysis (nothing is run)")
+    stored.add_argument("--list", action="store_true", help="list the sweeps in the registry")
+    add_home(p)
+    add_registry(p)
+    add_json(p)
+    p.set_defaults(handler=run_seeds)
+
+
+def _seed_list(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"--seed-list {text!r}: {part!r} is not an integer",
+                              fix="list integers separated by commas, e.g. --seed-list 3,7,11") from None
+    if not out:
+        raise ConfigError(f"--seed-list {text!r} names no seed", fix="e.g. --seed-list 3,7,11")
+    return out
+
+
+def _which_seeds(args: argparse.Namespace) -> int | list[int] | None:
+    if args.seeds is not None and args.seed_list is not None:
+        raise ConfigError("--seeds and --seed-list both given", fix="pass one: --seeds K or --seed-list 3,7,11")
+    if args.seed_list is not None:
+        return _seed_list(args.seed_list)
+    if args.seeds is None and args.base_seed is not None:
+        raise ConfigError("--base-seed needs --seeds K (how many seeds to derive)", fix="add --seeds 10")
+    return args.seeds
+
+
+def run_seeds(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list(args)
+    if args.show:
+        return _show(args)
+    if isinstance(args.resume, str) and args.experiment is None and (
+            args.resume.endswith(".py") or Path(args.resume).exists()):
+        args.experiment, args.resume = args.resume, True  # `--resume exp.py`: resume by configuration
+    seeds = _which_seeds(args)
+    if seeds is None and not isinstance(args.resume, str):
+        raise ConfigError("how many seeds?", fix="twinrun seeds FILE --seeds 10 (or --seed-list 3,7,11, "
+                          "or --resume SWEEP to go on with a sweep)")
+    if args.experiment is None and not isinstance(args.resume, str):
+        raise ConfigError("no experiment file given", fix="twinrun seeds FILE --seeds 10")
+    candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
+    try:
+        result = run_sweep(
+            args.experiment, seeds=seeds, base_seed=args.base_seed, jobs=args.jobs, threads=args.threads,
+            backend=args.backend, address=args.address, resume=args.resume, candidates=candidates,
+            reference=args.reference, overrides=parse_overrides(args.overrides) if args.overrides else None,
+            metric=args.metric, deploy=args.deploy, confidence=args.confidence,
+            n_resamples=args.resamples, ensemble=not args.no_ensemble, tensorboard=args.tensorboard,
+            home=args.home, registry=args.registry, tags=args.tags,
+            progress=False if args.quiet else None,
+        )
+    except SweepInterrupted as exc:
+        print(f"twinrun: sweep {exc.sweep_id[:8]} interrupted with {exc.finished}/{exc.total} seeds "
+              f"finished; go on with: twinrun seeds --resume {exc.sweep_id[:8]}", file=sys.stderr)
+        return 130
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(format_sweep(result.analysis))
+        print(f"{len(result.ran)} seed(s) run in {result.seconds:.1f} s"
+              + (f", {len(result.skipped)} finished earlier" if result.skipped else "")
+              + f" · runs: twinrun runs --limit {max(20, result.plan.k)}")
+    return 0 if result.ok else 1
+
+
+def _show(args: argparse.Namespace) -> int:
+    reanalyse = args.metric is not None or args.deploy != "both" or args.confidence != 0.95
+    sweep = load_sweep(args.show, home=args.home, registry=args.registry)
+    analysis = sweep.analysis
+    note = None
+    if analysis is None or reanalyse:
+        analysis = analyze_sweep(sweep.id, metric=args.metric, deploy=args.deploy,
+                                 confidence=args.confidence, n_resamples=args.resamples,
+                                 home=args.home, registry=args.registry)
+        if sweep.analysis is None:
+            note = (f"sweep {sweep.short_id} is {sweep.status} and had no stored analysis: analysed "
+                    f"now from its finished seeds; go on with: twinrun seeds --resume {sweep.short_id}")
+    if args.json:
+        print_json(analysis)
+    else:
+        print(format_sweep(analysis))
+    if note:
+        print(note, file=sys.stderr)
+    return 0 if analysis["sweep"]["status"] == "finished" else 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        registry = open_for_reading(str(resolve_registry_path(args.registry, home=args.home)))
+    except RegistryNotFoundError:
+        if args.json:
+            print_json([])
+        else:
+            print("no sweeps yet: twinrun seeds FILE --seeds 10 makes one", file=sys.stderr)
+        return 0
+    with registry:
+        sweeps = registry.list_sweeps()
+        rows, data = [], []
+        for s in sweeps:
+            done = {int(r.seed) for r in registry.list_runs(sweep_id=s.id, status="finished")
+                    if r.seed is not None}
+            planned = [int(x) for x in s.config.get("seeds") or []]
+            full = registry.get_sweep(s.id)
+            rec = (full.analysis or {}).get("recommendation") or "-"
+            metric = (full.analysis or {}).get("metric") or s.config.get("metric") or "-"
+            rows.append([s.short_id, s.name, s.status, f"{len(done & set(planned))}/{len(planned)}",
+                         when(s.created_at), f"{metric}: {rec}" if rec != "-" else "-"])
+            data.append({**s.to_dict(), "analysis": None, "seeds_done": sorted(done & set(planned)),
+                         "recommendation": None if rec == "-" else rec})
+    if args.json:
+        print_json(data)
+        return 0
+    if not rows:
+        print("no sweeps yet: twinrun seeds FILE --seeds 10 makes one", file=sys.stderr)
+        return 0
+    print(format_sweep_list([r[:5] + [_clip(r[5])] for r in rows]))
+    print(f"\n{len(rows)} sweep(s) · registry {registry.path} · details: twinrun seeds --show SWEEP")
+    return 0
+
+
+def _clip(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+

@@ -1,0 +1,128 @@
+"""The Ray backend: the same seed function as a Ray task, on a cluster or a local Ray instance.
+
+Each seed is one Ray task running :func:`~twinrun.sweeps._process.run_seed`,
+which starts the seed's fresh process on the node Ray picked (so the hash seed,
+thread count and crash isolation are exactly those of the local backend). The
+task asks Ray for ``threads`` CPUs; at most ``jobs`` tasks are in flight.
+
+``address``: an existing cluster (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``);
+``None``: the Ray instance this process is already connected to, else a new
+local one (stopped again at the end). Every node must see the experiment file,
+twinrun's home folder and the registry at the same paths (a shared file system),
+and have twinrun installed.
+
+Ray is imported only here, and only when this backend starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twinrun.errors import ConfigError
+from twinrun.sweeps._local import check_positive, local_cores
+from twinrun.sweeps._process import run_seed
+from twinrun.sweeps._task import SeedOutcome, SeedTask
+
+__all__ = ["RayBackend", "import_ray"]
+
+_CANCEL_WAIT_S = 30.0
+
+
+def import_ray() -> Any:
+    """``import ray``, or a :class:`ConfigError` that says how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(
+            f"--backend ray needs the ray package, which is not installed here ({exc})",
+            fix='pip install "twinrun[ray]"   (or run the seeds on this machine: --backend local)',
+        ) from exc
+    return ray
+
+
+class RayBackend:
+    """Runs seeds as Ray tasks.
+
+    Args:
+        jobs: seeds at once (default: the cluster's CPUs divided by ``threads``).
+        threads: CPUs (threads) per seed (default: 1 on a cluster; cores // jobs on a
+            local instance).
+        address: the cluster to connect to (see the module docstring).
+    """
+
+    name = "ray"
+
+    def __init__(self, jobs: int | None = None, threads: int | None = None, address: str | None = None) -> None:
+        check_positive("jobs", jobs)
+        check_positive("threads", threads)
+        self.address = address
+        self._jobs, self._threads = jobs, threads
+        self.jobs = jobs or 0
+        self.threads = threads or 0
+        self._started_here = False
+        self.ray = import_ray()  # fails before anything is recorded when ray is missing
+
+    def start(self) -> None:
+        ray = self.ray
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address is None:
+                kwargs["num_cpus"] = local_cores()
+            try:
+                ray.init(address=self.address, **kwargs)
+            except Exception as exc:
+                where = f"the Ray cluster at {self.address!r}" if self.address else "a local Ray instance"
+                raise ConfigError(
+                    f"could not start or reach {where}: {type(exc).__name__}: {exc}",
+                    fix="start the cluster first (ray start --head), check --address, or use --backend local",
+                ) from exc
+            self._started_here = True
+        cpus = int(ray.cluster_resources().get("CPU", 0)) or 1
+        local = self.address is None
+        self.threads = self._threads or (max(1, cpus // self._jobs) if (local and self._jobs) else 1)
+        if self.threads > cpus:
+            raise ConfigError(f"--threads {self.threads} asks for more CPUs per seed than the Ray "
+                              f"cluster has ({cpus})", fix=f"pass --threads {cpus} or fewer")
+        self.jobs = self._jobs or max(1, cpus // self.threads)
+
+    def describe(self) -> dict[str, object]:
+        return {"backend": self.name, "jobs": self.jobs, "threads": self.threads,
+                "address": self.address, "ray": getattr(self.ray, "__version__", None)}
+
+    def close(self) -> None:
+        if self._started_here and self.ray.is_initialized():
+            self.ray.shutdown()
+        self._started_here = False
+
+    def run(self, tasks: Sequence[SeedTask], on_outcome: Callable[[SeedOutcome], None]) -> None:
+        """Run every task, ``jobs`` in flight; ``on_outcome`` is called here as each seed ends."""
+        ray = self.ray
+        remote = ray.remote(run_seed).options(num_cpus=self.threads, max_retries=0,
+                                               name="twinrun-seed")
+        queue = list(tasks)
+        pending: dict[Any, SeedTask] = {}
+        try:
+            while queue or pending:
+                while queue and len(pending) < self.jobs:
+                    task = queue.pop(0)
+                    pending[remote.remote(task)] = task
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                for ref in done:
+                    task = pending.pop(ref)
+                    on_outcome(self._get(ref, task))
+        except BaseException:
+            for ref in pending:  # the task gets a KeyboardInterrupt and stops its child process
+                ray.cancel(ref)
+            if pending:
+                ray.wait(list(pending), num_returns=len(pending), timeout=_CANCEL_WAIT_S)
+            raise
+
+    def _get(self, ref: Any, task: SeedTask) -> SeedOutcome:
+        try:
+            outcome = self.ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - the task died (node lost, worker killed)
+            return SeedOutcome(task.seed, "crashed", error=f"the Ray task failed: {type(exc).__name__}: {exc}")
+        if not isinstance(outcome, SeedOutcome):
+            return SeedOutcome(task.seed, "crashed", error=f"the Ray task returned {type(outcome).__name__}")
+        return outcome

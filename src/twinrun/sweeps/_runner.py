@@ -1,0 +1,465 @@
+"""``run_sweep``: run an experiment's configuration once per seed, then say what the seeds support.
+
+Read top to bottom, a sweep is::
+
+    plan     load and resolve the experiment once (bad input fails here), choose the seeds
+    sweep    create it in the registry, or resume one (same configuration: same sweep hash)
+    skip     seeds that already have a finished run (with saved outputs) in this sweep
+    run      the other seeds, each a normal twin run in a fresh process, `jobs` at a time,
+             recorded in the registry with the sweep id and its seed
+    analyse  per metric: seed statistics, paired comparisons, seed ensembles, recommendation
+    store    the analysis in the registry (with the sweep) and in <home>/sweeps/<id>/analysis.json
+
+A seed that fails is reported and the others go on; the analysis uses the seeds
+that finished and names those that did not. Ctrl-C (or SIGTERM) stops every
+seed's process, marks the sweep ``interrupted`` and raises :class:`SweepInterrupted`;
+``resume=`` the sweep's id (or ``True``: the newest unfinished sweep of the same
+configuration) reruns only the seeds that did not finish.
+
+Sweep statuses: ``running``, ``finished`` (every seed finished), ``partial`` (it
+ended with some seeds failed), ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twinrun._home import twinrun_home
+from twinrun.errors import ConfigError, TwinrunError
+from twinrun.registry import Registry, Sweep, resolve_registry_path
+from twinrun.spec import Experiment, ResolvedExperiment
+from twinrun.stats import DEPLOY
+from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
+from twinrun.sweeps._local import LocalBackend
+from twinrun.sweeps._plan import SweepPlan, choose_seeds, make_plan
+from twinrun.sweeps._process import HASH_SEED
+from twinrun.sweeps._progress import SweepProgress
+from twinrun.sweeps._ray import RayBackend
+from twinrun.sweeps._records import SeedRecord, collect_seeds, sweep_folder, write_analysis_file
+from twinrun.sweeps._task import SeedOutcome, SeedTask
+
+__all__ = [
+    "BACKENDS",
+    "SWEEP_STATUSES",
+    "SweepInterrupted",
+    "SweepResult",
+    "analyze_sweep",
+    "load_sweep",
+    "run_sweep",
+    "seeds",
+]
+
+BACKENDS = ("local", "ray")
+SWEEP_STATUSES = ("running", "finished", "partial", "interrupted")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """The sweep was stopped (Ctrl-C or SIGTERM); ``sweep_id`` resumes it."""
+
+    def __init__(self, sweep_id: str, finished: int, total: int) -> None:
+        super().__init__(f"sweep {sweep_id[:8]} interrupted with {finished}/{total} seeds finished")
+        self.sweep_id = sweep_id
+        self.finished = finished
+        self.total = total
+
+
+@dataclass
+class SweepResult:
+    """A sweep after this session: every seed's state, this session's outcomes, the analysis."""
+
+    sweep_id: str
+    status: str
+    plan: SweepPlan
+    seeds: dict[int, SeedRecord]
+    ran: list[SeedOutcome]
+    skipped: list[int]
+    analysis: dict[str, Any] = field(repr=False)
+    folder: Path
+    registry: Path
+    execution: dict[str, Any]
+    seconds: float
+    resumed: bool = False
+
+    @property
+    def finished(self) -> list[int]:
+        return [s for s, r in self.seeds.items() if r.done]
+
+    @property
+    def failed(self) -> list[SeedRecord]:
+        return [r for r in self.seeds.values() if not r.done]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the stored analysis plus this session's outcomes."""
+        return {
+            **self.analysis,
+            "session": {
+                "ran": [o.to_dict(result=False) for o in self.ran], "skipped": list(self.skipped),
+                "seconds": self.seconds, "execution": self.execution, "resumed": self.resumed,
+            },
+        }
+
+
+def run_sweep(
+    experiment: Experiment | str | Path | None = None,
+    *,
+    seeds: int | Sequence[int] | None = None,
+    base_seed: int | None = None,
+    jobs: int | None = None,
+    threads: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    resume: bool | str = False,
+    candidates: Sequence[str] | None = None,
+    reference: str | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    metric: str | None = None,
+    deploy: str = "both",
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    ensemble: bool = True,
+    tensorboard: bool = False,
+    home: str | Path | None = None,
+    registry: str | Path | None = None,
+    tags: Sequence[str] = (),
+    progress: bool | None = None,
+) -> SweepResult:
+    """Run ``experiment`` once per seed and analyse the seeds (see the module docstring).
+
+    Args:
+        experiment: the experiment file (or module target, or an :class:`Experiment`
+            loaded from a file). With ``resume=ID`` it may be left out.
+        seeds: ``K`` (seeds ``0..K-1``, or derived from ``base_seed``) or a list of seeds.
+            On resume, seeds not in the sweep yet are added to it.
+        jobs: seeds at once (local default: the number of cores).
+        threads: threads per seed (default: cores // jobs); set as ``OMP_NUM_THREADS`` and
+            ``torch.set_num_threads`` in each seed's process.
+        backend: ``"local"`` (processes on this machine) or ``"ray"`` (``address``: the cluster;
+            default a local Ray instance). Needs ``pip install "twinrun[ray]"``.
+        resume: ``False``: a new sweep; a sweep id (or prefix): resume that sweep; ``True``: the
+            newest unfinished sweep of the same configuration, else a new one.
+        candidates, reference, overrides: as for :func:`twinrun.compare` (no ``seed`` override).
+        metric: the metric the recommendation leads with (default: the experiment's first).
+        deploy: ``"both"``, ``"ensemble"`` or ``"single"``: what the recommendation is for.
+        confidence, n_resamples: of every interval and test.
+        ensemble: keep each seed's validation outputs for seed ensembles.
+        tensorboard: write TensorBoard logs for each seed's run.
+        home, registry: twinrun's folder and the registry (defaults as for ``compare``).
+        tags: tags given to every seed's run.
+        progress: a bar on stderr (``None``: only on a terminal); ``False`` also silences the
+            lines that report failed seeds.
+
+    Returns:
+        a :class:`SweepResult` (``.analysis`` is stored with the sweep).
+
+    Raises:
+        ConfigError: bad input, found before any seed runs.
+        SweepInterrupted: Ctrl-C or SIGTERM; the sweep is marked ``interrupted``.
+    """
+    _check_options(backend, address, deploy, confidence, n_resamples)
+    root = twinrun_home(home).absolute()
+    reg_path = resolve_registry_path(registry, home=root)
+    runner = (LocalBackend(jobs, threads) if backend == "local"
+              else RayBackend(jobs, threads, address))
+    with Registry.open(reg_path) as reg:
+        sweep, plan, resolved, notes = _plan_or_resume(
+            reg, experiment, seeds=seeds, base_seed=base_seed, resume=resume, candidates=candidates,
+            reference=reference, overrides=overrides, metric=metric, ensemble=ensemble)
+        _refuse_if_running(reg, sweep)
+        sweep_id = sweep.id if sweep is not None else _new_id()
+        folder = sweep_folder(root, sweep_id)
+        sessions = list(sweep.config.get("sessions", [])) if sweep else []
+        if sweep is None:
+            reg.create_sweep(plan.name, experiment=plan.name, sweep_id=sweep_id,
+                             config={**plan.to_config(), "sessions": sessions})
+        records = collect_seeds(reg, sweep_id, plan, folder)
+        to_run = [s for s in plan.seeds if not records[s].done]
+        skipped = [s for s in plan.seeds if records[s].done]
+        started = time.monotonic()
+        bar = SweepProgress(len(to_run), enabled=progress)
+        for note in notes:
+            bar.line(note)
+        ran: list[SeedOutcome] = []
+        execution: dict[str, Any] = {}
+        try:
+            with _sigterm_as_interrupt():
+                runner.start()
+                execution = {**runner.describe(), "pythonhashseed": HASH_SEED}
+                sessions.append({"started_at": time.time(), **execution, "seeds": to_run})
+                reg.update_sweep(sweep_id, status="running",
+                                 config={**plan.to_config(), "sessions": sessions})
+                bar.line(_start_line(sweep_id, plan, to_run, skipped, execution, resumed=sweep is not None))
+                tasks = [_task(sweep_id, s, plan, root, reg_path, folder, runner.threads,
+                               tensorboard, tags) for s in to_run]
+
+                def done(outcome: SeedOutcome) -> None:
+                    ran.append(outcome)
+                    bar.seed_done(outcome)
+
+                runner.run(tasks, done)
+        except KeyboardInterrupt:
+            bar.close()
+            runner.close()
+            reg.update_sweep(sweep_id, status="interrupted")
+            reg.reap_crashed()
+            finished = sum(r.done for r in collect_seeds(reg, sweep_id, plan, folder).values())
+            raise SweepInterrupted(sweep_id, finished, plan.k) from None
+        finally:
+            bar.close()
+            runner.close()
+        reg.reap_crashed()  # a seed's process killed mid-run left its run "running"
+        records = collect_seeds(reg, sweep_id, plan, folder)
+        status = "finished" if all(r.done for r in records.values()) else "partial"
+        analysis = _analyse(reg, sweep_id, plan, records, resolved, status=status, metric=metric,
+                            deploy=deploy, confidence=confidence, n_resamples=n_resamples,
+                            sessions=sessions)
+        reg.update_sweep(sweep_id, status=status, analysis=analysis)
+        write_analysis_file(folder, analysis)
+        return SweepResult(
+            sweep_id=sweep_id, status=status, plan=plan, seeds=records, ran=sorted(ran, key=lambda o: o.seed),
+            skipped=skipped, analysis=analysis, folder=folder, registry=reg_path, execution=execution,
+            seconds=time.monotonic() - started, resumed=sweep is not None,
+        )
+
+
+def seeds(experiment: Experiment | str | Path, k: int | Sequence[int], **kwargs: Any) -> SweepResult:
+    """``twinrun.seeds("exp.py", 10)``: :func:`run_sweep` with ``seeds=k`` (same keywords)."""
+    return run_sweep(experiment, seeds=k, **kwargs)
+
+
+def analyze_sweep(
+    sweep_id: str,
+    *,
+    metric: str | None = None,
+    deploy: str = "both",
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    home: str | Path | None = None,
+    registry: str | Path | None = None,
+    store: bool = False,
+) -> dict[str, Any]:
+    """Analyse a sweep again from the registry, without running anything.
+
+    ``store=True`` replaces the stored analysis (registry and ``analysis.json``).
+    """
+    _check_options("local", None, deploy, confidence, n_resamples)
+    root = twinrun_home(home).absolute()
+    with Registry.open(resolve_registry_path(registry, home=root)) as reg:
+        sweep = reg.get_sweep(sweep_id)
+        plan = _recorded_plan(sweep)
+        if metric is not None and metric not in plan.metrics:
+            raise ConfigError(f"metric {metric!r} is not measured by sweep {sweep.short_id}",
+                              fix=f"choose one of: {', '.join(plan.metrics)}")
+        folder = sweep_folder(root, sweep.id)
+        records = collect_seeds(reg, sweep.id, plan, folder)
+        resolved = _resolve_quietly(plan)
+        analysis = _analyse(reg, sweep.id, plan, records, resolved, status=sweep.status, metric=metric,
+                            deploy=deploy, confidence=confidence, n_resamples=n_resamples,
+                            sessions=list(sweep.config.get("sessions", [])))
+        if store:
+            reg.update_sweep(sweep.id, analysis=analysis)
+            write_analysis_file(folder, analysis)
+        return analysis
+
+
+def load_sweep(
+    sweep_id: str, *, home: str | Path | None = None, registry: str | Path | None = None
+) -> Sweep:
+    """A sweep as stored in the registry (``.analysis``: its stored analysis, or ``None``)."""
+    root = twinrun_home(home).absolute()
+    with Registry.open(resolve_registry_path(registry, home=root), create=False, reap=False) as reg:
+        return reg.get_sweep(sweep_id)
+
+
+# ---------------------------------------------------------------------------- helpers
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def _check_options(backend: str, address: str | None, deploy: str, confidence: float, n_resamples: int) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}",
+                          fix="pass --backend local (this machine) or --backend ray (a Ray cluster)")
+    if address is not None and backend != "ray":
+        raise ConfigError(f"--address {address} names a Ray cluster, but the backend is {backend!r}",
+                          fix=f"add --backend ray to run on the cluster at {address}")
+    if deploy not in DEPLOY:
+        raise ConfigError(f"deploy={deploy!r} is not one of {', '.join(DEPLOY)}",
+                          fix="pass --deploy ensemble, --deploy single, or leave it out for both")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ConfigError(f"confidence={confidence!r} must be between 0 and 1", fix="pass 0.95")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
+        raise ConfigError(f"n_resamples={n_resamples!r} must be an integer of at least 100",
+                          fix="pass 10000")
+
+
+def _recorded_plan(sweep: Sweep) -> SweepPlan:
+    try:
+        return SweepPlan.from_config(sweep.config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"sweep {sweep.short_id} was not made by twinrun seeds (its config lacks {exc})",
+                          fix="pass the id of a sweep listed by: twinrun seeds --list") from exc
+
+
+def _resolve_quietly(plan: SweepPlan) -> ResolvedExperiment | None:
+    try:
+        return plan.resolved()
+    except TwinrunError:
+        return None
+
+
+def _plan_or_resume(
+    reg: Registry,
+    experiment: Experiment | str | Path | None,
+    *,
+    seeds: int | Sequence[int] | None,
+    base_seed: int | None,
+    resume: bool | str,
+    candidates: Sequence[str] | None,
+    reference: str | None,
+    overrides: Mapping[str, Any] | Sequence[str] | None,
+    metric: str | None,
+    ensemble: bool,
+) -> tuple[Sweep | None, SweepPlan, ResolvedExperiment, list[str]]:
+    """The sweep to resume (or ``None`` for a new one), the plan, and notes for the user."""
+    notes: list[str] = []
+    if isinstance(resume, str) and resume:
+        sweep = reg.get_sweep(resume)
+        recorded = _recorded_plan(sweep)
+        wanted = choose_seeds(seeds, base_seed=base_seed) if seeds is not None else recorded.seeds
+        all_seeds = recorded.seeds + tuple(s for s in wanted if s not in recorded.seeds)
+        plan, resolved = make_plan(
+            experiment if experiment is not None else recorded.experiment, all_seeds,
+            overrides=overrides if overrides is not None else recorded.overrides,
+            candidates=candidates if candidates is not None else recorded.candidates,
+            reference=reference if reference is not None else recorded.reference,
+            metric=metric or recorded.metric, save_outputs=recorded.save_outputs)
+        _check_same(plan, recorded, sweep)
+        if len(all_seeds) > recorded.k:
+            notes.append(f"sweep {sweep.short_id}: {len(all_seeds) - recorded.k} seed(s) added "
+                         f"to its {recorded.k}")
+        return sweep, plan, resolved, notes
+    if experiment is None:
+        raise ConfigError("no experiment given", fix="twinrun seeds FILE --seeds K (or --resume SWEEP_ID)")
+    plan, resolved = make_plan(experiment, choose_seeds(seeds, base_seed=base_seed), overrides=overrides,
+                               candidates=candidates, reference=reference, metric=metric,
+                               save_outputs=ensemble)
+    if resume is True:
+        for sweep in reg.list_sweeps(experiment=plan.name):
+            if sweep.status != "finished" and sweep.config.get("sweep_hash") == plan.sweep_hash:
+                recorded = _recorded_plan(sweep)
+                merged = recorded.seeds + tuple(s for s in plan.seeds if s not in recorded.seeds)
+                plan = dataclasses.replace(plan, seeds=merged, save_outputs=recorded.save_outputs)
+                notes.append(f"resuming sweep {sweep.short_id} ({sweep.status})")
+                return sweep, plan, resolved, notes
+        notes.append(f"no unfinished sweep of this configuration of {plan.name!r} to resume; "
+                     "starting a new one")
+    return None, plan, resolved, notes
+
+
+def _check_same(plan: SweepPlan, recorded: SweepPlan, sweep: Sweep) -> None:
+    if plan.sweep_hash == recorded.sweep_hash:
+        return
+    differences = []
+    if plan.experiment_sha256 != recorded.experiment_sha256:
+        differences.append(f"the experiment file {plan.experiment} changed since the sweep started")
+    if plan.overrides != recorded.overrides:
+        differences.append(f"overrides {list(plan.overrides)} instead of {list(recorded.overrides)}")
+    if plan.candidates != recorded.candidates or plan.reference != recorded.reference:
+        differences.append(f"candidates {list(plan.candidates)} (reference {plan.reference}) instead of "
+                           f"{list(recorded.candidates)} (reference {recorded.reference})")
+    raise ConfigError(
+        f"sweep {sweep.short_id} ran another configuration: " + ("; ".join(differences) or
+                                                                  "the resolved config differs"),
+        fix=f"resume it with its own configuration (twinrun seeds --resume {sweep.short_id}, "
+        "no FILE or --set), or start a new sweep (leave out --resume)")
+
+
+def _refuse_if_running(reg: Registry, sweep: Sweep | None) -> None:
+    if sweep is None:
+        return
+    running = reg.list_runs(sweep_id=sweep.id, status="running")
+    if running:
+        seeds_running = ", ".join(str(r.seed) for r in running)
+        raise ConfigError(
+            f"sweep {sweep.short_id} still has seeds running (seeds {seeds_running}), in another process",
+            fix="wait for that process to end (or stop it), then resume")
+
+
+def _task(
+    sweep_id: str, seed: int, plan: SweepPlan, root: Path, reg_path: Path, folder: Path, threads: int,
+    tensorboard: bool, tags: Sequence[str],
+) -> SeedTask:
+    return SeedTask(
+        sweep_id=sweep_id, seed=seed, experiment=plan.experiment, overrides=plan.overrides,
+        candidates=plan.candidates, reference=plan.reference, home=str(root), registry=str(reg_path),
+        folder=str(folder), threads=threads, save_outputs=plan.save_outputs,
+        tensorboard=tensorboard, tags=tuple(tags),
+    )
+
+
+def _start_line(
+    sweep_id: str, plan: SweepPlan, to_run: list[int], skipped: list[int], execution: Mapping[str, Any],
+    *, resumed: bool,
+) -> str:
+    head = f"sweep {sweep_id[:8]} ({plan.name}): "
+    if not to_run:
+        return head + f"all {plan.k} seeds already finished; analysing"
+    text = head + f"{len(to_run)} seed{'s' if len(to_run) != 1 else ''} to run ({_seed_list(to_run)})"
+    if skipped:
+        text += f", {len(skipped)} already finished ({_seed_list(skipped)})"
+    text += (f"; {execution['backend']}, {execution['jobs']} job(s) x {execution['threads']} thread(s)"
+             + (f"; resume with --resume {sweep_id[:8]}" if not resumed else ""))
+    return text
+
+
+def _seed_list(values: Sequence[int], show: int = 8) -> str:
+    text = ", ".join(str(v) for v in values[:show])
+    return text + (f", ... ({len(values)} in all)" if len(values) > show else "")
+
+
+def _analyse(
+    reg: Registry, sweep_id: str, plan: SweepPlan, records: Mapping[int, SeedRecord],
+    resolved: ResolvedExperiment | None, *, status: str, metric: str | None, deploy: str,
+    confidence: float, n_resamples: int, sessions: list[Any],
+) -> dict[str, Any]:
+    sweep = reg.get_sweep(sweep_id)
+    analysis = analyze_records(plan, records, resolved=resolved, metric=metric, deploy=deploy,
+                               confidence=confidence, n_resamples=n_resamples, seed=ANALYSIS_SEED)
+    return {
+        "sweep": {"id": sweep_id, "name": plan.name, "status": status, "created_at": sweep.created_at,
+                  "analysed_at": time.time(), "registry": str(reg.path)},
+        "plan": plan.to_config(),
+        "sessions": sessions,
+        **analysis,
+    }
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """In the main thread, SIGTERM stops the sweep as Ctrl-C does (children stopped, status kept)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

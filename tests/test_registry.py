@@ -97,6 +97,34 @@ def test_a_failed_run_is_recorded_as_failed(toy):
         assert run.last_step == 3 and run.candidates["small"].status == "failed"
 
 
+def test_a_run_stopped_while_starting_is_recorded_as_failed_by_every_sink(toy):
+    """Ctrl-C (or a sink's error) while the start event is delivered must not leave a "running" run."""
+    seen: list[str] = []
+
+    class InterruptAtStart(Sink):
+        def on_run_started(self, event):
+            raise KeyboardInterrupt
+
+    class BrokenOnFailure(Sink):
+        def on_run_failed(self, event):
+            seen.append("broken")
+            raise OSError("disk full")
+
+    class Witness(Sink):
+        def on_run_failed(self, event):
+            seen.append(f"witness {event.interrupted} {event.step}")
+
+    with Registry.open() as reg:
+        resolved = twinrun.resolve(toy, {"steps": 10}, candidates=["small"])
+        sinks = [RegistrySink(reg), InterruptAtStart(), BrokenOnFailure(), Witness()]
+        engine = TwinEngine(resolved, sinks=sinks)
+        with pytest.raises(KeyboardInterrupt):  # the run's own error, not the failing sink's
+            engine.run()
+        run = reg.get_run(engine.run_id)
+        assert run.status == "failed" and run.error == "interrupted (after step 0)"
+        assert seen == ["broken", "witness True 0"]
+
+
 def test_twin_in_your_own_loop_is_recorded_with_buffered_flushes():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(12, 4, generator=g), torch.randint(0, 2, (12,), generator=g)

@@ -3,12 +3,16 @@
 ``model.fail_seed=S``: on the run with seed S, every model raises after a few
 forward calls (the run fails). ``unstable`` has ``model.nan_seed``: on the run
 with that seed, its outputs become NaN after a few calls (it diverges; the other
-candidates go on). A model knows the run's seed from the init stream: it is
+candidates go on). ``model.slow_from=S`` with ``model.delay=D``: on runs with seed
+S or above, every forward call sleeps D seconds (seeds that are still running
+while earlier ones have finished, on a machine of any speed). A model knows the run's seed from the init stream: it is
 built while torch's global generator is seeded with ``derive_seed(seed, "init")``.
 Self-contained, because each seed's process loads this file on its own.
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 from torch import nn
@@ -31,9 +35,15 @@ def _is_seed(seed: int) -> bool:
     return seed >= 0 and torch.initial_seed() == twinrun.derive_seed(seed, "init")
 
 
+def _seed_at_least(first: int) -> bool:
+    return first >= 0 and any(_is_seed(s) for s in range(first, first + 64))
+
+
 class Planted(nn.Module):
-    def __init__(self, width: int = 16, fail_seed: int = -1, nan_seed: int = -1, after: int = 6) -> None:
+    def __init__(self, width: int = 16, fail_seed: int = -1, nan_seed: int = -1, after: int = 6,
+                 slow_from: int = -1, delay: float = 0.0) -> None:
         super().__init__()
+        self.delay = delay if _seed_at_least(slow_from) else 0.0
         self.fc1 = nn.Linear(8, width)
         self.fc2 = nn.Linear(width, 3)
         self.fail = _is_seed(fail_seed)
@@ -43,6 +53,8 @@ class Planted(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
         out = self.fc2(torch.relu(self.fc1(x)))
         if self.calls > self.after and self.fail:
             raise RuntimeError("planted failure for this seed")

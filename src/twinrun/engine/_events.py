@@ -163,6 +163,20 @@ class EventBus:
         for sink in self.sinks:
             sink.on_event(event)
 
+    def emit_to_all(self, event: Event) -> list[Exception]:
+        """Deliver ``event`` to every sink even when some raise; returns their errors.
+
+        Used for :class:`RunFailed`: a sink that fails while recording a failure
+        must not keep the others (the registry above all) from recording it.
+        """
+        errors: list[Exception] = []
+        for sink in self.sinks:
+            try:
+                sink.on_event(event)
+            except Exception as exc:  # noqa: BLE001 - the run's own error is the one raised
+                errors.append(exc)
+        return errors
+
     def close(self) -> None:
         errors: list[BaseException] = []
         for sink in self.sinks:

@@ -228,11 +228,12 @@ class TwinEngine:
 
     def _run(self) -> TwinResult:
         started = time.perf_counter()
-        self.bus.emit(RunStarted(
-            self.run_id, self.resolved, self.resolved.to_config(), self.init,
-            str(self.device), self.step, {n: s.model for n, s in self.states.items()},
-        ))
         try:
+            # inside the try: a sink (or Ctrl-C) failing at the start still ends the run everywhere
+            self.bus.emit(RunStarted(
+                self.run_id, self.resolved, self.resolved.to_config(), self.init,
+                str(self.device), self.step, {n: s.model for n, s in self.states.items()},
+            ))
             if self.step == 0 or self._evaluation_missing():
                 self._evaluate_all(keep_outputs=self.step == self.settings.steps)
             while self.step < self.settings.steps and self.live:
@@ -244,7 +245,7 @@ class TwinEngine:
             ):
                 self._evaluate_all(keep_outputs=True)
         except BaseException as exc:
-            self.bus.emit(RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt)))
+            self.bus.emit_to_all(RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt)))
             try:
                 self.bus.close()
             finally:

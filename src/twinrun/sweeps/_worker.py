@@ -30,11 +30,19 @@ OUTPUTS_ARTIFACT = "seed_outputs"
 OUTPUTS_FILE = "outputs.pt"
 
 
+_interrupted = threading.Event()
+
+
 def _interrupt_on_sigterm() -> None:
+    """SIGTERM (and SIGINT) interrupt once; later ones are ignored while the run records its end."""
     def handler(signum: int, frame: Any) -> None:
+        if _interrupted.is_set():
+            return
+        _interrupted.set()
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def _watch_parent(parent: int, every: float = 1.0) -> None:
@@ -43,7 +51,9 @@ def _watch_parent(parent: int, every: float = 1.0) -> None:
         while True:
             time.sleep(every)
             if os.getppid() != parent:
-                _thread.interrupt_main()
+                if not _interrupted.is_set():
+                    _interrupted.set()
+                    _thread.interrupt_main()
                 return
 
     threading.Thread(target=watch, name="twinrun-parent-watch", daemon=True).start()
@@ -72,12 +82,18 @@ def save_outputs(result: Any, run_dir: Path, seed: int) -> Path:
     return path
 
 
-def _registered(registry: str, run_id: str) -> bool:
+def _registered(registry: str, run_id: str, error: str) -> bool:
+    """Whether the run is in the registry; one still ``running`` there is ended as failed with ``error``.
+
+    The engine records a failure itself; this covers an interrupt that came
+    before its run had started or while it was recording the end.
+    """
     from twinrun.registry import Registry, UnknownRunError
 
     try:
         with Registry.open(registry, create=False, reap=False) as reg:
-            reg.get_run(run_id)
+            if reg.get_run(run_id).status == "running":
+                reg.fail_run(run_id, error)
         return True
     except UnknownRunError:
         return False
@@ -139,7 +155,7 @@ def run(task_path: str) -> int:
         traceback.print_exc()
         outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         code = 1
-    if _registered(task.registry, run_id):
+    if _registered(task.registry, run_id, outcome["error"]):
         outcome["run_id"] = run_id
     outcome.update(returncode=code, seconds=time.monotonic() - started)
     _write_json(task.outcome_path, outcome)

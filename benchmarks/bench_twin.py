@@ -85,9 +85,9 @@ def run(exp: twinrun.Experiment, candidates: list[str]) -> TwinEngine:
 
 def calibrate(steps: int) -> int:
     """The number of mixing rounds that makes one augmentation cost about one step."""
-    probe = run(experiment(1, 1, steps), ["c0"])
+    probe = run(experiment(1, 4, steps), ["c0"])
     step = probe.step_seconds["c0"] / steps
-    per_round = probe.timing["augment"] / steps
+    per_round = probe.timing["augment"] / steps / 4
     return max(1, round(step / per_round))
 
 
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    steps, repeats = (40, 1) if args.quick else (120, 3)
+    steps, repeats = (40, 1) if args.quick else (120, 5)
     torch.set_num_threads(torch.get_num_threads())
     rounds = calibrate(steps)
     rows = [measure(n, rounds, steps, repeats) for n in (2, 4, 8)]

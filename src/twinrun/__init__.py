@@ -18,8 +18,8 @@ The flat public API::
 
 from twinrun._compare import compare
 from twinrun._version import __version__
-from twinrun.checks import CheckReport, CheckResult, check, run_checks
 from twinrun.checkpoint import CheckpointSink, read_checkpoint
+from twinrun.checks import CheckReport, CheckResult, check, run_checks
 from twinrun.engine import (
     BatchPrepared,
     CandidateDiverged,
@@ -52,6 +52,7 @@ from twinrun.errors import (
 )
 from twinrun.ledger import Divergence, Ledger, LedgerSink, compare_ledgers, first_divergence
 from twinrun.proof import ReproReport, repro
+from twinrun.registry import Registry, RegistrySink, open_registry
 from twinrun.rng import (
     RngStreams,
     dataloader_generator,
@@ -61,8 +62,6 @@ from twinrun.rng import (
     seed_everything,
     seed_worker,
 )
-from twinrun.registry import Registry, RegistrySink, open_registry
-from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import (
     Experiment,
@@ -158,9 +157,9 @@ __all__ = [
     "run_sweep",
     "run_twin",
     "seed_ensemble",
+    "seed_everything",
+    "seed_worker",
     "seeds",
     "seeds_needed",
     "summarize",
-    "seed_everything",
-    "seed_worker",
 ]

@@ -21,7 +21,7 @@ from twinrun.rng import seed_everything, warn_if_hash_seed_varies
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import Experiment, ResolvedExperiment, load_experiment, resolve
 
-__all__ = ["compare", "DEFAULT"]
+__all__ = ["DEFAULT", "compare"]
 
 DEFAULT: Any = "default"
 

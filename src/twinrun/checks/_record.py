@@ -11,7 +11,7 @@ from twinrun.checks._result import CheckReport
 from twinrun.env import capture_environment, numerics_fingerprint
 from twinrun.registry import Registry, open_registry
 
-__all__ = ["record_report", "RegistryLike"]
+__all__ = ["RegistryLike", "record_report"]
 
 RegistryLike = Registry | str | Path | bool | None
 

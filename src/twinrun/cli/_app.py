@@ -12,7 +12,7 @@ from twinrun.cli._child import needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 DESCRIPTION = """\
 twinrun makes deep-learning comparisons trustworthy: candidates train side by

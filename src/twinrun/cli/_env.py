@@ -41,8 +41,8 @@ def run_env(args: argparse.Namespace) -> int:
         ["gpus", ", ".join(f"{x['name']} (driver {x['driver']})" for x in d["gpus"]) or "none"],
         ["torch", f"{t['version']} · CUDA {t['cuda'] or '-'} · cuDNN {t['cudnn'] or '-'}"],
         ["threads", f"{t['num_threads']} intra-op, {t['num_interop_threads']} inter-op"],
-        ["deterministic", f"algorithms={t['deterministic_algorithms']} cudnn={t['cudnn_deterministic']} "
-                          f"benchmark={t['cudnn_benchmark']}"],
+        ["deterministic", (f"algorithms={t['deterministic_algorithms']} cudnn={t['cudnn_deterministic']} "
+                           f"benchmark={t['cudnn_benchmark']}")],
     ]
     rows += [[k, v] for k, v in env["env_vars"].items() if v is not None]
     if g.get("repository"):

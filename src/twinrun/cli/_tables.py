@@ -72,13 +72,13 @@ def format_verdict(result: TwinResult) -> str:
         row.append("" if name == ref else _diff(comp.train_loss if comp else None))
         rows.append(row)
     lines = [
-        f"twinrun · {result.experiment} · run {result.run_id[:8]} · seed {result.seed} · "
-        f"{result.steps} steps · {result.device} · {result.timing.get('total', 0.0):.1f} s",
+        (f"twinrun · {result.experiment} · run {result.run_id[:8]} · seed {result.seed} · "
+         f"{result.steps} steps · {result.device} · {result.timing.get('total', 0.0):.1f} s"),
         "",
         format_table(headers, rows, right=[1]),
         "",
-        "Δ = candidate − reference, paired: per validation example (t interval) and per shared "
-        "training batch (block bootstrap).",
+        ("Δ = candidate − reference, paired: per validation example (t interval) and per shared "
+         "training batch (block bootstrap)."),
         "better/worse: the 95% interval excludes 0; ~: not resolved by this run.",
     ]
     groups = []

@@ -157,10 +157,11 @@ def init_report(models: Mapping[str, nn.Module]) -> InitReport:
 def build_optimizer(spec: CandidateSpec, model: nn.Module) -> torch.optim.Optimizer:
     f = spec.optimizer
     try:
-        if inspect.isclass(f.fn) and issubclass(f.fn, torch.optim.Optimizer):
-            optimizer = f.fn(model.parameters(), **f.kwargs)
+        fn: Any = f.fn
+        if inspect.isclass(fn) and issubclass(fn, torch.optim.Optimizer):
+            optimizer = fn(model.parameters(), **f.kwargs)
         else:
-            optimizer = f.fn(model, **f.kwargs)
+            optimizer = fn(model, **f.kwargs)
     except Exception as exc:
         raise BuildError(
             f"candidate {spec.name!r}: optimizer {f.name} failed: {type(exc).__name__}: {exc}",
@@ -193,7 +194,9 @@ def build_callable(f: Factory | None, role: str, candidate: str) -> Callable[...
         return None
     try:
         if inspect.isclass(f.fn):
-            return f.fn(**f.kwargs)  # type: ignore[no-any-return]
+            cls: Any = f.fn
+            built: Callable[..., Any] = cls(**f.kwargs)
+            return built
         return functools.partial(f.fn, **f.kwargs) if f.kwargs else f.fn
     except Exception as exc:
         raise BuildError(
@@ -233,7 +236,7 @@ def per_example_loss(loss_fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[A
     unreduced: Callable[[Any, Any], torch.Tensor] | None = None
     if isinstance(loss_fn, nn.Module) and getattr(loss_fn, "reduction", None) in ("mean", "sum"):
         clone = copy.copy(loss_fn)
-        clone.reduction = "none"
+        setattr(clone, "reduction", "none")  # noqa: B010 - an attribute of the loss module, not a field
         unreduced = clone
     elif isinstance(loss_fn, functools.partial) and _takes(loss_fn.func, "reduction"):
         unreduced = functools.partial(loss_fn.func, *loss_fn.args, **{**loss_fn.keywords, "reduction": "none"})
@@ -254,7 +257,7 @@ def per_example_loss(loss_fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[A
                 pass
         try:
             return torch.func.vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))(outputs, targets)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a loss vmap cannot trace: one example at a time
             return torch.stack([loss_fn(outputs[i : i + 1], targets[i : i + 1]) for i in range(batch)])
 
     return per_example

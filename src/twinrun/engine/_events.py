@@ -24,16 +24,16 @@ if TYPE_CHECKING:
     from twinrun.spec import ResolvedExperiment
 
 __all__ = [
-    "Event",
-    "RunStarted",
     "BatchPrepared",
-    "StepDone",
-    "EvalDone",
     "CandidateDiverged",
-    "RunFinished",
-    "RunFailed",
-    "Sink",
+    "EvalDone",
+    "Event",
     "EventBus",
+    "RunFailed",
+    "RunFinished",
+    "RunStarted",
+    "Sink",
+    "StepDone",
 ]
 
 Batch = tuple[Any, Any]
@@ -182,7 +182,7 @@ class EventBus:
         for sink in self.sinks:
             try:
                 sink.close()
-            except Exception as exc:  # close every sink, then report the first failure
+            except Exception as exc:  # noqa: BLE001 - close every sink, then report the first failure
                 errors.append(exc)
         if errors:
             raise errors[0]

@@ -23,7 +23,7 @@ from twinrun.engine._step import StepOutput, train_step
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 
-__all__ = ["StepContext", "Executor", "SequentialExecutor"]
+__all__ = ["Executor", "SequentialExecutor", "StepContext"]
 
 
 @dataclass

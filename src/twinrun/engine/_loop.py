@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from twinrun.engine._build import CandidateState, InitReport, build_candidates, per_example_loss
+from twinrun.engine._build import CandidateState, build_candidates, per_example_loss
 from twinrun.engine._data import SharedData, move_to
 from twinrun.engine._evaluate import EvalOutput, evaluate
 from twinrun.engine._events import (
@@ -57,7 +57,7 @@ from twinrun.rng import (
 from twinrun.spec import ResolvedExperiment
 from twinrun.spec._metrics import check_metric_output
 
-__all__ = ["TwinEngine", "run_twin", "resolve_device", "new_run_id"]
+__all__ = ["TwinEngine", "new_run_id", "resolve_device", "run_twin"]
 
 
 def new_run_id() -> str:
@@ -244,7 +244,7 @@ class TwinEngine:
                 self.last_eval[s.name].outputs is None for s in self.live
             ):
                 self._evaluate_all(keep_outputs=True)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
             self.bus.emit_to_all(RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt)))
             try:
                 self.bus.close()

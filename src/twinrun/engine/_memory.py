@@ -20,7 +20,7 @@ __all__ = ["ActivationMeter", "process_peak_rss_bytes"]
 
 
 class _Saved:
-    __slots__ = ("tensor", "_meter", "_key")
+    __slots__ = ("_key", "_meter", "tensor")
 
     def __init__(self, tensor: torch.Tensor, meter: ActivationMeter, key: int) -> None:
         self.tensor = tensor

@@ -12,7 +12,7 @@ import torch
 
 from twinrun.engine._build import InitReport
 
-__all__ = ["CandidateResult", "Difference", "Comparison", "TwinResult"]
+__all__ = ["CandidateResult", "Comparison", "Difference", "TwinResult"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from torch import nn
 from twinrun.engine._build import CandidateState
 from twinrun.spec import Metric
 
-__all__ = ["StepOutput", "train_step", "current_lr"]
+__all__ = ["StepOutput", "current_lr", "train_step"]
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,17 @@ at a time. Adopting it costs a handful of lines::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import nn
 
-from twinrun.engine._build import CandidateState, init_report, per_example_loss, share_initial_weights
+from twinrun.engine._build import (
+    CandidateState,
+    init_report,
+    per_example_loss,
+    share_initial_weights,
+)
 from twinrun.engine._data import move_to
 from twinrun.engine._evaluate import evaluate
 from twinrun.engine._events import (
@@ -158,7 +163,7 @@ class Twin:
         """Flush and close the sinks."""
         self.bus.close()
 
-    def __enter__(self) -> Twin:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

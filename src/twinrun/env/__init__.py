@@ -1,7 +1,12 @@
 """The environment of a run: captured with every run, diffable, classified by relevance."""
 
 from twinrun.env._capture import NUMERIC_ENV_VARS, capture_environment
-from twinrun.env._diff import NUMERIC_PACKAGES, EnvDifference, diff_environments, numerics_fingerprint
+from twinrun.env._diff import (
+    NUMERIC_PACKAGES,
+    EnvDifference,
+    diff_environments,
+    numerics_fingerprint,
+)
 from twinrun.env._git import git_state
 
 __all__ = [

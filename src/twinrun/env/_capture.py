@@ -19,7 +19,7 @@ from typing import Any
 
 from twinrun.env._git import git_state
 
-__all__ = ["capture_environment", "NUMERIC_ENV_VARS"]
+__all__ = ["NUMERIC_ENV_VARS", "capture_environment"]
 
 #: Environment variables that can change numerics, randomness or device choice.
 NUMERIC_ENV_VARS = (
@@ -103,7 +103,7 @@ def _torch_facts() -> dict[str, Any]:
 def _packages() -> dict[str, str]:
     packages: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.name  # None for a broken install
         if name:
             packages[name.lower().replace("_", "-")] = dist.version
     return dict(sorted(packages.items()))

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EnvDifference", "diff_environments", "numerics_fingerprint", "NUMERIC_PACKAGES"]
+__all__ = ["NUMERIC_PACKAGES", "EnvDifference", "diff_environments", "numerics_fingerprint"]
 
 #: Packages whose version can change the numbers of a PyTorch training run.
 NUMERIC_PACKAGES = frozenset({

@@ -85,7 +85,7 @@ def global_rng_digest() -> str:
     # a tuple of ints hashes alike in every process (no PYTHONHASHSEED, no addresses involved)
     h.update(f"{hash(internal)},{gauss!r}".encode())
     _, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    h.update(key)
+    h.update(np.ascontiguousarray(key, dtype=np.uint32).tobytes())
     h.update(f"{pos},{has_gauss},{gauss!r}".encode())
     h.update(torch.random.get_rng_state().numpy().tobytes())
     if _cuda_in_use():

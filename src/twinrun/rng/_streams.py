@@ -25,7 +25,9 @@ from contextlib import AbstractContextManager, contextmanager
 import numpy as np
 import torch
 
-__all__ = ["RngStreams", "derive_seed", "isolated_global_rng", "STREAMS"]
+_Device = torch.device  # inside RngStreams, ``torch`` names its method
+
+__all__ = ["STREAMS", "RngStreams", "derive_seed", "isolated_global_rng"]
 
 #: The streams twinrun itself uses; users may name any others.
 STREAMS = ("init", "data_order", "augment", "dropout", "eval")
@@ -113,7 +115,7 @@ class RngStreams:
         return random.Random(self.seed_for(name, *index))
 
     def isolated(
-        self, name: str, *index: str | int, devices: Sequence[torch.device] = ()
+        self, name: str, *index: str | int, devices: Sequence[_Device] = ()
     ) -> AbstractContextManager[int]:
         """Run a block with the global generators seeded from stream ``name`` at ``index``.
 

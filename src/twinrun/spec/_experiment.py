@@ -6,7 +6,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from twinrun.errors import ConfigError
 from twinrun.spec._factory import Factory, as_factory
@@ -15,7 +15,7 @@ from twinrun.spec._settings import Settings
 
 __all__ = ["Experiment", "ExperimentSource", "FactoryLike"]
 
-FactoryLike = Union[Factory, Callable[..., Any], str]
+FactoryLike = Factory | Callable[..., Any] | str
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _S = Settings  # defaults below come from Settings, the single source of truth

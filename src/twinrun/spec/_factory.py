@@ -17,7 +17,7 @@ from typing import Any
 
 from twinrun.errors import ConfigError
 
-__all__ = ["Factory", "factory", "ROLES", "as_factory", "import_object", "describe_callable"]
+__all__ = ["ROLES", "Factory", "as_factory", "describe_callable", "factory", "import_object"]
 
 #: The factory roles of an experiment and how twinrun calls each one.
 ROLES: dict[str, str] = {
@@ -151,9 +151,9 @@ def _accepted_keywords(fn: Callable[..., Any], role: str) -> set[str] | None:
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
             continue
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
-            if p.name not in reserved:
-                keys.add(p.name)
+        keyword = p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if keyword and p.name not in reserved:
+            keys.add(p.name)
     return keys
 
 

@@ -15,7 +15,7 @@ import torch
 
 from twinrun.errors import ConfigError
 
-__all__ = ["Metric", "accuracy", "mse", "mae", "check_metric_output"]
+__all__ = ["Metric", "accuracy", "check_metric_output", "mae", "mse"]
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ from twinrun.spec._metrics import Metric
 from twinrun.spec._settings import Settings, coerce_setting
 
 __all__ = [
+    "CANDIDATE_ROLES",
     "CandidateSpec",
     "ResolvedExperiment",
-    "resolve",
     "parse_overrides",
-    "CANDIDATE_ROLES",
+    "resolve",
 ]
 
 #: Roles a candidate may override; ``data`` is shared by construction.

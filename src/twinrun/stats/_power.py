@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from scipy.special import ndtri, nctdtr, stdtrit
+from scipy.special import nctdtr, ndtri, stdtrit
 
 from twinrun.errors import ConfigError
 from twinrun.stats._json import json_safe

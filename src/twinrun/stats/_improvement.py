@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from twinrun.errors import ConfigError, DataError
+from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import (
     _check_resamples,
     check_confidence,
@@ -30,6 +30,7 @@ from twinrun.stats._bootstrap import (
 )
 from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, as_generator
+from twinrun.stats._scores import pair_scores
 from twinrun.stats._weighted import WeightedStatistic, weighted_mean
 
 __all__ = ["PAIRINGS", "improvement_from_counts", "probability_of_improvement", "wins"]
@@ -98,13 +99,7 @@ def probability_of_improvement(
                           fix="pass higher_is_better=True for accuracy-like metrics, False for losses")
     confidence = check_confidence(confidence)
     n_resamples = _check_resamples(n_resamples)
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape:
-        raise DataError(
-            f"a and b must be seed-aligned [K] arrays of one length, got shapes {x.shape} and {y.shape}",
-            fix="pass one score per seed for each, NaN where a seed is missing",
-        )
-    keep = np.isfinite(x) & np.isfinite(y)
+    x, y, keep = pair_scores(a, b)
     x, y = x[keep], y[keep]
     n = int(x.size)
     counts = (counts_from_indices(resample_indices(n, n_resamples, as_generator(seed)), n)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.special import stdtr
 
-from twinrun.errors import ConfigError, DataError
+from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import (
     _check_resamples,
     check_confidence,
@@ -40,7 +40,13 @@ from twinrun.stats._intervals import paired_t_interval
 from twinrun.stats._json import json_safe
 from twinrun.stats._power import seeds_needed
 from twinrun.stats._random import Seed, as_generator, base_seed, stream
-from twinrun.stats._scores import AlignedScores, SeedLabel, align_scores, describe_seeds
+from twinrun.stats._scores import (
+    AlignedScores,
+    SeedLabel,
+    align_scores,
+    describe_seeds,
+    pair_scores,
+)
 from twinrun.stats._weighted import weighted_mean
 
 __all__ = [
@@ -51,17 +57,6 @@ __all__ = [
     "paired_t_test",
     "pairing_gain",
 ]
-
-
-def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape:
-        raise DataError(
-            f"a and b must be seed-aligned [K] arrays of one length, got shapes {x.shape} and {y.shape}",
-            fix="pass one score per seed for each, NaN where a seed is missing",
-        )
-    keep = np.isfinite(x) & np.isfinite(y)
-    return x, y, keep
 
 
 def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]:
@@ -77,7 +72,7 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
     (0.0125, 0.0796)
     """
     confidence = check_confidence(confidence)
-    x, y, keep = _pair(a, b)
+    x, y, keep = pair_scores(a, b)
     d = x[keep] - y[keep]
     n = int(d.size)
     out: dict[str, Any] = {"n": n, "diff": None, "sd": None, "se": None, "t": None, "df": None,
@@ -127,7 +122,7 @@ def paired_difference(
     """
     confidence = check_confidence(confidence)
     n_resamples = _check_resamples(n_resamples)
-    x, y, keep = _pair(a, b)
+    x, y, keep = pair_scores(a, b)
     n = int(keep.sum())
     counts = (counts_from_indices(resample_indices(n, n_resamples, as_generator(seed)), n)
               if n >= 2 else None)
@@ -178,7 +173,7 @@ def pairing_gain(a: Any, b: Any) -> dict[str, Any]:
     >>> round(g["correlation"], 3), round(g["variance_reduction"], 3)
     (0.981, 0.981)
     """
-    x, y, keep = _pair(a, b)
+    x, y, keep = pair_scores(a, b)
     x, y = x[keep], y[keep]
     n = int(x.size)
     out: dict[str, Any] = dict.fromkeys(

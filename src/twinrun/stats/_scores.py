@@ -24,7 +24,7 @@ import numpy as np
 
 from twinrun.errors import DataError
 
-__all__ = ["AlignedScores", "SeedLabel", "align_scores", "describe_seeds"]
+__all__ = ["AlignedScores", "SeedLabel", "align_scores", "describe_seeds", "pair_scores"]
 
 #: How a seed is named in results and notes: its position or the label the caller gave.
 SeedLabel = int | str
@@ -179,3 +179,14 @@ def _missing_notes(values: dict[str, np.ndarray], labels: list[SeedLabel]) -> li
             "both candidates have"
         )
     return notes
+
+
+def pair_scores(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two seed-aligned ``[K]`` score arrays as float64, and the mask of seeds finite in both."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise DataError(
+            f"a and b must be seed-aligned [K] arrays of one length, got shapes {x.shape} and {y.shape}",
+            fix="pass one score per seed for each, NaN where a seed is missing",
+        )
+    return x, y, np.isfinite(x) & np.isfinite(y)

@@ -55,8 +55,24 @@ def best_of(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {"metric": metric, "candidate": cand, "value": value, "higher_is_better": higher}
 
 
+class _RunTimes:
+    """What a run's id and times give (shared by :class:`RunSummary` and :class:`RunRecord`)."""
+
+    id: str
+    started_at: float
+    ended_at: float | None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
+
+
 @dataclass(frozen=True)
-class RunSummary:
+class RunSummary(_RunTimes):
     """A row of ``twinrun runs``: enough to find a run, not its environment or source."""
 
     id: str
@@ -74,14 +90,6 @@ class RunSummary:
     sweep_id: str | None = None
     error: str | None = None
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:8]
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "status": self.status,
@@ -93,7 +101,7 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(_RunTimes):
     """Everything the registry holds about one run (per-step metrics via ``Registry.metrics``)."""
 
     id: str
@@ -123,14 +131,6 @@ class RunRecord:
     candidates: dict[str, CandidateRecord] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     notes: tuple[Note, ...] = ()
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:8]
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.ended_at is None else max(0.0, self.ended_at - self.started_at)
 
     @property
     def best(self) -> dict[str, Any] | None:

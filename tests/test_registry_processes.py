@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _subprocess import wait_for
 from conftest import TOY
 
 import twinrun
@@ -27,16 +28,6 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("P
 pytestmark = pytest.mark.slow
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_eight_processes_writing_at_once_lose_nothing(tmp_path):
     path, go = tmp_path / "reg" / "registry.sqlite", tmp_path / "go"
     workers, runs, batches, batch = 8, 3, 20, 50
@@ -46,7 +37,7 @@ def test_eight_processes_writing_at_once_lose_nothing(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
         for w in range(workers)
     ]
-    _wait_for(lambda: all(Path(f"{go}.ready{w}").exists() for w in range(workers)), 240,
+    wait_for(lambda: all(Path(f"{go}.ready{w}").exists() for w in range(workers)), 240,
               "every worker to start")
     go.write_text("go")  # all start writing at the same moment
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -89,7 +80,7 @@ def test_kill_9_during_training_leaves_a_crashed_run_and_its_flushed_metrics(tmp
             runs = reg.list_runs()
             return runs[0] if runs and (runs[0].last_step or 0) >= 300 else None
 
-    before = _wait_for(progressed, 240, "the child to flush 300 steps")
+    before = wait_for(progressed, 240, "the child to flush 300 steps")
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
@@ -116,7 +107,7 @@ def test_kill_9_mid_transaction_never_leaves_half_a_batch(tmp_path):
     batch = 500
     child = subprocess.Popen([sys.executable, str(WORKER), "flood", str(registry), str(ready), str(batch)],
                              stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
-    _wait_for(lambda: ready.exists() or child.poll() is not None, 120, "the flood to start")
+    wait_for(lambda: ready.exists() or child.poll() is not None, 120, "the flood to start")
     assert child.poll() is None, child.stderr.read()
     time.sleep(0.7)  # writing back to back: the kill lands inside or between transactions
     child.send_signal(signal.SIGKILL)

@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from _subprocess import wait_for
 from conftest import TOY
 
 from twinrun.registry import Registry
@@ -27,16 +27,6 @@ LONG = ["--set", "steps=1000", "--set", "eval_every=500"]
 
 def _registry() -> Path:
     return Path(os.environ["TWINRUN_HOME"]) / "registry.sqlite"
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _runs_by_status() -> Counter:
@@ -99,7 +89,7 @@ def test_a_killed_seed_process_does_not_sink_the_sweep_and_resume_reruns_only_it
                 running = reg.list_runs(status="running")
                 return reg.get_run(running[0].id) if running else None
 
-        victim = _wait_for(first_running, 240, "the first seed's run to start")
+        victim = wait_for(first_running, 240, "the first seed's run to start")
         os.kill(victim.pid, signal.SIGKILL)  # as the kernel's OOM killer would
         _, err = runner.communicate(timeout=600)
     finally:
@@ -135,7 +125,7 @@ def test_an_interrupted_sweep_stops_its_seeds_and_resumes_without_rerunning_fini
            "--candidates", "small,wide", "--set", "model.slow_from=1", "--set", "model.delay=0.15"]
     runner = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: (c := _runs_by_status())["finished"] >= 1 and c["running"] >= 1, 300,
+        wait_for(lambda: (c := _runs_by_status())["finished"] >= 1 and c["running"] >= 1, 300,
                   "one seed finished and another running")
         runner.send_signal(signal.SIGINT)  # Ctrl-C
         _, err = runner.communicate(timeout=120)

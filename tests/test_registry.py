@@ -118,8 +118,10 @@ def test_a_run_stopped_while_starting_is_recorded_as_failed_by_every_sink(toy):
         resolved = twinrun.resolve(toy, {"steps": 10}, candidates=["small"])
         sinks = [RegistrySink(reg), InterruptAtStart(), BrokenOnFailure(), Witness()]
         engine = TwinEngine(resolved, sinks=sinks)
-        with pytest.raises(KeyboardInterrupt):  # the run's own error, not the failing sink's
+        with pytest.raises(KeyboardInterrupt) as raised:  # the run's own error, not the failing sink's
             engine.run()
+        assert raised.value.__notes__ == [
+            "twinrun: a sink also failed while recording this: OSError: disk full"]
         run = reg.get_run(engine.run_id)
         assert run.status == "failed" and run.error == "interrupted (after step 0)"
         assert seen == ["broken", "witness True 0"]

@@ -245,7 +245,9 @@ class TwinEngine:
             ):
                 self._evaluate_all(keep_outputs=True)
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
-            self.bus.emit_to_all(RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt)))
+            failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt))
+            for error in self.bus.emit_to_all(failed):
+                exc.add_note(f"twinrun: a sink also failed while recording this: {type(error).__name__}: {error}")
             try:
                 self.bus.close()
             finally:

@@ -81,7 +81,7 @@ def test_compare_without_registry_writes_none(toy, tmp_path):
     assert not (tmp_path / "home" / "registry.sqlite").exists()
 
 
-def test_a_failed_run_is_recorded_as_failed(toy):
+def test_an_interrupted_run_is_recorded_as_interrupted(toy):
     class StopAt3(Sink):
         def on_step_done(self, event):
             if event.step == 3:
@@ -93,8 +93,8 @@ def test_a_failed_run_is_recorded_as_failed(toy):
         with pytest.raises(KeyboardInterrupt):
             engine.run()
         run = reg.get_run(engine.run_id)
-        assert run.status == "failed" and run.error == "interrupted (after step 3)"
-        assert run.last_step == 3 and run.candidates["small"].status == "failed"
+        assert run.status == "interrupted" and run.error == "interrupted after step 3"
+        assert run.last_step == 3 and run.candidates["small"].status == "interrupted"
 
 
 def test_a_run_stopped_while_starting_is_recorded_as_failed_by_every_sink(toy):
@@ -123,7 +123,7 @@ def test_a_run_stopped_while_starting_is_recorded_as_failed_by_every_sink(toy):
         assert raised.value.__notes__ == [
             "twinrun: a sink also failed while recording this: OSError: disk full"]
         run = reg.get_run(engine.run_id)
-        assert run.status == "failed" and run.error == "interrupted (after step 0)"
+        assert run.status == "interrupted" and run.error == "interrupted after step 0"
         assert seen == ["broken", "witness True 0"]
 
 
@@ -267,7 +267,7 @@ def test_an_older_schema_asks_for_upgrade_then_migrates_with_a_backup(tmp_path, 
 
     assert cli_main(["registry", "upgrade", "--registry", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "from schema 1 to 2" in out
+    assert f"from schema 1 to {SCHEMA_VERSION}" in out
     backups = list(tmp_path.glob("old.sqlite.v1-*.bak"))
     assert len(backups) == 1
     raw = sqlite3.connect(backups[0])  # the backup is the old file, as it was
@@ -287,9 +287,39 @@ def test_an_older_schema_asks_for_upgrade_then_migrates_with_a_backup(tmp_path, 
         _run(reg)  # and it takes new runs
     fresh = tmp_path / "fresh.sqlite"
     Registry.open(fresh).close()
-    assert _schema_of(path) == _schema_of(fresh)  # migrated == created at version 2
+    assert _schema_of(path) == _schema_of(fresh)  # migrated == created at the current version
     assert cli_main(["registry", "upgrade", "--registry", str(path)]) == 0
     assert "nothing to do" in capsys.readouterr().out
+
+
+def test_a_version_2_file_migrates_and_its_interrupted_runs_get_their_status(tmp_path):
+    from twinrun.registry._schema import create_schema
+
+    path = tmp_path / "v2.sqlite"
+    Registry.open(path).close()  # a file with twinrun's marks, then its tables replaced by version 2's
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        conn.execute(f"DROP TABLE {name}")
+    create_schema(conn, 2)
+    for i, (status, error) in enumerate([("failed", "interrupted (after step 3)"), ("failed", "ValueError: x"),
+                                         ("finished", None)]):
+        conn.execute("INSERT INTO runs (id, name, status, started_at, config, error) VALUES (?, 'r', ?, ?, '{}', ?)",
+                     (f"{i:032x}", status, 100.0 + i, error))
+        conn.execute("INSERT INTO candidates (run_id, name, config, status) VALUES (?, 'a', '{}', ?)",
+                     (f"{i:032x}", status))
+    conn.execute("COMMIT")
+    conn.close()
+    with pytest.raises(SchemaVersionError):
+        Registry.open(path)
+    assert cli_main(["registry", "upgrade", "--registry", str(path)]) == 0
+    with Registry.open(path) as reg:
+        assert [reg.get_run(f"{i:032x}").status for i in range(3)] == ["interrupted", "failed", "finished"]
+        assert reg.integrity_check() == "ok" and reg.get_run(f"{0:032x}").candidates["a"].status == "failed"
+        _run(reg)
+    fresh = tmp_path / "fresh.sqlite"
+    Registry.open(fresh).close()
+    assert _schema_of(path) == _schema_of(fresh)
 
 
 def test_every_schema_version_has_a_migration():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "write_json"]
 
 
 def atomic_write(path: str | Path, data: bytes) -> Path:
@@ -36,3 +38,8 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def write_json(path: str | Path, data: Any, *, sort_keys: bool = False) -> Path:
+    """``atomic_write`` of ``data`` as indented JSON."""
+    return atomic_write(path, json.dumps(data, indent=2, sort_keys=sort_keys, default=str).encode())

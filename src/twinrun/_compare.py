@@ -6,15 +6,19 @@ its folder (resolved config, result), its TensorBoard logs and its progress bar.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from twinrun._atomic import write_json
 from twinrun._home import registry_path, runs_dir, tensorboard_dir, twinrun_home
-from twinrun.checkpoint import ResumePlan, plan_resume
+from twinrun._interrupt import StopRequest, stop_on_signals
+from twinrun._runfolder import find_run_folder
+from twinrun._runlock import run_lock
+from twinrun.checkpoint import ResumePlan, list_checkpoints, plan_resume
 from twinrun.engine import Sink, TwinEngine, TwinResult, new_run_id
 from twinrun.env import capture_environment
+from twinrun.errors import Interrupted
 from twinrun.proof import RunRecorder
 from twinrun.registry import Registry, RegistrySink
 from twinrun.rng import seed_everything, warn_if_hash_seed_varies
@@ -84,37 +88,38 @@ def compare(
     """
     warn_if_hash_seed_varies()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    plan = environment = None
-    if resume is not None:  # every check before anything is written
-        environment = capture_environment(code_path=exp.source.path if exp.source else None)
-        plan = plan_resume(resume, exp, overrides=overrides, candidates=candidates, reference=reference,
-                           environment=environment, force=force)
-        resolved, run_id = plan.resolved, plan.run_id
-    else:
-        resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
-        run_id = run_id or new_run_id()
-    if seed_globals:
-        seed_everything(resolved.settings.seed)
     root = twinrun_home(home)
     store = _open_registry(registry, root)  # a bad registry fails before anything is written
     try:
-        return _run(resolved, run_id, plan, environment, root, store, tags, sweep_id, sinks, logdir,
-                    progress, keep_checkpoints, determinism_cost)
+        plan = environment = None
+        if resume is not None:  # every check before anything is written
+            target = find_run_folder(resume, root, store)
+            environment = capture_environment(code_path=exp.source.path if exp.source else None)
+            plan = plan_resume(target, exp, overrides=overrides, candidates=candidates, reference=reference,
+                               environment=environment, force=force)
+            resolved, run_id = plan.resolved, plan.run_id
+        else:
+            resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
+            run_id = run_id or new_run_id()
+        run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
+        with run_lock(run_dir, run_id):  # one writer per run: a resume of a live run is refused
+            if seed_globals:
+                seed_everything(resolved.settings.seed)
+            return _run(resolved, run_id, run_dir, plan, environment, root, store, tags, sweep_id, sinks,
+                        logdir, progress, keep_checkpoints, determinism_cost)
     finally:
         if store is not None and not isinstance(registry, Registry):
             store.close()
 
 
 def _run(
-    resolved: ResolvedExperiment, run_id: str, plan: ResumePlan | None,
+    resolved: ResolvedExperiment, run_id: str, run_dir: Path, plan: ResumePlan | None,
     environment: Mapping[str, Any] | None, root: Path, store: Registry | None, tags: Sequence[str],
     sweep_id: str | None, sinks: Sequence[Sink], logdir: str | Path | None, progress: bool | None,
     keep_checkpoints: int, determinism_cost: bool,
 ) -> TwinResult:
-    run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
     if plan is None or not (run_dir / "config.json").exists():
-        (run_dir / "config.json").write_text(json.dumps(resolved.to_config(), indent=2, sort_keys=True))
+        write_json(run_dir / "config.json", resolved.to_config(), sort_keys=True)
     recorder = RunRecorder(run_dir, resolved, resume=plan, keep_checkpoints=keep_checkpoints,
                            environment=environment, determinism_cost=determinism_cost)
     all_sinks: list[Sink] = []
@@ -122,9 +127,11 @@ def _run(
     if logdir is not None:
         tb_dir = tensorboard_dir(root) / f"{resolved.name}-{run_id[:8]}" if logdir is DEFAULT else Path(logdir)
     if store is not None:
-        # first: it records the run even when another sink fails; the environment is captured once
+        # first: it records the run even when another sink fails; the environment is captured once;
+        # it writes its rows at every checkpoint step, so a checkpoint never holds a step it lacks
         all_sinks.append(RegistrySink(
             store, tags=tags, env=recorder.environment, sweep_id=sweep_id,
+            sync_every=resolved.settings.checkpoint_every,
             artifacts={"run_dir": str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {})},
         ))
     all_sinks += [*recorder.sinks, *sinks]
@@ -132,9 +139,14 @@ def _run(
         all_sinks.append(TensorBoardSink(tb_dir))
     if progress is not False:
         all_sinks.append(ProgressSink(enabled=progress))
-    engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id)
-    recorder.attach(engine)
-    result = engine.run()
+    stop = StopRequest()
+    with stop_on_signals(stop):
+        engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id, stop=stop)
+        recorder.attach(engine)
+        try:
+            result = engine.run()
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, run_id, recorder, store) from exc
     recorder.finish(result)
     result.artifacts["run_dir"] = str(run_dir)
     if tb_dir is not None:
@@ -144,8 +156,23 @@ def _run(
         for kind in ("ledger", "checkpoints"):
             if kind in result.artifacts:
                 store.add_artifact(run_id, kind, path=result.artifacts[kind])
-    (run_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
+    write_json(run_dir / "result.json", result.to_dict())
     return result
+
+
+def _interrupted(exc: KeyboardInterrupt, run_id: str, recorder: RunRecorder, store: Registry | None) -> Interrupted:
+    """The interrupt, with the run and the checkpoint a resume continues from."""
+    sink = recorder.checkpoint_sink
+    found = list_checkpoints(sink.folder)
+    step, path = found[-1] if found else (None, None)
+    if store is not None and path is not None:
+        store.add_artifact(run_id, "checkpoints", path=str(sink.folder))
+    reason = exc.reason if isinstance(exc, Interrupted) else (str(exc) or "SIGINT")
+    return Interrupted(
+        reason, step=getattr(exc, "step", None) if isinstance(exc, Interrupted) else recorder.last_step(),
+        at_step_boundary=isinstance(exc, Interrupted) and exc.at_step_boundary, run_id=run_id,
+        checkpoint=None if path is None else str(path), checkpoint_step=step,
+    )
 
 
 def _open_registry(registry: Registry | str | Path | bool | None, root: Path) -> Registry | None:

@@ -12,6 +12,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "Interrupted",
     "LedgerError",
     "RegistryError",
     "ReproducibilityWarning",
@@ -56,6 +57,37 @@ class RegistryError(TwinrunError):
 
 class LedgerError(TwinrunError):
     """A ledger is unreadable, or two ledgers cannot be compared (different configurations)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal (Ctrl-C, SIGTERM, its parent process gone).
+
+    A ``KeyboardInterrupt``, so code that handles Ctrl-C handles it too. ``step``
+    is the last completed update; ``checkpoint`` the file a resume continues
+    from (``None``: nothing to resume from, the run starts again).
+
+    Args:
+        reason: what stopped the run (``"SIGINT"``, ``"SIGTERM"``, ...).
+        at_step_boundary: the run stopped between two steps, so its state is complete.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        step: int | None = None,
+        at_step_boundary: bool = False,
+        run_id: str | None = None,
+        checkpoint: str | None = None,
+        checkpoint_step: int | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.step = step
+        self.at_step_boundary = at_step_boundary
+        self.run_id = run_id
+        self.checkpoint = checkpoint
+        self.checkpoint_step = checkpoint_step
 
 
 class TwinrunWarning(UserWarning):

@@ -139,8 +139,8 @@ def test_an_interrupted_sweep_stops_its_seeds_and_resumes_without_rerunning_fini
         assert sweep.status == "interrupted"
         runs = reg.list_runs(sweep_id=sweep.id)
         # the stopped seeds recorded their interruption: nothing is left "running"
-        assert {r.status for r in runs} <= {"finished", "failed"}
-        stopped = [r for r in runs if r.status == "failed"]
+        assert {r.status for r in runs} <= {"finished", "interrupted"}
+        stopped = [r for r in runs if r.status == "interrupted"]
         assert stopped and all(r.error.startswith("interrupted") for r in stopped)
     done_before = sorted(r.seed for r in runs if r.status == "finished")
     assert done_before == [0] and 1 in {r.seed for r in stopped}
@@ -154,6 +154,6 @@ def test_an_interrupted_sweep_stops_its_seeds_and_resumes_without_rerunning_fini
         if seed in done_before:  # finished seeds ran once
             assert per_seed[seed] == ["finished"]
         else:  # the others ran to the end now: stopped before, or not started yet
-            assert per_seed[seed] in (["failed", "finished"], ["finished"])
+            assert per_seed[seed] in (["interrupted", "finished"], ["finished"])
     with Registry.open(_registry()) as reg:
         assert reg.get_sweep(sweep.id).status == "finished"

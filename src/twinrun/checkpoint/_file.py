@@ -19,6 +19,7 @@ import datetime
 import io
 import json
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,13 +127,23 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     header, body = _split(p, data)
     try:
         payload = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        # torch's own message suggests weights_only=False: never pass that advice on (it runs code)
+        blocked = _unsafe_global(str(exc))
+        what = f"an object of a class that is not allowed ({blocked})" if blocked else "data torch cannot load"
         raise CheckpointError(
-            f"checkpoint {str(p)!r} holds objects that cannot be loaded safely (weights_only): "
-            f"{str(exc).splitlines()[0]}",
-            fix="if an optimizer or scheduler keeps custom objects in its state, allow their classes "
-            "with torch.serialization.add_safe_globals([...]) before resuming",
-        ) from exc
+            f"checkpoint {str(p)!r} passed its checksums but holds {what}; it is not loaded, "
+            "because loading it could run code",
+            fix="if an optimizer or scheduler of yours keeps custom objects in its state, allow exactly "
+            "those classes with torch.serialization.add_safe_globals([...]) before resuming; otherwise "
+            "resume from another checkpoint of the run or start it again",
+        ) from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"checkpoint {str(p)!r} does not hold a twinrun run state", fix=_FIX_RERUN)
     return Checkpoint(p, header, payload)
+
+
+def _unsafe_global(message: str) -> str | None:
+    """The class name torch's weights-only unpickler refused, if its message names one."""
+    match = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: ([\w.]+)", message)
+    return match.group(1) if match else None

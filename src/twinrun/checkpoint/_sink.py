@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from twinrun.checkpoint._file import write_checkpoint
-from twinrun.engine import Sink, StepDone
+from twinrun.engine import RunFailed, Sink, StepDone
 from twinrun.errors import CheckpointError
 
 __all__ = ["CheckpointSink", "checkpoint_name", "list_checkpoints"]
@@ -37,6 +37,9 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
 class CheckpointSink(Sink):
     """After every ``every``-th step, writes ``folder/step-NNNNNNNN.ckpt`` and keeps the last ``keep``.
 
+    An interrupted run (a requested stop, between two steps) gets a final
+    checkpoint of the step it stopped at, also with ``every=None``.
+
     The engine's state after ``StepDone`` is a complete resume point: a run
     resumed from it re-does that step's evaluation, with identical results.
     The sink does not know what a run's state is made of: ``snapshot`` (set
@@ -45,9 +48,14 @@ class CheckpointSink(Sink):
     snapshot already holds the step's records.
     """
 
-    def __init__(self, folder: str | Path, *, every: int, keep: int = 2, snapshot: Snapshot | None = None) -> None:
-        if every < 1 or keep < 1:
-            raise CheckpointError(f"CheckpointSink(every={every}, keep={keep}): both must be >= 1")
+    def __init__(
+        self, folder: str | Path, *, every: int | None, keep: int = 2, snapshot: Snapshot | None = None,
+        on_interrupt: bool = True,
+    ) -> None:
+        if (every is not None and every < 1) or keep < 1:
+            raise CheckpointError(f"CheckpointSink(every={every}, keep={keep}): both must be >= 1",
+                                  fix="every=None writes only the final checkpoint of an interrupted run")
+        self.on_interrupt = on_interrupt
         self.folder = Path(folder)
         self.every = every
         self.keep = keep
@@ -58,7 +66,12 @@ class CheckpointSink(Sink):
         self.snapshot = snapshot
 
     def on_step_done(self, event: StepDone) -> None:
-        if event.step % self.every == 0:
+        if self.every is not None and event.step % self.every == 0:
+            self.write(event.step)
+
+    def on_run_failed(self, event: RunFailed) -> None:
+        """An interrupt that stopped the run between two steps: keep its state (nothing is lost)."""
+        if self.on_interrupt and event.interrupted and event.at_step_boundary and event.step > 0:
             self.write(event.step)
 
     def write(self, step: int) -> Path:

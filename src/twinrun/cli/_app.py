@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import shutil
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from twinrun._version import __version__
 from twinrun.cli import _check, _compare, _env, _ledger, _registry, _repro, _runs, _seeds
-from twinrun.cli._child import needs_child, run_in_child
+from twinrun.cli._child import as_child, needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
 
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_child()  # a training child: handles SIGINT and stops when its parent is gone
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
@@ -62,3 +66,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("twinrun: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"twinrun: error: {disk_full_message(exc)}", file=sys.stderr)
+        print("  fix: free space on that disk (old runs: twinrun runs; their folders are under "
+              "<TWINRUN_HOME>/runs), or point TWINRUN_HOME / --home at a disk with room; a run with "
+              "checkpoints resumes with --resume", file=sys.stderr)
+        return 1
+
+
+def disk_full_message(exc: OSError) -> str:
+    """Which file could not be written, and how much room its disk has left."""
+    path = exc.filename or getattr(exc, "filename2", None)
+    where = Path(path) if path else Path.cwd()
+    probe = where if where.is_dir() else where.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+        room = f"{free / 2**20:.1f} MiB free on the disk of {probe}"
+    except OSError:
+        room = "free space unknown"
+    return f"the disk is full: could not write {str(path) if path else 'a file'} ({room})"

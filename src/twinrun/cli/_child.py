@@ -10,8 +10,14 @@ strings. No code can change that after start, so ``twinrun compare`` and
 * the exit status is the child's (a child killed by signal ``N`` gives ``128+N``);
 * Ctrl-C reaches the child once: the terminal signals the whole foreground
   process group, child included, so the parent ignores SIGINT and waits for
-  the child to finish cleanly (to interrupt from a script, signal the group:
-  ``kill -INT -- -PGID``); SIGTERM and SIGHUP sent to the parent are forwarded.
+  the child to stop cleanly (to interrupt from a script, signal the group:
+  ``kill -INT -- -PGID``, or send SIGTERM to the parent); SIGTERM and SIGHUP
+  sent to the parent are forwarded;
+* the child dies with its parent: it holds the read end of a pipe whose only
+  writer is the parent, and when the parent is gone, however it died
+  (``kill -9`` included), the pipe closes and the child stops as on SIGTERM
+  (final checkpoint, run recorded as interrupted);
+* the child handles SIGINT itself, also when it was started with SIGINT ignored.
 
 ``TWINRUN_NO_REEXEC=1`` turns this off (training then runs in the first
 process, and twinrun warns that set order may vary).
@@ -23,17 +29,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from twinrun.rng import hash_seed_is_fixed
 
-__all__ = ["CHILD_ENV", "CHILD_HASHSEED", "NO_REEXEC_ENV", "needs_child", "run_in_child"]
+__all__ = ["CHILD_ENV", "CHILD_HASHSEED", "NO_REEXEC_ENV", "as_child", "needs_child", "run_in_child"]
 
 NO_REEXEC_ENV = "TWINRUN_NO_REEXEC"
 #: Set in the child, so that it never starts a grandchild.
 CHILD_ENV = "TWINRUN_CHILD"
 CHILD_HASHSEED = "0"
+#: The file descriptor (in the child) of the pipe the parent holds open while it lives.
+PARENT_FD_ENV = "TWINRUN_PARENT_FD"
 
 
 def needs_child(environ: Mapping[str, str] | None = None) -> bool:
@@ -48,8 +57,12 @@ def needs_child(environ: Mapping[str, str] | None = None) -> bool:
 
 def run_in_child(argv: Sequence[str], *, hashseed: str = CHILD_HASHSEED) -> int:
     """Run ``python -m twinrun ARGV`` with ``PYTHONHASHSEED=hashseed``; return its exit status."""
-    env = {**os.environ, "PYTHONHASHSEED": hashseed, CHILD_ENV: "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "twinrun", *argv], env=env)
+    alive_r, alive_w = os.pipe()  # the parent keeps alive_w open for as long as it lives
+    env = {**os.environ, "PYTHONHASHSEED": hashseed, CHILD_ENV: "1", PARENT_FD_ENV: str(alive_r)}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "twinrun", *argv], env=env, pass_fds=(alive_r,))
+    finally:
+        os.close(alive_r)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         if proc.poll() is None:
@@ -65,4 +78,27 @@ def run_in_child(argv: Sequence[str], *, hashseed: str = CHILD_HASHSEED) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.close(alive_w)
     return 128 - code if code < 0 else code
+
+
+def as_child(environ: Mapping[str, str] | None = None) -> None:
+    """In a training child: handle SIGINT, and stop (as on SIGTERM) when the parent is gone."""
+    env = os.environ if environ is None else environ
+    if not env.get(CHILD_ENV):
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    value = env.get(PARENT_FD_ENV, "")
+    if not value.isdigit():
+        return
+    fd = int(value)
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):  # the parent never writes: this returns b"" when it is gone
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="twinrun-parent-watch", daemon=True).start()

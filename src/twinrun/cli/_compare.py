@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 
 from twinrun._compare import compare
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
 from twinrun.cli._tables import format_verdict
+from twinrun.engine import TwinResult
+from twinrun.errors import Interrupted
 from twinrun.examples import DIGITS
 from twinrun.spec import parse_overrides
 
@@ -23,7 +27,10 @@ examples:
   tensorboard --logdir .twinrun/tb        # every comparison, one folder each
   twinrun compare widths.py --tag baseline   # then: twinrun runs --tag baseline
   twinrun compare widths.py --checkpoint-every 100
-  twinrun compare widths.py --resume .twinrun/runs/RUN_ID     # continue bit-identically
+  twinrun compare widths.py --resume latest     # continue bit-identically (an id, a prefix, a folder)
+
+Ctrl-C stops at the end of the current step, writes a checkpoint and prints the
+command that resumes the run (a second Ctrl-C stops at once, without one).
 
 Every run records a ledger of control sums (initial weights, batches, losses,
 weights every --ledger-every steps) in its folder: `twinrun ledger RUN` reads it,
@@ -64,8 +71,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     repro.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
                        help="keep the last N checkpoints (default 2)")
     repro.add_argument("--resume", metavar="RUN",
-                       help="continue a run from its folder or a checkpoint file, bit-identically; the "
-                       "run's own --set options are reused")
+                       help="continue a run bit-identically: its id (a prefix, or latest), its folder or "
+                       "a checkpoint file; the run's own --set options are reused. An interrupted run "
+                       "(Ctrl-C) keeps a checkpoint of the step it stopped at")
     repro.add_argument("--force", action="store_true",
                        help="with --resume: continue although the config or environment changed "
                        "(optimizer and scheduler states, learning rates included, are loaded as saved)")
@@ -104,9 +112,55 @@ def collect_overrides(args: argparse.Namespace) -> dict[str, object]:
     return overrides
 
 
+def resume_command(args: argparse.Namespace, run_id: str) -> str:
+    """The exact command that continues ``run_id`` (its own --set options are reused)."""
+    words = ["twinrun", "demo"] if args.handler is run_demo else ["twinrun", "compare", args.experiment]
+    words += ["--resume", run_id[:8]]
+    if args.home:
+        words += ["--home", args.home]
+    if args.registry:
+        words += ["--registry", args.registry]
+    if args.no_registry:  # without a registry the id cannot be looked up: name the folder
+        words[words.index("--resume") + 1] = str(Path(args.home or ".twinrun") / "runs" / run_id)
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def print_interrupted(exc: Interrupted, args: argparse.Namespace) -> None:
+    where = f" after step {exc.step}" if exc.step is not None else ""
+    print(f"twinrun: interrupted ({exc.reason}){where}", file=sys.stderr)
+    if exc.run_id is None:
+        return
+    if exc.checkpoint is not None:
+        print(f"  run {exc.run_id[:8]} is recorded as interrupted; its checkpoint of step "
+              f"{exc.checkpoint_step}: {exc.checkpoint}", file=sys.stderr)
+        print(f"  resume: {resume_command(args, exc.run_id)}", file=sys.stderr)
+    else:
+        print(f"  run {exc.run_id[:8]} is recorded as interrupted; it stopped inside a step and has no "
+              "checkpoint to resume from (a second Ctrl-C stops at once; one stops at the next step "
+              "and keeps its state)", file=sys.stderr)
+
+
 def run_compare(args: argparse.Namespace) -> int:
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
-    result = compare(
+    try:
+        result = _compare(args, candidates)
+    except Interrupted as exc:
+        print_interrupted(exc, args)
+        return 130
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(format_verdict(result))
+        cost = result.reproducibility.get("determinism_cost")
+        if cost:
+            print(f"deterministic mode cost: {cost['relative']:+.1%} ({cost['steps']} steps of copies of the "
+                  f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
+                  f"{cost['seconds_on']:.3f} s on)")
+    return 0
+
+
+def _compare(args: argparse.Namespace, candidates: list[str] | None) -> TwinResult:
+    return compare(
         args.experiment,
         candidates=candidates,
         reference=args.reference,
@@ -122,16 +176,6 @@ def run_compare(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         determinism_cost=args.determinism_cost,
     )
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        print(format_verdict(result))
-        cost = result.reproducibility.get("determinism_cost")
-        if cost:
-            print(f"deterministic mode cost: {cost['relative']:+.1%} ({cost['steps']} steps of copies of the "
-                  f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
-                  f"{cost['seconds_on']:.3f} s on)")
-    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -6,7 +6,14 @@ import argparse
 
 from twinrun.cli._common import RawHelp, add_json, add_registry, print_json
 from twinrun.cli._runs import open_for_reading
-from twinrun.registry import upgrade_registry
+from twinrun.errors import RegistryError
+from twinrun.registry import (
+    NotARegistryError,
+    RegistryNotFoundError,
+    SchemaVersionError,
+    resolve_registry_path,
+    upgrade_registry,
+)
 
 HELP = """\
 The registry file itself: where it is, whether it is sound, and upgrading an
@@ -53,9 +60,15 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    with open_for_reading(args.registry) as registry:
-        verdict = registry.integrity_check()
-        path = registry.path
+    try:
+        with open_for_reading(args.registry) as registry:
+            verdict = registry.integrity_check()
+            path = registry.path
+    except (RegistryNotFoundError, NotARegistryError, SchemaVersionError):
+        raise  # bad input (exit 2): there is no file to check, or it needs `twinrun registry upgrade`
+    except RegistryError as exc:  # the file is there but cannot even be opened: it is damaged
+        path = resolve_registry_path(args.registry)
+        verdict = exc.message
     ok = verdict == "ok"
     if args.json:
         print_json({"path": str(path), "ok": ok, "integrity_check": verdict})

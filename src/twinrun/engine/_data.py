@@ -127,8 +127,19 @@ class SharedData:
         return tuple(default_collate(items))  # type: ignore[return-value]
 
     def train_batch(self, step: int) -> tuple[Any, Any]:
-        """The raw (un-augmented) training batch of update ``step``, on the CPU."""
-        return self.gather(self.train, self.plan.indices(step))
+        """The raw (un-augmented) training batch of update ``step``, on the CPU.
+
+        A dataset of its own (not a ``TensorDataset``) may draw from the global
+        generators in ``__getitem__`` (random transforms): it is read inside the
+        ``data_fetch`` stream of the step, so its draws are a function of the seed and
+        the step alone, whatever the process did before (a sweep's seed equals that
+        seed's ``compare``; a resumed run equals an uninterrupted one).
+        """
+        indices = self.plan.indices(step)
+        if isinstance(self.train, TensorDataset):
+            return self.gather(self.train, indices)
+        with self.streams.isolated("data_fetch", step):
+            return self.gather(self.train, indices)
 
     def val_batches(self) -> Iterator[tuple[Any, Any]]:
         """Validation batches in a fixed order (the same for every candidate and evaluation)."""

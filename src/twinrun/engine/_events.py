@@ -107,11 +107,16 @@ class RunFinished(Event):
 
 @dataclass(frozen=True)
 class RunFailed(Event):
-    """Training stopped on an error or an interrupt; ``step`` is the last completed update."""
+    """Training stopped on an error or an interrupt; ``step`` is the last completed update.
+
+    ``at_step_boundary``: the run stopped between two steps (a requested stop), so
+    the engine's state is a complete resume point (a final checkpoint can be taken).
+    """
 
     step: int
     error: BaseException
     interrupted: bool
+    at_step_boundary: bool = False
 
 
 class Sink:

@@ -45,7 +45,8 @@ from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
 from twinrun.engine._result import CandidateResult, TwinResult
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._verdict import compare_candidates
-from twinrun.errors import BuildError, ConfigError, DataError
+from twinrun._interrupt import StopRequest
+from twinrun.errors import BuildError, ConfigError, DataError, Interrupted
 from twinrun.rng import (
     RngStreams,
     derive_seed,
@@ -94,8 +95,10 @@ class TwinEngine:
         run_id: str | None = None,
         executor: Executor | None = None,
         measure_memory: bool = True,
+        stop: StopRequest | None = None,
     ) -> None:
         self.resolved = resolved
+        self.stop = stop
         self.settings = resolved.settings
         self.run_id = run_id or new_run_id()
         if self.settings.deterministic:
@@ -240,12 +243,16 @@ class TwinEngine:
                 self._train_one_step()
                 if self.step % self.settings.eval_every == 0 or self.step == self.settings.steps:
                     self._evaluate_all(keep_outputs=self.step == self.settings.steps)
+                if self.stop is not None and self.stop.requested and self.step < self.settings.steps:
+                    raise Interrupted(self.stop.reason or "stop requested", step=self.step,
+                                      at_step_boundary=True, run_id=self.run_id)
             if not self.last_eval or any(
                 self.last_eval[s.name].outputs is None for s in self.live
             ):
                 self._evaluate_all(keep_outputs=True)
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
-            failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt))
+            failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt),
+                               at_step_boundary=isinstance(exc, Interrupted) and exc.at_step_boundary)
             for error in self.bus.emit_to_all(failed):
                 exc.add_note(f"twinrun: a sink also failed while recording this: {type(error).__name__}: {error}")
             try:

@@ -6,7 +6,8 @@ sinks, lets it :meth:`~RunRecorder.attach` to the engine (which loads a
 checkpoint when resuming) and :meth:`~RunRecorder.finish` the result. Files:
 
 * ``<run>/ledger.jsonl``: the ledger (``ledger_every`` setting; ``None``: none);
-* ``<run>/checkpoints/step-NNNNNNNN.ckpt``: every ``checkpoint_every`` steps, the last few kept.
+* ``<run>/checkpoints/step-NNNNNNNN.ckpt``: every ``checkpoint_every`` steps, the last few kept,
+  and the step an interrupted run stopped at.
 """
 
 from __future__ import annotations
@@ -81,12 +82,11 @@ class RunRecorder:
                 )
             else:
                 self.notes.append("no ledger: the checkpoint resumed from holds none")
-        self.checkpoint_sink: CheckpointSink | None = None
-        if settings.checkpoint_every is not None:
-            self.checkpoint_sink = CheckpointSink(
-                self.run_dir / CHECKPOINT_DIR, every=settings.checkpoint_every, keep=keep_checkpoints,
-                snapshot=self.snapshot,
-            )
+        # always there: without a cadence it writes only the final checkpoint of an interrupted run
+        self.checkpoint_sink = CheckpointSink(
+            self.run_dir / CHECKPOINT_DIR, every=settings.checkpoint_every, keep=keep_checkpoints,
+            snapshot=self.snapshot,
+        )
 
     def _resumed_ledger(self) -> Ledger | None:
         if self.resume is None:
@@ -106,6 +106,10 @@ class RunRecorder:
             engine.load_state_dict(self.resume.checkpoint.payload["engine"])
         if self.determinism_cost:
             self.cost = measure_determinism_cost(engine)
+
+    def last_step(self) -> int | None:
+        """The last step the attached engine completed."""
+        return None if self.engine is None else self.engine.step
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The checkpoint payload and header for the engine's current step."""
@@ -134,7 +138,7 @@ class RunRecorder:
             result.artifacts["ledger"] = str(self.ledger_sink.path)
             info["ledger_every"] = self.ledger_sink.every
             info["ledger_records"] = len(self.ledger_sink.ledger or [])
-        if self.checkpoint_sink is not None:
+        if self.checkpoint_sink.every is not None or self.checkpoint_sink.written:
             result.artifacts["checkpoints"] = str(self.checkpoint_sink.folder)
         if self.resume is not None:
             info["resumed_from"] = {"checkpoint": str(self.resume.checkpoint.path), "step": self.resume.step,

@@ -33,8 +33,8 @@ __all__ = [
 #: ``PRAGMA application_id`` of every twinrun registry: the bytes "TWNR".
 APPLICATION_ID = int.from_bytes(b"TWNR", "big")
 APPLICATION = "twinrun-registry"
-SCHEMA_VERSION = 2
-STATUSES = ("running", "finished", "failed", "crashed")
+SCHEMA_VERSION = 3
+STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 
 _META = """
 CREATE TABLE meta (
@@ -87,11 +87,10 @@ CREATE TABLE candidates (
 );
 """ + _METRICS
 
-_RUNS_V2 = """
-CREATE TABLE runs (
+_RUNS_COLUMNS = """
     id                TEXT PRIMARY KEY,
     name              TEXT NOT NULL,
-    status            TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'crashed')),
+    status            TEXT NOT NULL CHECK (status IN (%s)),
     started_at        REAL NOT NULL,
     ended_at          REAL,
     heartbeat_at      REAL,
@@ -116,6 +115,15 @@ CREATE TABLE runs (
     extra             TEXT
 );
 """
+_RUNS_V2 = "\nCREATE TABLE runs (" + _RUNS_COLUMNS % "'running', 'finished', 'failed', 'crashed'"
+#: Version 3: an interrupted run has a status of its own (it can be resumed).
+_RUNS_V3 = "\nCREATE TABLE runs (" + _RUNS_COLUMNS % "'running', 'finished', 'failed', 'interrupted', 'crashed'"
+_RUNS_INDEXES = """
+CREATE INDEX runs_started ON runs (started_at);
+CREATE INDEX runs_name ON runs (name);
+CREATE INDEX runs_status ON runs (status);
+CREATE INDEX runs_sweep ON runs (sweep_id);
+"""
 
 #: Version 2: notes and tags get their own tables; heartbeats for crash detection;
 #: sweeps, artifacts and checks for the capabilities built on the registry.
@@ -128,11 +136,63 @@ CREATE TABLE sweeps (
     status     TEXT NOT NULL,
     created_at REAL NOT NULL
 );
-""" + _RUNS_V2 + """
-CREATE INDEX runs_started ON runs (started_at);
-CREATE INDEX runs_name ON runs (name);
-CREATE INDEX runs_status ON runs (status);
-CREATE INDEX runs_sweep ON runs (sweep_id);
+""" + _RUNS_V2 + _RUNS_INDEXES + """
+CREATE TABLE candidates (
+    run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    diverged_at INTEGER,
+    final       TEXT,
+    PRIMARY KEY (run_id, name)
+);
+""" + _METRICS + """
+CREATE TABLE notes (
+    id         INTEGER PRIMARY KEY,
+    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    created_at REAL NOT NULL,
+    text       TEXT NOT NULL
+);
+CREATE INDEX notes_run ON notes (run_id);
+CREATE TABLE tags (
+    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    tag        TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX tags_tag ON tags (tag);
+CREATE TABLE artifacts (
+    id         INTEGER PRIMARY KEY,
+    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL,
+    path       TEXT,
+    payload    TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX artifacts_run ON artifacts (run_id, kind);
+CREATE TABLE checks (
+    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    measured   TEXT,
+    expected   TEXT,
+    details    TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+#: Version 3: as version 2, with the status 'interrupted'.
+_V3 = _META + """
+CREATE TABLE sweeps (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    experiment TEXT,
+    config     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+""" + _RUNS_V3 + _RUNS_INDEXES + """
 CREATE TABLE candidates (
     run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     name        TEXT NOT NULL,
@@ -179,7 +239,7 @@ CREATE TABLE checks (
 """
 
 #: The complete DDL of each schema version (a fresh file gets ``DDL[SCHEMA_VERSION]``).
-DDL: dict[int, str] = {1: _V1, 2: _V2}
+DDL: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def create_schema(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> None:
@@ -237,8 +297,29 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE runs_v1")
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Runs gain the status 'interrupted' (SQLite cannot alter a CHECK: the table is rebuilt).
+
+    Runs stored as ``failed`` with the error ``interrupted ...`` become ``interrupted``.
+    """
+    # legacy renaming: the other tables' references to ``runs`` must stay as written
+    conn.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        conn.execute("ALTER TABLE runs RENAME TO runs_v2")
+        for statement in _statements(_RUNS_INDEXES):
+            conn.execute(f"DROP INDEX IF EXISTS {statement.split()[2]}")
+        conn.execute(_RUNS_V3)
+        conn.execute("INSERT INTO runs SELECT * FROM runs_v2")
+        conn.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'failed' AND error LIKE 'interrupted%'")
+        conn.execute("DROP TABLE runs_v2")
+        for statement in _statements(_RUNS_INDEXES):
+            conn.execute(statement)
+    finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
+
+
 #: ``MIGRATIONS[n]`` turns a version-``n`` file into version ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def migrate(conn: sqlite3.Connection, from_version: int) -> None:

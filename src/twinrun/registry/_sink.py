@@ -45,6 +45,10 @@ class RegistrySink(Sink):
             (``registry`` and ``registry_run``, the run's id, are always added).
         flush_every: write buffered step metrics at least every this many steps...
         flush_seconds: ...and at least this often.
+        sync_every: also write them after every step divisible by this (the run's
+            checkpoint cadence: put the sink before the checkpoint sink, and a
+            checkpoint never holds a step whose rows the registry lacks, so a resumed
+            run holds every step exactly once).
     """
 
     def __init__(
@@ -59,7 +63,9 @@ class RegistrySink(Sink):
         flush_every: int = 200,
         flush_seconds: float = 2.0,
         artifacts: Mapping[str, str] | None = None,
+        sync_every: int | None = None,
     ) -> None:
+        self.sync_every = sync_every
         self._owned = not isinstance(registry, Registry)
         self.registry = registry if isinstance(registry, Registry) else Registry.open(registry)
         self.name = name
@@ -136,7 +142,7 @@ class RegistrySink(Sink):
         self._step = step
         if step - self._flushed_step >= self.flush_every or (
             time.monotonic() - self._flushed_at >= self.flush_seconds
-        ):
+        ) or (self.sync_every is not None and step % self.sync_every == 0):
             self.flush()
 
     def on_eval_done(self, event: EvalDone) -> None:
@@ -160,8 +166,12 @@ class RegistrySink(Sink):
     def on_run_failed(self, event: RunFailed) -> None:
         self.flush()
         if self.run_id is not None:
-            what = "interrupted" if event.interrupted else f"{type(event.error).__name__}: {event.error}"
-            self.registry.fail_run(self.run_id, f"{what} (after step {event.step})")
+            if event.interrupted:
+                reason = str(event.error)
+                text = f"interrupted after step {event.step}" + (f" ({reason})" if reason else "")
+            else:
+                text = f"{type(event.error).__name__}: {event.error} (after step {event.step})"
+            self.registry.fail_run(self.run_id, text, interrupted=event.interrupted)
         self._ended = True
 
     # ------------------------------------------------------------------ writing

@@ -322,7 +322,7 @@ class Registry:
         """End a run: its status, end time, final result (``TwinResult.to_dict()``) and error."""
         if status not in STATUSES or status == "running":
             raise RegistryError(f"cannot end a run with status {status!r}",
-                                fix="use one of: finished, failed, crashed")
+                                fix="use one of: finished, failed, interrupted, crashed")
         now = time.time()
 
         def write(conn: sqlite3.Connection) -> None:
@@ -340,9 +340,9 @@ class Registry:
 
         self._write(write, "finish a run in")
 
-    def fail_run(self, run_id: str, error: str) -> None:
-        """End a run as ``failed`` with the error that stopped it."""
-        self.finish_run(run_id, None, status="failed", error=error)
+    def fail_run(self, run_id: str, error: str, *, interrupted: bool = False) -> None:
+        """End a run as ``failed`` (or ``interrupted``) with the error that stopped it."""
+        self.finish_run(run_id, None, status="interrupted" if interrupted else "failed", error=error)
 
     def set_result(self, run_id: str, result: Mapping[str, Any]) -> None:
         """Replace a run's stored result (e.g. after artifacts were added to it)."""

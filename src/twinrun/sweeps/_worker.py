@@ -93,7 +93,7 @@ def _registered(registry: str, run_id: str, error: str) -> bool:
     try:
         with Registry.open(registry, create=False, reap=False) as reg:
             if reg.get_run(run_id).status == "running":
-                reg.fail_run(run_id, error)
+                reg.fail_run(run_id, error, interrupted=error.startswith("interrupted"))
         return True
     except UnknownRunError:
         return False
@@ -129,6 +129,7 @@ def run(task_path: str) -> int:
             registry=task.registry,
             tags=task.tags,
             sweep_id=task.sweep_id,
+            seed_globals=True,  # as `twinrun compare` does: a seed of a sweep is that seed's run
         )
         outcome.update(run_id=result.artifacts.get("registry_run", run_id))
         if task.save_outputs:

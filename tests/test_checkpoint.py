@@ -186,3 +186,38 @@ def test_resume_of_a_run_without_checkpoints(toy, tmp_path):
     with pytest.raises(CheckpointError, match="nothing to resume"):
         _compare(toy, resume=tmp_path / "missing")
     assert json.loads((Path(result.artifacts["run_dir"]) / "result.json").read_text())["steps"] == 3
+
+
+def test_forcing_names_what_it_accepts_and_nothing_else(crashed):
+    exp, full, run_dir = crashed
+    before = _files(run_dir)
+    with pytest.raises(CheckpointError) as info:  # steps is accepted, the learning rate is not
+        _compare(exp, resume=run_dir, overrides={"steps": 26, "optimizer.lr": 0.2}, force=["steps"])
+    assert "optimizer.kwargs.lr: 0.1 -> 0.2" in info.value.message and "settings.steps" not in info.value.message
+    assert "--force optimizer.lr" in info.value.fix
+    assert _files(run_dir) == before
+    forced = _compare(exp, resume=run_dir, overrides={"steps": 26}, force=["steps"])
+    assert forced.reproducibility["resumed_from"]["forced"] == ["config settings.steps: 20 -> 26"]
+
+
+def test_a_new_checkpoint_cadence_needs_no_force_and_changes_nothing(crashed):
+    exp, full, run_dir = crashed
+    resumed = _compare(exp, resume=run_dir, overrides={"checkpoint_every": 3})
+    assert resumed.reproducibility["resumed_from"]["forced"] == []
+    for name in full.candidates:
+        assert np.array_equal(resumed.candidates[name].train_loss, full.candidates[name].train_loss)
+    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 18  # the new cadence
+
+
+def test_a_checkpoint_copied_into_another_run_is_refused_with_both_ids(crashed, toy, tmp_path):
+    exp, _, run_dir = crashed
+    other = _compare(exp.replace(steps=4), home=tmp_path / "crashed")  # run B, in the same home
+    other_dir = Path(other.artifacts["run_dir"])
+    [(_, path)] = list_checkpoints(other_dir / "checkpoints")[-1:]
+    copied = run_dir / "checkpoints" / "step-00000099.ckpt"
+    copied.write_bytes(path.read_bytes())  # B's checkpoint, newest in A's folder
+    before = _files(run_dir)
+    with pytest.raises(CheckpointError) as info:
+        _compare(exp, resume=run_dir)
+    assert f"belongs to run {other.run_id[:8]}, not to run {run_dir.name[:8]}" in info.value.message
+    assert _files(run_dir) == before

@@ -42,7 +42,7 @@ def compare(
     progress: bool | None = None,
     run_id: str | None = None,
     resume: str | Path | None = None,
-    force: bool = False,
+    force: bool | Sequence[str] = False,
     seed_globals: bool = False,
     keep_checkpoints: int = 2,
     determinism_cost: bool = False,
@@ -67,11 +67,21 @@ def compare(
             a path, or an open :class:`Registry`; ``False``/``None``: not recorded.
             ``result.artifacts["registry_run"]`` is the run's id there.
         tags: tags given to the run in the registry.
-        resume: a run folder or checkpoint file to continue bit-identically; the run
-            keeps its id and folder. Refused (``CheckpointError``, nothing written) when
-            the config or the numerics-relevant environment changed, unless ``force``
-            (models, optimizers and schedulers then continue from their saved states,
-            hyperparameters such as the learning rate included).
+        resume: the run to continue bit-identically: its folder, a checkpoint file, or
+            its id in the registry (a prefix, ``latest``); the run keeps its id and folder.
+            Refused (``CheckpointError``, nothing written) when another process is writing
+            the run, or when the config or the numerics-relevant environment changed,
+            unless ``force`` accepts those changes (models, optimizers and schedulers then
+            continue from their saved states, hyperparameters such as the learning rate
+            included).
+        force: with ``resume``, the changes to accept: ``True`` every one, or names
+            (``["steps"]``, ``["optimizer.lr", "threads"]``, ``["environment"]``).
+
+    A first SIGINT or SIGTERM (Ctrl-C) during training stops the run at the end
+    of its step, writes a checkpoint of that step and raises
+    :class:`~twinrun.errors.Interrupted` (a ``KeyboardInterrupt``) naming the run
+    and the checkpoint; the run is recorded as ``interrupted``. A second signal
+    stops at once. SIGINT's and SIGTERM's handlers are twinrun's during the call.
         seed_globals: seed Python's, NumPy's and torch's global generators with the
             run's seed (:func:`~twinrun.rng.seed_everything`); the CLI does. twinrun's
             own randomness never comes from them.

@@ -74,9 +74,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                        help="continue a run bit-identically: its id (a prefix, or latest), its folder or "
                        "a checkpoint file; the run's own --set options are reused. An interrupted run "
                        "(Ctrl-C) keeps a checkpoint of the step it stopped at")
-    repro.add_argument("--force", action="store_true",
-                       help="with --resume: continue although the config or environment changed "
-                       "(optimizer and scheduler states, learning rates included, are loaded as saved)")
+    repro.add_argument("--force", metavar="KEY", action="append", default=[],
+                       help="with --resume: accept a change of KEY since the checkpoint (a setting or "
+                       "config key such as steps or optimizer.lr, an environment key such as threads; "
+                       "'config', 'environment' or 'all' for every one); repeatable. A new "
+                       "--checkpoint-every needs none")
     add_home(parser)
     add_json(parser)
 

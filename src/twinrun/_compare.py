@@ -12,6 +12,7 @@ from typing import Any
 
 from twinrun._atomic import write_json
 from twinrun._home import registry_path, runs_dir, tensorboard_dir, twinrun_home
+from twinrun._names import check_name
 from twinrun._interrupt import StopRequest, stop_on_signals
 from twinrun._runfolder import find_run_folder
 from twinrun._runlock import run_lock
@@ -110,7 +111,7 @@ def compare(
             resolved, run_id = plan.resolved, plan.run_id
         else:
             resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
-            run_id = run_id or new_run_id()
+            run_id = check_name(run_id, "run_id") if run_id is not None else new_run_id()
         run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
         with run_lock(run_dir, run_id):  # one writer per run: a resume of a live run is refused
             if seed_globals:

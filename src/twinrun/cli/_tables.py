@@ -63,7 +63,7 @@ def format_verdict(result: TwinResult) -> str:
     headers.append("Δ train loss [95% CI]")
     rows = []
     for name, cand in result.candidates.items():
-        status = "ok" if cand.status == "finished" else f"diverged@{cand.diverged_at}"
+        status = "ok" if cand.status == "finished" else f"{cand.status}@{cand.diverged_at}"
         row = [name + (" (ref)" if name == ref else ""), human_count(cand.n_parameters), status]
         comp = result.comparisons.get(name)
         for m in metrics:
@@ -94,6 +94,9 @@ def format_verdict(result: TwinResult) -> str:
         )
     for warning in result.warnings:
         lines.append(f"warning: {warning}")
+    for name, cand in result.candidates.items():
+        if cand.error:
+            lines.append(f"failed: {cand.error} (at step {cand.diverged_at}; the other candidates went on)")
     if "tensorboard" in result.artifacts:
         lines.append(f"curves: tensorboard --logdir {result.artifacts['tensorboard']}")
     if "registry_run" in result.artifacts:

@@ -6,7 +6,9 @@ Every model is constructed on the CPU with the global generators seeded from
 the ``init`` stream, so candidates of the same architecture start identical and
 a user's own init code runs untouched. Then, where ``share_init`` is on, each
 parameter whose name and shape match one of an *earlier declared* candidate
-gets that candidate's value. Donors are defined by the experiment's declaration
+gets that candidate's value, if its own value was drawn like it (see
+:func:`share_initial_weights`: a deliberate init or loaded weights are kept, and
+the init report says why). Donors are defined by the experiment's declaration
 order, not by which candidates run: a candidate trained alone gets exactly the
 weights it gets among its twins (twin = solo).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ class CandidateState:
     augment: Callable[..., tuple[Any, Any]] | None
     diverged_at: int | None = None
     diverged_value: float | None = None
+    error: str | None = None  # set when the candidate's own code raised at ``diverged_at``
 
     @property
     def alive(self) -> bool:
@@ -65,6 +69,8 @@ class InitReport:
     shared: Mapping[str, list[str]]
     own: Mapping[str, list[str]]
     groups: Mapping[str, list[list[str]]] = field(default_factory=dict)
+    #: ``not_shared[c][param]``: why candidate ``c``'s parameter keeps its own initial value
+    not_shared: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def summary(self) -> list[str]:
         lines = []
@@ -75,7 +81,8 @@ class InitReport:
         return lines
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shared": dict(self.shared), "own": dict(self.own), "groups": dict(self.groups)}
+        return {"shared": dict(self.shared), "own": dict(self.own), "groups": dict(self.groups),
+                "not_shared": {c: dict(r) for c, r in self.not_shared.items()}}
 
 
 def build_models(
@@ -85,7 +92,8 @@ def build_models(
     needed = list(resolved.candidates)
     declared = list(resolved.declared)
     last = max(declared.index(n) for n in needed)
-    donors_order = declared[: last + 1] if resolved.settings.share_init else needed
+    policy = share_policy(resolved.settings.share_init, declared)
+    donors_order = declared[: last + 1] if any(v is not False for v in policy.values()) else needed
     built: dict[str, nn.Module] = {}
     for name in donors_order:
         try:
@@ -94,10 +102,29 @@ def build_models(
             if name in needed:
                 raise
             # an unselected candidate that cannot be built donates nothing; its twin run fails anyway
-    if resolved.settings.share_init:
-        share_initial_weights([built[n] for n in donors_order if n in built])
+    order = [n for n in donors_order if n in built]
+    kept = share_initial_weights([built[n] for n in order], policies=[policy[n] for n in order])
     models = {n: built[n] for n in needed}
-    return models, init_report(models)
+    reasons = {n: kept[order.index(n)] for n in needed}
+    return models, init_report(models, reasons)
+
+
+def share_policy(setting: Any, candidates: Sequence[str]) -> dict[str, bool | tuple[str, ...]]:
+    """Each candidate's ``share_init``: ``True``, ``False`` or the parameter names it takes.
+
+    The setting is one bool for all, or ``{candidate: True | False | [names]}`` (unlisted
+    candidates: ``True``).
+    """
+    if isinstance(setting, bool):
+        return dict.fromkeys(candidates, setting)
+    unknown = sorted(set(setting) - set(candidates))
+    if unknown:
+        raise BuildError(
+            f"share_init names candidates {unknown} that the experiment does not declare",
+            fix=f"use names of: {', '.join(candidates)}",
+        )
+    return {c: (v if isinstance(v, bool) else tuple(v)) for c, v in
+            ((c, setting.get(c, True)) for c in candidates)}
 
 
 def _construct(spec: CandidateSpec, streams: RngStreams) -> nn.Module:
@@ -118,25 +145,72 @@ def _construct(spec: CandidateSpec, streams: RngStreams) -> nn.Module:
     return model
 
 
-def share_initial_weights(models: Sequence[nn.Module]) -> None:
-    """Copy into each model the parameters of an earlier model with the same name and shape.
+def share_initial_weights(
+    models: Sequence[nn.Module], *, policies: Sequence[bool | Sequence[str]] | None = None,
+) -> list[dict[str, str]]:
+    """Give each model the initial value of an earlier model's same-named, same-shaped parameter.
 
-    Modifies the models in place (``copy_`` under ``no_grad``), so optimizers
-    built on their parameters stay valid.
+    A parameter takes the earlier value only where it was drawn like it: the
+    candidate's own fresh value and the donor's are both the same constant, or
+    both random with the same mean and spread (within 5 standard errors of
+    their sampling noise). A value the user set on purpose (loaded or
+    pretrained weights, a deliberate init such as a depth-scaled projection, a
+    bias set to the label prior) differs in scale or location, and is kept.
+    ``policies[i]`` limits model ``i``: ``False`` takes nothing, a list of
+    names takes only those. Modifies the models in place (``copy_`` under
+    ``no_grad``), so optimizers built on their parameters stay valid.
+
+    Returns, per model, each parameter that had a donor but was not shared, with the reason.
     """
     first_value: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
+    kept: list[dict[str, str]] = []
     with torch.no_grad():
-        for model in models:
+        for i, model in enumerate(models):
+            policy = True if policies is None else policies[i]
+            reasons: dict[str, str] = {}
             for name, p in model.named_parameters():
                 key = (name, tuple(p.shape))
-                if key in first_value:
-                    if first_value[key].dtype == p.dtype:
-                        p.copy_(first_value[key].to(p.device))
-                else:
+                donor = first_value.get(key)
+                if donor is None:
                     first_value[key] = p.detach()
+                    continue
+                why = _why_not_shared(name, p, donor, policy)
+                if why is None:
+                    p.copy_(donor.to(p.device))
+                else:
+                    reasons[name] = why
+            kept.append(reasons)
+    return kept
 
 
-def init_report(models: Mapping[str, nn.Module]) -> InitReport:
+def _why_not_shared(name: str, own: torch.Tensor, donor: torch.Tensor, policy: bool | Sequence[str]) -> str | None:
+    if policy is False:
+        return "share_init is off for this candidate"
+    if policy is not True and name not in policy:
+        return "not among the names its share_init lists"
+    if donor.dtype != own.dtype:
+        return f"dtype {own.dtype} differs from the earlier candidate's {donor.dtype}"
+    if torch.equal(own.detach().cpu(), donor.detach().cpu()):
+        return None
+    a, b = own.detach().double().flatten().cpu(), donor.detach().double().flatten().cpu()
+    sa, sb = float(a.std()) if a.numel() > 1 else 0.0, float(b.std()) if b.numel() > 1 else 0.0
+    if sa == 0.0 or sb == 0.0:
+        return (f"its own initial value is constant {float(a[0]):.4g} where the earlier candidate's is "
+                f"{'constant ' + format(float(b[0]), '.4g') if sb == 0.0 else 'random'}: set on purpose, kept")
+    n = a.numel()
+    ratio = sa / sb
+    spread_ok = abs(ratio - 1.0) <= 5.0 / math.sqrt(n) + 0.01
+    mean_ok = abs(float(a.mean()) - float(b.mean())) <= 5.0 * math.sqrt((sa**2 + sb**2) / n)
+    if spread_ok and mean_ok:
+        return None
+    return (f"its own initial value is not drawn like the earlier candidate's (std {sa:.4g} vs {sb:.4g}, "
+            f"mean {float(a.mean()):.3g} vs {float(b.mean()):.3g}): set on purpose (a deliberate init or "
+            "loaded weights), kept")
+
+
+def init_report(
+    models: Mapping[str, nn.Module], not_shared: Mapping[str, Mapping[str, str]] | None = None,
+) -> InitReport:
     params = {c: dict(m.named_parameters()) for c, m in models.items()}
     shared: dict[str, list[str]] = {c: [] for c in models}
     own: dict[str, list[str]] = {c: [] for c in models}
@@ -151,7 +225,12 @@ def init_report(models: Mapping[str, nn.Module]) -> InitReport:
             (shared if twins else own)[c].append(pname)
             if twins and pname not in groups:
                 groups[pname] = [[c, *twins]]
-    return InitReport(shared=shared, own=own, groups=groups)
+    reasons: dict[str, dict[str, str]] = {}
+    for c in models:
+        given = dict((not_shared or {}).get(c, {}))
+        reasons[c] = {p: given.get(p, "no earlier candidate has a parameter of this name and shape")
+                      for p in own[c]}
+    return InitReport(shared=shared, own=own, groups=groups, not_shared=reasons)
 
 
 def build_optimizer(spec: CandidateSpec, model: nn.Module) -> torch.optim.Optimizer:

@@ -138,7 +138,7 @@ class SharedData:
         indices = self.plan.indices(step)
         if isinstance(self.train, TensorDataset):
             return self.gather(self.train, indices)
-        with self.streams.isolated("data_fetch", step):
+        with self.plan.streams.isolated("data_fetch", step):
             return self.gather(self.train, indices)
 
     def val_batches(self) -> Iterator[tuple[Any, Any]]:

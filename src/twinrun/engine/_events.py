@@ -93,11 +93,13 @@ class EvalDone(Event):
 
 @dataclass(frozen=True)
 class CandidateDiverged(Event):
-    """A candidate's loss became NaN or infinite at ``step``; it stops, the others go on."""
+    """A candidate stopped at ``step``, the others go on: its loss became NaN or infinite,
+    or (``error`` set) its own code raised during the step."""
 
     step: int
     candidate: str
     value: float
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ same-architecture candidates fits the same protocol.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -35,6 +36,23 @@ class StepContext:
     metrics: Mapping[str, Metric]
     grad_clip: float | None
     meter: ActivationMeter | None = None
+
+
+def describe_failure(exc: BaseException, candidate: str, inputs: Any, targets: Any) -> str:
+    """One line: which candidate failed on what batch, and the error (its traceback is kept by the caller)."""
+    return (f"candidate {candidate!r} failed on a batch of inputs {shape_of(inputs)} and targets "
+            f"{shape_of(targets)}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+
+
+def shape_of(value: Any) -> Any:
+    """Shapes of the tensors inside ``value`` (for messages)."""
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if isinstance(value, (tuple, list)):
+        return type(value)(shape_of(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: shape_of(v) for k, v in value.items()}
+    return type(value).__name__
 
 
 class Executor(Protocol):
@@ -69,11 +87,14 @@ class SequentialExecutor:
             inputs, targets = batches[state.spec.augment_key]
             meter = context.meter.measure(state.name) if context.meter else nullcontext()
             start = time.perf_counter()
-            with context.streams.isolated("dropout", step, devices=context.devices), meter:
-                out = train_step(
-                    state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip
-                )
+            try:
+                with context.streams.isolated("dropout", step, devices=context.devices), meter:
+                    out = train_step(
+                        state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip
+                    )
+            except Exception as exc:  # noqa: BLE001 - this candidate's own code: it stops, the others go on
+                out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets))
             outputs[state.name] = StepOutput(
-                out.loss, out.metrics, out.lr, seconds=time.perf_counter() - start
+                out.loss, out.metrics, out.lr, seconds=time.perf_counter() - start, error=out.error
             )
         return outputs

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import TensorDataset
 
 from twinrun.engine._build import CandidateState, build_candidates, per_example_loss
 from twinrun.engine._data import SharedData, move_to
@@ -40,7 +41,7 @@ from twinrun.engine._events import (
     Sink,
     StepDone,
 )
-from twinrun.engine._executor import Executor, SequentialExecutor, StepContext
+from twinrun.engine._executor import Executor, SequentialExecutor, StepContext, shape_of
 from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
 from twinrun.engine._result import CandidateResult, TwinResult
 from twinrun.engine._state import engine_state, load_engine_state
@@ -115,6 +116,7 @@ class TwinEngine:
         self.val_batches = list(self.data.val_batches())
         self.output_kind = self._preflight()
         self.meter = ActivationMeter() if measure_memory else None
+        self._measured = self.meter is None  # measured on the first step trained here (a resumed run too)
         self.step = 0
         steps = self.settings.steps
         self.train_loss = {n: np.full(steps, np.nan) for n in self.states}
@@ -200,10 +202,36 @@ class TwinEngine:
                         )
                     for metric_name, metric in self.metrics.items():
                         check_metric_output(metric_name, metric(outputs, targets), 2)
+                    self._check_class_range(name, state, outputs, targets)
             finally:
                 state.model.train(was_training)
             kinds.add(_output_kind(self.settings.output, state.loss_fn, outputs))
         return kinds.pop() if len(kinds) == 1 else "values"
+
+    def _check_class_range(self, name: str, state: CandidateState, outputs: Any, targets: Any) -> None:
+        """Class-index targets must be below the number of outputs, in every example of the data.
+
+        A batch of 2 may hold only small classes: the targets of the whole data
+        (where they are one tensor) are checked, so that a candidate whose output
+        layer is too small fails here, named, and not at some step of training.
+        """
+        if not (isinstance(outputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
+            return
+        if outputs.ndim < 2 or targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            return
+        if _output_kind("auto", state.loss_fn, outputs) != "logits":
+            return
+        classes = int(outputs.shape[1])
+        for split, dataset in (("training", self.data.train), ("validation", self.data.val)):
+            if not isinstance(dataset, TensorDataset):
+                continue
+            labels = dataset.tensors[-1]
+            if labels.numel() and labels.dtype == targets.dtype and int(labels.max()) >= classes:
+                raise BuildError(
+                    f"candidate {name!r}: its outputs have {classes} classes (shape {_shape(outputs)} on 2 "
+                    f"examples) but the {split} targets go up to {int(labels.max())}",
+                    fix=f"give the model's output layer {int(labels.max()) + 1} outputs (or more)",
+                )
 
     # ------------------------------------------------------------------ the loop
     @property
@@ -284,13 +312,14 @@ class TwinEngine:
             self.bus.emit(BatchPrepared(self.run_id, step, batches, assignment))
         context = StepContext(
             self.streams, [self.device], self.metrics, self.settings.grad_clip,
-            self.meter if (self.meter is not None and step == 1) else None,
+            self.meter if not self._measured else None,  # the first step this process trains
         )
+        self._measured = True
         outputs = self.executor.run_step(step, live, batches, context)
         self.timing["data"] += t1 - t0
         self.timing["augment"] += t2 - t1
         self.timing["train"] += time.perf_counter() - t2
-        diverged: list[tuple[str, float]] = []
+        diverged: list[tuple[str, float, str | None]] = []
         for name, out in outputs.items():
             self.step_seconds[name] += out.seconds
             self.train_loss[name][step - 1] = out.loss
@@ -298,8 +327,8 @@ class TwinEngine:
                 self.train_metrics[name][m][step - 1] = v
             if not out.finite:
                 state = self.states[name]
-                state.diverged_at, state.diverged_value = step, out.loss
-                diverged.append((name, out.loss))
+                state.diverged_at, state.diverged_value, state.error = step, out.loss, out.error
+                diverged.append((name, out.loss, out.error))
         self.step = step
         self.bus.emit(StepDone(
             self.run_id, step,
@@ -309,8 +338,12 @@ class TwinEngine:
             {n: s.model for n, s in self.states.items()},
             {n: s.optimizer for n, s in self.states.items()},
         ))
-        for name, value in diverged:
-            self.bus.emit(CandidateDiverged(self.run_id, step, name, value))
+        for name, value, error in diverged:
+            self.bus.emit(CandidateDiverged(self.run_id, step, name, value, error))
+        if diverged and not self.live and all(s.error is not None for s in self.states.values()):
+            failures = "; ".join(s.error for s in self.states.values() if s.error)
+            raise BuildError(f"every candidate failed at step {step}: {failures}",
+                             fix="fix the candidates' code; each error above names its candidate and the batch")
 
     def prepared_batches(self, step: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """The augmented batches of ``step`` and which live candidate uses which (a pure function of the step)."""
@@ -362,7 +395,8 @@ class TwinEngine:
             last = self.last_eval.get(name)
             candidates[name] = CandidateResult(
                 name=name,
-                status="finished" if state.alive else "diverged",
+                status="finished" if state.alive else ("failed" if state.error else "diverged"),
+                error=state.error,
                 final=last.means() if last and state.alive else {},
                 per_example=last.per_example if last else {},
                 train_loss=self.train_loss[name],
@@ -377,7 +411,7 @@ class TwinEngine:
         comparisons = compare_candidates(
             candidates, self.resolved.reference, self.metric_goals, seed=self.settings.seed
         )
-        memory: dict[str, Any] = dict(self.meter.report()) if self.meter else {}
+        memory: dict[str, Any] = dict(self.meter.report()) if self.meter and self._measured else {}
         memory["process_peak_rss_bytes"] = process_peak_rss_bytes()
         if self.device.type == "cuda":
             memory["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
@@ -429,12 +463,5 @@ def _output_kind(setting: str, loss_fn: Any, outputs: Any) -> str:
     return "values"
 
 
-def _shape(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return tuple(value.shape)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_shape(v) for v in value)
-    if isinstance(value, Mapping):
-        return {k: _shape(v) for k, v in value.items()}
-    return type(value).__name__
+_shape = shape_of
 

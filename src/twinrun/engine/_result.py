@@ -72,7 +72,7 @@ class CandidateResult:
     """What one candidate did during the run."""
 
     name: str
-    status: str  # "finished" or "diverged"
+    status: str  # "finished", "diverged" (NaN/Inf loss) or "failed" (its code raised)
     final: dict[str, float]
     per_example: dict[str, np.ndarray] = field(repr=False)
     train_loss: np.ndarray = field(repr=False)
@@ -83,11 +83,13 @@ class CandidateResult:
     n_parameters: int = 0
     step_seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict, repr=False)
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "diverged_at": self.diverged_at,
+            **({"error": self.error} if self.error else {}),
             "final": {k: _num(v) for k, v in self.final.items()},
             "final_train_loss": _num(_last_finite(self.train_loss)),
             "n_parameters": self.n_parameters,

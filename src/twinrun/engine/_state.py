@@ -59,6 +59,7 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
             if scheduler is not None and hasattr(scheduler, "state_dict") else None,
             "diverged_at": state.diverged_at,
             "diverged_value": state.diverged_value,
+            "error": state.error,
             "train_loss": torch.from_numpy(engine.train_loss[name].copy()),
             "train_metrics": {m: torch.from_numpy(v.copy()) for m, v in engine.train_metrics[name].items()},
             "eval_history": [[step, dict(values)] for step, values in engine.eval_history[name]],
@@ -126,6 +127,7 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
             ) from exc
         target.diverged_at = saved_state["diverged_at"]
         target.diverged_value = saved_state["diverged_value"]
+        target.error = saved_state.get("error")
         engine.train_loss[name] = _fit(saved_state["train_loss"], steps)
         engine.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
         engine.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]]

@@ -24,6 +24,7 @@ class StepOutput:
     metrics: Mapping[str, float] = field(default_factory=dict)
     lr: float = math.nan
     seconds: float = 0.0
+    error: str | None = None  # the candidate's own code raised: it stops, the others go on
 
     @property
     def finite(self) -> bool:

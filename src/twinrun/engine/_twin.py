@@ -21,11 +21,13 @@ from typing import Any, Self
 import torch
 from torch import nn
 
+from twinrun._names import check_name
 from twinrun.engine._build import (
     CandidateState,
     init_report,
     per_example_loss,
     share_initial_weights,
+    share_policy,
 )
 from twinrun.engine._data import move_to
 from twinrun.engine._evaluate import evaluate
@@ -33,6 +35,7 @@ from twinrun.engine._events import (
     CandidateDiverged,
     EvalDone,
     EventBus,
+    RunFailed,
     RunStarted,
     Sink,
     StepDone,
@@ -55,7 +58,9 @@ class Twin:
             unchanged in identity through :attr:`models`.
         seed: seeds the dropout stream of each step.
         share_init: copy the first model's parameter values into every later model
-            wherever names and shapes match.
+            wherever names and shapes match and the later model's own value was drawn
+            alike (a deliberate init or loaded weights are kept; ``twin.init.not_shared``
+            says why); ``{name: False | [parameter names]}`` per candidate.
         metrics: per-example metrics computed on every training batch.
         grad_clip: clip each model's gradient norm to this value.
         sinks: event sinks (TensorBoard, ...), as for the file-based engine.
@@ -66,7 +71,7 @@ class Twin:
         candidates: Mapping[str, Sequence[Any]],
         *,
         seed: int = 0,
-        share_init: bool = True,
+        share_init: bool | Mapping[str, bool | Sequence[str]] = True,
         metrics: Mapping[str, Metric] | None = None,
         grad_clip: float | None = None,
         sinks: Sequence[Sink] = (),
@@ -81,6 +86,7 @@ class Twin:
         self.bus = EventBus(sinks)
         self.states: dict[str, CandidateState] = {}
         for name, parts in candidates.items():
+            check_name(name, "Twin candidate name")  # it names folders (TensorBoard, checks)
             if not isinstance(parts, (tuple, list)) or len(parts) not in (2, 3):
                 raise BuildError(
                     f"Twin candidate {name!r} must be (model, optimizer) or (model, optimizer, scheduler)"
@@ -98,9 +104,9 @@ class Twin:
                 name, spec, model, optimizer, parts[2] if len(parts) == 3 else None,
                 loss_fn=_unset_loss, augment=None,
             )
-        if share_init:
-            share_initial_weights([s.model for s in self.states.values()])
-        self.init = init_report({n: s.model for n, s in self.states.items()})
+        policy = share_policy(share_init, list(self.states))
+        kept = share_initial_weights([s.model for s in self.states.values()], policies=list(policy.values()))
+        self.init = init_report({n: s.model for n, s in self.states.items()}, dict(zip(self.states, kept)))
         self.executor = SequentialExecutor()
         self.step_count = 0
         self._devices = sorted({p.device for s in self.states.values() for p in s.model.parameters()}, key=str)
@@ -166,7 +172,12 @@ class Twin:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        """Close the sinks; a loop that raised inside ``with`` is recorded as failed (or interrupted)."""
+        if exc is not None:
+            failed = RunFailed(self.run_id, self.step_count, exc, isinstance(exc, KeyboardInterrupt))
+            for error in self.bus.emit_to_all(failed):
+                exc.add_note(f"twinrun: a sink also failed while recording this: {type(error).__name__}: {error}")
         self.close()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from twinrun._names import check_name
 from twinrun.engine import CandidateDiverged, EvalDone, RunFailed, RunStarted, Sink, StepDone
 
 __all__ = ["TensorBoardSink"]
@@ -32,6 +33,7 @@ class TensorBoardSink(Sink):
         if writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
+            check_name(candidate, "TensorBoardSink: candidate name")  # it becomes a folder of logdir
             writer = SummaryWriter(log_dir=str(self.logdir / candidate), flush_secs=self.flush_secs)
             self._writers[candidate] = writer
         return writer

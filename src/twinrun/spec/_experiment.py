@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from twinrun._names import check_name
 from twinrun.errors import ConfigError
 from twinrun.spec._factory import Factory, as_factory
 from twinrun.spec._metrics import Metric
@@ -17,7 +17,6 @@ __all__ = ["Experiment", "ExperimentSource", "FactoryLike"]
 
 FactoryLike = Factory | Callable[..., Any] | str
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _S = Settings  # defaults below come from Settings, the single source of truth
 
 
@@ -76,7 +75,7 @@ class Experiment:
     device: str = _S.device
     grad_clip: float | None = _S.grad_clip
     output: str = _S.output
-    share_init: bool = _S.share_init
+    share_init: bool | Mapping[str, bool | Sequence[str]] = _S.share_init
     deterministic: bool = _S.deterministic
     ledger_every: int | None = _S.ledger_every
     checkpoint_every: int | None = _S.checkpoint_every
@@ -85,11 +84,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise ConfigError(
-                f"experiment name {self.name!r} is not a valid name",
-                fix="use letters, digits and _ . + - (it names folders and registry rows)",
-            )
+        check_name(self.name, "experiment name")
         for role in ("data", "model", "optimizer", "loss"):
             value = getattr(self, role)
             if value is None:
@@ -125,11 +120,7 @@ class Experiment:
                 fix='e.g. candidates={"small": {"model.width": 64}, "wide": {"model.width": 256}}',
             )
         for name, overrides in self.candidates.items():
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise ConfigError(
-                    f"{where}: candidate name {name!r} is not valid",
-                    fix="use letters, digits and _ . + - (it names TensorBoard folders)",
-                )
+            check_name(name, f"{where}: candidate name")
             if not isinstance(overrides, Mapping):
                 raise ConfigError(
                     f"{where}: candidate {name!r} must map override keys to values, got {overrides!r}",

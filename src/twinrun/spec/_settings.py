@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twinrun.errors import ConfigError
@@ -36,7 +37,7 @@ class Settings:
     device: str = "cpu"
     grad_clip: float | None = None
     output: str = "auto"
-    share_init: bool = True
+    share_init: bool | Mapping[str, bool | Sequence[str]] = True
     deterministic: bool = False
     ledger_every: int | None = 20
     checkpoint_every: int | None = None
@@ -58,7 +59,8 @@ SETTING_HELP: dict[str, str] = {
     "device": "torch device: cpu, cuda, cuda:1, mps ...",
     "grad_clip": "clip the gradient norm to this value (None: no clipping)",
     "output": "what the model outputs: auto, logits, binary_logits or values (used for seed ensembles)",
-    "share_init": "copy initial weights across candidates wherever parameter names and shapes match",
+    "share_init": "copy initial weights across candidates wherever parameter names and shapes match "
+    "and the candidate's own value was drawn alike (True, False, or {candidate: False | [names]})",
     "deterministic": "deterministic kernels (torch.use_deterministic_algorithms, cuDNN flags, "
     "CUBLAS_WORKSPACE_CONFIG) during training; see twinrun.deterministic_mode",
     "ledger_every": "record control sums of every parameter every this many steps (batches and "
@@ -97,7 +99,17 @@ def validate_setting(name: str, value: Any) -> None:
     elif name == "output":
         if value not in OUTPUT_KINDS:
             raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")
-    elif name in ("share_init", "deterministic"):
+    elif name == "share_init" and not isinstance(value, bool):
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(isinstance(n, str) for n in v))
+            for v in value.values()
+        ):
+            raise ConfigError(
+                f"setting share_init={value!r} must be True, False, or a mapping candidate -> True, "
+                "False or a list of parameter names",
+                fix='e.g. share_init={"pretrained": False, "wide": ["embed.weight"]}',
+            )
+    elif name == "deterministic":
         if not isinstance(value, bool):
             raise ConfigError(f"setting {name}={value!r} must be True or False")
     elif name in ("ledger_every", "checkpoint_every") and value is not None:

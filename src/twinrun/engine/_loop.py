@@ -185,6 +185,7 @@ class TwinEngine:
                             f"{_shape(inputs)}: {type(exc).__name__}: {exc}",
                             fix="check the model's input layer against the data",
                         ) from exc
+                    self._check_class_range(name, state, outputs, targets)
                     try:
                         loss = state.loss_fn(outputs, targets)
                         self.eval_losses[name](outputs, targets)
@@ -202,7 +203,6 @@ class TwinEngine:
                         )
                     for metric_name, metric in self.metrics.items():
                         check_metric_output(metric_name, metric(outputs, targets), 2)
-                    self._check_class_range(name, state, outputs, targets)
             finally:
                 state.model.train(was_training)
             kinds.add(_output_kind(self.settings.output, state.loss_fn, outputs))

@@ -153,7 +153,8 @@ def share_initial_weights(
     A parameter takes the earlier value only where it was drawn like it: the
     candidate's own fresh value and the donor's are both the same constant, or
     both random with the same mean and spread (within 5 standard errors of
-    their sampling noise: a false alarm about once in a million tensors). A value the user set on purpose (loaded or
+    their sampling noise: a false alarm about once in a million tensors;
+    tensors of fewer than 16 values are shared unless one is a constant). A value the user set on purpose (loaded or
     pretrained weights, a deliberate init such as a depth-scaled projection, a
     bias set to the label prior) differs in scale or location, and is kept.
     ``policies[i]`` limits model ``i``: ``False`` takes nothing, a list of
@@ -198,6 +199,8 @@ def _why_not_shared(name: str, own: torch.Tensor, donor: torch.Tensor, policy: b
         return (f"its own initial value is constant {float(a[0]):.4g} where the earlier candidate's is "
                 f"{'constant ' + format(float(b[0]), '.4g') if sb == 0.0 else 'random'}: set on purpose, kept")
     n = a.numel()
+    if n < 16:  # too few values to tell two draws apart (a constant was caught above)
+        return None
     # log(std ratio) has a standard error of about 1/sqrt(n - 1) for two samples of n values
     spread_ok = abs(math.log(sa / sb)) <= 5.0 / math.sqrt(max(n - 1, 1)) + 0.01
     mean_ok = abs(float(a.mean()) - float(b.mean())) <= 5.0 * math.sqrt((sa**2 + sb**2) / n)

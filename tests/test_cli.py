@@ -13,7 +13,7 @@ from conftest import TOY
 def _twinrun(*args, cwd=None):
     return subprocess.run(
         [sys.executable, "-m", "twinrun", *args], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ}, timeout=300,
+        env={**os.environ}, timeout=1800,
     )
 
 

@@ -6,10 +6,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 
 def test_demo_runs_and_the_cnns_beat_the_mlp():
     proc = subprocess.run(
-        [sys.executable, "-m", "twinrun", "demo", "--json"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "twinrun", "demo", "--json"], capture_output=True, text=True, timeout=1800
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)

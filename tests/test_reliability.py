@@ -194,7 +194,7 @@ def test_registry_check_of_a_damaged_file_exits_1(tmp_path, capsys):
                  registry=reg, overrides={"steps": 2}, candidates=["small"])
     assert not list(tmp_path.glob("r.sqlite-wal")) or (tmp_path / "r.sqlite-wal").stat().st_size == 0
     data = bytearray(path.read_bytes())
-    data[4096 * 2:] = bytes(((i * 37) % 251 for i in range(len(data) - 4096 * 2)))  # pages 3.. scrambled
+    data[4096 * 2:] = bytes((i * 37) % 251 for i in range(len(data) - 4096 * 2))  # pages 3.. scrambled
     path.write_bytes(bytes(data))
     assert cli_main(["registry", "check", "--registry", str(path)]) == 1
     assert "DAMAGED" in capsys.readouterr().out

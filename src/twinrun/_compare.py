@@ -12,8 +12,8 @@ from typing import Any
 
 from twinrun._atomic import write_json
 from twinrun._home import registry_path, runs_dir, tensorboard_dir, twinrun_home
-from twinrun._names import check_name
 from twinrun._interrupt import StopRequest, stop_on_signals
+from twinrun._names import check_name
 from twinrun._runfolder import find_run_folder
 from twinrun._runlock import run_lock
 from twinrun.checkpoint import ResumePlan, list_checkpoints, plan_resume

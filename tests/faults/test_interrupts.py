@@ -146,7 +146,7 @@ def test_a_child_started_with_sigint_ignored_still_stops_on_ctrl_c(tmp_path):
     home = tmp_path / "home"
     env = child_env()
     env.pop("PYTHONHASHSEED", None)
-    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 - as `cmd &` in a script
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
     proc = subprocess.Popen(_cmd("compare", FLAKY, *SLOW, "--home", home), env=env, text=True,
                             start_new_session=True, preexec_fn=ignore,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -6,8 +6,8 @@ import argparse
 import errno
 import shutil
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from twinrun._version import __version__
 from twinrun.cli import _check, _compare, _env, _ledger, _registry, _repro, _runs, _seeds

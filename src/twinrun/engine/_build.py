@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from twinrun._interrupt import StopRequest
 from twinrun.engine._build import CandidateState, build_candidates, per_example_loss
 from twinrun.engine._data import SharedData, move_to
 from twinrun.engine._evaluate import EvalOutput, evaluate
@@ -46,7 +47,6 @@ from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
 from twinrun.engine._result import CandidateResult, TwinResult
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._verdict import compare_candidates
-from twinrun._interrupt import StopRequest
 from twinrun.errors import BuildError, ConfigError, DataError, Interrupted
 from twinrun.rng import (
     RngStreams,

@@ -9,8 +9,8 @@ checked here, with an error that names the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from twinrun.errors import ConfigError

@@ -14,6 +14,7 @@ import pytest
 import twinrun
 from twinrun.cli import main
 from twinrun.registry import Registry
+from twinrun.registry._schema import SCHEMA_VERSION
 
 SRC = str(Path(twinrun.__file__).resolve().parents[1])
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
@@ -123,7 +124,7 @@ def test_registry_info_and_check(two_runs, capsys):
     code, out, _ = _cli(capsys, "registry", "info", "--json")
     info = json.loads(out)
     assert code == 0 and info["runs"] == 2 and info["by_status"]["finished"] == 2
-    assert info["schema_version"] == 2 and info["metric_rows"] > 0
+    assert info["schema_version"] == SCHEMA_VERSION and info["metric_rows"] > 0
     code, out, _ = _cli(capsys, "registry", "check")
     assert code == 0 and out.strip().endswith(": ok")
 

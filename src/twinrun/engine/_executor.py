@@ -93,8 +93,10 @@ class SequentialExecutor:
                         state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip
                     )
             except Exception as exc:  # noqa: BLE001 - this candidate's own code: it stops, the others go on
-                out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets))
+                out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets),
+                                 exception=exc)
             outputs[state.name] = StepOutput(
-                out.loss, out.metrics, out.lr, seconds=time.perf_counter() - start, error=out.error
+                out.loss, out.metrics, out.lr, seconds=time.perf_counter() - start, error=out.error,
+                exception=out.exception,
             )
         return outputs

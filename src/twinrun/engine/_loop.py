@@ -340,10 +340,14 @@ class TwinEngine:
         ))
         for name, value, error in diverged:
             self.bus.emit(CandidateDiverged(self.run_id, step, name, value, error))
-        if diverged and not self.live and all(s.error is not None for s in self.states.values()):
-            failures = "; ".join(s.error for s in self.states.values() if s.error)
-            raise BuildError(f"every candidate failed at step {step}: {failures}",
-                             fix="fix the candidates' code; each error above names its candidate and the batch")
+        raised = [o.exception for o in outputs.values() if o.exception is not None]
+        if raised and len(raised) == len(outputs) and not self.live:
+            # every candidate's own code raised: the run fails with the first error, as the user wrote it
+            error = raised[0]
+            for state in self.states.values():
+                if state.error:
+                    error.add_note(f"twinrun: {state.error}")
+            raise error
 
     def prepared_batches(self, step: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """The augmented batches of ``step`` and which live candidate uses which (a pure function of the step)."""

@@ -25,6 +25,7 @@ class StepOutput:
     lr: float = math.nan
     seconds: float = 0.0
     error: str | None = None  # the candidate's own code raised: it stops, the others go on
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property
     def finite(self) -> bool:

@@ -21,11 +21,14 @@ ARGS = ["--checkpoint-every", "4", "--ledger-every", "1", "--no-tensorboard", "-
 STEPS = 30  # killable: evaluations at 8, 16, 24, 30; 256 examples / batch 32 = 8 steps an epoch
 
 
-def _twinrun(home, *extra, kill_at=None):
+LOADER = str(HERE / "experiments" / "loader.py")
+
+
+def _twinrun(home, *extra, kill_at=None, experiment=KILLABLE):
     env = child_env(PYTHONHASHSEED="0", TWINRUN_NO_REEXEC="1")
     if kill_at is not None:
         env["TWINRUN_TEST_KILL_AT"] = str(kill_at)
-    return subprocess.run([sys.executable, "-m", "twinrun", "compare", KILLABLE, *ARGS, "--home", str(home),
+    return subprocess.run([sys.executable, "-m", "twinrun", "compare", experiment, *ARGS, "--home", str(home),
                            *extra], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -88,3 +91,17 @@ def test_a_chain_of_five_kills_then_resume_equals_the_uninterrupted_run(tmp_path
     proc = _twinrun(tmp_path, "--resume", "latest")
     assert proc.returncode == 0, proc.stderr
     _assert_same(tmp_path, uninterrupted)
+
+
+@pytest.mark.parametrize("workers,persistent", [(0, False), (2, False), (2, True)])
+def test_kill_9_of_a_run_reading_a_dataloader_with_workers_then_resume_is_exact(workers, persistent, tmp_path):
+    """Workers re-seed a dataset-owned generator in worker_init_fn and draw torch noise: after a
+    kill in the second epoch, the resumed run replays the data and equals the uninterrupted run."""
+    options = ["--set", f"loader.num_workers={workers}", "--set", f"loader.persistent_workers={persistent}"]
+    full = _twinrun(tmp_path / "full", *options, experiment=LOADER)
+    assert full.returncode == 0, full.stderr
+    killed = _twinrun(tmp_path / "run", *options, kill_at=21, experiment=LOADER)  # 16 steps an epoch
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _twinrun(tmp_path / "run", "--resume", "latest", experiment=LOADER)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same(tmp_path / "run", (json.loads(full.stdout), tmp_path / "full"))

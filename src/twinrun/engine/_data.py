@@ -7,7 +7,7 @@ and lets every candidate see the very same examples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset, default_collate
 
+from twinrun.engine._loader import LoaderFeed
 from twinrun.errors import DataError
 from twinrun.rng import RngStreams
+from twinrun.spec import Factory
 
 __all__ = ["BatchPlan", "SharedData", "as_dataset", "move_to"]
 
@@ -92,7 +94,8 @@ class SharedData:
 
     def __init__(
         self, train: Any, val: Any, *, batch_size: int, eval_batch_size: int,
-        streams: RngStreams, experiment: str,
+        streams: RngStreams, experiment: str, loader: Factory | None = None,
+        reload_train: Callable[[], Any] | None = None,
     ) -> None:
         self.train = as_dataset(train, split="train", experiment=experiment)
         self.val = as_dataset(val, split="validation", experiment=experiment)
@@ -108,8 +111,19 @@ class SharedData:
         self._check_item(self.train, "train")
         self._check_item(self.val, "validation")
 
+        def reload() -> Any:  # the training set as built at the start (its own generators too)
+            assert reload_train is not None
+            dataset = as_dataset(reload_train(), split="train", experiment=experiment)
+            self._check_item(dataset, "train")
+            return dataset
+
+        self.feed = None if loader is None else LoaderFeed(
+            loader, self.train, self.plan, streams, experiment,
+            reload=None if reload_train is None else reload)
+
     def _check_item(self, dataset: Any, split: str) -> None:
-        item = dataset[0]
+        with self.plan.streams.isolated("data_fetch", 0):  # a random transform draws from a stream of its own
+            item = dataset[0]
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise DataError(
                 f"experiment {self._experiment!r}: a {split} example is a "
@@ -135,11 +149,18 @@ class SharedData:
         the step alone, whatever the process did before (a sweep's seed equals that
         seed's ``compare``; a resumed run equals an uninterrupted one).
         """
+        if self.feed is not None:  # the user's loader reads the same examples (see _loader)
+            return self.feed.batch(step)
         indices = self.plan.indices(step)
         if isinstance(self.train, TensorDataset):
             return self.gather(self.train, indices)
         with self.plan.streams.isolated("data_fetch", step):
             return self.gather(self.train, indices)
+
+    def close(self) -> None:
+        """Stop the loader's workers, if there is a loader."""
+        if self.feed is not None:
+            self.feed.close()
 
     def val_batches(self) -> Iterator[tuple[Any, Any]]:
         """Validation batches in a fixed order (the same for every candidate and evaluation)."""

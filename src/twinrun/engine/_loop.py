@@ -129,6 +129,15 @@ class TwinEngine:
 
     # ------------------------------------------------------------------ set-up
     def _load_data(self) -> SharedData:
+        loaded = self._call_data_factory()
+        return SharedData(
+            loaded[0], loaded[1], batch_size=self.settings.batch_size,
+            eval_batch_size=self.settings.eval_batch_size, streams=self.streams,
+            experiment=self.resolved.name, loader=self.resolved.loader,
+            reload_train=lambda: self._call_data_factory()[0],
+        )
+
+    def _call_data_factory(self) -> tuple[Any, Any]:
         data = self.resolved.data
         # A constant stream: a random split inside the data factory is the same for every seed.
         with isolated_global_rng(derive_seed(0, "data")):
@@ -146,11 +155,7 @@ class TwinEngine:
                 f"{type(loaded).__name__}; twinrun needs (train, val)",
                 fix="return a pair: (train_dataset, val_dataset)",
             )
-        return SharedData(
-            loaded[0], loaded[1], batch_size=self.settings.batch_size,
-            eval_batch_size=self.settings.eval_batch_size, streams=self.streams,
-            experiment=self.resolved.name,
-        )
+        return loaded[0], loaded[1]
 
     def _preflight(self) -> str:
         """Run every candidate on 2 training examples in eval mode; infer the output kind."""
@@ -279,6 +284,7 @@ class TwinEngine:
             ):
                 self._evaluate_all(keep_outputs=True)
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
+            self.data.close()
             failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt),
                                at_step_boundary=isinstance(exc, Interrupted) and exc.at_step_boundary)
             for error in self.bus.emit_to_all(failed):
@@ -288,6 +294,7 @@ class TwinEngine:
             finally:
                 raise
         self.timing["total"] = time.perf_counter() - started
+        self.data.close()
         result = self._result()
         self.bus.emit(RunFinished(self.run_id, result))
         self.bus.close()

@@ -30,7 +30,7 @@ _Device = torch.device  # inside RngStreams, ``torch`` names its method
 __all__ = ["STREAMS", "RngStreams", "derive_seed", "isolated_global_rng"]
 
 #: The streams twinrun itself uses; users may name any others.
-STREAMS = ("init", "data_order", "data_fetch", "augment", "dropout", "eval")
+STREAMS = ("init", "data_order", "data_fetch", "loader", "augment", "dropout", "eval")
 
 _MASK63 = (1 << 63) - 1
 

@@ -48,6 +48,13 @@ class Experiment:
         scheduler: optional ``fn(optimizer, **kw)``, stepped once per training step.
         augment: optional ``fn(inputs, targets, *, generator, **kw) -> (inputs, targets)``,
             applied once per batch and shared by every candidate with the same augmentation.
+        loader: optional ``fn(train_dataset, *, batch_sampler, generator, **kw)`` returning
+            an iterable of ``(inputs, targets)`` batches, typically
+            ``twinrun.factory(torch.utils.data.DataLoader, num_workers=4,
+            worker_init_fn=..., persistent_workers=True)``: training batches are read
+            through it (workers, ``worker_init_fn``, pinned memory...), with the same
+            examples per step as without it; exact resume replays the data (see
+            :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
         steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
         output, share_init, deterministic, ledger_every, checkpoint_every: shared
@@ -65,6 +72,7 @@ class Experiment:
     candidates: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {"base": {}})
     scheduler: FactoryLike | None = None
     augment: FactoryLike | None = None
+    loader: FactoryLike | None = None
     metrics: Mapping[str, Metric] = field(default_factory=dict)
     description: str = ""
     steps: int = _S.steps
@@ -90,7 +98,7 @@ class Experiment:
             if value is None:
                 raise ConfigError(f"{where}: the {role} factory is missing", fix=f"pass {role}=...")
             object.__setattr__(self, role, as_factory(value, role=role, where=where))
-        for role in ("scheduler", "augment"):
+        for role in ("scheduler", "augment", "loader"):
             value = getattr(self, role)
             if value is not None:
                 object.__setattr__(self, role, as_factory(value, role=role, where=where))

@@ -86,6 +86,7 @@ class ResolvedExperiment:
     warnings: tuple[str, ...] = ()
     source: ExperimentSource | None = None
     description: str = ""
+    loader: Factory | None = None
 
     def to_config(self) -> dict[str, Any]:
         """The fully resolved config, JSON-serialisable; saved with every run."""
@@ -93,6 +94,7 @@ class ResolvedExperiment:
             "experiment": self.name,
             "settings": self.settings.to_config(),
             "data": self.data.to_config(),
+            **({"loader": self.loader.to_config()} if self.loader is not None else {}),
             "metrics": {
                 name: {"fn": jsonable(m.fn), "higher_is_better": m.higher_is_better}
                 for name, m in self.metrics.items()
@@ -144,6 +146,8 @@ def resolve(
     settings_changes: dict[str, Any] = {}
     data = experiment.data
     assert isinstance(data, Factory)
+    loader = experiment.loader
+    assert loader is None or isinstance(loader, Factory)
     base: dict[str, Factory | None] = {r: getattr(experiment, r) for r in CANDIDATE_ROLES}
     global_kwargs: dict[str, dict[str, Any]] = {r: {} for r in CANDIDATE_ROLES}
     scoped: dict[str, dict[str, Any]] = {n: {} for n in declared_names}
@@ -168,6 +172,15 @@ def resolve(
             else:
                 _check_key(data, "data", kw, where=f"override {key!r}")
                 data = data.with_kwargs(**{kw: _coerce(data, kw, value, f"override {key!r}")})
+        elif role == "loader":
+            if not dot:
+                loader = None if value is None else as_factory(value, role="loader", where=f"override {key!r}")
+            elif loader is None:
+                raise ConfigError(f"override {key!r}: experiment {experiment.name!r} has no loader",
+                                  fix="set loader=twinrun.factory(torch.utils.data.DataLoader, ...) first")
+            else:
+                _check_key(loader, "loader", kw, where=f"override {key!r}")
+                loader = loader.with_kwargs(**{kw: _coerce(loader, kw, value, f"override {key!r}")})
         elif role in CANDIDATE_ROLES and not dot:
             base[role] = None if value is None else as_factory(value, role=role, where=f"override {key!r}")
             global_kwargs[role] = {}
@@ -208,6 +221,7 @@ def resolve(
         name=experiment.name,
         settings=settings,
         data=data,
+        loader=loader,
         metrics=dict(experiment.metrics),
         candidates=selected,
         declared=declared,
@@ -238,9 +252,10 @@ def _build_candidate(
                     f"{where}: {key} is a setting shared by all candidates",
                     fix=f"set it on the experiment or with --set {key}=...",
                 )
-            if role == "data":
+            if role in ("data", "loader"):
                 raise ConfigError(
-                    f"{where}: candidates share the data, so it cannot be overridden per candidate",
+                    f"{where}: candidates share the data and its loader, so {role} cannot be "
+                    "overridden per candidate",
                     fix="compare data variants as an augmentation, or in separate experiments",
                 )
             if role not in CANDIDATE_ROLES:
@@ -355,8 +370,10 @@ def _coerce(f: Factory, key: str, value: Any, where: str) -> Any:
 
 def _valid_keys(experiment: Experiment) -> list[str]:
     keys = list(_SETTING_NAMES)
-    for role in ("data", *CANDIDATE_ROLES):
+    for role in ("data", "loader", *CANDIDATE_ROLES):
         f = getattr(experiment, role)
+        if role == "loader" and f is None:
+            continue
         keys.append(role)
         if isinstance(f, Factory):
             valid = f.valid_keys(role)

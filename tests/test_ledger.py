@@ -193,3 +193,8 @@ def test_ledger_command_reads_and_compares(toy, capsys, monkeypatch):
     assert "first divergence: step 0 · candidate a · initial weights" in capsys.readouterr().out
     assert main(["ledger", str(Path(runs[0]) / "nothing")]) == 2
     assert "no ledger" in capsys.readouterr().err
+    # runs named as everywhere else: an id prefix, latest, latest~N
+    assert main(["ledger", Path(runs[0]).name[:6], "latest~1"]) == 0 and "bit-identical" in capsys.readouterr().out
+    assert main(["ledger", "latest~2", "latest"]) == 1
+    capsys.readouterr()
+    assert main(["ledger", "ffffffff"]) == 2 and "no ledger for 'ffffffff'" in capsys.readouterr().err

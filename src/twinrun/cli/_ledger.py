@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from twinrun.cli._common import RawHelp, add_json, print_json
+from pathlib import Path
+
+from twinrun._home import twinrun_home
+from twinrun._runfolder import find_run_folder
+from twinrun.cli._common import RawHelp, add_home, add_json, add_registry, print_json
 from twinrun.cli._tables import format_table
 from twinrun.ledger import KINDS, Ledger, compare_ledgers
 
@@ -15,9 +19,10 @@ the ledgers of two runs of the same experiment and print the first record on
 which they disagree.
 
 examples:
-  twinrun ledger .twinrun/runs/RUN_ID
-  twinrun ledger .twinrun/runs/RUN_ID --step 10          # the records of one step
-  twinrun ledger RUN_A RUN_B                               # where did they part?
+  twinrun ledger latest
+  twinrun ledger 1a2b3c4d --step 10                        # the records of one step
+  twinrun ledger latest~1 latest                           # where did they part?
+  twinrun ledger .twinrun/runs/RUN_ID/ledger.jsonl         # a folder or a file works too
 
 exit status: 0 (with two runs: identical), 1 the runs diverged, 2 bad input.
 """
@@ -26,8 +31,11 @@ exit status: 0 (with two runs: identical), 1 the runs diverged, 2 bad input.
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ledger", help="read a run's ledger, or compare two runs' ledgers",
                               description=HELP, formatter_class=RawHelp)
-    p.add_argument("runs", metavar="RUN", nargs="+", help="a run folder or ledger file (two to compare)")
+    p.add_argument("runs", metavar="RUN", nargs="+",
+                   help="a run id (a prefix, latest, latest~1), a run folder or a ledger file (two to compare)")
     p.add_argument("--step", type=int, metavar="N", help="list the records of step N")
+    add_home(p)
+    add_registry(p)
     add_json(p)
     p.set_defaults(handler=run_ledger)
 
@@ -38,7 +46,7 @@ def run_ledger(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"twinrun ledger takes one or two runs, got {len(args.runs)}",
                           fix="twinrun ledger RUN, or twinrun ledger RUN_A RUN_B")
-    ledgers = [Ledger.load(path) for path in args.runs]
+    ledgers = [Ledger.load(_ledger_path(query, args)) for query in args.runs]
     if len(ledgers) == 2:
         comparison = compare_ledgers(*ledgers)
         if args.json:
@@ -84,3 +92,19 @@ def run_ledger(args: argparse.Namespace) -> int:
         rows.append([f"factor {key}", str(value)])
     print(format_table(["fact", "value"], rows))
     return 0
+
+
+def _ledger_path(query: str, args: argparse.Namespace) -> Path:
+    """A ledger file or run folder as given; else the folder of the run the id names."""
+    if Path(query).exists() or "/" in query:
+        return Path(query)
+    from twinrun.cli._runs import open_for_reading
+    from twinrun.errors import CheckpointError, LedgerError
+
+    root = twinrun_home(args.home)
+    with open_for_reading(args.registry or (str(root / "registry.sqlite") if args.home else None)) as store:
+        try:
+            return find_run_folder(query, root, store)
+        except CheckpointError as exc:
+            raise LedgerError(exc.message.replace("nothing to resume at", "no ledger for"),
+                              fix="pass a run id from `twinrun runs`, a run folder or a ledger file") from None

@@ -42,6 +42,7 @@ examples:
   twinrun seeds --resume 1a2b3c4d --seeds 20         # add seeds 10..19 to it
   twinrun seeds exp.py --seeds 10 --deploy single    # recommend for deploying one seed
   twinrun seeds exp.py --seeds 8 --backend ray --address auto   # on a Ray cluster
+  twinrun seeds exp.py --seeds 10 --backend inprocess           # short seeds: no process start-up
   twinrun seeds --list                               # every sweep
   twinrun seeds --show 1a2b3c4d [--json]             # a stored analysis, nothing rerun
 
@@ -64,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     how.add_argument("--jobs", "-j", type=int, metavar="N", help="seeds at once (default: the number of cores)")
     how.add_argument("--threads", type=int, metavar="T", help="threads per seed (default: cores // jobs)")
     how.add_argument("--backend", choices=BACKENDS, default="local",
-                     help="local: processes on this machine (default); ray: Ray tasks "
+                     help="local: a fresh process per seed on this machine (default); inprocess: "
+                     "seeds one after another in this process, no start-up per seed; ray: Ray tasks "
                      '(pip install "twinrun[ray]")')
     how.add_argument("--address", metavar="ADDR",
                      help="the Ray cluster (auto, ray://head:10001, head:6379); default a local Ray instance")

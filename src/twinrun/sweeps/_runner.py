@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +39,7 @@ from twinrun.registry import Registry, Sweep, resolve_registry_path
 from twinrun.spec import Experiment, ResolvedExperiment
 from twinrun.stats import DEPLOY
 from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
+from twinrun.sweeps._inprocess import InProcessBackend
 from twinrun.sweeps._local import LocalBackend
 from twinrun.sweeps._plan import SweepPlan, choose_seeds, make_plan
 from twinrun.sweeps._process import HASH_SEED
@@ -57,7 +59,7 @@ __all__ = [
     "seeds",
 ]
 
-BACKENDS = ("local", "ray")
+BACKENDS = ("local", "inprocess", "ray")
 SWEEP_STATUSES = ("running", "finished", "partial", "interrupted")
 
 
@@ -145,8 +147,10 @@ def run_sweep(
         jobs: seeds at once (local default: the number of cores).
         threads: threads per seed (default: cores // jobs); set as ``OMP_NUM_THREADS`` and
             ``torch.set_num_threads`` in each seed's process.
-        backend: ``"local"`` (processes on this machine) or ``"ray"`` (``address``: the cluster;
-            default a local Ray instance). Needs ``pip install "twinrun[ray]"``.
+        backend: ``"local"`` (a fresh process per seed on this machine), ``"inprocess"``
+            (seeds one after another in this process: no start-up per seed, see
+            ``_inprocess``) or ``"ray"`` (``address``: the cluster; default a local Ray
+            instance; needs ``pip install "twinrun[ray]"``).
         resume: ``False``: a new sweep; a sweep id (or prefix): resume that sweep; ``True``: the
             newest unfinished sweep of the same configuration, else a new one.
         candidates, reference, overrides: as for :func:`twinrun.compare` (no ``seed`` override).
@@ -170,8 +174,13 @@ def run_sweep(
     _check_options(backend, address, deploy, confidence, n_resamples)
     root = twinrun_home(home).absolute()
     reg_path = resolve_registry_path(registry, home=root)
-    runner = (LocalBackend(jobs, threads) if backend == "local"
-              else RayBackend(jobs, threads, address))
+    runner: Any
+    if backend == "local":
+        runner = LocalBackend(jobs, threads)
+    elif backend == "inprocess":
+        runner = InProcessBackend(jobs, threads)
+    else:
+        runner = RayBackend(jobs, threads, address)
     with Registry.open(reg_path) as reg:
         sweep, plan, resolved, notes = _plan_or_resume(
             reg, experiment, seeds=seeds, base_seed=base_seed, resume=resume, candidates=candidates,
@@ -195,7 +204,8 @@ def run_sweep(
         try:
             with _sigterm_as_interrupt():
                 runner.start()
-                execution = {**runner.describe(), "pythonhashseed": HASH_SEED}
+                execution = {**runner.describe(), "pythonhashseed": HASH_SEED if backend != "inprocess"
+                             else os.environ.get("PYTHONHASHSEED")}
                 sessions.append({"started_at": time.time(), **execution, "seeds": to_run})
                 reg.update_sweep(sweep_id, status="running",
                                  config={**plan.to_config(), "sessions": sessions})

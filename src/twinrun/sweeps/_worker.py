@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OUTPUTS_ARTIFACT", "OUTPUTS_FILE", "main", "save_outputs"]
+__all__ = ["OUTPUTS_ARTIFACT", "OUTPUTS_FILE", "main", "run_task", "save_outputs"]
 
 #: The registry artifact kind, and the file name in the run folder, of a seed's outputs.
 OUTPUTS_ARTIFACT = "seed_outputs"
@@ -102,17 +102,30 @@ def _registered(registry: str, run_id: str, error: str) -> bool:
 
 
 def run(task_path: str) -> int:
-    from twinrun._compare import DEFAULT, compare
-    from twinrun.engine import new_run_id
-    from twinrun.errors import TwinrunError
-    from twinrun.registry import Registry
-    from twinrun.spec import parse_overrides
+    """The seed of ``task_path`` in this (fresh) process; its outcome is written next to its log."""
     from twinrun.sweeps._task import SeedTask
 
     task = SeedTask.from_json(Path(task_path).read_text())
     import torch
 
     torch.set_num_threads(task.threads)
+    return run_task(task, log=sys.stderr)
+
+
+def run_task(task: Any, *, log: Any) -> int:
+    """Run one seed's twin run (``compare``), save its outputs, write its outcome; the exit status.
+
+    Used by the seed's own process (:func:`run`) and by the in-process backend, which
+    runs seeds one after another in the sweep's process. Errors of the experiment
+    are reported in the outcome (their traceback goes to ``log``); an interrupt is
+    reported as ``interrupted`` with exit status 130.
+    """
+    from twinrun._compare import DEFAULT, compare
+    from twinrun.engine import new_run_id
+    from twinrun.errors import TwinrunError
+    from twinrun.registry import Registry
+    from twinrun.spec import parse_overrides
+
     run_id = new_run_id()
     started = time.monotonic()
     outcome: dict[str, Any] = {"seed": task.seed, "run_id": None, "log": str(task.log_path)}
@@ -149,11 +162,11 @@ def run(task_path: str) -> int:
         outcome.update(status="interrupted", error=f"interrupted ({exc or 'SIGINT'})")
         code = 130
     except TwinrunError as exc:
-        traceback.print_exc()
+        traceback.print_exc(file=log)
         outcome.update(status="failed", error=f"{type(exc).__name__}: {exc.message}", fix=exc.fix)
         code = 1
-    except BaseException as exc:  # noqa: BLE001 - the experiment's own code raised: report it
-        traceback.print_exc()
+    except Exception as exc:  # noqa: BLE001 - the experiment's own code raised: report it
+        traceback.print_exc(file=log)
         outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         code = 1
     if _registered(task.registry, run_id, outcome["error"]):

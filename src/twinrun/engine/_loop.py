@@ -350,11 +350,11 @@ class TwinEngine:
         raised = [o.exception for o in outputs.values() if o.exception is not None]
         if raised and len(raised) == len(outputs) and not self.live:
             # every candidate's own code raised: the run fails with the first error, as the user wrote it
-            error = raised[0]
+            first = raised[0]
             for state in self.states.values():
                 if state.error:
-                    error.add_note(f"twinrun: {state.error}")
-            raise error
+                    first.add_note(f"twinrun: {state.error}")
+            raise first
 
     def prepared_batches(self, step: int) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """The augmented batches of ``step`` and which live candidate uses which (a pure function of the step)."""

@@ -23,8 +23,8 @@ ended with some seeds failed), ``interrupted``.
 from __future__ import annotations
 
 import dataclasses
-import signal
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence

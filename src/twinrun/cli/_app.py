@@ -53,7 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
-    if getattr(args, "trains", False) and not getattr(args, "show_file", False) and needs_child():
+    trains = getattr(args, "trains", False)
+    if callable(trains):  # a command that trains in this process only with some options
+        trains = trains(args)
+    if trains and not getattr(args, "show_file", False) and needs_child():
         # PYTHONHASHSEED only takes effect at interpreter start: train in a child that has it
         return run_in_child(list(sys.argv[1:] if argv is None else argv))
     try:

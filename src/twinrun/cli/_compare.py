@@ -11,7 +11,10 @@ from twinrun._compare import compare
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
 from twinrun.cli._tables import format_verdict
 from twinrun.engine import TwinResult
-from twinrun.errors import Interrupted
+from twinrun.cli._sweep_report import format_sweep
+from twinrun.errors import ConfigError, Interrupted
+from twinrun.spec import load_experiment
+from twinrun.sweeps import SweepInterrupted, run_sweep
 from twinrun.examples import DIGITS
 from twinrun.spec import parse_overrides
 
@@ -50,6 +53,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (same as --set device=...)")
     parser.add_argument("--seed", type=int, metavar="N", help="the run's seed (same as --set seed=N)")
     parser.add_argument("--steps", type=int, metavar="N", help="training steps (same as --set steps=N)")
+    parser.add_argument("--replicas", type=int, metavar="K",
+                        help="train every candidate K times, replica r with seed SEED+r shared by all "
+                        "candidates (same init, batches, augmentation), one after another in this process; "
+                        "the verdict is then paired across replicas, a statement about the recipe "
+                        "(default: the experiment's replicas, else 1: one run, a statement about its "
+                        "trained weights)")
     parser.add_argument("--logdir", metavar="DIR", help="TensorBoard folder (default: <home>/tb/<experiment>-<run>)")
     parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard files")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -144,6 +153,12 @@ def print_interrupted(exc: Interrupted, args: argparse.Namespace) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
+    replicas = args.replicas if args.replicas is not None else load_experiment(args.experiment).replicas
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ConfigError(f"--replicas {replicas!r}: the number of replicas must be a whole number >= 1",
+                          fix="--replicas 4 (or 1 for a single run)")
+    if replicas > 1:
+        return _run_replicas(args, candidates, replicas)
     try:
         result = _compare(args, candidates)
     except Interrupted as exc:
@@ -159,6 +174,43 @@ def run_compare(args: argparse.Namespace) -> int:
                   f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
                   f"{cost['seconds_on']:.3f} s on)")
     return 0
+
+
+def _run_replicas(args: argparse.Namespace, candidates: list[str] | None, replicas: int) -> int:
+    """K replicas = seeds SEED..SEED+K-1 of the run, in this process, analysed as a paired sweep."""
+    if args.resume:
+        raise ConfigError("--resume continues one run, not a set of replicas",
+                          fix="replicas are recorded as a sweep: go on with twinrun seeds --resume SWEEP")
+    overrides = collect_overrides(args)
+    base = overrides.pop("seed", None)
+    if base is None:
+        base = load_experiment(args.experiment).seed
+    if args.no_registry:
+        raise ConfigError("--replicas records its replicas as a sweep in the registry; --no-registry forbids it",
+                          fix="drop --no-registry (or --registry PATH to record elsewhere)")
+    try:
+        result = run_sweep(
+            args.experiment, seeds=[int(base) + r for r in range(replicas)], backend="inprocess",
+            candidates=candidates, reference=args.reference,
+            overrides=overrides,
+            tensorboard=not args.no_tensorboard, home=args.home, registry=args.registry, tags=args.tags,
+            progress=False if (args.quiet or args.json) else None,
+        )
+    except SweepInterrupted as exc:
+        print(f"twinrun: interrupted with {exc.finished}/{exc.total} replicas finished; go on with: "
+              f"twinrun seeds --resume {exc.sweep_id[:8]}", file=sys.stderr)
+        return 130
+    if args.json:
+        print_json(result.to_dict())
+        return 0 if result.ok else 1
+    seeds = result.plan.seeds
+    print(f"scope: {replicas} replicas (seeds {seeds[0]}..{seeds[-1]}), each shared by every candidate "
+          "(same initial weights, batches, augmentation); Δ and P(better) are paired across replicas, so "
+          "they hold training noise: a statement about the recipes, on this validation set.\n")
+    print(format_sweep(result.analysis))
+    print(f"{replicas} replicas in {result.seconds:.1f} s · recorded as sweep {result.sweep_id[:8]}: "
+          f"twinrun seeds --show {result.sweep_id[:8]}")
+    return 0 if result.ok else 1
 
 
 def _compare(args: argparse.Namespace, candidates: list[str] | None) -> TwinResult:

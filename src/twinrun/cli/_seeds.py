@@ -96,7 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_home(p)
     add_registry(p)
     add_json(p)
-    p.set_defaults(handler=run_seeds)
+    # seeds run in this process with --backend inprocess: then it needs the fixed hash seed itself
+    p.set_defaults(handler=run_seeds, trains=lambda a: a.backend == "inprocess" and not (a.list or a.show))
 
 
 def _seed_list(text: str) -> list[int]:

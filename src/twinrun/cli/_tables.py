@@ -49,6 +49,8 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 def _diff(d: Difference | None) -> str:
     if d is None:
         return "-"
+    if not math.isfinite(d.low):
+        return f"{d.mean:+.4f}"
     mark = {True: "better", False: "worse", None: "~"}[d.better]
     return f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] {mark}"
 
@@ -60,7 +62,7 @@ def format_verdict(result: TwinResult) -> str:
     headers = ["candidate", "params", "status"]
     for m in metrics:
         headers += [f"val {m}", f"Δ {m} vs {ref} [95% CI]"]
-    headers.append("Δ train loss [95% CI]")
+    headers.append("Δ train loss (mean)")
     rows = []
     for name, cand in result.candidates.items():
         status = "ok" if cand.status == "finished" else f"{cand.status}@{cand.diverged_at}"
@@ -77,9 +79,12 @@ def format_verdict(result: TwinResult) -> str:
         "",
         format_table(headers, rows, right=[1]),
         "",
-        ("Δ = candidate − reference, paired: per validation example (t interval) and per shared "
-         "training batch (block bootstrap)."),
-        "better/worse: the 95% interval excludes 0; ~: not resolved by this run.",
+        ("Δ = candidate − reference, paired per validation example (t interval) and per shared "
+         "training batch (mean only)."),
+        ("scope: one run. better/worse: the interval excludes 0 for these trained weights on this "
+         "validation set; ~: not resolved. The interval leaves out training noise (initial weights, batch "
+         "order, dropout): it is not a verdict on the recipe. For that: --replicas 4, or twinrun seeds FILE "
+         "--seeds 10."),
     ]
     groups = []
     for name in result.candidates:
@@ -92,6 +97,12 @@ def format_verdict(result: TwinResult) -> str:
             f"peak activations: {human_bytes(mem['activation_peak_bytes'])} (one candidate at a time; "
             f"{human_bytes(mem['activation_sum_of_candidates'])} if all were alive at once)"
         )
+    partial = [f"{n} {len(result.init.shared.get(n, []))}/{len(result.init.shared.get(n, [])) + len(own)}"
+               for n, own in result.init.own.items() if own]
+    if partial:
+        lines.append("warning: not every initial tensor is shared (" + ", ".join(partial) + "): part of each "
+                     "difference is the candidates' own draws of initial weights, which one run cannot average "
+                     "out (--replicas K can)")
     for warning in result.warnings:
         lines.append(f"warning: {warning}")
     for name, cand in result.candidates.items():

@@ -26,6 +26,8 @@ class Difference:
     method: str
     higher_is_better: bool
     block: int | None = None
+    #: what the interval's sources of variance support a claim about
+    scope: str = ""
 
     @property
     def resolved(self) -> bool:
@@ -46,6 +48,8 @@ class Difference:
         }
         if self.block is not None:
             d["block"] = self.block
+        if self.scope:
+            d["scope"] = self.scope
         return d
 
 

@@ -59,6 +59,8 @@ class Experiment:
         steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
         output, share_init, deterministic, ledger_every, checkpoint_every: shared
             settings, see :class:`~twinrun.spec.Settings`.
+        replicas: how many replicas ``twinrun compare`` trains by default (``--replicas``):
+            replica ``r`` is the run with seed ``seed + r``, shared by every candidate.
         check_options: options of ``twinrun check`` that the experiment cannot express
             otherwise, by check name: ``{"causality": {"time_dim": 1}}``. Validated by
             :mod:`twinrun.checks` (``twinrun check --list`` shows every option).
@@ -88,6 +90,7 @@ class Experiment:
     ledger_every: int | None = _S.ledger_every
     checkpoint_every: int | None = _S.checkpoint_every
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    replicas: int = 1
     source: ExperimentSource | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +108,9 @@ class Experiment:
         self._check_candidates(where)
         self._check_metrics(where)
         self._check_check_options(where)
+        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) or self.replicas < 1:
+            raise ConfigError(f"{where}: replicas={self.replicas!r} must be a whole number >= 1",
+                              fix="replicas=4 (or 1 for a single run)")
         self.settings  # validates every setting  # noqa: B018
 
     @property

@@ -1,0 +1,52 @@
+"""`twinrun compare --replicas K`: K twin runs with seeds SEED..SEED+K-1, paired across replicas."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import TOY
+
+import twinrun
+from twinrun.cli import main
+from twinrun.registry import Registry
+
+pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
+ARGS = ["compare", str(TOY), "--candidates", "small,dropout", "--steps", "10", "--no-tensorboard", "-q"]
+
+
+def test_replica_r_is_the_run_with_seed_plus_r_and_the_verdict_is_paired_across_them(monkeypatch, capsys):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # no re-execution: the CLI runs in this process
+    assert main([*ARGS, "--replicas", "3", "--seed", "5", "--json"]) == 0
+    sweep = json.loads(capsys.readouterr().out)
+    assert sweep["plan"]["seeds"] == [5, 6, 7] and sweep["session"]["execution"]["backend"] == "inprocess"
+    with Registry.open() as reg:
+        runs = {r.seed: reg.get_run(r.id) for r in reg.list_runs(sweep_id=sweep["sweep"]["id"])}
+    assert sorted(runs) == [5, 6, 7]
+    for seed, run in runs.items():  # replica = solo, bit for bit
+        solo = twinrun.compare(TOY, candidates=["small", "dropout"], overrides={"steps": 10, "seed": seed},
+                               progress=False, logdir=None, registry=False, seed_globals=True)
+        for name in ("small", "dropout"):
+            assert run.result["candidates"][name]["final"] == solo.candidates[name].to_dict()["final"]
+    assert main([*ARGS, "--replicas", "2"]) == 0
+    text = capsys.readouterr().out
+    seed = twinrun.load_experiment(TOY).seed
+    assert text.startswith(f"scope: 2 replicas (seeds {seed}..{seed + 1})") and "paired across seeds" in text
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--replicas", "0"], "--replicas 0: the number of replicas must be a whole number >= 1"),
+    (["--replicas", "2", "--resume", "latest"], "--resume continues one run, not a set of replicas"),
+    (["--replicas", "2", "--no-registry"], "records its replicas as a sweep"),
+])
+def test_bad_replica_requests_exit_2_before_training(extra, message, monkeypatch, capsys):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    assert main([*ARGS, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "fix:" in err
+
+
+def test_an_experiment_sets_its_default_replicas(toy):
+    assert toy.replace(replicas=4).replicas == 4
+    with pytest.raises(twinrun.ConfigError, match="replicas=0 must be a whole number"):
+        toy.replace(replicas=0)

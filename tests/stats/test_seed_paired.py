@@ -50,13 +50,16 @@ def test_paired_t_test_uses_only_seeds_present_for_both():
     assert ours["p_value"] == pytest.approx(sps.ttest_rel(a[keep], b[keep]).pvalue, rel=1e-10)
 
 
-def test_constant_and_tiny_differences():
+def test_constant_differences_and_too_few_seeds_are_not_estimable():
     same = paired_t_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
-    assert same["p_value"] == 1.0 and same["low"] == same["high"] == 0.0
-    shifted = paired_t_test([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])
-    assert shifted["p_value"] == 0.0 and shifted["low"] == 0.5
+    assert same["p_value"] is None and same["low"] is None and "not estimable" in same["reason"]
+    # discrete accuracies: every seed +1/360 gave p = 1.8e-28 and a zero-width interval before
+    shifted = paired_t_test([0.5 + 1 / 360] * 3, [0.5] * 3)
+    assert shifted["p_value"] is None and shifted["low"] is None and "on every one of the 3 seeds" in shifted["reason"]
+    two = paired_t_test([0.91, 0.95], [0.90, 0.92])
+    assert two["diff"] == pytest.approx(0.02) and two["p_value"] is None and "at least 3 seeds" in two["reason"]
     one = paired_t_test([1.0, np.nan], [0.0, 1.0])
-    assert one["diff"] == 1.0 and one["p_value"] is None and "at least 2 seeds" in one["reason"]
+    assert one["diff"] == 1.0 and one["p_value"] is None and "at least 3 seeds" in one["reason"]
     with pytest.raises(DataError, match="shapes"):
         paired_t_test([1.0, 2.0], [1.0, 2.0, 3.0])
 
@@ -161,7 +164,9 @@ def test_unpaired_probability_is_mann_whitney_without_same_seed_pairs():
 def test_probability_of_improvement_intervals_and_seed():
     a, b = _pair(shift=0.5)
     r = probability_of_improvement(a, b, seed=0)
-    assert r["method"] == "expanded" and r["low"] == r["intervals"]["expanded"]["low"]
+    assert r["method"] == "exact" and r["low"] == r["intervals"]["exact"]["low"]
+    u = probability_of_improvement(a, b, seed=0, pairing="unpaired")
+    assert u["method"] == "expanded" and u["low"] == u["intervals"]["expanded"]["low"]
     assert 0 <= r["low"] <= r["value"] <= r["high"] <= 1
     assert r == probability_of_improvement(a, b, seed=0)
     assert r["intervals"] != probability_of_improvement(a, b, seed=1)["intervals"]
@@ -212,3 +217,26 @@ def test_compare_to_reference_names_dropped_seeds():
     assert r["same"]["seeds_dropped"] == [106]
     with pytest.raises(ConfigError, match="reference 'nope'"):
         compare_to_reference(scores, "nope", higher_is_better=True)
+
+
+def test_paired_probability_of_improvement_is_exact_with_few_seeds():
+    three = probability_of_improvement([2.0, 3.0, 4.0], [1.0, 2.0, 3.0])
+    assert three["value"] == 1.0 and three["low"] == pytest.approx(0.2924, abs=1e-4) and three["high"] == 1.0
+    # against scipy's exact binomial interval
+    k, n = 7, 10
+    a, b = np.r_[np.ones(k), np.zeros(n - k)], np.full(n, 0.5)
+    ours = probability_of_improvement(a, b)
+    ref = sps.binomtest(k, n).proportion_ci(0.95, method="exact")
+    assert ours["low"] == pytest.approx(ref.low, rel=1e-9) and ours["high"] == pytest.approx(ref.high, rel=1e-9)
+
+
+def test_paired_probability_interval_covers_at_every_small_n_by_simulation():
+    rng = np.random.default_rng(11)
+    for n in (3, 5, 10, 30):
+        covered, sims = 0, 1000
+        p_true = float(sps.norm.cdf(0.3))
+        for _ in range(sims):
+            d = rng.normal(0.3, 1.0, n)
+            r = probability_of_improvement(d, np.zeros(n), n_resamples=50, seed=rng)
+            covered += r["low"] <= p_true <= r["high"]
+        assert covered / sims >= 0.93, (n, covered / sims)

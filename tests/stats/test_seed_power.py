@@ -61,3 +61,15 @@ def test_unresolvable_differences():
     assert tiny["seeds"] is None and "more than 10000 seeds" in tiny["reason"]
     broken = seeds_needed(float("nan"), 1.0)
     assert broken["seeds"] is None and "finite" in broken["reason"]
+
+
+def test_seeds_needed_after_a_pilot_is_a_range_and_never_the_seeds_already_run():
+    # a pilot of 3 seeds that did not resolve a clear effect: the point estimate would be 2
+    r = seeds_needed(1.0, 0.3, n_run=3)
+    assert r["seeds"] >= 4 and r["range"][0] >= 4 and r["evidence"] is True
+    assert r["range"][1] is None or r["range"][1] >= r["seeds"]
+    assert "normal" in r["assumes"]
+    # under a true null the interval holds 0: "no evidence of a difference yet", no upper end
+    null = seeds_needed(0.01, 0.5, n_run=5)
+    assert null["evidence"] is False and null["range"][1] is None
+    assert null["reason"].startswith("no evidence of a difference yet")

@@ -9,14 +9,13 @@ from pathlib import Path
 
 from twinrun._compare import compare
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
+from twinrun.cli._sweep_report import format_sweep
 from twinrun.cli._tables import format_verdict
 from twinrun.engine import TwinResult
-from twinrun.cli._sweep_report import format_sweep
 from twinrun.errors import ConfigError, Interrupted
-from twinrun.spec import load_experiment
-from twinrun.sweeps import SweepInterrupted, run_sweep
 from twinrun.examples import DIGITS
-from twinrun.spec import parse_overrides
+from twinrun.spec import load_experiment, parse_overrides
+from twinrun.sweeps import SweepInterrupted, run_sweep
 
 COMPARE_HELP = """\
 Train the candidates of an experiment side by side (same initial weights, same
@@ -182,15 +181,14 @@ def _run_replicas(args: argparse.Namespace, candidates: list[str] | None, replic
         raise ConfigError("--resume continues one run, not a set of replicas",
                           fix="replicas are recorded as a sweep: go on with twinrun seeds --resume SWEEP")
     overrides = collect_overrides(args)
-    base = overrides.pop("seed", None)
-    if base is None:
-        base = load_experiment(args.experiment).seed
+    given = overrides.pop("seed", None)
+    base = int(given) if isinstance(given, int) else load_experiment(args.experiment).seed
     if args.no_registry:
         raise ConfigError("--replicas records its replicas as a sweep in the registry; --no-registry forbids it",
                           fix="drop --no-registry (or --registry PATH to record elsewhere)")
     try:
         result = run_sweep(
-            args.experiment, seeds=[int(base) + r for r in range(replicas)], backend="inprocess",
+            args.experiment, seeds=[base + r for r in range(replicas)], backend="inprocess",
             candidates=candidates, reference=args.reference,
             overrides=overrides,
             tensorboard=not args.no_tensorboard, home=args.home, registry=args.registry, tags=args.tags,

@@ -11,7 +11,12 @@ Shapes: ``a`` and ``b`` are ``[K]`` seed-aligned scores (position ``k`` is seed
   independent run of B (as rliable defines it for unpaired runs). Same-seed pairs
   are left out so that the shared seed does not leak into an unpaired estimate.
 
-The interval is a bootstrap over seeds (A and B resampled together by seed).
+The paired interval is exact (Clopper-Pearson): the wins over ``n`` seeds are a
+binomial count whatever the scores' distribution, so the interval covers at least
+its level at every ``n`` (3 wins of 3 gives ``[0.29, 1]``, not ``[1, 1]``; a tie
+counts 1/2, through the beta quantiles). The unpaired interval is a bootstrap over
+seeds (A and B resampled together by seed); the bootstrap intervals of the paired
+share are kept under ``intervals`` for reference.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.special import betaincinv
 
 from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import (
@@ -33,7 +39,7 @@ from twinrun.stats._random import Seed, as_generator
 from twinrun.stats._scores import pair_scores
 from twinrun.stats._weighted import WeightedStatistic, weighted_mean
 
-__all__ = ["PAIRINGS", "improvement_from_counts", "probability_of_improvement", "wins"]
+__all__ = ["PAIRINGS", "clopper_pearson", "improvement_from_counts", "probability_of_improvement", "wins"]
 
 #: The two definitions of P(A > B).
 PAIRINGS = ("paired", "unpaired")
@@ -82,10 +88,10 @@ def probability_of_improvement(
         seed: an ``int`` or a ``numpy.random.Generator`` for the resamples.
 
     Returns:
-        ``value``, ``low``/``high`` (the expanded percentile interval, which covers
-        best with few seeds), ``method``, ``intervals`` (``percentile``,
-        ``expanded``, ``bca``), ``pairing``, ``n`` (seeds used) and ``reason`` when
-        something is ``None``.
+        ``value``, ``low``/``high`` (paired: the exact interval; unpaired: the expanded
+        percentile interval), ``method``, ``intervals`` (``percentile``,
+        ``expanded``, ``bca``, and ``exact`` when paired), ``pairing``, ``n`` (seeds
+        used) and ``reason`` when something is ``None``.
 
     >>> r = probability_of_improvement([3, 5, 4, 6], [1, 5, 2, 7])
     >>> r["value"]  # seeds 0 and 2 won, seed 1 tied, seed 3 lost: (1 + 0.5 + 1 + 0) / 4
@@ -141,4 +147,20 @@ def improvement_from_counts(
     intervals = intervals_from_distribution(out["value"], theta_b, stat(ones - np.eye(n)), confidence)
     out["intervals"] = {m: intervals[m] for m in ("percentile", "expanded", "bca")}
     out.update(low=intervals[HEADLINE]["low"], high=intervals[HEADLINE]["high"], se=intervals["se"])
+    if pairing == "paired":
+        low, high = clopper_pearson(out["value"] * n, n, confidence)
+        out["intervals"]["exact"] = {"low": low, "high": high}
+        out.update(low=low, high=high, method="exact")
     return json_safe(out)
+
+
+def clopper_pearson(successes: float, n: int, confidence: float) -> tuple[float, float]:
+    """The exact binomial interval of ``successes`` out of ``n`` (fractional successes allowed).
+
+    >>> [round(v, 3) for v in clopper_pearson(3, 3, 0.95)]
+    [0.292, 1.0]
+    """
+    alpha = 1.0 - confidence
+    low = 0.0 if successes <= 0 else float(betaincinv(successes, n - successes + 1, alpha / 2))
+    high = 1.0 if successes >= n else float(betaincinv(successes + 1, n - successes, 1 - alpha / 2))
+    return low, high

@@ -49,7 +49,11 @@ from twinrun.stats._scores import (
 )
 from twinrun.stats._weighted import weighted_mean
 
+#: The fewest seeds from which a paired spread, an interval and a p-value are reported.
+MIN_SEEDS = 3
+
 __all__ = [
+    "MIN_SEEDS",
     "compare_to_reference",
     "decide",
     "holm",
@@ -64,8 +68,9 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
 
     Returns ``n``, ``diff`` (mean of ``a - b``), ``sd`` (of the differences,
     ``ddof=1``), ``se``, ``t``, ``df``, ``p_value`` (two-sided), ``low``, ``high``
-    (the t interval) and ``reason`` when something is ``None``. Constant
-    differences give ``p_value`` 0 (or 1 when they are all 0) and a zero-width interval.
+    (the t interval) and ``reason`` when something is ``None``. Fewer than
+    :data:`MIN_SEEDS` seeds, or the same difference on every seed (no spread to
+    measure), are *not estimable*: no interval and no p-value, with the reason.
 
     >>> r = paired_t_test([0.91, 0.93, 0.92, 0.95], [0.90, 0.91, 0.92, 0.93])
     >>> round(r["diff"], 4), round(r["p_value"], 4)
@@ -82,18 +87,23 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
         out["reason"] = "no seed has a finite score for both"
         return json_safe(out)
     out["diff"] = float(d.mean())
-    if n < 2:
-        out["reason"] = "a paired test needs at least 2 seeds with scores for both; there is 1"
+    if n < MIN_SEEDS:
+        out["reason"] = (f"not estimable: a paired test needs at least {MIN_SEEDS} seeds with scores for "
+                         f"both (with {n}, the spread is a guess); there {'is' if n == 1 else 'are'} {n}")
+        if n >= 2:
+            out["sd"] = float(d.std(ddof=1))
         return json_safe(out)
     interval = paired_t_interval(d, confidence)
     sd = float(d.std(ddof=1))
-    out.update(sd=sd, se=interval["se"], df=n - 1, low=interval["low"], high=interval["high"])
+    out.update(sd=sd, df=n - 1)
     if sd == 0.0:
-        out.update(t=None, p_value=1.0 if out["diff"] == 0 else 0.0,
-                   reason="the paired difference is the same on every seed")
-    else:
-        t = out["diff"] / interval["se"]
-        out.update(t=t, p_value=float(2 * stdtr(n - 1, -abs(t))))
+        out["reason"] = (f"not estimable: the paired difference is {out['diff']:.4g} on every one of the {n} "
+                         "seeds, so its spread cannot be estimated (a metric on a lattice, such as accuracy "
+                         "on a small validation set, does this); more seeds or a finer metric (the loss) will")
+        return json_safe(out)
+    t = out["diff"] / interval["se"]
+    out.update(se=interval["se"], low=interval["low"], high=interval["high"], t=t,
+               p_value=float(2 * stdtr(n - 1, -abs(t))))
     return json_safe(out)
 
 
@@ -329,7 +339,7 @@ def _compare(
             for pairing in ("paired", "unpaired")
         }
         needed = (
-            seeds_needed(difference["diff"], difference["sd"], alpha=level)
+            seeds_needed(difference["diff"], difference["sd"], alpha=level, n_run=difference["n"])
             if difference["sd"] is not None else
             {"seeds": None, "reason": "needs the spread of at least 2 paired seeds"}
         )
@@ -347,4 +357,8 @@ def _compare(
     for name, entry in result.items():
         entry["p_holm"] = adjusted[name]["p_holm"]
         entry["decision"] = decide(entry["difference"]["diff"], adjusted[name]["reject"], higher_is_better)
+        d = entry["difference"]
+        if entry["decision"] != "not resolved" and d["sd"] is not None:
+            # resolved already: how many seeds it took at this effect, not "more than were run"
+            entry["seeds_needed"] = seeds_needed(d["diff"], d["sd"], alpha=level)
     return json_safe(result)

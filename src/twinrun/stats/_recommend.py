@@ -138,7 +138,7 @@ def recommend_aligned(
     for c in others:
         t = tests[c]
         worse = bool(adjusted[c]["reject"]) and t["diff"] is not None and sign * t["diff"] < 0
-        needed = (seeds_needed(t["diff"], t["sd"], alpha=level) if t["sd"] is not None else
+        needed = (seeds_needed(t["diff"], t["sd"], alpha=level, n_run=t["n"]) if t["sd"] is not None else
                   {"seeds": None, "reason": "needs at least 2 seeds with scores for both to estimate the spread"})
         out["against_leader"][c] = {
             "diff": t["diff"], "sd": t["sd"], "n": t["n"], "p_value": t["p_value"],
@@ -179,7 +179,8 @@ def _hardest(against: Mapping[str, Any], contenders: list[str], leader: str) -> 
     worst = max(contenders, key=cost)
     needed = against[worst]["seeds_needed"]
     return {"seeds": needed["seeds"], "between": [leader, worst], "reason": needed.get("reason"),
-            "diff": against[worst]["diff"], "sd": against[worst]["sd"]}
+            "diff": against[worst]["diff"], "sd": against[worst]["sd"], "range": needed.get("range"),
+            "evidence": needed.get("evidence"), "assumes": needed.get("assumes")}
 
 
 def _single_pick(contenders: list[str], summaries: Mapping[str, Any]) -> dict[str, Any]:
@@ -242,8 +243,18 @@ def _line(out: Mapping[str, Any], lead: Mapping[str, Any], metric: str, k: int) 
         elif need["seeds"] is None:
             head = (f"not resolved: {leader} vs {rival}: {need['reason'] or 'no estimate'} "
                     f"({k} seeds run).")
+        elif need.get("evidence") is False:
+            low = need["range"][0]
+            head = (f"not resolved: no evidence yet of a difference between {leader} and {rival} ({k} seeds; "
+                    f"{rival} - {leader} = {_fmt(need['diff'], True)} on average per seed, sd "
+                    f"{_fmt(need['sd'])}). If the true difference were as large as observed, about "
+                    f"{need['seeds']} seeds would resolve it; these seeds are consistent with anything from "
+                    f"{low if low is not None else 'many'} seeds to no number at all (no difference).")
         else:
-            head = (f"not resolved: about {need['seeds']} seeds needed to tell {leader} from {rival} "
+            span = need.get("range") or [None, None]
+            within = (f" (from {span[0]} to {span[1] if span[1] is not None else 'many more'} across the "
+                      "pilot's uncertainty)") if span[0] is not None else ""
+            head = (f"not resolved: about {need['seeds']} seeds needed to tell {leader} from {rival}{within} "
                     f"({k} run; {rival} - {leader} = {_fmt(need['diff'], True)} on average per seed, "
                     f"sd {_fmt(need['sd'])}).")
     parts = [head]

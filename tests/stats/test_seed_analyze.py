@@ -246,3 +246,15 @@ def test_readme_example_prints_what_the_readme_says(capsys, tmp_path):
     script.write_text(code)
     runpy.run_path(str(script))
     assert capsys.readouterr().out.split() == printed.split()
+
+
+def test_the_recommendation_ranks_on_shared_seeds_and_never_picks_a_candidate_resolved_worse():
+    # 'a' ran the easy seeds only (missing the hard ones); on the seeds both ran, 'b' beats 'a' every time
+    rng = np.random.default_rng(0)
+    seed_effect = np.r_[np.full(6, 0.95), np.full(6, 0.80)]  # 6 easy seeds, 6 hard ones
+    b = seed_effect + 0.02 + rng.normal(0, 0.002, 12)
+    a = seed_effect + rng.normal(0, 0.002, 12)
+    a[6:] = np.nan  # by its own seeds, a's mean (0.95) beats b's (0.895)
+    rec = recommend({"a": a, "b": b}, higher_is_better=True, metric="accuracy")
+    assert rec["leader"] == "b"  # ranked over the 6 seeds both ran
+    assert rec["resolved"] and "over the 6 seeds every candidate ran" in rec["reasons"][0]

@@ -3,10 +3,14 @@
 Seeds are data: a candidate is a distribution of scores, not one number. The
 rule, for a practitioner choosing after a sweep of ``K`` seeds:
 
-1. Rank candidates by mean score over their seeds; the first is the *leader*.
+1. Rank candidates by mean score over the seeds *every* candidate ran (the
+   shared seeds; a mean over each one's own seeds compares different seeds); the
+   first is the *leader*. Without a seed shared by all, each one's own seeds are
+   used, and the line says so.
 2. Test every other candidate against the leader (paired t over the seeds both
    ran, Holm-adjusted at ``1 - confidence``). Those not resolved worse are the
-   *contenders*, the leader included.
+   *contenders*, the leader included; a rival resolved *better* than the leader
+   (possible when the pairs of seeds differ) makes the choice unresolved, named.
 3. If the leader is the only contender the choice is *resolved*. Otherwise it is
    not, and the line says about how many seeds would resolve it: the largest
    :func:`~twinrun.stats.seeds_needed` over the contenders, from their observed
@@ -107,7 +111,13 @@ def recommend_aligned(
     alpha = round(1 - confidence, 12)
     summaries = {n: summarize_values(r[np.isfinite(r)]) for n, r in aligned.values.items()}
     sign = 1.0 if higher_is_better else -1.0
-    ranking = sorted((n for n, s in summaries.items() if s["n"]), key=lambda n: -sign * summaries[n]["mean"])
+    shared = np.logical_and.reduce([np.isfinite(r) for r in aligned.values.values()])
+    has_seeds = [n for n, s in summaries.items() if s["n"]]
+    if shared.any():
+        rank_by = {n: float(aligned.values[n][shared].mean()) for n in has_seeds}
+    else:
+        rank_by = {n: summaries[n]["mean"] for n in has_seeds}
+    ranking = sorted(has_seeds, key=lambda n: -sign * rank_by[n])
     out: dict[str, Any] = {
         "line": "", "resolved": False, "leader": None, "ranking": ranking, "contenders": [],
         "against_leader": {}, "seeds_needed": None, "ensemble": None, "single": None,
@@ -121,7 +131,12 @@ def recommend_aligned(
     out["leader"] = leader
     k = len(aligned.seeds)
     lead = summaries[leader]
-    reasons.append(f"{leader} has the best mean {metric} over its {lead['n']} seeds ({_fmt(lead['mean'])})")
+    if shared.any():
+        reasons.append(f"{leader} has the best mean {metric} over the {int(shared.sum())} seeds every "
+                       f"candidate ran ({_fmt(rank_by[leader])})")
+    else:
+        reasons.append(f"no seed was run by every candidate: ranked by each one's own seeds, which differ; "
+                       f"{leader} has the best mean {metric} over its {lead['n']} seeds ({_fmt(lead['mean'])})")
     out["ensemble"] = _ensemble_pick(ensemble, ranking, higher_is_better)
     if len(ranking) == 1:
         out.update(resolved=True, contenders=[leader])
@@ -144,15 +159,24 @@ def recommend_aligned(
             "diff": t["diff"], "sd": t["sd"], "n": t["n"], "p_value": t["p_value"],
             "p_holm": adjusted[c]["p_holm"], "worse": worse, "seeds_needed": needed,
         }
+        if bool(adjusted[c]["reject"]) and t["diff"] is not None and sign * t["diff"] > 0:
+            out.setdefault("better_than_leader", []).append(c)
         if not worse:
             contenders.append(c)
     out["contenders"] = contenders
-    out["resolved"] = contenders == [leader]
-    if out["resolved"]:
+    out["resolved"] = contenders == [leader] and not out.get("better_than_leader")
+    if out.get("better_than_leader"):
+        reasons.append(f"{', '.join(out['better_than_leader'])} resolved better than {leader} on the seeds "
+                       "both ran: the ranking and the paired tests disagree")
+    if out.get("better_than_leader"):
+        pass
+    elif out["resolved"]:
         reasons.append(f"every other candidate is resolved worse than {leader} "
                        f"(paired t over seeds, Holm-adjusted, {confidence:.0%})")
     else:
         reasons.append(f"the seeds do not separate {leader} from {', '.join(contenders[1:])}")
+        out["seeds_needed"] = _hardest(out["against_leader"], contenders[1:], leader)
+    if out.get("better_than_leader") and out["seeds_needed"] is None and len(contenders) > 1:
         out["seeds_needed"] = _hardest(out["against_leader"], contenders[1:], leader)
     out["single"] = _single_pick(contenders, summaries)
     _explain_picks(out, metric)
@@ -233,6 +257,10 @@ def _line(out: Mapping[str, Any], lead: Mapping[str, Any], metric: str, k: int) 
     if out["resolved"]:
         head = (f"{leader}: best mean {metric} over {lead['n']} seeds ({_fmt(lead['mean'])}), resolved "
                 "against every other candidate.")
+    elif out.get("better_than_leader"):
+        head = (f"not resolved: {', '.join(out['better_than_leader'])} resolved better than {leader} on the "
+                f"seeds both ran, though {leader} leads the ranking; the candidates ran different seeds: "
+                "run the missing seeds (twinrun seeds --resume) so that every comparison uses the same ones.")
     else:
         need = out["seeds_needed"]
         rival = need["between"][1]

@@ -258,3 +258,24 @@ def test_the_recommendation_ranks_on_shared_seeds_and_never_picks_a_candidate_re
     rec = recommend({"a": a, "b": b}, higher_is_better=True, metric="accuracy")
     assert rec["leader"] == "b"  # ranked over the 6 seeds both ran
     assert rec["resolved"] and "over the 6 seeds every candidate ran" in rec["reasons"][0]
+
+
+def test_intervals_of_a_bounded_metric_stay_inside_its_bounds():
+    scores = {"a": [0.876, 0.99, 0.999], "b": [0.02, 0.30, 0.01]}
+    free = analyze_seeds(scores, higher_is_better=True, n_resamples=200)
+    assert free["summary"]["a"]["intervals"]["mean"]["high"] > 1  # what the t interval says unbounded
+    kept = analyze_seeds(scores, higher_is_better=True, n_resamples=200, bounds=(0.0, 1.0))
+    for name in scores:
+        for stat in ("mean", "median", "iqm"):
+            interval = kept["summary"][name]["intervals"][stat]
+            assert 0.0 <= interval["low"] <= interval["high"] <= 1.0
+    assert kept["summary"]["a"]["intervals"]["mean"]["clipped"] is True
+    assert kept["summary"]["b"]["intervals"]["mean"]["low"] == 0.0
+
+
+def test_a_sweep_knows_its_metrics_bounds(toy):
+    from twinrun.sweeps._analysis import metric_bounds
+
+    resolved = twinrun.resolve(toy)
+    assert metric_bounds(resolved, "accuracy") == (0.0, 1.0)
+    assert metric_bounds(resolved, "loss") == (0.0, None)  # CrossEntropyLoss

@@ -26,11 +26,14 @@ class Metric:
         fn: ``fn(outputs, targets) -> Tensor[batch]``, one value per example.
         higher_is_better: the metric's direction, used by verdicts and statistics.
         name: a display name (defaults to the function's name).
+        bounds: ``(low, high)`` the metric cannot leave (``None``: unbounded); intervals
+            over seeds are kept inside them (an accuracy interval never passes 1).
     """
 
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     higher_is_better: bool
     name: str = ""
+    bounds: tuple[float | None, float | None] = (None, None)
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -66,11 +69,11 @@ def _absolute_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 
 
 #: Fraction of correct predictions (argmax over the last dim, or logit > 0 for one output).
-accuracy = Metric(_accuracy, higher_is_better=True, name="accuracy")
+accuracy = Metric(_accuracy, higher_is_better=True, name="accuracy", bounds=(0.0, 1.0))
 #: Mean squared error per example.
-mse = Metric(_squared_error, higher_is_better=False, name="mse")
+mse = Metric(_squared_error, higher_is_better=False, name="mse", bounds=(0.0, None))
 #: Mean absolute error per example.
-mae = Metric(_absolute_error, higher_is_better=False, name="mae")
+mae = Metric(_absolute_error, higher_is_better=False, name="mae", bounds=(0.0, None))
 
 
 def check_metric_output(name: str, value: torch.Tensor, batch: int) -> torch.Tensor:

@@ -54,6 +54,7 @@ def analyze_seeds(
     metric: str = "score",
     deploy: str = "both",
     seeds: Sequence[SeedLabel] | None = None,
+    bounds: tuple[float | None, float | None] = (None, None),
 ) -> dict[str, Any]:
     """Everything the seeds of a sweep say about one metric.
 
@@ -69,6 +70,10 @@ def analyze_seeds(
         metric: the metric's name, for the recommendation line.
         deploy: ``"both"``, ``"ensemble"`` or ``"single"`` (see :func:`~twinrun.stats.recommend`).
         seeds: labels of the ``K`` seeds (default ``0..K-1``).
+        bounds: ``(low, high)`` the metric cannot leave (accuracy ``(0, 1)``, a loss
+            ``(0, None)``): every interval of a candidate's mean, median and IQM is kept
+            inside them (clipped, and ``clipped`` says so), and of a difference inside
+            ``(low - high, high - low)``.
 
     Returns:
         ``metric``, ``higher_is_better``, ``confidence``, ``n_resamples``, ``seed``,
@@ -102,6 +107,13 @@ def analyze_seeds(
                for name in aligned.names}
     comparisons = _compare(aligned, ref, higher_is_better=higher_is_better, confidence=confidence,
                            n_resamples=n_resamples, base=base)
+    low, high = bounds
+    for entry in summary.values():
+        for interval in (entry.get("intervals") or {}).values():
+            _clip(interval, low, high)
+    span = None if low is None or high is None else high - low
+    for entry in comparisons.values():
+        _clip(entry["difference"], None if span is None else -span, span)
     for name, entry in comparisons.items():
         notes.extend(entry["notes"])
         if entry["difference"]["reason"] and entry["difference"]["low"] is None:
@@ -126,6 +138,23 @@ def analyze_seeds(
         "unavailable": unavailable,
         "notes": notes,
     })
+
+
+def _clip(interval: dict[str, Any], low: float | None, high: float | None) -> None:
+    """Keep ``interval``'s endpoints (and those of its variants) inside ``[low, high]``."""
+    if not isinstance(interval, dict):
+        return
+    clipped = False
+    for key, bound, keep in (("low", low, max), ("high", low, max), ("low", high, min), ("high", high, min)):
+        value = interval.get(key)
+        if bound is not None and isinstance(value, (int, float)) and keep(value, bound) != value:
+            interval[key] = keep(value, bound)
+            clipped = True
+    for value in list(interval.values()):
+        if isinstance(value, dict) and ("low" in value or "high" in value):
+            _clip(value, low, high)
+    if clipped:
+        interval["clipped"] = True
 
 
 def _candidate_summary(

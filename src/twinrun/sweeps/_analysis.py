@@ -49,6 +49,26 @@ def metric_functions(resolved: ResolvedExperiment) -> dict[str, dict[str, Metric
     return out
 
 
+#: Losses that cannot go below 0 (their per-example values are squares, absolutes or -log p).
+NON_NEGATIVE_LOSSES = frozenset({
+    "CrossEntropyLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "HuberLoss", "SmoothL1Loss",
+    "KLDivLoss", "cross_entropy", "mse_loss", "l1_loss", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "huber_loss", "smooth_l1_loss",
+})
+
+
+def metric_bounds(resolved: ResolvedExperiment | None, metric: str) -> tuple[float | None, float | None]:
+    """The range ``metric`` cannot leave: the metric's declared bounds; ``loss`` is ``(0, None)`` when
+    every candidate's loss is one of the non-negative losses."""
+    if resolved is None:
+        return (None, None)
+    if metric != "loss":
+        m = resolved.metrics.get(metric)
+        return tuple(m.bounds) if m is not None else (None, None)  # type: ignore[return-value]
+    names = {getattr(spec.loss.fn, "__name__", "") for spec in resolved.candidates.values()}
+    return (0.0, None) if names and names <= NON_NEGATIVE_LOSSES else (None, None)
+
+
 def _scores(
     records: Mapping[int, SeedRecord], seeds: Sequence[int], candidates: Sequence[str], metric: str
 ) -> dict[str, list[float | None]]:
@@ -149,7 +169,7 @@ def analyze_records(
         metrics[name] = analyze_seeds(
             scores, higher_is_better=bool(plan.metrics[name]), reference=plan.reference,
             ensemble=ensemble, seed=seed, confidence=confidence, n_resamples=n_resamples,
-            metric=name, deploy=deploy, seeds=seeds,
+            metric=name, deploy=deploy, seeds=seeds, bounds=metric_bounds(resolved, name),
         )
     if ensemble_state["reason"]:
         unavailable.append(f"seed ensembles: {ensemble_state['reason']}")

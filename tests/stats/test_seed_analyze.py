@@ -268,7 +268,10 @@ def test_intervals_of_a_bounded_metric_stay_inside_its_bounds():
     for name in scores:
         for stat in ("mean", "median", "iqm"):
             interval = kept["summary"][name]["intervals"][stat]
-            assert 0.0 <= interval["low"] <= interval["high"] <= 1.0
+            if interval["low"] is not None:  # 3 seeds: the median's and IQM's are withheld
+                assert 0.0 <= interval["low"] <= interval["high"] <= 1.0
+        assert kept["summary"][name]["intervals"]["iqm"]["low"] is None
+        assert "withheld" in kept["summary"][name]["intervals"]["median"]["reason"]
     assert kept["summary"]["a"]["intervals"]["mean"]["clipped"] is True
     assert kept["summary"]["b"]["intervals"]["mean"]["low"] == 0.0
 
@@ -279,3 +282,16 @@ def test_a_sweep_knows_its_metrics_bounds(toy):
     resolved = twinrun.resolve(toy)
     assert metric_bounds(resolved, "accuracy") == (0.0, 1.0)
     assert metric_bounds(resolved, "loss") == (0.0, None)  # CrossEntropyLoss
+
+
+def test_the_median_interval_is_exact_and_covers_by_simulation():
+    from twinrun.stats._analyze import median_interval
+
+    rng = np.random.default_rng(5)
+    ceiling = 1 - (1 - 0.5 ** (1 / 30))  # the median of 1 - Beta(1, 30): accuracies near 1
+    for n in (5, 10, 30):
+        for draw, median in ((lambda k: rng.normal(size=k), 0.0), (lambda k: rng.standard_t(3, size=k), 0.0),
+                             (lambda k: 1 - rng.beta(1, 30, size=k), ceiling)):
+            sims = 2000
+            covered = sum(r["low"] <= median <= r["high"] for r in (median_interval(draw(n)) for _ in range(sims)))
+            assert 0.92 <= covered / sims <= 0.985, (n, covered / sims)

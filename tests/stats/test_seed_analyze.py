@@ -295,3 +295,11 @@ def test_the_median_interval_is_exact_and_covers_by_simulation():
             sims = 2000
             covered = sum(r["low"] <= median <= r["high"] for r in (median_interval(draw(n)) for _ in range(sims)))
             assert 0.92 <= covered / sims <= 0.985, (n, covered / sims)
+
+
+def test_a_failed_seed_is_pointed_out_because_the_mean_interval_assumes_none():
+    scores = {"a": [0.91, 0.92, 0.90, 0.93, 0.91, 0.35, 0.92], "b": [0.90, 0.91, 0.92, 0.91, 0.90, 0.92, 0.91]}
+    r = analyze_seeds(scores, higher_is_better=True, n_resamples=200)
+    [note] = [n for n in r["notes"] if "far from the others" in n]
+    assert note.startswith("'a': seed 5 lies far from the others") and "median" in note
+    assert not any("'b'" in n and "far from" in n for n in r["notes"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
 from twinrun.cli._runs import open_for_reading, when
+from twinrun.cli._sequential import run_until_resolved
 from twinrun.cli._sweep_report import format_sweep, format_sweep_list
 from twinrun.errors import ConfigError
 from twinrun.registry import RegistryNotFoundError, resolve_registry_path
@@ -43,6 +44,7 @@ examples:
   twinrun seeds exp.py --seeds 10 --deploy single    # recommend for deploying one seed
   twinrun seeds exp.py --seeds 8 --backend ray --address auto   # on a Ray cluster
   twinrun seeds exp.py --seeds 10 --backend inprocess           # short seeds: no process start-up
+  twinrun seeds exp.py --seeds 3 --until-resolved --max 20      # add seeds until the verdict is clear
   twinrun seeds --list                               # every sweep
   twinrun seeds --show 1a2b3c4d [--json]             # a stored analysis, nothing rerun
 
@@ -61,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--seed-list", metavar="S,S,...", help="run exactly these seeds, e.g. 3,7,11")
     which.add_argument("--base-seed", type=int, metavar="B",
                        help="derive the K seeds from B (twinrun.derive_seed(B, 'sweep', i))")
+    which.add_argument("--until-resolved", action="store_true",
+                       help="after the first --seeds K (default 3), add one seed at a time until every "
+                       "candidate's paired difference to the reference is resolved or futile, or --max "
+                       "seeds ran; each look at level 0.05 / (planned looks), so stopping early keeps the "
+                       "false-positive rate at 5%%")
+    which.add_argument("--max", type=int, metavar="N", help="with --until-resolved: at most N seeds")
     how = p.add_argument_group("how they run")
     how.add_argument("--jobs", "-j", type=int, metavar="N", help="seeds at once (default: the number of cores)")
     how.add_argument("--threads", type=int, metavar="T", help="threads per seed (default: cores // jobs)")
@@ -134,6 +142,11 @@ def run_seeds(args: argparse.Namespace) -> int:
     if isinstance(args.resume, str) and args.experiment is None and (
             args.resume.endswith(".py") or Path(args.resume).exists()):
         args.experiment, args.resume = args.resume, True  # `--resume exp.py`: resume by configuration
+    if args.until_resolved or args.max is not None:
+        if args.experiment is None:
+            raise ConfigError("no experiment file given", fix="twinrun seeds FILE --until-resolved --max 20")
+        return run_until_resolved(args, [c.strip() for c in args.candidates.split(",") if c.strip()]
+                                  if args.candidates else None)
     seeds = _which_seeds(args)
     if seeds is None and not isinstance(args.resume, str):
         raise ConfigError("how many seeds?", fix="twinrun seeds FILE --seeds 10 (or --seed-list 3,7,11, "

@@ -12,6 +12,7 @@ Seeds as data (a sweep of ``K`` seeds; every function takes seed-aligned
 * :func:`seed_ensemble`, :func:`ensemble_outputs`: the ensemble of the seeds.
 * :func:`seeds_needed`, :func:`paired_t_power`: how many seeds a difference needs.
 * :func:`recommend`: the plain-words recommendation.
+* :func:`sequential_decision`: add seeds until resolved, valid under optional stopping.
 * :func:`analyze_seeds`: all of it for one metric of a sweep, as a JSON-safe dict.
 
 Twin-run verdicts (used by the engine): :func:`paired_t_interval`,
@@ -33,6 +34,7 @@ from twinrun.stats._paired import (
 )
 from twinrun.stats._power import paired_t_power, seeds_needed
 from twinrun.stats._recommend import DEPLOY, recommend
+from twinrun.stats._sequential import sequential_decision
 from twinrun.stats._scores import AlignedScores, align_scores
 from twinrun.stats._summary import iqm, summarize
 
@@ -63,5 +65,6 @@ __all__ = [
     "recommend",
     "seed_ensemble",
     "seeds_needed",
+    "sequential_decision",
     "summarize",
 ]

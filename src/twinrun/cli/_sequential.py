@@ -40,12 +40,12 @@ def _decisions(analysis: dict[str, Any], first: int, n_max: int) -> dict[str, di
 
 def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None) -> int:
     first, n_max = _check(args)
-    common: dict[str, Any] = dict(
-        jobs=args.jobs, threads=args.threads, backend=args.backend, address=args.address,
-        metric=args.metric, deploy=args.deploy, confidence=args.confidence, n_resamples=args.resamples,
-        ensemble=not args.no_ensemble, tensorboard=args.tensorboard, home=args.home, registry=args.registry,
-        progress=False if args.quiet else None,
-    )
+    common: dict[str, Any] = {
+        "jobs": args.jobs, "threads": args.threads, "backend": args.backend, "address": args.address,
+        "metric": args.metric, "deploy": args.deploy, "confidence": args.confidence,
+        "n_resamples": args.resamples, "ensemble": not args.no_ensemble, "tensorboard": args.tensorboard,
+        "home": args.home, "registry": args.registry, "progress": False if args.quiet else None,
+    }
     k = first
     try:
         result = run_sweep(args.experiment, seeds=k, candidates=candidates, reference=args.reference,

@@ -34,8 +34,8 @@ from twinrun.stats._paired import (
 )
 from twinrun.stats._power import paired_t_power, seeds_needed
 from twinrun.stats._recommend import DEPLOY, recommend
-from twinrun.stats._sequential import sequential_decision
 from twinrun.stats._scores import AlignedScores, align_scores
+from twinrun.stats._sequential import sequential_decision
 from twinrun.stats._summary import iqm, summarize
 
 __all__ = [

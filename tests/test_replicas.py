@@ -20,6 +20,9 @@ def test_replica_r_is_the_run_with_seed_plus_r_and_the_verdict_is_paired_across_
     assert main([*ARGS, "--replicas", "3", "--seed", "5", "--json"]) == 0
     sweep = json.loads(capsys.readouterr().out)
     assert sweep["plan"]["seeds"] == [5, 6, 7] and sweep["session"]["execution"]["backend"] == "inprocess"
+    # what each replica alone claimed, and the training-loss difference across replicas
+    extra = sweep["replicas"]["dropout"]
+    assert len(extra["per_example_better"]["accuracy"]) == 3 and extra["train_loss"]["n"] == 3
     with Registry.open() as reg:
         runs = {r.seed: reg.get_run(r.id) for r in reg.list_runs(sweep_id=sweep["sweep"]["id"])}
     assert sorted(runs) == [5, 6, 7]

@@ -9,13 +9,12 @@ from pathlib import Path
 
 from twinrun._compare import compare
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
-from twinrun.cli._sweep_report import format_sweep
+from twinrun.cli._replicas import run_replicas
 from twinrun.cli._tables import format_verdict
 from twinrun.engine import TwinResult
 from twinrun.errors import ConfigError, Interrupted
 from twinrun.examples import DIGITS
 from twinrun.spec import load_experiment, parse_overrides
-from twinrun.sweeps import SweepInterrupted, run_sweep
 
 COMPARE_HELP = """\
 Train the candidates of an experiment side by side (same initial weights, same
@@ -157,7 +156,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--replicas {replicas!r}: the number of replicas must be a whole number >= 1",
                           fix="--replicas 4 (or 1 for a single run)")
     if replicas > 1:
-        return _run_replicas(args, candidates, replicas)
+        return run_replicas(args, candidates, replicas, collect_overrides(args))
     try:
         result = _compare(args, candidates)
     except Interrupted as exc:
@@ -173,42 +172,6 @@ def run_compare(args: argparse.Namespace) -> int:
                   f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
                   f"{cost['seconds_on']:.3f} s on)")
     return 0
-
-
-def _run_replicas(args: argparse.Namespace, candidates: list[str] | None, replicas: int) -> int:
-    """K replicas = seeds SEED..SEED+K-1 of the run, in this process, analysed as a paired sweep."""
-    if args.resume:
-        raise ConfigError("--resume continues one run, not a set of replicas",
-                          fix="replicas are recorded as a sweep: go on with twinrun seeds --resume SWEEP")
-    overrides = collect_overrides(args)
-    given = overrides.pop("seed", None)
-    base = int(given) if isinstance(given, int) else load_experiment(args.experiment).seed
-    if args.no_registry:
-        raise ConfigError("--replicas records its replicas as a sweep in the registry; --no-registry forbids it",
-                          fix="drop --no-registry (or --registry PATH to record elsewhere)")
-    try:
-        result = run_sweep(
-            args.experiment, seeds=[base + r for r in range(replicas)], backend="inprocess",
-            candidates=candidates, reference=args.reference,
-            overrides=overrides,
-            tensorboard=not args.no_tensorboard, home=args.home, registry=args.registry, tags=args.tags,
-            progress=False if (args.quiet or args.json) else None,
-        )
-    except SweepInterrupted as exc:
-        print(f"twinrun: interrupted with {exc.finished}/{exc.total} replicas finished; go on with: "
-              f"twinrun seeds --resume {exc.sweep_id[:8]}", file=sys.stderr)
-        return 130
-    if args.json:
-        print_json(result.to_dict())
-        return 0 if result.ok else 1
-    seeds = result.plan.seeds
-    print(f"scope: {replicas} replicas (seeds {seeds[0]}..{seeds[-1]}), each shared by every candidate "
-          "(same initial weights, batches, augmentation); Δ and P(better) are paired across replicas, so "
-          "they hold training noise: a statement about the recipes, on this validation set.\n")
-    print(format_sweep(result.analysis))
-    print(f"{replicas} replicas in {result.seconds:.1f} s · recorded as sweep {result.sweep_id[:8]}: "
-          f"twinrun seeds --show {result.sweep_id[:8]}")
-    return 0 if result.ok else 1
 
 
 def _compare(args: argparse.Namespace, candidates: list[str] | None) -> TwinResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -109,7 +111,7 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
         if all_metrics or name == main:
             unavailable += [f"{name}: {u}" for u in m.get("unavailable", [])]
     if unavailable:
-        lines += ["", "cannot be computed:"] + [f"  - {u}" for u in unavailable]
+        lines += ["", "cannot be computed:"] + [f"  - {u}" for u in _grouped(unavailable)]
     notes = list(analysis.get("notes") or [])
     main_notes = analysis["metrics"].get(main, {}).get("notes", []) if analysis["metrics"] else []
     notes += [n for n in main_notes if n not in notes]
@@ -123,3 +125,30 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
 def format_sweep_list(rows: Sequence[Sequence[str]]) -> str:
     headers = ["sweep", "experiment", "status", "seeds done", "created", "main metric: recommendation"]
     return format_table(headers, rows, right=[3])
+
+
+def _grouped(items: Sequence[str]) -> list[str]:
+    """``"metric: 'cand' what: reason"`` lines with the same what and reason, said once."""
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    order: list[tuple[str, str] | str] = []
+    for item in items:
+        match = re.match(r"^([^:]+): '([^']+)' ([^:]+): (.*)$", item)
+        if not match:
+            order.append(item)
+            continue
+        metric, cand, what, reason = match.groups()
+        key = (what, reason)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((metric, cand))
+    out = []
+    for entry in order:
+        if isinstance(entry, str):
+            out.append(entry)
+            continue
+        pairs = groups[entry]
+        metrics = list(dict.fromkeys(m for m, _ in pairs))
+        cands = list(dict.fromkeys(c for _, c in pairs))
+        out.append(f"{entry[0]} of {', '.join(cands)} ({', '.join(metrics)}): {entry[1]}")
+    return out

@@ -121,4 +121,5 @@ experiment = twinrun.Experiment(
     batch_size=64,
     eval_every=50,
     seed=0,
+    replicas=4,  # `twinrun demo`: a verdict about the recipes, across 4 replicas (--replicas 1: one run)
 )

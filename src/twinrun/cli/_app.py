@@ -23,7 +23,7 @@ side on the same batches from the same initial weights, so the difference you
 see is between models, not between runs.
 
 start here:
-  twinrun demo                        compare three digit classifiers (30 s on a laptop CPU)
+  twinrun demo                        compare three digit classifiers over 4 replicas (about 13 s on 2 cores)
   twinrun demo --show-file > exp.py   a complete experiment file to edit
   twinrun compare exp.py              your own comparison
   twinrun seeds exp.py --seeds 10     the same over 10 seeds: spread, paired statistics, ensembles

@@ -53,3 +53,24 @@ def test_an_experiment_sets_its_default_replicas(toy):
     assert toy.replace(replicas=4).replicas == 4
     with pytest.raises(twinrun.ConfigError, match="replicas=0 must be a whole number"):
         toy.replace(replicas=0)
+
+
+def test_replicas_write_a_tensorboard_folder_per_replica_and_their_mean(monkeypatch, capsys, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    args = [a for a in ARGS if a != "--no-tensorboard"]
+    assert main([*args, "--replicas", "2", "--seed", "0"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("curves: tensorboard"))
+    folder = tmp_path / "home" / "tb" / line.split("--logdir ")[1].split()[0].rsplit("/", 1)[1]
+    assert sorted(p.name for p in folder.iterdir()) == ["mean", "seed-0", "seed-1"]
+
+    def scalars(path):
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        return dict((e.step, e.value) for e in acc.Scalars("train/loss"))
+
+    for cand in ("small", "dropout"):
+        a, b, mean = (scalars(folder / part / cand) for part in ("seed-0", "seed-1", "mean"))
+        assert sorted(mean) == list(range(1, 11))
+        assert all(abs(mean[s] - (a[s] + b[s]) / 2) < 1e-6 for s in mean)

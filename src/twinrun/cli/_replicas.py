@@ -59,6 +59,12 @@ def run_replicas(
           "they hold training noise: a statement about the recipes, on this validation set.\n")
     print(format_sweep(result.analysis))
     print(format_per_replica(extra, result.analysis))
+    if not args.no_tensorboard:
+        from twinrun._home import twinrun_home
+        from twinrun.sweeps._tensorboard import sweep_tensorboard_dir
+
+        folder = sweep_tensorboard_dir(twinrun_home(args.home), result.plan.name, result.sweep_id)
+        print(f"curves: tensorboard --logdir {folder}   (seed-<s>/<candidate> per replica, mean/<candidate>)")
     print(f"{replicas} replicas in {result.seconds:.1f} s · recorded as sweep {result.sweep_id[:8]}: "
           f"twinrun seeds --show {result.sweep_id[:8]}")
     return 0 if result.ok else 1

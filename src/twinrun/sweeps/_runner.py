@@ -40,6 +40,7 @@ from twinrun.spec import Experiment, ResolvedExperiment
 from twinrun.stats import DEPLOY
 from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
 from twinrun.sweeps._inprocess import InProcessBackend
+from twinrun.sweeps._tensorboard import sweep_tensorboard_dir, write_mean_curves
 from twinrun.sweeps._local import LocalBackend
 from twinrun.sweeps._plan import SweepPlan, choose_seeds, make_plan
 from twinrun.sweeps._process import HASH_SEED
@@ -158,7 +159,8 @@ def run_sweep(
         deploy: ``"both"``, ``"ensemble"`` or ``"single"``: what the recommendation is for.
         confidence, n_resamples: of every interval and test.
         ensemble: keep each seed's validation outputs for seed ensembles.
-        tensorboard: write TensorBoard logs for each seed's run.
+        tensorboard: write TensorBoard logs: ``<home>/tb/<experiment>-<sweep>/seed-<s>/<candidate>``
+            for each seed, and ``mean/<candidate>``, the curves averaged over the finished seeds.
         home, registry: twinrun's folder and the registry (defaults as for ``compare``).
         tags: tags given to every seed's run.
         progress: a bar on stderr (``None``: only on a terminal); ``False`` also silences the
@@ -236,6 +238,9 @@ def run_sweep(
                             sessions=sessions)
         reg.update_sweep(sweep_id, status=status, analysis=analysis)
         write_analysis_file(folder, analysis)
+        if tensorboard:
+            write_mean_curves(reg, sweep_tensorboard_dir(root, plan.name, sweep_id),
+                              {s: records[s].run_id for s in plan.seeds if records[s].done})
         return SweepResult(
             sweep_id=sweep_id, status=status, plan=plan, seeds=records, ran=sorted(ran, key=lambda o: o.seed),
             skipped=skipped, analysis=analysis, folder=folder, registry=reg_path, execution=execution,
@@ -418,6 +423,7 @@ def _task(
         candidates=plan.candidates, reference=plan.reference, home=str(root), registry=str(reg_path),
         folder=str(folder), threads=threads, save_outputs=plan.save_outputs,
         tensorboard=tensorboard, tags=tuple(tags),
+        tensorboard_dir=str(sweep_tensorboard_dir(root, plan.name, sweep_id) / f"seed-{seed}") if tensorboard else None,
     )
 
 

@@ -37,6 +37,8 @@ class SeedTask:
     save_outputs: bool = True
     tensorboard: bool = False
     tags: tuple[str, ...] = ()
+    #: where this seed's TensorBoard files go (``<sweep's folder>/seed-<seed>``, a subfolder per candidate)
+    tensorboard_dir: str | None = None
 
     @property
     def seed_dir(self) -> Path:

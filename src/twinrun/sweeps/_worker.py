@@ -136,7 +136,7 @@ def run_task(task: Any, *, log: Any) -> int:
             reference=task.reference,
             overrides={**parse_overrides(list(task.overrides)), "seed": task.seed},
             home=task.home,
-            logdir=DEFAULT if task.tensorboard else None,
+            logdir=task.tensorboard_dir or (DEFAULT if task.tensorboard else None),
             progress=False,
             run_id=run_id,
             registry=task.registry,

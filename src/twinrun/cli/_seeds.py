@@ -43,7 +43,7 @@ examples:
   twinrun seeds --resume 1a2b3c4d --seeds 20         # add seeds 10..19 to it
   twinrun seeds exp.py --seeds 10 --deploy single    # recommend for deploying one seed
   twinrun seeds exp.py --seeds 8 --backend ray --address auto   # on a Ray cluster
-  twinrun seeds exp.py --seeds 10 --backend inprocess           # short seeds: no process start-up
+  twinrun seeds exp.py --seeds 10 --backend local --jobs 2      # a fresh process per seed, 2 at once
   twinrun seeds exp.py --seeds 3 --until-resolved --max 20      # add seeds until the verdict is clear
   twinrun seeds --list                               # every sweep
   twinrun seeds --show 1a2b3c4d [--json]             # a stored analysis, nothing rerun
@@ -70,12 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "false-positive rate at 5%%")
     which.add_argument("--max", type=int, metavar="N", help="with --until-resolved: at most N seeds")
     how = p.add_argument_group("how they run")
-    how.add_argument("--jobs", "-j", type=int, metavar="N", help="seeds at once (default: the number of cores)")
+    how.add_argument("--jobs", "-j", type=int, metavar="N", help="seeds at once, each in its own process (> 1 implies --backend local; "
+                     "default with --backend local: the number of cores)")
     how.add_argument("--threads", type=int, metavar="T", help="threads per seed (default: cores // jobs)")
-    how.add_argument("--backend", choices=BACKENDS, default="local",
-                     help="local: a fresh process per seed on this machine (default); inprocess: "
-                     "seeds one after another in this process, no start-up per seed; ray: Ray tasks "
-                     '(pip install "twinrun[ray]")')
+    how.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                     help="auto (default): inprocess, or local with --jobs N > 1; inprocess: seeds one "
+                     "after another in this process, no start-up per seed; local: a fresh process per "
+                     "seed, --jobs at a time (isolation: a seed that crashes takes only itself down); "
+                     'ray: Ray tasks (pip install "twinrun[ray]")')
     how.add_argument("--address", metavar="ADDR",
                      help="the Ray cluster (auto, ray://head:10001, head:6379); default a local Ray instance")
     how.add_argument("--resume", nargs="?", const=True, default=False, metavar="SWEEP",
@@ -105,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_registry(p)
     add_json(p)
     # seeds run in this process with --backend inprocess: then it needs the fixed hash seed itself
-    p.set_defaults(handler=run_seeds, trains=lambda a: a.backend == "inprocess" and not (a.list or a.show))
+    p.set_defaults(handler=run_seeds, trains=lambda a: backend_of(a) == "inprocess" and not (a.list or a.show))
 
 
 def _seed_list(text: str) -> list[int]:
@@ -134,6 +136,13 @@ def _which_seeds(args: argparse.Namespace) -> int | list[int] | None:
     return args.seeds
 
 
+def backend_of(args: argparse.Namespace) -> str:
+    """``--backend auto``: seeds in this process, unless several at once were asked for."""
+    if args.backend != "auto":
+        return str(args.backend)
+    return "local" if (args.jobs or 1) > 1 else "inprocess"
+
+
 def run_seeds(args: argparse.Namespace) -> int:
     if args.list:
         return _list(args)
@@ -157,7 +166,7 @@ def run_seeds(args: argparse.Namespace) -> int:
     try:
         result = run_sweep(
             args.experiment, seeds=seeds, base_seed=args.base_seed, jobs=args.jobs, threads=args.threads,
-            backend=args.backend, address=args.address, resume=args.resume, candidates=candidates,
+            backend=backend_of(args), address=args.address, resume=args.resume, candidates=candidates,
             reference=args.reference, overrides=parse_overrides(args.overrides) if args.overrides else None,
             metric=args.metric, deploy=args.deploy, confidence=args.confidence,
             n_resamples=args.resamples, ensemble=not args.no_ensemble, tensorboard=args.tensorboard,

@@ -40,7 +40,6 @@ from twinrun.spec import Experiment, ResolvedExperiment
 from twinrun.stats import DEPLOY
 from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
 from twinrun.sweeps._inprocess import InProcessBackend
-from twinrun.sweeps._tensorboard import sweep_tensorboard_dir, write_mean_curves
 from twinrun.sweeps._local import LocalBackend
 from twinrun.sweeps._plan import SweepPlan, choose_seeds, make_plan
 from twinrun.sweeps._process import HASH_SEED
@@ -48,6 +47,7 @@ from twinrun.sweeps._progress import SweepProgress
 from twinrun.sweeps._ray import RayBackend
 from twinrun.sweeps._records import SeedRecord, collect_seeds, sweep_folder, write_analysis_file
 from twinrun.sweeps._task import SeedOutcome, SeedTask
+from twinrun.sweeps._tensorboard import sweep_tensorboard_dir, write_mean_curves
 
 __all__ = [
     "BACKENDS",

@@ -17,6 +17,14 @@ from twinrun.sweeps import SweepPlan, choose_seeds, make_plan, run_sweep
 from twinrun.sweeps._plan import override_args
 
 
+@pytest.fixture(autouse=True)
+def _fixed_hash_seed(monkeypatch):
+    """The CLI trains seeds in this process when PYTHONHASHSEED is fixed (else it re-runs itself in a
+    child with it, whose output capsys cannot see)."""
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+
+
+
 def _nothing_recorded() -> bool:
     path = Path(os.environ["TWINRUN_HOME"]) / "registry.sqlite"
     if not path.exists():

@@ -37,6 +37,7 @@ class InProcessBackend:
     name = "inprocess"
 
     def __init__(self, jobs: int | None = None, threads: int | None = None) -> None:
+        check_positive("jobs", jobs)
         check_positive("threads", threads)
         if jobs not in (None, 1):
             from twinrun.errors import ConfigError

@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "default with --backend local: the number of cores)")
     how.add_argument("--threads", type=int, metavar="T", help="threads per seed (default: cores // jobs)")
     how.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
-                     help="auto (default): inprocess, or local with --jobs N > 1, ray with --address; inprocess: seeds one "
+                     help="auto (default): inprocess, or local with --jobs N > 1; inprocess: seeds one "
                      "after another in this process, no start-up per seed; local: a fresh process per "
                      "seed, --jobs at a time (isolation: a seed that crashes takes only itself down); "
                      'ray: Ray tasks (pip install "twinrun[ray]")')
@@ -140,9 +140,9 @@ def backend_of(args: argparse.Namespace) -> str:
     """``--backend auto``: seeds in this process, unless several at once were asked for."""
     if args.backend != "auto":
         return str(args.backend)
-    if args.address:
-        return "ray"
-    return "local" if (args.jobs or 1) > 1 else "inprocess"
+    if args.address or (args.jobs or 1) > 1:  # --address without --backend ray is refused, as before
+        return "local"
+    return "inprocess"
 
 
 def run_seeds(args: argparse.Namespace) -> int:

@@ -292,36 +292,6 @@ def test_an_older_schema_asks_for_upgrade_then_migrates_with_a_backup(tmp_path, 
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_a_version_2_file_migrates_and_its_interrupted_runs_get_their_status(tmp_path):
-    from twinrun.registry._schema import create_schema
-
-    path = tmp_path / "v2.sqlite"
-    Registry.open(path).close()  # a file with twinrun's marks, then its tables replaced by version 2's
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN")
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-        conn.execute(f"DROP TABLE {name}")
-    create_schema(conn, 2)
-    for i, (status, error) in enumerate([("failed", "interrupted (after step 3)"), ("failed", "ValueError: x"),
-                                         ("finished", None)]):
-        conn.execute("INSERT INTO runs (id, name, status, started_at, config, error) VALUES (?, 'r', ?, ?, '{}', ?)",
-                     (f"{i:032x}", status, 100.0 + i, error))
-        conn.execute("INSERT INTO candidates (run_id, name, config, status) VALUES (?, 'a', '{}', ?)",
-                     (f"{i:032x}", status))
-    conn.execute("COMMIT")
-    conn.close()
-    with pytest.raises(SchemaVersionError):
-        Registry.open(path)
-    assert cli_main(["registry", "upgrade", "--registry", str(path)]) == 0
-    with Registry.open(path) as reg:
-        assert [reg.get_run(f"{i:032x}").status for i in range(3)] == ["interrupted", "failed", "finished"]
-        assert reg.integrity_check() == "ok" and reg.get_run(f"{0:032x}").candidates["a"].status == "failed"
-        _run(reg)
-    fresh = tmp_path / "fresh.sqlite"
-    Registry.open(fresh).close()
-    assert _schema_of(path) == _schema_of(fresh)
-
-
 def test_every_schema_version_has_a_migration():
     from twinrun.registry._schema import MIGRATIONS
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
 
 from twinrun._interrupt import StopRequest
 from twinrun.engine._build import CandidateState, build_candidates, per_example_loss
@@ -42,12 +41,13 @@ from twinrun.engine._events import (
     Sink,
     StepDone,
 )
-from twinrun.engine._executor import Executor, SequentialExecutor, StepContext, shape_of
+from twinrun.engine._executor import Executor, SequentialExecutor, StepContext
 from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
+from twinrun.engine._preflight import preflight
 from twinrun.engine._result import CandidateResult, TwinResult
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._verdict import compare_candidates
-from twinrun.errors import BuildError, ConfigError, DataError, Interrupted
+from twinrun.errors import ConfigError, DataError, Interrupted
 from twinrun.rng import (
     RngStreams,
     derive_seed,
@@ -57,7 +57,6 @@ from twinrun.rng import (
     isolated_global_rng,
 )
 from twinrun.spec import ResolvedExperiment
-from twinrun.spec._metrics import check_metric_output
 
 __all__ = ["TwinEngine", "new_run_id", "resolve_device", "run_twin"]
 
@@ -158,85 +157,9 @@ class TwinEngine:
         return loaded[0], loaded[1]
 
     def _preflight(self) -> str:
-        """Run every candidate on 2 training examples in eval mode; infer the output kind."""
-        inputs, targets = self.data.train_batch(1)
-        inputs, targets = move_to(inputs[:2], self.device), move_to(targets[:2], self.device)
-        kinds = set()
-        for name, state in self.states.items():
-            if state.augment is not None:
-                try:
-                    with self.streams.isolated("preflight"):
-                        out = state.augment(inputs, targets, generator=self.streams.torch("preflight", device=self.device))
-                except Exception as exc:
-                    raise BuildError(
-                        f"candidate {name!r}: augmentation {state.spec.augment.name} failed on a "  # type: ignore[union-attr]
-                        f"batch of 2: {type(exc).__name__}: {exc}",
-                        fix="an augmentation is called as fn(inputs, targets, generator=g) and returns (inputs, targets)",
-                    ) from exc
-                if not isinstance(out, (tuple, list)) or len(out) != 2:
-                    raise BuildError(
-                        f"candidate {name!r}: augmentation {state.spec.augment.name} returned "  # type: ignore[union-attr]
-                        f"{type(out).__name__}, not (inputs, targets)",
-                    )
-            was_training = state.model.training
-            state.model.eval()
-            try:
-                with torch.no_grad(), self.streams.isolated("preflight"):
-                    try:
-                        outputs = state.model(inputs)
-                    except Exception as exc:
-                        raise BuildError(
-                            f"candidate {name!r}: the model fails on a batch of inputs of shape "
-                            f"{_shape(inputs)}: {type(exc).__name__}: {exc}",
-                            fix="check the model's input layer against the data",
-                        ) from exc
-                    self._check_class_range(name, state, outputs, targets)
-                    try:
-                        loss = state.loss_fn(outputs, targets)
-                        self.eval_losses[name](outputs, targets)
-                    except Exception as exc:
-                        raise BuildError(
-                            f"candidate {name!r}: outputs of shape {_shape(outputs)} don't fit the loss "
-                            f"{state.spec.loss.name} with targets of shape {_shape(targets)}: {exc}",
-                            fix="make the model's output layer match the targets (number of classes, dtype)",
-                        ) from exc
-                    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                        raise BuildError(
-                            f"candidate {name!r}: loss {state.spec.loss.name} returned "
-                            f"{_shape(loss)}, not a scalar",
-                            fix="use a loss with reduction='mean' (the default)",
-                        )
-                    for metric_name, metric in self.metrics.items():
-                        check_metric_output(metric_name, metric(outputs, targets), 2)
-            finally:
-                state.model.train(was_training)
-            kinds.add(_output_kind(self.settings.output, state.loss_fn, outputs))
-        return kinds.pop() if len(kinds) == 1 else "values"
-
-    def _check_class_range(self, name: str, state: CandidateState, outputs: Any, targets: Any) -> None:
-        """Class-index targets must be below the number of outputs, in every example of the data.
-
-        A batch of 2 may hold only small classes: the targets of the whole data
-        (where they are one tensor) are checked, so that a candidate whose output
-        layer is too small fails here, named, and not at some step of training.
-        """
-        if not (isinstance(outputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
-            return
-        if outputs.ndim < 2 or targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            return
-        if _output_kind("auto", state.loss_fn, outputs) != "logits":
-            return
-        classes = int(outputs.shape[1])
-        for split, dataset in (("training", self.data.train), ("validation", self.data.val)):
-            if not isinstance(dataset, TensorDataset):
-                continue
-            labels = dataset.tensors[-1]
-            if labels.numel() and labels.dtype == targets.dtype and int(labels.max()) >= classes:
-                raise BuildError(
-                    f"candidate {name!r}: its outputs have {classes} classes (shape {_shape(outputs)} on 2 "
-                    f"examples) but the {split} targets go up to {int(labels.max())}",
-                    fix=f"give the model's output layer {int(labels.max()) + 1} outputs (or more)",
-                )
+        """Every candidate on 2 training examples before training (see ``_preflight``)."""
+        return preflight(self.states, self.data, self.streams, self.device, self.metrics, self.eval_losses,
+                         self.settings.output)
 
     # ------------------------------------------------------------------ the loop
     @property
@@ -460,19 +383,4 @@ def run_twin(
     return TwinEngine(resolved, sinks=sinks, run_id=run_id, executor=executor).run()
 
 
-def _output_kind(setting: str, loss_fn: Any, outputs: Any) -> str:
-    if setting != "auto":
-        return setting
-    name = type(loss_fn).__name__ if isinstance(loss_fn, torch.nn.Module) else getattr(
-        getattr(loss_fn, "func", loss_fn), "__name__", ""
-    )
-    lowered = name.lower()
-    if "crossentropy" in lowered.replace("_", "") or "nll" in lowered:
-        return "logits"
-    if "bcewithlogits" in lowered.replace("_", "") or "binary_cross_entropy_with_logits" in lowered:
-        return "binary_logits"
-    return "values"
-
-
-_shape = shape_of
 

@@ -183,60 +183,7 @@ CREATE TABLE checks (
 """
 
 #: Version 3: as version 2, with the status 'interrupted'.
-_V3 = _META + """
-CREATE TABLE sweeps (
-    id         TEXT PRIMARY KEY,
-    name       TEXT NOT NULL,
-    experiment TEXT,
-    config     TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-""" + _RUNS_V3 + _RUNS_INDEXES + """
-CREATE TABLE candidates (
-    run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    name        TEXT NOT NULL,
-    config      TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    diverged_at INTEGER,
-    final       TEXT,
-    PRIMARY KEY (run_id, name)
-);
-""" + _METRICS + """
-CREATE TABLE notes (
-    id         INTEGER PRIMARY KEY,
-    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    created_at REAL NOT NULL,
-    text       TEXT NOT NULL
-);
-CREATE INDEX notes_run ON notes (run_id);
-CREATE TABLE tags (
-    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    tag        TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (run_id, tag)
-) WITHOUT ROWID;
-CREATE INDEX tags_tag ON tags (tag);
-CREATE TABLE artifacts (
-    id         INTEGER PRIMARY KEY,
-    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    kind       TEXT NOT NULL,
-    path       TEXT,
-    payload    TEXT,
-    created_at REAL NOT NULL
-);
-CREATE INDEX artifacts_run ON artifacts (run_id, kind);
-CREATE TABLE checks (
-    run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    name       TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    measured   TEXT,
-    expected   TEXT,
-    details    TEXT,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-"""
+_V3 = _V2.replace(_RUNS_V2, _RUNS_V3)
 
 #: The complete DDL of each schema version (a fresh file gets ``DDL[SCHEMA_VERSION]``).
 DDL: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}

@@ -39,3 +39,28 @@ def test_a_version_2_file_migrates_and_its_interrupted_runs_get_their_status(tmp
     fresh = tmp_path / "fresh.sqlite"
     Registry.open(fresh).close()
     assert _schema_of(path) == _schema_of(fresh)
+
+
+def test_a_registry_this_process_has_open_is_never_reopened_by_a_raw_read(tmp_path, monkeypatch):
+    """SQLite's POSIX locks drop when any descriptor of the file closes: a header read of an open
+    registry would release them (in-process seeds then hit "disk I/O error")."""
+    import builtins
+
+    from twinrun.registry._files import file_kind
+
+    path = tmp_path / "r.sqlite"
+    first = Registry.open(path)
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        assert str(file) != str(path), "the registry's header was read while a connection is open"
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    assert file_kind(path) == "ours"
+    with Registry.open(path) as second:  # as compare() does inside an in-process sweep
+        _run(second)
+    _run(first)  # the first connection still works
+    first.close()
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert file_kind(path) == "ours"  # closed: the header is read again

@@ -159,3 +159,32 @@ def test_a_child_started_with_sigint_ignored_still_stops_on_ctrl_c(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert _run(home).status == "interrupted"
+
+
+def test_ctrl_c_of_an_in_process_sweep_stops_its_seed_cleanly_and_resume_finishes(tmp_path):
+    home = tmp_path / "home"
+    env = child_env()
+    env.pop("PYTHONHASHSEED", None)
+    cmd = _cmd("seeds", FLAKY, "--seeds", "3", "--candidates", "small,wide", "--set", "steps=30",
+               "--set", "model.slow_from=0", "--set", "model.delay=0.02", "--set", "checkpoint_every=1",
+               "--home", home, "--resamples", "200", "-q")
+    proc = subprocess.Popen(cmd, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(_running_at(home, 2), 300, "the first seed training")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    with Registry.open(home / "registry.sqlite") as reg:
+        [sweep] = reg.list_sweeps()
+        assert sweep.status == "interrupted"
+        assert [r.status for r in reg.list_runs(sweep_id=sweep.id)] == ["interrupted"]
+    resumed = subprocess.run(_cmd("seeds", "--resume", sweep.id[:8], "--home", home, "--resamples", "200", "-q"),
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    with Registry.open(home / "registry.sqlite") as reg:
+        assert reg.get_sweep(sweep.id).status == "finished"

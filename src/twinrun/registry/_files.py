@@ -15,6 +15,7 @@ import os
 import sqlite3
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,57 @@ def resolve_registry_path(path: str | Path | None = None, *, home: str | Path | 
     return p.absolute()
 
 
+#: Connections this process has open, per (device, inode) of their database file. SQLite's
+#: locks are POSIX locks, which the operating system drops for the whole process when *any*
+#: descriptor of the file is closed: reading the header of a registry this process already
+#: has a connection to would release that connection's locks (and another connection could
+#: then delete the write-ahead log under it: "disk I/O error", seen with seeds run in the
+#: sweep's own process). While a connection is open the file is known to be a registry
+#: (and its inode cannot be reused), so its header is not read again.
+_OPEN_CONNECTIONS: dict[tuple[int, int], int] = {}
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+class _TrackedConnection(sqlite3.Connection):
+    """A connection that counts itself in :data:`_OPEN_CONNECTIONS` until it is closed."""
+
+    _identity: tuple[int, int] | None = None
+    _pending: list[bool] | None = None  # shared by close() and the finalizer: counted down once
+
+    def track(self, identity: tuple[int, int] | None) -> None:
+        if identity is None:
+            return
+        self._identity, self._pending = identity, [True]
+        _OPEN_CONNECTIONS[identity] = _OPEN_CONNECTIONS.get(identity, 0) + 1
+        weakref.finalize(self, _untrack, identity, self._pending)
+
+    def close(self) -> None:
+        super().close()
+        if self._identity is not None and self._pending is not None:
+            _untrack(self._identity, self._pending)
+
+
+def _untrack(identity: tuple[int, int], pending: list[bool]) -> None:
+    if pending and pending.pop() and identity in _OPEN_CONNECTIONS:
+        _OPEN_CONNECTIONS[identity] -= 1
+        if _OPEN_CONNECTIONS[identity] <= 0:
+            del _OPEN_CONNECTIONS[identity]
+
+
 def file_kind(path: Path) -> FileKind:
     """What is at ``path``, judged from the file header alone (nothing is written)."""
     if path.is_dir():
         return "directory"
+    identity = _identity(path)
+    if identity is not None and _OPEN_CONNECTIONS.get(identity):
+        return "ours"  # this process has it open: reading (closing) a descriptor would drop its locks
     try:
         with open(path, "rb") as fh:
             header = fh.read(100)
@@ -194,19 +242,23 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     try:
         if not readonly:
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
+                                   check_same_thread=False, factory=_TrackedConnection)
+            conn.track(_identity(path))
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
             return conn  # WAL was set at creation (ensure_wal() for files that lost it)
         uri = f"file:{quote(str(path))}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, factory=_TrackedConnection)
+        conn.track(_identity(path))
         try:
             conn.execute("SELECT count(*) FROM meta").fetchone()
         except sqlite3.OperationalError:
             conn.close()
             uri = f"file:{quote(str(path))}?immutable=1"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                   factory=_TrackedConnection)
+            conn.track(_identity(path))
         return conn
     except sqlite3.Error as exc:
         raise translate(exc, path, "open") from exc

@@ -178,12 +178,12 @@ def _interrupted(exc: KeyboardInterrupt, run_id: str, recorder: RunRecorder, sto
     step, path = found[-1] if found else (None, None)
     if store is not None and path is not None:
         store.add_artifact(run_id, "checkpoints", path=str(sink.folder))
-    reason = exc.reason if isinstance(exc, Interrupted) else (str(exc) or "SIGINT")
-    return Interrupted(
-        reason, step=getattr(exc, "step", None) if isinstance(exc, Interrupted) else recorder.last_step(),
-        at_step_boundary=isinstance(exc, Interrupted) and exc.at_step_boundary, run_id=run_id,
-        checkpoint=None if path is None else str(path), checkpoint_step=step,
-    )
+    if isinstance(exc, Interrupted):  # stopped at a step boundary by the engine
+        reason, stopped, boundary = exc.reason, exc.step, exc.at_step_boundary
+    else:  # a second signal, inside a step
+        reason, stopped, boundary = str(exc) or "SIGINT", recorder.last_step(), False
+    return Interrupted(reason, step=stopped, at_step_boundary=boundary, run_id=run_id,
+                       checkpoint=None if path is None else str(path), checkpoint_step=step)
 
 
 def _open_registry(registry: Registry | str | Path | bool | None, root: Path) -> Registry | None:

@@ -58,6 +58,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _ctrl_c(cmd, home, env, *, at_step=2, what="the run training", **popen):
+    """Start ``cmd`` in a process group of its own, Ctrl-C the group once the run reached ``at_step``."""
+    proc = subprocess.Popen(cmd, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    try:
+        run = wait_for(_running_at(home, at_step), 300, what)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, err, run
+
+
 def _final(home, *extra, env=None):
     proc = subprocess.run(_cmd("compare", FLAKY, *SLOW, "--home", home, *extra), env=env or child_env(),
                           capture_output=True, text=True, timeout=600)
@@ -70,16 +84,8 @@ def test_ctrl_c_stops_at_a_step_keeps_a_checkpoint_and_the_resume_it_prints_is_e
     home = tmp_path / "home"
     env = child_env()
     env.pop("PYTHONHASHSEED", None)  # the CLI trains in a child, as for a user
-    proc = subprocess.Popen(_cmd("compare", FLAKY, *SLOW, "--home", home), env=env, text=True,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        run = wait_for(_running_at(home, 3), 300, "the run at step 3")
-        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole group
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    code, err, run = _ctrl_c(_cmd("compare", FLAKY, *SLOW, "--home", home), home, env, at_step=3)
+    assert code == 130, err
     stopped = _run(home)
     assert stopped.status == "interrupted" and stopped.error.startswith("interrupted after step")
     step = stopped.last_step
@@ -147,17 +153,8 @@ def test_a_child_started_with_sigint_ignored_still_stops_on_ctrl_c(tmp_path):
     env = child_env()
     env.pop("PYTHONHASHSEED", None)
     ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
-    proc = subprocess.Popen(_cmd("compare", FLAKY, *SLOW, "--home", home), env=env, text=True,
-                            start_new_session=True, preexec_fn=ignore,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for(_running_at(home, 2), 300, "the child training")
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    code, err, _ = _ctrl_c(_cmd("compare", FLAKY, *SLOW, "--home", home), home, env, preexec_fn=ignore)
+    assert code == 130, err
     assert _run(home).status == "interrupted"
 
 
@@ -168,16 +165,8 @@ def test_ctrl_c_of_an_in_process_sweep_stops_its_seed_cleanly_and_resume_finishe
     cmd = _cmd("seeds", FLAKY, "--seeds", "3", "--candidates", "small,wide", "--set", "steps=30",
                "--set", "model.slow_from=0", "--set", "model.delay=0.02", "--set", "checkpoint_every=1",
                "--home", home, "--resamples", "200", "-q")
-    proc = subprocess.Popen(cmd, env=env, text=True, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(_running_at(home, 2), 300, "the first seed training")
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    code, err, _ = _ctrl_c(cmd, home, env, what="the first seed training")
+    assert code == 130, err
     assert "interrupted" in err and "--resume" in err
     with Registry.open(home / "registry.sqlite") as reg:
         [sweep] = reg.list_sweeps()

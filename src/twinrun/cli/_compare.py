@@ -152,12 +152,14 @@ def print_interrupted(exc: Interrupted, args: argparse.Namespace) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
-    replicas = args.replicas if args.replicas is not None else load_experiment(args.experiment).replicas
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise ConfigError(f"--replicas {replicas!r}: the number of replicas must be a whole number >= 1",
+    if args.replicas is not None and (isinstance(args.replicas, bool) or args.replicas < 1):
+        raise ConfigError(f"--replicas {args.replicas!r}: the number of replicas must be a whole number >= 1",
                           fix="--replicas 4 (or 1 for a single run)")
-    if replicas > 1:
-        return run_replicas(args, candidates, replicas, collect_overrides(args))
+    if args.replicas != 1:  # the experiment's own default, and its seed for the replicas
+        exp = load_experiment(args.experiment)
+        replicas = args.replicas or exp.replicas
+        if replicas > 1:
+            return run_replicas(args, candidates, replicas, collect_overrides(args), exp.seed)
     try:
         result = _compare(args, candidates)
     except Interrupted as exc:

@@ -18,7 +18,6 @@ from typing import Any
 from twinrun.cli._common import print_json
 from twinrun.cli._sweep_report import format_sweep
 from twinrun.errors import ConfigError
-from twinrun.spec import load_experiment
 from twinrun.stats import paired_t_test
 from twinrun.sweeps import SweepInterrupted, SweepResult, run_sweep
 
@@ -27,13 +26,14 @@ __all__ = ["format_per_replica", "per_replica", "run_replicas"]
 
 def run_replicas(
     args: argparse.Namespace, candidates: list[str] | None, replicas: int, overrides: dict[str, Any],
+    experiment_seed: int,
 ) -> int:
     """K replicas = seeds SEED..SEED+K-1 of the run, in this process, analysed as a paired sweep."""
     if args.resume:
         raise ConfigError("--resume continues one run, not a set of replicas",
                           fix="replicas are recorded as a sweep: go on with twinrun seeds --resume SWEEP")
     given = overrides.pop("seed", None)
-    base = int(given) if isinstance(given, int) else load_experiment(args.experiment).seed
+    base = int(given) if isinstance(given, int) else experiment_seed
     if args.no_registry:
         raise ConfigError("--replicas records its replicas as a sweep in the registry; --no-registry forbids it",
                           fix="drop --no-registry (or --registry PATH to record elsewhere)")

@@ -157,7 +157,7 @@ def run_seeds(args: argparse.Namespace) -> int:
         if args.experiment is None:
             raise ConfigError("no experiment file given", fix="twinrun seeds FILE --until-resolved --max 20")
         return run_until_resolved(args, [c.strip() for c in args.candidates.split(",") if c.strip()]
-                                  if args.candidates else None)
+                                  if args.candidates else None, backend_of(args))
     seeds = _which_seeds(args)
     if seeds is None and not isinstance(args.resume, str):
         raise ConfigError("how many seeds?", fix="twinrun seeds FILE --seeds 10 (or --seed-list 3,7,11, "

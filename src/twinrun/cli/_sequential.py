@@ -38,16 +38,10 @@ def _decisions(analysis: dict[str, Any], first: int, n_max: int) -> dict[str, di
             for name, entry in metric["comparisons"].items()}
 
 
-def backend_of(args: argparse.Namespace) -> str:
-    from twinrun.cli._seeds import backend_of as of
-
-    return of(args)
-
-
-def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None) -> int:
+def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None, backend: str) -> int:
     first, n_max = _check(args)
     common: dict[str, Any] = {
-        "jobs": args.jobs, "threads": args.threads, "backend": backend_of(args), "address": args.address,
+        "jobs": args.jobs, "threads": args.threads, "backend": backend, "address": args.address,
         "metric": args.metric, "deploy": args.deploy, "confidence": args.confidence,
         "n_resamples": args.resamples, "ensemble": not args.no_ensemble, "tensorboard": args.tensorboard,
         "home": args.home, "registry": args.registry, "progress": False if args.quiet else None,

@@ -1,5 +1,38 @@
-"""The command-line interface (``twinrun --help``)."""
+"""The command-line interface (``twinrun --help``).
 
-from twinrun.cli._app import build_parser, main
+:func:`main` first decides, from the raw arguments and without importing torch,
+whether a training command must run again in a child with a fixed
+``PYTHONHASHSEED`` (see ``_child``); only then are the commands imported.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from twinrun.cli._child import early_child
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``twinrun`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    code = early_child(list(sys.argv[1:] if argv is None else argv))
+    if code is not None:
+        return code
+    from twinrun.cli._app import main as run
+
+    return run(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``twinrun`` argument parser (every command registered)."""
+    from twinrun.cli._app import build_parser as build
+
+    return build()
+
+

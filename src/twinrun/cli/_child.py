@@ -33,9 +33,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from twinrun.rng import hash_seed_is_fixed
+from twinrun._hashseed import hash_seed_is_fixed
 
-__all__ = ["CHILD_ENV", "CHILD_HASHSEED", "NO_REEXEC_ENV", "as_child", "needs_child", "run_in_child"]
+__all__ = ["CHILD_ENV", "CHILD_HASHSEED", "NO_REEXEC_ENV", "as_child", "early_child", "needs_child", "run_in_child"]
 
 NO_REEXEC_ENV = "TWINRUN_NO_REEXEC"
 #: Set in the child, so that it never starts a grandchild.
@@ -53,6 +53,29 @@ def needs_child(environ: Mapping[str, str] | None = None) -> bool:
     if env.get(CHILD_ENV):
         return False
     return not hash_seed_is_fixed(dict(env))
+
+
+#: Commands that train in the first process (``seeds``: with its default in-process backend).
+TRAINING_COMMANDS = ("compare", "demo", "seeds")
+_NOT_TRAINING = ("-h", "--help", "--version", "--show-file", "--list", "--show")
+
+
+def early_child(argv: Sequence[str]) -> int | None:
+    """Re-run a training command in a child *before* anything imports torch (``None``: go on here).
+
+    A decision from the raw arguments, so that the first process pays only an
+    interpreter start, not torch's import; :func:`twinrun.cli._app.main` decides
+    again from the parsed ones for the cases this leaves alone.
+    """
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in TRAINING_COMMANDS or not needs_child():
+        return None
+    options = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+    if options & set(_NOT_TRAINING):
+        return None
+    if command == "seeds" and options & {"--backend", "--jobs", "-j", "--address"}:
+        return None  # maybe processes or Ray: decided once parsed
+    return run_in_child(list(argv))
 
 
 def run_in_child(argv: Sequence[str], *, hashseed: str = CHILD_HASHSEED) -> int:

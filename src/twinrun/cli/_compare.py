@@ -65,6 +65,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-registry", action="store_true", help="do not record the run")
     parser.add_argument("--tag", dest="tags", metavar="TAG", action="append", default=[],
                         help="tag the run in the registry; repeatable")
+    speed = parser.add_argument_group("execution")
+    speed.add_argument("--executor", choices=("auto", "vectorised", "sequential"),
+                       help="auto (default): same-architecture candidates (and replicas) in one batched step "
+                       "with torch.func.vmap, the rest one at a time; sequential: one at a time, the exact "
+                       "reference (same as --set executor=...)")
+    speed.add_argument("--memory-budget", metavar="SIZE",
+                       help="activation memory a batched group may use at once, e.g. 2GiB (default auto: "
+                       "a quarter of RAM, half of free GPU memory); larger groups are split")
     repro = parser.add_argument_group("reproducibility")
     repro.add_argument("--deterministic", action="store_true",
                        help="deterministic kernels during training (same as --set deterministic=True)")
@@ -113,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def collect_overrides(args: argparse.Namespace) -> dict[str, object]:
     overrides = parse_overrides(args.overrides)
-    for key in ("device", "seed", "steps", "ledger_every", "checkpoint_every"):
+    for key in ("device", "seed", "steps", "ledger_every", "checkpoint_every", "executor", "memory_budget"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value

@@ -91,10 +91,17 @@ def format_verdict(result: TwinResult) -> str:
         shared, own = result.init.shared.get(name, []), result.init.own.get(name, [])
         groups.append(f"{name} {len(shared)}/{len(shared) + len(own)}")
     lines.append("shared initial weights (tensors): " + ", ".join(groups))
+    batched = sorted({how.split(": ", 1)[1] for how in result.execution.values() if how.startswith("vectorised")})
+    if batched:
+        alone = [n for n, how in result.execution.items() if not how.startswith("vectorised")]
+        lines.append("steps batched with torch.func.vmap: " + ", ".join(batched)
+                     + (f"; one at a time: {', '.join(alone)}" if alone else ""))
     mem = result.memory
     if "activation_peak_bytes" in mem:
+        how = ("a batched group's members together, the others one at a time" if batched
+               else "one candidate at a time")
         lines.append(
-            f"peak activations: {human_bytes(mem['activation_peak_bytes'])} (one candidate at a time; "
+            f"peak activations: {human_bytes(mem['activation_peak_bytes'])} ({how}; "
             f"{human_bytes(mem['activation_sum_of_candidates'])} if all were alive at once)"
         )
     partial = [f"{n} {len(result.init.shared.get(n, []))}/{len(result.init.shared.get(n, [])) + len(own)}"

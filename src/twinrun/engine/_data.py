@@ -8,7 +8,7 @@ and lets every candidate see the very same examples.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,7 @@ class BatchPlan:
     size: int
     batch_size: int
     streams: RngStreams
+    _last_order: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -81,10 +82,18 @@ class BatchPlan:
     def epoch_of(self, step: int) -> int:
         return (step - 1) // self.batches_per_epoch
 
+    def order(self, epoch: int) -> torch.Tensor:
+        """The permutation of ``epoch`` (drawn once per epoch: the last one is kept)."""
+        cached = self._last_order
+        if cached and cached[0] == epoch:
+            return cached[1]
+        order = torch.randperm(self.size, generator=self.streams.torch("data_order", epoch))
+        self._last_order[:] = [epoch, order]
+        return order
+
     def indices(self, step: int) -> torch.Tensor:
         """Example indices of the batch used by update ``step`` (1-based)."""
-        epoch = self.epoch_of(step)
-        order = torch.randperm(self.size, generator=self.streams.torch("data_order", epoch))
+        order = self.order(self.epoch_of(step))
         position = (step - 1) % self.batches_per_epoch
         return order[position * self.batch_size : (position + 1) * self.batch_size]
 

@@ -41,11 +41,12 @@ from twinrun.engine._events import (
     Sink,
     StepDone,
 )
-from twinrun.engine._executor import Executor, SequentialExecutor, StepContext
+from twinrun.engine._executor import Executor, StepContext
 from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
 from twinrun.engine._preflight import preflight
 from twinrun.engine._result import CandidateResult, TwinResult
 from twinrun.engine._state import engine_state, load_engine_state
+from twinrun.engine._vectorised import make_executor
 from twinrun.engine._verdict import compare_candidates
 from twinrun.errors import ConfigError, DataError, Interrupted
 from twinrun.rng import (
@@ -57,6 +58,7 @@ from twinrun.rng import (
     isolated_global_rng,
 )
 from twinrun.spec import ResolvedExperiment
+from twinrun.spec._settings import parse_bytes
 
 __all__ = ["TwinEngine", "new_run_id", "resolve_device", "run_twin"]
 
@@ -105,7 +107,8 @@ class TwinEngine:
             ensure_cublas_workspace_config()  # before anything below can initialise CUDA
         self.device = resolve_device(self.settings.device)
         self.streams = RngStreams(self.settings.seed)
-        self.executor: Executor = executor or SequentialExecutor()
+        self.executor: Executor = executor or make_executor(
+            self.settings.executor, budget=parse_bytes(self.settings.memory_budget))
         self.bus = EventBus(sinks)
         self.metrics = dict(resolved.metrics)
         self.metric_goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
@@ -346,6 +349,9 @@ class TwinEngine:
             candidates, self.resolved.reference, self.metric_goals, seed=self.settings.seed
         )
         memory: dict[str, Any] = dict(self.meter.report()) if self.meter and self._measured else {}
+        estimates = getattr(self.executor, "estimates", None)
+        if estimates:
+            memory["vectorised_estimate_bytes"] = dict(estimates)
         memory["process_peak_rss_bytes"] = process_peak_rss_bytes()
         if self.device.type == "cuda":
             memory["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
@@ -369,7 +375,13 @@ class TwinEngine:
             config=self.resolved.to_config(),
             warnings=list(self.resolved.warnings),
             reproducibility={"deterministic": self.settings.deterministic, "switches": dict(self.determinism)},
+            execution=self.execution_report(),
         )
+
+    def execution_report(self) -> dict[str, str]:
+        """How each candidate's steps ran (batched with which others, or alone and why)."""
+        report = dict(getattr(self.executor, "report", {}))
+        return {n: report.get(n, "sequential") for n in self.states}
 
 
 def run_twin(

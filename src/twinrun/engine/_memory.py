@@ -1,16 +1,19 @@
 """Measure activation memory: the tensors autograd saves for backward, per candidate.
 
 Twin training promises that only one candidate's activations are alive at a
-time. :class:`ActivationMeter` checks it: it counts the bytes of every
-non-leaf tensor saved for backward while a candidate steps, how many were
-still alive when each candidate started, and the peak over the whole step.
+time (a vectorised group: its members' together). :class:`ActivationMeter`
+checks it: it counts the bytes of every tensor saved for backward while a
+candidate steps (intermediate results, and tensors made in the forward that
+need no gradient, such as max-pool indices or dropout masks), leaving out what
+existed before the step (parameters, buffers, the batch), how many were still
+alive when each candidate started, and the peak over the whole step.
 """
 
 from __future__ import annotations
 
 import resource
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,16 +54,23 @@ class ActivationMeter:
             del self._refs[key]
 
     @contextmanager
-    def measure(self, candidate: str) -> Iterator[None]:
-        """Count what ``candidate`` saves for backward inside the block."""
+    def measure(self, candidate: str, existing: Iterable[Any] = ()) -> Iterator[None]:
+        """Count what ``candidate`` saves for backward inside the block.
+
+        ``existing``: tensors (or nested containers of them) that are not activations
+        even though the forward saves them: the batch, buffers.
+        """
         start = self.live_bytes
         self.live_at_start[candidate] = max(self.live_at_start.get(candidate, 0), start)
+        before = {t.untyped_storage().data_ptr() for t in _tensors(existing)}
 
         def pack(t: torch.Tensor) -> Any:
-            if t.is_leaf:  # parameters and inputs are not activations
+            if t.is_leaf and t.requires_grad:  # parameters are not activations
                 return t
             storage = t.untyped_storage()
             key = storage.data_ptr()
+            if key in before:  # the batch, a buffer
+                return t
             entry = self._refs.get(key)
             if entry is None:
                 self._refs[key] = [1, storage.nbytes()]
@@ -85,6 +95,17 @@ class ActivationMeter:
             "activation_sum_of_candidates": sum(self.peak_by_candidate.values()),
             "activation_live_at_candidate_start": dict(self.live_at_start),
         }
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
 
 
 def process_peak_rss_bytes() -> int:

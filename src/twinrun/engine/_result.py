@@ -124,6 +124,8 @@ class TwinResult:
     warnings: list[str] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)
     reproducibility: dict[str, Any] = field(default_factory=dict)
+    #: candidate -> how its steps ran: "vectorised with K candidates: a+b+..." or "sequential: <why>"
+    execution: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +145,7 @@ class TwinResult:
             "warnings": list(self.warnings),
             "artifacts": dict(self.artifacts),
             "reproducibility": dict(self.reproducibility),
+            "execution": dict(self.execution),
         }
 
 

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 import torch
 
+from twinrun._hashseed import hash_seed_is_fixed
 from twinrun.errors import ConfigError, ReproducibilityWarning
 
 __all__ = [
@@ -112,22 +113,6 @@ def seed_everything(seed: int | None = None) -> int:
     os.environ[SEED_ENV] = str(seed)
     warn_if_hash_seed_varies(stacklevel=3)
     return seed
-
-
-def hash_seed_is_fixed(environ: os._Environ[str] | dict[str, str] | None = None) -> bool:
-    """Whether ``PYTHONHASHSEED`` is set to a fixed value (an integer in [0, 4294967295]).
-
-    It reads the environment, which is what this interpreter started with
-    unless someone changed ``os.environ`` since (changing it has no effect on
-    this process's string hashes, only on child processes).
-    """
-    value = (os.environ if environ is None else environ).get("PYTHONHASHSEED")
-    if value is None:
-        return False
-    try:
-        return 0 <= int(value.strip(), 10) <= _MAX_HASHSEED
-    except ValueError:
-        return False  # "random" or garbage
 
 
 def warn_if_hash_seed_varies(*, stacklevel: int = 2, once: bool = True) -> bool:

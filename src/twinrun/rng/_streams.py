@@ -21,6 +21,7 @@ import hashlib
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,29 +53,45 @@ def derive_seed(seed: int, *keys: str | int) -> int:
 
 
 @contextmanager
-def isolated_global_rng(seed: int, devices: Sequence[torch.device] = ()) -> Iterator[int]:
+def isolated_global_rng(
+    seed: int, devices: Sequence[torch.device] = (), *, python_numpy: bool = True,
+    draws: list[bool] | None = None,
+) -> Iterator[int]:
     """Seed Python's, NumPy's and torch's global generators from ``seed``; restore them on exit.
 
     Side effects are confined to the block: after it, every global generator is
     in exactly the state it had before. ``devices`` lists the CUDA devices whose
-    generators are seeded and restored too.
+    generators are seeded and restored too. ``python_numpy=False`` leaves
+    Python's and NumPy's generators alone (seeding and restoring them costs
+    about 70 µs; torch's, 2 µs): for code known not to draw from them. With
+    ``draws`` (a list), the block appends whether it drew from Python's or
+    NumPy's generator (a probe: it costs another 40 µs).
     """
     cuda = [d for d in devices if d.type == "cuda"]
-    py_state = random.getstate()
-    np_state = np.random.get_state()
+    if python_numpy:
+        py_state = random.getstate()
+        np_state = np.random.get_state()
     cpu_state = torch.random.default_generator.get_state()
     cuda_states = [torch.cuda.get_rng_state(d) for d in cuda]
     try:
-        random.seed(seed)
-        np.random.seed(seed & 0xFFFFFFFF)
+        if python_numpy:
+            random.seed(seed)
+            np.random.seed(seed & 0xFFFFFFFF)
+            if draws is not None:
+                seeded: tuple[Any, Any] = (random.getstate(), np.random.get_state(legacy=True))
         torch.random.default_generator.manual_seed(seed)
         for d in cuda:
             index = d.index if d.index is not None else torch.cuda.current_device()
             torch.cuda.default_generators[index].manual_seed(seed)
         yield seed
     finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
+        if python_numpy:
+            if draws is not None:
+                now: Any = np.random.get_state(legacy=True)
+                draws.append(random.getstate() != seeded[0] or now[2] != seeded[1][2]
+                             or not np.array_equal(now[1], seeded[1][1]))
+            random.setstate(py_state)
+            np.random.set_state(np_state)
         torch.random.default_generator.set_state(cpu_state)
         for d, state in zip(cuda, cuda_states):
             torch.cuda.set_rng_state(state, d)
@@ -115,13 +132,15 @@ class RngStreams:
         return random.Random(self.seed_for(name, *index))
 
     def isolated(
-        self, name: str, *index: str | int, devices: Sequence[_Device] = ()
+        self, name: str, *index: str | int, devices: Sequence[_Device] = (), python_numpy: bool = True,
+        draws: list[bool] | None = None,
     ) -> AbstractContextManager[int]:
         """Run a block with the global generators seeded from stream ``name`` at ``index``.
 
-        The global generators are restored on exit (see :func:`isolated_global_rng`).
+        The global generators are restored on exit (see :func:`isolated_global_rng`,
+        also for ``python_numpy`` and ``draws``).
         """
-        return isolated_global_rng(self.seed_for(name, *index), devices)
+        return isolated_global_rng(self.seed_for(name, *index), devices, python_numpy=python_numpy, draws=draws)
 
     def __repr__(self) -> str:
         return f"RngStreams(seed={self.seed})"

@@ -57,7 +57,8 @@ class Experiment:
             :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
         steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
-        output, share_init, deterministic, ledger_every, checkpoint_every: shared
+        output, share_init, deterministic, ledger_every, checkpoint_every, executor,
+        memory_budget: shared
             settings, see :class:`~twinrun.spec.Settings`.
         replicas: how many replicas ``twinrun compare`` trains by default (``--replicas``):
             replica ``r`` is the run with seed ``seed + r``, shared by every candidate.
@@ -89,6 +90,8 @@ class Experiment:
     deterministic: bool = _S.deterministic
     ledger_every: int | None = _S.ledger_every
     checkpoint_every: int | None = _S.checkpoint_every
+    executor: str = _S.executor
+    memory_budget: int | str = _S.memory_budget
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     replicas: int = 1
     source: ExperimentSource | None = field(default=None, compare=False, repr=False)

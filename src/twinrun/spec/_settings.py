@@ -15,14 +15,15 @@ from typing import Any
 
 from twinrun.errors import ConfigError
 
-__all__ = ["EXECUTION_SETTINGS", "SETTING_HELP", "Settings", "validate_setting"]
+__all__ = ["EXECUTION_SETTINGS", "SETTING_HELP", "Settings", "parse_bytes", "validate_setting"]
 
 OUTPUT_KINDS = ("auto", "logits", "binary_logits", "values")
+EXECUTOR_KINDS = ("auto", "vectorised", "sequential")
 
 #: Settings that say how a run is executed and recorded, not what is trained. Ledgers of
 #: runs that differ only in these are comparable (``deterministic`` is a factor to vary,
 #: like the thread count).
-EXECUTION_SETTINGS = ("deterministic", "ledger_every", "checkpoint_every")
+EXECUTION_SETTINGS = ("deterministic", "ledger_every", "checkpoint_every", "executor", "memory_budget")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Settings:
     deterministic: bool = False
     ledger_every: int | None = 20
     checkpoint_every: int | None = None
+    executor: str = "auto"
+    memory_budget: int | str = "auto"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -65,6 +68,12 @@ SETTING_HELP: dict[str, str] = {
     "CUBLAS_WORKSPACE_CONFIG) during training; see twinrun.deterministic_mode",
     "ledger_every": "record control sums of every parameter every this many steps (batches and "
     "losses: every step) in the run's ledger (compare() and the twinrun command); None: no ledger",
+    "executor": "how candidates are stepped: auto (same-architecture candidates batched with "
+    "torch.func.vmap, the rest one at a time), vectorised, or sequential (one at a time: the exact "
+    "reference, twin = solo bit for bit)",
+    "memory_budget": "bytes of activations a vectorised group may keep alive at once (e.g. 2GiB, 500MB, "
+    "or a number of bytes); larger groups are split. auto: a quarter of the machine's memory on the CPU, "
+    "half of the GPU's free memory on CUDA",
     "checkpoint_every": "write a checkpoint every this many steps for exact resume (None: none); "
     "written by compare() and the twinrun command into the run folder",
 }
@@ -109,11 +118,41 @@ def validate_setting(name: str, value: Any) -> None:
                 "False or a list of parameter names",
                 fix='e.g. share_init={"pretrained": False, "wide": ["embed.weight"]}',
             )
+    elif name == "executor":
+        if value not in EXECUTOR_KINDS:
+            raise ConfigError(f"setting executor={value!r} must be one of {', '.join(EXECUTOR_KINDS)}",
+                              fix="--set executor=sequential for the exact reference, auto to batch")
+    elif name == "memory_budget":
+        parse_bytes(value)
     elif name == "deterministic":
         if not isinstance(value, bool):
             raise ConfigError(f"setting {name}={value!r} must be True or False")
     elif name in ("ledger_every", "checkpoint_every") and value is not None:
         _positive_int(name, value)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value: Any) -> int | None:
+    """A memory size in bytes from ``1073741824``, ``"1GiB"``, ``"500 MB"``; ``"auto"`` gives ``None``."""
+    if value == "auto":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        number = text.rstrip("kmgtib")
+        unit = text[len(number):]
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = -1.0
+        if unit in _UNITS and amount > 0:
+            return int(amount * _UNITS[unit])
+    raise ConfigError(f"setting memory_budget={value!r} is not a memory size",
+                      fix="use auto, a number of bytes, or a size such as 2GiB or 500MB")
 
 
 def coerce_setting(name: str, value: Any) -> Any:

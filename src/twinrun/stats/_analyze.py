@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import bdtr
 
 from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import _candidate_intervals, _check_resamples, check_confidence
@@ -27,6 +26,7 @@ from twinrun.stats._paired import _compare, _reference
 from twinrun.stats._random import Seed, base_seed, stream
 from twinrun.stats._recommend import recommend_aligned
 from twinrun.stats._scores import AlignedScores, SeedLabel, align_scores
+from twinrun.stats._special import bdtr
 from twinrun.stats._summary import summarize_values
 
 __all__ = ["HEADLINE_INTERVALS", "IQM_MIN_SEEDS", "analyze_seeds", "median_interval"]

@@ -37,12 +37,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri, stdtrit
 
 from twinrun.errors import ConfigError, DataError
 from twinrun.stats._json import json_safe, num
 from twinrun.stats._random import Seed, as_generator, base_seed, stream
 from twinrun.stats._scores import SeedLabel, align_scores
+from twinrun.stats._special import ndtr, ndtri, stdtrit
 from twinrun.stats._weighted import STATISTICS, WeightedStatistic, named_statistic
 
 __all__ = [

@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
 
 from twinrun.errors import ConfigError, DataError
 from twinrun.spec._metrics import Metric, check_metric_output
 from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, base_seed, stream
 from twinrun.stats._scores import SeedLabel, describe_seeds
+from twinrun.stats._special import logsumexp
 
 __all__ = ["KINDS", "ensemble_outputs", "seed_ensemble"]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import betaincinv
 
 from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import (
@@ -37,6 +36,7 @@ from twinrun.stats._bootstrap import (
 from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, as_generator
 from twinrun.stats._scores import pair_scores
+from twinrun.stats._special import betaincinv
 from twinrun.stats._weighted import WeightedStatistic, weighted_mean
 
 __all__ = ["PAIRINGS", "clopper_pearson", "improvement_from_counts", "probability_of_improvement", "wins"]

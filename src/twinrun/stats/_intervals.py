@@ -11,7 +11,8 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import stdtrit
+
+from twinrun.stats._special import stdtrit
 
 __all__ = ["auto_block_length", "block_bootstrap_interval", "paired_t_interval"]
 

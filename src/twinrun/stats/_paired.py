@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import stdtr
 
 from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import (
@@ -47,6 +46,7 @@ from twinrun.stats._scores import (
     describe_seeds,
     pair_scores,
 )
+from twinrun.stats._special import stdtr
 from twinrun.stats._weighted import weighted_mean
 
 #: The fewest seeds from which a paired spread, an interval and a p-value are reported.

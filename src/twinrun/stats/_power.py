@@ -25,10 +25,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from scipy.special import nctdtr, ndtri, stdtrit
-
 from twinrun.errors import ConfigError
 from twinrun.stats._json import json_safe
+from twinrun.stats._special import nctdtr, ndtri, stdtrit
 
 __all__ = ["paired_t_power", "seeds_needed"]
 

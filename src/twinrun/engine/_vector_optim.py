@@ -1,0 +1,244 @@
+"""SGD, Adam and AdamW over stacked parameters, each member with its own hyperparameters.
+
+The members' own ``torch.optim`` optimizers stay the source of the
+hyperparameters: every step reads each member's ``param_groups`` (so each
+member's LR scheduler, written for ``torch.optim``, works unchanged) and
+applies the update to the flat ``[K, P]`` tensors of :mod:`._stack` with
+per-member ``[K, 1]`` factors. The optimizer state lives in flat tensors too,
+and each member's ``optimizer.state[p]`` holds views of its rows, in
+``torch.optim``'s own layout: ``state_dict()``, checkpoints and a switch back
+to the sequential executor see exactly what ``torch.optim`` would hold.
+
+The update follows ``torch.optim``'s single-tensor implementation (its CPU
+default) operation for operation, with the same python scalars: where the
+gradients agree bit for bit, so do the updates (tested against ``torch.optim``
+step by step). A hyperparameter that differs between members is applied row
+by row (K small operations instead of one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from twinrun.engine._stack import FlatGroup
+
+__all__ = ["StackedOptimizer", "unsupported_optimizer"]
+
+_KINDS = {torch.optim.SGD: "sgd", torch.optim.Adam: "adam", torch.optim.AdamW: "adam"}
+
+
+def _value(x: Any) -> float:
+    return float(x.item() if isinstance(x, torch.Tensor) else x)
+
+
+def unsupported_optimizer(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why ``optimizer`` has no vectorised implementation (``None``: it has one)."""
+    kind = _KINDS.get(type(optimizer))
+    if kind is None:
+        return (f"optimizer {type(optimizer).__name__} has no vectorised implementation "
+                "(SGD, Adam and AdamW have)")
+    for group in optimizer.param_groups:
+        if group.get("maximize") or group.get("differentiable"):
+            return "maximize=True or differentiable=True is not vectorised"
+        if kind == "adam" and group.get("amsgrad"):
+            return "Adam(amsgrad=True) is not vectorised"
+    return None
+
+
+class _Mixed(ValueError):
+    """The members' hyperparameters differ in a way the stacked update does not cover."""
+
+
+_ALL = slice(None)
+
+
+def _each(values: Sequence[Any], op: Callable[[Any, Any], Any]) -> None:
+    """``op(rows, value)``: once on all rows when every member has the same value, else row by row.
+
+    Row by row, each member's update is the very operation ``torch.optim`` makes on
+    its tensor, with the same python scalar, so the results are bit-identical.
+    """
+    first = values[0]
+    if all(v == first for v in values):
+        op(_ALL, first)
+    else:
+        for k, value in enumerate(values):
+            op(k, value)
+
+
+class StackedOptimizer:
+    """Steps the flat groups of a stack with the hyperparameters of each member's optimizer."""
+
+    def __init__(self, optimizers: Sequence[torch.optim.Optimizer], groups: Sequence[FlatGroup]) -> None:
+        self.optimizers = list(optimizers)
+        self.groups = list(groups)
+        self.kind = _KINDS[type(optimizers[0])]
+        self.state: list[dict[str, torch.Tensor]] = []
+        self.steps: list[list[int]] = []  # steps[g][k]: updates made (Adam's bias correction)
+        self._started: list[list[bool]] = []  # SGD: member k's momentum buffer exists in group g
+        self._bind_state()
+
+    # ------------------------------------------------------------------ state
+    def _bind_state(self) -> None:
+        """Flat state tensors filled from each member's ``torch.optim`` state, then bound as views."""
+        for g, group in enumerate(self.groups):
+            flat: dict[str, torch.Tensor] = {}
+            keys = ("momentum_buffer",) if self.kind == "sgd" else ("exp_avg", "exp_avg_sq")
+            steps = []
+            for key in keys:
+                flat[key] = torch.zeros_like(group.weight)
+            step_counts = torch.zeros(group.weight.shape[0], len(group.names), dtype=torch.float32)
+            present = []
+            for k, optimizer in enumerate(self.optimizers):
+                member = [optimizer.state.get(p, {}) for p in group.members[k]]
+                present.append(all(key in s and s[key] is not None for s in member for key in keys))
+                steps.append(int(_value(member[0].get("step", 0))) if member else 0)
+                with torch.no_grad():
+                    for i, s in enumerate(member):
+                        for key in keys:
+                            if s.get(key) is not None:
+                                group.row_view(flat[key], k, i).copy_(s[key])
+                        if "step" in s:
+                            step_counts[k, i] = _value(s["step"])
+            self.state.append({**flat, "step": step_counts})
+            self.steps.append(steps)
+            self._started.append(present)
+            for k in range(len(self.optimizers)):
+                if present[k] or self.kind == "adam":
+                    self._expose(g, k)
+
+    def _expose(self, g: int, k: int) -> None:
+        """Member ``k``'s ``optimizer.state`` for group ``g`` as views of the flat state."""
+        group, flat = self.groups[g], self.state[g]
+        optimizer = self.optimizers[k]
+        for i, p in enumerate(group.members[k]):
+            if self.kind == "sgd":
+                optimizer.state[p] = {"momentum_buffer": group.row_view(flat["momentum_buffer"], k, i)}
+            else:
+                optimizer.state[p] = {
+                    "step": flat["step"][k, i],
+                    "exp_avg": group.row_view(flat["exp_avg"], k, i),
+                    "exp_avg_sq": group.row_view(flat["exp_avg_sq"], k, i),
+                }
+
+    def bound(self) -> bool:
+        """Whether the members' optimizer states are still the views of this stack (no ``load_state_dict``)."""
+        key = "momentum_buffer" if self.kind == "sgd" else "exp_avg"
+        for g, group in enumerate(self.groups):
+            pointer, stride = self.state[g][key].data_ptr(), self.state[g][key].stride(0)
+            for k, optimizer in enumerate(self.optimizers):
+                state = optimizer.state.get(group.members[k][0])
+                if state is None:
+                    if self.kind == "adam" or self._started[g][k]:
+                        return False
+                    continue
+                view = state.get(key)
+                if view is None or view.data_ptr() != pointer + k * stride * view.element_size():
+                    return False
+        return True
+
+    def hyper(self, g: int, name: str, default: float = 0.0) -> list[float]:
+        return [_value(opt.param_groups[g].get(name, default)) for opt in self.optimizers]
+
+    # ------------------------------------------------------------------ update
+    @torch.no_grad()
+    def step(self, rows: Sequence[int] | None = None) -> None:
+        """One update of every member (``rows``: only these members; the others are left as they are)."""
+        saved = None if rows is None else self._save_except(rows)
+        for g, group in enumerate(self.groups):
+            if self.kind == "sgd":
+                self._sgd(g, group)
+            else:
+                self._adam(g, group)
+        if saved is not None:
+            self._restore(saved)
+
+    def _sgd(self, g: int, group: FlatGroup) -> None:
+        weight = group.weight
+        grad = group.grad
+        wds = self.hyper(g, "weight_decay")
+        if any(w != 0 for w in wds):
+            grad = grad.clone()
+            _each(wds, lambda r, w: grad[r].add_(weight[r], alpha=w))
+        momenta = self.hyper(g, "momentum")
+        if any(m != 0 for m in momenta):
+            if not all(m != 0 for m in momenta):
+                raise _Mixed("some members use momentum and some do not")
+            buf = self.state[g]["momentum_buffer"]
+            started = self._started[g]
+            dampening = self.hyper(g, "dampening")
+            if all(started):
+                _each(list(zip(momenta, dampening)), lambda r, md: buf[r].mul_(md[0]).add_(grad[r], alpha=1 - md[1]))
+            else:
+                for k, m in enumerate(momenta):
+                    if started[k]:
+                        buf[k].mul_(m).add_(grad[k], alpha=1 - dampening[k])
+                    else:  # torch.optim: the first momentum buffer is the gradient itself
+                        buf[k].copy_(grad[k])
+                        started[k] = True
+                        self._expose(g, k)
+            nesterov = [bool(n) for n in self.hyper(g, "nesterov")]
+            if any(nesterov):
+                direction = buf.clone()
+                _each(list(zip(nesterov, momenta)),
+                      lambda r, nm: direction[r].copy_(grad[r].add(buf[r], alpha=nm[1])) if nm[0] else None)
+            else:
+                direction = buf
+        else:
+            direction = grad
+        _each(self.hyper(g, "lr"), lambda r, lr: weight[r].add_(direction[r], alpha=-lr))
+
+    def _adam(self, g: int, group: FlatGroup) -> None:
+        weight = group.weight
+        state = self.state[g]
+        lrs = self.hyper(g, "lr")
+        betas = [opt.param_groups[g]["betas"] for opt in self.optimizers]
+        b1s, b2s = [_value(b[0]) for b in betas], [_value(b[1]) for b in betas]
+        wds = self.hyper(g, "weight_decay")
+        decoupled = [bool(opt.param_groups[g].get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW)))
+                     for opt in self.optimizers]
+        steps = self.steps[g]
+        for k in range(len(steps)):
+            steps[k] += 1
+        state["step"].add_(1)
+        grad = group.grad
+        if any(w != 0 and not d for w, d in zip(wds, decoupled)):
+            grad = grad.clone()
+            _each([0.0 if d else w for w, d in zip(wds, decoupled)],
+                  lambda r, w: grad[r].add_(weight[r], alpha=w) if w != 0 else None)
+        if any(w != 0 and d for w, d in zip(wds, decoupled)):
+            _each([1 - lr * w if d else 1.0 for lr, w, d in zip(lrs, wds, decoupled)],
+                  lambda r, f: weight[r].mul_(f) if f != 1.0 else None)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        _each([1 - b for b in b1s], lambda r, w: exp_avg[r].lerp_(grad[r], w))
+        _each(b2s, lambda r, b2: exp_avg_sq[r].mul_(b2).addcmul_(grad[r], grad[r], value=1 - b2))
+        # as torch.optim computes them: python floats per member (its step is a float)
+        step_size = [lr / (1 - b1 ** float(t)) for lr, b1, t in zip(lrs, b1s, steps)]
+        bc2_sqrt = [math.sqrt(1 - b2 ** float(t)) for b2, t in zip(b2s, steps)]
+        denom = exp_avg_sq.sqrt()
+        _each(list(zip(bc2_sqrt, self.hyper(g, "eps", 1e-8))), lambda r, be: denom[r].div_(be[0]).add_(be[1]))
+        _each(step_size, lambda r, s: weight[r].addcdiv_(exp_avg[r], denom[r], value=-s))
+
+    # ------------------------------------------------------------------ members left out of one step
+    def _save_except(self, rows: Sequence[int]) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
+        keep = set(rows)
+        saved = []
+        for g, group in enumerate(self.groups):
+            tensors = [group.weight, *self.state[g].values()]
+            for k in range(group.weight.shape[0]):
+                if k not in keep:
+                    saved += [(t, k, t[k].clone()) for t in tensors]
+        self._saved_steps = [list(s) for s in self.steps]
+        self._left_out = [k for k in range(len(self.optimizers)) if k not in keep]
+        return saved
+
+    def _restore(self, saved: list[tuple[torch.Tensor, int, torch.Tensor]]) -> None:
+        for tensor, k, value in saved:
+            tensor[k].copy_(value)
+        for g, steps in enumerate(self._saved_steps):
+            for k in self._left_out:
+                self.steps[g][k] = steps[k]

@@ -69,6 +69,8 @@ class _Group:
         self.stack: ModelStack | None = None
         self.optimizer: StackedOptimizer | None = None
         self._forward: dict[bool, Any] = {}
+        self.fitted = False  # probed and sized to the memory budget (on its first step)
+        self.why: str | None = None  # why it cannot run batched (then it runs sequentially)
 
     def bind(self) -> None:
         """(Re)build the stack from the members' current tensors (first step, resume, a changed state)."""
@@ -219,8 +221,6 @@ class VectorisedExecutor:
         self._plan_for: tuple[int, ...] | None = None  # by identity: a caller may step copies of the same names
         self._groups: list[_Group] = []
         self._alone: list[CandidateState] = []
-        self._probed: dict[tuple[int, ...], str | None] = {}
-        self._fitted: set[int] = set()
 
     def _replan(self, candidates: Sequence[CandidateState]) -> None:
         plan = plan_groups(candidates, mode=self.mode, chunk=self.chunk)
@@ -241,7 +241,7 @@ class VectorisedExecutor:
             self._replan(candidates)
         outputs: dict[str, StepOutput] = {}
         alone = list(self._alone)  # before a group falls back (its members then step in _run_group)
-        for group in [g for g in self._groups if id(g) not in self._fitted]:
+        for group in [g for g in self._groups if not g.fitted]:
             self._fit(group, batches, context)
         for group in list(self._groups):
             outputs.update(self._run_group(group, step, batches, context))
@@ -270,8 +270,7 @@ class VectorisedExecutor:
             at = self._groups.index(group)
             self._groups[at : at + 1] = chunks
         for chunk in chunks:
-            self._fitted.add(id(chunk))
-            self._probed[tuple(id(m) for m in chunk.members)] = why
+            chunk.fitted, chunk.why = True, why
             self.estimates[chunk.label] = base + per_member * len(chunk.members)
             if len(chunks) > 1:
                 for name in chunk.names:
@@ -280,7 +279,7 @@ class VectorisedExecutor:
 
     def _run_group(self, group: _Group, step: int, batches: Mapping[str, tuple[Any, Any]],
                    context: StepContext) -> dict[str, StepOutput]:
-        why = self._probed[tuple(id(m) for m in group.members)]
+        why = group.why
         if why is None:
             start = time.perf_counter()
             try:

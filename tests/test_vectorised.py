@@ -84,7 +84,7 @@ def test_vectorised_mlp_with_dropout_and_clipping_equals_sequential_bit_for_bit(
     exp = V.experiment(twinrun.factory(cls, **kwargs), grad_clip=0.5)
     _, vec = _run(exp.replace(executor="vectorised"))
     _, seq = _run(exp.replace(executor="sequential"))
-    assert set(vec.execution.values()) == {"vectorised with 3 candidates: c0+c1+c2"}
+    assert set(vec.execution.values()) == {"vectorised with 4 candidates: c0+c1+c2+c3"}
     for name in exp.candidates:
         a, b = seq.candidates[name], vec.candidates[name]
         assert np.array_equal(a.train_loss, b.train_loss), name
@@ -122,11 +122,11 @@ def test_fallbacks_are_reported_and_train_as_sequential():
         "rms": {"optimizer": twinrun.factory(torch.optim.RMSprop, lr=1e-3)},
         "wide": {"model": twinrun.factory(V.MLP, hidden=64)},
     })
-    _, auto = _run(exp)
+    _, auto = _run(exp.replace(executor="vectorised"))
     _, seq = _run(exp.replace(executor="sequential"))
     assert auto.execution["a"].startswith("sequential: the model does not run under torch.func.vmap")
     assert "RMSprop has no vectorised implementation" in auto.execution["rms"]
-    assert auto.execution["wide"] == "sequential: no other candidate has its architecture and optimizer"
+    assert auto.execution["wide"] == "vectorised with 1 candidate: wide"  # asked for: a group of one too
     for name in exp.candidates:
         assert np.array_equal(auto.candidates[name].train_loss, seq.candidates[name].train_loss), name
 
@@ -205,7 +205,7 @@ def test_memory_estimate_is_within_20_percent_of_the_measured_peak():
 
 def test_a_small_memory_budget_splits_the_group():
     exp = V.experiment(n=4, steps=20)
-    _, pair = _run(V.experiment(n=2, steps=1))
+    _, pair = _run(V.experiment(n=2, steps=1, executor="vectorised"))
     two = pair.memory["vectorised_estimate_bytes"]["c0+c1"]  # what a group of two needs
     _, split = _run(exp.replace(memory_budget=two))
     assert split.execution["c0"].startswith("vectorised with 2 candidates: c0+c1 (split to fit memory_budget=")
@@ -246,3 +246,57 @@ def test_activation_meter_counts_saved_tensors_that_need_no_gradient():
     assert meter.peak_bytes == sum(counted.values())
     indices = [t for t in counted.values()]
     assert len(indices) >= 4  # conv input/output, pool indices, dropout mask...
+
+
+def test_auto_batches_groups_from_four_on_the_cpu_and_says_why_not_below():
+    _, three = _run(V.experiment(n=3, steps=5))
+    assert three.execution["c0"] == ("sequential: a group of 3 same-architecture candidates: batching pays from 4 "
+                                     "on this device (executor='vectorised' batches it anyway)")
+    exp = V.experiment(n=4, steps=5)
+    _, four = _run(exp.replace(candidates={**exp.candidates, "wide": {"model": twinrun.factory(V.MLP, hidden=64)}}))
+    assert four.execution["c0"] == "vectorised with 4 candidates: c0+c1+c2+c3"
+    assert four.execution["wide"] == "sequential: no other candidate has its architecture and optimizer"
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_fused_sequential_update_is_optimizer_step_bit_for_bit(name):
+    """The sequential executor's flat update against torch.optim's own step(), scheduler and clipping included."""
+    from twinrun.engine import SequentialExecutor
+
+    cls, kwargs = OPTIMIZERS[name]
+    exp = V.experiment(twinrun.factory(cls, **kwargs), grad_clip=0.5, steps=30, executor="sequential")
+    results = []
+    for fused in (True, False):
+        engine = TwinEngine(resolve(exp), measure_memory=False, executor=SequentialExecutor(fused=fused))
+        results.append((engine.run(), engine))
+    (a, engine_a), (b, engine_b) = results
+    for cand in exp.candidates:
+        assert np.array_equal(a.candidates[cand].train_loss, b.candidates[cand].train_loss)
+        sa, sb = engine_a.states[cand].optimizer.state_dict(), engine_b.states[cand].optimizer.state_dict()
+        for key, value in sb["state"].items():
+            for field, tensor in value.items():
+                assert torch.equal(sa["state"][key][field], tensor), (cand, key, field)
+    assert engine_a.executor.update_for(engine_a.states["c0"]) is not None
+
+
+def test_fused_update_leaves_patched_optimizers_alone():
+    """Code that wraps optimizer.step (a check, a logger) still runs: no fused update for that optimizer."""
+    from twinrun.engine import SequentialExecutor
+
+    engine = TwinEngine(resolve(V.experiment(steps=3, executor="sequential")), measure_memory=False)
+    calls = []
+    opt = engine.states["c1"].optimizer
+    original = opt.step
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    counted._wrapped_by_lr_sched = True  # what torch's scheduler looks for (else it warns)
+    opt.step = counted
+    executor = engine.executor
+    assert isinstance(executor, SequentialExecutor)
+    assert executor.update_for(engine.states["c1"]) is None
+    assert executor.update_for(engine.states["c0"]) is not None
+    engine.run()
+    assert len(calls) == 3

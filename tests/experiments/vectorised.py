@@ -57,7 +57,7 @@ def warmup(optimizer: torch.optim.Optimizer, steps: int = 10):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / steps))
 
 
-def experiment(optimizer=None, model=None, n: int = 3, steps: int = 40, executor: str = "auto",
+def experiment(optimizer=None, model=None, n: int = 4, steps: int = 40, executor: str = "auto",
                data_fn=data, **settings) -> twinrun.Experiment:
     optimizer = optimizer or twinrun.factory(torch.optim.Adam, lr=3e-3)
     lr = optimizer.kwargs["lr"]

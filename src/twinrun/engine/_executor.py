@@ -20,8 +20,10 @@ from typing import Any, Protocol
 import torch
 
 from twinrun.engine._build import CandidateState
+from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._step import StepOutput, train_step
+from twinrun.engine._vector_group import architecture_key
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 
@@ -108,11 +110,25 @@ class SequentialExecutor:
 
     Every candidate's in-step randomness (dropout masks...) is drawn from the
     same seed, so same-architecture candidates get the same masks and no
-    candidate's draws shift another's.
+    candidate's draws shift another's. Where a candidate's optimizer is SGD,
+    Adam or AdamW, its update runs over flat storage (``_fused``: the same
+    numbers as ``optimizer.step()``, in a few operations); ``fused=False`` calls
+    ``optimizer.step()`` itself.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, fused: bool = True) -> None:
         self.draws = DrawTracker()
+        self.fused = fused
+        self._updates: dict[int, tuple[torch.optim.Optimizer, FusedUpdate | None]] = {}
+
+    def update_for(self, state: CandidateState) -> FusedUpdate | None:
+        """The candidate's fused optimizer step, where its optimizer and model allow one (``_fused``)."""
+        entry = self._updates.get(id(state.optimizer))
+        if entry is not None and entry[0] is state.optimizer:
+            return entry[1]
+        update = FusedUpdate(state) if self.fused and not isinstance(architecture_key(state), str) else None
+        self._updates[id(state.optimizer)] = (state.optimizer, update)  # holds the optimizer: its id stays its own
+        return update
 
     def run_step(
         self,
@@ -129,9 +145,8 @@ class SequentialExecutor:
             start = time.perf_counter()
             try:
                 with self.draws.isolated(state.name, step, context), meter:
-                    out = train_step(
-                        state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip
-                    )
+                    out = train_step(state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip,
+                                     update=self.update_for(state))
             except Exception as exc:  # noqa: BLE001 - this candidate's own code: it stops, the others go on
                 out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets),
                                  exception=exc)

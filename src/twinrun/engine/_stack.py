@@ -75,9 +75,9 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(path) if path else model), leaf
 
 
-def stack_models(models: Sequence[nn.Module], groups: Sequence[Sequence[str]]) -> ModelStack:
+def stack_models(models: Sequence[nn.Module], groups: Sequence[Sequence[str]], *, buffers: bool = True) -> ModelStack:
     """Move the parameters (by optimizer group, ``groups[g]`` = parameter names) and buffers of ``models``
-    into stacked storage, binding every member's tensors to views of it.
+    into stacked storage, binding every member's tensors to views of it (``buffers=False``: parameters only).
 
     The models must have the same parameter and buffer names, shapes and dtypes
     (see ``_vector_group``); each group's parameters share one dtype and device.
@@ -101,13 +101,13 @@ def stack_models(models: Sequence[nn.Module], groups: Sequence[Sequence[str]]) -
                     p.data = group.row_view(weight, j, i)
                     p.grad = None
             flat_groups.append(group)
-        buffers: dict[str, torch.Tensor] = {}
-        for name, _ in models[0].named_buffers():
+        stacked_buffers: dict[str, torch.Tensor] = {}
+        for name, _ in models[0].named_buffers() if buffers else ():
             values = [dict(m.named_buffers())[name] for m in models]
             stacked = torch.stack([v.detach() for v in values])
-            buffers[name] = stacked
+            stacked_buffers[name] = stacked
             for j, model in enumerate(models):
                 owner, attr = _owner(model, name)
                 owner._buffers[attr] = stacked[j]
     firsts = [next(m.parameters()) for m in models]
-    return ModelStack(flat_groups, buffers, [p.data_ptr() for p in firsts], firsts)
+    return ModelStack(flat_groups, stacked_buffers, [p.data_ptr() for p in firsts], firsts)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from twinrun.engine._build import CandidateState
+from twinrun.engine._fused import FusedUpdate
 from twinrun.spec import Metric
 
 __all__ = ["StepOutput", "current_lr", "train_step"]
@@ -44,15 +45,20 @@ def train_step(
     *,
     metrics: Mapping[str, Metric],
     grad_clip: float | None,
+    update: FusedUpdate | None = None,
 ) -> StepOutput:
     """Forward, loss, backward, optimizer and scheduler step for one candidate.
 
     A non-finite loss skips the update and is returned as is; the caller marks
     the candidate diverged. The autograd graph is released before returning, so
-    the next candidate starts with no activations of this one alive.
+    the next candidate starts with no activations of this one alive. ``update``:
+    the candidate's optimizer step over flat storage (bit-identical, faster).
     """
     lr = current_lr(state.optimizer)
-    state.optimizer.zero_grad(set_to_none=True)
+    if update is not None:
+        update.zero_grad()
+    else:
+        state.optimizer.zero_grad(set_to_none=True)
     outputs = state.model(inputs)
     loss = state.loss_fn(outputs, targets)
     value = float(loss.detach())
@@ -62,7 +68,10 @@ def train_step(
     del loss
     if grad_clip is not None:
         nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
-    state.optimizer.step()
+    if update is not None:
+        update.step()
+    else:
+        state.optimizer.step()
     if state.scheduler is not None:
         state.scheduler.step()
     with torch.no_grad():

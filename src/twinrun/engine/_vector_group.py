@@ -76,6 +76,8 @@ def architecture_key(state: CandidateState) -> tuple[Any, ...] | str:
                 else f"parameters {missing[:3]} are not in the optimizer")
     if any(p.is_sparse or not p.is_contiguous() for _, p in params):
         return "a parameter is sparse or not contiguous"
+    if any(isinstance(m, nn.RNNBase) for m in model.modules()):
+        return "recurrent layers (nn.LSTM, nn.GRU, nn.RNN) manage their weights' storage themselves"
     modules = tuple((name, _module_config(m)) for name, m in model.named_modules())
     tensors = tuple((n, tuple(p.shape), p.dtype, str(p.device)) for n, p in params)
     buffers = tuple((n, tuple(b.shape), b.dtype, str(b.device)) for n, b in model.named_buffers())
@@ -92,10 +94,16 @@ class GroupPlan:
     reasons: dict[str, str] = field(default_factory=dict)  # candidate -> why it runs alone
 
 
+def min_group(device: torch.device) -> int:
+    """The smallest group ``auto`` batches: 2 on a GPU; 4 on the CPU, where ``vmap``'s batched kernels
+    beat one-at-a-time steps (with the fused update) only from about 4 small models (BENCHMARKS.md)."""
+    return 2 if device.type == "cuda" else 4
+
+
 def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | None = None) -> GroupPlan:
     """Split ``states`` into same-architecture groups (``mode``: ``auto``, ``vectorised``, ``sequential``).
 
-    ``auto`` vectorises groups of two or more; ``vectorised`` also a group of one;
+    ``auto`` vectorises groups of :func:`min_group` or more; ``vectorised`` any group, one included;
     ``chunk`` caps a group's size (the memory budget), splitting larger ones.
     """
     plan = GroupPlan()
@@ -115,6 +123,13 @@ def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | Non
         if len(members) == 1 and mode == "auto":
             plan.sequential.append(members[0])
             plan.reasons[members[0].name] = "no other candidate has its architecture and optimizer"
+            continue
+        smallest = min_group(next(members[0].model.parameters()).device)
+        if len(members) < smallest and mode == "auto":
+            plan.sequential += members
+            for m in members:
+                plan.reasons[m.name] = (f"a group of {len(members)} same-architecture candidates: batching pays "
+                                        f"from {smallest} on this device (executor='vectorised' batches it anyway)")
             continue
         size = max(1, chunk or len(members))
         plan.groups += [members[i : i + size] for i in range(0, len(members), size)]

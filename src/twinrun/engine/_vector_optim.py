@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torch.optim.optimizer as _optimizer_module
 
 from twinrun.engine._stack import FlatGroup
 
@@ -41,6 +42,13 @@ def unsupported_optimizer(optimizer: torch.optim.Optimizer) -> str | None:
     if kind is None:
         return (f"optimizer {type(optimizer).__name__} has no vectorised implementation "
                 "(SGD, Adam and AdamW have)")
+    patched = vars(optimizer).get("step")
+    if patched is not None and not (getattr(patched, "_wrapped_by_lr_sched", False)
+                                    and getattr(patched, "__wrapped__", None) is type(optimizer).step):
+        return "its step() is replaced by other code, which must run"
+    if (optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+            or _optimizer_module._global_optimizer_pre_hooks or _optimizer_module._global_optimizer_post_hooks):
+        return "the optimizer has step hooks, which must run"
     for group in optimizer.param_groups:
         if group.get("maximize") or group.get("differentiable"):
             return "maximize=True or differentiable=True is not vectorised"

@@ -27,6 +27,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
+from torch import nn
 from torch.func import functional_call, vmap
 from torch.utils import _pytree as pytree
 
@@ -43,7 +44,44 @@ __all__ = ["EXECUTORS", "VectorisedExecutor", "auto_budget", "make_executor"]
 EXECUTORS = ("auto", "vectorised", "sequential")
 
 
+def _batched_forward(base: nn.Module, shared_input: bool) -> Any:
+    """``base``'s forward over stacked tensors, with as little per-call work as ``vmap`` allows.
+
+    Tensors travel as tuples in a fixed order (``vmap`` flattens its inputs on
+    every call), and weights tied under several names (an embedding shared with
+    the output layer) are given under each name once, here, instead of
+    ``functional_call`` searching the module for ties at every step.
+    """
+    def aliases(named: Any) -> dict[str, list[str]]:
+        by_id: dict[int, list[str]] = {}
+        for name, t in named:
+            by_id.setdefault(id(t), []).append(name)
+        return {names[0]: names for names in by_id.values()}
+
+    params = aliases(base.named_parameters(remove_duplicate=False))
+    buffers = aliases(base.named_buffers(remove_duplicate=False))
+    p_names, b_names = list(params), list(buffers)
+
+    def one(p: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...], x: Any) -> Any:
+        tensors = {alias: t for name, t in zip(p_names, p) for alias in params[name]}
+        tensors.update({alias: t for name, t in zip(b_names, b) for alias in buffers[name]})
+        return functional_call(base, tensors, (x,), tie_weights=False, strict=False)
+
+    batched = vmap(one, in_dims=(0, 0, None if shared_input else 0), randomness="same")
+
+    def call(p: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], x: Any) -> Any:
+        return batched(tuple(p[n] for n in p_names), tuple(b[n] for n in b_names), x)
+
+    return call
+
+
+def _count(k: int) -> str:
+    return f"{k} candidate{'s' if k != 1 else ''}"
+
+
 def _unbind(out: Any, k: int) -> list[Any]:
+    if isinstance(out, torch.Tensor):
+        return list(out.unbind(0))
     leaves, spec = pytree.tree_flatten(out)
     split = [leaf.unbind(0) if isinstance(leaf, torch.Tensor) else [leaf] * k for leaf in leaves]
     return [pytree.tree_unflatten([s[j] for s in split], spec) for j in range(k)]
@@ -83,14 +121,10 @@ class _Group:
         self.optimizer = StackedOptimizer([m.optimizer for m in self.members], self.stack.groups)
 
     def forward_fn(self, shared_input: bool) -> Any:
+        """``f(params, buffers, x)``: the members' forward under ``vmap`` (``shared_input``: one batch for all)."""
         fn = self._forward.get(shared_input)
         if fn is None:
-            base = self.members[0].model
-
-            def one(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: Any) -> Any:
-                return functional_call(base, (params, buffers), (x,))
-
-            fn = vmap(one, in_dims=(0, 0, None if shared_input else 0), randomness="same")
+            fn = _batched_forward(self.members[0].model, shared_input)
             self._forward[shared_input] = fn
         return fn
 
@@ -274,7 +308,7 @@ class VectorisedExecutor:
             self.estimates[chunk.label] = base + per_member * len(chunk.members)
             if len(chunks) > 1:
                 for name in chunk.names:
-                    self.report[name] = (f"vectorised with {len(chunk.members)} candidates: {chunk.label} "
+                    self.report[name] = (f"vectorised with {_count(len(chunk.members))}: {chunk.label} "
                                          f"(split to fit memory_budget={budget} bytes)")
 
     def _run_group(self, group: _Group, step: int, batches: Mapping[str, tuple[Any, Any]],
@@ -292,7 +326,7 @@ class VectorisedExecutor:
                 for name in group.names:
                     self.report.setdefault(name, "")
                     if not self.report[name].startswith("vectorised"):
-                        self.report[name] = f"vectorised with {len(group.members)} candidates: {group.label}"
+                        self.report[name] = f"vectorised with {_count(len(group.members))}: {group.label}"
                 return {n: StepOutput(o.loss, o.metrics, o.lr, seconds=seconds) for n, o in outputs.items()}
         self._groups.remove(group)
         self._alone += group.members

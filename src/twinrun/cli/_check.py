@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from typing import TYPE_CHECKING
 
-from twinrun.checks import CheckReport, check, check_names, get_check, parse_check_options
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
 from twinrun.cli._tables import format_table
 from twinrun.errors import ConfigError
 from twinrun.spec import parse_overrides
+
+if TYPE_CHECKING:  # the checks (and matplotlib) are imported by the commands that run them
+    from twinrun.checks import CheckReport
 
 CHECK_HELP = """\
 Run the training recipe as checks on one candidate of an experiment: the loss
@@ -65,6 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from twinrun.checks import check, parse_check_options
+
     if args.list:
         print(format_check_list())
         return 0
@@ -129,6 +134,8 @@ def format_report(report: CheckReport, width: int = 100) -> str:
 
 
 def format_check_list() -> str:
+    from twinrun.checks import check_names, get_check
+
     lines = ["checks, in the order they run (options: --check-option CHECK.KEY=VALUE):", ""]
     for name in check_names():
         c = get_check(name)

@@ -16,26 +16,34 @@ parameters are their own.
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 import twinrun
 
 
-def load_digits_split(val_fraction: float = 0.2, split_seed: int = 0):
-    """The 1,797 digits as ``(1, 8, 8)`` images, standardised with training statistics."""
+@functools.lru_cache(maxsize=4)
+def _digits(val_fraction: float, split_seed: int):
+    """scikit-learn's digits and a stratified split, read once per process (a sweep's seeds share them)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1)
-    labels = torch.tensor(digits.target, dtype=torch.int64)
     train_idx, val_idx = train_test_split(
-        torch.arange(len(labels)).numpy(), test_size=val_fraction, random_state=split_seed,
-        stratify=labels.numpy(),
+        np.arange(len(digits.target)), test_size=val_fraction, random_state=split_seed, stratify=digits.target,
     )
+    return digits.images, digits.target, train_idx, val_idx
+
+
+def load_digits_split(val_fraction: float = 0.2, split_seed: int = 0):
+    """The 1,797 digits as ``(1, 8, 8)`` images, standardised with training statistics (fresh tensors each call)."""
+    raw, target, train_idx, val_idx = _digits(val_fraction, split_seed)
+    images = torch.tensor(raw, dtype=torch.float32).unsqueeze(1)
+    labels = torch.tensor(target, dtype=torch.int64)
     x_train, x_val = images[train_idx], images[val_idx]
     mean, std = x_train.mean(), x_train.std()
     return ((x_train - mean) / std, labels[train_idx]), ((x_val - mean) / std, labels[val_idx])

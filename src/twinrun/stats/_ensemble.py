@@ -76,6 +76,33 @@ def _combine(prepared: tuple[np.ndarray, ...], subset: Sequence[int], kind: str)
     return prepared[0][idx].mean(axis=0)
 
 
+def _shifted(prepared: tuple[np.ndarray, ...], kind: str) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """For log-space kinds, ``(m, exp(x - m))`` per array, ``m`` the maximum over seeds: averaging in
+    probability space is then a plain mean (one ``exp`` per seed, not one per seed and subset)."""
+    if kind not in ("logits", "binary_logits"):
+        return tuple((np.zeros(()), x) for x in prepared)
+    out = []
+    for x in prepared:
+        m = x.max(axis=0)
+        out.append((m, np.exp(x - m)))
+    return tuple(out)
+
+
+def _combine_many(shifted: tuple[tuple[np.ndarray, np.ndarray], ...], subsets: np.ndarray, kind: str) -> np.ndarray:
+    """:func:`_combine` for ``S`` subsets of one size at once (``subsets``: ``[S, k]``): ``[S, N, ...]``.
+
+    ``log(mean(exp(x - m))) + m`` is ``logsumexp(x) - log k``: the same ensemble.
+    """
+    means = [q[subsets].mean(axis=1) for _, q in shifted]
+    if kind == "logits":
+        with np.errstate(divide="ignore"):
+            return np.log(means[0]) + shifted[0][0]
+    if kind == "binary_logits":
+        with np.errstate(divide="ignore"):
+            return (np.log(means[0]) + shifted[0][0]) - (np.log(means[1]) + shifted[1][0])
+    return means[0]
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
@@ -238,17 +265,24 @@ def _one_candidate(
                worst_single=float(single.min() if higher else single.max()))
     stacked = np.stack([arrays[i] for i in used]).astype(np.float64)  # type: ignore[misc]
     prepared = _prepare(stacked, kind)
+    shifted = _shifted(prepared, kind)
     cast = dtype if dtype is not None and np.issubdtype(dtype, np.floating) else np.float64
 
-    def score(subset: Sequence[int]) -> float:
-        return _evaluate(metric, _combine(prepared, subset, kind).astype(cast), targets)
+    def scores(subsets: Sequence[Sequence[int]]) -> np.ndarray:
+        """The metric of each subset's ensemble: one batched combine and one metric call for all."""
+        combined = _combine_many(shifted, np.asarray(subsets), kind).astype(cast)
+        n = targets.shape[0]
+        flat = combined.reshape(len(subsets) * n, *combined.shape[2:])
+        repeated = targets.repeat(len(subsets), *([1] * (targets.dim() - 1)))
+        values = check_metric_output(metric.name, metric(torch.from_numpy(np.ascontiguousarray(flat)), repeated),
+                                     repeated.shape[0])
+        return values.detach().cpu().double().reshape(len(subsets), n).mean(dim=1).numpy()
 
     k_used = len(used)
     curve = [_curve_point(1, single, True, out["mean_single"], sign)]
     for k in range(2, k_used + 1):
         subsets, exact = _subsets(k_used, k, n_subsets, rng)
-        curve.append(_curve_point(k, np.array([score(s) for s in subsets]), exact,
-                                  out["mean_single"], sign))
+        curve.append(_curve_point(k, scores(subsets), exact, out["mean_single"], sign))
     out["curve"] = curve
     if k_used < 2:
         out["ensemble"] = out["mean_single"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from torch.nn import functional as F
 from twinrun.checks._clone import clone_state
 from twinrun.engine import CandidateState, TwinEngine
 from twinrun.engine._data import move_to
+from twinrun.engine._outputs import prediction
+from twinrun.errors import BuildError
 
 __all__ = ["LOSS_KINDS", "CheckContext", "first_tensor", "loss_kind"]
 
@@ -204,17 +206,9 @@ class CheckContext:
 
 
 def first_tensor(value: Any) -> torch.Tensor | None:
-    """The first tensor inside ``value`` (a tensor, tuple, list or dict)."""
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (list, tuple)):
-        for v in value:
-            t = first_tensor(v)
-            if t is not None:
-                return t
-    if isinstance(value, Mapping):
-        for v in value.values():
-            t = first_tensor(v)
-            if t is not None:
-                return t
-    return None
+    """The prediction inside ``value``: a tensor, else a ``logits`` entry, else the first tensor (see
+    :mod:`twinrun.engine._outputs`); ``None`` when it holds no tensor."""
+    try:
+        return prediction(value)
+    except BuildError:
+        return None

@@ -26,6 +26,7 @@ from twinrun.checks._result import CheckResult, Status
 from twinrun.checks._schedule import working_lrs
 from twinrun.checks._training import probe_losses, shared_training
 from twinrun.engine import train_step
+from twinrun.engine._outputs import prediction
 from twinrun.stats import paired_t_interval
 
 __all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "loss_floor"]
@@ -183,7 +184,7 @@ def _units_of(state: Any, x: Any) -> int:
         was = state.model.training
         state.model.eval()
         try:
-            out = state.model(x)
+            out = prediction(state.model(x), state.output_key)
         finally:
             state.model.train(was)
     return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim >= 2 else 1

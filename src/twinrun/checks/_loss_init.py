@@ -24,6 +24,7 @@ from torch import nn
 from twinrun.checks._context import LOSS_KINDS, CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
+from twinrun.engine._outputs import loss_input
 
 __all__ = ["CHECK", "find_final_layer", "prior_of"]
 
@@ -137,7 +138,7 @@ def _measure(ctx: CheckContext, model: nn.Module, examples: int) -> _Measured:
                 if first[0] is None:
                     raise TypeError(f"the model returned a {type(outputs).__name__} holding no tensor")
             n = int(targets.shape[0])
-            total += float(ctx.loss_fn(outputs, targets)) * n
+            total += float(loss_input(ctx.loss_fn, outputs, targets)[1]) * n
             count += n
     assert first is not None
     return _Measured(total / count, count, first[0], first[1], first[2])

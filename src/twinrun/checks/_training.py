@@ -20,6 +20,7 @@ from torch import nn
 from twinrun.checks._context import CheckContext
 from twinrun.engine import CandidateState, SequentialExecutor, StepContext
 from twinrun.engine._evaluate import evaluate
+from twinrun.engine._outputs import prediction
 
 __all__ = ["ShortTraining", "first_conv", "probe_losses", "short_training", "zeros_like_inputs"]
 
@@ -94,7 +95,7 @@ def short_training(
 
     def snapshot(step: int) -> torch.Tensor:
         with torch.no_grad(), ctx.mode(state.model), ctx.streams.isolated("eval", step, devices=[ctx.device]):
-            return state.model(fixed_x).detach().float().cpu()
+            return prediction(state.model(fixed_x), state.output_key).detach().float().cpu()
 
     before = {s: probe_losses(ctx, state, b, 0) for s, b in probes.items()}
     result = ShortTraining(

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map
 
 from twinrun.errors import BuildError
 from twinrun.rng import RngStreams
@@ -47,6 +48,8 @@ class CandidateState:
     diverged_at: int | None = None
     diverged_value: float | None = None
     error: str | None = None  # set when the candidate's own code raised at ``diverged_at``
+    output_key: str | int = "auto"  # which part of a structured output is the prediction (``_outputs``)
+    loss_takes: str | None = None  # "outputs" or "prediction": decided on the first outputs (``_outputs``)
 
     @property
     def alive(self) -> bool:
@@ -305,6 +308,7 @@ def build_candidates(
             scheduler=build_scheduler(spec, optimizer),
             loss_fn=build_callable(spec.loss, "loss", name),  # type: ignore[arg-type]
             augment=build_callable(spec.augment, "augment", name),
+            output_key=resolved.settings.output_key,
         )
     return states, report
 
@@ -335,12 +339,19 @@ def per_example_loss(loss_fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[A
         if unreduced is not None:
             try:
                 return reduce_rows(unreduced(outputs, targets), batch)
-            except (ValueError, RuntimeError):
+            except (ValueError, RuntimeError, TypeError):
                 pass
+
+        def one(o: Any, t: Any) -> torch.Tensor:
+            return loss_fn(tree_map(lambda v: v.unsqueeze(0) if isinstance(v, torch.Tensor) else v, o), t.unsqueeze(0))
+
         try:
-            return torch.func.vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))(outputs, targets)
+            return torch.func.vmap(one)(outputs, targets)
         except Exception:  # noqa: BLE001 - a loss vmap cannot trace: one example at a time
-            return torch.stack([loss_fn(outputs[i : i + 1], targets[i : i + 1]) for i in range(batch)])
+            def rows(i: int) -> Any:
+                return tree_map(lambda v: v[i : i + 1] if isinstance(v, torch.Tensor) else v, outputs)
+
+            return torch.stack([loss_fn(rows(i), targets[i : i + 1]).reshape(()) for i in range(batch)])
 
     return per_example
 

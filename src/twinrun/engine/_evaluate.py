@@ -11,6 +11,7 @@ import torch
 
 from twinrun.engine._build import CandidateState
 from twinrun.engine._data import move_to
+from twinrun.engine._outputs import loss_input, prediction
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 from twinrun.spec._metrics import check_metric_output
@@ -52,12 +53,16 @@ def evaluate(
             for inputs, targets in batches:
                 inputs, targets = move_to(inputs, device), move_to(targets, device)
                 outputs = model(inputs)
+                predicted = prediction(outputs, state.output_key)
                 n = int(targets.shape[0])
-                values["loss"].append(check_metric_output("loss", loss_per_example(outputs, targets), n).float().cpu())
+                if state.loss_takes is None:  # evaluated before any step (Twin): decide on these outputs
+                    state.loss_takes = loss_input(loss_per_example, outputs, targets, state.output_key)[0]
+                given = predicted if state.loss_takes == "prediction" else outputs
+                values["loss"].append(check_metric_output("loss", loss_per_example(given, targets), n).float().cpu())
                 for name, metric in metrics.items():
-                    values[name].append(check_metric_output(name, metric(outputs, targets), n).float().cpu())
+                    values[name].append(check_metric_output(name, metric(predicted, targets), n).float().cpu())
                 if keep_outputs:
-                    kept.append(outputs.detach().float().cpu())
+                    kept.append(predicted.detach().float().cpu())
     finally:
         model.train(was_training)
     per_example = {k: torch.cat(v).numpy().astype(np.float64) for k, v in values.items()}

@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 from twinrun.engine._build import CandidateState
 from twinrun.engine._data import SharedData, move_to
 from twinrun.engine._executor import shape_of as _shape
+from twinrun.engine._outputs import loss_input, prediction
 from twinrun.errors import BuildError
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
@@ -62,13 +63,14 @@ def preflight(
                         f"{_shape(inputs)}: {type(exc).__name__}: {exc}",
                         fix="check the model's input layer against the data",
                     ) from exc
-                _check_class_range(name, state, outputs, targets, data)
+                predicted = prediction(outputs, state.output_key)
+                _check_class_range(name, state, predicted, targets, data)
                 try:
-                    loss = state.loss_fn(outputs, targets)
-                    eval_losses[name](outputs, targets)
+                    state.loss_takes, loss = loss_input(state.loss_fn, outputs, targets, state.output_key)
+                    eval_losses[name](outputs if state.loss_takes == "outputs" else predicted, targets)
                 except Exception as exc:
                     raise BuildError(
-                        f"candidate {name!r}: outputs of shape {_shape(outputs)} don't fit the loss "
+                        f"candidate {name!r}: outputs {_shape(outputs)} don't fit the loss "
                         f"{state.spec.loss.name} with targets of shape {_shape(targets)}: {exc}",
                         fix="make the model's output layer match the targets (number of classes, dtype)",
                     ) from exc
@@ -79,10 +81,10 @@ def preflight(
                         fix="use a loss with reduction='mean' (the default)",
                     )
                 for metric_name, metric in metrics.items():
-                    check_metric_output(metric_name, metric(outputs, targets), 2)
+                    check_metric_output(metric_name, metric(predicted, targets), 2)
         finally:
             state.model.train(was_training)
-        kinds.add(output_kind(output_setting, state.loss_fn, outputs))
+        kinds.add(output_kind(output_setting, state.loss_fn, predicted))
     return kinds.pop() if len(kinds) == 1 else "values"
 
 

@@ -12,9 +12,10 @@ from torch import nn
 
 from twinrun.engine._build import CandidateState
 from twinrun.engine._fused import FusedUpdate
+from twinrun.engine._outputs import loss_input, prediction
 from twinrun.spec import Metric
 
-__all__ = ["StepOutput", "current_lr", "train_step"]
+__all__ = ["StepOutput", "candidate_loss", "current_lr", "train_step"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class StepOutput:
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     lr = optimizer.param_groups[0].get("lr", math.nan)
     return float(lr.item() if isinstance(lr, torch.Tensor) else lr)
+
+
+def candidate_loss(state: CandidateState, outputs: Any, targets: Any) -> torch.Tensor:
+    """The candidate's loss on ``outputs``: what the model returns, or its prediction (see ``_outputs``)."""
+    if state.loss_takes is None:
+        state.loss_takes, loss = loss_input(state.loss_fn, outputs, targets, state.output_key)
+        return loss
+    return state.loss_fn(outputs if state.loss_takes == "outputs" else prediction(outputs, state.output_key), targets)
 
 
 def train_step(
@@ -60,7 +69,7 @@ def train_step(
     else:
         state.optimizer.zero_grad(set_to_none=True)
     outputs = state.model(inputs)
-    loss = state.loss_fn(outputs, targets)
+    loss = candidate_loss(state, outputs, targets)
     value = float(loss.detach())
     if not math.isfinite(value):
         return StepOutput(loss=value, lr=lr)
@@ -75,6 +84,6 @@ def train_step(
     if state.scheduler is not None:
         state.scheduler.step()
     with torch.no_grad():
-        detached = outputs.detach()
+        detached = prediction(outputs, state.output_key).detach()
         values = {name: float(metric(detached, targets).float().mean()) for name, metric in metrics.items()}
     return StepOutput(loss=value, metrics=values, lr=lr)

@@ -64,6 +64,9 @@ class Twin:
         metrics: per-example metrics computed on every training batch.
         grad_clip: clip each model's gradient norm to this value.
         sinks: event sinks (TensorBoard, ...), as for the file-based engine.
+        output_key: for models returning a tuple, dict or dataclass: which entry is the
+            prediction (metrics, evaluation); ``"auto"``: a ``logits`` entry, else the first
+            tensor. The loss gets what the model returns when it accepts it, else the prediction.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Twin:
         grad_clip: float | None = None,
         sinks: Sequence[Sink] = (),
         run_id: str | None = None,
+        output_key: str | int = "auto",
     ) -> None:
         if not candidates:
             raise BuildError("Twin needs at least one candidate", fix='Twin({"a": (model, optimizer)})')
@@ -102,7 +106,7 @@ class Twin:
             )
             self.states[name] = CandidateState(
                 name, spec, model, optimizer, parts[2] if len(parts) == 3 else None,
-                loss_fn=_unset_loss, augment=None,
+                loss_fn=_unset_loss, augment=None, output_key=output_key,
             )
         policy = share_policy(share_init, list(self.states))
         kept = share_initial_weights([s.model for s in self.states.values()], policies=list(policy.values()))
@@ -130,7 +134,8 @@ class Twin:
         step = self.step_count
         live = [s for s in self.states.values() if s.alive]
         for state in live:
-            state.loss_fn = loss_fn
+            if state.loss_fn is not loss_fn:
+                state.loss_fn, state.loss_takes = loss_fn, None  # decided again on this loss's first outputs
         context = StepContext(self.streams, self._devices, self.metrics, self.grad_clip)
         outputs = self.executor.run_step(step, live, {"none": (inputs, targets)}, context)
         diverged = []

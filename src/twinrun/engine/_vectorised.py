@@ -34,14 +34,18 @@ from torch.utils import _pytree as pytree
 from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, SequentialExecutor, StepContext, describe_failure
 from twinrun.engine._memory import ActivationMeter
+from twinrun.engine._outputs import prediction
 from twinrun.engine._stack import ModelStack, stack_models
-from twinrun.engine._step import StepOutput, current_lr
+from twinrun.engine._step import StepOutput, candidate_loss, current_lr
 from twinrun.engine._vector_group import plan_groups
 from twinrun.engine._vector_optim import StackedOptimizer
 
 __all__ = ["EXECUTORS", "VectorisedExecutor", "auto_budget", "make_executor"]
 
 EXECUTORS = ("auto", "vectorised", "sequential")
+
+
+_TENSOR = object()  # marks where a tensor goes back into a structured output
 
 
 def _batched_forward(base: nn.Module, shared_input: bool) -> Any:
@@ -62,15 +66,28 @@ def _batched_forward(base: nn.Module, shared_input: bool) -> Any:
     buffers = aliases(base.named_buffers(remove_duplicate=False))
     p_names, b_names = list(params), list(buffers)
 
+    structure: list[Any] = []  # the outputs' pytree and their non-tensor leaves (a GPT's loss=None)
+
     def one(p: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...], x: Any) -> Any:
         tensors = {alias: t for name, t in zip(p_names, p) for alias in params[name]}
         tensors.update({alias: t for name, t in zip(b_names, b) for alias in buffers[name]})
-        return functional_call(base, tensors, (x,), tie_weights=False, strict=False)
+        out = functional_call(base, tensors, (x,), tie_weights=False, strict=False)
+        if isinstance(out, torch.Tensor):
+            structure[:] = []
+            return out
+        leaves, spec = pytree.tree_flatten(out)  # vmap returns tensors only: the rest is put back after
+        structure[:] = [spec, [_TENSOR if isinstance(v, torch.Tensor) else v for v in leaves]]
+        return tuple(v for v in leaves if isinstance(v, torch.Tensor))
 
     batched = vmap(one, in_dims=(0, 0, None if shared_input else 0), randomness="same")
 
     def call(p: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], x: Any) -> Any:
-        return batched(tuple(p[n] for n in p_names), tuple(b[n] for n in b_names), x)
+        out = batched(tuple(p[n] for n in p_names), tuple(b[n] for n in b_names), x)
+        if not structure:
+            return out
+        spec, others = structure
+        tensors = iter(out)
+        return pytree.tree_unflatten([next(tensors) if v is _TENSOR else v for v in others], spec)
 
     return call
 
@@ -91,10 +108,6 @@ def _stack_inputs(values: Sequence[Any]) -> Any:
     leaves = [pytree.tree_flatten(v)[0] for v in values]
     spec = pytree.tree_flatten(values[0])[1]
     return pytree.tree_unflatten([torch.stack(list(column)) for column in zip(*leaves)], spec)
-
-
-def _detach(out: Any) -> Any:
-    return pytree.tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, out)
 
 
 class _Group:
@@ -146,7 +159,7 @@ class _Group:
                     meter.measure("probe", (inputs, targets, buffers)), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
                 out = self.forward_fn(shared)(params, buffers, inputs)
-                losses = [m.loss_fn(o, y) for m, o, y in zip(members, _unbind(out, len(members)), targets)]
+                losses = [candidate_loss(m, o, y) for m, o, y in zip(members, _unbind(out, len(members)), targets)]
                 torch.stack([loss.reshape(()) for loss in losses]).sum().backward()
         except Exception as exc:  # noqa: BLE001 - the reason is reported, the group runs sequentially
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -173,7 +186,7 @@ class _Group:
             warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
             out = self.forward_fn(shared)(self.stack.params(), self.stack.buffers, inputs)
             outs = _unbind(out, k)
-            losses = [m.loss_fn(o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
+            losses = [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
             stacked = torch.stack(losses)
             values = stacked.detach().tolist()  # one host synchronisation for the group
             finite = [i for i, v in enumerate(values) if math.isfinite(v)]
@@ -211,7 +224,7 @@ class _Group:
         if not context.metrics or not finite:
             return {}
         with torch.no_grad():
-            values = [metric(_detach(outs[i]), targets[i]).float().mean()
+            values = [metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()
                       for i in finite for metric in context.metrics.values()]
             flat = torch.stack(values).tolist()
         names = list(context.metrics)

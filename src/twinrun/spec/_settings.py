@@ -38,6 +38,7 @@ class Settings:
     device: str = "cpu"
     grad_clip: float | None = None
     output: str = "auto"
+    output_key: str | int = "auto"
     share_init: bool | Mapping[str, bool | Sequence[str]] = True
     deterministic: bool = False
     ledger_every: int | None = 20
@@ -62,6 +63,9 @@ SETTING_HELP: dict[str, str] = {
     "device": "torch device: cpu, cuda, cuda:1, mps ...",
     "grad_clip": "clip the gradient norm to this value (None: no clipping)",
     "output": "what the model outputs: auto, logits, binary_logits or values (used for seed ensembles)",
+    "output_key": "which part of a structured model output (tuple, dict, dataclass) is the prediction "
+    "used by metrics, ensembles and checks: auto (the tensor itself, else its 'logits' entry, else the "
+    "first tensor), a name, or a position; the loss gets the whole output when it accepts it",
     "share_init": "copy initial weights across candidates wherever parameter names and shapes match "
     "and the candidate's own value was drawn alike (True, False, or {candidate: False | [names]})",
     "deterministic": "deterministic kernels (torch.use_deterministic_algorithms, cuDNN flags, "
@@ -105,6 +109,10 @@ def validate_setting(name: str, value: Any) -> None:
             isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
         ):
             raise ConfigError(f"setting grad_clip={value!r} must be a positive number or None")
+    elif name == "output_key":
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+            raise ConfigError(f"setting output_key={value!r} must be auto, a name or a position",
+                              fix="e.g. output_key='logits' or output_key=0")
     elif name == "output":
         if value not in OUTPUT_KINDS:
             raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")

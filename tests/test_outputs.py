@@ -1,0 +1,222 @@
+"""Models that return structures: a GPT's (logits, loss), an RNN's (logits, hidden), a VAE's (recon, mu, logvar),
+dicts and dataclasses. The loss gets what the model returns when it accepts it, metrics and ensembles the prediction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import twinrun
+from twinrun.engine import TwinEngine
+from twinrun.engine._outputs import loss_input, prediction
+from twinrun.spec import resolve
+
+VOCAB, T = 12, 8
+
+# attention has no vmap batching rule on the CPU yet: torch says so (and falls back to a loop)
+pytestmark = pytest.mark.filterwarnings("ignore:There is a performance drop because we have not yet implemented")
+
+
+def tokens(n_train: int = 256, n_val: int = 64):
+    g = torch.Generator().manual_seed(0)
+    start = torch.randint(0, VOCAB, (n_train + n_val, 1), generator=g)
+    seq = (start + torch.arange(T + 1)) % VOCAB  # a counting language: next token = this + 1
+    x, y = seq[:, :-1], seq[:, 1:]
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+class TinyGPT(nn.Module):
+    """The usual shape: token + position embeddings, a causal block, an LM head tied to the embedding,
+    ``forward(idx, targets=None) -> (logits, loss)``."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(VOCAB, dim)
+        self.pos = nn.Parameter(torch.zeros(1, T, dim))
+        self.attn = nn.MultiheadAttention(dim, 2, batch_first=True)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.head = nn.Linear(dim, VOCAB, bias=False)
+        self.head.weight = self.tok.weight  # weight tying
+        self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1), persistent=False)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        x = self.tok(idx) + self.pos[:, : idx.shape[1]]
+        x = x + self.attn(x, x, x, attn_mask=self.mask, need_weights=False)[0]
+        x = x + self.mlp(x)
+        logits = self.head(x)
+        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        return logits, loss
+
+
+def lm_loss(logits, targets):
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+def token_accuracy(logits, targets):
+    return (logits.argmax(-1) == targets).float().mean(dim=1)
+
+
+def warmup_cosine(optimizer, warmup: int = 5, total: int = 40):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+
+
+def gpt_experiment(**settings) -> twinrun.Experiment:
+    return twinrun.Experiment(
+        name="gpt", data=tokens, model=TinyGPT, optimizer=twinrun.factory(torch.optim.AdamW, lr=3e-3),
+        scheduler=warmup_cosine, loss=lm_loss,
+        metrics={"token_accuracy": twinrun.Metric(token_accuracy, higher_is_better=True, bounds=(0.0, 1.0))},
+        candidates={"a": {}, "b": {"optimizer.lr": 5e-3}, "c": {"optimizer.lr": 2e-3}, "d": {"optimizer.lr": 1e-3}},
+        steps=40, batch_size=32, eval_every=20, **settings,
+    )
+
+
+@pytest.mark.parametrize("executor", ["sequential", "vectorised"])
+def test_a_gpt_returning_logits_and_loss_trains_evaluates_and_keeps_its_logits(executor):
+    result = TwinEngine(resolve(gpt_experiment(executor=executor)), measure_memory=False).run()
+    a = result.candidates["a"]
+    assert a.status == "finished"
+    assert a.train_loss[-5:].mean() < a.train_loss[:5].mean()
+    assert a.outputs.shape == (64, T, VOCAB)  # the prediction (logits) is what is kept for ensembles
+    assert 0.0 <= a.final["token_accuracy"] <= 1.0
+    assert result.execution["a"].startswith("vectorised" if executor == "vectorised" else "sequential")
+
+
+def test_gpt_vectorised_agrees_with_sequential():
+    seq = TwinEngine(resolve(gpt_experiment(executor="sequential")), measure_memory=False).run()
+    vec = TwinEngine(resolve(gpt_experiment(executor="vectorised")), measure_memory=False).run()
+    for name in "abcd":
+        a, b = seq.candidates[name].train_loss, vec.candidates[name].train_loss
+        assert np.max(np.abs(a - b) / a) < 1e-4, name
+
+
+class VAE(nn.Module):
+    def __init__(self, features: int = 16, z: int = 4) -> None:
+        super().__init__()
+        self.enc = nn.Linear(features, 2 * z)
+        self.dec = nn.Linear(z, features)
+
+    def forward(self, x):
+        mu, logvar = self.enc(x).chunk(2, dim=-1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        return torch.sigmoid(self.dec(z)), mu, logvar
+
+
+def vae_loss(out, x):
+    recon, mu, logvar = out
+    bce = F.binary_cross_entropy(recon, x, reduction="sum")
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (bce + kl) / x.shape[0]
+
+
+def bits(n: int = 128):
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(n, 16, generator=g) > 0.5).float()
+    return (x[: n // 2], x[: n // 2]), (x[n // 2 :], x[n // 2 :])
+
+
+def test_a_vae_loss_gets_all_three_outputs_and_evaluates_per_example():
+    exp = twinrun.Experiment(name="vae", data=bits, model=VAE, optimizer=twinrun.factory(torch.optim.Adam, lr=1e-2),
+                             loss=vae_loss, steps=30, batch_size=16, eval_every=30)
+    engine = TwinEngine(resolve(exp), measure_memory=False)
+    result = engine.run()
+    state = engine.states["base"]
+    assert state.loss_takes == "outputs"
+    assert result.candidates["base"].status == "finished"
+    assert result.candidates["base"].outputs.shape == (64, 16)  # the reconstruction: the first tensor
+    assert np.isfinite(result.candidates["base"].final["loss"])
+
+
+class RNN(nn.Module):
+    """Returns (logits, hidden) with hidden (layers, batch, H): batch second, as torch's RNNs give it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, 16)
+        self.rnn = nn.GRU(16, 16, batch_first=True)
+        self.out = nn.Linear(16, VOCAB)
+
+    def forward(self, x):
+        h, hidden = self.rnn(self.emb(x))
+        return self.out(h[:, -1]), hidden
+
+
+def last_token(n: int = 128):
+    (x, y), (xv, yv) = tokens(n, n // 2)
+    return (x, y[:, -1]), (xv, yv[:, -1])
+
+
+def test_an_rnn_returning_hidden_state_gets_cross_entropy_on_its_logits():
+    exp = twinrun.Experiment(name="rnn", data=last_token, model=RNN, optimizer=twinrun.factory(torch.optim.Adam, lr=1e-2),
+                             loss=nn.CrossEntropyLoss, metrics={"accuracy": twinrun.accuracy},
+                             steps=30, batch_size=16, eval_every=30)
+    engine = TwinEngine(resolve(exp), measure_memory=False)
+    result = engine.run()
+    assert engine.states["base"].loss_takes == "prediction"
+    assert result.output_kind == "logits"
+    assert result.candidates["base"].outputs.shape == (64, VOCAB)
+    assert "recurrent layers" in result.execution["base"] or result.execution["base"].startswith("sequential")
+
+
+@dataclass
+class Output:
+    hidden: torch.Tensor
+    logits: torch.Tensor
+
+
+def test_prediction_of_structures():
+    t = torch.zeros(2, 3)
+    assert prediction(t) is t
+    assert prediction((t, None)) is t
+    assert prediction({"loss": torch.zeros(()), "logits": t}) is t
+    assert prediction(Output(torch.ones(2), t)) is t
+    assert prediction([None, {"x": t}]) is t
+    assert prediction((torch.ones(1), t), 1) is t
+    with pytest.raises(twinrun.BuildError, match="output_key='nope' names no tensor") as info:
+        prediction({"logits": t}, "nope")
+    assert "output_key='auto'" in (info.value.fix or "")
+    with pytest.raises(twinrun.BuildError, match="hold no tensor"):
+        prediction((None, 3))
+
+
+def test_loss_input_prefers_what_the_model_returns_and_reports_the_first_error():
+    t, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    assert loss_input(F.cross_entropy, (t, None), y)[0] == "prediction"
+    assert loss_input(lambda out, y: F.cross_entropy(out[0], y), (t, None), y)[0] == "outputs"
+    with pytest.raises(AttributeError, match="'tuple' object has no attribute 'nope'"):
+        loss_input(lambda out, y: out.nope, (t, None), y)  # neither works: the error on what the model returns
+
+
+def test_twin_with_a_model_returning_a_tuple():
+    torch.manual_seed(0)
+    models = {"a": TinyGPT(), "b": TinyGPT()}
+    twin = twinrun.Twin({n: (m, torch.optim.AdamW(m.parameters(), lr=3e-3)) for n, m in models.items()},
+                        metrics={"token_accuracy": twinrun.Metric(token_accuracy, higher_is_better=True, bounds=(0.0, 1.0))})
+    (x, y), (xv, yv) = tokens(64, 32)
+    first = twin.step(x[:16], y[:16], lm_loss)
+    for _ in range(10):
+        twin.step(x[:16], y[:16], lm_loss)
+    assert all(np.isfinite(v) for v in first.values())
+    results = twin.evaluate([(xv, yv)], lm_loss)
+    assert set(results["a"]) == {"loss", "token_accuracy"}
+    assert twin.models["a"] is models["a"]
+
+
+def test_output_key_is_validated():
+    with pytest.raises(twinrun.ConfigError, match="output_key=True"):
+        gpt_experiment(output_key=True)
+    assert gpt_experiment(output_key=0).settings.output_key == 0
+
+
+def test_the_checks_run_on_a_model_returning_a_tuple():
+    """Every check that trains or reads outputs used to crash on (logits, loss): none may raise now."""
+    report = twinrun.check(gpt_experiment(executor="sequential"), "a")
+    errors = [(r.name, r.measured) for r in report.results if r.measured.startswith("error")]
+    assert errors == []
+    assert report["loss_decreases"].status == "pass"

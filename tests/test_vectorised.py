@@ -14,6 +14,7 @@ from torch import nn
 
 import twinrun
 from twinrun.engine import TwinEngine
+from twinrun.engine._drive import drive
 from twinrun.engine._stack import stack_models
 from twinrun.engine._vector_optim import StackedOptimizer
 from twinrun.spec import resolve
@@ -147,7 +148,7 @@ def test_vectorised_resume_is_exact():
     _, whole = _run(exp)
     first = TwinEngine(resolve(exp.replace(steps=40)), measure_memory=False)
     while first.step < 17:
-        first._train_one_step()
+        drive(first._train_one_step())
     state = first.state_dict()
     second = TwinEngine(resolve(exp), measure_memory=False)
     second.load_state_dict(state)
@@ -162,6 +163,7 @@ import json, sys, torch
 sys.path.insert(0, {experiments!r})
 import vectorised as V, twinrun
 from twinrun.engine import TwinEngine
+from twinrun.engine._drive import drive
 from twinrun.spec import resolve
 exp = V.experiment(model=twinrun.factory(V.CNN, channels=4, batchnorm=True), data_fn=V.images, steps=25)
 result = TwinEngine(resolve(exp), measure_memory=False).run()

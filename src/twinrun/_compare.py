@@ -6,7 +6,8 @@ its folder (resolved config, result), its TensorBoard logs and its progress bar.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from twinrun._names import check_name
 from twinrun._runfolder import find_run_folder
 from twinrun._runlock import run_lock
 from twinrun.checkpoint import ResumePlan, list_checkpoints, plan_resume
-from twinrun.engine import Sink, TwinEngine, TwinResult, new_run_id
+from twinrun.engine import Sink, StepOutput, TwinEngine, TwinResult, new_run_id
+from twinrun.engine._drive import StepRequest, drive
 from twinrun.env import capture_environment
 from twinrun.errors import Interrupted
 from twinrun.proof import RunRecorder
@@ -26,9 +28,59 @@ from twinrun.rng import seed_everything, warn_if_hash_seed_varies
 from twinrun.sinks import ProgressSink, TensorBoardSink
 from twinrun.spec import Experiment, ResolvedExperiment, load_experiment, resolve
 
-__all__ = ["DEFAULT", "compare"]
+__all__ = ["DEFAULT", "compare", "compare_steps"]
 
 DEFAULT: Any = "default"
+
+
+def compare_steps(
+    experiment: Experiment | str | Path,
+    *,
+    stop: StopRequest | None = None,
+    candidates: Sequence[str] | None = None,
+    reference: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    sinks: Sequence[Sink] = (),
+    home: str | Path | None = None,
+    logdir: str | Path | None = DEFAULT,
+    progress: bool | None = None,
+    run_id: str | None = None,
+    resume: str | Path | None = None,
+    force: bool | Sequence[str] = False,
+    seed_globals: bool = False,
+    keep_checkpoints: int = 2,
+    determinism_cost: bool = False,
+    registry: Registry | str | Path | bool | None = True,
+    tags: Sequence[str] = (),
+    sweep_id: str | None = None,
+) -> Generator[StepRequest, dict[str, StepOutput], TwinResult]:
+    """:func:`compare` as a generator of step requests (see ``engine/_drive``): what a driver that
+    steps several runs together (the replicas of an in-process sweep) calls. ``stop``: the caller's
+    stop request, which also handles the signals (else this installs its own handlers)."""
+    warn_if_hash_seed_varies()
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    root = twinrun_home(home)
+    store = _open_registry(registry, root)  # a bad registry fails before anything is written
+    try:
+        plan = environment = None
+        if resume is not None:  # every check before anything is written
+            target = find_run_folder(resume, root, store)
+            environment = capture_environment(code_path=exp.source.path if exp.source else None)
+            plan = plan_resume(target, exp, overrides=overrides, candidates=candidates, reference=reference,
+                               environment=environment, force=force)
+            resolved, run_id = plan.resolved, plan.run_id
+        else:
+            resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
+            run_id = check_name(run_id, "run_id") if run_id is not None else new_run_id()
+        run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
+        with run_lock(run_dir, run_id):  # one writer per run: a resume of a live run is refused
+            if seed_globals:
+                seed_everything(resolved.settings.seed)
+            return (yield from _run(resolved, run_id, run_dir, plan, environment, root, store, tags, sweep_id,
+                                    sinks, logdir, progress, keep_checkpoints, determinism_cost, stop))
+    finally:
+        if store is not None and not isinstance(registry, Registry):
+            store.close()
 
 
 def compare(
@@ -97,38 +149,20 @@ def compare(
     Returns:
         a :class:`TwinResult`; ``result.to_dict()`` is JSON-ready.
     """
-    warn_if_hash_seed_varies()
-    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    root = twinrun_home(home)
-    store = _open_registry(registry, root)  # a bad registry fails before anything is written
-    try:
-        plan = environment = None
-        if resume is not None:  # every check before anything is written
-            target = find_run_folder(resume, root, store)
-            environment = capture_environment(code_path=exp.source.path if exp.source else None)
-            plan = plan_resume(target, exp, overrides=overrides, candidates=candidates, reference=reference,
-                               environment=environment, force=force)
-            resolved, run_id = plan.resolved, plan.run_id
-        else:
-            resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
-            run_id = check_name(run_id, "run_id") if run_id is not None else new_run_id()
-        run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
-        with run_lock(run_dir, run_id):  # one writer per run: a resume of a live run is refused
-            if seed_globals:
-                seed_everything(resolved.settings.seed)
-            return _run(resolved, run_id, run_dir, plan, environment, root, store, tags, sweep_id, sinks,
-                        logdir, progress, keep_checkpoints, determinism_cost)
-    finally:
-        if store is not None and not isinstance(registry, Registry):
-            store.close()
+    return drive(compare_steps(
+        experiment, candidates=candidates, reference=reference, overrides=overrides, sinks=sinks, home=home,
+        logdir=logdir, progress=progress, run_id=run_id, resume=resume, force=force, seed_globals=seed_globals,
+        keep_checkpoints=keep_checkpoints, determinism_cost=determinism_cost, registry=registry, tags=tags,
+        sweep_id=sweep_id,
+    ))
 
 
 def _run(
     resolved: ResolvedExperiment, run_id: str, run_dir: Path, plan: ResumePlan | None,
     environment: Mapping[str, Any] | None, root: Path, store: Registry | None, tags: Sequence[str],
     sweep_id: str | None, sinks: Sequence[Sink], logdir: str | Path | None, progress: bool | None,
-    keep_checkpoints: int, determinism_cost: bool,
-) -> TwinResult:
+    keep_checkpoints: int, determinism_cost: bool, stop: StopRequest | None = None,
+) -> Generator[StepRequest, dict[str, StepOutput], TwinResult]:
     if plan is None or not (run_dir / "config.json").exists():
         write_json(run_dir / "config.json", resolved.to_config(), sort_keys=True)
     recorder = RunRecorder(run_dir, resolved, resume=plan, keep_checkpoints=keep_checkpoints,
@@ -150,12 +184,13 @@ def _run(
         all_sinks.append(TensorBoardSink(tb_dir))
     if progress is not False:
         all_sinks.append(ProgressSink(enabled=progress))
-    stop = StopRequest()
-    with stop_on_signals(stop):
+    own = stop is None
+    stop = StopRequest() if stop is None else stop
+    with stop_on_signals(stop) if own else nullcontext():
         engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id, stop=stop)
         recorder.attach(engine)
         try:
-            result = engine.run()
+            result = yield from engine.steps()
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, run_id, recorder, store) from exc
     recorder.finish(result)

@@ -158,7 +158,9 @@ def test_a_child_started_with_sigint_ignored_still_stops_on_ctrl_c(tmp_path):
     assert _run(home).status == "interrupted"
 
 
-def test_ctrl_c_of_an_in_process_sweep_stops_its_seed_cleanly_and_resume_finishes(tmp_path):
+def test_ctrl_c_of_an_in_process_sweep_stops_its_seeds_cleanly_and_resume_finishes(tmp_path):
+    """The seeds run together, step by step (``sweeps/_lockstep``): all three stop at the end of the same
+    step, each recorded as interrupted with its final checkpoint; the resume finishes every one."""
     home = tmp_path / "home"
     env = child_env()
     env.pop("PYTHONHASHSEED", None)
@@ -171,7 +173,9 @@ def test_ctrl_c_of_an_in_process_sweep_stops_its_seed_cleanly_and_resume_finishe
     with Registry.open(home / "registry.sqlite") as reg:
         [sweep] = reg.list_sweeps()
         assert sweep.status == "interrupted"
-        assert [r.status for r in reg.list_runs(sweep_id=sweep.id)] == ["interrupted"]
+        runs = reg.list_runs(sweep_id=sweep.id)
+        assert [r.status for r in runs] == ["interrupted"] * 3
+        assert all(reg.artifacts(r.id, "checkpoints") for r in runs)
     resumed = subprocess.run(_cmd("seeds", "--resume", sweep.id[:8], "--home", home, "--resamples", "200", "-q"),
                              env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr

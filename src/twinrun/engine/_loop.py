@@ -18,8 +18,7 @@ Everything the outside world sees leaves through events (see ``_events``).
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch
 from twinrun._interrupt import StopRequest
 from twinrun.engine._build import CandidateState, build_candidates, per_example_loss
 from twinrun.engine._data import SharedData, move_to
+from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
 from twinrun.engine._evaluate import EvalOutput, evaluate
 from twinrun.engine._events import (
     BatchPrepared,
@@ -46,9 +46,10 @@ from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
 from twinrun.engine._preflight import preflight
 from twinrun.engine._result import CandidateResult, TwinResult
 from twinrun.engine._state import engine_state, load_engine_state
+from twinrun.engine._step import StepOutput
 from twinrun.engine._vectorised import make_executor
 from twinrun.engine._verdict import compare_candidates
-from twinrun.errors import ConfigError, DataError, Interrupted
+from twinrun.errors import DataError, Interrupted
 from twinrun.rng import (
     RngStreams,
     derive_seed,
@@ -60,24 +61,7 @@ from twinrun.rng import (
 from twinrun.spec import ResolvedExperiment
 from twinrun.spec._settings import parse_bytes
 
-__all__ = ["TwinEngine", "new_run_id", "resolve_device", "run_twin"]
-
-
-def new_run_id() -> str:
-    """A fresh 32-hex-digit run id (from the OS entropy pool, not a global RNG)."""
-    return uuid.uuid4().hex
-
-
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device={name!r} but CUDA is not available on this machine",
-            fix="run on the CPU with --device cpu (or --set device=cpu)",
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device={name!r} but MPS is not available", fix="use --device cpu")
-    return device
+__all__ = ["StepRequest", "TwinEngine", "drive", "new_run_id", "resolve_device", "run_twin"]
 
 
 class TwinEngine:
@@ -128,6 +112,7 @@ class TwinEngine:
         self.timing = {"augment": 0.0, "train": 0.0, "eval": 0.0, "data": 0.0}
         self.step_seconds = {n: 0.0 for n in self.states}
         self.determinism: dict[str, Any] = {}
+        self.execution: dict[str, str] = {}  # set by a driver that steps this run with others (``_lockstep``)
 
     # ------------------------------------------------------------------ set-up
     def _load_data(self) -> SharedData:
@@ -183,12 +168,19 @@ class TwinEngine:
         With the ``deterministic`` setting, training runs inside
         :func:`~twinrun.rng.deterministic_mode`, and the switches are restored afterwards.
         """
+        return drive(self.steps())
+
+    def steps(self) -> Generator[StepRequest, dict[str, StepOutput], TwinResult]:
+        """:meth:`run`, as a generator: it yields a :class:`StepRequest` for every training step and is
+        sent the step's outputs back; it returns the result. What lets a driver step several runs together
+        (the replicas of a sweep, see ``_lockstep``); :func:`drive` runs it with the engine's own executor.
+        """
         mode = deterministic_mode(True) if self.settings.deterministic else nullcontext()
         with mode:
             self.determinism = determinism_settings()
-            return self._run()
+            return (yield from self._run())
 
-    def _run(self) -> TwinResult:
+    def _run(self) -> Generator[StepRequest, dict[str, StepOutput], TwinResult]:
         started = time.perf_counter()
         try:
             # inside the try: a sink (or Ctrl-C) failing at the start still ends the run everywhere
@@ -199,7 +191,7 @@ class TwinEngine:
             if self.step == 0 or self._evaluation_missing():
                 self._evaluate_all(keep_outputs=self.step == self.settings.steps)
             while self.step < self.settings.steps and self.live:
-                self._train_one_step()
+                yield from self._train_one_step()
                 if self.step % self.settings.eval_every == 0 or self.step == self.settings.steps:
                     self._evaluate_all(keep_outputs=self.step == self.settings.steps)
                 if self.stop is not None and self.stop.requested and self.step < self.settings.steps:
@@ -233,7 +225,7 @@ class TwinEngine:
             not self.eval_history[s.name] or self.eval_history[s.name][-1][0] != self.step for s in self.live
         )
 
-    def _train_one_step(self) -> None:
+    def _train_one_step(self) -> Generator[StepRequest, dict[str, StepOutput], None]:
         step = self.step + 1
         live = self.live
         t0 = time.perf_counter()
@@ -248,7 +240,7 @@ class TwinEngine:
             self.meter if not self._measured else None,  # the first step this process trains
         )
         self._measured = True
-        outputs = self.executor.run_step(step, live, batches, context)
+        outputs = yield StepRequest(self, step, live, batches, context)
         self.timing["data"] += t1 - t0
         self.timing["augment"] += t2 - t1
         self.timing["train"] += time.perf_counter() - t2
@@ -380,7 +372,7 @@ class TwinEngine:
 
     def execution_report(self) -> dict[str, str]:
         """How each candidate's steps ran (batched with which others, or alone and why)."""
-        report = dict(getattr(self.executor, "report", {}))
+        report = {**getattr(self.executor, "report", {}), **self.execution}
         return {n: report.get(n, "sequential") for n in self.states}
 
 

@@ -11,7 +11,7 @@ momentum, schedules) may differ: those are what a twin compares.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,11 +100,13 @@ def min_group(device: torch.device) -> int:
     return 2 if device.type == "cuda" else 4
 
 
-def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | None = None) -> GroupPlan:
+def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | None = None,
+                apart: Callable[[CandidateState], Any] | None = None) -> GroupPlan:
     """Split ``states`` into same-architecture groups (``mode``: ``auto``, ``vectorised``, ``sequential``).
 
     ``auto`` vectorises groups of :func:`min_group` or more; ``vectorised`` any group, one included;
-    ``chunk`` caps a group's size (the memory budget), splitting larger ones.
+    ``chunk`` caps a group's size (the memory budget), splitting larger ones; ``apart(state)``
+    keeps states with different values in different groups.
     """
     plan = GroupPlan()
     if mode == "sequential":
@@ -118,7 +120,7 @@ def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | Non
             plan.sequential.append(state)
             plan.reasons[state.name] = key
         else:
-            keyed.setdefault(key, []).append(state)
+            keyed.setdefault((key, apart(state) if apart else None), []).append(state)
     for members in keyed.values():
         if len(members) == 1 and mode == "auto":
             plan.sequential.append(members[0])

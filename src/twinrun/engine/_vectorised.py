@@ -18,217 +18,23 @@ run sequentially from then on, and the reason is kept in :attr:`report`.
 
 from __future__ import annotations
 
-import math
 import os
 import time
-import warnings
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
-from torch.func import functional_call, vmap
-from torch.utils import _pytree as pytree
 
 from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, SequentialExecutor, StepContext, describe_failure
-from twinrun.engine._memory import ActivationMeter
-from twinrun.engine._outputs import prediction
-from twinrun.engine._stack import ModelStack, stack_models
-from twinrun.engine._step import StepOutput, candidate_loss, current_lr
+from twinrun.engine._step import StepOutput
 from twinrun.engine._vector_group import plan_groups
-from twinrun.engine._vector_optim import StackedOptimizer
+from twinrun.engine._vector_step import BatchedGroup, inputs_of
 
-__all__ = ["EXECUTORS", "VectorisedExecutor", "auto_budget", "make_executor"]
+__all__ = ["EXECUTORS", "Member", "VectorisedExecutor", "auto_budget", "make_executor"]
 
 EXECUTORS = ("auto", "vectorised", "sequential")
-
-
-_TENSOR = object()  # marks where a tensor goes back into a structured output
-
-
-def _batched_forward(base: nn.Module, shared_input: bool) -> Any:
-    """``base``'s forward over stacked tensors, with as little per-call work as ``vmap`` allows.
-
-    Tensors travel as tuples in a fixed order (``vmap`` flattens its inputs on
-    every call), and weights tied under several names (an embedding shared with
-    the output layer) are given under each name once, here, instead of
-    ``functional_call`` searching the module for ties at every step.
-    """
-    def aliases(named: Any) -> dict[str, list[str]]:
-        by_id: dict[int, list[str]] = {}
-        for name, t in named:
-            by_id.setdefault(id(t), []).append(name)
-        return {names[0]: names for names in by_id.values()}
-
-    params = aliases(base.named_parameters(remove_duplicate=False))
-    buffers = aliases(base.named_buffers(remove_duplicate=False))
-    p_names, b_names = list(params), list(buffers)
-
-    structure: list[Any] = []  # the outputs' pytree and their non-tensor leaves (a GPT's loss=None)
-
-    def one(p: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...], x: Any) -> Any:
-        tensors = {alias: t for name, t in zip(p_names, p) for alias in params[name]}
-        tensors.update({alias: t for name, t in zip(b_names, b) for alias in buffers[name]})
-        out = functional_call(base, tensors, (x,), tie_weights=False, strict=False)
-        if isinstance(out, torch.Tensor):
-            structure[:] = []
-            return out
-        leaves, spec = pytree.tree_flatten(out)  # vmap returns tensors only: the rest is put back after
-        structure[:] = [spec, [_TENSOR if isinstance(v, torch.Tensor) else v for v in leaves]]
-        return tuple(v for v in leaves if isinstance(v, torch.Tensor))
-
-    batched = vmap(one, in_dims=(0, 0, None if shared_input else 0), randomness="same")
-
-    def call(p: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], x: Any) -> Any:
-        out = batched(tuple(p[n] for n in p_names), tuple(b[n] for n in b_names), x)
-        if not structure:
-            return out
-        spec, others = structure
-        tensors = iter(out)
-        return pytree.tree_unflatten([next(tensors) if v is _TENSOR else v for v in others], spec)
-
-    return call
-
-
-def _count(k: int) -> str:
-    return f"{k} candidate{'s' if k != 1 else ''}"
-
-
-def _unbind(out: Any, k: int) -> list[Any]:
-    if isinstance(out, torch.Tensor):
-        return list(out.unbind(0))
-    leaves, spec = pytree.tree_flatten(out)
-    split = [leaf.unbind(0) if isinstance(leaf, torch.Tensor) else [leaf] * k for leaf in leaves]
-    return [pytree.tree_unflatten([s[j] for s in split], spec) for j in range(k)]
-
-
-def _stack_inputs(values: Sequence[Any]) -> Any:
-    leaves = [pytree.tree_flatten(v)[0] for v in values]
-    spec = pytree.tree_flatten(values[0])[1]
-    return pytree.tree_unflatten([torch.stack(list(column)) for column in zip(*leaves)], spec)
-
-
-class _Group:
-    """K candidates stepped together."""
-
-    def __init__(self, members: list[CandidateState]) -> None:
-        self.members = members
-        self.names = [m.name for m in members]
-        self.label = "+".join(self.names)
-        self.stack: ModelStack | None = None
-        self.optimizer: StackedOptimizer | None = None
-        self._forward: dict[bool, Any] = {}
-        self.fitted = False  # probed and sized to the memory budget (on its first step)
-        self.why: str | None = None  # why it cannot run batched (then it runs sequentially)
-
-    def bind(self) -> None:
-        """(Re)build the stack from the members' current tensors (first step, resume, a changed state)."""
-        models = [m.model for m in self.members]
-        if self.stack is not None and self.optimizer is not None and self.stack.bound() and self.optimizer.bound():
-            return
-        by_id = {id(p): n for n, p in models[0].named_parameters()}
-        layout = [[by_id[id(p)] for p in g["params"]] for g in self.members[0].optimizer.param_groups]
-        self.stack = stack_models(models, layout)
-        self.optimizer = StackedOptimizer([m.optimizer for m in self.members], self.stack.groups)
-
-    def forward_fn(self, shared_input: bool) -> Any:
-        """``f(params, buffers, x)``: the members' forward under ``vmap`` (``shared_input``: one batch for all)."""
-        fn = self._forward.get(shared_input)
-        if fn is None:
-            fn = _batched_forward(self.members[0].model, shared_input)
-            self._forward[shared_input] = fn
-        return fn
-
-    def probe(self, batches: Mapping[str, tuple[Any, Any]], context: StepContext, step: int,
-              count: int | None = None) -> tuple[str | None, int]:
-        """The batched step of the first ``count`` members on copies (nothing of theirs changes).
-
-        Returns why it fails (``None``: it runs) and the peak bytes it saved for backward.
-        """
-        members = self.members[:count] if count else self.members
-        named = [dict(m.model.named_parameters()) for m in members]
-        params = {n: torch.stack([p[n].detach() for p in named]).requires_grad_() for n in named[0]}
-        buffers = {n: torch.stack([dict(m.model.named_buffers())[n].detach() for m in members])
-                   for n, _ in members[0].model.named_buffers()}
-        inputs, targets, shared = _Group(members).inputs(batches)
-        meter = ActivationMeter()
-        try:
-            with context.streams.isolated("dropout", step, devices=context.devices), \
-                    meter.measure("probe", (inputs, targets, buffers)), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
-                out = self.forward_fn(shared)(params, buffers, inputs)
-                losses = [candidate_loss(m, o, y) for m, o, y in zip(members, _unbind(out, len(members)), targets)]
-                torch.stack([loss.reshape(()) for loss in losses]).sum().backward()
-        except Exception as exc:  # noqa: BLE001 - the reason is reported, the group runs sequentially
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return f"the model does not run under torch.func.vmap: {type(exc).__name__}: {first[:200]}", 0
-        return None, meter.peak_bytes
-
-    def inputs(self, batches: Mapping[str, tuple[Any, Any]]) -> tuple[Any, list[Any], bool]:
-        chosen = [batches[m.spec.augment_key] for m in self.members]
-        if all(b is chosen[0] for b in chosen):
-            return chosen[0][0], [chosen[0][1]] * len(chosen), True
-        return _stack_inputs([b[0] for b in chosen]), [b[1] for b in chosen], False
-
-    def step(self, step: int, batches: Mapping[str, tuple[Any, Any]], context: StepContext,
-             draws: DrawTracker) -> dict[str, StepOutput]:
-        assert self.stack is not None and self.optimizer is not None
-        k = len(self.members)
-        lrs = [current_lr(m.optimizer) for m in self.members]
-        inputs, targets, shared = self.inputs(batches)
-        self.stack.zero_grad()
-        meter = (context.meter.measure(self.label, (inputs, targets, self.stack.buffers))
-                 if context.meter else nullcontext())
-        with draws.isolated(self.label, step, context), meter, warnings.catch_warnings():
-            # the members' gradients are views of one flat tensor, on purpose: autograd's layout advice does not apply
-            warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
-            out = self.forward_fn(shared)(self.stack.params(), self.stack.buffers, inputs)
-            outs = _unbind(out, k)
-            losses = [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
-            stacked = torch.stack(losses)
-            values = stacked.detach().tolist()  # one host synchronisation for the group
-            finite = [i for i, v in enumerate(values) if math.isfinite(v)]
-            if finite:
-                (stacked.sum() if len(finite) == k else stacked[finite].sum()).backward()
-            del stacked, losses, out
-        if finite:
-            if context.grad_clip is not None:
-                self._clip(context.grad_clip)
-            self.optimizer.step(None if len(finite) == k else finite)
-            for i in finite:
-                member = self.members[i]
-                # what torch.optim's step() would have marked: its schedulers then do not warn
-                member.optimizer._opt_called = True  # type: ignore[attr-defined]
-                if member.scheduler is not None:
-                    member.scheduler.step()
-        metrics = self._metrics(outs, targets, finite, context)
-        return {m.name: StepOutput(values[i], metrics.get(i, {}), lrs[i]) for i, m in enumerate(self.members)}
-
-    def _clip(self, max_norm: float) -> None:
-        """``clip_grad_norm_`` for each member, as torch computes it: the 2-norm of its parameters' norms."""
-        assert self.stack is not None
-        groups = self.stack.groups
-        where = {n: (g, i) for g, group in enumerate(groups) for i, n in enumerate(group.names)}
-        order = [where[n] for n, _ in self.members[0].model.named_parameters()]
-        for k in range(len(self.members)):
-            norms = [torch.linalg.vector_norm(groups[g].row_view(groups[g].grad, k, i), 2) for g, i in order]
-            total = torch.linalg.vector_norm(torch.stack(norms), 2)
-            factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-            for group in groups:
-                group.grad[k].mul_(factor)
-
-    def _metrics(self, outs: list[Any], targets: list[Any], finite: list[int],
-                 context: StepContext) -> dict[int, dict[str, float]]:
-        if not context.metrics or not finite:
-            return {}
-        with torch.no_grad():
-            values = [metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()
-                      for i in finite for metric in context.metrics.values()]
-            flat = torch.stack(values).tolist()
-        names = list(context.metrics)
-        return {i: dict(zip(names, flat[j * len(names) : (j + 1) * len(names)])) for j, i in enumerate(finite)}
 
 
 def auto_budget(device: torch.device) -> int:
@@ -247,11 +53,27 @@ def make_executor(kind: str, *, budget: int | None = None) -> SequentialExecutor
     return SequentialExecutor() if kind == "sequential" else VectorisedExecutor(kind, budget=budget)
 
 
+@dataclass(frozen=True)
+class Member:
+    """One candidate of one step: its state, its batch, its run's context (``tag``: its name in labels)."""
+
+    state: CandidateState
+    batch: tuple[Any, Any]
+    context: StepContext
+    tag: str
+
+
+def _count(k: int) -> str:
+    return f"{k} candidate{'s' if k != 1 else ''}"
+
+
 class VectorisedExecutor:
     """Steps same-architecture candidates together, the others one at a time (``mode``: see :data:`EXECUTORS`).
 
-    ``chunk`` caps how many candidates one batched step holds (the memory
-    budget); :attr:`report` says, per candidate, how it ran and why.
+    ``chunk`` caps how many candidates one batched step holds, ``budget`` the
+    bytes of their activations (``None``: :func:`auto_budget`); :attr:`report`
+    says, per candidate, how it ran and why. :meth:`run_members` steps
+    candidates of several runs (replicas of other seeds) in one call.
     """
 
     def __init__(self, mode: str = "auto", *, chunk: int | None = None, budget: int | None = None) -> None:
@@ -259,23 +81,16 @@ class VectorisedExecutor:
             raise ValueError(f"executor={mode!r}: use one of {', '.join(EXECUTORS)}")
         self.mode = mode
         self.chunk = chunk
-        self.budget = budget  # bytes of activations one batched step may hold; None: auto
+        self.budget = budget
         #: group label -> estimated activation bytes of its batched step (measured peak: the meter's)
         self.estimates: dict[str, int] = {}
         self.sequential = SequentialExecutor()
         self.draws = DrawTracker()
-        self.report: dict[str, str] = {}  # candidate -> "vectorised with ..." or why it ran alone
+        self.report: dict[str, str] = {}  # candidate name -> "vectorised with ..." or why it ran alone
+        self.how: dict[int, str] = {}  # the same, by candidate state (names repeat across runs)
         self._plan_for: tuple[int, ...] | None = None  # by identity: a caller may step copies of the same names
-        self._groups: list[_Group] = []
+        self._groups: list[BatchedGroup] = []
         self._alone: list[CandidateState] = []
-
-    def _replan(self, candidates: Sequence[CandidateState]) -> None:
-        plan = plan_groups(candidates, mode=self.mode, chunk=self.chunk)
-        self._groups = [_Group(members) for members in plan.groups]
-        self._alone = list(plan.sequential)
-        for name, why in plan.reasons.items():
-            self.report.setdefault(name, f"sequential: {why}")
-        self._plan_for = tuple(id(s) for s in candidates)
 
     def run_step(
         self,
@@ -284,35 +99,81 @@ class VectorisedExecutor:
         batches: Mapping[str, tuple[Any, Any]],
         context: StepContext,
     ) -> dict[str, StepOutput]:
-        if self._plan_for != tuple(id(s) for s in candidates):
-            self._replan(candidates)
-        outputs: dict[str, StepOutput] = {}
+        members = [Member(s, batches[s.spec.augment_key], context, s.name) for s in candidates]
+        return {m.state.name: out for m, out in zip(members, self.run_members(step, members))}
+
+    def run_members(self, step: int, members: Sequence[Member]) -> list[StepOutput]:
+        """Update ``step`` of every member; the outputs in the members' order."""
+        by_id = {id(m.state): m for m in members}
+        if self._plan_for != tuple(by_id):
+            self._replan(members)
+        results: dict[int, StepOutput] = {}
         alone = list(self._alone)  # before a group falls back (its members then step in _run_group)
         for group in [g for g in self._groups if not g.fitted]:
-            self._fit(group, batches, context)
+            self._fit(group, by_id)
         for group in list(self._groups):
-            outputs.update(self._run_group(group, step, batches, context))
-        if alone:
-            outputs.update(self.sequential.run_step(step, alone, batches, context))
-        return {s.name: outputs[s.name] for s in candidates}
+            results.update(self._run_group(group, step, by_id))
+        results.update(self._run_alone(step, [by_id[id(s)] for s in alone]))
+        return [results[id(m.state)] for m in members]
 
-    def _fit(self, group: _Group, batches: Mapping[str, tuple[Any, Any]], context: StepContext) -> None:
+    def _replan(self, members: Sequence[Member]) -> None:
+        # Members of several runs (replicas): one group per candidate name, each holding its replicas in
+        # the same order, so that every group draws the same masks row by row: within a run, candidates
+        # still share their dropout masks (the twin promise); across runs each replica has its own.
+        several = len({m.context.streams.seed for m in members}) > 1
+        plan = plan_groups([m.state for m in members], mode=self.mode, chunk=self.chunk,
+                           apart=(lambda s: s.name) if several else None)
+        tag = {id(m.state): m.tag for m in members}
+        self._groups = [BatchedGroup(g, [tag[id(s)] for s in g]) for g in plan.groups]
+        self._alone = list(plan.sequential)
+        for state in plan.sequential:
+            self._say(state, f"sequential: {plan.reasons[state.name]}", only_if_new=True)
+        self._plan_for = tuple(id(m.state) for m in members)
+
+    def _say(self, state: CandidateState, how: str, *, only_if_new: bool = False) -> None:
+        if only_if_new and id(state) in self.how:
+            return
+        self.how[id(state)] = how
+        self.report[state.name] = how
+
+    def _run_alone(self, step: int, members: Sequence[Member]) -> dict[int, StepOutput]:
+        """One at a time, by the sequential executor, each run's candidates with that run's context."""
+        out: dict[int, StepOutput] = {}
+        by_context: dict[int, list[Member]] = {}
+        for m in members:
+            by_context.setdefault(id(m.context), []).append(m)
+        for group in by_context.values():
+            batches = {m.state.spec.augment_key: m.batch for m in group}
+            done = self.sequential.run_step(step, [m.state for m in group], batches, group[0].context)
+            out.update({id(m.state): done[m.state.name] for m in group})
+        return out
+
+    @staticmethod
+    def _randomness(members: Sequence[Member]) -> str:
+        """``same`` masks for one run's candidates (as the sequential executor gives), ``different`` across runs."""
+        seeds = {m.context.streams.seed for m in members}
+        return "same" if len(seeds) == 1 else "different"
+
+    def _fit(self, group: BatchedGroup, by_id: Mapping[int, Member]) -> None:
         """Probe the batched step on copies of one and two members; split the group to fit the budget.
 
         Activations grow linearly with the group: ``base + per_member * K`` from the two probes
         (the estimate is reported next to the measured peak).
         """
-        k = len(group.members)
-        why, one = group.probe(batches, context, 0, count=1)
+        members = [by_id[id(s)] for s in group.members]
+        k, context, batches = len(members), members[0].context, [m.batch for m in members]
+        randomness = self._randomness(members)
+        why, one = group.probe(batches, context, 0, count=1, randomness=randomness)
         two = one
         if why is None and k > 1:
-            why, two = group.probe(batches, context, 0, count=2)
+            why, two = group.probe(batches, context, 0, count=2, randomness=randomness)
         per_member = max(two - one, 1) if k > 1 else max(one, 1)
         base = one - per_member if k > 1 else 0
         device = context.devices[0] if context.devices else torch.device("cpu")
         budget = self.budget if self.budget is not None else auto_budget(device)
         size = k if why is not None else max(1, min(k, (budget - base) // per_member))
-        chunks = [group] if size >= k else [_Group(group.members[i : i + size]) for i in range(0, k, size)]
+        chunks = [group] if size >= k else [
+            BatchedGroup(group.members[i : i + size], group.tags[i : i + size]) for i in range(0, k, size)]
         if len(chunks) > 1:
             at = self._groups.index(group)
             self._groups[at : at + 1] = chunks
@@ -320,29 +181,31 @@ class VectorisedExecutor:
             chunk.fitted, chunk.why = True, why
             self.estimates[chunk.label] = base + per_member * len(chunk.members)
             if len(chunks) > 1:
-                for name in chunk.names:
-                    self.report[name] = (f"vectorised with {_count(len(chunk.members))}: {chunk.label} "
-                                         f"(split to fit memory_budget={budget} bytes)")
+                for state in chunk.members:
+                    self._say(state, f"vectorised with {_count(len(chunk.members))}: {chunk.label} "
+                                     f"(split to fit memory_budget={budget} bytes)")
 
-    def _run_group(self, group: _Group, step: int, batches: Mapping[str, tuple[Any, Any]],
-                   context: StepContext) -> dict[str, StepOutput]:
+    def _run_group(self, group: BatchedGroup, step: int, by_id: Mapping[int, Member]) -> dict[int, StepOutput]:
+        members = [by_id[id(s)] for s in group.members]
+        batches = [m.batch for m in members]
         why = group.why
         if why is None:
             start = time.perf_counter()
             try:
                 group.bind()
-                outputs = group.step(step, batches, context, self.draws)
+                outputs = group.step(step, batches, members[0].context, self.draws, self._randomness(members))
             except Exception as exc:  # noqa: BLE001 - the user's code raised: the sequential step names who
-                why = f"the batched step raised at step {step}: {describe_failure(exc, group.label, *group.inputs(batches)[:2])}"
+                inputs, targets, _ = inputs_of(batches)
+                why = f"the batched step raised at step {step}: {describe_failure(exc, group.label, inputs, targets)}"
             else:
-                seconds = (time.perf_counter() - start) / len(group.members)
-                for name in group.names:
-                    self.report.setdefault(name, "")
-                    if not self.report[name].startswith("vectorised"):
-                        self.report[name] = f"vectorised with {_count(len(group.members))}: {group.label}"
-                return {n: StepOutput(o.loss, o.metrics, o.lr, seconds=seconds) for n, o in outputs.items()}
+                seconds = (time.perf_counter() - start) / len(members)
+                for state in group.members:
+                    if not self.how.get(id(state), "").startswith("vectorised"):
+                        self._say(state, f"vectorised with {_count(len(members))}: {group.label}")
+                return {id(s): StepOutput(o.loss, o.metrics, o.lr, seconds=seconds)
+                        for s, o in zip(group.members, outputs)}
         self._groups.remove(group)
         self._alone += group.members
-        for name in group.names:
-            self.report[name] = f"sequential: {why}"
-        return self.sequential.run_step(step, group.members, batches, context)
+        for state in group.members:
+            self._say(state, f"sequential: {why}")
+        return self._run_alone(step, members)

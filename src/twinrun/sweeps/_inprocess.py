@@ -1,4 +1,4 @@
-"""The in-process backend: seeds one after another in this process, with no start-up per seed.
+"""The in-process backend: seeds in this process, with no start-up per seed, stepped together.
 
 A fresh process per seed costs an interpreter, ``import torch`` and an
 environment capture, seconds that can dwarf a short seed. Here every seed runs
@@ -15,6 +15,11 @@ command fixes it; the library warns when it is not fixed), and a seed that
 crashes the interpreter takes the sweep with it (use the process backend).
 Ctrl-C stops the running seed at its next step (it records itself as
 interrupted, with a final checkpoint), and the sweep stops.
+
+The seeds run together, step by step, when the experiment allows
+(``_lockstep``: the replicas of each architecture in one batched step); with
+``deterministic`` or ``executor='sequential'`` they run one after another.
+Either way each seed's run is the one its own process would make.
 """
 
 from __future__ import annotations
@@ -57,12 +62,16 @@ class InProcessBackend:
         """Nothing to release."""
 
     def run(self, tasks: Sequence[SeedTask], on_outcome: Callable[[SeedOutcome], None]) -> None:
+        from twinrun.sweeps._lockstep import lockstep_allowed, run_lockstep
         from twinrun.sweeps._process import _outcome
         from twinrun.sweeps._worker import run_task
 
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
+            if len(tasks) > 1 and lockstep_allowed(tasks[0]):
+                run_lockstep(tasks, on_outcome)
+                return
             for task in tasks:
                 task.seed_dir.mkdir(parents=True, exist_ok=True)
                 task.outcome_path.unlink(missing_ok=True)

@@ -20,10 +20,11 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OUTPUTS_ARTIFACT", "OUTPUTS_FILE", "main", "run_task", "save_outputs"]
+__all__ = ["OUTPUTS_ARTIFACT", "OUTPUTS_FILE", "main", "run_task", "run_task_steps", "save_outputs"]
 
 #: The registry artifact kind, and the file name in the run folder, of a seed's outputs.
 OUTPUTS_ARTIFACT = "seed_outputs"
@@ -115,12 +116,22 @@ def run(task_path: str) -> int:
 def run_task(task: Any, *, log: Any) -> int:
     """Run one seed's twin run (``compare``), save its outputs, write its outcome; the exit status.
 
+    (:func:`run_task_steps` driven with the run's own executor.)
+    """
+    from twinrun.engine._drive import drive
+
+    return drive(run_task_steps(task, log=log))
+
+
+def run_task_steps(task: Any, *, log: Any, stop: Any = None) -> Generator[Any, Any, int]:
+    """:func:`run_task` as a generator of step requests (the in-process backend steps seeds together).
+
     Used by the seed's own process (:func:`run`) and by the in-process backend, which
     runs seeds one after another in the sweep's process. Errors of the experiment
     are reported in the outcome (their traceback goes to ``log``); an interrupt is
     reported as ``interrupted`` with exit status 130.
     """
-    from twinrun._compare import DEFAULT, compare
+    from twinrun._compare import DEFAULT, compare_steps
     from twinrun.engine import new_run_id
     from twinrun.errors import TwinrunError
     from twinrun.registry import Registry
@@ -130,8 +141,9 @@ def run_task(task: Any, *, log: Any) -> int:
     started = time.monotonic()
     outcome: dict[str, Any] = {"seed": task.seed, "run_id": None, "log": str(task.log_path)}
     try:
-        result = compare(
+        result = yield from compare_steps(
             task.experiment,
+            stop=stop,
             candidates=list(task.candidates),
             reference=task.reference,
             overrides={**parse_overrides(list(task.overrides)), "seed": task.seed},

@@ -1,0 +1,217 @@
+"""One batched step of K same-architecture candidates: ``vmap`` forward and backward, one stacked update.
+
+Everything the sequential executor promises still holds per member: its own
+batch, the same dropout masks as one run's candidates get (``randomness="same"``
+inside the step's ``dropout`` stream; replicas of different seeds draw their
+own, ``"different"``), the loss and metrics computed by each member's own
+functions, a non-finite loss that skips that member's update, its scheduler
+stepped after the update. See ``_vectorised`` for who is grouped and when.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.utils import _pytree as pytree
+
+from twinrun.engine._build import CandidateState
+from twinrun.engine._executor import DrawTracker, StepContext
+from twinrun.engine._memory import ActivationMeter
+from twinrun.engine._outputs import prediction
+from twinrun.engine._stack import ModelStack, stack_models
+from twinrun.engine._step import StepOutput, candidate_loss, current_lr
+from twinrun.engine._vector_optim import StackedOptimizer
+
+__all__ = ["BatchedGroup", "inputs_of"]
+
+_TENSOR = object()  # marks where a tensor goes back into a structured output
+
+
+def _batched_forward(base: nn.Module, shared_input: bool, randomness: str = "same") -> Any:
+    """``base``'s forward over stacked tensors, with as little per-call work as ``vmap`` allows.
+
+    Tensors travel as tuples in a fixed order (``vmap`` flattens its inputs on
+    every call), and weights tied under several names (an embedding shared with
+    the output layer) are given under each name once, here, instead of
+    ``functional_call`` searching the module for ties at every step.
+    """
+    def aliases(named: Any) -> dict[str, list[str]]:
+        by_id: dict[int, list[str]] = {}
+        for name, t in named:
+            by_id.setdefault(id(t), []).append(name)
+        return {names[0]: names for names in by_id.values()}
+
+    params = aliases(base.named_parameters(remove_duplicate=False))
+    buffers = aliases(base.named_buffers(remove_duplicate=False))
+    p_names, b_names = list(params), list(buffers)
+
+    structure: list[Any] = []  # the outputs' pytree and their non-tensor leaves (a GPT's loss=None)
+
+    def one(p: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...], x: Any) -> Any:
+        tensors = {alias: t for name, t in zip(p_names, p) for alias in params[name]}
+        tensors.update({alias: t for name, t in zip(b_names, b) for alias in buffers[name]})
+        out = functional_call(base, tensors, (x,), tie_weights=False, strict=False)
+        if isinstance(out, torch.Tensor):
+            structure[:] = []
+            return out
+        leaves, spec = pytree.tree_flatten(out)  # vmap returns tensors only: the rest is put back after
+        structure[:] = [spec, [_TENSOR if isinstance(v, torch.Tensor) else v for v in leaves]]
+        return tuple(v for v in leaves if isinstance(v, torch.Tensor))
+
+    batched = vmap(one, in_dims=(0, 0, None if shared_input else 0), randomness=randomness)
+
+    def call(p: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], x: Any) -> Any:
+        out = batched(tuple(p[n] for n in p_names), tuple(b[n] for n in b_names), x)
+        if not structure:
+            return out
+        spec, others = structure
+        tensors = iter(out)
+        return pytree.tree_unflatten([next(tensors) if v is _TENSOR else v for v in others], spec)
+
+    return call
+
+
+def _unbind(out: Any, k: int) -> list[Any]:
+    if isinstance(out, torch.Tensor):
+        return list(out.unbind(0))
+    leaves, spec = pytree.tree_flatten(out)
+    split = [leaf.unbind(0) if isinstance(leaf, torch.Tensor) else [leaf] * k for leaf in leaves]
+    return [pytree.tree_unflatten([s[j] for s in split], spec) for j in range(k)]
+
+
+def _stack_inputs(values: Sequence[Any]) -> Any:
+    leaves = [pytree.tree_flatten(v)[0] for v in values]
+    spec = pytree.tree_flatten(values[0])[1]
+    return pytree.tree_unflatten([torch.stack(list(column)) for column in zip(*leaves)], spec)
+
+
+def inputs_of(batches: Sequence[tuple[Any, Any]]) -> tuple[Any, list[Any], bool]:
+    """The members' inputs for ``vmap`` (one shared batch, or theirs stacked), their targets, and which."""
+    if all(b is batches[0] for b in batches):
+        return batches[0][0], [batches[0][1]] * len(batches), True
+    return _stack_inputs([b[0] for b in batches]), [b[1] for b in batches], False
+
+
+class BatchedGroup:
+    """K candidates stepped together (``tags``: how the label names them, default their names)."""
+
+    def __init__(self, members: list[CandidateState], tags: Sequence[str] | None = None) -> None:
+        self.members = members
+        self.names = [m.name for m in members]
+        self.label = "+".join(tags if tags is not None else self.names)
+        self.tags = list(tags) if tags is not None else list(self.names)
+        self.stack: ModelStack | None = None
+        self.optimizer: StackedOptimizer | None = None
+        self._forward: dict[tuple[bool, str], Any] = {}
+        self.fitted = False  # probed and sized to the memory budget (on its first step)
+        self.why: str | None = None  # why it cannot run batched (then it runs sequentially)
+
+    def bind(self) -> None:
+        """(Re)build the stack from the members' current tensors (first step, resume, a changed state)."""
+        models = [m.model for m in self.members]
+        if self.stack is not None and self.optimizer is not None and self.stack.bound() and self.optimizer.bound():
+            return
+        by_id = {id(p): n for n, p in models[0].named_parameters()}
+        layout = [[by_id[id(p)] for p in g["params"]] for g in self.members[0].optimizer.param_groups]
+        self.stack = stack_models(models, layout)
+        self.optimizer = StackedOptimizer([m.optimizer for m in self.members], self.stack.groups)
+
+    def forward_fn(self, shared_input: bool, randomness: str = "same") -> Any:
+        """``f(params, buffers, x)``: the members' forward under ``vmap`` (``shared_input``: one batch for all;
+        ``randomness``: ``same`` masks for all, as one run's candidates get, or ``different``, for replicas)."""
+        fn = self._forward.get((shared_input, randomness))
+        if fn is None:
+            fn = _batched_forward(self.members[0].model, shared_input, randomness)
+            self._forward[shared_input, randomness] = fn
+        return fn
+
+    def probe(self, batches: Sequence[tuple[Any, Any]], context: StepContext, step: int,
+              count: int | None = None, randomness: str = "same") -> tuple[str | None, int]:
+        """The batched step of the first ``count`` members on copies (nothing of theirs changes).
+
+        Returns why it fails (``None``: it runs) and the peak bytes it saved for backward.
+        """
+        members = self.members[:count] if count else self.members
+        named = [dict(m.model.named_parameters()) for m in members]
+        params = {n: torch.stack([p[n].detach() for p in named]).requires_grad_() for n in named[0]}
+        buffers = {n: torch.stack([dict(m.model.named_buffers())[n].detach() for m in members])
+                   for n, _ in members[0].model.named_buffers()}
+        inputs, targets, shared = inputs_of(batches[: len(members)])
+        meter = ActivationMeter()
+        try:
+            with context.streams.isolated("dropout", step, devices=context.devices), \
+                    meter.measure("probe", (inputs, targets, buffers)), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+                out = self.forward_fn(shared, randomness)(params, buffers, inputs)
+                losses = [candidate_loss(m, o, y) for m, o, y in zip(members, _unbind(out, len(members)), targets)]
+                torch.stack([loss.reshape(()) for loss in losses]).sum().backward()
+        except Exception as exc:  # noqa: BLE001 - the reason is reported, the group runs sequentially
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return f"the model does not run under torch.func.vmap: {type(exc).__name__}: {first[:200]}", 0
+        return None, meter.peak_bytes
+
+    def step(self, step: int, batches: Sequence[tuple[Any, Any]], context: StepContext,
+             draws: DrawTracker, randomness: str = "same") -> list[StepOutput]:
+        """One update of every member, each on its own batch (``batches[i]``), inside ``context``'s stream."""
+        assert self.stack is not None and self.optimizer is not None
+        k = len(self.members)
+        lrs = [current_lr(m.optimizer) for m in self.members]
+        inputs, targets, shared = inputs_of(batches)
+        self.stack.zero_grad()
+        meter = (context.meter.measure(self.label, (inputs, targets, self.stack.buffers))
+                 if context.meter else nullcontext())
+        with draws.isolated(self.label, step, context), meter, warnings.catch_warnings():
+            # the members' gradients are views of one flat tensor, on purpose: autograd's layout advice does not apply
+            warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+            out = self.forward_fn(shared, randomness)(self.stack.params(), self.stack.buffers, inputs)
+            outs = _unbind(out, k)
+            losses = [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
+            stacked = torch.stack(losses)
+            values = stacked.detach().tolist()  # one host synchronisation for the group
+            finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+            if finite:
+                (stacked.sum() if len(finite) == k else stacked[finite].sum()).backward()
+            del stacked, losses, out
+        if finite:
+            if context.grad_clip is not None:
+                self._clip(context.grad_clip)
+            self.optimizer.step(None if len(finite) == k else finite)
+            for i in finite:
+                member = self.members[i]
+                # what torch.optim's step() would have marked: its schedulers then do not warn
+                member.optimizer._opt_called = True  # type: ignore[attr-defined]
+                if member.scheduler is not None:
+                    member.scheduler.step()
+        metrics = self._metrics(outs, targets, finite, context)
+        return [StepOutput(values[i], metrics.get(i, {}), lrs[i]) for i in range(k)]
+
+    def _clip(self, max_norm: float) -> None:
+        """``clip_grad_norm_`` for each member, as torch computes it: the 2-norm of its parameters' norms."""
+        assert self.stack is not None
+        groups = self.stack.groups
+        where = {n: (g, i) for g, group in enumerate(groups) for i, n in enumerate(group.names)}
+        order = [where[n] for n, _ in self.members[0].model.named_parameters()]
+        for k in range(len(self.members)):
+            norms = [torch.linalg.vector_norm(groups[g].row_view(groups[g].grad, k, i), 2) for g, i in order]
+            total = torch.linalg.vector_norm(torch.stack(norms), 2)
+            factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            for group in groups:
+                group.grad[k].mul_(factor)
+
+    def _metrics(self, outs: list[Any], targets: list[Any], finite: list[int],
+                 context: StepContext) -> dict[int, dict[str, float]]:
+        if not context.metrics or not finite:
+            return {}
+        with torch.no_grad():
+            values = [metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()
+                      for i in finite for metric in context.metrics.values()]
+            flat = torch.stack(values).tolist()
+        names = list(context.metrics)
+        return {i: dict(zip(names, flat[j * len(names) : (j + 1) * len(names)])) for j, i in enumerate(finite)}

@@ -220,3 +220,12 @@ def test_the_checks_run_on_a_model_returning_a_tuple():
     errors = [(r.name, r.measured) for r in report.results if r.measured.startswith("error")]
     assert errors == []
     assert report["loss_decreases"].status == "pass"
+    # the wrapped cross-entropy is recognised (classes last), so its value at init is checked: this GPT's
+    # embedding, tied to its head, starts at torch's N(0, 1), and its logits are confidently wrong
+    init = report["loss_at_init"]
+    assert init.status == "fail" and init.details["loss_kind"] == "cross_entropy" and init.details["units"] == VOCAB
+
+
+def test_a_wrapped_cross_entropy_makes_the_outputs_logits():
+    result = TwinEngine(resolve(gpt_experiment(executor="sequential").replace(steps=2)), measure_memory=False).run()
+    assert result.output_kind == "logits"

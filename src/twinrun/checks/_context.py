@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from twinrun.checks._clone import clone_state
 from twinrun.engine import CandidateState, TwinEngine
 from twinrun.engine._data import move_to
+from twinrun.engine._losses import recognise_loss
 from twinrun.engine._outputs import prediction
 from twinrun.errors import BuildError
 
@@ -103,7 +104,33 @@ class CheckContext:
 
     @property
     def loss_kind(self) -> str | None:
-        return loss_kind(self.loss_fn)
+        """The loss's kind: by the function (``F.cross_entropy``, ``nn.MSELoss``...), else by what it
+        computes on a probe shaped like this candidate's outputs (a wrapped loss; see ``engine/_losses``)."""
+        return loss_kind(self.loss_fn) or self._probed_loss()[0]
+
+    @property
+    def loss_class_dim(self) -> int | None:
+        """The dimension holding the classes, where the probe found it (a language model's: last)."""
+        return None if loss_kind(self.loss_fn) else self._probed_loss()[1]
+
+    def _probed_loss(self) -> tuple[str | None, int | None]:
+        if "loss_probe" not in self._cache:
+            found = None
+            try:
+                inputs, targets = self.batch(1)
+                model = self.state.model
+                was = model.training
+                model.eval()
+                try:
+                    with torch.no_grad(), self.streams.isolated("eval", 0, devices=[self.device]):
+                        predicted = prediction(model(inputs), self.state.output_key)
+                finally:
+                    model.train(was)
+                found = recognise_loss(self.loss_fn, predicted, targets)
+            except Exception:  # noqa: BLE001 - unknown: the checks say the loss was not recognised
+                found = None
+            self._cache["loss_probe"] = found or (None, None)
+        return self._cache["loss_probe"]  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ data
     def batch(self, step: int) -> tuple[Any, Any]:

@@ -31,6 +31,8 @@ def per_example_view(kind: str, outputs: torch.Tensor, targets: Any) -> tuple[np
     """(value per example, predicted classes [example, position] or None, what the value is)."""
     o = outputs.double()
     if isinstance(targets, torch.Tensor) and kind == "logits" and o.ndim >= 2 and not targets.is_floating_point():
+        if o.ndim >= 3 and tuple(targets.shape) == tuple(o.shape[:-1]):
+            o = o.movedim(-1, 1)  # classes last (a language model's [B, T, V] against [B, T])
         probs = o.softmax(1)
         t = targets.long().clamp(0, o.shape[1] - 1).unsqueeze(1)
         p_true = probs.gather(1, t).reshape(o.shape[0], -1).mean(1)

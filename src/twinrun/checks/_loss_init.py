@@ -166,7 +166,9 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         )
     m = _measure(ctx, ctx.fresh().model, opts["examples"])
     loss0, first_out, first_targets = m.loss, m.first_out, m.first_targets
-    dim, units = _units(first_out, kind, opts["class_dim"])
+    class_dim = opts["class_dim"] if opts["class_dim"] is not None else (
+        ctx.loss_class_dim if opts["kind"] == "auto" else None)
+    dim, units = _units(first_out, kind, class_dim)
     final_layer = find_final_layer(m.calls, units)
     targets_all = ctx.targets("train")
     if targets_all is None:

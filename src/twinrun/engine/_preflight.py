@@ -17,6 +17,7 @@ from torch.utils.data import TensorDataset
 from twinrun.engine._build import CandidateState
 from twinrun.engine._data import SharedData, move_to
 from twinrun.engine._executor import shape_of as _shape
+from twinrun.engine._losses import recognise_loss
 from twinrun.engine._outputs import loss_input, prediction
 from twinrun.errors import BuildError
 from twinrun.rng import RngStreams
@@ -84,7 +85,13 @@ def preflight(
                     check_metric_output(metric_name, metric(predicted, targets), 2)
         finally:
             state.model.train(was_training)
-        kinds.add(output_kind(output_setting, state.loss_fn, predicted))
+        kind = output_kind(output_setting, state.loss_fn, predicted)
+        if kind == "values" and output_setting == "auto":  # a wrapped loss: recognised by what it computes
+            found = recognise_loss(state.loss_fn, predicted, targets) if state.loss_takes == "prediction" or \
+                isinstance(outputs, torch.Tensor) else None
+            kind = {"cross_entropy": "logits", "nll": "logits", "bce_logits": "binary_logits"}.get(
+                found[0] if found else "", "values")
+        kinds.add(kind)
     return kinds.pop() if len(kinds) == 1 else "values"
 
 

@@ -229,3 +229,29 @@ def test_the_checks_run_on_a_model_returning_a_tuple():
 def test_a_wrapped_cross_entropy_makes_the_outputs_logits():
     result = TwinEngine(resolve(gpt_experiment(executor="sequential").replace(steps=2)), measure_memory=False).run()
     assert result.output_kind == "logits"
+
+
+class UnmaskedGPT(TinyGPT):
+    """The bug: attention without the causal mask."""
+
+    def forward(self, idx, targets=None):
+        x = self.tok(idx) + self.pos[:, : idx.shape[1]]
+        x = x + self.attn(x, x, x, need_weights=False)[0]
+        return self.head(x + self.mlp(x)), None
+
+
+def test_causality_applies_to_a_next_token_model_without_a_declaration():
+    clean = twinrun.check(gpt_experiment(executor="sequential"), "a", only=["causality"])
+    assert clean["causality"].status == "pass"
+    assert clean["causality"].details["detected"] == "next-token targets"
+    buggy = twinrun.check(gpt_experiment(executor="sequential").replace(model=UnmaskedGPT), "a", only=["causality"])
+    assert buggy["causality"].status == "fail"
+    assert "reads the future" in buggy["causality"].explanation
+
+
+def test_a_tagger_with_per_position_labels_is_not_assumed_causal():
+    """Per-position labels that are not the next inputs (a tagger may read both ways): no verdict without a declaration."""
+    (x, y), (xv, yv) = tokens(64, 32)
+    exp = gpt_experiment(executor="sequential").replace(data=lambda: ((x, (x * 3) % VOCAB), (xv, (xv * 3) % VOCAB)))
+    report = twinrun.check(exp, "a", only=["causality"])
+    assert report["causality"].status == "skip"

@@ -159,8 +159,27 @@ BATCH_INDEPENDENCE = Check(
 
 
 # ---------------------------------------------------------------------- 6
+def _next_token_targets(ctx: CheckContext) -> bool:
+    """Whether the batch is next-token prediction: integer ``[B, T]`` inputs whose targets are the inputs
+    shifted by one (a tagger's per-position labels are not: such a model may read both ways)."""
+    try:
+        inputs, targets = ctx.batch(1)
+    except Exception:  # noqa: BLE001 - no batch, no detection
+        return False
+    if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
+        return False
+    if inputs.is_floating_point() or targets.is_floating_point() or inputs.ndim != 2 or inputs.shape != targets.shape:
+        return False
+    if inputs.shape[1] < 2:
+        return False
+    return bool((targets[:, :-1] == inputs[:, 1:]).double().mean() >= 0.95)
+
+
 def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     name = "causality"
+    detected = opts["time_dim"] is None and opts["input_time_dim"] is None and _next_token_targets(ctx)
+    if detected:
+        opts = {**opts, "time_dim": 1}
     if opts["time_dim"] is None and opts["input_time_dim"] is None:
         return CheckResult(
             name, "skip", "not declared a sequence model", "-",
@@ -211,13 +230,16 @@ def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     bad = [r for r in rows if r["future"] > 0 and r["future"] > _TOLERANCE * max(r["allowed"], 1e-12)]
     rule = "before t" if strict else "up to t"
     details = {"strict": strict, "positions": t_out, "checked": rows, "differentiated": what,
-               "input_time_dim": in_dim, "output_time_dim": out_dim}
+               "input_time_dim": in_dim, "output_time_dim": out_dim,
+               "declared": not detected, "detected": "next-token targets" if detected else None}
     worst_ratio = max((r["future"] / max(r["allowed"], 1e-30) for r in rows), default=0.0)
     measured = (f"output {bad[0]['t']} depends on input {bad[0]['leak_at']}" if bad
                 else f"max future/allowed gradient {worst_ratio:.3g}")
     expected = f"output t depends only on inputs {rule}"
     explanation = (
-        f"For {len(positions)} positions t of a sequence of {t_out}, the gradient of the output at t was "
+        ("The targets are the inputs shifted by one position (a next-token language model), so the model "
+         "must be causal along dimension 1. " if detected else "")
+        + f"For {len(positions)} positions t of a sequence of {t_out}, the gradient of the output at t was "
         f"taken with respect to {what} at every position (eval mode)."
     )
     if bad:

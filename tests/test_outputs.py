@@ -255,3 +255,26 @@ def test_a_tagger_with_per_position_labels_is_not_assumed_causal():
     exp = gpt_experiment(executor="sequential").replace(data=lambda: ((x, (x * 3) % VOCAB), (xv, (xv * 3) % VOCAB)))
     report = twinrun.check(exp, "a", only=["causality"])
     assert report["causality"].status == "skip"
+
+
+def zipf_text(n_train: int = 256, n_val: int = 64):
+    """Windows of a Zipfian 'text' (token r with probability ~ 1/r): next-token targets, a few contexts twice
+    with different continuations, as any corpus has."""
+    g = torch.Generator().manual_seed(3)
+    p = 1.0 / torch.arange(1, VOCAB + 1, dtype=torch.float64)
+    text = torch.multinomial(p / p.sum(), (n_train + n_val) * (T + 1), replacement=True, generator=g)
+    seq = text.view(-1, T + 1)
+    seq[1, :T] = seq[0, :T]  # the same context ...
+    seq[1, T] = (seq[0, T] + 1) % VOCAB  # ... continued differently
+    x, y = seq[:, :-1], seq[:, 1:]
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def test_next_token_statistics_are_not_class_labels():
+    report = twinrun.check(gpt_experiment(executor="sequential").replace(data=zipf_text), "a",
+                           only=["input_stats", "data_leakage"])
+    stats, leakage = report["input_stats"], report["data_leakage"]
+    assert stats.details["labels"]["imbalance"] > 10 and stats.details.get("next_token")
+    assert "imbalanced" not in stats.explanation and stats.status == "pass"
+    assert leakage.details["conflicting_labels"] >= 1
+    assert "carry different labels" not in leakage.explanation and "normal for a language model" in leakage.explanation

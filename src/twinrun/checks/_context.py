@@ -113,6 +113,24 @@ class CheckContext:
         """The dimension holding the classes, where the probe found it (a language model's: last)."""
         return None if loss_kind(self.loss_fn) else self._probed_loss()[1]
 
+    @property
+    def next_token(self) -> bool:
+        """Whether this is next-token prediction: integer ``[B, T]`` inputs whose targets are the inputs shifted
+        by one (a language model). A tagger's per-position labels are not: such a model may read both ways,
+        and its labels are classes."""
+        if "next_token" not in self._cache:
+            found = False
+            try:
+                inputs, targets = self.batch(1)
+                if (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)
+                        and not inputs.is_floating_point() and not targets.is_floating_point()
+                        and inputs.ndim == 2 and inputs.shape == targets.shape and inputs.shape[1] >= 2):
+                    found = bool((targets[:, :-1] == inputs[:, 1:]).double().mean() >= 0.95)
+            except Exception:  # noqa: BLE001 - no batch: not detected
+                found = False
+            self._cache["next_token"] = found
+        return bool(self._cache["next_token"])
+
     def _probed_loss(self) -> tuple[str | None, int | None]:
         if "loss_probe" not in self._cache:
             found = None

@@ -159,25 +159,9 @@ BATCH_INDEPENDENCE = Check(
 
 
 # ---------------------------------------------------------------------- 6
-def _next_token_targets(ctx: CheckContext) -> bool:
-    """Whether the batch is next-token prediction: integer ``[B, T]`` inputs whose targets are the inputs
-    shifted by one (a tagger's per-position labels are not: such a model may read both ways)."""
-    try:
-        inputs, targets = ctx.batch(1)
-    except Exception:  # noqa: BLE001 - no batch, no detection
-        return False
-    if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
-        return False
-    if inputs.is_floating_point() or targets.is_floating_point() or inputs.ndim != 2 or inputs.shape != targets.shape:
-        return False
-    if inputs.shape[1] < 2:
-        return False
-    return bool((targets[:, :-1] == inputs[:, 1:]).double().mean() >= 0.95)
-
-
 def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     name = "causality"
-    detected = opts["time_dim"] is None and opts["input_time_dim"] is None and _next_token_targets(ctx)
+    detected = opts["time_dim"] is None and opts["input_time_dim"] is None and ctx.next_token
     if detected:
         opts = {**opts, "time_dim": 1}
     if opts["time_dim"] is None and opts["input_time_dim"] is None:

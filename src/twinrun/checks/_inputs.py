@@ -117,7 +117,10 @@ def check_input_stats(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
         label_info = _label_summary(ctx, all_targets.cpu(), n_classes)
         details["labels"] = label_info
         summary += f"; {label_info['classes']} classes, imbalance {label_info['imbalance']:.3g}x"
-        if label_info["imbalance"] > opts["max_imbalance"]:
+        if ctx.next_token:
+            summary += " (next tokens)"
+            details["next_token"] = True
+        if label_info["imbalance"] > opts["max_imbalance"] and not ctx.next_token:
             problems.append(("warn", (
                 f" The classes are imbalanced {label_info['imbalance']:.3g} to 1 in the training set: accuracy "
                 "will look good while rare classes are ignored."),

@@ -195,7 +195,10 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         problems.append(("warn" if frac >= opts["max_duplicates"] else "pass", (
             f" {dup_train} training example(s) ({frac:.1%}) duplicate others: they weigh double in the loss."),
             "deduplicate the training set (details lists pairs of indices)"))
-    if conflicts:
+    if conflicts and ctx.next_token:
+        explanation += (f" {conflicts} duplicate context(s) are followed by different next tokens: normal for a "
+                        "language model (the same context continues in several ways), not label noise.")
+    elif conflicts:
         problems.append(("warn", f" {conflicts} duplicate pair(s) carry different labels (label noise).",
                          "check the labels of duplicated inputs"))
     statuses = [p[0] for p in problems]

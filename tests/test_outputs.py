@@ -278,3 +278,15 @@ def test_next_token_statistics_are_not_class_labels():
     assert "imbalanced" not in stats.explanation and stats.status == "pass"
     assert leakage.details["conflicting_labels"] >= 1
     assert "carry different labels" not in leakage.explanation and "normal for a language model" in leakage.explanation
+
+
+def test_short_trainings_of_the_checks_start_counting_after_the_warm_up():
+    """A 300-step warm-up: the checks' 60 steps come after it, so they judge the model, not the schedule
+    (inside it, at 10 % of the peak rate, they saw only that it was warming up)."""
+    exp = gpt_experiment(executor="sequential").replace(
+        scheduler=twinrun.factory(warmup_cosine, warmup=300, total=600), steps=600,
+        optimizer=twinrun.factory(torch.optim.AdamW, lr=1e-3))
+    report = twinrun.check(exp, "a", only=["zero_input_baseline", "loss_decreases"])
+    for name in ("zero_input_baseline", "loss_decreases"):
+        assert report[name].status == "pass", (name, report[name].measured, report[name].explanation)
+        assert "warming up" not in report[name].explanation

@@ -64,6 +64,27 @@ def working_lrs(ctx: CheckContext, limit: int = 10_000) -> list[float]:
     return ctx.cached(("working_lrs", limit), compute)  # type: ignore[no-any-return]
 
 
+def warmup_end(ctx: CheckContext, limit: int = 10_000) -> int:
+    """The update at which the simulated learning rate first reaches half of its peak (0: no warm-up).
+
+    Checks that train a copy for a short while count their steps from there: inside a warm-up,
+    little change is expected and a verdict would be about the schedule, not the model.
+    """
+    def compute() -> int:
+        state = ctx.fresh()
+        if state.scheduler is None or isinstance(state.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            return 0
+        lrs, _, _ = simulate_schedule(state.scheduler, state.optimizer, min(ctx.settings.steps, limit))
+        per_step = np.nanmax(lrs, axis=1)
+        if not np.isfinite(per_step).any():
+            return 0
+        peak = float(np.nanmax(per_step))
+        reached = np.nonzero(per_step >= 0.5 * peak)[0]
+        return int(reached[0]) if reached.size else 0
+
+    return ctx.cached(("warmup_end", limit), compute)  # type: ignore[no-any-return]
+
+
 def configured_warmup(ctx: CheckContext, declared: int | None) -> tuple[int | None, str]:
     """The warm-up length: declared, or read from a scheduler keyword with 'warmup' in its name."""
     if declared is not None:

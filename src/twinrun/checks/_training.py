@@ -126,6 +126,9 @@ def short_training(
 
 
 def shared_training(ctx: CheckContext, steps: int, *, zero_inputs: bool = False) -> ShortTraining:
-    """:func:`short_training`, computed once per context for each (steps, zero_inputs)."""
-    steps = max(1, min(steps, ctx.settings.steps))
+    """:func:`short_training` of ``steps`` steps after the schedule's warm-up (see ``warmup_end``), at most
+    the run's own steps; computed once per context for each (steps, zero_inputs)."""
+    from twinrun.checks._schedule import warmup_end
+
+    steps = max(1, min(steps + warmup_end(ctx), ctx.settings.steps))
     return ctx.cached(("short_training", steps, zero_inputs), lambda: short_training(ctx, steps, zero_inputs=zero_inputs))  # type: ignore[no-any-return]

@@ -300,3 +300,15 @@ def test_overfit_batch_goes_on_while_the_loss_still_falls():
     result = twinrun.check(exp, "a", only=["overfit_batch"])["overfit_batch"]
     assert result.status == "pass"
     assert result.details["reached_at"] > result.details["budget"] == 300
+
+
+def test_a_vae_sampling_in_eval_is_named_as_sampling_and_can_be_declared():
+    exp = twinrun.Experiment(name="vae", data=bits, model=VAE, optimizer=twinrun.factory(torch.optim.Adam, lr=1e-2),
+                             loss=vae_loss, steps=30, batch_size=16, eval_every=30)
+    plain = twinrun.check(exp, "base", only=["eval_determinism"])["eval_determinism"]
+    assert plain.status == "fail"
+    assert "no dropout module" in plain.explanation and "batch norm" not in plain.explanation
+    assert "stochastic=True" in plain.fix
+    declared = twinrun.check(exp.replace(check_options={"eval_determinism": {"stochastic": True}}), "base",
+                             only=["eval_determinism"])["eval_determinism"]
+    assert declared.status == "pass" and "declared stochastic" in declared.expected

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import nn
 
 from twinrun.checks._context import CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
@@ -64,20 +65,34 @@ def check_eval_determinism(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckR
         f"different states, then on the first {half} of them alone."
     )
     problems: list[tuple[str, str]] = []
+    has_dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+    has_norm = any(isinstance(m, nn.modules.batchnorm._NormBase) for m in model.modules())
+    details.update(declared_stochastic=bool(opts["stochastic"]), dropout_modules=has_dropout, batch_norm=has_norm)
+    if repeat > tol and opts["stochastic"]:
+        return CheckResult(NAME, "pass", measured, "outputs may vary (declared stochastic)", explanation + (
+            f" The two calls differ by up to {repeat:.3g}, as a model declared stochastic may (it samples by "
+            "design): its validation scores carry that sampling noise; average several calls to reduce it."),
+            details=details)
     if repeat > tol:
+        cause = ("Dropout called as F.dropout(x, p, training=True) (or without training=self.training), or a "
+                 "noise layer that ignores self.training, does this" if has_dropout else
+                 "The model has no dropout module: it draws random numbers in its forward in eval mode (a "
+                 "sampling step such as a VAE's reparameterisation, torch.randn_like, or a functional dropout)")
         problems.append((
             (f" The two calls differ by up to {repeat:.3g}: randomness stays on in eval mode, so validation scores "
-            "are noisy and predictions change from call to call. Usually dropout called as F.dropout(x, p, "
-            "training=True) (or without training=self.training), or a custom noise layer that ignores "
-            "self.training."),
+             f"are noisy and predictions change from call to call. {cause}."),
             ("pass training=self.training to F.dropout (or use nn.Dropout modules), and gate any noise on "
-            "self.training")))
-    if batch_dep > tol:
+             "self.training; a model that samples by design: declare it, --check-option "
+             f"{NAME}.stochastic=True")))
+    if batch_dep > tol and repeat <= tol:  # with randomness on, the batch comparison says nothing more
+        where = ("a normalisation still uses batch statistics in eval mode (F.batch_norm(..., training=True), "
+                 "or a module whose train()/eval() is overridden)" if has_norm else
+                 "the model has no batch norm, so some other operation mixes the examples of a batch in eval "
+                 "mode (a reshape across the batch dimension, a statistic over it)")
         problems.append((
-            (f" An example's output changes by up to {batch_dep:.3g} with the rest of the batch: a normalisation "
-            "still uses batch statistics in eval mode (F.batch_norm(..., training=True), or a module whose "
-            "train()/eval() is overridden)."),
-            "use nn.BatchNorm modules, or pass training=self.training to F.batch_norm"))
+            f" An example's output changes by up to {batch_dep:.3g} with the rest of the batch: {where}.",
+            "use nn.BatchNorm modules, or pass training=self.training to F.batch_norm" if has_norm else
+            "find the operation that reduces or reshapes across dimension 0 (batch_independence charts it)"))
     if changed:
         problems.append((
             (f" Buffers changed during eval-mode calls: {', '.join(changed[:5])}. Running statistics are being "
@@ -101,6 +116,8 @@ CHECK = Check(
     fn=check_eval_determinism,
     options={
         "examples": Option(16, "examples in the batch"),
+        "stochastic": Option(False, "the model samples by design in eval mode (a VAE, a diffusion model): "
+                             "differing outputs are then expected", types=(bool,)),
         "tolerance": Option(None, "largest difference allowed, relative to 1 + the largest output (default "
                             "1e-5 on the CPU, 1e-3 on accelerators, where TF32 and kernel choice vary with the "
                             "batch size)", types=(float,), nullable=True),

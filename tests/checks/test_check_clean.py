@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 from planted import CLEAN, kwargs_for
 
 import twinrun
@@ -43,3 +45,21 @@ def test_causal_models_are_checked_not_skipped(tmp_path):
         report = twinrun.run_checks(**kwargs_for(CLEAN[name]), outdir=tmp_path, only="causality,batch_independence")
         assert report.statuses() == {"batch_independence": "pass", "causality": "pass"}, name
         assert report["batch_independence"].details["differentiated"] == "the output of embedding 'embed'"
+
+
+def reseed_dataset_rng(worker_id: int) -> None:
+    """The standard idiom: each worker re-seeds the dataset's own generator from its torch seed."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng(info.seed % 2**32)
+
+
+def test_worker_streams_accepts_the_dataset_reseeding_idiom():
+    """A generator made in __init__ is the bug only when nothing re-seeds it per worker: this loader does."""
+    from planted import MLP, JitteredBlobs, _seeded, adam, blobs
+    from torch.utils.data import DataLoader
+
+    (x, y), val = blobs()
+    loader = DataLoader(JitteredBlobs(x, y, "own"), batch_size=32, num_workers=2, worker_init_fn=reseed_dataset_rng)
+    report = twinrun.run_checks(model=_seeded(MLP), train=loader, val=val, loss=torch.nn.CrossEntropyLoss(),
+                                optimizer=adam(), steps=200, only=["worker_streams"])
+    assert report["worker_streams"].status == "pass", report["worker_streams"].explanation

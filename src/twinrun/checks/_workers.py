@@ -34,8 +34,22 @@ NAME = "worker_streams"
 class _Repeat(Dataset):  # type: ignore[type-arg]
     """``length`` copies of ``dataset[index]``, each tagged with the worker that loaded it."""
 
+    _OWN = ("dataset", "index", "length")
+
     def __init__(self, dataset: Any, index: int, length: int) -> None:
-        self.dataset, self.index, self.length = dataset, index, length
+        object.__setattr__(self, "dataset", dataset)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "length", length)
+
+    # ``worker_init_fn`` idiom: ``get_worker_info().dataset.rng = ...`` re-seeds the user's dataset, not this view
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "dataset"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.dataset, name, value)
 
     def __len__(self) -> int:
         return self.length

@@ -312,3 +312,15 @@ def test_a_vae_sampling_in_eval_is_named_as_sampling_and_can_be_declared():
     declared = twinrun.check(exp.replace(check_options={"eval_determinism": {"stochastic": True}}), "base",
                              only=["eval_determinism"])["eval_determinism"]
     assert declared.status == "pass" and "declared stochastic" in declared.expected
+
+
+def test_lr_schedule_warns_when_the_run_stops_before_the_schedule_ends():
+    """The demo's cosine is built for 300 steps; --set steps=100 stops it near its peak."""
+    from twinrun.examples.digits import experiment as demo
+
+    short = twinrun.check(demo.replace(steps=100, replicas=1), "mlp", only=["lr_schedule"])["lr_schedule"]
+    assert short.status == "warn"
+    assert "built for 300 updates (total_steps=300) but the run makes 100" in short.explanation
+    assert "--set scheduler.total_steps=100" in short.fix
+    full = twinrun.check(demo.replace(replicas=1), "mlp", only=["lr_schedule"])["lr_schedule"]
+    assert full.status == "pass"

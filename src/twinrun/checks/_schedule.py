@@ -64,6 +64,23 @@ def working_lrs(ctx: CheckContext, limit: int = 10_000) -> list[float]:
     return ctx.cached(("working_lrs", limit), compute)  # type: ignore[no-any-return]
 
 
+#: scheduler keywords that name the number of updates a schedule is built for
+_HORIZON_KEYS = ("total_steps", "num_training_steps", "max_steps", "total_iters", "T_max", "t_total",
+                 "num_steps", "training_steps", "steps")
+
+
+def schedule_horizon(ctx: CheckContext) -> tuple[str, int] | None:
+    """``(keyword, value)`` of the scheduler factory's horizon (``total_steps=300``...), if it has one."""
+    spec = ctx.state.spec.scheduler
+    if spec is None:
+        return None
+    for key in _HORIZON_KEYS:
+        value = spec.kwargs.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return key, value
+    return None
+
+
 def warmup_end(ctx: CheckContext, limit: int = 10_000) -> int:
     """The update at which the simulated learning rate first reaches half of its peak (0: no warm-up).
 
@@ -120,6 +137,16 @@ def check_lr_schedule(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
     warmup, warmup_source = configured_warmup(ctx, opts["warmup_steps"])
     groups: list[dict[str, Any]] = []
     problems: list[tuple[str, str, str]] = []  # status, explanation, fix
+    horizon = schedule_horizon(ctx)
+    if horizon is not None and horizon[1] > ctx.settings.steps:  # shorter horizons: the collapse checks below
+        key, planned = horizon
+        end_ratio = float(np.nanmax(lrs[-1]) / max(float(np.nanmax(lrs)), 1e-30))
+        problems.append(("warn", (
+            f" The schedule is built for {planned} updates ({key}={planned}) but the run makes {ctx.settings.steps}: "
+            "it ends at "
+            f"{end_ratio:.0%} of the peak rate instead of where the schedule would bring it "
+            "(a --set steps=N without the schedule's horizon)."),
+            f"set the schedule's horizon to the run's steps: --set scheduler.{key}={ctx.settings.steps}"))
     for g in range(lrs.shape[1]):
         lr = lrs[:, g]
         first = lr[: min(half, len(lr))]

@@ -324,3 +324,18 @@ def test_lr_schedule_warns_when_the_run_stops_before_the_schedule_ends():
     assert "--set scheduler.total_steps=100" in short.fix
     full = twinrun.check(demo.replace(replicas=1), "mlp", only=["lr_schedule"])["lr_schedule"]
     assert full.status == "pass"
+
+
+class SmallInitGPT(TinyGPT):
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.tok.weight.mul_(0.02)  # GPT-2's init scale: no confidently wrong start
+
+
+def test_a_language_model_predicting_the_most_frequent_token_is_not_collapsed():
+    """On text of independent Zipfian tokens the right next-token answer is always the most frequent one."""
+    exp = gpt_experiment(executor="sequential").replace(data=zipf_text, model=SmallInitGPT, steps=200)
+    result = twinrun.check(exp, "a", only=["prediction_dynamics"])["prediction_dynamics"]
+    assert result.details["distinct_predictions"] == 1
+    assert result.status == "pass" and result.details["one_predicted_token"]

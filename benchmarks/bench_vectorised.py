@@ -90,6 +90,23 @@ def separate(model_fn, n: int, steps: int, rounds: int) -> None:
             loss.item()
 
 
+class _AdamByHand:
+    """Adam over stacked ``[N, ...]`` tensors, each candidate's learning rate broadcast (as one writes it)."""
+
+    def __init__(self, params: dict, n: int) -> None:
+        self.params = params
+        self.lr = {k: torch.tensor(LRS[:n]).view(n, *([1] * (v.dim() - 1))) for k, v in params.items()}
+        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.s = {k: torch.zeros_like(v) for k, v in params.items()}
+
+    @torch.no_grad()
+    def step(self, grads: dict, t: int) -> None:
+        for k, p in self.params.items():
+            self.m[k].mul_(0.9).add_(grads[k], alpha=0.1)
+            self.s[k].mul_(0.999).addcmul_(grads[k], grads[k], value=0.001)
+            p.sub_(self.lr[k] / (1 - 0.9**t) * self.m[k] / ((self.s[k] / (1 - 0.999**t)).sqrt() + 1e-8))
+
+
 def hand_vmap(model_fn, n: int, steps: int, rounds: int) -> None:
     """The loop one writes from the torch.func tutorial, with Adam by hand (per-candidate lr)."""
     x_all, y_all = DATA[0]
@@ -102,20 +119,14 @@ def hand_vmap(model_fn, n: int, steps: int, rounds: int) -> None:
         return nn.functional.cross_entropy(functional_call(base, (p, b), (x,)), y)
 
     grad_fn = vmap(torch.func.grad_and_value(loss_of), in_dims=(0, 0, None, None))
-    lr = {k: torch.tensor(LRS[:n]).view(n, *([1] * (v.dim() - 1))) for k, v in params.items()}
-    m = {k: torch.zeros_like(v) for k, v in params.items()}
-    s = {k: torch.zeros_like(v) for k, v in params.items()}
+    adam = _AdamByHand(params, n)
     g = torch.Generator().manual_seed(0)
     for t, idx in enumerate(_batches(steps), start=1):
         x, y = x_all[idx], y_all[idx]
         if rounds:
             x, y = costly_augment(x, y, generator=g, rounds=rounds)
         grads, losses = grad_fn(params, buffers, x, y)
-        with torch.no_grad():
-            for k, p in params.items():
-                m[k].mul_(0.9).add_(grads[k], alpha=0.1)
-                s[k].mul_(0.999).addcmul_(grads[k], grads[k], value=0.001)
-                p.sub_(lr[k] / (1 - 0.9**t) * m[k] / ((s[k] / (1 - 0.999**t)).sqrt() + 1e-8))
+        adam.step(grads, t)
         losses.tolist()
 
 
@@ -127,9 +138,7 @@ def hand_vmap_autograd(model_fn, n: int, steps: int, rounds: int) -> None:
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
     forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
-    lr = {k: torch.tensor(LRS[:n]).view(n, *([1] * (v.dim() - 1))) for k, v in params.items()}
-    m = {k: torch.zeros_like(v) for k, v in params.items()}
-    s = {k: torch.zeros_like(v) for k, v in params.items()}
+    adam = _AdamByHand(params, n)
     g = torch.Generator().manual_seed(0)
     for t, idx in enumerate(_batches(steps), start=1):
         x, y = x_all[idx], y_all[idx]
@@ -140,11 +149,7 @@ def hand_vmap_autograd(model_fn, n: int, steps: int, rounds: int) -> None:
         for p in params.values():
             p.grad = None
         losses.sum().backward()
-        with torch.no_grad():
-            for k, p in params.items():
-                m[k].mul_(0.9).add_(p.grad, alpha=0.1)
-                s[k].mul_(0.999).addcmul_(p.grad, p.grad, value=0.001)
-                p.sub_(lr[k] / (1 - 0.9**t) * m[k] / ((s[k] / (1 - 0.999**t)).sqrt() + 1e-8))
+        adam.step({k: p.grad for k, p in params.items()}, t)
         losses.tolist()
 
 

@@ -136,14 +136,9 @@ class CheckContext:
             found = None
             try:
                 inputs, targets = self.batch(1)
-                model = self.state.model
-                was = model.training
-                model.eval()
-                try:
-                    with torch.no_grad(), self.streams.isolated("eval", 0, devices=[self.device]):
-                        predicted = prediction(model(inputs), self.state.output_key)
-                finally:
-                    model.train(was)
+                model = self.fresh().model  # a copy: even an eval-mode forward may change a buggy model
+                with torch.no_grad(), self.mode(model), self.streams.isolated("eval", 0, devices=[self.device]):
+                    predicted = prediction(model(inputs), self.state.output_key)
                 found = recognise_loss(self.loss_fn, predicted, targets)
             except Exception:  # noqa: BLE001 - unknown: the checks say the loss was not recognised
                 found = None

@@ -56,9 +56,10 @@ def evaluate(
                 predicted = prediction(outputs, state.output_key)
                 n = int(targets.shape[0])
                 if state.loss_takes is None:  # evaluated before any step (Twin): decide on these outputs
-                    state.loss_takes = loss_input(loss_per_example, outputs, targets, state.output_key)[0]
-                given = predicted if state.loss_takes == "prediction" else outputs
-                values["loss"].append(check_metric_output("loss", loss_per_example(given, targets), n).float().cpu())
+                    state.loss_takes, batch_loss = loss_input(loss_per_example, outputs, targets, state.output_key)
+                else:
+                    batch_loss = loss_per_example(predicted if state.loss_takes == "prediction" else outputs, targets)
+                values["loss"].append(check_metric_output("loss", batch_loss, n).float().cpu())
                 for name, metric in metrics.items():
                     values[name].append(check_metric_output(name, metric(predicted, targets), n).float().cpu())
                 if keep_outputs:

@@ -15,6 +15,7 @@ gradient tensor: backward accumulates every member's gradient straight into
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,17 +36,17 @@ class FlatGroup:
     leaves: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> [K, *shape] leaf view
     members: list[list[nn.Parameter]] = field(default_factory=list)  # members[k][i]
 
+    def __post_init__(self) -> None:
+        ends = list(itertools.accumulate(shape.numel() for shape in self.shapes))
+        self._slices = list(zip([0, *ends[:-1]], ends))
+
     def slices(self) -> list[tuple[int, int]]:
-        out, offset = [], 0
-        for shape in self.shapes:
-            n = shape.numel()
-            out.append((offset, offset + n))
-            offset += n
-        return out
+        """``(start, stop)`` of each parameter in a row."""
+        return self._slices
 
     def row_view(self, flat: torch.Tensor, k: int, i: int) -> torch.Tensor:
         """Member ``k``'s parameter ``i`` as a view of ``flat`` (an ``[K, P]`` tensor of this layout)."""
-        start, stop = self.slices()[i]
+        start, stop = self._slices[i]
         return flat[k, start:stop].view(self.shapes[i])
 
 

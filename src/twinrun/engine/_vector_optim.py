@@ -232,21 +232,18 @@ class StackedOptimizer:
         _each(step_size, lambda r, s: weight[r].addcdiv_(exp_avg[r], denom[r], value=-s))
 
     # ------------------------------------------------------------------ members left out of one step
-    def _save_except(self, rows: Sequence[int]) -> list[tuple[torch.Tensor, int, torch.Tensor]]:
-        keep = set(rows)
-        saved = []
-        for g, group in enumerate(self.groups):
-            tensors = [group.weight, *self.state[g].values()]
-            for k in range(group.weight.shape[0]):
-                if k not in keep:
-                    saved += [(t, k, t[k].clone()) for t in tensors]
-        self._saved_steps = [list(s) for s in self.steps]
-        self._left_out = [k for k in range(len(self.optimizers)) if k not in keep]
-        return saved
+    def _save_except(self, rows: Sequence[int]) -> tuple[list[tuple[torch.Tensor, int, torch.Tensor]], list[int],
+                                                         list[list[int]]]:
+        """Copies of the rows not in ``rows`` (weights and state), which members they are, and the step counts."""
+        left_out = [k for k in range(len(self.optimizers)) if k not in set(rows)]
+        saved = [(t, k, t[k].clone()) for g, group in enumerate(self.groups)
+                 for t in (group.weight, *self.state[g].values()) for k in left_out]
+        return saved, left_out, [list(s) for s in self.steps]
 
-    def _restore(self, saved: list[tuple[torch.Tensor, int, torch.Tensor]]) -> None:
-        for tensor, k, value in saved:
+    def _restore(self, saved: tuple[list[tuple[torch.Tensor, int, torch.Tensor]], list[int], list[list[int]]]) -> None:
+        tensors, left_out, steps = saved
+        for tensor, k, value in tensors:
             tensor[k].copy_(value)
-        for g, steps in enumerate(self._saved_steps):
-            for k in self._left_out:
-                self.steps[g][k] = steps[k]
+        for g, counts in enumerate(steps):
+            for k in left_out:
+                self.steps[g][k] = counts[k]

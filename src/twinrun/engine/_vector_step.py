@@ -23,6 +23,7 @@ from torch.utils import _pytree as pytree
 
 from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, StepContext
+from twinrun.engine._fused import parameter_layout
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._outputs import prediction
 from twinrun.engine._stack import ModelStack, stack_models
@@ -118,9 +119,7 @@ class BatchedGroup:
         models = [m.model for m in self.members]
         if self.stack is not None and self.optimizer is not None and self.stack.bound() and self.optimizer.bound():
             return
-        by_id = {id(p): n for n, p in models[0].named_parameters()}
-        layout = [[by_id[id(p)] for p in g["params"]] for g in self.members[0].optimizer.param_groups]
-        self.stack = stack_models(models, layout)
+        self.stack = stack_models(models, parameter_layout(models[0], self.members[0].optimizer))
         self.optimizer = StackedOptimizer([m.optimizer for m in self.members], self.stack.groups)
 
     def forward_fn(self, shared_input: bool, randomness: str = "same") -> Any:
@@ -141,8 +140,8 @@ class BatchedGroup:
         members = self.members[:count] if count else self.members
         named = [dict(m.model.named_parameters()) for m in members]
         params = {n: torch.stack([p[n].detach() for p in named]).requires_grad_() for n in named[0]}
-        buffers = {n: torch.stack([dict(m.model.named_buffers())[n].detach() for m in members])
-                   for n, _ in members[0].model.named_buffers()}
+        owned = [dict(m.model.named_buffers()) for m in members]
+        buffers = {n: torch.stack([b[n].detach() for b in owned]) for n in owned[0]}
         inputs, targets, shared = inputs_of(batches[: len(members)])
         meter = ActivationMeter()
         try:

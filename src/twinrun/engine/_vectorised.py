@@ -120,7 +120,7 @@ class VectorisedExecutor:
         # Members of several runs (replicas): one group per candidate name, each holding its replicas in
         # the same order, so that every group draws the same masks row by row: within a run, candidates
         # still share their dropout masks (the twin promise); across runs each replica has its own.
-        several = len({m.context.streams.seed for m in members}) > 1
+        several = self._randomness(members) == "different"
         plan = plan_groups([m.state for m in members], mode=self.mode, chunk=self.chunk,
                            apart=(lambda s: s.name) if several else None)
         tag = {id(m.state): m.tag for m in members}

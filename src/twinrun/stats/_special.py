@@ -12,39 +12,22 @@ from typing import Any
 __all__ = ["bdtr", "betaincinv", "logsumexp", "nctdtr", "ndtr", "ndtri", "stdtr", "stdtrit"]
 
 
-def _special() -> Any:
-    import scipy.special
+def _lazy(name: str) -> Any:
+    """``scipy.special.<name>``, imported on the first call."""
+    def call(*args: Any, **kw: Any) -> Any:
+        import scipy.special
 
-    return scipy.special
+        return getattr(scipy.special, name)(*args, **kw)
 
-
-def bdtr(*args: Any, **kw: Any) -> Any:
-    return _special().bdtr(*args, **kw)
-
-
-def betaincinv(*args: Any, **kw: Any) -> Any:
-    return _special().betaincinv(*args, **kw)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
-def logsumexp(*args: Any, **kw: Any) -> Any:
-    return _special().logsumexp(*args, **kw)
-
-
-def nctdtr(*args: Any, **kw: Any) -> Any:
-    return _special().nctdtr(*args, **kw)
-
-
-def ndtr(*args: Any, **kw: Any) -> Any:
-    return _special().ndtr(*args, **kw)
-
-
-def ndtri(*args: Any, **kw: Any) -> Any:
-    return _special().ndtri(*args, **kw)
-
-
-def stdtr(*args: Any, **kw: Any) -> Any:
-    return _special().stdtr(*args, **kw)
-
-
-def stdtrit(*args: Any, **kw: Any) -> Any:
-    return _special().stdtrit(*args, **kw)
+bdtr = _lazy("bdtr")
+betaincinv = _lazy("betaincinv")
+logsumexp = _lazy("logsumexp")
+nctdtr = _lazy("nctdtr")
+ndtr = _lazy("ndtr")
+ndtri = _lazy("ndtri")
+stdtr = _lazy("stdtr")
+stdtrit = _lazy("stdtrit")

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import vectorised as V  # tests/experiments is on the path (conftest.py)
 from _subprocess import HERE, child_env
 from torch import nn
 
@@ -18,9 +19,6 @@ from twinrun.engine._drive import drive
 from twinrun.engine._stack import stack_models
 from twinrun.engine._vector_optim import StackedOptimizer
 from twinrun.spec import resolve
-
-sys.path.insert(0, str(HERE / "experiments"))
-import vectorised as V
 
 
 def _run(experiment, **kw):

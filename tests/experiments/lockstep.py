@@ -8,7 +8,8 @@ from torch import nn
 
 import twinrun
 
-sys.path.insert(0, str(Path(__file__).parent))  # a seed's own process imports this file by path
+if str(Path(__file__).parent) not in sys.path:  # a seed's own process imports this file by path
+    sys.path.append(str(Path(__file__).parent))  # appended: it must not shadow another folder's modules
 from vectorised import MLP, data
 
 experiment = twinrun.Experiment(

@@ -99,6 +99,8 @@ class VectorisedExecutor:
         batches: Mapping[str, tuple[Any, Any]],
         context: StepContext,
     ) -> dict[str, StepOutput]:
+        if not self._groups and self._plan_for == tuple(id(s) for s in candidates):
+            return self.sequential.run_step(step, candidates, batches, context)  # nothing to batch: no detour
         members = [Member(s, batches[s.spec.augment_key], context, s.name) for s in candidates]
         return {m.state.name: out for m, out in zip(members, self.run_members(step, members))}
 

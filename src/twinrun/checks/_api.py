@@ -92,7 +92,7 @@ def check(
     run_id = new_run_id()
     folder = Path(outdir) if outdir is not None else runs_dir(twinrun_home(home)) / run_id / "checks"
     engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
-    ctx = CheckContext(engine, name, outdir=folder)
+    ctx = CheckContext(engine, name, outdir=folder, overrides=overrides)
     return produce_report(ctx, selected, validated, progress=progress,
                           setup_seconds=time.perf_counter() - started, registry=store)
 
@@ -113,6 +113,7 @@ def run_checks(
     device: str = "cpu",
     grad_clip: float | None = None,
     output: str = "auto",
+    batch_dim: int = 0,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     only: Names = None,
     skip: Names = None,
@@ -135,6 +136,8 @@ def run_checks(
             ``fn(optimizer) -> scheduler``; stepped once per update.
         augment: ``fn(inputs, targets, *, generator) -> (inputs, targets)``, applied per batch.
         steps: the planned number of updates (the schedule is simulated over them).
+        batch_dim: 1 for a sequence-first model taking ``(time, batch, ...)`` tensors (see the
+            ``batch_dim`` setting); the data stays batch-first.
         batch_size: training batch size (default: the DataLoader's, else 32).
         options: check options by check name, e.g. ``{"causality": {"time_dim": 1}}``.
         only, skip, outdir, home, progress, registry: as for :func:`check`.
@@ -167,7 +170,7 @@ def run_checks(
         augment=augment,
         candidates={"model": {}},
         steps=steps, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed, device=device,
-        grad_clip=grad_clip, output=output,
+        grad_clip=grad_clip, output=output, batch_dim=batch_dim,
     )
     validated = validate_options(options)
     selected = select_checks(only, skip)

@@ -8,15 +8,19 @@ reports refer to them).
 from __future__ import annotations
 
 from twinrun.checks import (
+    _activations,
     _dependencies,
     _devices,
     _dynamics,
     _eval_mode,
+    _hash_seed,
     _inputs,
     _leakage,
     _learning,
     _loss_init,
+    _lr_range,
     _params,
+    _position,
     _schedule,
     _workers,
 )
@@ -31,12 +35,16 @@ CHECKS: tuple[Check, ...] = (
     _learning.LOSS_DECREASES,  # 4
     _dependencies.BATCH_INDEPENDENCE,  # 5
     _dependencies.CAUSALITY,  # 6
-    _params.CHECK,  # 7
-    _schedule.CHECK,  # 8
-    _inputs.CHECK,  # 9
-    _leakage.CHECK,  # 10
-    _eval_mode.CHECK,  # 11
-    _workers.CHECK,  # 12
-    _devices.CHECK,  # 13
-    _dynamics.CHECK,  # 14
+    _position.CHECK,  # 7
+    _params.CHECK,  # 8
+    _schedule.CHECK,  # 9
+    _lr_range.CHECK,  # 10
+    _inputs.CHECK,  # 11
+    _leakage.CHECK,  # 12
+    _eval_mode.CHECK,  # 13
+    _workers.CHECK,  # 14
+    _hash_seed.CHECK,  # 15
+    _devices.CHECK,  # 16
+    _dynamics.CHECK,  # 17
+    _activations.CHECK,  # 18
 )

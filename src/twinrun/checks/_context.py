@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ class CheckContext:
         user_model: the caller's own model object, when the checks were given one
             (only ``loss_at_init`` with ``apply_bias`` ever changes it, on request).
         train_loader: the caller's DataLoader, when given one (its worker settings).
+        overrides: the ``--set`` overrides applied (checks that rebuild the experiment elsewhere need them).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class CheckContext:
         outdir: str | Path | None = None,
         user_model: nn.Module | None = None,
         train_loader: Any | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.candidate = candidate
@@ -93,6 +95,7 @@ class CheckContext:
         self.outdir = Path(outdir) if outdir is not None else None
         self.user_model = user_model
         self.train_loader = train_loader
+        self.overrides: dict[str, Any] = dict(overrides or {})  # the --set overrides the run was resolved with
         self.shared_seconds = 0.0
         self._batches: dict[int, tuple[Any, Any]] = {}
         self._cache: dict[Any, Any] = {}

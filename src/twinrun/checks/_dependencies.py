@@ -26,6 +26,7 @@ from torch import nn
 from twinrun.checks._context import CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
+from twinrun.engine._layout import model_batch_dim
 
 __all__ = ["BATCH_INDEPENDENCE", "CAUSALITY", "batch_norm_layers", "forward_with_input_grad"]
 
@@ -38,7 +39,12 @@ def batch_norm_layers(model: nn.Module) -> list[str]:
 
 
 def forward_with_input_grad(model: nn.Module, inputs: Any) -> tuple[Any, torch.Tensor | None, str]:
-    """Run ``model`` so that gradients reach the inputs: (outputs, tensor to differentiate by, what it is)."""
+    """Run ``model`` so that gradients reach the inputs: (outputs, tensor to differentiate by, what it is).
+
+    The tensor is batch-first: for a sequence-first model (``batch_dim=1``) whose embedding runs on
+    ``(time, batch)`` tokens, it is the embedding's output with the batch moved to the front, so gradients
+    with respect to it index examples along dimension 0 as for any other model.
+    """
     if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
         x = inputs.detach().clone().requires_grad_(True)
         return model(x), x, "the inputs"
@@ -47,16 +53,24 @@ def forward_with_input_grad(model: nn.Module, inputs: Any) -> tuple[Any, torch.T
     captured: list[torch.Tensor] = []
     names = {m: n for n, m in model.named_modules()}
     where: list[str] = []
+    bdim = model_batch_dim(model)
+    moved_shape = tuple(inputs.movedim(0, bdim).shape) if bdim and inputs.ndim > bdim else None
 
     def hook(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor | None:
         if captured or not isinstance(output, torch.Tensor):
             return None
-        if tuple(output.shape[: inputs.ndim]) != tuple(inputs.shape):
-            return None  # e.g. a position embedding shared by the batch
-        leaf = output.detach().requires_grad_(True)
-        captured.append(leaf)
-        where.append(names[module])
-        return leaf
+        lead = tuple(output.shape[: inputs.ndim])
+        if lead == tuple(inputs.shape):
+            leaf = output.detach().requires_grad_(True)
+            captured.append(leaf)
+            where.append(names[module])
+            return leaf
+        if moved_shape is not None and lead == moved_shape:
+            leaf = output.detach().movedim(bdim, 0).requires_grad_(True)  # batch-first leaf
+            captured.append(leaf)
+            where.append(names[module])
+            return leaf.movedim(0, bdim)
+        return None  # e.g. a position embedding shared by the batch
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Embedding)]
     try:
@@ -67,6 +81,13 @@ def forward_with_input_grad(model: nn.Module, inputs: Any) -> tuple[Any, torch.T
     if not captured:
         return outputs, None, "none"
     return outputs, captured[0], f"the output of embedding {where[0]!r}"
+
+
+def _time_major_rnns(model: nn.Module) -> list[str]:
+    """Recurrent layers (and transformer layers) that read dimension 0 as time (no ``batch_first``)."""
+    kinds = (nn.RNNBase, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.MultiheadAttention)
+    return [f"{type(m).__name__} {n!r}" for n, m in model.named_modules()
+            if isinstance(m, kinds) and not getattr(m, "batch_first", True)]
 
 
 def _picks(n: int, count: int) -> list[int]:
@@ -134,6 +155,16 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
             "x * 0)", details=details)
     if leaks:
         bad = leaks[0]
+        time_major = _time_major_rnns(model) if model_batch_dim(model) == 0 else []
+        details["time_major_rnns"] = time_major
+        if time_major:
+            return CheckResult(name, "fail", measured, expected, explanation + (
+                f" The output of example {bad['i']} depends on example {bad['worst_j']}'s input: the model "
+                f"mixes examples of a batch. It has recurrent layers without batch_first=True "
+                f"({', '.join(time_major[:3])}): they read dimension 0 as time, and the data comes batch-first, "
+                "so they recur across the examples of a batch and each output sees the examples before it."),
+                "build them with batch_first=True, or, for a model written for (time, batch) inputs, declare "
+                "it: --set batch_dim=1 (Experiment(batch_dim=1), run_checks(batch_dim=1))", details=details)
         return CheckResult(name, "fail", measured, expected, explanation + (
             f" The output of example {bad['i']} depends on example {bad['worst_j']}'s input: the model "
             "mixes examples of a batch. Its predictions then change with what else is in the batch, and "

@@ -183,14 +183,27 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         f"near copies as a root-mean-square difference of at most {opts['near_rms']} standard deviations."
     )
     problems: list[tuple[str, str, str]] = []
-    if leaked:
+    chance = dup_train / nt if ctx.next_token else 0.0
+    details["chance_rate"] = chance if ctx.next_token else None
+    if ctx.next_token and leaked and _binomial_tail(leaked, nv, chance) > 1e-3:
+        explanation += (
+            f" In next-token data short contexts recur by chance: {chance:.1%} of the training windows recur "
+            f"inside the training set itself, and the {leaked / nv:.1%} of validation windows found in it are in "
+            "line with that (a binomial test against that rate), not a sign of a shared source.")
+        leaked_note = None
+    else:
+        leaked_note = leaked
+    if leaked_note:
         problems.append(("fail" if leaked / nv >= opts["max_overlap"] else "warn", (
             f" {leaked} validation example(s) ({leaked / nv:.1%}) also appear in the training set: validation "
             "scores reward memorisation and overstate how the model does on new data. A split made after "
             "augmenting/duplicating, overlapping index ranges, or the same source file in both splits do this."),
             ("split by a unique key (file, patient, user) before any augmentation, and drop validation examples "
             "whose input occurs in train (details lists (val, train) index pairs)")))
-    if dup_train:
+    if dup_train and ctx.next_token:
+        explanation += (f" {dup_train} training window(s) ({dup_train / nt:.1%}) repeat others: windows cut at "
+                        "random from a text repeat where phrases do, or where two cuts fall at one place.")
+    elif dup_train:
         frac = dup_train / nt
         problems.append(("warn" if frac >= opts["max_duplicates"] else "pass", (
             f" {dup_train} training example(s) ({frac:.1%}) duplicate others: they weigh double in the loss."),
@@ -207,6 +220,19 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         explanation += " No example occurs twice."
     return CheckResult(NAME, status, measured, expected, explanation + "".join(p[1] for p in problems),  # type: ignore[arg-type]
                        "; ".join(p[2] for p in problems if p[0] != "pass"), details=details)
+
+
+def _binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space."""
+    if p <= 0.0:
+        return 0.0 if k > 0 else 1.0
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+             for i in range(k, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
 def _full(ctx: CheckContext, val: bool, index: int) -> torch.Tensor:

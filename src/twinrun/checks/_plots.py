@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["filters_png", "image_grid_png", "is_image_batch", "prediction_dynamics_png"]
+__all__ = ["filters_png", "image_grid_png", "is_image_batch", "layer_bars_png", "line_plot", "prediction_dynamics_png"]
 
 
 def _figure(width: float, height: float) -> Any:
@@ -112,5 +112,41 @@ def filters_png(path: Path, before: torch.Tensor, after: torch.Tensor, *, title:
     show(before, 0)
     show(after, 1)
     fig.suptitle(title, fontsize=9)
+    fig.savefig(path, format="png")
+    return path
+
+
+def line_plot(
+    path: Path, x: np.ndarray, lines: dict[str, np.ndarray], *, xlabel: str, ylabel: str, title: str,
+    logx: bool = False, vlines: dict[str, float] | None = None,
+) -> Path:
+    """One panel of lines over ``x`` (log-scaled on request), with labelled vertical markers."""
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, y in lines.items():
+        ax.plot(x, y, lw=1.2, label=label)
+    for label, at in (vlines or {}).items():
+        ax.axvline(at, color="tab:red", ls="--", lw=1, label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.savefig(path, format="png")
+    return path
+
+
+def layer_bars_png(path: Path, layers: Sequence[str], series: dict[str, Sequence[float]], *, title: str) -> Path:
+    """One row of bars per statistic, one bar per layer (in forward order)."""
+    fig = _figure(max(6.0, 0.35 * len(layers) + 2), 2.2 * len(series) + 1)
+    for row, (label, values) in enumerate(series.items(), start=1):
+        ax = fig.add_subplot(len(series), 1, row)
+        ax.bar(range(len(layers)), values, color="tab:blue")
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_xticks(range(len(layers)))
+        ax.set_xticklabels(layers if row == len(series) else [""] * len(layers), rotation=70, fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     fig.savefig(path, format="png")
     return path

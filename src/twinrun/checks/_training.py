@@ -40,6 +40,7 @@ class ShortTraining:
     fixed_targets: Any = None
     first_layer: tuple[torch.Tensor, torch.Tensor] | None = None  # conv weights before, after
     diverged_at: int | None = None
+    trained: CandidateState | None = field(default=None, repr=False)  # the copy as it ended (for later looks)
 
     def probe_mean(self, split: str, when: str) -> float:
         values = (self.probe_before if when == "before" else self.probe_after)[split]
@@ -122,6 +123,7 @@ def short_training(
     result.probe_after = {s: probe_losses(ctx, state, b, last) for s, b in probes.items()}
     if conv is not None and conv_before is not None:
         result.first_layer = (conv_before, conv.weight.detach().cpu().clone())
+    result.trained = state
     return result
 
 

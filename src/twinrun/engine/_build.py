@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from twinrun.engine._layout import install_layout
 from twinrun.errors import BuildError
 from twinrun.rng import RngStreams
 from twinrun.spec import CandidateSpec, Factory, ResolvedExperiment
@@ -297,7 +298,7 @@ def build_candidates(
     models, report = build_models(resolved, streams)
     states: dict[str, CandidateState] = {}
     for name, spec in resolved.candidates.items():
-        model = models[name].to(device)
+        model = install_layout(models[name].to(device), resolved.settings.batch_dim)
         model.train()
         optimizer = build_optimizer(spec, model)
         states[name] = CandidateState(

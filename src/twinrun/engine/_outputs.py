@@ -28,7 +28,7 @@ import torch
 
 from twinrun.errors import BuildError
 
-__all__ = ["loss_input", "prediction"]
+__all__ = ["loss_input", "prediction", "replace_prediction"]
 
 
 def _first_tensor(value: Any) -> torch.Tensor | None:
@@ -85,6 +85,27 @@ def prediction(outputs: Any, key: str | int = "auto") -> torch.Tensor:
         raise BuildError(f"the model's outputs hold no tensor ({_describe(outputs)})",
                          fix="return a tensor, or a tuple, dict or dataclass holding the prediction")
     return found
+
+
+def replace_prediction(outputs: Any, new: torch.Tensor, key: str | int = "auto") -> Any:
+    """``outputs`` with its prediction tensor (see :func:`prediction`) replaced by ``new``; the rest as is."""
+    old = prediction(outputs, key)
+
+    def swap(value: Any) -> Any:
+        if value is old:
+            return new
+        if isinstance(value, Mapping):
+            return type(value)({k: swap(v) for k, v in value.items()})  # type: ignore[call-arg]
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.replace(value, **{f.name: swap(getattr(value, f.name))
+                                                 for f in dataclasses.fields(value) if f.init})
+        if isinstance(value, tuple) and hasattr(value, "_fields"):
+            return type(value)(*(swap(v) for v in value))
+        if isinstance(value, (tuple, list)):
+            return type(value)(swap(v) for v in value)
+        return value
+
+    return swap(outputs)
 
 
 def _describe(outputs: Any) -> str:

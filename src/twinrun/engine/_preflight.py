@@ -73,7 +73,8 @@ def preflight(
                     raise BuildError(
                         f"candidate {name!r}: outputs {_shape(outputs)} don't fit the loss "
                         f"{state.spec.loss.name} with targets of shape {_shape(targets)}: {exc}",
-                        fix="make the model's output layer match the targets (number of classes, dtype)",
+                        fix=_layout_hint(predicted, inputs)
+                        or "make the model's output layer match the targets (number of classes, dtype)",
                     ) from exc
                 if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                     raise BuildError(
@@ -93,6 +94,19 @@ def preflight(
                 found[0] if found else "", "values")
         kinds.add(kind)
     return kinds.pop() if len(kinds) == 1 else "values"
+
+
+def _layout_hint(predicted: Any, inputs: Any) -> str | None:
+    """A fix for outputs flattened over (time, batch) of a batch-first input: a sequence-first model."""
+    if not (isinstance(predicted, torch.Tensor) and isinstance(inputs, torch.Tensor)) or inputs.ndim < 2:
+        return None
+    batch, flat = int(inputs.shape[0]), int(inputs.shape[0] * inputs.shape[1])
+    if predicted.ndim >= 1 and predicted.shape[0] == flat and flat != batch:
+        return (f"the prediction has {flat} rows for {batch} examples of length {int(inputs.shape[1])}: a "
+                "sequence-first model (an nn.LSTM/GRU without batch_first) flattening (time, batch) was fed "
+                "batch-first data; declare it with --set batch_dim=1 (Experiment(batch_dim=1)), or build it "
+                "with batch_first=True")
+    return None
 
 
 def _check_class_range(name: str, state: CandidateState, outputs: Any, targets: Any, data: SharedData) -> None:

@@ -57,7 +57,7 @@ class Experiment:
             :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
         steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
-        output, output_key, share_init, deterministic, ledger_every, checkpoint_every, executor,
+        output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
         memory_budget: shared
             settings, see :class:`~twinrun.spec.Settings`.
         replicas: how many replicas ``twinrun compare`` trains by default (``--replicas``):
@@ -87,6 +87,7 @@ class Experiment:
     grad_clip: float | None = _S.grad_clip
     output: str = _S.output
     output_key: str | int = _S.output_key
+    batch_dim: int = _S.batch_dim
     share_init: bool | Mapping[str, bool | Sequence[str]] = _S.share_init
     deterministic: bool = _S.deterministic
     ledger_every: int | None = _S.ledger_every

@@ -39,6 +39,7 @@ class Settings:
     grad_clip: float | None = None
     output: str = "auto"
     output_key: str | int = "auto"
+    batch_dim: int = 0
     share_init: bool | Mapping[str, bool | Sequence[str]] = True
     deterministic: bool = False
     ledger_every: int | None = 20
@@ -66,6 +67,9 @@ SETTING_HELP: dict[str, str] = {
     "output_key": "which part of a structured model output (tuple, dict, dataclass) is the prediction "
     "used by metrics, ensembles and checks: auto (the tensor itself, else its 'logits' entry, else the "
     "first tensor), a name, or a position; the loss gets the whole output when it accepts it",
+    "batch_dim": "the dimension of the batch in what the model takes: 0 (batch-first, the default) or 1 for "
+    "a sequence-first model taking (time, batch, ...) tensors (an nn.LSTM without batch_first); data, "
+    "losses and metrics stay batch-first, the model's inputs and outputs are moved for it",
     "share_init": "copy initial weights across candidates wherever parameter names and shapes match "
     "and the candidate's own value was drawn alike (True, False, or {candidate: False | [names]})",
     "deterministic": "deterministic kernels (torch.use_deterministic_algorithms, cuDNN flags, "
@@ -113,6 +117,10 @@ def validate_setting(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
             raise ConfigError(f"setting output_key={value!r} must be auto, a name or a position",
                               fix="e.g. output_key='logits' or output_key=0")
+    elif name == "batch_dim":
+        if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
+            raise ConfigError(f"setting batch_dim={value!r} must be 0 (batch-first) or 1 (sequence-first)",
+                              fix="batch_dim=1 for a model taking (time, batch, ...) inputs")
     elif name == "output":
         if value not in OUTPUT_KINDS:
             raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")

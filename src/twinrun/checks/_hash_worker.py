@@ -1,0 +1,64 @@
+"""Child process of the ``hash_seed`` check: fingerprints of an experiment's data and initial model.
+
+``python -m twinrun.checks._hash_worker PATH CANDIDATE OVERRIDES_JSON`` builds the
+experiment as a run would (data, then the candidate's model from the run's seed)
+and prints one JSON object: a fingerprint of the training and validation inputs
+and targets (up to 2,000 examples each, spread over the split) and of each
+initial parameter and buffer. The parent runs it under two ``PYTHONHASHSEED``s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+import xxhash
+
+__all__ = ["fingerprints"]
+
+
+def _digest(value: Any) -> str:
+    h = xxhash.xxh64()
+
+    def feed(v: Any) -> None:
+        if isinstance(v, torch.Tensor):
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(v, (tuple, list)):
+            for item in v:
+                feed(item)
+        elif isinstance(v, dict):
+            for k in sorted(v, key=str):
+                h.update(str(k).encode())
+                feed(v[k])
+        else:
+            h.update(repr(v).encode())
+
+    feed(value)
+    return h.hexdigest()
+
+
+def fingerprints(path: str, candidate: str, overrides: dict[str, Any]) -> dict[str, str]:
+    from twinrun.engine import TwinEngine
+    from twinrun.spec import load_experiment, resolve
+
+    exp = load_experiment(path)
+    engine = TwinEngine(resolve(exp, overrides or None, candidates=[candidate]), measure_memory=False)
+    out: dict[str, str] = {}
+    for split, dataset in (("train", engine.data.train), ("val", engine.data.val)):
+        n = len(dataset)
+        index = np.linspace(0, n - 1, min(n, 2_000)).astype(int).tolist()
+        inputs, targets = engine.data.gather(dataset, index)
+        out[f"{split} inputs"] = _digest(inputs)
+        out[f"{split} targets"] = _digest(targets)
+    model = engine.states[candidate].model
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        out[f"initial {name}"] = _digest(tensor)
+    return out
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    print(json.dumps(fingerprints(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))

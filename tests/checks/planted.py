@@ -162,6 +162,18 @@ class DeadReluMLP(MLP):
         nn.init.constant_(self.fc1.bias, -10.0)
 
 
+class SaturatedTanhMLP(MLP):
+    """Bug: a tanh hidden layer initialised 50x too large: its units sit at +-1 for every example."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        with torch.no_grad():
+            self.fc1.weight.mul_(50.0)
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(torch.tanh(self.fc1(x)))
+
+
 class AlwaysDropoutMLP(MLP):
     """Bug: F.dropout(..., training=True) stays on in eval mode."""
 
@@ -545,6 +557,23 @@ def _nan_inputs() -> dict[str, Any]:
     return _tabular(_seeded(MLP), data=((x, y), val))
 
 
+def _adam_at_sgd_lr() -> dict[str, Any]:
+    (x, y), (xv, yv) = digits()
+    model = _seeded(MLP, features=64, classes=10)
+    return dict(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv), loss=nn.CrossEntropyLoss(),
+                optimizer=torch.optim.Adam(model.parameters(), lr=0.1), steps=300, batch_size=32)
+
+
+def _vit_without_positions() -> dict[str, Any]:
+    import sys
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).parents[1] / "corpus"))
+    from models import vit
+
+    return vit(bug=True)
+
+
 def _digits_case(model: nn.Module, scale: str, **extra: Any) -> dict[str, Any]:
     train, val = digits(scale)
     return dict(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(), optimizer=adam(3e-3),
@@ -640,8 +669,15 @@ PLANTED: dict[str, Case] = {c.name: c for c in (
          also=("zero_input_baseline", "prediction_dynamics"),
          description="digits standardised twice"),
     Case("nan_inputs", _nan_inputs, "input_stats",
-         also=("loss_at_init", "zero_input_baseline", "loss_decreases", "param_updates", "prediction_dynamics"),
+         also=("loss_at_init", "zero_input_baseline", "loss_decreases", "param_updates", "prediction_dynamics",
+               "activations"),
          description="missing values left as NaN"),
+    Case("adam_at_sgd_lr", _adam_at_sgd_lr, "lr_range", also=("activations",),  # the large rate kills ReLUs
+         description="Adam left at SGD's learning rate 0.1"),
+    Case("vit_positions_never_added", _vit_without_positions, "position_sensitivity", also=("param_updates",),
+         description="a ViT whose positional embedding is never added"),
+    Case("saturated_tanh", lambda: _tabular(_seeded(SaturatedTanhMLP)), "activations", caught=("warn",),
+         description="tanh units initialised 50x too large"),
     Case("imbalanced_labels", _imbalanced, "input_stats", caught=("warn",), also=("loss_at_init",),
          description="binary labels with 5% positives, nothing done about it"),
     Case("val_overlaps_train", _leaky_split, "data_leakage", description="a quarter of val copied from train"),
@@ -660,7 +696,8 @@ PLANTED: dict[str, Case] = {c.name: c for c in (
     Case("batch_30_on_4_devices", lambda: {**_tabular(_seeded(MLP)), "batch_size": 30}, "batch_divisibility",
          options={"batch_divisibility": {"devices": 4}}, description="batch 30 shared by 4 devices"),
     Case("dead_relus", lambda: _tabular(_seeded(DeadReluMLP)), "prediction_dynamics",
-         also=("param_updates", "zero_input_baseline", "loss_decreases", "overfit_batch", "batch_independence"),
+         also=("param_updates", "zero_input_baseline", "loss_decreases", "overfit_batch", "batch_independence",
+               "activations"),
          description="hidden biases initialised to -10: all ReLUs dead"),
 )}
 

@@ -28,7 +28,7 @@ def test_demo_candidates_pass_every_check(candidate, tmp_path):
     assert not alarms
     skipped = {r.name for r in report.results if r.status == "skip"}
     # what does not apply to an image classifier on one device with a tensor dataset
-    assert skipped == {"causality", "worker_streams", "batch_divisibility"}
+    assert skipped == {"causality", "position_sensitivity", "worker_streams", "batch_divisibility"}
     for r in report.by_status("skip"):
         assert r.explanation  # every skip says why
 

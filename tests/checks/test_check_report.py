@@ -27,7 +27,7 @@ def test_to_dict_is_complete_and_strict_json(tmp_path):
     text = json.dumps(data, allow_nan=False)  # raises on NaN/Inf or non-JSON values
     assert json.loads(text) == data
     assert set(data) == {"subject", "outdir", "failed", "counts", "timing", "results"}
-    assert sum(data["counts"].values()) == len(data["results"]) == 13
+    assert sum(data["counts"].values()) == len(data["results"]) == 17
     for result in data["results"]:
         assert set(result) == {"name", "status", "measured", "expected", "explanation", "fix", "artifacts",
                                "details", "seconds"}

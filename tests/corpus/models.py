@@ -1,3 +1,4 @@
+# ruff: noqa: C408, RUF059 - written in the style of the repositories it imitates (nanoGPT's dict(...), B, T, C = ...)
 """Model code written the way popular repositories write it (our own code, in their styles).
 
 Seven setups, each clean, and each with one realistic silent bug that the checks must catch:
@@ -32,9 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 # ============================================================================ data (made here, never downloaded)
 
-_WORDS = ("the cat sat on a mat and the dog ran to the red ball while a bird sang in the old tree so we "
-          "walked home by the river then my friend said that every small boat must come back before dark night "
-          "falls over our quiet green hills where children play with big yellow kites").split()
+_WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "the", "dog", "ran", "to", "the", "red", "ball", "while", "a", "bird", "sang", "in", "the", "old", "tree", "so", "we", "walked", "home", "by", "the", "river", "then", "my", "friend", "said", "that", "every", "small", "boat", "must", "come", "back", "before", "dark", "night", "falls", "over", "our", "quiet", "green", "hills", "where", "children", "play", "with", "big", "yellow", "kites"]
 
 
 def text(n_chars: int = 12_000, seed: int = 0) -> str:

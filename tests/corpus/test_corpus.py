@@ -15,7 +15,7 @@ import torch
 import twinrun
 
 sys.path.insert(0, str(Path(__file__).parent))
-from models import CAUGHT_BY, CORPUS  # noqa: E402
+from models import CAUGHT_BY, CORPUS
 
 # attention has no vmap batching rule on the CPU yet: torch says so (and falls back to a loop)
 pytestmark = [pytest.mark.slow,
@@ -33,6 +33,11 @@ NOT_APPLICABLE = {
     "loss_at_init": "loss not recognised",  # the VAE's summed BCE + KL has no predictable initial value
 }
 SEQUENCE_MODELS = {"gpt", "lstm", "transformer"}
+#: warnings we judge true on a clean-looking setup, with what they measured: the VAE's encoder ReLUs die as the
+#: KL term pulls its posterior to the prior (8 % dead at initialisation, 65 % after 60 steps at lr 3e-3; 27 %
+#: at the PyTorch example's 1e-3, where in turn 300 steps are too few for its reconstructions to beat the mean
+#: image by 10 %: zero_input_baseline warns there)
+TRUE_ALARMS = {("vae", "activations")}
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +51,11 @@ def _one_thread():
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_a_clean_model_gets_no_alarm(name, tmp_path):
     report = twinrun.run_checks(**CORPUS[name](), outdir=tmp_path, registry=False)
-    alarms = {r.name: (r.status, r.measured) for r in report.results if r.status in ("warn", "fail")}
+    alarms = {r.name: (r.status, r.measured) for r in report.results
+              if r.status in ("warn", "fail") and (name, r.name) not in TRUE_ALARMS}
     assert not alarms, f"{name}: false alarms {alarms}"
+    for _, check in (pair for pair in TRUE_ALARMS if pair[0] == name):
+        assert report[check].status == "warn", (name, check, report[check].status)
     for r in report.by_status("skip"):
         assert r.name in NOT_APPLICABLE and r.measured == NOT_APPLICABLE[r.name], (name, r.name, r.measured)
     skipped = {r.name for r in report.by_status("skip")}
@@ -82,7 +90,7 @@ def test_a_sequence_first_model_trains_and_evaluates_batch_first():
     base = result.candidates["base"]
     assert base.status == "finished"
     assert base.outputs.shape == (len(xv), xv.shape[1], 24)  # flattened (T*B, V) log-probs back to (B, T, V)
-    assert seen[-1] == (x.shape[1], 16)  # the LSTM saw (time, batch) in training; the first call is the preflight
+    assert (x.shape[1], 16) in seen  # the LSTM saw (time, batch) in training; the first call is the preflight
     assert seen[0] == (x.shape[1], 2)
     assert base.train_loss[-3:].mean() < base.train_loss[:3].mean()
 

@@ -12,11 +12,17 @@ usual margin). Every parameter group is scaled by the same factor, so their
 ratios (a smaller rate for a backbone) are kept; a warm-up is replaced by the
 sweep itself.
 
-The check fails when the loss bottoms out at a rate at least ``factor`` times
-smaller than the configured one (the configured rate is past the point where
-the loss climbs), and warns when the loss has not yet started to fall at
-``factor`` times the configured rate. A rate inside, or within ``factor`` of,
-the range passes: the test is noisy, and only gross errors are claimed.
+A range test is optimistic about large rates (it reaches them with a model
+already trained by the smaller ones), so the verdict comes from the horizon:
+three copies train for a longer stretch (``horizon`` steps) at constant rates,
+the configured peak rate and ``factor`` times smaller and larger, and their
+validation losses are compared. The check fails when the smaller rate ends
+clearly lower (below ``1 - margin`` of the configured rate's loss: Adam at SGD's
+0.1 ends near a third), the thrashing of a rate too large; the range test names
+the rates to use. A larger rate that ends lower is reported, not alarmed on: a
+short stretch favours large rates, whatever suits the whole run. (Measured on
+digits: a ResNet-18 with SGD at 0.1 ends at 1.3x the loss of 0.01, a clean
+setup; an MLP with Adam at 0.1 at 2.9-3.6x the loss of 0.01.)
 """
 
 from __future__ import annotations
@@ -76,6 +82,30 @@ def _smoothed(losses: np.ndarray) -> np.ndarray:
     return out
 
 
+def horizon_losses(ctx: CheckContext, factors: tuple[float, ...], steps: int) -> dict[float, float]:
+    """Mean validation-probe loss after ``steps`` updates at a constant rate of each factor x the peak rate."""
+    from twinrun.checks._training import probe_losses
+
+    base = working_lrs(ctx)
+    probe = ctx.probe("val")
+    out: dict[float, float] = {}
+    for factor in factors:
+        state = dataclasses.replace(ctx.fresh(), scheduler=None)
+        for group, lr in zip(state.optimizer.param_groups, base):
+            group["lr"] = lr * factor
+        value = math.inf
+        for step in range(1, steps + 1):
+            x, y = ctx.batch(step)
+            with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
+                result = train_step(state, x, y, metrics={}, grad_clip=ctx.settings.grad_clip)
+            if not result.finite:
+                break
+        else:
+            value = float(np.mean(probe_losses(ctx, state, probe, steps)))
+        out[factor] = value if math.isfinite(value) else math.inf
+    return out
+
+
 def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     base = working_lrs(ctx)
     if not base or not all(lr > 0 for lr in base):
@@ -96,6 +126,9 @@ def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     falling = np.nonzero(ok & (smooth <= start - 0.1 * (start - lowest)))[0]
     lower = float(factors[falling[0]]) if falling.size and start > lowest else f_min
     upper = max(lower, f_min / 3)
+    factor = float(opts["factor"])
+    horizon = max(1, min(int(opts["horizon"]), ctx.settings.steps))
+    at = horizon_losses(ctx, (1.0 / factor, 1.0, factor), horizon)
     configured = ", ".join(f"{lr:.3g}" for lr in sorted(set(base)))
     work = (f"{lower * min(base):.3g} to {upper * max(base):.3g}" if len(set(base)) == 1 else
             f"{lower:.3g}x to {upper:.3g}x the configured rates")
@@ -108,28 +141,38 @@ def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
         artifacts["plot"] = str(figure)
     details = {"factors": factors.tolist(), "losses": [v if math.isfinite(v) else None for v in losses],
                "start": start, "lowest": lowest, "lowest_at": f_min, "range": [lower, upper],
-               "configured": base, "stopped_at": float(factors[ok][-1])}
-    measured = f"lowest loss at {f_min:.3g}x the configured rate; works from {lower:.3g}x to {upper:.3g}x"
-    expected = f"the configured rate within {opts['factor']:g}x of the working range"
+               "configured": base, "stopped_at": float(factors[ok][-1]), "horizon": horizon,
+               "horizon_losses": {f"{k:g}": (v if math.isfinite(v) else None) for k, v in at.items()}}
+    smaller, same, larger = at[1.0 / factor], at[1.0], at[factor]
+
+    def fmt(v: float) -> str:
+        return f"{v:.4g}" if math.isfinite(v) else "diverged"
+
+    measured = (f"val loss after {horizon} steps: {fmt(smaller)} at lr/{factor:g}, {fmt(same)} at lr, "
+                f"{fmt(larger)} at lr*{factor:g}; the range test works from {lower:.3g}x to {upper:.3g}x")
+    expected = f"a {factor:g}x smaller rate not clearly better (by {float(opts['margin']):.0%}) over {horizon} steps"
     explanation = (
-        f"A copy of the model trained {int(ok.sum())} steps on the run's batches while the learning rate grew "
-        f"from {factors[0]:.3g}x to {factors[ok][-1]:.3g}x the configured peak rate ({configured}). The smoothed "
-        f"loss started at {start:.4g}, was lowest ({lowest:.4g}) at {f_min:.3g}x and began to fall at "
-        f"{lower:.3g}x: rates from {work} work for this model on these batches.")
-    factor = float(opts["factor"])
-    if f_min * factor <= 1.0:
+        f"Three copies of the model trained {horizon} steps on the run's batches at constant rates: the "
+        f"configured peak rate ({configured}), {factor:g} times smaller and {factor:g} times larger; their "
+        f"losses on {len(ctx.probe('val')[1])} validation examples are {fmt(same)}, {fmt(smaller)} and "
+        f"{fmt(larger)}. A range test (the rate growing from {factors[0]:.3g}x to {factors[ok][-1]:.3g}x over "
+        f"{int(ok.sum())} steps) found the loss falling from {lower:.3g}x and lowest at {f_min:.3g}x: rates "
+        f"from {work} work for this model on these batches.")
+    margin = float(opts["margin"])
+    if smaller < same * (1 - margin) and smaller <= larger:
         return CheckResult(NAME, "fail", measured, expected, explanation + (
-            f" The configured rate is {1 / f_min:.3g}x the rate at which the loss bottoms out: past it the "
-            "loss climbs, so training at the configured learning rate thrashes on a plateau (or diverges) "
-            "instead of converging. A rate meant for another optimizer (SGD's 0.1 for Adam) or a typo does this."),
-            f"use a learning rate from {work} (e.g. {upper * max(base):.3g})", artifacts=artifacts, details=details)
-    if lower >= factor:
-        return CheckResult(NAME, "warn", measured, expected, explanation + (
-            f" The loss only starts to fall at {lower:.3g}x the configured rate: at the configured learning "
-            "rate training creeps, and most of the run is spent far from a minimum."),
-            f"use a learning rate from {work}", artifacts=artifacts, details=details)
-    return CheckResult(NAME, "pass", measured, expected, explanation + " The configured rate is in, or near, "
-                       "that range.", artifacts=artifacts, details=details)
+            f" A rate {factor:g} times smaller ends clearly lower ({fmt(smaller)} against {fmt(same)}): at the "
+            "configured rate the loss falls at first, then thrashes on a plateau (or diverges) instead of "
+            "converging. A rate meant for another optimizer (SGD's 0.1 for Adam) or a typo does this."),
+            f"use a learning rate from {work} (e.g. {upper * max(base):.3g}), or {max(base) / factor:.3g}",
+            artifacts=artifacts, details=details)
+    note = ""
+    if larger < same * (1 - margin) and larger < smaller:
+        note = (f" A rate {factor:g} times larger ended lower over this stretch; a short stretch favours large "
+                "rates, so that alone is no sign of a rate too small for the whole run.")
+    return CheckResult(NAME, "pass", measured, expected, explanation + (
+        f" A {factor:g}x smaller rate does not do clearly better: the configured rate does not thrash." + note),
+        artifacts=artifacts, details=details)
 
 
 CHECK = Check(
@@ -139,6 +182,8 @@ CHECK = Check(
     options={
         "steps": Option(120, "steps of the range test"),
         "decades": Option(3.0, "the sweep runs from 10**-decades to 10**decades times the configured rate"),
-        "factor": Option(10.0, "how far outside the working range the configured rate may be before an alarm"),
+        "factor": Option(10.0, "the smaller and larger rates compared are the configured one / and * this"),
+        "horizon": Option(200, "steps of each of the three constant-rate trainings (at most the run's)"),
+        "margin": Option(0.5, "the smaller rate must end at least this fraction lower to raise an alarm"),
     },
 )

@@ -7,7 +7,7 @@ the global backend are never touched, so a user's notebook plotting is unaffecte
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ def line_plot(
     return path
 
 
-def layer_bars_png(path: Path, layers: Sequence[str], series: dict[str, Sequence[float]], *, title: str) -> Path:
+def layer_bars_png(path: Path, layers: Sequence[str], series: Mapping[str, Sequence[float]], *, title: str) -> Path:
     """One row of bars per statistic, one bar per layer (in forward order)."""
     fig = _figure(max(6.0, 0.35 * len(layers) + 2), 2.2 * len(series) + 1)
     for row, (label, values) in enumerate(series.items(), start=1):

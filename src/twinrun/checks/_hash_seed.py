@@ -6,8 +6,8 @@ hashes, gives another order in another process: token ids change, and so do
 the data and every result. ``twinrun compare`` pins the hash seed, which hides
 the dependence from twinrun's own runs; a user's script, a notebook or another
 tool does not pin it. The check builds the experiment's data and the
-candidate's initial model in two fresh processes with different hash seeds
-(in parallel) and compares fingerprints of the training and validation inputs
+candidate's initial model in a fresh process with another hash seed than this
+process's (started with the suite, so it builds while the other checks run) and compares fingerprints of the training and validation inputs
 and targets and of each initial parameter, naming what differs.
 
 It needs the experiment file (``twinrun check FILE``, ``twinrun.check(path)``);
@@ -46,7 +46,32 @@ def _launch(path: str, candidate: str, overrides: Mapping[str, Any], hashseed: i
     )
 
 
+def other_hash_seed() -> int:
+    """A hash seed other than this process's: its own plus one where it is pinned, else 1 (a random hash
+    seed of this process is 1 with probability 2**-32)."""
+    own = os.environ.get("PYTHONHASHSEED", "")
+    return (int(own) + 1) % 4_294_967_296 if own.isdigit() else 1
+
+
+def start_child(ctx: CheckContext, opts: Mapping[str, Any]) -> subprocess.Popen[str] | None:
+    """Launch the child process (once per context): it builds while the other checks run."""
+    source = ctx.engine.resolved.source
+    if source is None or not Path(source.path).is_file():
+        return None
+    try:
+        json.dumps(dict(ctx.overrides))
+    except (TypeError, ValueError):
+        return None
+    return _launch(source.path, ctx.candidate, ctx.overrides, other_hash_seed())
+
+
+def _start(ctx: CheckContext, opts: Mapping[str, Any]) -> None:
+    ctx.cached((NAME, "child"), lambda: start_child(ctx, opts))
+
+
 def check_hash_seed(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
+    from twinrun.checks._hash_worker import fingerprints_of
+
     source = ctx.engine.resolved.source
     if source is None or not Path(source.path).is_file():
         return CheckResult(
@@ -54,32 +79,35 @@ def check_hash_seed(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
             "The data and the model were handed over as objects, so they cannot be rebuilt in another process "
             "under another PYTHONHASHSEED.",
             "run the checks on an experiment file (twinrun check FILE) to test the hash-seed dependence")
-    seeds = (int(opts["seeds"][0]), int(opts["seeds"][1]))
-    children = [_launch(source.path, ctx.candidate, ctx.overrides, s) for s in seeds]
-    results: list[dict[str, str]] = []
-    for seed, child in zip(seeds, children):
-        try:
-            out, err = child.communicate(timeout=opts["timeout"])
-        except subprocess.TimeoutExpired:
-            for other in children:
-                other.kill()
-            return CheckResult(NAME, "skip", f"no answer within {opts['timeout']} s", "-",
-                               "Building the experiment in a fresh process took longer than the check allows.",
-                               f"raise --check-option {NAME}.timeout")
-        if child.returncode != 0:
-            last = (err.strip().splitlines() or ["(no output)"])[-1]
-            return CheckResult(NAME, "skip", f"the experiment failed to build under PYTHONHASHSEED={seed}", "-",
-                               f"A fresh process could not build the experiment: {last}", "")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    a, b = results
+    child = ctx.cached((NAME, "child"), lambda: start_child(ctx, opts))
+    if child is None:
+        return CheckResult(NAME, "skip", "the overrides cannot be handed to another process", "-",
+                           "The --set overrides are not JSON values, so a fresh process cannot rebuild the run.", "")
+    own = os.environ.get("PYTHONHASHSEED") or "random"
+    other = other_hash_seed()
+    try:
+        out, err = child.communicate(timeout=opts["timeout"])
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return CheckResult(NAME, "skip", f"no answer within {opts['timeout']} s", "-",
+                           "Building the experiment in a fresh process took longer than the check allows.",
+                           f"raise --check-option {NAME}.timeout")
+    if child.returncode != 0:
+        last = (err.strip().splitlines() or ["(no output)"])[-1]
+        return CheckResult(NAME, "skip", f"the experiment failed to build under PYTHONHASHSEED={other}", "-",
+                           f"A fresh process could not build the experiment: {last}", "")
+    b = json.loads(out.strip().splitlines()[-1])
+    a = fingerprints_of(ctx.data, ctx.state.model)
     differ = [k for k in a if a.get(k) != b.get(k)] + [k for k in b if k not in a]
-    details = {"hash_seeds": list(seeds), "compared": len(a), "differ": differ}
+    details = {"hash_seeds": [own, other], "compared": len(a), "differ": differ}
     measured = (f"{len(differ)} of {len(a)} fingerprints differ: {', '.join(differ[:4])}" if differ
                 else f"{len(a)} fingerprints identical")
     expected = "identical data and initial weights under any PYTHONHASHSEED"
-    explanation = (f"The experiment was built in two fresh processes with PYTHONHASHSEED={seeds[0]} and "
-                   f"{seeds[1]}; fingerprints of the training and validation inputs and targets and of each of "
-                   f"the candidate's initial parameters and buffers were compared.")
+    explanation = (f"The experiment built in this process (PYTHONHASHSEED={own}) was compared with the same "
+                   f"experiment built in a fresh process with PYTHONHASHSEED={other}: fingerprints of the training "
+                   "and validation inputs and targets and of each of the candidate's initial parameters and "
+                   "buffers.")
     if not differ:
         return CheckResult(NAME, "pass", measured, expected,
                            explanation + " Nothing depends on Python's string hashing.", details=details)
@@ -98,8 +126,8 @@ CHECK = Check(
     name=NAME,
     title="the data and initial weights do not depend on PYTHONHASHSEED",
     fn=check_hash_seed,
+    start=_start,
     options={
-        "seeds": Option([1, 2], "the two hash seeds compared", types=(list,)),
         "timeout": Option(300.0, "seconds each process may take to build the experiment"),
     },
 )

@@ -4,7 +4,8 @@
 experiment as a run would (data, then the candidate's model from the run's seed)
 and prints one JSON object: a fingerprint of the training and validation inputs
 and targets (up to 2,000 examples each, spread over the split) and of each
-initial parameter and buffer. The parent runs it under two ``PYTHONHASHSEED``s.
+initial parameter and buffer. The parent runs it under another
+``PYTHONHASHSEED`` than its own and compares with its own build.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import xxhash
 
-__all__ = ["fingerprints"]
+__all__ = ["fingerprints", "fingerprints_of"]
 
 
 def _digest(value: Any) -> str:
@@ -41,19 +42,24 @@ def _digest(value: Any) -> str:
 
 
 def fingerprints(path: str, candidate: str, overrides: dict[str, Any]) -> dict[str, str]:
+    """Build the experiment at ``path`` (with ``overrides``) and fingerprint it: see :func:`fingerprints_of`."""
     from twinrun.engine import TwinEngine
     from twinrun.spec import load_experiment, resolve
 
     exp = load_experiment(path)
     engine = TwinEngine(resolve(exp, overrides or None, candidates=[candidate]), measure_memory=False)
+    return fingerprints_of(engine.data, engine.states[candidate].model)
+
+
+def fingerprints_of(data: Any, model: torch.nn.Module) -> dict[str, str]:
+    """Digests of the inputs and targets of up to 2,000 examples per split and of each parameter and buffer."""
     out: dict[str, str] = {}
-    for split, dataset in (("train", engine.data.train), ("val", engine.data.val)):
+    for split, dataset in (("train", data.train), ("val", data.val)):
         n = len(dataset)
         index = np.linspace(0, n - 1, min(n, 2_000)).astype(int).tolist()
-        inputs, targets = engine.data.gather(dataset, index)
+        inputs, targets = data.gather(dataset, index)
         out[f"{split} inputs"] = _digest(inputs)
         out[f"{split} targets"] = _digest(targets)
-    model = engine.states[candidate].model
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         out[f"initial {name}"] = _digest(tensor)
     return out

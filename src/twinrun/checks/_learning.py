@@ -263,13 +263,13 @@ def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
 
 def _still_falling(history: list[tuple[int, float]], window: int, by: float, floor: float = 0.0) -> bool:
     """Whether the loss fell over the last ``window`` steps of ``history`` by more than ``by`` or by more
-    than a tenth of what is left above ``floor`` (near the floor, steps are small but still steady)."""
+    than a twentieth of what is left above ``floor`` (near the floor, steps are small but still steady)."""
     now_step, now = history[-1]
     earlier = [v for s, v in history if s <= now_step - window]
     if not earlier or not math.isfinite(now):
         return False
     fell = min(earlier) - now
-    return fell > by or fell > 0.1 * max(now - floor, 0.0)
+    return fell > by or fell > 0.05 * max(now - floor, 0.0)
 
 
 def _perfect_prediction_loss(ctx: CheckContext, state: Any, batch: tuple[Any, Any]) -> float | None:

@@ -14,15 +14,17 @@ sweep itself.
 
 A range test is optimistic about large rates (it reaches them with a model
 already trained by the smaller ones), so the verdict comes from the horizon:
-three copies train for a longer stretch (``horizon`` steps) at constant rates,
-the configured peak rate and ``factor`` times smaller and larger, and their
-validation losses are compared. The check fails when the smaller rate ends
-clearly lower (below ``1 - margin`` of the configured rate's loss: Adam at SGD's
-0.1 ends near a third), the thrashing of a rate too large; the range test names
-the rates to use. A larger rate that ends lower is reported, not alarmed on: a
-short stretch favours large rates, whatever suits the whole run. (Measured on
-digits: a ResNet-18 with SGD at 0.1 ends at 1.3x the loss of 0.01, a clean
-setup; an MLP with Adam at 0.1 at 2.9-3.6x the loss of 0.01.)
+two copies train for a longer stretch (``horizon`` steps) at constant rates,
+the configured peak rate and one ``factor`` times smaller, on the same batches, and their mean training losses over the last quarter are compared (an
+evaluation at one step is noisy at a large rate, and sees batch-norm running
+statistics lagging the weights). The check fails when the smaller rate ends
+lower by at least ``margin`` of the initial loss (near zero, ratios of losses
+mean nothing), the thrashing of a rate too large; the range test names the
+rates to use. A rate too small is not claimed: over a short stretch a larger
+rate always looks better, whatever suits the whole run. (Measured on
+digits, initial loss 2.3: a ResNet-18 with SGD at 0.1, a clean setup, ends
+0.006-0.044 above SGD at 0.01; an MLP with Adam at 0.1 ends 0.45-0.62 above
+Adam at 0.01.)
 """
 
 from __future__ import annotations
@@ -83,26 +85,27 @@ def _smoothed(losses: np.ndarray) -> np.ndarray:
 
 
 def horizon_losses(ctx: CheckContext, factors: tuple[float, ...], steps: int) -> dict[float, float]:
-    """Mean validation-probe loss after ``steps`` updates at a constant rate of each factor x the peak rate."""
-    from twinrun.checks._training import probe_losses
-
+    """Mean training loss over the last quarter of ``steps`` updates at a constant rate of each factor x the
+    peak rate (``inf`` after a divergence). Batch losses in training mode, on the same batches for every
+    factor: less noisy than one evaluation at the end, and blind to lagging batch-norm statistics."""
     base = working_lrs(ctx)
-    probe = ctx.probe("val")
+    tail = max(1, steps // 4)
     out: dict[float, float] = {}
     for factor in factors:
         state = dataclasses.replace(ctx.fresh(), scheduler=None)
         for group, lr in zip(state.optimizer.param_groups, base):
             group["lr"] = lr * factor
-        value = math.inf
+        seen: list[float] = []
         for step in range(1, steps + 1):
             x, y = ctx.batch(step)
             with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
                 result = train_step(state, x, y, metrics={}, grad_clip=ctx.settings.grad_clip)
             if not result.finite:
+                seen = []
                 break
-        else:
-            value = float(np.mean(probe_losses(ctx, state, probe, steps)))
-        out[factor] = value if math.isfinite(value) else math.inf
+            if step > steps - tail:
+                seen.append(result.loss)
+        out[factor] = float(np.mean(seen)) if seen else math.inf
     return out
 
 
@@ -128,7 +131,7 @@ def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     upper = max(lower, f_min / 3)
     factor = float(opts["factor"])
     horizon = max(1, min(int(opts["horizon"]), ctx.settings.steps))
-    at = horizon_losses(ctx, (1.0 / factor, 1.0, factor), horizon)
+    at = horizon_losses(ctx, (1.0 / factor, 1.0), horizon)
     configured = ", ".join(f"{lr:.3g}" for lr in sorted(set(base)))
     work = (f"{lower * min(base):.3g} to {upper * max(base):.3g}" if len(set(base)) == 1 else
             f"{lower:.3g}x to {upper:.3g}x the configured rates")
@@ -143,35 +146,34 @@ def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
                "start": start, "lowest": lowest, "lowest_at": f_min, "range": [lower, upper],
                "configured": base, "stopped_at": float(factors[ok][-1]), "horizon": horizon,
                "horizon_losses": {f"{k:g}": (v if math.isfinite(v) else None) for k, v in at.items()}}
-    smaller, same, larger = at[1.0 / factor], at[1.0], at[factor]
+    smaller, same = at[1.0 / factor], at[1.0]
 
     def fmt(v: float) -> str:
         return f"{v:.4g}" if math.isfinite(v) else "diverged"
 
-    measured = (f"val loss after {horizon} steps: {fmt(smaller)} at lr/{factor:g}, {fmt(same)} at lr, "
-                f"{fmt(larger)} at lr*{factor:g}; the range test works from {lower:.3g}x to {upper:.3g}x")
-    expected = f"a {factor:g}x smaller rate not clearly better (by {float(opts['margin']):.0%}) over {horizon} steps"
+    measured = (f"training loss over steps {horizon - max(1, horizon // 4) + 1}-{horizon}: {fmt(smaller)} at "
+                f"lr/{factor:g}, {fmt(same)} at lr; the range test works from {lower:.3g}x to {upper:.3g}x")
+    expected = (f"a {factor:g}x smaller rate not lower by {float(opts['margin']):.0%} of the initial loss "
+                f"({start:.4g}) over {horizon} steps")
     explanation = (
-        f"Three copies of the model trained {horizon} steps on the run's batches at constant rates: the "
-        f"configured peak rate ({configured}), {factor:g} times smaller and {factor:g} times larger; their "
-        f"losses on {len(ctx.probe('val')[1])} validation examples are {fmt(same)}, {fmt(smaller)} and "
-        f"{fmt(larger)}. A range test (the rate growing from {factors[0]:.3g}x to {factors[ok][-1]:.3g}x over "
+        f"Two copies of the model trained {horizon} steps on the run's batches at constant rates, the "
+        f"configured peak rate ({configured}) and one {factor:g} times smaller; their training losses over the "
+        f"last quarter of it averaged {fmt(same)} and {fmt(smaller)}. A range test (the rate growing from {factors[0]:.3g}x to {factors[ok][-1]:.3g}x over "
         f"{int(ok.sum())} steps) found the loss falling from {lower:.3g}x and lowest at {f_min:.3g}x: rates "
         f"from {work} work for this model on these batches.")
     margin = float(opts["margin"])
-    if smaller < same * (1 - margin) and smaller <= larger:
+    gap = float(same - smaller) if math.isfinite(smaller) else -math.inf  # inf - x = inf: a divergence
+    details["gap_of_start"] = gap / start if math.isfinite(gap) and start else (math.inf if gap > 0 else None)
+    if gap >= margin * abs(start):
         return CheckResult(NAME, "fail", measured, expected, explanation + (
-            f" A rate {factor:g} times smaller ends clearly lower ({fmt(smaller)} against {fmt(same)}): at the "
+            f" A rate {factor:g} times smaller ends clearly lower ({fmt(smaller)} against {fmt(same)}, a gap of "
+            f"{gap / abs(start):.0%} of the initial loss {start:.4g}): at the "
             "configured rate the loss falls at first, then thrashes on a plateau (or diverges) instead of "
             "converging. A rate meant for another optimizer (SGD's 0.1 for Adam) or a typo does this."),
             f"use a learning rate from {work} (e.g. {upper * max(base):.3g}), or {max(base) / factor:.3g}",
             artifacts=artifacts, details=details)
-    note = ""
-    if larger < same * (1 - margin) and larger < smaller:
-        note = (f" A rate {factor:g} times larger ended lower over this stretch; a short stretch favours large "
-                "rates, so that alone is no sign of a rate too small for the whole run.")
     return CheckResult(NAME, "pass", measured, expected, explanation + (
-        f" A {factor:g}x smaller rate does not do clearly better: the configured rate does not thrash." + note),
+        f" A {factor:g}x smaller rate does not do clearly better: the configured rate does not thrash."),
         artifacts=artifacts, details=details)
 
 
@@ -182,8 +184,8 @@ CHECK = Check(
     options={
         "steps": Option(120, "steps of the range test"),
         "decades": Option(3.0, "the sweep runs from 10**-decades to 10**decades times the configured rate"),
-        "factor": Option(10.0, "the smaller and larger rates compared are the configured one / and * this"),
-        "horizon": Option(200, "steps of each of the three constant-rate trainings (at most the run's)"),
-        "margin": Option(0.5, "the smaller rate must end at least this fraction lower to raise an alarm"),
+        "factor": Option(10.0, "the smaller rate compared is the configured one divided by this"),
+        "horizon": Option(200, "steps of each of the two constant-rate trainings (at most the run's)"),
+        "margin": Option(0.1, "the smaller rate must end lower by at least this fraction of the initial loss"),
     },
 )

@@ -63,6 +63,8 @@ class Check:
     title: str
     fn: Callable[[CheckContext, Mapping[str, Any]], CheckResult]
     options: Mapping[str, Option] = field(default_factory=dict)
+    #: work started when the suite starts, collected by ``fn`` (a check that waits on child processes)
+    start: Callable[[CheckContext, Mapping[str, Any]], None] | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {k: o.default for k, o in self.options.items()}

@@ -44,6 +44,9 @@ def run_suite(
     with isolated_global_rng(ctx.streams.seed_for("checks")), warnings.catch_warnings():
         for pattern in _SCHEDULER_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
+        for check in checks:  # work that runs alongside the others (child processes)
+            if check.start is not None:
+                check.start(ctx, options[check.name])
         for check in bar:
             bar.set_postfix_str(check.name)
             shared_before = ctx.shared_seconds

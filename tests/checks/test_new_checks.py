@@ -84,3 +84,65 @@ def test_hash_seed_needs_an_experiment_file():
 @pytest.mark.parametrize(("k", "n", "p"), [(5, 128, 0.031), (0, 10, 0.2), (30, 128, 0.03), (128, 128, 0.5), (3, 40, 0.0)])
 def test_binomial_tail_against_scipy(k, n, p):
     assert _binomial_tail(k, n, p) == pytest.approx(float(binom.sf(k - 1, n, p)), rel=1e-9, abs=1e-300)
+
+
+class HugeInitMLP(MLP):
+    """Every initial weight 100x too large."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.mul_(100.0)
+
+
+def test_huge_initial_weights_are_named_as_the_cause_not_the_labels():
+    report = twinrun.run_checks(**_tabular(_seeded(HugeInitMLP)), registry=False,
+                                only=["zero_input_baseline", "activations"])
+    zero = report["zero_input_baseline"]
+    assert zero.status == "fail"
+    assert "initial weights are far too large" in zero.explanation
+    assert "shuffled separately" not in zero.explanation
+    assert report["activations"].status == "warn" and "explode" in report["activations"].explanation
+
+
+def clamped_loss(out, y):
+    return torch.clamp(nn.functional.cross_entropy(out, y), max=0.5)
+
+
+def test_a_clamped_loss_is_named_no_gradient_reaches_the_parameters():
+    pieces = _tabular(_seeded(MLP))
+    pieces["loss"] = clamped_loss
+    result = twinrun.run_checks(**pieces, registry=False, only=["loss_decreases"])["loss_decreases"]
+    assert result.status == "fail"
+    assert "No gradient reaches the parameters" in result.explanation
+    assert result.details["gradient_norm_at_step_1"] == 0.0
+
+
+def test_batch_norm_statistics_are_recomputed_before_eval_measurements():
+    from planted import clean_cnn_bn
+
+    report = twinrun.run_checks(**clean_cnn_bn(), registry=False, only=["loss_decreases", "zero_input_baseline"])
+    assert "batch-norm layer(s) were recomputed" in report["loss_decreases"].explanation
+    assert "batch-norm layer(s) were" in report["zero_input_baseline"].explanation
+    assert report.statuses() == {"loss_decreases": "pass", "zero_input_baseline": "pass"}
+
+
+def one_cycle(optimizer, total_steps):
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=total_steps)
+
+
+@pytest.mark.parametrize("scheduler", [twinrun.factory(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.01),
+                                       one_cycle])
+def test_a_scheduler_factory_takes_the_runs_steps(scheduler):
+    """OneCycleLR without total_steps (or a factory with a total_steps/run_steps parameter) gets the run's steps,
+    so --set steps=N moves the schedule's end with the run: lr_schedule has nothing to warn about."""
+    from planted import blobs
+
+    exp = twinrun.Experiment(name="cycle", data=blobs, model=lambda: _seeded(MLP),
+                             optimizer=twinrun.factory(torch.optim.SGD, lr=0.01, momentum=0.9),
+                             scheduler=scheduler, loss=nn.CrossEntropyLoss(), steps=300, batch_size=32)
+    for steps in (300, 80):
+        result = twinrun.check(exp, overrides={"steps": steps}, registry=False, only=["lr_schedule"])["lr_schedule"]
+        assert result.status == "pass", (steps, result.measured, result.explanation)
+        assert f"at update {steps}" in result.measured

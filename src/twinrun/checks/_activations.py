@@ -199,6 +199,6 @@ CHECK = Check(
     options={
         "dead": Option(0.5, "warn when at least this share of a ReLU layer's units is dead (fail from 90 %)"),
         "saturated": Option(0.5, "warn when at least this share of a tanh/sigmoid layer's units is saturated"),
-        "max_std": Option(1e4, "warn when a layer's output has a larger standard deviation"),
+        "max_std": Option(1e3, "warn when a layer's output has a larger standard deviation"),
     },
 )

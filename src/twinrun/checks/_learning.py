@@ -65,6 +65,9 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         f"loss is {real_mean:.4g} with real inputs and {zero_mean:.4g} with zeros (paired difference "
         f"{diff['mean']:.4g}, 95% interval [{diff['low']:.4g}, {diff['high']:.4g}])."
     )
+    if real.recalibrated:
+        explanation += (f" Before measuring, the statistics of {len(real.recalibrated)} batch-norm layer(s) were "
+                        "recomputed on 8 training batches, so eval mode sees the weights, not lagging averages.")
     if real.diverged_at is not None or not math.isfinite(real_mean):
         return CheckResult(name, "fail", measured, expected, explanation + (
             f" Training on real inputs diverged (non-finite loss at step {real.diverged_at})."),
@@ -98,6 +101,16 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         return CheckResult(name, "warn", measured, expected, explanation + reason,
             f"if the task is hard this may be fine; else check the inputs reach the model (input_stats) "
             f"or raise --check-option {name}.steps", details=details)
+    scale = _initial_scale(real)
+    details["initial_output_std"] = scale
+    if math.isfinite(scale) and scale > opts["max_initial_std"]:
+        return CheckResult(name, "fail", measured, expected, explanation + (
+            f" The network does no better with its inputs than with zeros, and its outputs before training "
+            f"had a standard deviation of {scale:.3g} (a healthy initialisation gives about 1 or less): the "
+            "initial weights are far too large, so the first updates are spent shrinking them, or the units "
+            "saturate, and the inputs are not used yet."),
+            "use the default (Kaiming/Xavier) initialisation, or scale the custom one down; activations shows "
+            "which layer blows up", details=details)
     return CheckResult(name, "fail", measured, expected, explanation + (
         " The network does no better with its inputs than with zeros: the inputs carry nothing it can use "
         "about the labels. Typical causes: inputs and labels shuffled separately, labels from another "
@@ -113,8 +126,34 @@ ZERO_INPUT = Check(
     options={
         "steps": Option(SHORT_STEPS, "training steps of each of the two short trainings"),
         "min_gain": Option(0.1, "smallest relative drop in validation loss that counts as clearly better"),
+        "max_initial_std": Option(30.0, "outputs before training with a larger standard deviation: a huge init"),
     },
 )
+
+
+def _gradient_norm(ctx: CheckContext) -> float | None:
+    """The gradient norm over every parameter after one backward pass on the first batch (``None``: failed)."""
+    from twinrun.engine._step import candidate_loss
+
+    state = ctx.fresh()
+    x, y = ctx.batch(1)
+    try:
+        with torch.enable_grad(), ctx.mode(state.model, training=True), \
+                ctx.streams.isolated("dropout", 1, devices=[ctx.device]):
+            loss = candidate_loss(state, state.model(x), y)
+            if not loss.requires_grad:
+                return 0.0
+            params = [p for p in state.model.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return float(sum(float(g.double().pow(2).sum()) for g in grads if g is not None) ** 0.5)
+    except Exception:  # noqa: BLE001 - the measurement is a hint; the verdict stands without it
+        return None
+
+
+def _initial_scale(run: Any) -> float:
+    """The standard deviation of the prediction on the fixed examples before training (huge init: >> 1)."""
+    first = run.snapshots[0] if run.snapshots else None
+    return float(first.double().std()) if first is not None and first.numel() > 1 else math.nan
 
 
 def _autoencoder(ctx: CheckContext) -> bool:
@@ -238,6 +277,12 @@ def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
         return CheckResult(name, "pass", measured, expected, explanation + (
             " A network that can fit anything should memorise a few examples, and this one does."),
             details=details)
+    if not math.isfinite(best):
+        return CheckResult(name, "fail", measured, expected, explanation + (
+            f" The loss became non-finite after {history[-1][0]} steps: training on a few examples at this "
+            "learning rate diverges."),
+            "lower the learning rate (lr_range names a working range) or clip gradients (--set grad_clip=1.0)",
+            details=details)
     if estimated is not None and math.isfinite(best) and best <= floor + tolerance * max(start - floor, 0.0) \
             and best < start:
         return CheckResult(name, "pass", measured, expected, explanation + (
@@ -346,6 +391,9 @@ def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
         f"from {before:.4g} to {after:.4g}; the batch losses averaged {early:.4g} over the first "
         f"{w} steps and {late:.4g} over the last {w}."
     )
+    if run.recalibrated:
+        explanation += (f" Before the second measurement, the statistics of {len(run.recalibrated)} batch-norm "
+                        "layer(s) were recomputed on 8 training batches.")
     if run.diverged_at is not None:
         return CheckResult(name, "fail", measured, expected, explanation + (
             f" The loss became non-finite at step {run.diverged_at}: training diverged."),
@@ -355,6 +403,16 @@ def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
         return CheckResult(name, "pass", measured, expected, explanation + " The network learns.",
                            details=details)
     status: Status = "warn" if (math.isfinite(drop) and drop >= 0.01) or warming else "fail"
+    reach = _gradient_norm(ctx)
+    details["gradient_norm_at_step_1"] = reach
+    if reach == 0.0 and not warming:
+        return CheckResult(name, "fail", measured, expected, explanation + (
+            " No gradient reaches the parameters: on the first batch the loss's gradient is exactly zero for "
+            "every parameter, so no update can change anything. The loss is cut from the model: clamped "
+            "(torch.clamp passes no gradient where it clamps), rounded, detached (.detach(), .item(), "
+            "torch.no_grad around the forward), or computed from argmax/integer outputs."),
+            "compute the loss from the model's raw outputs with differentiable operations; replace a clamp "
+            "of the loss by clipping gradients (--set grad_clip=1.0) or a smooth bound", details=details)
     reason = (" The learning rate was still warming up (mean " f"{mean_lr:.3g} against {max(lrs):.3g}), so little "
               "change is expected yet." if warming else "")
     return CheckResult(name, status, measured, expected, explanation + (

@@ -4,7 +4,9 @@
 ``steps`` updates of a real run: the same batches, augmentation, dropout stream,
 scheduler and gradient clipping (it uses the engine's executor), so its losses
 are the first losses of ``twinrun compare``. ``zero_inputs=True`` trains the same
-way on inputs replaced by zeros: the input-independent baseline.
+way on inputs replaced by zeros: the input-independent baseline. Before the
+losses after training are measured in eval mode, batch-norm statistics are
+recomputed on a few training batches (:func:`recalibrate_batch_norm`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ShortTraining:
     first_layer: tuple[torch.Tensor, torch.Tensor] | None = None  # conv weights before, after
     diverged_at: int | None = None
     trained: CandidateState | None = field(default=None, repr=False)  # the copy as it ended (for later looks)
+    recalibrated: list[str] = field(default_factory=list)  # batch-norm layers whose statistics were recomputed
 
     def probe_mean(self, split: str, when: str) -> float:
         values = (self.probe_before if when == "before" else self.probe_after)[split]
@@ -73,6 +76,32 @@ def first_conv(model: nn.Module) -> nn.Conv2d | None:
         if isinstance(module, nn.Conv2d):
             return module
     return None
+
+
+def recalibrate_batch_norm(ctx: CheckContext, state: CandidateState, transform: Any, step: int,
+                           batches: int = 8) -> list[str]:
+    """Recompute every batch-norm layer's running statistics as a plain average over ``batches`` training
+    batches ("precise BN"), so eval-mode losses after a short training measure the weights, not running
+    averages that lag them (momentum 0.1 at a high learning rate remembers weights of many steps ago).
+    Returns the layers recalibrated (none: nothing done)."""
+    norms = [(n, m) for n, m in state.model.named_modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return []
+    saved = [m.momentum for _, m in norms]
+    for _, m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches seen
+    try:
+        with torch.no_grad(), ctx.mode(state.model, training=True):
+            for i in range(1, batches + 1):
+                inputs, _ = ctx.batch(i)
+                with ctx.streams.isolated("dropout", step + i, devices=[ctx.device]):
+                    state.model(transform(inputs))
+    finally:
+        for (_, m), momentum in zip(norms, saved):
+            m.momentum = momentum
+    return [n for n, _ in norms]
 
 
 def short_training(
@@ -120,6 +149,8 @@ def short_training(
             result.snapshot_steps.append(step)
             result.snapshots.append(snapshot(step))
     last = result.diverged_at or steps
+    if result.diverged_at is None:
+        result.recalibrated = recalibrate_batch_norm(ctx, state, transform, last)
     result.probe_after = {s: probe_losses(ctx, state, b, last) for s, b in probes.items()}
     if conv is not None and conv_before is not None:
         result.first_layer = (conv_before, conv.weight.detach().cpu().clone())

@@ -261,12 +261,35 @@ def build_optimizer(spec: CandidateSpec, model: nn.Module) -> torch.optim.Optimi
     return optimizer
 
 
-def build_scheduler(spec: CandidateSpec, optimizer: torch.optim.Optimizer) -> Any | None:
+#: keywords through which a scheduler factory may take the run's number of steps (filled in when not given)
+RUN_STEPS_KEYWORDS = ("run_steps", "total_steps")
+
+
+def scheduler_kwargs(f: Factory, steps: int | None) -> dict[str, Any]:
+    """The factory's keywords, plus the run's ``steps`` for a ``run_steps`` or ``total_steps`` parameter it
+    has and was not given (``OneCycleLR``'s ``total_steps``; ``def warmup_cosine(opt, run_steps)``), so a
+    schedule follows ``--set steps=N`` instead of keeping the horizon it was written for."""
+    kwargs = dict(f.kwargs)
+    if steps is None:
+        return kwargs
+    try:
+        parameters = inspect.signature(f.fn).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    for key in RUN_STEPS_KEYWORDS:
+        p = parameters.get(key)
+        if p is not None and key not in kwargs and (p.default is inspect.Parameter.empty or p.default is None):
+            kwargs[key] = steps
+    return kwargs
+
+
+def build_scheduler(spec: CandidateSpec, optimizer: torch.optim.Optimizer, steps: int | None = None) -> Any | None:
+    """The candidate's scheduler on ``optimizer``; ``steps``: the run's, for factories that take them."""
     f = spec.scheduler
     if f is None:
         return None
     try:
-        return f.fn(optimizer, **f.kwargs)
+        return f.fn(optimizer, **scheduler_kwargs(f, steps))
     except Exception as exc:
         raise BuildError(
             f"candidate {spec.name!r}: scheduler {f.name} failed: {type(exc).__name__}: {exc}",
@@ -306,7 +329,7 @@ def build_candidates(
             spec=spec,
             model=model,
             optimizer=optimizer,
-            scheduler=build_scheduler(spec, optimizer),
+            scheduler=build_scheduler(spec, optimizer, resolved.settings.steps),
             loss_fn=build_callable(spec.loss, "loss", name),  # type: ignore[arg-type]
             augment=build_callable(spec.augment, "augment", name),
             output_key=resolved.settings.output_key,

@@ -30,7 +30,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _copy(state: CandidateState) -> CandidateState:
+def _copy(state: CandidateState, steps: int) -> CandidateState:
     """An independent copy of a candidate: its model, a new optimizer and scheduler with copied states.
 
     (A deep copy of an optimizer is not independent: a scheduler patches
@@ -38,7 +38,7 @@ def _copy(state: CandidateState) -> CandidateState:
     """
     model = copy.deepcopy(state.model)
     optimizer = build_optimizer(state.spec, model)
-    scheduler = build_scheduler(state.spec, optimizer)
+    scheduler = build_scheduler(state.spec, optimizer, steps)
     optimizer.load_state_dict(copy.deepcopy(state.optimizer.state_dict()))
     if scheduler is not None and state.scheduler is not None:
         scheduler.load_state_dict(copy.deepcopy(state.scheduler.state_dict()))
@@ -56,7 +56,7 @@ def measure_determinism_cost(engine: TwinEngine, *, steps: int = 5, repeats: int
     timings: dict[bool, list[float]] = {False: [], True: []}
     for round_ in range(repeats + 1):
         for enabled in ((False, True) if round_ % 2 == 0 else (True, False)):
-            copies = [_copy(state) for state in engine.live]
+            copies = [_copy(state, engine.settings.steps) for state in engine.live]
             context = StepContext(engine.streams, [engine.device], engine.metrics, engine.settings.grad_clip)
             with deterministic_mode(enabled):
                 _sync(engine.device)

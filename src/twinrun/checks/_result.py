@@ -96,6 +96,16 @@ class CheckReport:
     def __contains__(self, name: object) -> bool:
         return any(r.name == name for r in self.results)
 
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n)
+        return f"CheckReport({len(self.results)} checks: {counts}; failed={self.failed})"
+
+    def __str__(self) -> str:
+        """One line per check: status, name and what it measured (``twinrun check`` prints more)."""
+        width = max((len(r.name) for r in self.results), default=0)
+        lines = [repr(self)] + [f"  {r.status:<4}  {r.name:<{width}}  {r.measured}" for r in self.results]
+        return "\n".join(lines)
+
     def statuses(self) -> dict[str, str]:
         """``{check name: status}``, in the order the checks ran."""
         return {r.name: r.status for r in self.results}

@@ -7,7 +7,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
-from twinrun.cli._tables import format_table
+from twinrun.cli._tables import format_wrapped_table
 from twinrun.errors import ConfigError
 from twinrun.spec import parse_overrides
 
@@ -98,10 +98,6 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def format_report(report: CheckReport, width: int = 100) -> str:
     """The table of results, then explanation and fix for every check that did not pass."""
     s = report.subject
@@ -110,8 +106,8 @@ def format_report(report: CheckReport, width: int = 100) -> str:
         f"{s.get('steps')} steps · {s.get('device')} · {report.timing.get('total', 0.0):.1f} s"),
         "",
     ]
-    rows = [[_STATUS[r.status], r.name, _cut(r.measured, 64), _cut(r.expected, 48)] for r in report.results]
-    lines.append(format_table(["status", "check", "measured", "expected"], rows))
+    rows = [[_STATUS[r.status], r.name, r.measured, r.expected] for r in report.results]
+    lines.append(format_wrapped_table(["status", "check", "measured", "expected"], rows, [None, None, 52, 36]))
     wrap = textwrap.TextWrapper(width=width, initial_indent="  ", subsequent_indent="  ")
     for r in report.results:
         if r.status == "pass":

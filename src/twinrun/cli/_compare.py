@@ -6,15 +6,16 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from twinrun._compare import compare
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
-from twinrun.cli._replicas import run_replicas
 from twinrun.cli._tables import format_verdict
-from twinrun.engine import TwinResult
 from twinrun.errors import ConfigError, Interrupted
 from twinrun.examples import DIGITS
 from twinrun.spec import load_experiment, parse_overrides
+
+if TYPE_CHECKING:  # the engine imports torch, which `twinrun --help` must not wait for
+    from twinrun.engine import TwinResult
 
 COMPARE_HELP = """\
 Train the candidates of an experiment side by side (same initial weights, same
@@ -167,6 +168,8 @@ def run_compare(args: argparse.Namespace) -> int:
         exp = load_experiment(args.experiment)
         replicas = args.replicas or exp.replicas
         if replicas > 1:
+            from twinrun.cli._replicas import run_replicas
+
             return run_replicas(args, candidates, replicas, collect_overrides(args), exp.seed)
     try:
         result = _compare(args, candidates)
@@ -186,6 +189,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, candidates: list[str] | None) -> TwinResult:
+    from twinrun._compare import compare
+
     return compare(
         args.experiment,
         candidates=candidates,

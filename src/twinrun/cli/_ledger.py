@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 
 from twinrun._home import twinrun_home
-from twinrun._runfolder import find_run_folder
 from twinrun.cli._common import RawHelp, add_home, add_json, add_registry, print_json
 from twinrun.cli._tables import format_table
-from twinrun.ledger import KINDS, Ledger, compare_ledgers
 
 HELP = """\
 Read the ledger of a run (control sums of initial weights, batches, losses,
@@ -45,6 +43,8 @@ def run_ledger(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"twinrun ledger takes one or two runs, got {len(args.runs)}",
                           fix="twinrun ledger RUN, or twinrun ledger RUN_A RUN_B")
+    from twinrun.ledger import KINDS, Ledger, compare_ledgers  # the ledger reads torch's RNG states
+
     ledgers = [Ledger.load(_ledger_path(query, args)) for query in args.runs]
     if len(ledgers) == 2:
         comparison = compare_ledgers(*ledgers)
@@ -97,6 +97,7 @@ def _ledger_path(query: str, args: argparse.Namespace) -> Path:
     """A ledger file or run folder as given; else the folder of the run the id names."""
     if Path(query).exists() or "/" in query:
         return Path(query)
+    from twinrun._runfolder import find_run_folder
     from twinrun.cli._runs import open_for_reading
     from twinrun.errors import CheckpointError, LedgerError
 

@@ -7,7 +7,9 @@ import sys
 import time
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
-from twinrun.proof import FACTORS, repro
+
+#: the factors ``twinrun repro --vary`` takes (``twinrun.proof.FACTORS``; a literal so that ``--help`` needs no torch)
+FACTORS = ("threads", "hashseed", "deterministic", "seed")
 from twinrun.spec import parse_overrides
 
 HELP = """\
@@ -63,6 +65,8 @@ def run_repro(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         if not args.quiet:
             print(f"[{time.perf_counter() - started:6.1f} s] {line}", file=sys.stderr, flush=True)
+
+    from twinrun.proof import repro
 
     report = repro(
         args.experiment, overrides=overrides, candidates=candidates, vary=args.vary,

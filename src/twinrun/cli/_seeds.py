@@ -8,13 +8,16 @@ from pathlib import Path
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
 from twinrun.cli._runs import open_for_reading, when
-from twinrun.cli._sequential import run_until_resolved
 from twinrun.cli._sweep_report import format_sweep, format_sweep_list
 from twinrun.errors import ConfigError
 from twinrun.registry import RegistryNotFoundError, resolve_registry_path
 from twinrun.spec import parse_overrides
-from twinrun.stats import DEPLOY
-from twinrun.sweeps import BACKENDS, SweepInterrupted, analyze_sweep, load_sweep, run_sweep
+
+# literals, so that `twinrun seeds --help` needs no torch (tests/test_cli.py holds them to the library's)
+#: ``twinrun.sweeps.BACKENDS``
+BACKENDS = ("local", "inprocess", "ray")
+#: ``twinrun.stats.DEPLOY``
+DEPLOY = ("both", "ensemble", "single")
 
 __all__ = ["register"]
 
@@ -156,6 +159,8 @@ def run_seeds(args: argparse.Namespace) -> int:
     if args.until_resolved or args.max is not None:
         if args.experiment is None:
             raise ConfigError("no experiment file given", fix="twinrun seeds FILE --until-resolved --max 20")
+        from twinrun.cli._sequential import run_until_resolved
+
         return run_until_resolved(args, [c.strip() for c in args.candidates.split(",") if c.strip()]
                                   if args.candidates else None, backend_of(args))
     seeds = _which_seeds(args)
@@ -164,6 +169,8 @@ def run_seeds(args: argparse.Namespace) -> int:
                           "or --resume SWEEP to go on with a sweep)")
     if args.experiment is None and not isinstance(args.resume, str):
         raise ConfigError("no experiment file given", fix="twinrun seeds FILE --seeds 10")
+    from twinrun.sweeps import SweepInterrupted, run_sweep
+
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
     try:
         result = run_sweep(
@@ -190,6 +197,8 @@ def run_seeds(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from twinrun.sweeps import analyze_sweep, load_sweep
+
     reanalyse = args.metric is not None or args.deploy != "both" or args.confidence != 0.95
     sweep = load_sweep(args.show, home=args.home, registry=args.registry)
     analysis = sweep.analysis

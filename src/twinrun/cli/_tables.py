@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from twinrun.engine import Difference, TwinResult
+if TYPE_CHECKING:  # the engine imports torch; tables for `twinrun runs` must not
+    from twinrun.engine import Difference, TwinResult
 
-__all__ = ["format_table", "format_verdict", "human_bytes", "human_count"]
+__all__ = ["format_table", "format_verdict", "format_wrapped_table", "human_bytes", "human_count"]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()) -> str:
@@ -22,6 +24,24 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right
         ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def format_wrapped_table(headers: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int | None]) -> str:
+    """A table whose cells wrap (never cut) at ``widths`` characters (``None``: as wide as its longest cell);
+    a row that wraps continues on the next lines, its other cells left blank there."""
+    import textwrap
+
+    wrapped = [[textwrap.wrap(c, w) or [""] if w else [c] for c, w in zip(row, widths)] for row in rows]
+    cols = [max([len(h), *(len(line) for row in wrapped for line in row[i])]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, cols)).rstrip()
+
+    out = [line(headers), line(["-" * w for w in cols])]
+    for row in wrapped:
+        for k in range(max(len(cell) for cell in row)):
+            out.append(line([cell[k] if k < len(cell) else "" for cell in row]))
+    return "\n".join(out)
 
 
 def human_bytes(n: float) -> str:

@@ -7,6 +7,8 @@ records every run through :class:`RegistrySink`; ``twinrun runs / show / diff``
 read it back.
 """
 
+from typing import TYPE_CHECKING
+
 from twinrun.registry._diff import (
     Comparability,
     ConfigDifference,
@@ -26,8 +28,10 @@ from twinrun.registry._errors import (
 from twinrun.registry._files import UpgradeReport, resolve_registry_path, upgrade_registry
 from twinrun.registry._records import CandidateRecord, Note, RunRecord, RunSummary, Sweep
 from twinrun.registry._schema import APPLICATION_ID, DDL, SCHEMA_VERSION, STATUSES
-from twinrun.registry._sink import RegistrySink
 from twinrun.registry._store import STALE_AFTER_S, MetricRow, Registry, open_registry
+
+if TYPE_CHECKING:
+    from twinrun.registry._sink import RegistrySink
 
 __all__ = [
     "APPLICATION_ID",
@@ -60,3 +64,13 @@ __all__ = [
     "resolve_registry_path",
     "upgrade_registry",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``RegistrySink`` on first use: it imports the engine (and torch), which reading a registry needs not
+    (``twinrun runs`` starts without torch)."""
+    if name == "RegistrySink":
+        from twinrun.registry._sink import RegistrySink
+
+        return RegistrySink
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

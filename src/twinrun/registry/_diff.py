@@ -11,6 +11,7 @@ numbers (host name, unrelated packages...) are listed separately.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,17 @@ def _num(x: float) -> float | None:
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
+#: the module name an experiment file is imported under: one hash per file path (spec/_loader.py)
+_EXPERIMENT_MODULE = re.compile(r"\btwinrun_experiment_[0-9a-f]{12}(?=[:.])")
+
+
+def _without_file_module(value: Any) -> Any:
+    """A factory name with the per-path module of its experiment file replaced by ``<experiment>``: the
+    same factory loaded from two paths (a copy, another checkout) is not a difference of configuration;
+    whether the files differ is the source's difference."""
+    return _EXPERIMENT_MODULE.sub("<experiment>", value) if isinstance(value, str) else value
+
+
 def _config_differences(a: RunRecord, b: RunRecord) -> tuple[list[ConfigDifference], list[str], list[str]]:
     cands_a = (a.config.get("candidates") or {}) if a.config else {}
     cands_b = (b.config.get("candidates") or {}) if b.config else {}
@@ -169,7 +181,7 @@ def _config_differences(a: RunRecord, b: RunRecord) -> tuple[list[ConfigDifferen
     diffs = []
     for key in sorted(set(flat_a) | set(flat_b)):
         va, vb = flat_a.get(key), flat_b.get(key)
-        if key not in flat_a or key not in flat_b or va != vb:
+        if key not in flat_a or key not in flat_b or _without_file_module(va) != _without_file_module(vb):
             diffs.append(ConfigDifference(key, va, vb, key in flat_a, key in flat_b))
     return diffs, only_a, only_b
 

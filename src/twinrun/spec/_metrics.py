@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a metric runs: reading a spec (twinrun --help) needs none
+    import torch
 
 from twinrun.errors import ConfigError
 
@@ -54,16 +56,22 @@ def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         predicted = outputs.argmax(dim=-1)
     else:  # one logit per example: binary classification, threshold at 0
         predicted = (outputs.reshape(targets.shape) > 0).to(targets.dtype)
+    import torch
+
     correct = (predicted == targets).to(torch.float32)
     return correct.reshape(correct.shape[0], -1).mean(dim=1)
 
 
 def _squared_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    import torch
+
     diff = (outputs.reshape(targets.shape) - targets).to(torch.float32)
     return diff.pow(2).reshape(diff.shape[0], -1).mean(dim=1)
 
 
 def _absolute_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    import torch
+
     diff = (outputs.reshape(targets.shape) - targets).to(torch.float32)
     return diff.abs().reshape(diff.shape[0], -1).mean(dim=1)
 
@@ -78,6 +86,8 @@ mae = Metric(_absolute_error, higher_is_better=False, name="mae", bounds=(0.0, N
 
 def check_metric_output(name: str, value: torch.Tensor, batch: int) -> torch.Tensor:
     """Validate that a metric returned one finite-typed value per example."""
+    import torch
+
     if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.shape[0] != batch:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ConfigError(

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow  # fresh interpreters
 
 
 def _imports_torch(*argv: str) -> bool:
-    code = ("import sys\nfrom twinrun.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print('TORCH', 'torch' in sys.modules)" % (list(argv),))
+    code = (f"import sys\nfrom twinrun.cli import main\ntry:\n    main({list(argv)!r})\nexcept SystemExit:\n    pass\n"
+            "print('TORCH', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120,
                          check=False)
     line = [x for x in out.stdout.splitlines() if x.startswith("TORCH")]

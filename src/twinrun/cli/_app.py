@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from twinrun._version import __version__
-from twinrun.cli import _check, _compare, _env, _ledger, _registry, _repro, _runs, _seeds
+from twinrun.cli import _check, _compare, _env, _ledger, _registry, _report, _repro, _runs, _seeds
 from twinrun.cli._child import as_child, needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
@@ -30,10 +30,11 @@ start here:
   twinrun check exp.py --candidate A  the training recipe as checks (loss at init, overfit, leakage...)
   twinrun repro exp.py                run it twice: bit-identical, or where the runs part
   twinrun runs                        every run so far; twinrun show / diff RUN
+  twinrun report latest               one HTML file: curves, paired differences, intervals, checks
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare, _seeds, _check, _repro, _runs, _ledger, _env, _registry]
+COMMANDS = [_compare, _seeds, _check, _repro, _runs, _report, _ledger, _env, _registry]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,9 @@ def test_one_folder_per_comparison_one_subfolder_per_candidate(toy, tmp_path):
     assert sorted(p.name for p in logdir.iterdir()) == ["small", "wide"]
     for name in ("small", "wide"):
         train, tags = _scalars(logdir / name, "train/loss")
-        assert set(tags) == {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy"}
+        base = {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy"}
+        diffs = {"diff/train_loss", "diff/val_loss", "diff/val_accuracy"} if name == "wide" else set()
+        assert set(tags) == base | diffs  # the reference (small) has no difference to itself
         cand = result.candidates[name]
         assert [s for s, _ in train] == list(range(1, toy.steps + 1))
         assert [v for _, v in train] == pytest.approx(cand.train_loss.tolist(), rel=1e-6)
@@ -45,3 +47,17 @@ def test_diverged_candidate_gets_a_text_note(toy, tmp_path):
     acc = EventAccumulator(str(tmp_path / "tb" / "bad"))
     acc.Reload()
     assert "events/text_summary" in acc.Tags()["tensors"]
+
+
+def test_every_candidate_gets_its_paired_difference_and_hparams(toy, tmp_path):
+    logdir = tmp_path / "tb"
+    result = twinrun.compare(toy, candidates=["small", "wide"], logdir=logdir, progress=False)
+    small, wide = result.candidates["small"], result.candidates["wide"]
+    diff, _ = _scalars(logdir / "wide", "diff/train_loss")
+    assert [v for _, v in diff] == pytest.approx((wide.train_loss - small.train_loss).tolist(), rel=1e-5, abs=1e-6)
+    val, _ = _scalars(logdir / "wide", "diff/val_accuracy")
+    expected = [b["accuracy"] - a["accuracy"] for (_, a), (_, b) in zip(small.eval_history, wide.eval_history)]
+    assert [v for _, v in val] == pytest.approx(expected, abs=1e-6)
+    acc = EventAccumulator(str(logdir / "wide" / "hparams"))
+    acc.Reload()
+    assert "final/accuracy" in acc.Tags()["scalars"]

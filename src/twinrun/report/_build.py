@@ -228,7 +228,7 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
     if finished:
         _curves(page, per_run, finished[0])
         _differences(page, per_run, finished[0])
-    metric = analysis.get("metric")
+    metric = str(analysis.get("metric") or "")
     block = (analysis.get("metrics") or {}).get(metric) if metric else None
     if not block:
         return

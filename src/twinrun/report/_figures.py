@@ -54,7 +54,7 @@ def _band(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray
 
 
 def plot_curves(
-    curves: Mapping[str, tuple[Sequence[float], np.ndarray]], *, ax: Any = None, ylabel: str = "",
+    curves: Mapping[str, tuple[Sequence[float] | np.ndarray, np.ndarray]], *, ax: Any = None, ylabel: str = "",
     confidence: float = 0.95, logy: bool = False,
 ) -> Any:
     """One line per name over its steps: ``{name: (steps [T], values [T] or [K, T])}``; with K >= 2 replicas
@@ -76,7 +76,7 @@ def plot_curves(
 
 
 def plot_paired_difference(
-    steps: Sequence[float], differences: np.ndarray, *, ax: Any = None, label: str = "",
+    steps: Sequence[float] | np.ndarray, differences: np.ndarray, *, ax: Any = None, label: str = "",
     confidence: float = 0.95, color: str = "C0",
 ) -> Any:
     """A paired difference over steps, ``differences [T]`` or ``[K, T]`` (K replicas or seeds, each the

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from twinrun._names import check_name
-from twinrun.engine import CandidateDiverged, EvalDone, RunFailed, RunFinished, RunStarted, Sink, StepDone
+from twinrun.engine import (
+    CandidateDiverged,
+    EvalDone,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    Sink,
+    StepDone,
+)
 
 __all__ = ["TensorBoardSink"]
 

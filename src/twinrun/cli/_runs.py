@@ -108,6 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--source", action="store_true", help="print the experiment file as it was run")
     s.add_argument("--metrics", action="store_true",
                    help="with --json: include every per-step metric")
+    s.add_argument("--report", action="store_true",
+                   help="also write the run's HTML report (twinrun report) and print where it is")
     add_registry(s)
     add_json(s)
     s.set_defaults(handler=run_show)
@@ -325,7 +327,23 @@ def run_show(args: argparse.Namespace) -> int:
             sys.stdout.write(record.experiment_source or "")
         else:
             print(format_show(record, registry))
+            _report_line(record, args)
     return 0
+
+
+def _report_line(record: RunRecord, args: argparse.Namespace) -> None:
+    """Where the run's HTML report is (``--report``: make it first)."""
+    from twinrun._home import runs_dir, twinrun_home
+
+    path = runs_dir(twinrun_home(getattr(args, "home", None))) / record.id / "report.html"
+    if getattr(args, "report", False):
+        from twinrun.cli._report import make_report
+
+        path, _ = make_report([record.id], None, None, home=getattr(args, "home", None), registry=args.registry)
+    if path.is_file():
+        print(f"report: {path}")
+    else:
+        print(f"report: none yet (twinrun show {record.id[:8]} --report, or twinrun report {record.id[:8]})")
 
 
 # ---------------------------------------------------------------------- note and tag

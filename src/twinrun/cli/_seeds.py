@@ -106,6 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stored = p.add_argument_group("stored sweeps")
     stored.add_argument("--show", metavar="SWEEP", help="print a sweep's stored analysis (nothing is run)")
     stored.add_argument("--list", action="store_true", help="list the sweeps in the registry")
+    stored.add_argument("--report", action="store_true",
+                        help="with --show: also write the sweep's HTML report (twinrun report --sweep)")
     add_home(p)
     add_registry(p)
     add_json(p)
@@ -214,9 +216,26 @@ def _show(args: argparse.Namespace) -> int:
         print_json(analysis)
     else:
         print(format_sweep(analysis))
+        _report_line(sweep.id, args)
     if note:
         print(note, file=sys.stderr)
     return 0 if analysis["sweep"]["status"] == "finished" else 1
+
+
+def _report_line(sweep_id: str, args: argparse.Namespace) -> None:
+    """Where the sweep's HTML report is (``--report``: make it first)."""
+    from twinrun._home import twinrun_home
+    from twinrun.sweeps import sweep_folder
+
+    path = sweep_folder(twinrun_home(args.home), sweep_id) / "report.html"
+    if args.report:
+        from twinrun.cli._report import make_report
+
+        path, _ = make_report([], sweep_id, None, home=args.home, registry=args.registry, resamples=args.resamples)
+    if path.is_file():
+        print(f"report: {path}")
+    else:
+        print(f"report: none yet (twinrun seeds --show {sweep_id[:8]} --report)")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -52,6 +52,10 @@ def build_report(registry: Registry, runs: Sequence[str] = (), *, sweep: str | N
     page.text(f"{len(records)} run(s) from {registry.path}", "meta")
     for line in missing:
         page.text(f"missing: {line}", "missing")
+    experiments = sorted({r.name for r in records})
+    if len(experiments) > 1:
+        page.text(f"These runs come from different experiments ({', '.join(experiments)}): their curves are "
+                  "shown side by side, not compared (twinrun diff says what differs).", "missing")
     if sweep_record is not None:
         _sweep_section(page, registry, sweep_record, records, n_resamples)
     elif len(records) == 2:
@@ -274,7 +278,7 @@ def default_path(home: Path, runs: Sequence[RunRecord], sweep_id: str | None) ->
     from twinrun._home import runs_dir
 
     if sweep_id:
-        from twinrun.sweeps._records import sweep_folder
+        from twinrun.sweeps import sweep_folder
 
         return sweep_folder(home, sweep_id) / "report.html"
     return runs_dir(home) / runs[0].id / "report.html"

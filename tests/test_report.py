@@ -71,7 +71,7 @@ def test_a_sweep_report_shows_seeds_intervals_and_probabilities(sweep, home):
         text = build_report(reg, sweep=sweep.sweep_id).render()
     _self_contained(text)
     for kind in ("scores", "interval-estimates", "paired-intervals", "probability-of-improvement", "curves",
-                 "paired-difference"):
+                 "paired-difference", "ensemble-gain"):
         assert f'data-figure="{kind}"' in text, kind
     assert "band over 3 seeds" in text
     assert "paired across seeds" in text  # the text report of twinrun seeds

@@ -12,6 +12,7 @@ from twinrun.report._build import build_report, default_path
 from twinrun.report._figures import (
     new_axes,
     plot_curves,
+    plot_ensemble_gain,
     plot_interval_estimates,
     plot_paired_difference,
     plot_probability_of_improvement,
@@ -25,6 +26,7 @@ __all__ = [
     "default_path",
     "new_axes",
     "plot_curves",
+    "plot_ensemble_gain",
     "plot_interval_estimates",
     "plot_paired_difference",
     "plot_probability_of_improvement",

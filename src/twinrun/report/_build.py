@@ -242,9 +242,15 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
     scores = {c: s.get("values") or [] for c, s in summary.items()}
     if scores:
         page.figure(fig.plot_scores(scores, xlabel=metric), f"{metric} of each seed (bar: the mean)", "scores")
-        means = {c: _estimate(s.get("intervals", {}).get("mean")) for c, s in summary.items()}
-        page.figure(fig.plot_interval_estimates(means, xlabel=f"mean {metric}"),
-                    f"mean {metric} with its 95% t interval across seeds", "interval-estimates")
+        for stat, how in (("mean", "t interval"), ("median", "exact order-statistic interval"),
+                          ("iqm", "percentile bootstrap interval")):
+            values = {c: _estimate(s.get("intervals", {}).get(stat)) for c, s in summary.items()}
+            if any(math.isfinite(v[0]) for v in values.values()):
+                withheld = all(not math.isfinite(v[1]) for v in values.values())
+                page.figure(fig.plot_interval_estimates(values, xlabel=f"{stat} {metric}"),
+                            f"{stat} {metric} across seeds, " + ("its interval withheld with this few seeds (see "
+                            "'cannot be computed' above)" if withheld else f"with its 95% {how}"),
+                            "interval-estimates")
     comps = block.get("comparisons") or {}
     diffs = {f"{c} - {block.get('reference')}": _estimate(v.get("difference"), key="diff") for c, v in comps.items()}
     if diffs:
@@ -254,6 +260,14 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
     if probs:
         page.figure(fig.plot_probability_of_improvement(probs, reference=str(block.get("reference"))),
                     "P(candidate > reference) over paired seeds, exact interval", "probability-of-improvement")
+    ensembles = {c: e["curve"] for c, e in (block.get("ensemble") or {}).items()
+                 if isinstance(e, Mapping) and e.get("curve")}
+    if ensembles:
+        curves = {c: ([p["k"] for p in v], [p["mean"] for p in v], [p["min"] for p in v], [p["max"] for p in v])
+                  for c, v in ensembles.items()}
+        page.figure(fig.plot_ensemble_gain(curves, ylabel=f"ensemble {metric}"),
+                    f"{metric} of an ensemble of k seeds (averaged probabilities), mean and range over subsets",
+                    "ensemble-gain")
     page.close_grid()
 
 

@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "new_axes",
     "plot_curves",
+    "plot_ensemble_gain",
     "plot_interval_estimates",
     "plot_paired_difference",
     "plot_probability_of_improvement",
@@ -122,6 +123,23 @@ def plot_probability_of_improvement(
     ax = plot_interval_estimates(probabilities, ax=ax, xlabel=f"P(candidate > {reference})")
     ax.axvline(0.5, color="0.4", lw=0.8, ls="--")
     ax.set_xlim(0.0, 1.0)
+    return ax
+
+
+def plot_ensemble_gain(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float], Sequence[float]]], *,
+    ax: Any = None, ylabel: str = "",
+) -> Any:
+    """A seed ensemble's score against how many seeds it averages: ``{name: (k [K], mean [K], min [K], max [K])}``
+    over the subsets of k seeds (the band: their range)."""
+    ax = ax if ax is not None else new_axes()
+    for i, (name, (k, mean, low, high)) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        ax.plot(k, mean, "o-", color=color, lw=1.4, ms=3, label=name)
+        ax.fill_between(k, low, high, color=color, alpha=0.15, lw=0)
+    ax.set_xlabel("seeds in the ensemble")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
     return ax
 
 

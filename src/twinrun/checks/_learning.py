@@ -12,21 +12,27 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from twinrun.checks._context import CheckContext
+from twinrun.checks._floors import (
+    autoencoder,
+    gradient_norm,
+    initial_scale,
+    loss_floor,
+    perfect_prediction_loss,
+    units_of,
+    val_floor,
+)
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult, Status
 from twinrun.checks._schedule import working_lrs
 from twinrun.checks._training import probe_losses, shared_training
 from twinrun.engine import train_step
-from twinrun.engine._outputs import prediction
 from twinrun.stats import paired_t_interval
 
 __all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "loss_floor"]
@@ -38,7 +44,7 @@ SHORT_STEPS = 60
 def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     name = "zero_input_baseline"
     budget = opts["steps"]
-    floor = _val_floor(ctx)  # the gain is measured against what can be gained: zeros' loss minus the floor
+    floor = val_floor(ctx)  # the gain is measured against what can be gained: zeros' loss minus the floor
     while True:
         real = shared_training(ctx, budget)
         zero = shared_training(ctx, budget, zero_inputs=True)
@@ -83,7 +89,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
     details["mean_lr"] = mean_lr
     helps = math.isfinite(diff["low"]) and diff["low"] > 0
-    if not helps and _autoencoder(ctx):
+    if not helps and autoencoder(ctx):
         return CheckResult(name, "warn" if real.losses[-1] < real.losses[0] else "fail", measured, expected,
             explanation + (
             " The targets are the inputs (an autoencoder), yet it reconstructs no better from them than from zeros: "
@@ -101,7 +107,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         return CheckResult(name, "warn", measured, expected, explanation + reason,
             f"if the task is hard this may be fine; else check the inputs reach the model (input_stats) "
             f"or raise --check-option {name}.steps", details=details)
-    scale = _initial_scale(real)
+    scale = initial_scale(real)
     details["initial_output_std"] = scale
     if math.isfinite(scale) and scale > opts["max_initial_std"]:
         return CheckResult(name, "fail", measured, expected, explanation + (
@@ -131,93 +137,7 @@ ZERO_INPUT = Check(
 )
 
 
-def _gradient_norm(ctx: CheckContext) -> float | None:
-    """The gradient norm over every parameter after one backward pass on the first batch (``None``: failed)."""
-    from twinrun.engine._step import candidate_loss
-
-    state = ctx.fresh()
-    x, y = ctx.batch(1)
-    try:
-        with torch.enable_grad(), ctx.mode(state.model, training=True), \
-                ctx.streams.isolated("dropout", 1, devices=[ctx.device]):
-            loss = candidate_loss(state, state.model(x), y)
-            if not loss.requires_grad:
-                return 0.0
-            params = [p for p in state.model.parameters() if p.requires_grad]
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-        return float(sum(float(g.double().pow(2).sum()) for g in grads if g is not None) ** 0.5)
-    except Exception:  # noqa: BLE001 - the measurement is a hint; the verdict stands without it
-        return None
-
-
-def _initial_scale(run: Any) -> float:
-    """The standard deviation of the prediction on the fixed examples before training (huge init: >> 1)."""
-    first = run.snapshots[0] if run.snapshots else None
-    return float(first.double().std()) if first is not None and first.numel() > 1 else math.nan
-
-
-def _autoencoder(ctx: CheckContext) -> bool:
-    x, y = ctx.probe("train", 16)
-    return isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape and bool(torch.equal(x, y))
-
-
-def _val_floor(ctx: CheckContext) -> float:
-    """The loss's floor on the validation probe: known for recognised losses, else estimated (0 when neither)."""
-    def compute() -> float:
-        x, y = ctx.probe("val")
-        state = ctx.fresh()
-        if ctx.loss_kind is not None:
-            return loss_floor(ctx, y, _units_of(state, x))
-        estimate = _perfect_prediction_loss(ctx, state, (x, y))
-        if estimate is None:
-            return 0.0
-        return estimate / len(y) if _sums_over_batch(ctx, state, (x, y)) else estimate
-
-    return float(ctx.cached("val_floor", compute))
-
-
-def _sums_over_batch(ctx: CheckContext, state: Any, batch: tuple[Any, Any]) -> bool:
-    """Whether the loss sums over the examples of a batch (a VAE's ``reduction='sum'``): the per-example losses
-    the checks compare are then one batch value divided by nothing, so a batch-level floor is divided here."""
-    x, y = batch
-    try:
-        with torch.no_grad(), ctx.mode(state.model), ctx.streams.isolated("eval", 0, devices=[ctx.device]):
-            outputs = state.model(x)
-            value = ctx.loss_fn(outputs if state.loss_takes == "outputs" else prediction(outputs, state.output_key), y)
-            per_example = ctx.loss_per_example(outputs if state.loss_takes == "outputs" else
-                                               prediction(outputs, state.output_key), y)
-        return bool(abs(float(value) - float(per_example.sum())) <= 1e-3 * abs(float(value)))
-    except Exception:  # noqa: BLE001 - undecidable: treat as a mean
-        return False
-
-
 # ---------------------------------------------------------------------- 3
-def loss_floor(ctx: CheckContext, targets: Any, units: int) -> float:
-    """The lowest loss reachable on ``targets`` (label smoothing and soft targets keep it above 0)."""
-    kind = ctx.loss_kind
-    smoothing = _label_smoothing(ctx.loss_fn)
-    if not isinstance(targets, torch.Tensor):
-        return 0.0
-    if kind == "cross_entropy":
-        if targets.is_floating_point():
-            t = targets.double().clamp_min(1e-12)
-            return float(-(t * t.log()).sum(1).mean())
-        if smoothing > 0 and units > 1:
-            hi = 1 - smoothing + smoothing / units
-            lo = smoothing / units
-            return float(-(hi * math.log(hi) + (units - 1) * lo * math.log(lo)))
-    if kind in ("bce_logits", "bce") and targets.is_floating_point():
-        t = targets.double().clamp(1e-12, 1 - 1e-12)
-        return float((-(t * t.log() + (1 - t) * (1 - t).log())).mean())
-    return 0.0
-
-
-def _label_smoothing(loss_fn: Any) -> float:
-    if isinstance(loss_fn, functools.partial):
-        return float(loss_fn.keywords.get("label_smoothing", 0.0) or 0.0)
-    return float(getattr(loss_fn, "label_smoothing", 0.0) or 0.0)
-
-
 def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     name = "overfit_batch"
     k = max(1, min(opts["examples"], ctx.settings.batch_size))
@@ -228,11 +148,11 @@ def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
         group["lr"] = lr
     x, y = batch
     start = float(np.mean(probe_losses(ctx, state, batch, 0)))
-    units = _units_of(state, x)
+    units = units_of(state, x)
     floor = loss_floor(ctx, y, units)
     estimated = None
     if ctx.loss_kind is None:
-        estimated = _perfect_prediction_loss(ctx, state, batch)
+        estimated = perfect_prediction_loss(ctx, state, batch)
         floor = estimated if estimated is not None else floor
     tolerance = 0.25 if estimated is not None else 0.2  # an estimated floor is only near what can be reached
     target = floor + opts["target"] * max(start - floor, 0.0)
@@ -317,38 +237,6 @@ def _still_falling(history: list[tuple[int, float]], window: int, by: float, flo
     return fell > by or fell > 0.05 * max(now - floor, 0.0)
 
 
-def _perfect_prediction_loss(ctx: CheckContext, state: Any, batch: tuple[Any, Any]) -> float | None:
-    """The loss when the prediction equals the targets (other outputs as the model gives them): the floor
-    of an unrecognised loss that compares a prediction with targets of its shape; ``None`` elsewhere."""
-    from twinrun.engine._outputs import replace_prediction
-
-    x, y = batch
-    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
-        return None
-    try:
-        with torch.no_grad(), ctx.mode(state.model), ctx.streams.isolated("eval", 0, devices=[ctx.device]):
-            outputs = state.model(x)
-            pred = prediction(outputs, state.output_key)
-            if pred.shape != y.shape:
-                return None
-            perfect = replace_prediction(outputs, y.to(pred.dtype), state.output_key)
-            value = ctx.loss_fn(perfect, y) if state.loss_takes == "outputs" else ctx.loss_fn(y.to(pred.dtype), y)
-        return float(value) if torch.is_tensor(value) and value.numel() == 1 and torch.isfinite(value) else None
-    except Exception:  # noqa: BLE001 - a loss that refuses the substitute: no estimate
-        return None
-
-
-def _units_of(state: Any, x: Any) -> int:
-    with torch.no_grad():
-        was = state.model.training
-        state.model.eval()
-        try:
-            out = prediction(state.model(x), state.output_key)
-        finally:
-            state.model.train(was)
-    return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim >= 2 else 1
-
-
 def _fmt_lrs(lrs: list[float]) -> str:
     unique = sorted(set(lrs))
     return ", ".join(f"{v:.3g}" for v in unique)
@@ -403,7 +291,7 @@ def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
         return CheckResult(name, "pass", measured, expected, explanation + " The network learns.",
                            details=details)
     status: Status = "warn" if (math.isfinite(drop) and drop >= 0.01) or warming else "fail"
-    reach = _gradient_norm(ctx)
+    reach = gradient_norm(ctx)
     details["gradient_norm_at_step_1"] = reach
     if reach == 0.0 and not warming:
         return CheckResult(name, "fail", measured, expected, explanation + (

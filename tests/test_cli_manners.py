@@ -89,3 +89,11 @@ def test_diff_ignores_the_module_an_experiment_file_was_imported_under():
     assert _without_file_module(a) == _without_file_module(b) == "<experiment>:Net"
     assert _without_file_module("torch.optim.adam:Adam") == "torch.optim.adam:Adam"
     assert twinrun  # the package under test
+
+
+def test_statistics_and_the_report_need_no_torch():
+    code = ("import sys\nimport twinrun.stats, twinrun.report, twinrun.registry\n"
+            "print('TORCH', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120,
+                         check=False)
+    assert out.stdout.strip().endswith("False"), out.stdout + out.stderr

@@ -34,6 +34,11 @@ def runs_dir(home: Path) -> Path:
     return home / "runs"
 
 
+def sweeps_dir(home: Path) -> Path:
+    """Where sweeps keep their files: ``<home>/sweeps/<sweep id>/``."""
+    return home / "sweeps"
+
+
 def tensorboard_dir(home: Path) -> Path:
     return home / "tb"
 

@@ -224,10 +224,9 @@ def _show(args: argparse.Namespace) -> int:
 
 def _report_line(sweep_id: str, args: argparse.Namespace) -> None:
     """Where the sweep's HTML report is (``--report``: make it first)."""
-    from twinrun._home import twinrun_home
-    from twinrun.sweeps import sweep_folder
+    from twinrun._home import sweeps_dir, twinrun_home
 
-    path = sweep_folder(twinrun_home(args.home), sweep_id) / "report.html"
+    path = sweeps_dir(twinrun_home(args.home)) / sweep_id / "report.html"
     if args.report:
         from twinrun.cli._report import make_report
 

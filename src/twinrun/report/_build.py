@@ -219,14 +219,17 @@ def _init_and_config(page: Page, r: RunRecord) -> None:
 # ---------------------------------------------------------------------- a sweep
 def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[RunRecord], n_resamples: int) -> None:
     from twinrun.cli._sweep_report import format_sweep
-    from twinrun.sweeps import analyze_sweep
 
     page.heading(f"Across {len(records)} seeds", anchor="sweep")
     finished = [r for r in records if r.status == "finished"]
     if len(finished) < 2:
         page.text(f"Only {len(finished)} finished seed(s): no band, interval or P(A > B) across seeds can be "
                   "drawn yet (twinrun seeds --resume adds seeds).", "missing")
-    analysis = analyze_sweep(sweep.id, registry=registry.path, n_resamples=n_resamples)
+    analysis = sweep.analysis  # stored by twinrun seeds (with its own resamples): nothing to recompute
+    if analysis is None or len(analysis.get("finished") or []) != len(finished):
+        from twinrun.sweeps import analyze_sweep  # imports the engine (torch): only when needed
+
+        analysis = analyze_sweep(sweep.id, registry=registry.path, n_resamples=n_resamples)
     page.pre(format_sweep(analysis))
     per_run = {r.id: registry.metrics(r.id) for r in finished}
     if finished:
@@ -292,7 +295,7 @@ def default_path(home: Path, runs: Sequence[RunRecord], sweep_id: str | None) ->
     from twinrun._home import runs_dir
 
     if sweep_id:
-        from twinrun.sweeps import sweep_folder
+        from twinrun._home import sweeps_dir
 
-        return sweep_folder(home, sweep_id) / "report.html"
+        return sweeps_dir(home) / sweep_id / "report.html"
     return runs_dir(home) / runs[0].id / "report.html"

@@ -30,10 +30,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where outputs are read: statistics alone need none
+    import torch
 
 from twinrun.errors import ConfigError, DataError
 from twinrun.spec._metrics import Metric, check_metric_output
@@ -104,6 +106,8 @@ def _combine_many(shifted: tuple[tuple[np.ndarray, np.ndarray], ...], subsets: n
 
 
 def _to_numpy(value: Any) -> np.ndarray:
+    import torch
+
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
         if value.dtype in (torch.bfloat16, torch.float16):
@@ -131,6 +135,8 @@ def _stack(
     name: str, raw: Any, k: int | None
 ) -> tuple[list[np.ndarray | None], np.dtype | None]:
     """One candidate's per-seed outputs as a list (``None`` for a missing seed) and their dtype."""
+    import torch
+
     if isinstance(raw, (torch.Tensor, np.ndarray)):
         entries: list[Any] = list(raw)
     elif isinstance(raw, Sequence) and not isinstance(raw, str):
@@ -151,6 +157,8 @@ def _stack(
 
 def _evaluate(metric: Metric, outputs: np.ndarray, targets: torch.Tensor) -> float:
     """The metric's mean over examples of ``outputs`` (``[N, ...]``)."""
+    import torch
+
     values = metric(torch.from_numpy(np.ascontiguousarray(outputs)), targets)
     values = check_metric_output(metric.name, values, targets.shape[0])
     return float(values.detach().cpu().double().mean())
@@ -188,6 +196,8 @@ def seed_ensemble(
         against the best single seed), ``curve`` (``[{"k", "mean", "std", "min", "max",
         "gain", "n_subsets", "exact"}]`` for ``k = 1..n_seeds``), ``notes`` and ``reason``.
     """
+    import torch
+
     _check_kind(kind)
     if not isinstance(metric, Metric):
         raise ConfigError(
@@ -219,6 +229,8 @@ def _one_candidate(
     name: str, arrays: list[np.ndarray | None], dtype: np.dtype | None, targets: torch.Tensor,
     labels: list[SeedLabel], kind: str, metric: Metric, n_subsets: int, rng: np.random.Generator,
 ) -> dict[str, Any]:
+    import torch
+
     n_examples = targets.shape[0]
     notes: list[str] = []
     used: list[int] = []
@@ -270,6 +282,7 @@ def _one_candidate(
 
     def scores(subsets: Sequence[Sequence[int]]) -> np.ndarray:
         """The metric of each subset's ensemble: one batched combine and one metric call for all."""
+
         combined = _combine_many(shifted, np.asarray(subsets), kind).astype(cast)
         n = targets.shape[0]
         flat = combined.reshape(len(subsets) * n, *combined.shape[2:])

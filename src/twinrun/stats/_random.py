@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from twinrun.errors import ConfigError
-from twinrun.rng import derive_seed
 
 __all__ = ["Seed", "as_generator", "base_seed", "stream"]
 
@@ -46,4 +45,8 @@ def base_seed(seed: Seed) -> int:
 
 def stream(base: int, *keys: str | int) -> np.random.Generator:
     """The generator named ``keys`` under ``base`` (see :func:`twinrun.rng.derive_seed`)."""
+    from twinrun.rng import (
+        derive_seed,  # the rng package imports torch; statistics need it only here
+    )
+
     return np.random.default_rng(derive_seed(base, *keys))

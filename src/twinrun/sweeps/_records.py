@@ -26,7 +26,9 @@ __all__ = ["SeedRecord", "collect_seeds", "sweep_folder", "write_analysis_file"]
 
 
 def sweep_folder(home: Path, sweep_id: str) -> Path:
-    return home / "sweeps" / sweep_id
+    from twinrun._home import sweeps_dir
+
+    return sweeps_dir(home) / sweep_id
 
 
 @dataclass

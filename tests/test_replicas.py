@@ -74,3 +74,31 @@ def test_replicas_write_a_tensorboard_folder_per_replica_and_their_mean(monkeypa
         a, b, mean = (scalars(folder / part / cand) for part in ("seed-0", "seed-1", "mean"))
         assert sorted(mean) == list(range(1, 11))
         assert all(abs(mean[s] - (a[s] + b[s]) / 2) < 1e-6 for s in mean)
+
+
+def test_replicas_give_tensorboard_the_paired_difference_with_its_band(monkeypatch, capsys, tmp_path):
+    from scipy import stats
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    args = [a for a in ARGS if a != "--no-tensorboard"]
+    assert main([*args, "--replicas", "3", "--seed", "0"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("curves: tensorboard"))
+    folder = tmp_path / "home" / "tb" / line.split("--logdir ")[1].split()[0].rsplit("/", 1)[1]
+
+    def scalars(path, tag):
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        return dict((e.step, e.value) for e in acc.Scalars(tag)), acc
+
+    seeds = [scalars(folder / f"seed-{s}" / c, "train/loss")[0] for s in range(3) for c in ("small", "dropout")]
+    mean, acc = scalars(folder / "mean" / "dropout", "diff/train_loss")
+    low, _ = scalars(folder / "mean" / "dropout", "diff/train_loss_low")
+    step = 5
+    diffs = [seeds[2 * s + 1][step] - seeds[2 * s][step] for s in range(3)]
+    assert mean[step] == pytest.approx(sum(diffs) / 3, abs=1e-5)
+    expected = stats.t.interval(0.95, 2, loc=sum(diffs) / 3, scale=stats.sem(diffs))[0]
+    assert low[step] == pytest.approx(expected, abs=1e-5)
+    layout = EventAccumulator(str(folder / "mean" / "small"), size_guidance={"tensors": 0})
+    layout.Reload()
+    assert "custom_scalars__config__" in layout.Tags()["tensors"]  # the margin chart: mean and band

@@ -61,3 +61,14 @@ def test_every_candidate_gets_its_paired_difference_and_hparams(toy, tmp_path):
     acc = EventAccumulator(str(logdir / "wide" / "hparams"))
     acc.Reload()
     assert "final/accuracy" in acc.Tags()["scalars"]
+
+
+def test_the_checks_figures_and_verdicts_go_to_tensorboard(toy, tmp_path):
+    report = twinrun.check(toy, "small", only=["prediction_dynamics", "loss_at_init"], logdir=tmp_path / "tb",
+                           registry=False, outdir=tmp_path / "out")
+    acc = EventAccumulator(str(tmp_path / "tb" / "small"), size_guidance={"images": 0, "tensors": 0})
+    acc.Reload()
+    figures = {f"checks/prediction_dynamics/{name}" for name in report["prediction_dynamics"].artifacts}
+    assert figures and figures <= set(acc.Tags()["images"])
+    assert "checks/loss_at_init/text_summary" in acc.Tags()["tensors"]
+    assert report.subject["tensorboard"] == str(tmp_path / "tb")

@@ -61,6 +61,7 @@ def check(
     home: str | Path | None = None,
     progress: bool | None = False,
     registry: RegistryLike = True,
+    logdir: str | Path | None = None,
 ) -> CheckReport:
     """Run the training-recipe checks on one candidate of an experiment.
 
@@ -75,6 +76,8 @@ def check(
         progress: a progress bar on stderr (``None``: only on a terminal).
         registry: where the report is recorded (a run tagged ``check``): ``True`` (default)
             ``<home>/registry.sqlite``, a path or an open ``Registry``; ``False``: nowhere.
+        logdir: a TensorBoard folder for the checks' figures and verdicts (``"default"``:
+            ``<home>/tb/<experiment>-checks-<run>``; ``None``: none).
 
     Returns:
         a :class:`CheckReport`; ``report.failed`` is True when a check failed.
@@ -93,8 +96,9 @@ def check(
     folder = Path(outdir) if outdir is not None else runs_dir(twinrun_home(home)) / run_id / "checks"
     engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
     ctx = CheckContext(engine, name, outdir=folder, overrides=overrides)
+    board = _logdir(logdir, home, exp.name, run_id)
     return produce_report(ctx, selected, validated, progress=progress,
-                          setup_seconds=time.perf_counter() - started, registry=store)
+                          setup_seconds=time.perf_counter() - started, registry=store, logdir=board)
 
 
 def run_checks(
@@ -183,12 +187,28 @@ def run_checks(
                           setup_seconds=time.perf_counter() - started, registry=store)
 
 
+def _logdir(logdir: str | Path | None, home: str | Path | None, experiment: str, run_id: str) -> Path | None:
+    if logdir is None:
+        return None
+    if str(logdir) == "default":
+        from twinrun._home import tensorboard_dir
+
+        return tensorboard_dir(twinrun_home(home)) / f"{experiment}-checks-{run_id[:8]}"
+    return Path(logdir)
+
+
 def produce_report(
     ctx: CheckContext, checks: list[Check], options: Mapping[str, Mapping[str, Any]], *,
     progress: bool | None, setup_seconds: float = 0.0, registry: Registry | None = None,
+    logdir: Path | None = None,
 ) -> CheckReport:
-    """The single place a check report is produced (and saved: ``checks.json`` in the output folder)."""
+    """The single place a check report is produced (and saved: ``checks.json`` in the output folder;
+    with a ``logdir``, the figures and verdicts for TensorBoard)."""
     report = run_suite(ctx, checks, options, progress=progress, setup_seconds=setup_seconds)
+    if logdir is not None:
+        from twinrun.checks._tensorboard import write_check_images
+
+        report.subject["tensorboard"] = str(write_check_images(logdir, report).parent)
     if registry is not None:
         report.subject["registry_run"] = record_report(registry, ctx, report)
     if ctx.outdir is not None:

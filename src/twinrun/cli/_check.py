@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, metavar="N", help="the seed (same as --set seed=N)")
     p.add_argument("--outdir", metavar="DIR", help="folder for figures and checks.json "
                    "(default: <home>/runs/<run id>/checks)")
+    p.add_argument("--logdir", metavar="DIR", help="TensorBoard folder for the checks' figures "
+                   "(default: <home>/tb/<experiment>-checks-<run id>)")
+    p.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard files")
     p.add_argument("--list", action="store_true", help="list every check with its options and exit")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_registry(p)
@@ -90,6 +93,7 @@ def run_check(args: argparse.Namespace) -> int:
         options=options, outdir=args.outdir, home=args.home,
         progress=False if (args.quiet or args.json) else None,
         registry=False if args.no_registry else (args.registry or True),
+        logdir=None if args.no_tensorboard else (args.logdir or "default"),
     )
     if args.json:
         print_json(report.to_dict())
@@ -122,6 +126,8 @@ def format_report(report: CheckReport, width: int = 100) -> str:
         lines.append("figures: " + ", ".join(figures))
     if report.outdir:
         lines.append(f"report: {report.outdir}/checks.json")
+    if s.get("tensorboard"):
+        lines.append(f"figures in TensorBoard: tensorboard --logdir {s['tensorboard']}")
     if s.get("registry_run"):
         lines.append(f"recorded as run {str(s['registry_run'])[:8]} (twinrun show {str(s['registry_run'])[:8]})")
     counts = report.counts

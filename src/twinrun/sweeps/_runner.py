@@ -240,7 +240,7 @@ def run_sweep(
         write_analysis_file(folder, analysis)
         if tensorboard:
             write_mean_curves(reg, sweep_tensorboard_dir(root, plan.name, sweep_id),
-                              {s: records[s].run_id for s in plan.seeds if records[s].done})
+                              {s: records[s].run_id for s in plan.seeds if records[s].done}, reference=plan.reference)
         return SweepResult(
             sweep_id=sweep_id, status=status, plan=plan, seeds=records, ran=sorted(ran, key=lambda o: o.seed),
             skipped=skipped, analysis=analysis, folder=folder, registry=reg_path, execution=execution,

@@ -62,6 +62,7 @@ def test_a_run_report_is_one_self_contained_file_with_the_registrys_numbers(run,
     ref = record.reference
     assert f"{record.candidates[ref].final['accuracy']:.4g}" in text  # the verdict table: the registry's values
     assert "these trained weights on this validation set" in text  # what a one-run verdict may claim
+    assert text.count("<details><summary>resolved config of ") == len(record.candidates)
     path = page.write(tmp_path / "r.html")
     assert path.stat().st_size < 2_000_000
 

@@ -15,6 +15,7 @@ is said where it would have been.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -206,6 +207,9 @@ def _init_and_config(page: Page, r: RunRecord) -> None:
                      for k in sorted(set(base) | set(own)) if base.get(k) != own.get(k)]
         page.heading(f"What each candidate changes against {r.reference}", 3)
         page.table(["candidate", "key", str(r.reference), "candidate"], rows or [["-", "(nothing)", "", ""]])
+        for name, cand in r.candidates.items():
+            page.details(f"resolved config of {name}", json.dumps(cand.config or {}, indent=2, sort_keys=True,
+                                                                 default=str))
     env = r.env or {}
     if env:
         page.heading("Environment", 3)

@@ -51,6 +51,11 @@ class Page:
     def pre(self, text: str) -> None:
         self.parts.append(f"<pre>{html.escape(text)}</pre>")
 
+    def details(self, summary: str, text: str) -> None:
+        """A folded block of preformatted text (a resolved config): one click opens it, no script needed."""
+        self.parts.append(f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre>"
+                          "</details>")
+
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], classes: Sequence[str] = ()) -> None:
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
         body = []

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import TOY
+
+pytestmark = pytest.mark.slow  # every test starts the twinrun command as a process
 
 
 def _twinrun(*args, cwd=None):

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from twinrun.env import capture_environment, diff_environments, git_state, numerics_fingerprint
 
 CAPTURE = "import json; from twinrun.env import capture_environment; print(json.dumps(capture_environment()))"
@@ -28,6 +30,7 @@ def test_capture_has_what_a_run_needs():
     json.dumps(env)  # JSON-ready
 
 
+@pytest.mark.slow  # two child interpreters
 def test_thread_count_difference_is_numerics_relevant():
     a = _capture_in_child(OMP_NUM_THREADS="1")
     b = _capture_in_child(OMP_NUM_THREADS="2")

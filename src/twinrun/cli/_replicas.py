@@ -16,8 +16,8 @@ import sys
 from typing import Any
 
 from twinrun.cli._common import print_json
-from twinrun.cli._sweep_report import format_sweep
 from twinrun.errors import ConfigError
+from twinrun.report import format_sweep
 from twinrun.stats import paired_t_test
 from twinrun.sweeps import SweepInterrupted, SweepResult, run_sweep
 

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
-from twinrun.cli._runs import open_for_reading, when
-from twinrun.cli._sweep_report import format_sweep, format_sweep_list
+from twinrun.cli._runs import open_for_reading
 from twinrun.errors import ConfigError
 from twinrun.registry import RegistryNotFoundError, resolve_registry_path
+from twinrun.report import format_sweep, format_sweep_list, when
 from twinrun.spec import parse_overrides
 
 # literals, so that `twinrun seeds --help` needs no torch (tests/test_cli.py holds them to the library's)

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from twinrun.cli._common import print_json
-from twinrun.cli._sweep_report import format_sweep
 from twinrun.errors import ConfigError
+from twinrun.report import format_sweep
 from twinrun.spec import parse_overrides
 from twinrun.stats import sequential_decision
 from twinrun.sweeps import SweepInterrupted, run_sweep

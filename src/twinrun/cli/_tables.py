@@ -3,45 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the engine imports torch; tables for `twinrun runs` must not
     from twinrun.engine import Difference, TwinResult
 
+from twinrun.report import (  # plain-text tables live with the report
+    format_table,
+    format_wrapped_table,
+)
+
 __all__ = ["format_table", "format_verdict", "format_wrapped_table", "human_bytes", "human_count"]
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()) -> str:
-    """Columns padded to their widest cell; columns listed in ``right`` are right-aligned."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            (c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def format_wrapped_table(headers: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[int | None]) -> str:
-    """A table whose cells wrap (never cut) at ``widths`` characters (``None``: as wide as its longest cell);
-    a row that wraps continues on the next lines, its other cells left blank there."""
-    import textwrap
-
-    wrapped = [[textwrap.wrap(c, w) or [""] if w else [c] for c, w in zip(row, widths)] for row in rows]
-    cols = [max([len(h), *(len(line) for row in wrapped for line in row[i])]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, cols)).rstrip()
-
-    out = [line(headers), line(["-" * w for w in cols])]
-    for row in wrapped:
-        for k in range(max(len(cell) for cell in row)):
-            out.append(line([cell[k] if k < len(cell) else "" for cell in row]))
-    return "\n".join(out)
 
 
 def human_bytes(n: float) -> str:

@@ -26,6 +26,8 @@ import numpy as np
 from twinrun.registry import Registry, RunRecord, UnknownRunError, diff_runs
 from twinrun.report import _figures as fig
 from twinrun.report._page import Page
+from twinrun.report._sweep_text import format_sweep
+from twinrun.report._text import format_diff, format_show
 
 __all__ = ["build_report"]
 
@@ -68,8 +70,6 @@ def build_report(registry: Registry, runs: Sequence[str] = (), *, sweep: str | N
 
 # ---------------------------------------------------------------------- one run
 def _run_section(page: Page, registry: Registry, r: RunRecord, *, detail: bool) -> None:
-    from twinrun.cli._runs import format_show
-
     page.heading(f"run {r.id[:8]} · {r.name} · {r.status}" + ("" if detail else " (the first seed)"),
                  anchor=f"run-{r.id[:8]}")
     if r.status != "finished":
@@ -222,8 +222,6 @@ def _init_and_config(page: Page, r: RunRecord) -> None:
 
 # ---------------------------------------------------------------------- a sweep
 def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[RunRecord], n_resamples: int) -> None:
-    from twinrun.cli._sweep_report import format_sweep
-
     page.heading(f"Across {len(records)} seeds", anchor="sweep")
     finished = [r for r in records if r.status == "finished"]
     if len(finished) < 2:
@@ -287,8 +285,6 @@ def _estimate(d: Mapping[str, Any] | None, key: str = "estimate") -> tuple[float
 
 
 def _diff_section(page: Page, registry: Registry, a: RunRecord, b: RunRecord) -> None:
-    from twinrun.cli._runs import format_diff
-
     page.heading(f"diff {a.id[:8]} → {b.id[:8]}", anchor="diff")
     d = diff_runs(a, b, registry.metrics(a.id), registry.metrics(b.id))
     page.pre(format_diff(d))

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from twinrun.cli._tables import format_table
+from twinrun.report._text import format_table
 
 __all__ = ["format_sweep", "format_sweep_list"]
 

@@ -146,3 +146,38 @@ def test_a_scheduler_factory_takes_the_runs_steps(scheduler):
         result = twinrun.check(exp, overrides={"steps": steps}, registry=False, only=["lr_schedule"])["lr_schedule"]
         assert result.status == "pass", (steps, result.measured, result.explanation)
         assert f"at update {steps}" in result.measured
+
+
+def test_an_unrecognised_summed_losss_floor_is_per_example():
+    """The VAE's summed BCE + KL: the estimated floor is the BCE of a perfect reconstruction of the memorised
+    examples (the targets' own entropy) per example, plus the small KL at initialisation; summed over the batch
+    it would be 8x larger than the per-example losses measured, and the check would pass at once."""
+    import sys
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).parents[1] / "corpus"))
+    from models import vae
+
+    pieces = vae()
+    result = twinrun.run_checks(**pieces, registry=False, only=["overfit_batch"])["overfit_batch"]
+    x = pieces["train"][0]
+    floor = result.details["floor"]
+    assert result.details["floor_estimated"]
+    assert floor < result.details["loss_start"] / 2
+    assert result.details["ran"] > 100  # it had to train: the floor was not reached at once
+    entropy = -(x * x.clamp_min(1e-12).log() + (1 - x) * (1 - x).clamp_min(1e-12).log()).sum(1)
+    assert entropy.min() - 1e-3 <= floor <= entropy.max() + 1.0
+
+
+def test_an_autoencoder_that_ignores_its_inputs_is_told_why():
+    """The VAE whose optimizer leaves out the encoder: reconstructions no better from inputs than from zeros, and
+    the message speaks of autoencoders (an average output, posterior collapse), not of shuffled labels."""
+    import sys
+    from pathlib import Path
+
+    sys.path.append(str(Path(__file__).parents[1] / "corpus"))
+    from models import vae
+
+    result = twinrun.run_checks(**vae(bug=True), registry=False, only=["zero_input_baseline"])["zero_input_baseline"]
+    assert result.status in ("warn", "fail"), result.measured
+    assert "autoencoder" in result.explanation and "shuffled separately" not in result.explanation

@@ -59,9 +59,7 @@ def val_floor(ctx: CheckContext) -> float:
         if ctx.loss_kind is not None:
             return loss_floor(ctx, y, units_of(state, x))
         estimate = perfect_prediction_loss(ctx, state, (x, y))
-        if estimate is None:
-            return 0.0
-        return estimate / len(y) if _sums_over_batch(ctx, state, (x, y)) else estimate
+        return 0.0 if estimate is None else estimate
 
     return float(ctx.cached("val_floor", compute))
 
@@ -108,8 +106,10 @@ def _label_smoothing(loss_fn: Any) -> float:
 
 
 def perfect_prediction_loss(ctx: CheckContext, state: Any, batch: tuple[Any, Any]) -> float | None:
-    """The loss when the prediction equals the targets (other outputs as the model gives them): the floor
-    of an unrecognised loss that compares a prediction with targets of its shape; ``None`` elsewhere."""
+    """The loss per example when the prediction equals the targets (other outputs as the model gives them):
+    the floor of an unrecognised loss that compares a prediction with targets of its shape, on the scale of
+    the per-example losses the checks measure (a loss summed over the batch is divided by its size);
+    ``None`` elsewhere."""
     from twinrun.engine._outputs import replace_prediction
 
     x, y = batch
@@ -123,9 +123,11 @@ def perfect_prediction_loss(ctx: CheckContext, state: Any, batch: tuple[Any, Any
                 return None
             perfect = replace_prediction(outputs, y.to(pred.dtype), state.output_key)
             value = ctx.loss_fn(perfect, y) if state.loss_takes == "outputs" else ctx.loss_fn(y.to(pred.dtype), y)
-        return float(value) if torch.is_tensor(value) and value.numel() == 1 and torch.isfinite(value) else None
+        if not (torch.is_tensor(value) and value.numel() == 1 and torch.isfinite(value)):
+            return None
     except Exception:  # noqa: BLE001 - a loss that refuses the substitute: no estimate
         return None
+    return float(value) / len(y) if _sums_over_batch(ctx, state, batch) else float(value)
 
 
 def units_of(state: Any, x: Any) -> int:

@@ -47,8 +47,8 @@ class LayerStats:
 
 
 def _units(out: torch.Tensor) -> torch.Tensor:
-    """``[examples, units]``: channels of a conv map ``[B, C, ...]``, the last dimension otherwise."""
-    if out.ndim >= 3 and out.ndim <= 5 and out.shape[1] > 1 and out.ndim != 3:
+    """``[examples, units]``: channels of a 2-D or 3-D conv map ``[B, C, ...]``, the last dimension otherwise."""
+    if out.ndim in (4, 5):
         return out.transpose(0, 1).reshape(out.shape[1], -1).T
     return out.reshape(-1, out.shape[-1])
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from twinrun.checks._clone import clone_state
-from twinrun.engine import CandidateState, TwinEngine
+from twinrun.engine import CandidateState, StepOutput, TwinEngine, train_step
 from twinrun.engine._data import move_to
 from twinrun.engine._losses import recognise_loss
 from twinrun.engine._outputs import prediction
@@ -147,6 +147,13 @@ class CheckContext:
                 found = None
             self._cache["loss_probe"] = found or (None, None)
         return self._cache["loss_probe"]  # type: ignore[no-any-return]
+
+    def train(self, state: CandidateState, step: int, batch: tuple[Any, Any] | None = None) -> StepOutput:
+        """One update of ``state`` (a copy) as update ``step`` of a run makes it: the run's batch of that step
+        (or ``batch``), that step's dropout stream, the run's gradient clipping."""
+        x, y = self.batch(step) if batch is None else batch
+        with self.streams.isolated("dropout", step, devices=[self.device]):
+            return train_step(state, x, y, metrics={}, grad_clip=self.settings.grad_clip)
 
     # ------------------------------------------------------------------ data
     def batch(self, step: int) -> tuple[Any, Any]:

@@ -34,11 +34,9 @@ NAME = "hash_seed"
 
 
 def _launch(path: str, candidate: str, overrides: Mapping[str, Any], hashseed: int) -> subprocess.Popen[str]:
-    import twinrun
+    from twinrun._pythonpath import this_twinrun_first
 
-    src = str(Path(twinrun.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONHASHSEED": str(hashseed),
-           "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    env = {**this_twinrun_first(os.environ), "PYTHONHASHSEED": str(hashseed)}
     return subprocess.Popen(
         [sys.executable, "-m", "twinrun.checks._hash_worker", path, candidate, json.dumps(dict(overrides))],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -53,7 +51,7 @@ def other_hash_seed() -> int:
     return (int(own) + 1) % 4_294_967_296 if own.isdigit() else 1
 
 
-def start_child(ctx: CheckContext, opts: Mapping[str, Any]) -> subprocess.Popen[str] | None:
+def start_child(ctx: CheckContext) -> subprocess.Popen[str] | None:
     """Launch the child process (once per context): it builds while the other checks run."""
     source = ctx.engine.resolved.source
     if source is None or not Path(source.path).is_file():
@@ -66,7 +64,7 @@ def start_child(ctx: CheckContext, opts: Mapping[str, Any]) -> subprocess.Popen[
 
 
 def _start(ctx: CheckContext, opts: Mapping[str, Any]) -> None:
-    ctx.cached((NAME, "child"), lambda: start_child(ctx, opts))
+    ctx.cached((NAME, "child"), lambda: start_child(ctx))
 
 
 def check_hash_seed(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
@@ -79,7 +77,7 @@ def check_hash_seed(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
             "The data and the model were handed over as objects, so they cannot be rebuilt in another process "
             "under another PYTHONHASHSEED.",
             "run the checks on an experiment file (twinrun check FILE) to test the hash-seed dependence")
-    child = ctx.cached((NAME, "child"), lambda: start_child(ctx, opts))
+    child = ctx.cached((NAME, "child"), lambda: start_child(ctx))
     if child is None:
         return CheckResult(NAME, "skip", "the overrides cannot be handed to another process", "-",
                            "The --set overrides are not JSON values, so a fresh process cannot rebuild the run.", "")

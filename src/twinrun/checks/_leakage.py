@@ -185,15 +185,13 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
     problems: list[tuple[str, str, str]] = []
     chance = dup_train / nt if ctx.next_token else 0.0
     details["chance_rate"] = chance if ctx.next_token else None
-    if ctx.next_token and leaked and _binomial_tail(leaked, nv, chance) > 1e-3:
+    by_chance = bool(ctx.next_token and leaked and _binomial_tail(leaked, nv, chance) > 1e-3)
+    if by_chance:
         explanation += (
             f" In next-token data short contexts recur by chance: {chance:.1%} of the training windows recur "
             f"inside the training set itself, and the {leaked / nv:.1%} of validation windows found in it are in "
             "line with that (a binomial test against that rate), not a sign of a shared source.")
-        leaked_note = None
-    else:
-        leaked_note = leaked
-    if leaked_note:
+    elif leaked:
         problems.append(("fail" if leaked / nv >= opts["max_overlap"] else "warn", (
             f" {leaked} validation example(s) ({leaked / nv:.1%}) also appear in the training set: validation "
             "scores reward memorisation and overstate how the model does on new data. A split made after "

@@ -32,7 +32,6 @@ from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult, Status
 from twinrun.checks._schedule import working_lrs
 from twinrun.checks._training import probe_losses, shared_training
-from twinrun.engine import train_step
 from twinrun.stats import paired_t_interval
 
 __all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "loss_floor"]
@@ -164,8 +163,7 @@ def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
     cap = 4 * opts["steps"]
     window = 5 * opts["check_every"]
     for step in range(1, cap + 1):
-        with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
-            out = train_step(state, x, y, metrics={}, grad_clip=ctx.settings.grad_clip)
+        out = ctx.train(state, step, batch)
         if not out.finite:
             history.append((step, out.loss))
             best = math.nan

@@ -41,47 +41,34 @@ from twinrun.checks._plots import line_plot
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
 from twinrun.checks._schedule import working_lrs
-from twinrun.engine import train_step
 
 __all__ = ["CHECK", "lr_range_test"]
 
 NAME = "lr_range"
 
 
-def lr_range_test(ctx: CheckContext, steps: int, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
-    """Factors of the configured rate and the loss of each step of a range test (NaN after a divergence)."""
+def lr_range_test(ctx: CheckContext, steps: int, low: float, high: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Factors of the configured rate, the loss of each step of a range test, and that loss smoothed (an
+    exponential average, bias-corrected); NaN after a divergence or once the loss climbs steeply."""
     state = dataclasses.replace(ctx.fresh(), scheduler=None)
     base = working_lrs(ctx)
     factors = np.geomspace(low, high, steps)
     losses = np.full(steps, np.nan)
-    best = math.inf
-    smooth = 0.0
+    smooth = np.full(steps, np.nan)
+    average = 0.0
     for i, factor in enumerate(factors):
         for group, lr in zip(state.optimizer.param_groups, base):
             group["lr"] = lr * float(factor)
-        x, y = ctx.batch(i + 1)
-        with ctx.streams.isolated("dropout", i + 1, devices=[ctx.device]):
-            out = train_step(state, x, y, metrics={}, grad_clip=ctx.settings.grad_clip)
+        out = ctx.train(state, i + 1)
         if not out.finite:
             break
         losses[i] = out.loss
-        smooth = 0.9 * smooth + 0.1 * out.loss
-        value = smooth / (1 - 0.9 ** (i + 1))
-        best = min(best, value)
-        if value > 4 * best and i > steps // 4:  # climbing steeply: the rest of the sweep says nothing new
+        average = 0.9 * average + 0.1 * out.loss
+        smooth[i] = average / (1 - 0.9 ** (i + 1))
+        if smooth[i] > 4 * np.nanmin(smooth) and i > steps // 4:  # climbing steeply: the rest says nothing new
             break
-    return factors, losses
-
-
-def _smoothed(losses: np.ndarray) -> np.ndarray:
-    out = np.full_like(losses, np.nan)
-    avg = 0.0
-    for i, v in enumerate(losses):
-        if not math.isfinite(v):
-            break
-        avg = 0.9 * avg + 0.1 * v
-        out[i] = avg / (1 - 0.9 ** (i + 1))
-    return out
+    return factors, losses, smooth
 
 
 def horizon_losses(ctx: CheckContext, factors: tuple[float, ...], steps: int) -> dict[float, float]:
@@ -97,9 +84,7 @@ def horizon_losses(ctx: CheckContext, factors: tuple[float, ...], steps: int) ->
             group["lr"] = lr * factor
         seen: list[float] = []
         for step in range(1, steps + 1):
-            x, y = ctx.batch(step)
-            with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
-                result = train_step(state, x, y, metrics={}, grad_clip=ctx.settings.grad_clip)
+            result = ctx.train(state, step)
             if not result.finite:
                 seen = []
                 break
@@ -115,8 +100,7 @@ def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
         return CheckResult(NAME, "skip", "no positive learning rate", "-",
                            "The optimizer has no positive learning rate to scale.", "")
     decades = float(opts["decades"])
-    factors, losses = lr_range_test(ctx, opts["steps"], 10.0**-decades, 10.0**decades)
-    smooth = _smoothed(losses)
+    factors, losses, smooth = lr_range_test(ctx, opts["steps"], 10.0**-decades, 10.0**decades)
     ok = np.isfinite(smooth)
     if ok.sum() < 10:
         return CheckResult(NAME, "skip", "the range test diverged at once", "-",

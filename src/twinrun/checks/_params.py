@@ -22,7 +22,6 @@ from twinrun.checks._context import CheckContext
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
 from twinrun.checks._schedule import working_lrs
-from twinrun.engine import train_step
 
 __all__ = ["CHECK"]
 
@@ -57,9 +56,7 @@ def check_param_updates(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResu
     nonzero: set[str] = set()  # a non-zero gradient at some step
     model.train()
     for step in range(1, steps + 1):
-        inputs, targets = ctx.batch(step)
-        with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
-            out = train_step(state, inputs, targets, metrics={}, grad_clip=ctx.settings.grad_clip)
+        out = ctx.train(state, step)
         if not out.finite:
             return CheckResult(
                 NAME, "fail", f"loss {out.loss} at step {step}", "a finite loss",

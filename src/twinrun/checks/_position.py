@@ -28,7 +28,6 @@ from torch import nn
 from twinrun.checks._context import CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
-from twinrun.engine import train_step
 
 __all__ = ["CHECK"]
 
@@ -112,9 +111,7 @@ def check_position_sensitivity(ctx: CheckContext, opts: Mapping[str, Any]) -> Ch
     trained = 0
     if blind is not None:  # a zero-initialised positional embedding adds nothing yet: train a little, look again
         for step in range(1, opts["train_steps"] + 1):
-            bx, by = ctx.batch(step)
-            with ctx.streams.isolated("dropout", step, devices=[ctx.device]):
-                train_step(state, bx, by, metrics={}, grad_clip=ctx.settings.grad_clip)
+            ctx.train(state, step)
             trained = step
         blind, change = _blindness(model, x, layout, patch or 1, perm, ctx)
     details = {"layout": layout, "positions": n, "patch": patch, "relative_change": change,

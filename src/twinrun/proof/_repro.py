@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from twinrun._home import twinrun_home
+from twinrun._pythonpath import this_twinrun_first
 from twinrun.errors import ConfigError, TwinrunError
 from twinrun.ledger import Divergence, Ledger, compare_ledgers
 from twinrun.proof._dump import tensor_differences
@@ -43,7 +44,6 @@ from twinrun.spec import Experiment, load_experiment, resolve
 __all__ = ["ReproFailed", "repro"]
 
 Progress = Callable[[str], None]
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ReproFailed(TwinrunError):
@@ -87,10 +87,8 @@ class _Runner:
         }
         path = job.folder / "request.json"
         path.write_text(json.dumps(request, indent=2, default=str))
-        env = {**os.environ, **job.side.env}
+        env = this_twinrun_first({**os.environ, **job.side.env})  # both runs import this very twinrun
         env.pop("TWINRUN_CHILD", None)
-        # both runs must import this very twinrun, whatever PYTHONPATH or installs say
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         job.started = time.perf_counter()
         with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
             job.process = subprocess.Popen(

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import signal
-import site
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from twinrun._pythonpath import this_twinrun_first
 from twinrun.sweeps._task import SeedOutcome, SeedTask
 
 __all__ = ["HASH_SEED", "child_env", "describe_exit", "run_seed"]
@@ -39,14 +39,9 @@ _POLL_S = 0.1
 
 def child_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a seed's process: ours, with the hash seed and thread counts fixed."""
-    env = dict(os.environ if base is None else base)
+    env = this_twinrun_first(os.environ if base is None else base)
     env.update(PYTHONHASHSEED=HASH_SEED, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     env.pop("PYTHONSTARTUP", None)
-    src = str(Path(__file__).resolve().parents[2])  # the folder holding this twinrun package
-    installed = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]}
-    path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if src not in installed and src not in path:  # a source checkout: the child imports this twinrun
-        env["PYTHONPATH"] = os.pathsep.join([src, *path])
     return env
 
 

@@ -23,13 +23,14 @@ from scipy import stats as sps
 
 from twinrun.stats import (
     bootstrap_intervals,
+    mean_interval,
     paired_difference,
-    paired_t_interval,
     probability_of_improvement,
 )
 
 SEEDS, RESAMPLES = 10, 2000
-METHODS = ("t", "percentile", "expanded", "bca")
+METHODS = ("t_skew", "t", "percentile", "expanded", "bca")
+BOOTSTRAPS = METHODS[2:]
 
 
 def _lognormal_truth(sigma: float) -> dict[str, float]:
@@ -54,13 +55,14 @@ def candidate_coverage(sweeps: int) -> None:
         for _ in range(sweeps):
             x = draw(rng)
             boot = bootstrap_intervals({"x": x}, n_resamples=RESAMPLES, seed=rng)["x"]
-            t = paired_t_interval(x)
-            hits[("mean", "t")] += t["low"] <= truth["mean"] <= t["high"]
+            t = mean_interval(x)
+            hits[("mean", "t_skew")] += t["low"] <= truth["mean"] <= t["high"]
+            hits[("mean", "t")] += t["t"]["low"] <= truth["mean"] <= t["t"]["high"]
             for stat in truth:
-                for method in METHODS[1:]:
+                for method in BOOTSTRAPS:
                     hits[(stat, method)] += boot[stat][method]["low"] <= truth[stat] <= boot[stat][method]["high"]
         for stat in truth:
-            cells = [f"{hits[(stat, m)] / sweeps:>10.3f}" if (stat == "mean" or m != "t") else f"{'':>10}"
+            cells = [f"{hits[(stat, m)] / sweeps:>10.3f}" if (stat == "mean" or m in BOOTSTRAPS) else f"{'':>10}"
                      for m in METHODS]
             print(f"{name:<10} {stat:<8} " + " ".join(cells))
 
@@ -80,19 +82,23 @@ def difference_coverage(sweeps: int) -> None:
 
 def improvement_coverage(sweeps: int) -> None:
     print(f"\nP(A > B) ({sweeps} sweeps; shared seed effect sd 1, own noise sd 1)")
-    print(f"{'pairing':<9} {'truth':>6} " + " ".join(f"{m:>10}" for m in METHODS[1:]))
+    kinds = ("score", "exact", *BOOTSTRAPS)
+    print(f"{'pairing':<9} {'truth':>6} " + " ".join(f"{m:>10}" for m in kinds))
     for delta in (0.0, 0.5, 1.0):
         truth = {"paired": sps.norm.cdf(delta / math.sqrt(2)), "unpaired": sps.norm.cdf(delta / 2)}
         for pairing in ("paired", "unpaired"):
             rng = np.random.default_rng(9)
-            hits = dict.fromkeys(METHODS[1:], 0)
+            hits = dict.fromkeys(kinds, 0)
             for _ in range(sweeps):
                 shared = rng.normal(size=SEEDS)
                 a, b = delta + shared + rng.normal(size=SEEDS), shared + rng.normal(size=SEEDS)
                 r = probability_of_improvement(a, b, pairing=pairing, n_resamples=RESAMPLES, seed=rng)
                 for m in hits:
-                    hits[m] += r["intervals"][m]["low"] <= truth[pairing] <= r["intervals"][m]["high"]
-            print(f"{pairing:<9} {truth[pairing]:>6.3f} " + " ".join(f"{v / sweeps:>10.3f}" for v in hits.values()))
+                    if m in r["intervals"]:
+                        hits[m] += r["intervals"][m]["low"] <= truth[pairing] <= r["intervals"][m]["high"]
+            print(f"{pairing:<9} {truth[pairing]:>6.3f} " + " ".join(
+                f"{v / sweeps:>10.3f}" if pairing == "paired" or m in BOOTSTRAPS else f"{'':>10}"
+                for m, v in hits.items()))
 
 
 def main() -> None:

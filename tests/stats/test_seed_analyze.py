@@ -53,7 +53,7 @@ def test_result_is_json_safe_and_complete():
     # what plots need: per-seed values, per-seed paired differences, interval endpoints
     assert len(r["summary"]["base"]["values"]) == 10
     assert len(r["comparisons"]["better"]["difference"]["diffs"]) == 10
-    assert set(r["comparisons"]["better"]["difference"]["intervals"]) == {"t", "percentile", "expanded", "bca"}
+    assert set(r["comparisons"]["better"]["difference"]["intervals"]) == {"t_skew", "t", "percentile", "expanded", "bca"}
     assert r["unavailable"] == [] and r["notes"] == []
 
 
@@ -62,10 +62,12 @@ def test_numbers_agree_with_scipy():
     r = analyze_seeds(scores, higher_is_better=True, n_resamples=1000)
     ci = sps.ttest_rel(scores["better"], scores["base"]).confidence_interval()
     diff = r["comparisons"]["better"]["difference"]
-    assert (diff["low"], diff["high"]) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert (diff["t_test"]["low"], diff["t_test"]["high"]) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert diff["low"] <= ci.low and diff["high"] >= ci.high
     one = sps.ttest_1samp(scores["worse"], 0).confidence_interval()
     mean = r["summary"]["worse"]["intervals"]["mean"]
-    assert (mean["low"], mean["high"]) == pytest.approx((one.low, one.high), rel=1e-12)
+    assert (mean["t"]["low"], mean["t"]["high"]) == pytest.approx((one.low, one.high), rel=1e-12)
+    assert mean["low"] <= one.low and mean["high"] >= one.high
     assert r["summary"]["close"]["iqm"] == pytest.approx(sps.trim_mean(scores["close"], 0.25))
 
 

@@ -101,7 +101,8 @@ def format_per_replica(extra: dict[str, Any], analysis: dict[str, Any]) -> str:
             tally = ", ".join(f"{sum(c is k for c in calls)} {word[k]}" for k in (True, False, None)
                               if any(c is k for c in calls))
             lines.append(f"  {name} vs {analysis['reference']} · {metric}: {tally} of {len(calls)} replicas")
-    lines.append("training-loss difference across replicas (mean per-step Δ of each replica, t interval):")
+    lines.append("training-loss difference across replicas (mean per-step Δ of each replica, "
+                 "skew-adjusted t interval):")
     for name, entry in extra.items():
         t = entry["train_loss"]
         if t is None:

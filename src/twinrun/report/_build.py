@@ -247,7 +247,7 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
     scores = {c: s.get("values") or [] for c, s in summary.items()}
     if scores:
         page.figure(fig.plot_scores(scores, xlabel=metric), f"{metric} of each seed (bar: the mean)", "scores")
-        for stat, how in (("mean", "t interval"), ("median", "exact order-statistic interval"),
+        for stat, how in (("mean", "skew-adjusted t interval"), ("median", "exact order-statistic interval"),
                           ("iqm", "percentile bootstrap interval")):
             values = {c: _estimate(s.get("intervals", {}).get(stat)) for c, s in summary.items()}
             if any(math.isfinite(v[0]) for v in values.values()):
@@ -260,11 +260,11 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
     diffs = {f"{c} - {block.get('reference')}": _estimate(v.get("difference"), key="diff") for c, v in comps.items()}
     if diffs:
         page.figure(fig.plot_interval_estimates(diffs, xlabel=f"paired difference in {metric}", zero=True),
-                    "paired difference per seed, mean and 95% t interval", "paired-intervals")
+                    "paired difference per seed, mean and 95% skew-adjusted t interval", "paired-intervals")
     probs = {c: _estimate((v.get("improvement") or {}).get("paired"), key="value") for c, v in comps.items()}
     if probs:
         page.figure(fig.plot_probability_of_improvement(probs, reference=str(block.get("reference"))),
-                    "P(candidate > reference) over paired seeds, exact interval", "probability-of-improvement")
+                    "P(candidate > reference) over paired seeds, score interval", "probability-of-improvement")
     ensembles = {c: e["curve"] for c, e in (block.get("ensemble") or {}).items()
                  if isinstance(e, Mapping) and e.get("curve")}
     if ensembles:

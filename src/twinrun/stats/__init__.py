@@ -4,6 +4,7 @@ Seeds as data (a sweep of ``K`` seeds; every function takes seed-aligned
 ``{candidate: [K]}`` scores, position ``k`` the same seed for every candidate):
 
 * :func:`summarize`, :func:`iqm`: mean, std, median, IQM, min, max, range.
+* :func:`mean_interval`: the t interval of a mean, widened where the seeds are skewed.
 * :func:`bootstrap_ci`, :func:`bootstrap_intervals`: percentile, expanded percentile
   and BCa intervals, vectorised, seeded.
 * :func:`paired_t_test`, :func:`paired_difference`, :func:`pairing_gain`,
@@ -23,7 +24,12 @@ from twinrun.stats._analyze import HEADLINE_INTERVALS, analyze_seeds
 from twinrun.stats._bootstrap import METHODS, bootstrap_ci, bootstrap_intervals
 from twinrun.stats._ensemble import KINDS, ensemble_outputs, seed_ensemble
 from twinrun.stats._improvement import PAIRINGS, probability_of_improvement
-from twinrun.stats._intervals import auto_block_length, block_bootstrap_interval, paired_t_interval
+from twinrun.stats._intervals import (
+    auto_block_length,
+    block_bootstrap_interval,
+    mean_interval,
+    paired_t_interval,
+)
 from twinrun.stats._json import json_safe
 from twinrun.stats._paired import (
     compare_to_reference,
@@ -56,6 +62,7 @@ __all__ = [
     "holm",
     "iqm",
     "json_safe",
+    "mean_interval",
     "paired_difference",
     "paired_t_interval",
     "paired_t_power",

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from twinrun.stats._special import stdtrit
+from twinrun.stats._special import stdtr, stdtrit
 
-__all__ = ["auto_block_length", "block_bootstrap_interval", "paired_t_interval"]
+__all__ = ["auto_block_length", "block_bootstrap_interval", "mean_interval", "paired_t_interval"]
 
 
 def _as_1d(values: Any, name: str) -> np.ndarray:
@@ -44,6 +44,63 @@ def paired_t_interval(diffs: Any, confidence: float = 0.95) -> dict[str, float]:
         return {"mean": mean, "low": mean, "high": mean, "n": n, "se": 0.0}
     half = float(stdtrit(n - 1, 0.5 + confidence / 2)) * se
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "se": se}
+
+
+def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, Any]:
+    """The interval of a mean over seeds: Student's t, widened where the sample is skewed.
+
+    The union of the t interval and Hall's (1992) skewness-corrected interval:
+    the studentised mean ``T`` of a skewed sample is itself skewed, and Hall's
+    monotone cubic ``g(T) = T + k T^2 + k^2 T^3 / 3 + k / 2`` (``k = skewness /
+    (3 sqrt(n))``) makes it close to Student's t again. The union keeps the t
+    interval's coverage where the sample's skewness is noise (heavy tails) and
+    gains the corrected interval's where it is real: a near-ceiling accuracy, 1 -
+    Beta(1, 30), is covered 0.93-0.96 from 5 seeds on, against 0.89-0.92 for t
+    alone (``benchmarks/coverage_small_n.py``). ``p_value`` (two-sided, against
+    0) is the larger of the two tests', so that ``p_value < 1 - confidence``
+    exactly when the interval excludes 0.
+
+    Returns ``mean``, ``low``, ``high``, ``n``, ``se``, ``skewness``, ``p_value``
+    and ``t`` (the plain t interval and p-value, as ``scipy.stats.ttest_1samp``
+    gives them). With fewer than 2 values, or no spread, ``low``/``high`` are the
+    mean (no spread) or NaN and ``p_value`` is NaN.
+
+    >>> r = mean_interval([1.0, 2.0, 3.0])
+    >>> round(r["low"], 3), round(r["high"], 3)
+    (-0.484, 4.484)
+    """
+    t = paired_t_interval(values, confidence)
+    out: dict[str, Any] = {**t, "skewness": math.nan, "p_value": math.nan,
+                           "t": {"low": t["low"], "high": t["high"], "p_value": math.nan}}
+    n, se = int(t["n"]), float(t["se"])
+    if n < 2 or not se > 0.0:
+        return out
+    x = _as_1d(values, "values")
+    x = x[np.isfinite(x)]
+    centered = x - t["mean"]
+    m2 = float(np.mean(centered ** 2))
+    skew = float(np.mean(centered ** 3)) / m2 ** 1.5 if m2 > 0 else 0.0
+    k = skew / (3.0 * math.sqrt(n))
+    q = float(stdtrit(n - 1, 0.5 + confidence / 2))
+
+    def g(z: float) -> float:
+        return z + k * z * z + k * k * z ** 3 / 3.0 + k / 2.0
+
+    def g_inverse(z: float) -> float:
+        if abs(k) < 1e-12:
+            return z
+        return float((np.cbrt(1.0 + 3.0 * k * (z - k / 2.0)) - 1.0) / k)
+
+    def two_sided(z: float) -> float:
+        return float(2.0 * stdtr(n - 1, -abs(z)))
+
+    t0 = t["mean"] / se
+    p_t = two_sided(t0)
+    low = min(t["low"], t["mean"] - se * g_inverse(q))
+    high = max(t["high"], t["mean"] - se * g_inverse(-q))
+    out.update(low=low, high=high, skewness=skew, p_value=max(p_t, two_sided(g(t0))))
+    out["t"]["p_value"] = p_t
+    return out
 
 
 def auto_block_length(series: Any) -> int:

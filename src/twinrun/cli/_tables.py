@@ -78,6 +78,10 @@ def format_verdict(result: TwinResult) -> str:
          "order, dropout): it is not a verdict on the recipe. For that: --replicas 4, or twinrun seeds FILE "
          "--seeds 10."),
     ]
+    tested = [f"{name} " + " ".join(f"{m} {_fmt(v)}" for m, v in cand.test.items())
+              for name, cand in result.candidates.items() if cand.test]
+    if tested:
+        lines.append("test split (evaluated once, at the end; no decision uses it): " + " · ".join(tested))
     groups = []
     for name in result.candidates:
         shared, own = result.init.shared.get(name, []), result.init.own.get(name, [])

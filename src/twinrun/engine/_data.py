@@ -17,10 +17,10 @@ from torch.utils.data import TensorDataset, default_collate
 
 from twinrun.engine._loader import LoaderFeed
 from twinrun.errors import DataError
-from twinrun.rng import RngStreams
+from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
 from twinrun.spec import Factory
 
-__all__ = ["BatchPlan", "SharedData", "as_dataset", "move_to"]
+__all__ = ["BatchPlan", "SharedData", "as_dataset", "load_data", "move_to"]
 
 
 def as_dataset(value: Any, *, split: str, experiment: str) -> Any:
@@ -99,15 +99,19 @@ class BatchPlan:
 
 
 class SharedData:
-    """The training and validation data of a run, shared by all candidates."""
+    """The training, validation and (optional) test data of a run, shared by all candidates.
+
+    The test split is evaluated once, at the end, and never used for any decision.
+    """
 
     def __init__(
         self, train: Any, val: Any, *, batch_size: int, eval_batch_size: int,
         streams: RngStreams, experiment: str, loader: Factory | None = None,
-        reload_train: Callable[[], Any] | None = None,
+        reload_train: Callable[[], Any] | None = None, test: Any = None,
     ) -> None:
         self.train = as_dataset(train, split="train", experiment=experiment)
         self.val = as_dataset(val, split="validation", experiment=experiment)
+        self.test = None if test is None else as_dataset(test, split="test", experiment=experiment)
         if batch_size > len(self.train):
             raise DataError(
                 f"experiment {experiment!r}: batch_size={batch_size} is larger than the training "
@@ -119,6 +123,9 @@ class SharedData:
         self._experiment = experiment
         self._check_item(self.train, "train")
         self._check_item(self.val, "validation")
+        if self.test is not None:
+            self._check_item(self.test, "test")
+            self._check_same_inputs(self.test, "test")
 
         def reload() -> Any:  # the training set as built at the start (its own generators too)
             assert reload_train is not None
@@ -139,6 +146,21 @@ class SharedData:
                 f"{type(item).__name__} of {len(item) if hasattr(item, '__len__') else '?'} items; "
                 "twinrun needs (input, target) pairs",
                 fix="make the dataset's __getitem__ return (input, target)",
+            )
+
+    def _check_same_inputs(self, dataset: Any, split: str) -> None:
+        """A split whose inputs are shaped unlike the training inputs is refused before training."""
+        def shape(ds: Any) -> Any:
+            with self.plan.streams.isolated("data_fetch", 0):
+                x = ds[0][0]
+            return tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+
+        train, other = shape(self.train), shape(dataset)
+        if train != other:
+            raise DataError(
+                f"experiment {self._experiment!r}: a {split} input has shape {other}, a training input {train}",
+                fix=f"make the data factory's {split} split hold inputs like the training split's "
+                    "(the same preprocessing), or return (train, val) only",
             )
 
     def gather(self, dataset: Any, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
@@ -171,11 +193,16 @@ class SharedData:
         if self.feed is not None:
             self.feed.close()
 
-    def val_batches(self) -> Iterator[tuple[Any, Any]]:
-        """Validation batches in a fixed order (the same for every candidate and evaluation)."""
-        n = len(self.val)
+    def val_batches(self, split: str = "val") -> Iterator[tuple[Any, Any]]:
+        """Validation (or ``split="test"``) batches in a fixed order (the same for every candidate and
+        evaluation)."""
+        dataset = self.val if split == "val" else self.test
+        if dataset is None:
+            raise DataError(f"experiment {self._experiment!r} has no {split} split",
+                            fix="return (train, val, test) from the data factory")
+        n = len(dataset)
         for start in range(0, n, self.eval_batch_size):
-            yield self.gather(self.val, range(start, min(n, start + self.eval_batch_size)))
+            yield self.gather(dataset, range(start, min(n, start + self.eval_batch_size)))
 
     def val_targets(self) -> Any:
         targets = [batch[1] for batch in self.val_batches()]
@@ -191,3 +218,38 @@ def batch_size_of(batch: Any) -> int:
         return batch_size_of(next(iter(batch.values())))
     raise DataError(f"cannot tell the batch size of a {type(batch).__name__}")
 
+
+
+def load_data(resolved: Any, streams: RngStreams) -> SharedData:
+    """Call the experiment's data factory and wrap its splits for the run."""
+    settings = resolved.settings
+    loaded = _call_data_factory(resolved)
+    return SharedData(
+        loaded[0], loaded[1], batch_size=settings.batch_size, eval_batch_size=settings.eval_batch_size,
+        streams=streams, experiment=resolved.name, loader=resolved.loader,
+        reload_train=lambda: _call_data_factory(resolved)[0], test=loaded[2] if len(loaded) == 3 else None,
+    )
+
+
+def _call_data_factory(resolved: Any) -> tuple[Any, ...]:
+    data = resolved.data
+    # A constant stream: a random split inside the data factory is the same for every seed.
+    with isolated_global_rng(derive_seed(0, "data")):
+        try:
+            loaded = data.fn(**data.kwargs)
+        except Exception as exc:
+            raise DataError(
+                f"experiment {resolved.name!r}: data factory {data.name} failed: "
+                f"{type(exc).__name__}: {exc}",
+                fix=f"check the data keys: {data.kwargs}",
+            ) from exc
+    if not isinstance(loaded, (tuple, list)) or len(loaded) not in (2, 3):
+        raise DataError(
+            f"experiment {resolved.name!r}: data factory {data.name} returned "
+            f"{type(loaded).__name__}"
+            f"{f' of {len(loaded)} items' if isinstance(loaded, (tuple, list)) else ''}; "
+            "twinrun needs (train, val) or (train, val, test)",
+            fix="return a pair (train_dataset, val_dataset), or a triple with a test split "
+                "that is evaluated once, at the end",
+        )
+    return tuple(loaded)

@@ -27,7 +27,8 @@ import torch
 
 from twinrun._interrupt import StopRequest
 from twinrun.engine._build import CandidateState, build_candidates, per_example_loss
-from twinrun.engine._data import SharedData, move_to
+from twinrun.engine._data import load_data, move_to
+from twinrun.engine._data_facts import coverage_warning, data_facts
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
 from twinrun.engine._evaluate import EvalOutput, evaluate
 from twinrun.engine._events import (
@@ -49,14 +50,12 @@ from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._step import StepOutput
 from twinrun.engine._vectorised import make_executor
 from twinrun.engine._verdict import compare_candidates
-from twinrun.errors import DataError, Interrupted
+from twinrun.errors import Interrupted
 from twinrun.rng import (
     RngStreams,
-    derive_seed,
     determinism_settings,
     deterministic_mode,
     ensure_cublas_workspace_config,
-    isolated_global_rng,
 )
 from twinrun.spec import ResolvedExperiment
 from twinrun.spec._settings import parse_bytes
@@ -96,7 +95,10 @@ class TwinEngine:
         self.bus = EventBus(sinks)
         self.metrics = dict(resolved.metrics)
         self.metric_goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
-        self.data = self._load_data()
+        self.data = load_data(resolved, self.streams)
+        self.data_facts = data_facts(self.data.train, self.data.val, self.data.test,
+                                     order=self.data.plan.order(0), batch_size=self.settings.batch_size)
+        self.test_scores: dict[str, dict[str, float]] = {}
         self.states, self.init = build_candidates(resolved, self.streams, self.device)
         self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}
         self.val_batches = list(self.data.val_batches())
@@ -115,35 +117,6 @@ class TwinEngine:
         self.execution: dict[str, str] = {}  # set by a driver that steps this run with others (``_lockstep``)
 
     # ------------------------------------------------------------------ set-up
-    def _load_data(self) -> SharedData:
-        loaded = self._call_data_factory()
-        return SharedData(
-            loaded[0], loaded[1], batch_size=self.settings.batch_size,
-            eval_batch_size=self.settings.eval_batch_size, streams=self.streams,
-            experiment=self.resolved.name, loader=self.resolved.loader,
-            reload_train=lambda: self._call_data_factory()[0],
-        )
-
-    def _call_data_factory(self) -> tuple[Any, Any]:
-        data = self.resolved.data
-        # A constant stream: a random split inside the data factory is the same for every seed.
-        with isolated_global_rng(derive_seed(0, "data")):
-            try:
-                loaded = data.fn(**data.kwargs)
-            except Exception as exc:
-                raise DataError(
-                    f"experiment {self.resolved.name!r}: data factory {data.name} failed: "
-                    f"{type(exc).__name__}: {exc}",
-                    fix=f"check the data keys: {data.kwargs}",
-                ) from exc
-        if not isinstance(loaded, (tuple, list)) or len(loaded) != 2:
-            raise DataError(
-                f"experiment {self.resolved.name!r}: data factory {data.name} returned "
-                f"{type(loaded).__name__}; twinrun needs (train, val)",
-                fix="return a pair: (train_dataset, val_dataset)",
-            )
-        return loaded[0], loaded[1]
-
     def _preflight(self) -> str:
         """Every candidate on 2 training examples before training (see ``_preflight``)."""
         return preflight(self.states, self.data, self.streams, self.device, self.metrics, self.eval_losses,
@@ -201,6 +174,8 @@ class TwinEngine:
                 self.last_eval[s.name].outputs is None for s in self.live
             ):
                 self._evaluate_all(keep_outputs=True)
+            if self.data.test is not None and self.step == self.settings.steps:
+                self._evaluate_test()
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
             self.data.close()
             failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt),
@@ -317,6 +292,17 @@ class TwinEngine:
         self.timing["eval"] += time.perf_counter() - t0
         self.bus.emit(EvalDone(self.run_id, self.step, results))
 
+    def _evaluate_test(self) -> None:
+        """The test split, once, at the end: reported, never used for any decision."""
+        t0 = time.perf_counter()
+        batches = list(self.data.val_batches("test"))
+        for state in self.live:
+            self.test_scores[state.name] = evaluate(
+                state, batches, loss_per_example=self.eval_losses[state.name], metrics=self.metrics,
+                device=self.device, streams=self.streams, step=self.step,
+            ).means()
+        self.timing["test"] = time.perf_counter() - t0
+
     # ------------------------------------------------------------------ result
     def _result(self) -> TwinResult:
         candidates: dict[str, CandidateResult] = {}
@@ -336,6 +322,7 @@ class TwinEngine:
                 n_parameters=state.n_parameters,
                 step_seconds=self.step_seconds[name],
                 config=state.spec.to_config(),
+                test=dict(self.test_scores.get(name, {})),
             )
         comparisons = compare_candidates(
             candidates, self.resolved.reference, self.metric_goals, seed=self.settings.seed
@@ -365,7 +352,9 @@ class TwinEngine:
             memory=memory,
             timing={k: round(v, 6) for k, v in self.timing.items()},
             config=self.resolved.to_config(),
-            warnings=list(self.resolved.warnings),
+            warnings=[*self.resolved.warnings,
+                      *filter(None, [coverage_warning(self.data_facts["epoch"])])],
+            data=self.data_facts,
             reproducibility={"deterministic": self.settings.deterministic, "switches": dict(self.determinism)},
             execution=self.execution_report(),
         )

@@ -88,6 +88,8 @@ class CandidateResult:
     step_seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict, repr=False)
     error: str | None = None
+    #: the means on the test split, evaluated once at the end (empty without one); no decision uses it
+    test: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +97,7 @@ class CandidateResult:
             "diverged_at": self.diverged_at,
             **({"error": self.error} if self.error else {}),
             "final": {k: _num(v) for k, v in self.final.items()},
+            **({"test": {k: _num(v) for k, v in self.test.items()}} if self.test else {}),
             "final_train_loss": _num(_last_finite(self.train_loss)),
             "n_parameters": self.n_parameters,
             "step_seconds": self.step_seconds,
@@ -126,6 +129,8 @@ class TwinResult:
     reproducibility: dict[str, Any] = field(default_factory=dict)
     #: candidate -> how its steps ran: "vectorised with K candidates: a+b+..." or "sequential: <why>"
     execution: dict[str, str] = field(default_factory=dict)
+    #: what the data was: each split's content hash, the first epoch's order, epoch coverage (``_data_facts``)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,6 +151,7 @@ class TwinResult:
             "artifacts": dict(self.artifacts),
             "reproducibility": dict(self.reproducibility),
             "execution": dict(self.execution),
+            "data": dict(self.data),
         }
 
 

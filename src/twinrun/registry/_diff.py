@@ -3,7 +3,8 @@
 Config differences are what a comparison is about; the **comparability verdict**
 asks whether anything *else* could have moved the numbers: a numerics-relevant
 environment difference (library versions, device, thread count, deterministic
-mode, dirty or different code), a changed experiment file, a missing
+mode, dirty or different code), a changed experiment file, different data (a
+split's content hash, or the training order under the same seed), a missing
 environment, or a run that did not finish. Differences that cannot change the
 numbers (host name, unrelated packages...) are listed separately.
 """
@@ -236,6 +237,30 @@ def _group(diffs: list[EnvDifference], numerics: bool) -> list[str]:
     return lines
 
 
+def _data_reasons(a: RunRecord, b: RunRecord) -> list[str]:
+    """What differs in the data two finished runs recorded (``result.data``, see ``engine/_data_facts``)."""
+    da, db = (a.result or {}).get("data") or {}, (b.result or {}).get("data") or {}
+    if not da or not db:
+        return []
+    reasons = []
+    for split in ("train", "val", "test"):
+        fa, fb = da.get(split), db.get(split)
+        if fa is None and fb is None:
+            continue
+        if fa is None or fb is None:
+            which = "a" if fa is None else "b"
+            reasons.append(f"data: run {which} has no {split} split, the other has one")
+        elif fa.get("sha256") != fb.get("sha256"):
+            size = (f"{fa.get('examples')} examples" if fa.get("examples") == fb.get("examples")
+                    else f"{fa.get('examples')} → {fb.get('examples')} examples")
+            reasons.append(f"data: the {split} split's content differs ({size}, sha256 "
+                           f"{str(fa.get('sha256'))[:12]} → {str(fb.get('sha256'))[:12]})")
+    if a.seed == b.seed and da.get("order_sha256") and da.get("order_sha256") != db.get("order_sha256"):
+        reasons.append("data: the training order differs under the same seed "
+                       f"(first epoch sha256 {da['order_sha256'][:12]} → {str(db.get('order_sha256'))[:12]})")
+    return reasons
+
+
 def diff_runs(a: RunRecord, b: RunRecord, metrics_a: Metrics, metrics_b: Metrics) -> RunDiff:
     """Compare two recorded runs (``metrics_*`` from :meth:`Registry.metrics`)."""
     config, only_a, only_b = _config_differences(a, b)
@@ -258,6 +283,7 @@ def diff_runs(a: RunRecord, b: RunRecord, metrics_a: Metrics, metrics_b: Metrics
             f"{b.experiment_sha256[:12]}); changes outside the resolved config (model or data "  # type: ignore[index]
             "code) cannot be ruled out (twinrun diff --source shows them)"
         )
+    reasons += _data_reasons(a, b)
     reasons += _group(env, True)
     verdict = Comparability(not reasons, reasons, _group(env, False))
     return RunDiff(a, b, config, only_a, only_b, metrics, curves, env, source_changed, verdict)

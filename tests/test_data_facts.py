@@ -1,0 +1,133 @@
+"""What a run's data was: split fingerprints, the first epoch's order, epoch coverage, the test split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+import twinrun
+from twinrun.cli import main
+from twinrun.engine._data_facts import HASH_LIMIT, coverage_warning, dataset_fingerprint, epoch_coverage
+from twinrun.errors import DataError
+
+COMMON = {"progress": False, "logdir": None}
+
+
+@pytest.fixture
+def on_disk(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=rng.normal(size=(220, 8)).astype(np.float32), y=rng.integers(0, 3, 220))
+    monkeypatch.setenv("TWINRUN_TEST_DATA", str(path))
+    import on_disk as module
+
+    module.TEST_FORWARDS[0] = 0
+    return path, module
+
+
+def test_fingerprint_follows_content_not_identity():
+    x, y = torch.randn(50, 4), torch.randint(0, 3, (50,))
+    a = dataset_fingerprint(TensorDataset(x, y))
+    assert a == dataset_fingerprint(TensorDataset(x.clone(), y.clone()))
+    assert a["examples"] == 50 and a["complete"] is True
+    y2 = y.clone()
+    y2[17] = (y2[17] + 1) % 3
+    assert dataset_fingerprint(TensorDataset(x, y2))["sha256"] != a["sha256"]  # one label
+    assert dataset_fingerprint(TensorDataset(x[:49], y[:49]))["sha256"] != a["sha256"]  # one example fewer
+    assert dataset_fingerprint(TensorDataset(x.double(), y))["sha256"] != a["sha256"]  # same values, other dtype
+
+
+class Augmented(Dataset):
+    """A dataset of its own whose __getitem__ draws from the global generator (a random transform)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        return torch.full((3,), float(i)) + 0.01 * torch.randn(3), i % 2
+
+
+def test_fingerprint_of_a_random_transform_is_stable_and_leaves_globals_alone():
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    a = dataset_fingerprint(Augmented(30))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(6)  # whatever the process drew before
+    assert dataset_fingerprint(Augmented(30)) == a and a["complete"] is True
+    big = dataset_fingerprint(Augmented(HASH_LIMIT + 10))
+    assert big["complete"] is False and big["hashed"] == HASH_LIMIT and big["examples"] == HASH_LIMIT + 10
+
+
+def test_epoch_coverage_and_its_warning():
+    assert epoch_coverage(100, 64) == {"examples": 100, "used_per_epoch": 64, "share": 0.64, "batch_size": 64}
+    warning = coverage_warning(epoch_coverage(100, 64))
+    assert "each epoch trains on 64 of the 100 training examples (36% left out)" in warning
+    assert "--set batch_size=50 uses every example" in warning
+    assert coverage_warning(epoch_coverage(100, 50)) is None
+    assert coverage_warning(epoch_coverage(1000, 64)) is None  # 40 of 1000 left out: 4 %
+
+
+def test_a_run_records_its_data_and_warns_about_a_short_epoch(on_disk):
+    _, module = on_disk
+    r = twinrun.compare(module.experiment, registry=False, overrides={"batch_size": 64}, **COMMON)
+    data = r.to_dict()["data"]
+    assert set(data) == {"train", "val", "order_sha256", "epoch"}
+    assert data["train"]["examples"] == 100 and data["val"]["examples"] == 60
+    assert data["epoch"]["used_per_epoch"] == 64
+    assert any("each epoch trains on 64 of the 100" in w for w in r.warnings)
+    same = twinrun.compare(module.experiment, registry=False, overrides={"batch_size": 64}, **COMMON)
+    assert same.data == r.data
+    other_seed = twinrun.compare(module.experiment, registry=False, overrides={"batch_size": 64, "seed": 1},
+                                 **COMMON)
+    assert other_seed.data["train"] == r.data["train"] and other_seed.data["order_sha256"] != r.data["order_sha256"]
+    full = twinrun.compare(module.experiment, registry=False, **COMMON)  # batch_size 20 divides 100
+    assert not any("each epoch" in w for w in full.warnings)
+
+
+def test_diff_check_fails_when_the_data_file_changed_under_the_same_config(on_disk, capsys):
+    path, module = on_disk
+    a = twinrun.compare(module.experiment, **COMMON).run_id
+    arrays = dict(np.load(path))
+    arrays["y"][3] = (arrays["y"][3] + 1) % 3  # one training label, edited in place
+    np.savez(path, **arrays)
+    b = twinrun.compare(module.experiment, **COMMON).run_id
+    assert main(["diff", a, b, "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "NOT COMPARABLE" in out and "data: the train split's content differs (100 examples, sha256" in out
+    assert main(["diff", a, b, "--json"]) == 0
+    reasons = json.loads(capsys.readouterr().out)["verdict"]["reasons"]
+    assert [r for r in reasons if r.startswith("data:")] == [next(r for r in reasons if "train split" in r)]
+    c = twinrun.compare(module.experiment, **COMMON).run_id  # the same file again: comparable
+    assert main(["diff", b, c, "--check"]) == 0
+    capsys.readouterr()
+
+
+def test_the_test_split_is_evaluated_once_at_the_end(on_disk):
+    _, module = on_disk
+    r = twinrun.compare(module.experiment, registry=False, overrides={"data.test": True}, **COMMON)
+    # 2 candidates x 2 test batches (60 examples, eval_batch_size 32), once: not at steps 0, 3 or 6
+    assert module.TEST_FORWARDS[0] == 4
+    for cand in r.candidates.values():
+        assert set(cand.test) == {"loss", "accuracy"} and 0 <= cand.test["accuracy"] <= 1
+        assert cand.to_dict()["test"] == pytest.approx(cand.test)
+    assert r.data["test"]["examples"] == 60
+    assert "test" not in r.comparisons["wide"].to_dict()["val"]  # no verdict is drawn on it
+    without = twinrun.compare(module.experiment, registry=False, **COMMON)
+    assert all(not c.test and "test" not in c.to_dict() for c in without.candidates.values())
+    assert [c.final for c in without.candidates.values()] == [c.final for c in r.candidates.values()]
+
+
+def test_bad_splits_are_refused_before_training(on_disk):
+    _, module = on_disk
+    with pytest.raises(DataError, match=r"a test input has shape \(5,\), a training input \(8,\)") as err:
+        twinrun.compare(module.experiment, registry=False, overrides={"data.test": True, "data.test_features": 5},
+                        **COMMON)
+    assert "same preprocessing" in err.value.fix
+    assert module.TEST_FORWARDS[0] == 0

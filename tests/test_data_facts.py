@@ -131,3 +131,35 @@ def test_bad_splits_are_refused_before_training(on_disk):
                         **COMMON)
     assert "same preprocessing" in err.value.fix
     assert module.TEST_FORWARDS[0] == 0
+
+
+def test_test_split_analysis_closed_form():
+    from scipy.stats import spearmanr
+
+    from twinrun.sweeps._analysis import test_split_analysis
+
+    val = {"a": [0.90, 0.92, 0.91, None], "b": [0.80, 0.83, 0.81, 0.82]}
+    test = {"a": [0.89, 0.93, 0.90, 0.95], "b": [0.70, 0.72, 0.71, 0.73]}
+    r = test_split_analysis(val, test)
+    assert r["candidates"]["a"]["seeds"] == 3 and r["candidates"]["a"]["inside"] is True  # 0.9067 in [0.90, 0.92]
+    assert r["candidates"]["b"]["inside"] is False and r["candidates"]["b"]["val_range"] == [0.80, 0.83]
+    pairs = [(0.90, 0.89), (0.92, 0.93), (0.91, 0.90), (0.80, 0.70), (0.83, 0.72), (0.81, 0.71), (0.82, 0.73)]
+    ref = spearmanr(*zip(*pairs))
+    assert r["rank_correlation"]["rho"] == pytest.approx(ref.statistic) and r["rank_correlation"]["n"] == 7
+    assert r["candidates"]["b"]["rank_over_seeds"]["rho"] == pytest.approx(spearmanr(val["b"], test["b"]).statistic)
+    assert test_split_analysis(val, {"a": [None] * 4, "b": [None] * 4}) is None
+
+
+@pytest.mark.slow
+def test_a_sweep_says_whether_validation_predicts_test(on_disk, tmp_path):
+    from twinrun.report import format_sweep
+    from twinrun.sweeps import run_sweep
+
+    _, module = on_disk
+    sweep = run_sweep(module.__file__, seeds=3, backend="inprocess", home=tmp_path / "h", progress=False,
+                      overrides={"data.test": True})
+    test = sweep.analysis["test"]
+    assert test["metric"] == sweep.analysis["metric"] and set(test["candidates"]) == {"small", "wide"}
+    assert test["rank_correlation"]["n"] == 6
+    text = format_sweep(sweep.analysis)
+    assert "test split (" in text and "validation seed range" in text and "rank correlation" in text

@@ -98,6 +98,7 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
         lines += ["", (f"ensemble: the {ens.get('kind')} of the seeds averaged as probabilities "
                        "(values for regression), scored on the shared validation set; gain = "
                        "ensemble − mean single seed, positive is better.")]
+    lines += _test_lines(analysis.get("test"))
     failed = analysis.get("not_finished") or []
     if failed:
         lines += ["", "seeds that did not finish (left out):"]
@@ -119,6 +120,28 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
     lines += ["", (f"stored with sweep {sweep['id'][:8]} in {sweep.get('registry')}; "
                    f"again: twinrun seeds --show {sweep['id'][:8]}")]
     return "\n".join(lines)
+
+
+def _test_lines(test: Mapping[str, Any] | None) -> list[str]:
+    """The test split against validation: inside each candidate's seed range, and rank-correlated?"""
+    if not test:
+        return []
+    metric = test["metric"]
+    lines = ["", f"test split ({metric}; evaluated once per seed, at the end; no decision uses it):"]
+    for c, entry in test["candidates"].items():
+        low, high = entry["val_range"]
+        where = "inside" if entry["inside"] else "OUTSIDE"
+        lines.append(f"  {c}: test mean {_f(entry['test_mean'])} over {entry['seeds']} seed(s), {where} its "
+                     f"validation seed range [{_f(low)}, {_f(high)}]")
+    rank = test["rank_correlation"]
+    if rank.get("rho") is None:
+        lines.append(f"  validation vs test rank correlation: {rank.get('reason')} (there are {rank['n']})")
+    else:
+        lines.append(f"  validation vs test rank correlation over {rank['n']} runs: Spearman {rank['rho']:+.2f} "
+                     f"(p = {rank['p_value']:.2g}): "
+                     + ("the validation set ranks runs as the test set does" if rank["rho"] > 0.5
+                        else "the validation set is a weak guide to test: rankings on it may not carry over"))
+    return lines
 
 
 def format_sweep_list(rows: Sequence[Sequence[str]]) -> str:

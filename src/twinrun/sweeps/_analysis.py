@@ -70,16 +70,51 @@ def metric_bounds(resolved: ResolvedExperiment | None, metric: str) -> tuple[flo
 
 
 def _scores(
-    records: Mapping[int, SeedRecord], seeds: Sequence[int], candidates: Sequence[str], metric: str
+    records: Mapping[int, SeedRecord], seeds: Sequence[int], candidates: Sequence[str], metric: str,
+    split: str = "final",
 ) -> dict[str, list[float | None]]:
     scores: dict[str, list[float | None]] = {c: [] for c in candidates}
     for seed in seeds:
         rec = records[seed]
         cands = (rec.result or {}).get("candidates", {}) if rec.done else {}
         for c in candidates:
-            value = (cands.get(c) or {}).get("final", {}).get(metric)
+            value = (cands.get(c) or {}).get(split, {}).get(metric)
             scores[c].append(None if value is None else float(value))
     return scores
+
+
+def test_split_analysis(val: Mapping[str, Sequence[float | None]],
+                        test: Mapping[str, Sequence[float | None]]) -> dict[str, Any] | None:
+    """Is the validation set predictive of test? ``val``/``test``: ``{candidate: [K]}`` seed-aligned scores.
+
+    Per candidate: its mean test score and whether it lies inside the range of its validation scores
+    over the seeds. Spearman's rank correlation between validation and test over every (candidate,
+    seed) run, and over the seeds of each candidate (with 3 or more seeds). ``None`` without test scores.
+    """
+    from scipy.stats import spearmanr
+
+    pairs = {c: [(v, t) for v, t in zip(val[c], test.get(c, [])) if v is not None and t is not None]
+             for c in val}
+    if not any(pairs.values()):
+        return None
+
+    def rank(points: Sequence[tuple[float, float]]) -> dict[str, Any]:
+        if len(points) < 3 or len({v for v, _ in points}) < 2 or len({t for _, t in points}) < 2:
+            return {"rho": None, "p_value": None, "n": len(points),
+                    "reason": "needs 3 or more runs whose validation and test scores vary"}
+        r = spearmanr([v for v, _ in points], [t for _, t in points])
+        return {"rho": float(r.statistic), "p_value": float(r.pvalue), "n": len(points)}
+
+    candidates = {}
+    for c, points in pairs.items():
+        if not points:
+            continue
+        vals = [v for v, _ in points]
+        mean = sum(t for _, t in points) / len(points)
+        candidates[c] = {"test_mean": mean, "val_range": [min(vals), max(vals)],
+                         "inside": min(vals) <= mean <= max(vals), "seeds": len(points),
+                         "rank_over_seeds": rank(points)}
+    return {"candidates": candidates, "rank_correlation": rank([p for ps in pairs.values() for p in ps])}
 
 
 def _ensemble_inputs(
@@ -173,6 +208,8 @@ def analyze_records(
         )
     if ensemble_state["reason"]:
         unavailable.append(f"seed ensembles: {ensemble_state['reason']}")
+    test = test_split_analysis(_scores(records, seeds, candidates, primary),
+                               _scores(records, seeds, candidates, primary, split="test"))
     return json_safe({
         "seeds": seeds, "k": len(seeds), "finished": finished, "not_finished": not_finished,
         "runs": {str(s): records[s].run_id for s in seeds if records[s].done},
@@ -181,6 +218,7 @@ def analyze_records(
         "confidence": confidence, "n_resamples": n_resamples, "analysis_seed": seed,
         "recommendation": metrics[primary]["recommendation"]["line"],
         "unavailable": unavailable, "notes": notes,
+        **({"test": {"metric": primary, **test}} if test is not None else {}),
     })
 
 

@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
 from twinrun.cli._tables import format_verdict
@@ -26,6 +26,7 @@ examples:
   twinrun compare experiments/widths.py
   twinrun compare widths.py --set steps=500 --set optimizer.lr=1e-3
   twinrun compare widths.py --candidates small,wide --reference small --json
+  twinrun compare widths.py --ladder wide_fast     # small -> small+model.width -> wide_fast
   tensorboard --logdir .twinrun/tb        # every comparison, one folder each
   twinrun compare widths.py --tag baseline   # then: twinrun runs --tag baseline
   twinrun compare widths.py --checkpoint-every 100
@@ -48,6 +49,9 @@ exit status: 0 the run finished (diverged candidates are part of the verdict),
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add_overrides(parser)
     parser.add_argument("--candidates", metavar="A,B", help="run only these candidates (comma-separated)")
+    parser.add_argument("--ladder", metavar="NAME",
+                        help="one change at a time: train the reference, NAME, and the candidates in between "
+                             "(the reference plus NAME's first changed key, then its first two, ...) as twins")
     parser.add_argument("--reference", metavar="NAME", help="compare against this candidate (default: the first)")
     parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (same as --set device=...)")
     parser.add_argument("--seed", type=int, metavar="N", help="the run's seed (same as --set seed=N)")
@@ -164,6 +168,19 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.replicas is not None and (isinstance(args.replicas, bool) or args.replicas < 1):
         raise ConfigError(f"--replicas {args.replicas!r}: the number of replicas must be a whole number >= 1",
                           fix="--replicas 4 (or 1 for a single run)")
+    experiment: Any = args.experiment
+    if args.ladder is not None:
+        from twinrun.spec import ladder
+
+        if candidates:
+            raise ConfigError("--ladder and --candidates both choose the candidates",
+                              fix="give one of them")
+        experiment, candidates = ladder(load_experiment(args.experiment), args.ladder,
+                                        reference=args.reference, overrides=collect_overrides(args))
+        if args.replicas not in (None, 1):
+            raise ConfigError("--ladder with --replicas is not supported yet",
+                              fix="run the ladder's candidates with twinrun seeds, or drop --replicas")
+        args.replicas = 1
     if args.replicas != 1:  # the experiment's own default, and its seed for the replicas
         exp = load_experiment(args.experiment)
         replicas = args.replicas or exp.replicas
@@ -172,7 +189,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
             return run_replicas(args, candidates, replicas, collect_overrides(args), exp.seed)
     try:
-        result = _compare(args, candidates)
+        result = _compare(args, candidates, experiment)
     except Interrupted as exc:
         print_interrupted(exc, args)
         return 130
@@ -188,11 +205,11 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(args: argparse.Namespace, candidates: list[str] | None) -> TwinResult:
+def _compare(args: argparse.Namespace, candidates: list[str] | None, experiment: Any = None) -> TwinResult:
     from twinrun._compare import compare
 
     return compare(
-        args.experiment,
+        args.experiment if experiment is None else experiment,
         candidates=candidates,
         reference=args.reference,
         overrides=collect_overrides(args),

@@ -2,6 +2,7 @@
 
 from twinrun.spec._experiment import Experiment, ExperimentSource, FactoryLike
 from twinrun.spec._factory import ROLES, Factory, factory
+from twinrun.spec._ladder import changed_keys, ladder
 from twinrun.spec._loader import load_experiment
 from twinrun.spec._metrics import Metric, accuracy, mae, mse
 from twinrun.spec._resolve import (
@@ -27,7 +28,9 @@ __all__ = [
     "ResolvedExperiment",
     "Settings",
     "accuracy",
+    "changed_keys",
     "factory",
+    "ladder",
     "load_experiment",
     "mae",
     "mse",

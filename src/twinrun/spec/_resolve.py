@@ -217,6 +217,9 @@ def resolve(
             fix=f"choose one of: {', '.join(selected)}",
         )
     settings = dataclasses.replace(experiment.settings, **settings_changes)
+    from twinrun.spec._ladder import one_change_warnings  # it builds on this module
+
+    warnings += one_change_warnings(selected, ref)
     return ResolvedExperiment(
         name=experiment.name,
         settings=settings,

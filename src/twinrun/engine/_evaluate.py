@@ -41,6 +41,7 @@ def evaluate(
     streams: RngStreams,
     step: int,
     keep_outputs: bool = False,
+    stream: str = "eval",
 ) -> EvalOutput:
     """Evaluate one candidate in eval mode on ``batches``; restores train mode afterwards."""
     model = state.model
@@ -49,7 +50,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), streams.isolated("eval", step, devices=[device]):
+        with torch.no_grad(), streams.isolated(stream, step, devices=[device]):
             for inputs, targets in batches:
                 inputs, targets = move_to(inputs, device), move_to(targets, device)
                 outputs = model(inputs)

@@ -85,10 +85,17 @@ class StepDone(Event):
 
 @dataclass(frozen=True)
 class EvalDone(Event):
-    """Validation after ``step`` updates, on the same batches for every candidate."""
+    """Validation after ``step`` updates, on the same batches for every candidate.
+
+    ``split``: ``"val"`` (the validation set, or its first ``eval_batches`` batches between the
+    full evaluations) or ``"monitor"`` (one validation batch after every step: the ``monitor``
+    setting); ``batches``: how many validation batches the values are over.
+    """
 
     step: int
     results: Mapping[str, Mapping[str, float]]
+    split: str = "val"
+    batches: int | None = None
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,8 @@ class TwinEngine:
                 self._evaluate_all(keep_outputs=self.step == self.settings.steps)
             while self.step < self.settings.steps and self.live:
                 yield from self._train_one_step()
+                if self.settings.monitor and self.live:
+                    self._monitor()
                 if self.step % self.settings.eval_every == 0 or self.step == self.settings.steps:
                     self._evaluate_all(keep_outputs=self.step == self.settings.steps)
                 if self.stop is not None and self.stop.requested and self.step < self.settings.steps:
@@ -276,9 +278,12 @@ class TwinEngine:
     def _evaluate_all(self, *, keep_outputs: bool) -> None:
         t0 = time.perf_counter()
         results: dict[str, dict[str, float]] = {}
+        quick = self.settings.eval_batches
+        full = keep_outputs or quick is None or self.step == self.settings.steps
+        batches = self.val_batches if full else self.val_batches[:quick]
         for state in self.live:
             out = evaluate(
-                state, self.val_batches, loss_per_example=self.eval_losses[state.name],
+                state, batches, loss_per_example=self.eval_losses[state.name],
                 metrics=self.metrics, device=self.device, streams=self.streams,
                 step=self.step, keep_outputs=keep_outputs,
             )
@@ -290,7 +295,17 @@ class TwinEngine:
             history.append((self.step, means))
             results[state.name] = means
         self.timing["eval"] += time.perf_counter() - t0
-        self.bus.emit(EvalDone(self.run_id, self.step, results))
+        self.bus.emit(EvalDone(self.run_id, self.step, results, batches=len(batches)))
+
+    def _monitor(self) -> None:
+        """The ``monitor`` setting: every candidate on one validation batch, the same for all, after a step."""
+        t0 = time.perf_counter()
+        batch = self.val_batches[(self.step - 1) % len(self.val_batches)]
+        results = {s.name: evaluate(s, [batch], loss_per_example=self.eval_losses[s.name], metrics=self.metrics,
+                                    device=self.device, streams=self.streams, step=self.step,
+                                    stream="monitor").means() for s in self.live}
+        self.timing["eval"] += time.perf_counter() - t0
+        self.bus.emit(EvalDone(self.run_id, self.step, results, split="monitor", batches=1))
 
     def _evaluate_test(self) -> None:
         """The test split, once, at the end: reported, never used for any decision."""

@@ -148,8 +148,9 @@ class RegistrySink(Sink):
     def on_eval_done(self, event: EvalDone) -> None:
         for cand, results in event.results.items():
             for metric, value in results.items():
-                self._rows.append((cand, "val", event.step, metric, value))
-        self.flush()
+                self._rows.append((cand, event.split, event.step, metric, value))
+        if event.split == "val":  # monitor rows go with the step's rows
+            self.flush()
 
     def on_candidate_diverged(self, event: CandidateDiverged) -> None:
         self._diverged.append((event.candidate, event.step))

@@ -68,7 +68,7 @@ class ProgressSink(Sink):
             self._bar.write(f"step {event.step}: {event.candidate} diverged (loss={event.value}); the others go on")
 
     def on_eval_done(self, event: EvalDone) -> None:
-        if self._bar is None or not self.log_evals or self._bar.disable or event.step == 0:
+        if self._bar is None or not self.log_evals or self._bar.disable or event.step == 0 or event.split != "val":
             return
         losses = "  ".join(f"{n} {r['loss']:.4g}" for n, r in event.results.items())
         self._bar.write(f"step {event.step}: val loss  {losses}")

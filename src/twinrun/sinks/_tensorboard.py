@@ -80,7 +80,7 @@ class TensorBoardSink(Sink):
         for name, values in event.results.items():
             writer = self._writer(name)
             for metric, value in values.items():
-                writer.add_scalar(f"val/{metric}", value, event.step)
+                writer.add_scalar(f"{event.split}/{metric}", value, event.step)
         base = event.results.get(self._reference or "")
         if base is not None:
             for name, values in event.results.items():
@@ -88,7 +88,8 @@ class TensorBoardSink(Sink):
                     continue
                 for metric, value in values.items():
                     if metric in base:
-                        self._writer(name).add_scalar(f"diff/val_{metric}", value - base[metric], event.step)
+                        self._writer(name).add_scalar(f"diff/{event.split}_{metric}", value - base[metric],
+                                                      event.step)
 
     def on_run_finished(self, event: RunFinished) -> None:
         for name, cand in event.result.candidates.items():

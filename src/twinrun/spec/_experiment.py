@@ -56,7 +56,7 @@ class Experiment:
             examples per step as without it; exact resume replays the data (see
             :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
-        steps, batch_size, eval_every, eval_batch_size, seed, device, grad_clip,
+        steps, batch_size, eval_every, eval_batch_size, eval_batches, monitor, seed, device, grad_clip,
         output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
         memory_budget: shared
             settings, see :class:`~twinrun.spec.Settings`.
@@ -82,6 +82,8 @@ class Experiment:
     batch_size: int = _S.batch_size
     eval_every: int = _S.eval_every
     eval_batch_size: int = _S.eval_batch_size
+    eval_batches: int | None = _S.eval_batches
+    monitor: bool = _S.monitor
     seed: int = _S.seed
     device: str = _S.device
     grad_clip: float | None = _S.grad_clip

@@ -34,6 +34,8 @@ class Settings:
     batch_size: int = 32
     eval_every: int = 50
     eval_batch_size: int = 256
+    eval_batches: int | None = None
+    monitor: bool = False
     seed: int = 0
     device: str = "cpu"
     grad_clip: float | None = None
@@ -60,6 +62,11 @@ SETTING_HELP: dict[str, str] = {
     "batch_size": "training batch size, shared by all candidates",
     "eval_every": "evaluate on the validation set every this many steps (and at the end)",
     "eval_batch_size": "batch size for evaluation",
+    "eval_batches": "evaluate on only the first this many validation batches every eval_every steps (a quick, "
+    "fixed subset, the same for every candidate); the last evaluation, which the verdict uses, is always "
+    "the whole validation set (None: always the whole set)",
+    "monitor": "smooth monitoring: after every training step, evaluate every candidate on one validation "
+    "batch, the same for all of them, rotating through the validation batches (logged as monitor/...)",
     "seed": "the run's seed; every RNG stream (init, data order, augmentation, dropout) derives from it",
     "device": "torch device: cpu, cuda, cuda:1, mps ...",
     "grad_clip": "clip the gradient norm to this value (None: no clipping)",
@@ -140,10 +147,10 @@ def validate_setting(name: str, value: Any) -> None:
                               fix="--set executor=sequential for the exact reference, auto to batch")
     elif name == "memory_budget":
         parse_bytes(value)
-    elif name == "deterministic":
+    elif name in ("deterministic", "monitor"):
         if not isinstance(value, bool):
             raise ConfigError(f"setting {name}={value!r} must be True or False")
-    elif name in ("ledger_every", "checkpoint_every") and value is not None:
+    elif name in ("ledger_every", "checkpoint_every", "eval_batches") and value is not None:
         _positive_int(name, value)
 
 

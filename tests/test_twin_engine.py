@@ -218,7 +218,7 @@ def test_eval_schedule_and_final_outputs(toy):
 def test_per_example_loss_matches_batch_loss(toy):
     result, _ = _train(toy, candidates=["small"])
     engine = TwinEngine(resolve(toy, candidates=["small"]))
-    x, y = engine.val_batches[0]
+    x, y = engine.val.batches[0]
     model = engine.states["small"].model.eval()
     with torch.no_grad():
         out = model(x)

@@ -12,11 +12,12 @@ import torch
 from twinrun.engine._build import CandidateState
 from twinrun.engine._data import move_to
 from twinrun.engine._outputs import loss_input, prediction
+from twinrun.errors import ConfigError
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 from twinrun.spec._metrics import check_metric_output
 
-__all__ = ["EvalOutput", "evaluate"]
+__all__ = ["EvalOutput", "EvalSet", "evaluate"]
 
 
 @dataclass
@@ -42,8 +43,12 @@ def evaluate(
     step: int,
     keep_outputs: bool = False,
     stream: str = "eval",
+    views: Sequence[Sequence[tuple[Any, Any]]] | None = None,
 ) -> EvalOutput:
-    """Evaluate one candidate in eval mode on ``batches``; restores train mode afterwards."""
+    """Evaluate one candidate in eval mode on ``batches``; restores train mode afterwards.
+
+    ``views``: per batch, its test-time augmented passes (``_tta``); the prediction is their mean.
+    """
     model = state.model
     values: dict[str, list[torch.Tensor]] = {"loss": [], **{name: [] for name in metrics}}
     kept: list[torch.Tensor] = []
@@ -51,10 +56,19 @@ def evaluate(
     model.eval()
     try:
         with torch.no_grad(), streams.isolated(stream, step, devices=[device]):
-            for inputs, targets in batches:
+            for index, (inputs, targets) in enumerate(batches):
                 inputs, targets = move_to(inputs, device), move_to(targets, device)
-                outputs = model(inputs)
-                predicted = prediction(outputs, state.output_key)
+                if views is None:
+                    outputs = model(inputs)
+                    predicted = prediction(outputs, state.output_key)
+                else:  # test-time augmentation: the loss and metrics see the mean prediction
+                    raw = [model(move_to(x, device)) for x, _ in views[index]]
+                    outputs = predicted = torch.stack([prediction(r, state.output_key) for r in raw]).mean(dim=0)
+                    if state.loss_takes == "outputs" and not isinstance(raw[0], torch.Tensor):
+                        raise ConfigError(
+                            f"candidate {state.name!r}: eval_augment averages predictions, but its loss takes "
+                            "the model's whole structured output",
+                            fix="drop eval_augment, or give the candidate a loss of the prediction")
                 n = int(targets.shape[0])
                 if state.loss_takes is None:  # evaluated before any step (Twin): decide on these outputs
                     state.loss_takes, batch_loss = loss_input(loss_per_example, outputs, targets, state.output_key)
@@ -69,3 +83,29 @@ def evaluate(
         model.train(was_training)
     per_example = {k: torch.cat(v).numpy().astype(np.float64) for k, v in values.items()}
     return EvalOutput(step=step, per_example=per_example, outputs=torch.cat(kept) if kept else None)
+
+
+@dataclass
+class EvalSet:
+    """A split's batches (and their test-time augmented passes), evaluated alike for every candidate."""
+
+    batches: list[tuple[Any, Any]]
+    views: list[list[tuple[Any, Any]]] | None
+    losses: Mapping[str, Callable[[Any, Any], torch.Tensor]]
+    metrics: Mapping[str, Metric]
+    device: torch.device
+    streams: RngStreams
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def evaluate(self, state: CandidateState, step: int, *, index: Sequence[int] | None = None,
+                 keep_outputs: bool = False, stream: str = "eval") -> EvalOutput:
+        """:func:`evaluate` on the batches ``index`` (default: all)."""
+        chosen = range(len(self.batches)) if index is None else index
+        return evaluate(
+            state, [self.batches[i] for i in chosen],
+            views=None if self.views is None else [self.views[i] for i in chosen],
+            loss_per_example=self.losses[state.name], metrics=self.metrics, device=self.device,
+            streams=self.streams, step=step, keep_outputs=keep_outputs, stream=stream,
+        )

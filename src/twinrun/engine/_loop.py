@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from twinrun._interrupt import StopRequest
-from twinrun.engine._build import CandidateState, build_candidates, per_example_loss
+from twinrun.engine._build import CandidateState, build_callable, build_candidates, per_example_loss
 from twinrun.engine._data import load_data, move_to
 from twinrun.engine._data_facts import coverage_warning, data_facts
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
-from twinrun.engine._evaluate import EvalOutput, evaluate
+from twinrun.engine._evaluate import EvalOutput, EvalSet
 from twinrun.engine._events import (
     BatchPrepared,
     CandidateDiverged,
@@ -48,6 +48,7 @@ from twinrun.engine._preflight import preflight
 from twinrun.engine._result import CandidateResult, TwinResult
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._step import StepOutput
+from twinrun.engine._tta import augment_views
 from twinrun.engine._vectorised import make_executor
 from twinrun.engine._verdict import compare_candidates
 from twinrun.errors import Interrupted
@@ -101,7 +102,7 @@ class TwinEngine:
         self.test_scores: dict[str, dict[str, float]] = {}
         self.states, self.init = build_candidates(resolved, self.streams, self.device)
         self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}
-        self.val_batches = list(self.data.val_batches())
+        self.val = self._eval_set("val")
         self.output_kind = self._preflight()
         self.meter = ActivationMeter() if measure_memory else None
         self._measured = self.meter is None  # measured on the first step trained here (a resumed run too)
@@ -117,6 +118,15 @@ class TwinEngine:
         self.execution: dict[str, str] = {}  # set by a driver that steps this run with others (``_lockstep``)
 
     # ------------------------------------------------------------------ set-up
+    def _eval_set(self, split: str) -> EvalSet:
+        """A split's batches, with their test-time augmented passes (``eval_augment``), made once."""
+        batches = list(self.data.val_batches(split))
+        augment = build_callable(self.resolved.eval_augment, "eval_augment", "(all)")
+        views = None if augment is None else augment_views(
+            augment, batches, passes=self.settings.eval_passes, streams=self.streams, split=split,
+            experiment=self.resolved.name)
+        return EvalSet(batches, views, self.eval_losses, self.metrics, self.device, self.streams)
+
     def _preflight(self) -> str:
         """Every candidate on 2 training examples before training (see ``_preflight``)."""
         return preflight(self.states, self.data, self.streams, self.device, self.metrics, self.eval_losses,
@@ -280,13 +290,9 @@ class TwinEngine:
         results: dict[str, dict[str, float]] = {}
         quick = self.settings.eval_batches
         full = keep_outputs or quick is None or self.step == self.settings.steps
-        batches = self.val_batches if full else self.val_batches[:quick]
+        index = None if full else range(min(quick or 0, len(self.val)))
         for state in self.live:
-            out = evaluate(
-                state, batches, loss_per_example=self.eval_losses[state.name],
-                metrics=self.metrics, device=self.device, streams=self.streams,
-                step=self.step, keep_outputs=keep_outputs,
-            )
+            out = self.val.evaluate(state, self.step, index=index, keep_outputs=keep_outputs)
             self.last_eval[state.name] = out
             means = out.means()
             history = self.eval_history[state.name]
@@ -295,27 +301,22 @@ class TwinEngine:
             history.append((self.step, means))
             results[state.name] = means
         self.timing["eval"] += time.perf_counter() - t0
-        self.bus.emit(EvalDone(self.run_id, self.step, results, batches=len(batches)))
+        self.bus.emit(EvalDone(self.run_id, self.step, results, batches=len(self.val) if index is None else len(index)))
 
     def _monitor(self) -> None:
         """The ``monitor`` setting: every candidate on one validation batch, the same for all, after a step."""
         t0 = time.perf_counter()
-        batch = self.val_batches[(self.step - 1) % len(self.val_batches)]
-        results = {s.name: evaluate(s, [batch], loss_per_example=self.eval_losses[s.name], metrics=self.metrics,
-                                    device=self.device, streams=self.streams, step=self.step,
-                                    stream="monitor").means() for s in self.live}
+        index = [(self.step - 1) % len(self.val)]
+        results = {s.name: self.val.evaluate(s, self.step, index=index, stream="monitor").means() for s in self.live}
         self.timing["eval"] += time.perf_counter() - t0
         self.bus.emit(EvalDone(self.run_id, self.step, results, split="monitor", batches=1))
 
     def _evaluate_test(self) -> None:
         """The test split, once, at the end: reported, never used for any decision."""
         t0 = time.perf_counter()
-        batches = list(self.data.val_batches("test"))
+        test = self._eval_set("test")
         for state in self.live:
-            self.test_scores[state.name] = evaluate(
-                state, batches, loss_per_example=self.eval_losses[state.name], metrics=self.metrics,
-                device=self.device, streams=self.streams, step=self.step,
-            ).means()
+            self.test_scores[state.name] = test.evaluate(state, self.step).means()
         self.timing["test"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ result
@@ -349,7 +350,7 @@ class TwinEngine:
         memory["process_peak_rss_bytes"] = process_peak_rss_bytes()
         if self.device.type == "cuda":
             memory["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
-        targets = [b[1] for b in self.val_batches]
+        targets = [b[1] for b in self.val.batches]
         val_targets = torch.cat(targets) if all(isinstance(t, torch.Tensor) for t in targets) else None
         return TwinResult(
             run_id=self.run_id,

@@ -56,7 +56,8 @@ class Experiment:
             examples per step as without it; exact resume replays the data (see
             :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
-        steps, batch_size, eval_every, eval_batch_size, eval_batches, monitor, seed, device, grad_clip,
+        steps, batch_size, eval_every, eval_batch_size, eval_batches, eval_passes, monitor, seed, device,
+        grad_clip,
         output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
         memory_budget: shared
             settings, see :class:`~twinrun.spec.Settings`.
@@ -76,6 +77,7 @@ class Experiment:
     scheduler: FactoryLike | None = None
     augment: FactoryLike | None = None
     loader: FactoryLike | None = None
+    eval_augment: FactoryLike | None = None
     metrics: Mapping[str, Metric] = field(default_factory=dict)
     description: str = ""
     steps: int = _S.steps
@@ -83,6 +85,7 @@ class Experiment:
     eval_every: int = _S.eval_every
     eval_batch_size: int = _S.eval_batch_size
     eval_batches: int | None = _S.eval_batches
+    eval_passes: int = _S.eval_passes
     monitor: bool = _S.monitor
     seed: int = _S.seed
     device: str = _S.device
@@ -108,7 +111,7 @@ class Experiment:
             if value is None:
                 raise ConfigError(f"{where}: the {role} factory is missing", fix=f"pass {role}=...")
             object.__setattr__(self, role, as_factory(value, role=role, where=where))
-        for role in ("scheduler", "augment", "loader"):
+        for role in ("scheduler", "augment", "loader", "eval_augment"):
             value = getattr(self, role)
             if value is not None:
                 object.__setattr__(self, role, as_factory(value, role=role, where=where))

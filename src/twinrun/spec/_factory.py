@@ -36,11 +36,15 @@ ROLES: dict[str, str] = {
         "a class: cls(**kwargs)(inputs, targets, generator=g); "
         "a function: fn(inputs, targets, *, generator, **kwargs) -> (inputs, targets)"
     ),
+    "eval_augment": (
+        "test-time augmentation, shared by every candidate, called like augment; "
+        "the eval_passes setting says how many passes"
+    ),
 }
 
 # Leading positional parameters twinrun fills in itself, per role, for plain functions.
-_RESERVED_POSITIONAL = {"optimizer": 1, "scheduler": 1, "loss": 2, "augment": 2}
-_RESERVED_NAMES = {"augment": {"generator"}}
+_RESERVED_POSITIONAL = {"optimizer": 1, "scheduler": 1, "loss": 2, "augment": 2, "eval_augment": 2}
+_RESERVED_NAMES = {"augment": {"generator"}, "eval_augment": {"generator"}}
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ def _accepted_keywords(fn: Callable[..., Any], role: str) -> set[str] | None:
     params = list(signature.parameters.values())
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    skip = 0 if inspect.isclass(fn) and role in ("loss", "augment") else _RESERVED_POSITIONAL.get(role, 0)
+    skip = 0 if inspect.isclass(fn) and role in ("loss", "augment", "eval_augment") else _RESERVED_POSITIONAL.get(role, 0)
     reserved = _RESERVED_NAMES.get(role, set()) if not inspect.isclass(fn) else set()
     keys: set[str] = set()
     for index, p in enumerate(params):

@@ -87,6 +87,7 @@ class ResolvedExperiment:
     source: ExperimentSource | None = None
     description: str = ""
     loader: Factory | None = None
+    eval_augment: Factory | None = None
 
     def to_config(self) -> dict[str, Any]:
         """The fully resolved config, JSON-serialisable; saved with every run."""
@@ -95,6 +96,7 @@ class ResolvedExperiment:
             "settings": self.settings.to_config(),
             "data": self.data.to_config(),
             **({"loader": self.loader.to_config()} if self.loader is not None else {}),
+            **({"eval_augment": self.eval_augment.to_config()} if self.eval_augment is not None else {}),
             "metrics": {
                 name: {"fn": jsonable(m.fn), "higher_is_better": m.higher_is_better}
                 for name, m in self.metrics.items()
@@ -148,6 +150,7 @@ def resolve(
     assert isinstance(data, Factory)
     loader = experiment.loader
     assert loader is None or isinstance(loader, Factory)
+    shared: dict[str, Factory | None] = {"loader": loader, "eval_augment": experiment.eval_augment}  # type: ignore[dict-item]
     base: dict[str, Factory | None] = {r: getattr(experiment, r) for r in CANDIDATE_ROLES}
     global_kwargs: dict[str, dict[str, Any]] = {r: {} for r in CANDIDATE_ROLES}
     scoped: dict[str, dict[str, Any]] = {n: {} for n in declared_names}
@@ -172,15 +175,16 @@ def resolve(
             else:
                 _check_key(data, "data", kw, where=f"override {key!r}")
                 data = data.with_kwargs(**{kw: _coerce(data, kw, value, f"override {key!r}")})
-        elif role == "loader":
+        elif role in shared:
+            f = shared[role]
             if not dot:
-                loader = None if value is None else as_factory(value, role="loader", where=f"override {key!r}")
-            elif loader is None:
-                raise ConfigError(f"override {key!r}: experiment {experiment.name!r} has no loader",
-                                  fix="set loader=twinrun.factory(torch.utils.data.DataLoader, ...) first")
+                shared[role] = None if value is None else as_factory(value, role=role, where=f"override {key!r}")
+            elif f is None:
+                raise ConfigError(f"override {key!r}: experiment {experiment.name!r} has no {role}",
+                                  fix=f"set {role}=twinrun.factory(...) on the experiment first")
             else:
-                _check_key(loader, "loader", kw, where=f"override {key!r}")
-                loader = loader.with_kwargs(**{kw: _coerce(loader, kw, value, f"override {key!r}")})
+                _check_key(f, role, kw, where=f"override {key!r}")
+                shared[role] = f.with_kwargs(**{kw: _coerce(f, kw, value, f"override {key!r}")})
         elif role in CANDIDATE_ROLES and not dot:
             base[role] = None if value is None else as_factory(value, role=role, where=f"override {key!r}")
             global_kwargs[role] = {}
@@ -224,7 +228,8 @@ def resolve(
         name=experiment.name,
         settings=settings,
         data=data,
-        loader=loader,
+        loader=shared["loader"],
+        eval_augment=shared["eval_augment"],
         metrics=dict(experiment.metrics),
         candidates=selected,
         declared=declared,
@@ -255,9 +260,9 @@ def _build_candidate(
                     f"{where}: {key} is a setting shared by all candidates",
                     fix=f"set it on the experiment or with --set {key}=...",
                 )
-            if role in ("data", "loader"):
+            if role in ("data", "loader", "eval_augment"):
                 raise ConfigError(
-                    f"{where}: candidates share the data and its loader, so {role} cannot be "
+                    f"{where}: candidates share the data, its loader and the test-time augmentation, so {role} cannot be "
                     "overridden per candidate",
                     fix="compare data variants as an augmentation, or in separate experiments",
                 )
@@ -373,9 +378,9 @@ def _coerce(f: Factory, key: str, value: Any, where: str) -> Any:
 
 def _valid_keys(experiment: Experiment) -> list[str]:
     keys = list(_SETTING_NAMES)
-    for role in ("data", "loader", *CANDIDATE_ROLES):
+    for role in ("data", "loader", "eval_augment", *CANDIDATE_ROLES):
         f = getattr(experiment, role)
-        if role == "loader" and f is None:
+        if role in ("loader", "eval_augment") and f is None:
             continue
         keys.append(role)
         if isinstance(f, Factory):

@@ -35,6 +35,7 @@ class Settings:
     eval_every: int = 50
     eval_batch_size: int = 256
     eval_batches: int | None = None
+    eval_passes: int = 1
     monitor: bool = False
     seed: int = 0
     device: str = "cpu"
@@ -65,6 +66,8 @@ SETTING_HELP: dict[str, str] = {
     "eval_batches": "evaluate on only the first this many validation batches every eval_every steps (a quick, "
     "fixed subset, the same for every candidate); the last evaluation, which the verdict uses, is always "
     "the whole validation set (None: always the whole set)",
+    "eval_passes": "with eval_augment: how many test-time augmented passes of each validation batch every "
+    "candidate is evaluated on (the same passes for all of them; the prediction is their mean)",
     "monitor": "smooth monitoring: after every training step, evaluate every candidate on one validation "
     "batch, the same for all of them, rotating through the validation batches (logged as monitor/...)",
     "seed": "the run's seed; every RNG stream (init, data order, augmentation, dropout) derives from it",
@@ -101,7 +104,7 @@ def _positive_int(name: str, value: Any) -> None:
 
 def validate_setting(name: str, value: Any) -> None:
     """Raise :class:`ConfigError` if ``value`` is not allowed for setting ``name``."""
-    if name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
+    if name in ("steps", "batch_size", "eval_every", "eval_batch_size", "eval_passes"):
         _positive_int(name, value)
     elif name == "seed":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:

@@ -73,7 +73,7 @@ def experiment(n: int, rounds: int, steps: int) -> twinrun.Experiment:
         loss=nn.CrossEntropyLoss,
         augment=twinrun.factory(costly_augment, rounds=rounds),
         candidates={f"c{i}": {"optimizer.lr": 0.01 * (1 + i / 10)} for i in range(n)},
-        steps=steps, batch_size=128, eval_every=steps, seed=0,
+        steps=steps, batch_size=128, eval_every=steps, seed=0, baselines=False,  # the engine alone
     )
 
 

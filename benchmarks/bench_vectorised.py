@@ -159,7 +159,7 @@ def twin(model_fn, n: int, steps: int, rounds: int) -> None:
         loss=nn.CrossEntropyLoss,
         augment=twinrun.factory(costly_augment, rounds=rounds) if rounds else None,
         candidates={f"c{k}": {"optimizer.lr": LRS[k]} for k in range(n)},
-        steps=steps, batch_size=64, eval_every=steps, ledger_every=None,
+        steps=steps, batch_size=64, eval_every=steps, ledger_every=None, baselines=False,  # the engine alone
     )
     TwinEngine(resolve(exp), measure_memory=False).run()
 

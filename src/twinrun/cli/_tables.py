@@ -78,6 +78,7 @@ def format_verdict(result: TwinResult) -> str:
          "order, dropout): it is not a verdict on the recipe. For that: --replicas 4, or twinrun seeds FILE "
          "--seeds 10."),
     ]
+    lines += baseline_lines(result)
     tested = [f"{name} " + " ".join(f"{m} {_fmt(v)}" for m, v in cand.test.items())
               for name, cand in result.candidates.items() if cand.test]
     if tested:
@@ -117,3 +118,30 @@ def format_verdict(result: TwinResult) -> str:
         short = result.artifacts["registry_run"][:8]
         lines.append(f"recorded as run {short}: twinrun show {short} · twinrun diff {short} OTHER")
     return "\n".join(lines)
+
+
+def baseline_lines(result: TwinResult) -> list[str]:
+    """The dumb baselines (same batches, this validation set) and how far above them each candidate is."""
+    b = result.baselines
+    if not b:
+        return []
+    metric = next((m for m in result.metric_goals if m != "loss"), "loss")
+    scores = [f"{base} " + " ".join(f"{m} {_fmt(v)}" for m, v in values.items())
+              for base, values in b.get("scores", {}).items()]
+    declared = [f"{m} {_fmt(v)}" for m, v in b.get("declared", {}).items()]
+    lines = []
+    if scores or declared:
+        lines.append("baselines (trained on the same batches; this validation set): " + " · ".join(
+            scores + ([f"declared: {', '.join(declared)}"] if declared else [])))
+    word = {True: "better", False: "worse", None: "~"}
+    for base in b.get("scores", {}):
+        parts = []
+        for name, against in b.get("above", {}).items():
+            d = against.get(base, {}).get(metric)
+            if d is not None and d.get("diff") is not None and d.get("low") is not None:
+                parts.append(f"{name} {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] {word[d['better']]}")
+        if parts:
+            lines.append(f"  Δ {metric} vs the {base} baseline: " + ", ".join(parts))
+    for base, why in b.get("skipped", {}).items():
+        lines.append(f"  no {base} baseline: {why}")
+    return lines

@@ -20,7 +20,7 @@ from twinrun.errors import DataError
 from twinrun.rng import RngStreams, derive_seed, isolated_global_rng
 from twinrun.spec import Factory
 
-__all__ = ["BatchPlan", "SharedData", "as_dataset", "load_data", "move_to"]
+__all__ = ["BatchPlan", "SharedData", "as_dataset", "augment_once", "load_data", "move_to"]
 
 
 def as_dataset(value: Any, *, split: str, experiment: str) -> Any:
@@ -253,3 +253,25 @@ def _call_data_factory(resolved: Any) -> tuple[Any, ...]:
                 "that is evaluated once, at the end",
         )
     return tuple(loaded)
+
+
+def augment_once(
+    streams: RngStreams, device: torch.device, step: int, raw: tuple[Any, Any], live: Sequence[Any],
+) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
+    """The batch of ``step`` augmented once per distinct augmentation of the ``live`` candidates, from the
+    step's ``augment`` stream; and which candidate uses which (``{candidate: augment_key}``)."""
+    batches: dict[str, tuple[Any, Any]] = {}
+    assignment: dict[str, str] = {}
+    for state in live:
+        key = state.spec.augment_key
+        assignment[state.name] = key
+        if key in batches:
+            continue
+        if state.augment is None:
+            batches[key] = raw
+            continue
+        generator = streams.torch("augment", step, device=device)
+        with streams.isolated("augment", step, devices=[device]):
+            augmented = state.augment(raw[0], raw[1], generator=generator)
+        batches[key] = (augmented[0], augmented[1])
+    return batches, assignment

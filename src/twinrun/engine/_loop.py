@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from twinrun._interrupt import StopRequest
+from twinrun.engine._baselines import Baselines
 from twinrun.engine._build import CandidateState, build_callable, build_candidates, per_example_loss
-from twinrun.engine._data import load_data, move_to
+from twinrun.engine._data import augment_once, load_data, move_to
 from twinrun.engine._data_facts import coverage_warning, data_facts
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
 from twinrun.engine._evaluate import EvalOutput, EvalSet
@@ -50,7 +51,7 @@ from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._step import StepOutput
 from twinrun.engine._tta import augment_views
 from twinrun.engine._vectorised import make_executor
-from twinrun.engine._verdict import compare_candidates
+from twinrun.engine._verdict import baseline_report, compare_candidates
 from twinrun.errors import Interrupted
 from twinrun.rng import (
     RngStreams,
@@ -104,6 +105,12 @@ class TwinEngine:
         self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}
         self.val = self._eval_set("val")
         self.output_kind = self._preflight()
+        ref = self.states[resolved.reference]
+        self.baselines = Baselines(
+            ref, move_to(tuple(t[:2] for t in self.val.batches[0]), self.device), kind=self.output_kind,
+            eval_loss=self.eval_losses[ref.name], streams=self.streams, device=self.device,
+        ) if self.settings.baselines else None
+        self.baseline_evals: dict[str, EvalOutput] = {}
         self.meter = ActivationMeter() if measure_memory else None
         self._measured = self.meter is None  # measured on the first step trained here (a resumed run too)
         self.step = 0
@@ -188,6 +195,8 @@ class TwinEngine:
                 self._evaluate_all(keep_outputs=True)
             if self.data.test is not None and self.step == self.settings.steps:
                 self._evaluate_test()
+            if self.baselines is not None and self.step == self.settings.steps:
+                self.baseline_evals = self.baselines.evaluate(self.val, self.metrics, self.step)
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
             self.data.close()
             failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt),
@@ -228,6 +237,10 @@ class TwinEngine:
         )
         self._measured = True
         outputs = yield StepRequest(self, step, live, batches, context)
+        if self.baselines is not None:  # the reference's batch, augmentation included
+            t3 = time.perf_counter()
+            self.baselines.train(batches.get(assignment.get(self.resolved.reference, ""), raw))
+            self.timing["baselines"] = self.timing.get("baselines", 0.0) + time.perf_counter() - t3
         self.timing["data"] += t1 - t0
         self.timing["augment"] += t2 - t1
         self.timing["train"] += time.perf_counter() - t2
@@ -269,21 +282,7 @@ class TwinEngine:
         self, step: int, raw: tuple[Any, Any], live: Sequence[CandidateState]
     ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
         """Augment the shared batch once per distinct augmentation, from the step's stream."""
-        batches: dict[str, tuple[Any, Any]] = {}
-        assignment: dict[str, str] = {}
-        for state in live:
-            key = state.spec.augment_key
-            assignment[state.name] = key
-            if key in batches:
-                continue
-            if state.augment is None:
-                batches[key] = raw
-                continue
-            generator = self.streams.torch("augment", step, device=self.device)
-            with self.streams.isolated("augment", step, devices=[self.device]):
-                augmented = state.augment(raw[0], raw[1], generator=generator)
-            batches[key] = (augmented[0], augmented[1])
-        return batches, assignment
+        return augment_once(self.streams, self.device, step, raw, live)
 
     def _evaluate_all(self, *, keep_outputs: bool) -> None:
         t0 = time.perf_counter()
@@ -371,6 +370,9 @@ class TwinEngine:
             warnings=[*self.resolved.warnings,
                       *filter(None, [coverage_warning(self.data_facts["epoch"])])],
             data=self.data_facts,
+            baselines=baseline_report(candidates, self.baseline_evals, self.metric_goals,
+                                      {} if self.baselines is None else self.baselines.skipped,
+                                      dict(self.resolved.reference_scores)) if self.settings.baselines else {},
             reproducibility={"deterministic": self.settings.deterministic, "switches": dict(self.determinism)},
             execution=self.execution_report(),
         )

@@ -131,6 +131,8 @@ class TwinResult:
     execution: dict[str, str] = field(default_factory=dict)
     #: what the data was: each split's content hash, the first epoch's order, epoch coverage (``_data_facts``)
     data: dict[str, Any] = field(default_factory=dict)
+    #: the dumb baselines on this validation set and each candidate's distance to them (``_verdict``)
+    baselines: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +154,7 @@ class TwinResult:
             "reproducibility": dict(self.reproducibility),
             "execution": dict(self.execution),
             "data": dict(self.data),
+            "baselines": dict(self.baselines),
         }
 
 

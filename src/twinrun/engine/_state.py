@@ -74,6 +74,7 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
         "candidates": candidates,
         "timing": {k: float(v) for k, v in engine.timing.items()},
         "global_rng": capture_global_rng(),
+        **({"baselines": engine.baselines.state_dict()} if engine.baselines is not None else {}),
     }
 
 
@@ -132,6 +133,8 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
         engine.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
         engine.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]]
         engine.step_seconds[name] = float(saved_state["step_seconds"])
+    if engine.baselines is not None and state.get("baselines") is not None:
+        engine.baselines.load_state_dict(state["baselines"])
     engine.timing.update(state["timing"])
     engine.step = int(state["step"])
     restore_global_rng(state["global_rng"])

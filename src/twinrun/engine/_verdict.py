@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from twinrun.engine._evaluate import EvalOutput
 from twinrun.engine._result import CandidateResult, Comparison, Difference
 from twinrun.stats import paired_t_interval
 
-__all__ = ["ONE_RUN_SCOPE", "ONE_RUN_TRAIN_SCOPE", "compare_candidates"]
+__all__ = ["ONE_RUN_SCOPE", "ONE_RUN_TRAIN_SCOPE", "baseline_report", "compare_candidates"]
 
 #: One run: the interval holds which validation examples were drawn, not training noise.
 ONE_RUN_SCOPE = ("these trained weights on this validation set: the interval holds which validation "
@@ -65,3 +67,33 @@ def compare_candidates(
                                scope=ONE_RUN_TRAIN_SCOPE)
         comparisons[name] = Comparison(name, reference, val, train)
     return comparisons
+
+
+def baseline_report(
+    candidates: Mapping[str, CandidateResult], evals: Mapping[str, EvalOutput], metric_goals: Mapping[str, bool],
+    skipped: Mapping[str, str], declared: Mapping[str, float], confidence: float = 0.95,
+) -> dict[str, Any]:
+    """The baselines' scores and each finished candidate's paired difference to each (``_baselines``).
+
+    ``above[candidate][baseline][metric]``: candidate minus baseline per validation example, with a
+    t interval; its scope is this validation set, as for one run's verdict.
+    """
+    above: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, cand in candidates.items():
+        if cand.status != "finished":
+            continue
+        for base, out in evals.items():
+            for metric, higher in metric_goals.items():
+                if metric not in cand.per_example or metric not in out.per_example:
+                    continue
+                r = paired_t_interval(cand.per_example[metric] - out.per_example[metric], confidence)
+                d = Difference(r["mean"], r["low"], r["high"], int(r["n"]),
+                               f"paired t over validation examples, {name} minus the {base} baseline", higher,
+                               scope=ONE_RUN_SCOPE)
+                above.setdefault(name, {}).setdefault(base, {})[metric] = d.to_dict()
+    return {
+        "scores": {base: out.means() for base, out in evals.items()},
+        "skipped": dict(skipped),
+        "declared": dict(declared),
+        "above": above,
+    }

@@ -56,11 +56,13 @@ class Experiment:
             examples per step as without it; exact resume replays the data (see
             :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
-        steps, batch_size, eval_every, eval_batch_size, eval_batches, eval_passes, monitor, seed, device,
-        grad_clip,
+        steps, batch_size, eval_every, eval_batch_size, eval_batches, eval_passes, monitor, baselines, seed,
+        device, grad_clip,
         output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
         memory_budget: shared
             settings, see :class:`~twinrun.spec.Settings`.
+        reference_scores: declared scores shown beside the baselines (a human level, a paper's
+            number), by metric: ``{"accuracy": 0.98}``.
         replicas: how many replicas ``twinrun compare`` trains by default (``--replicas``):
             replica ``r`` is the run with seed ``seed + r``, shared by every candidate.
         check_options: options of ``twinrun check`` that the experiment cannot express
@@ -87,6 +89,7 @@ class Experiment:
     eval_batches: int | None = _S.eval_batches
     eval_passes: int = _S.eval_passes
     monitor: bool = _S.monitor
+    baselines: bool = _S.baselines
     seed: int = _S.seed
     device: str = _S.device
     grad_clip: float | None = _S.grad_clip
@@ -101,6 +104,7 @@ class Experiment:
     memory_budget: int | str = _S.memory_budget
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     replicas: int = 1
+    reference_scores: Mapping[str, float] = field(default_factory=dict)
     source: ExperimentSource | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +122,14 @@ class Experiment:
         self._check_candidates(where)
         self._check_metrics(where)
         self._check_check_options(where)
+        known = {"loss", *self.metrics}
+        for key, value in dict(self.reference_scores).items():
+            if key not in known or isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(
+                    f"{where}: reference_scores[{key!r}] = {value!r}: a declared score is a number for loss "
+                    "or one of the metrics",
+                    fix=f"e.g. reference_scores={{'{next(iter(self.metrics), 'loss')}': 0.98}}; metrics: "
+                        f"{', '.join(sorted(known))}")
         if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) or self.replicas < 1:
             raise ConfigError(f"{where}: replicas={self.replicas!r} must be a whole number >= 1",
                               fix="replicas=4 (or 1 for a single run)")

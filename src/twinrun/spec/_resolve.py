@@ -88,6 +88,7 @@ class ResolvedExperiment:
     description: str = ""
     loader: Factory | None = None
     eval_augment: Factory | None = None
+    reference_scores: Mapping[str, float] = field(default_factory=dict)
 
     def to_config(self) -> dict[str, Any]:
         """The fully resolved config, JSON-serialisable; saved with every run."""
@@ -230,6 +231,7 @@ def resolve(
         data=data,
         loader=shared["loader"],
         eval_augment=shared["eval_augment"],
+        reference_scores=dict(experiment.reference_scores),
         metrics=dict(experiment.metrics),
         candidates=selected,
         declared=declared,

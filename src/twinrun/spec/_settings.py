@@ -37,6 +37,7 @@ class Settings:
     eval_batches: int | None = None
     eval_passes: int = 1
     monitor: bool = False
+    baselines: bool = True
     seed: int = 0
     device: str = "cpu"
     grad_clip: float | None = None
@@ -68,6 +69,8 @@ SETTING_HELP: dict[str, str] = {
     "the whole validation set (None: always the whole set)",
     "eval_passes": "with eval_augment: how many test-time augmented passes of each validation batch every "
     "candidate is evaluated on (the same passes for all of them; the prediction is their mean)",
+    "baselines": "train the dumb baselines beside the candidates on the same batches (the best constant "
+    "prediction and a linear model of the inputs) and say how far above them each candidate is",
     "monitor": "smooth monitoring: after every training step, evaluate every candidate on one validation "
     "batch, the same for all of them, rotating through the validation batches (logged as monitor/...)",
     "seed": "the run's seed; every RNG stream (init, data order, augmentation, dropout) derives from it",
@@ -150,7 +153,7 @@ def validate_setting(name: str, value: Any) -> None:
                               fix="--set executor=sequential for the exact reference, auto to batch")
     elif name == "memory_budget":
         parse_bytes(value)
-    elif name in ("deterministic", "monitor"):
+    elif name in ("deterministic", "monitor", "baselines"):
         if not isinstance(value, bool):
             raise ConfigError(f"setting {name}={value!r} must be True or False")
     elif name in ("ledger_every", "checkpoint_every", "eval_batches") and value is not None:

@@ -163,3 +163,31 @@ def test_a_sweep_says_whether_validation_predicts_test(on_disk, tmp_path):
     assert test["rank_correlation"]["n"] == 6
     text = format_sweep(sweep.analysis)
     assert "test split (" in text and "validation seed range" in text and "rank correlation" in text
+
+
+class OwnsGenerator(Dataset):
+    """Data in attributes and a generator of its own that __getitem__ draws from (the loader idiom)."""
+
+    def __init__(self, y: list[int]) -> None:
+        self.x = torch.arange(len(y) * 2, dtype=torch.float32).reshape(len(y), 2)
+        self.y = y
+        self.rng = np.random.default_rng(0)
+        self.transform = lambda v: v
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return self.x[i] + float(self.rng.normal()), self.y[i]
+
+
+def test_fingerprint_never_advances_a_generator_the_dataset_owns():
+    data = OwnsGenerator([0, 1, 2, 1])
+    before = data.rng.bit_generator.state
+    a = dataset_fingerprint(data)
+    assert data.rng.bit_generator.state == before and a["from"] == "attributes"
+    assert dataset_fingerprint(OwnsGenerator([0, 1, 2, 1])) == a
+    assert dataset_fingerprint(OwnsGenerator([0, 1, 2, 2]))["sha256"] != a["sha256"]  # one label
+    subset = torch.utils.data.Subset(OwnsGenerator([0, 1, 2, 1]), [0, 2])
+    assert dataset_fingerprint(subset)["sha256"] != dataset_fingerprint(
+        torch.utils.data.Subset(OwnsGenerator([0, 1, 2, 1]), [0, 3]))["sha256"]  # other members

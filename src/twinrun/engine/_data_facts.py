@@ -5,13 +5,17 @@ says the code is the same, not that the files it read are: a dataset re-exported
 re-split or cleaned in place changes the numbers without changing a line. So every
 run records, in ``result.data``:
 
-* for each split, ``examples`` and ``sha256``: a hash of every example's content
-  (tensors and arrays by dtype, shape and bytes; numbers and strings by value), in
-  index order, so it changes when one example, its label or the split's membership
-  does. A ``TensorDataset`` is hashed whole. A dataset of its own is read example by
-  example (inside one isolated, constant stream, so a random transform draws the same values
-  every time, whatever the run's seed); above :data:`HASH_LIMIT` examples, an evenly spaced sample of that
-  many is hashed and ``complete`` is False;
+* for each split, ``examples`` and ``sha256``: a hash of its content (tensors and
+  arrays by dtype, shape and bytes; numbers and strings by value), so it changes
+  when one example, its label or the split's membership does. A ``TensorDataset``
+  is hashed whole; a dataset of its own by what its attributes store (``data``,
+  ``targets``, a list of file paths and labels, a ``Subset``'s indices and its
+  dataset's data), without calling ``__getitem__``, so a generator it owns is not
+  advanced (for files, their paths are hashed, not their bytes). One that stores
+  nothing of the kind is read example by example from a copy (inside one isolated,
+  constant stream, so a random transform draws the same values every time); above
+  :data:`HASH_LIMIT` examples, an evenly spaced sample of that many is hashed and
+  ``complete`` is False;
 * ``order_sha256``: the permutation of the first epoch (a function of the seed);
 * ``epoch``: how many training examples an epoch uses. twinrun's batches all have
   the same size, so the last ``size % batch_size`` examples of each epoch's
@@ -23,7 +27,9 @@ run records, in ``result.data``:
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import random
 from typing import Any
 
 import numpy as np
@@ -69,19 +75,54 @@ def _feed(h: Any, value: Any) -> None:
         h.update(f"O{type(value).__qualname__}".encode())
 
 
+_NOT_DATA = (torch.Generator, np.random.Generator, np.random.RandomState, random.Random)
+
+
+def _stored(dataset: Any, depth: int = 0) -> list[tuple[str, Any]]:
+    """The data a dataset object stores in its attributes (tensors, arrays, sequences of values), read
+    without calling ``__getitem__``: generators, transforms and other callables are left out; a nested
+    dataset (a ``Subset``'s) is read the same way."""
+    found: list[tuple[str, Any]] = []
+    for name, value in sorted(vars(dataset).items()) if hasattr(dataset, "__dict__") else []:
+        if isinstance(value, _NOT_DATA) or callable(value):
+            continue
+        if isinstance(value, (torch.Tensor, np.ndarray)) or (
+                isinstance(value, (list, tuple)) and value and not any(callable(v) for v in value[:8])):
+            found.append((name, value))
+        elif depth < 3 and hasattr(value, "__getitem__") and hasattr(value, "__len__") and hasattr(value, "__dict__"):
+            found += [(f"{name}.{k}", v) for k, v in _stored(value, depth + 1)]
+    return found
+
+
 def dataset_fingerprint(dataset: Any, *, limit: int = HASH_LIMIT) -> dict[str, Any]:
-    """``{"examples", "sha256", "hashed", "complete"}`` of a map-style dataset (see the module)."""
+    """``{"examples", "sha256", "hashed", "complete"}`` of a map-style dataset (see the module).
+
+    It never changes the dataset: what it stores is hashed from its attributes; only a dataset that
+    stores none is read item by item, from a copy (a generator it owns is copied with it).
+    """
     h = hashlib.sha256()
     n = len(dataset)
     if isinstance(dataset, TensorDataset):
         for tensor in dataset.tensors:
             _feed(h, tensor)
-        return {"examples": n, "sha256": h.hexdigest(), "hashed": n, "complete": True}
+        return {"examples": n, "sha256": h.hexdigest(), "hashed": n, "complete": True, "from": "tensors"}
+    stored = _stored(dataset)
+    if stored:
+        h.update(f"{type(dataset).__qualname__}:{n}".encode())
+        for name, value in stored:
+            _feed(h, name)
+            _feed(h, value)
+        return {"examples": n, "sha256": h.hexdigest(), "hashed": n, "complete": True, "from": "attributes"}
+    try:
+        copy_ = copy.deepcopy(dataset)
+    except Exception as exc:  # noqa: BLE001 - an unpicklable handle: say so rather than read the original
+        return {"examples": n, "sha256": None, "hashed": 0, "complete": False, "from": None,
+                "reason": f"the dataset cannot be copied to be read safely ({type(exc).__name__})"}
     index = range(n) if n <= limit else np.linspace(0, n - 1, limit).round().astype(int).tolist()
     with isolated_global_rng(derive_seed(0, "data_fingerprint")):
         for i in index:
-            _feed(h, dataset[int(i)])
-    return {"examples": n, "sha256": h.hexdigest(), "hashed": len(index), "complete": n <= limit}
+            _feed(h, copy_[int(i)])
+    return {"examples": n, "sha256": h.hexdigest(), "hashed": len(index), "complete": n <= limit, "from": "items"}
 
 
 def epoch_coverage(size: int, batch_size: int) -> dict[str, Any]:

@@ -129,7 +129,8 @@ def test_a_baseline_that_does_not_apply_is_left_out_with_its_reason():
         exp.replace(reference_scores={"top5": 0.9})
 
 
-def test_the_verdict_table_and_json_carry_them(toy, capsys):
+def test_the_verdict_table_and_json_carry_them(toy, capsys, monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # in this process: capsys sees the output
     assert main(["compare", toy.source.path, "--candidates", "small,wide", "--set", "steps=6",
                  "--no-tensorboard", "--no-registry"]) == 0
     out = capsys.readouterr().out

@@ -49,7 +49,8 @@ def test_ladder_refuses_what_has_no_step_between(toy):
     assert "small, wide" in err.value.fix
 
 
-def test_compare_ladder_trains_the_steps_as_twins(toy, capsys):
+def test_compare_ladder_trains_the_steps_as_twins(toy, capsys, monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # in this process: capsys sees the output
     code = main(["compare", toy.source.path, "--ladder", "wide", "--set", "wide:optimizer.lr=0.3",
                  "--set", "steps=4", "--json", "--no-tensorboard", "--no-registry"])
     assert code == 0

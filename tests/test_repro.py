@@ -162,3 +162,47 @@ def test_cli_trains_in_a_child_with_a_fixed_hash_seed():
     assert "PYTHONHASHSEED is not set" in proc.stderr
 
 # Ctrl-C reaching the training child: tests/faults/test_interrupts.py (synchronised on registry rows)
+
+
+NONDET = str(HERE / "experiments" / "nondeterministic.py")
+
+
+def test_repro_times_reports_zero_spread_on_cpu_and_a_spread_when_nondeterminism_is_planted(tmp_path):
+    from twinrun.proof._times import repeat
+
+    alike = repeat(NONDET, 3, overrides={"augment.planted": False}, home=tmp_path, parallel=True)
+    assert alike.identical and alike.identical_ledgers == 2
+    assert {(s.candidate, s.metric) for s in alike.spreads} == {("base", "loss"), ("base", "accuracy")}
+    assert all(s.sd == 0.0 for s in alike.spreads)
+    assert "every run bit-identical" in alike.format() and "would buy nothing" in alike.format()
+    planted = repeat(NONDET, 3, home=tmp_path, parallel=True)
+    loss = next(s for s in planted.spreads if s.metric == "loss")
+    assert not planted.identical and loss.sd > 0 and len(set(loss.values)) > 1
+    assert "no sweep of this experiment" in planted.format()
+
+
+@pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
+def test_repro_times_sets_the_spread_against_the_seed_spread_of_a_sweep(tmp_path):
+    from twinrun.proof._times import repeat
+    from twinrun.sweeps import run_sweep
+
+    run_sweep(NONDET, seeds=3, backend="inprocess", home=tmp_path, progress=False,
+              overrides={"augment.planted": False})
+    report = repeat(NONDET, 2, home=tmp_path, parallel=True)
+    loss = next(s for s in report.spreads if s.metric == "loss")
+    assert report.sweep is not None and loss.seeds == 3 and loss.seed_sd > 0
+    assert loss.fraction_of_seed_sd == pytest.approx(loss.sd / loss.seed_sd)
+    assert "of the seed sd" in report.format()
+    data = report.to_dict()
+    assert data["spreads"][0]["seeds"] == 3
+
+
+def test_repro_times_bad_input(capsys):
+    from twinrun.cli import main
+
+    assert main(["repro", NONDET, "--times", "1"]) == 2
+    assert "a spread needs at least 2 runs" in capsys.readouterr().err
+    assert main(["repro", NONDET, "--times", "3", "--vary", "seed"]) == 2
+    assert "--times and --vary" in capsys.readouterr().err
+    assert main(["repro", NONDET, "--vary", "device"]) == 2
+    assert "--vary device needs two devices" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import time
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
 
 #: the factors ``twinrun repro --vary`` takes (``twinrun.proof.FACTORS``; a literal so that ``--help`` needs no torch)
-FACTORS = ("threads", "hashseed", "deterministic", "seed")
+FACTORS = ("threads", "hashseed", "deterministic", "seed", "device")
 from twinrun.spec import parse_overrides
 
 HELP = """\
@@ -25,13 +25,21 @@ Vary one factor on purpose to learn whether it breaks reproducibility:
   --vary hashseed=0,1     PYTHONHASHSEED: iteration order of sets of strings
   --vary deterministic    deterministic mode off vs on (also reports its cost)
   --vary seed=0,1         the run seed (a different sample; diverges at init)
+  --vary device           cuda:0 vs cuda:1 (or --vary device=cpu,cuda:0)
+
+How much nondeterminism alone moves the result:
+  --times N               N alike runs; the spread of each candidate's final
+                          metrics, against the seed spread of the newest sweep
+                          of the experiment in the registry (twinrun seeds)
 
 examples:
   twinrun repro exp.py
   twinrun repro exp.py --vary hashseed --steps 50
   twinrun repro exp.py --vary threads=1,2 --candidates small --json
+  twinrun repro exp.py --times 5 --set device=cuda
 
-exit status: 0 bit-identical, 1 the runs diverged, 2 bad input or a run failed.
+exit status: 0 bit-identical, 1 the runs diverged (with --times: a spread), 2 bad input
+or a run failed.
 """
 
 
@@ -42,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--vary", metavar="FACTOR[=A,B]",
                    help=f"vary one factor between the runs: {', '.join(FACTORS)}")
     add_overrides(p)
+    p.add_argument("--times", type=int, metavar="N",
+                   help="run N times alike and report the spread of the final metrics (nondeterminism alone)")
     p.add_argument("--candidates", metavar="A,B", help="run only these candidates (comma-separated)")
     p.add_argument("--steps", type=int, metavar="N", help="training steps (same as --set steps=N)")
     p.add_argument("--no-narrow", action="store_true",
@@ -65,6 +75,18 @@ def run_repro(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         if not args.quiet:
             print(f"[{time.perf_counter() - started:6.1f} s] {line}", file=sys.stderr, flush=True)
+
+    if args.times is not None:
+        from twinrun.errors import ConfigError
+        from twinrun.proof._times import repeat
+
+        if args.vary:
+            raise ConfigError("--times and --vary: --times repeats one configuration",
+                              fix="give one of them")
+        times = repeat(args.experiment, args.times, overrides=overrides, candidates=candidates, home=args.home,
+                       parallel=args.parallel, progress=progress, timeout=args.timeout)
+        print_json(times.to_dict()) if args.json else print(times.format())
+        return 0 if times.identical else 1
 
     from twinrun.proof import repro
 

@@ -19,7 +19,7 @@ from twinrun.errors import ConfigError
 
 __all__ = ["FACTORS", "Side", "Variation", "inherited_hashseed", "parse_vary"]
 
-FACTORS = ("threads", "hashseed", "deterministic", "seed")
+FACTORS = ("threads", "hashseed", "deterministic", "seed", "device")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -111,6 +111,17 @@ def parse_vary(spec: str | None, *, hashseed: str, seed: int, cpu_threads: int) 
             )
         return Variation(factor, Side("deterministic off", base_env, {"deterministic": False}),
                          Side("deterministic on", base_env, {"deterministic": True}))
+    if factor == "device":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        a_dev, b_dev = _two(factor, raw_values, ("cuda:0", "cuda:1"))
+        if count < 2 and raw_values is None:
+            raise ConfigError(
+                f"--vary device needs two devices; this machine has {count} CUDA device{'s' if count != 1 else ''}",
+                fix="run it where two GPUs are visible, or name two devices: --vary device=cpu,cuda:0")
+        return Variation(factor, Side(f"device={a_dev}", base_env, {"device": a_dev}),
+                         Side(f"device={b_dev}", base_env, {"device": b_dev}))
     a, b = _ints(factor, _two(factor, raw_values, (str(seed), str(seed + 1))), 0, 2**63 - 1)
     return Variation(factor, Side(f"seed={a}", base_env, {"seed": a}), Side(f"seed={b}", base_env, {"seed": b}))
 

@@ -20,7 +20,7 @@ from twinrun._runlock import run_lock
 from twinrun.checkpoint import ResumePlan, list_checkpoints, plan_resume
 from twinrun.engine import Sink, StepOutput, TwinEngine, TwinResult, new_run_id
 from twinrun.engine._drive import StepRequest, drive
-from twinrun.env import capture_environment
+from twinrun.env import capture_environment, gpu_snapshot
 from twinrun.errors import Interrupted
 from twinrun.proof import RunRecorder
 from twinrun.registry import Registry, RegistrySink
@@ -189,10 +189,13 @@ def _run(
     with stop_on_signals(stop) if own else nullcontext():
         engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id, stop=stop)
         recorder.attach(engine)
+        gpu_start = gpu_snapshot(str(engine.device))
         try:
             result = yield from engine.steps()
         except KeyboardInterrupt as exc:
             raise _interrupted(exc, run_id, recorder, store) from exc
+    if "devices" in gpu_start:  # who else was on the GPU, at the start and at the end
+        result.memory["gpu_other_processes"] = {"start": gpu_start, "end": gpu_snapshot(str(engine.device))}
     recorder.finish(result)
     result.artifacts["run_dir"] = str(run_dir)
     if tb_dir is not None:

@@ -78,7 +78,7 @@ def run_repro(args: argparse.Namespace) -> int:
 
     if args.times is not None:
         from twinrun.errors import ConfigError
-        from twinrun.proof._times import repeat
+        from twinrun.proof import repeat
 
         if args.vary:
             raise ConfigError("--times and --vary: --times repeats one configuration",

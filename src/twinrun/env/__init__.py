@@ -8,6 +8,7 @@ from twinrun.env._diff import (
     numerics_fingerprint,
 )
 from twinrun.env._git import git_state
+from twinrun.env._gpu import gpu_snapshot, parse_nvidia_smi
 
 __all__ = [
     "NUMERIC_ENV_VARS",
@@ -16,5 +17,7 @@ __all__ = [
     "capture_environment",
     "diff_environments",
     "git_state",
+    "gpu_snapshot",
     "numerics_fingerprint",
+    "parse_nvidia_smi",
 ]

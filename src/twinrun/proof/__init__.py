@@ -9,6 +9,7 @@ from twinrun.proof._factors import bitexact_factors
 from twinrun.proof._recording import RunRecorder, run_request
 from twinrun.proof._report import ReproReport, RunInfo
 from twinrun.proof._repro import ReproFailed, repro
+from twinrun.proof._times import TimesReport, repeat
 from twinrun.proof._vary import FACTORS, Side, Variation, parse_vary
 
 __all__ = [
@@ -19,11 +20,13 @@ __all__ = [
     "RunInfo",
     "RunRecorder",
     "Side",
+    "TimesReport",
     "Variation",
     "bitexact_factors",
     "max_abs_diff",
     "measure_determinism_cost",
     "parse_vary",
+    "repeat",
     "repro",
     "run_request",
     "tensor_differences",

@@ -16,6 +16,9 @@ from twinrun.engine import Sink, TwinEngine
 from twinrun.errors import ConfigError, Interrupted
 from twinrun.spec import resolve
 
+# the library warns once per process when PYTHONHASHSEED is not fixed; these tests do not depend on it
+pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
+
 CANDS = ["small", "wide"]
 
 

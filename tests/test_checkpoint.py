@@ -206,7 +206,8 @@ def test_a_new_checkpoint_cadence_needs_no_force_and_changes_nothing(crashed):
     assert resumed.reproducibility["resumed_from"]["forced"] == []
     for name in full.candidates:
         assert np.array_equal(resumed.candidates[name].train_loss, full.candidates[name].train_loss)
-    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-1] == 18  # the new cadence
+    # the new cadence (18), then the finished run's last step (20), which --extend continues from
+    assert [s for s, _ in list_checkpoints(run_dir / "checkpoints")][-2:] == [18, 20]
 
 
 def test_a_checkpoint_copied_into_another_run_is_refused_with_both_ids(crashed, toy, tmp_path):

@@ -11,8 +11,16 @@ from torch.utils.data import Dataset, TensorDataset
 
 import twinrun
 from twinrun.cli import main
-from twinrun.engine._data_facts import HASH_LIMIT, coverage_warning, dataset_fingerprint, epoch_coverage
+from twinrun.engine._data_facts import (
+    HASH_LIMIT,
+    coverage_warning,
+    dataset_fingerprint,
+    epoch_coverage,
+)
 from twinrun.errors import DataError
+
+# the library warns once per process when PYTHONHASHSEED is not fixed; these tests do not depend on it
+pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
 
 COMMON = {"progress": False, "logdir": None}
 

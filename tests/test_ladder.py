@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-import twinrun
 from twinrun.cli import main
 from twinrun.errors import ConfigError
 from twinrun.spec import changed_keys, ladder, resolve
+
+# the library warns once per process when PYTHONHASHSEED is not fixed; these tests do not depend on it
+pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
 
 TWO = {"wide:optimizer.lr": 0.3}  # wide then changes model.width and optimizer.lr
 

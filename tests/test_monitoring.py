@@ -9,6 +9,9 @@ import twinrun
 from twinrun.errors import ConfigError
 from twinrun.registry import Registry
 
+# the library warns once per process when PYTHONHASHSEED is not fixed; these tests do not depend on it
+pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
+
 SETTINGS = {"steps": 10, "eval_every": 5, "eval_batch_size": 32, "monitor": True, "eval_batches": 1}
 
 

@@ -1,5 +1,6 @@
 """Checkpoints for exact resume: verified files, a sink that writes them, and resume planning."""
 
+from twinrun.checkpoint._extend import HORIZON_KEYS, plan_extension
 from twinrun.checkpoint._file import (
     MAGIC,
     Checkpoint,
@@ -18,6 +19,7 @@ from twinrun.checkpoint._sink import CheckpointSink, checkpoint_name, list_check
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "HORIZON_KEYS",
     "MAGIC",
     "Checkpoint",
     "CheckpointSink",
@@ -26,6 +28,7 @@ __all__ = [
     "config_differences",
     "find_checkpoint",
     "list_checkpoints",
+    "plan_extension",
     "plan_resume",
     "read_checkpoint",
     "read_checkpoint_header",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from twinrun.checkpoint._file import write_checkpoint
-from twinrun.engine import RunFailed, Sink, StepDone
+from twinrun.engine import RunFailed, RunFinished, Sink, StepDone
 from twinrun.errors import CheckpointError
 
 __all__ = ["CheckpointSink", "checkpoint_name", "list_checkpoints"]
@@ -38,7 +38,8 @@ class CheckpointSink(Sink):
     """After every ``every``-th step, writes ``folder/step-NNNNNNNN.ckpt`` and keeps the last ``keep``.
 
     An interrupted run (a requested stop, between two steps) gets a final
-    checkpoint of the step it stopped at, also with ``every=None``.
+    checkpoint of the step it stopped at, also with ``every=None``; a finished
+    run (with ``every`` set) one of its last step, which ``--extend`` continues.
 
     The engine's state after ``StepDone`` is a complete resume point: a run
     resumed from it re-does that step's evaluation, with identical results.
@@ -68,6 +69,12 @@ class CheckpointSink(Sink):
     def on_step_done(self, event: StepDone) -> None:
         if self.every is not None and event.step % self.every == 0:
             self.write(event.step)
+
+    def on_run_finished(self, event: RunFinished) -> None:
+        """A finished run with checkpoints on keeps its last step too: what ``--extend`` continues from."""
+        step = event.result.steps
+        if self.every is not None and step > 0 and step % self.every != 0:
+            self.write(step)
 
     def on_run_failed(self, event: RunFailed) -> None:
         """An interrupt that stopped the run between two steps: keep its state (nothing is lost)."""

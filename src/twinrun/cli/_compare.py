@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
 from twinrun.cli._tables import format_verdict
-from twinrun.errors import ConfigError, Interrupted
+from twinrun.errors import ConfigError, Interrupted, TwinrunError
 from twinrun.examples import DIGITS
 from twinrun.spec import load_experiment, parse_overrides
 
@@ -31,6 +31,7 @@ examples:
   twinrun compare widths.py --tag baseline   # then: twinrun runs --tag baseline
   twinrun compare widths.py --checkpoint-every 100
   twinrun compare widths.py --resume latest     # continue bit-identically (an id, a prefix, a folder)
+  twinrun compare widths.py --extend 200        # 200 more steps of the latest finished run
 
 Ctrl-C stops at the end of the current step, writes a checkpoint and prints the
 command that resumes the run (a second Ctrl-C stops at once, without one).
@@ -94,6 +95,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                        help="continue a run bit-identically: its id (a prefix, or latest), its folder or "
                        "a checkpoint file; the run's own --set options are reused. An interrupted run "
                        "(Ctrl-C) keeps a checkpoint of the step it stopped at")
+    repro.add_argument("--extend", type=int, metavar="N",
+                       help="continue a finished run (--resume RUN, default latest) for N more steps, "
+                       "bit-identical to a run planned that long from the start (needs the checkpoint of its "
+                       "last step: run it with --checkpoint-every K)")
     repro.add_argument("--force", metavar="KEY", action="append", default=[],
                        help="with --resume: accept a change of KEY since the checkpoint (a setting or "
                        "config key such as steps or optimizer.lr, an environment key such as threads; "
@@ -163,7 +168,36 @@ def print_interrupted(exc: Interrupted, args: argparse.Namespace) -> None:
               "and keeps its state)", file=sys.stderr)
 
 
+def _extend(args: argparse.Namespace) -> None:
+    """``--extend N``: resume the finished run with ``steps`` raised by N (``checkpoint/_extend``)."""
+    from twinrun._home import registry_path, twinrun_home
+    from twinrun._runfolder import find_run_folder
+    from twinrun.checkpoint import plan_extension
+    from twinrun.registry import Registry
+
+    root = twinrun_home(args.home)
+    path = registry_path(root) if not args.registry else Path(args.registry)
+    store = Registry.open(path) if path.is_file() and not args.no_registry else None
+    try:
+        folder = find_run_folder(args.resume or "latest", root, store)
+        status = None
+        if store is not None:
+            try:
+                status = store.get_run(folder.name).status
+            except TwinrunError:  # a folder the registry does not know: its files say it all
+                status = None
+    finally:
+        if store is not None:
+            store.close()
+    steps = plan_extension(folder, args.extend, status=status)
+    args.resume = str(folder)
+    args.overrides = [*args.overrides, f"steps={steps}"]
+    args.force = [*args.force, "steps"]
+
+
 def run_compare(args: argparse.Namespace) -> int:
+    if args.extend is not None:
+        _extend(args)
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
     if args.replicas is not None and (isinstance(args.replicas, bool) or args.replicas < 1):
         raise ConfigError(f"--replicas {args.replicas!r}: the number of replicas must be a whole number >= 1",

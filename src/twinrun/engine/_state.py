@@ -131,7 +131,10 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
         target.error = saved_state.get("error")
         engine.train_loss[name] = _fit(saved_state["train_loss"], steps)
         engine.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
-        engine.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]]
+        # an evaluation off the schedule is the end of a run now longer (--extend): a run planned this long
+        # from the start did not make it
+        engine.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]
+                                     if int(s) % engine.settings.eval_every == 0 or int(s) >= steps]
         engine.step_seconds[name] = float(saved_state["step_seconds"])
     if engine.baselines is not None and state.get("baselines") is not None:
         engine.baselines.load_state_dict(state["baselines"])

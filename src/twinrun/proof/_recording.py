@@ -92,7 +92,29 @@ class RunRecorder:
         if self.resume is None:
             return None
         text = self.resume.checkpoint.payload.get("ledger")
-        return Ledger.from_lines(text.splitlines(), source="the checkpoint's ledger") if text else None
+        if not text:
+            return None
+        ledger = Ledger.from_lines(text.splitlines(), source="the checkpoint's ledger")
+        self._extended(ledger)
+        return ledger
+
+    def _extended(self, ledger: Ledger) -> None:
+        """A finished run continued for more steps (``--extend``) is now the longer plan: its ledger says
+        so, and loses the weights recorded only because the run ended there (off the cadence)."""
+        old, new = ledger.header.get("steps"), self.resolved.settings.steps
+        if not isinstance(old, int) or old == new:
+            return
+        config = self.resolved.to_config()
+        config["settings"]["steps"] = old
+        if "steps" in config.get("overrides", {}):
+            config["overrides"]["steps"] = old
+        if ledger_config_hash(config) != ledger.config_hash:
+            return  # more than the length changed (a forced resume): the header keeps the original plan
+        every = ledger.header.get("ledger_every") or 1
+        if old % every:
+            ledger.records = [r for r in ledger.records if not (r.step == old and r.kind in ("weights", "rng"))]
+        ledger.header.update(steps=new, config_hash=ledger_config_hash(self.resolved.to_config()),
+                             extended_from=old)
 
     @property
     def sinks(self) -> list[Sink]:

@@ -6,12 +6,15 @@ its folder (resolved config, result), its TensorBoard logs and its progress bar.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from twinrun._atomic import write_json
+import torch
+
+from twinrun._atomic import atomic_write, write_json
 from twinrun._home import registry_path, runs_dir, tensorboard_dir, twinrun_home
 from twinrun._interrupt import StopRequest, stop_on_signals
 from twinrun._names import check_name
@@ -198,6 +201,13 @@ def _run(
         result.memory["gpu_other_processes"] = {"start": gpu_start, "end": gpu_snapshot(str(engine.device))}
     recorder.finish(result)
     result.artifacts["run_dir"] = str(run_dir)
+    best = {n: c.best_state for n, c in result.candidates.items() if c.best_state is not None}
+    if best:  # select_by: each candidate's weights at its best step
+        for name, state in best.items():
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic_write(run_dir / "best" / f"{name}.pt", buffer.getvalue())
+        result.artifacts["best"] = str(run_dir / "best")
     if tb_dir is not None:
         result.artifacts["tensorboard"] = str(tb_dir)
     if store is not None:  # the ledger and checkpoints are known only now

@@ -78,7 +78,7 @@ def format_verdict(result: TwinResult) -> str:
          "order, dropout): it is not a verdict on the recipe. For that: --replicas 4, or twinrun seeds FILE "
          "--seeds 10."),
     ]
-    lines += baseline_lines(result)
+    lines += baseline_lines(result) + selection_lines(result)
     tested = [f"{name} " + " ".join(f"{m} {_fmt(v)}" for m, v in cand.test.items())
               for name, cand in result.candidates.items() if cand.test]
     if tested:
@@ -144,4 +144,27 @@ def baseline_lines(result: TwinResult) -> list[str]:
             lines.append(f"  Δ {metric} vs the {base} baseline: " + ", ".join(parts))
     for base, why in b.get("skipped", {}).items():
         lines.append(f"  no {base} baseline: {why}")
+    return lines
+
+
+def selection_lines(result: TwinResult) -> list[str]:
+    """select_by: each candidate's best step, and the verdict there on the half that did not choose it."""
+    sel = result.selection
+    if not sel:
+        return []
+    metric = sel["metric"]
+    steps = ", ".join(f"{n} {b['step']}" for n, b in sel["best"].items())
+    lines = [(f"best step by {metric} (chosen on {sel['chosen_on']} validation examples, judged on the other "
+              f"{sel['judged_on']}): {steps}")]
+    word = {True: "better", False: "worse", None: "~"}
+    parts = []
+    for name, comp in sel.get("comparisons", {}).items():
+        d = comp["val"].get(metric)
+        if d and d.get("low") is not None:
+            parts.append(f"{name} {d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] {word[d['better']]}")
+    if parts:
+        lines.append(f"  Δ {metric} vs {result.reference} at their best steps (judging half): " + ", ".join(parts))
+    stopped = [f"{n} at step {c.stopped_at}" for n, c in result.candidates.items() if c.stopped_at is not None]
+    if stopped:
+        lines.append(f"  stopped early (patience {sel['patience']}): " + ", ".join(stopped))
     return lines

@@ -51,10 +51,12 @@ class CandidateState:
     error: str | None = None  # set when the candidate's own code raised at ``diverged_at``
     output_key: str | int = "auto"  # which part of a structured output is the prediction (``_outputs``)
     loss_takes: str | None = None  # "outputs" or "prediction": decided on the first outputs (``_outputs``)
+    stopped_at: int | None = None  # stopped early (``patience``): finished, trained no further
 
     @property
     def alive(self) -> bool:
-        return self.diverged_at is None
+        """Still training: neither diverged nor stopped early."""
+        return self.diverged_at is None and self.stopped_at is None
 
     @property
     def n_parameters(self) -> int:

@@ -23,13 +23,12 @@ from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
-import torch
 
 from twinrun._interrupt import StopRequest
 from twinrun.engine._baselines import Baselines
 from twinrun.engine._build import CandidateState, build_callable, build_candidates, per_example_loss
 from twinrun.engine._data import augment_once, load_data, move_to
-from twinrun.engine._data_facts import coverage_warning, data_facts
+from twinrun.engine._data_facts import data_facts
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
 from twinrun.engine._evaluate import EvalOutput, EvalSet
 from twinrun.engine._events import (
@@ -44,14 +43,15 @@ from twinrun.engine._events import (
     StepDone,
 )
 from twinrun.engine._executor import Executor, StepContext
-from twinrun.engine._memory import ActivationMeter, process_peak_rss_bytes
+from twinrun.engine._finish import build_result
+from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._preflight import preflight
-from twinrun.engine._result import CandidateResult, TwinResult
+from twinrun.engine._result import TwinResult
+from twinrun.engine._selection import Selection, check_selection
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._step import StepOutput
 from twinrun.engine._tta import augment_views
 from twinrun.engine._vectorised import make_executor
-from twinrun.engine._verdict import baseline_report, compare_candidates
 from twinrun.errors import Interrupted
 from twinrun.rng import (
     RngStreams,
@@ -97,6 +97,7 @@ class TwinEngine:
         self.bus = EventBus(sinks)
         self.metrics = dict(resolved.metrics)
         self.metric_goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
+        check_selection(self.settings, self.metric_goals)
         self.data = load_data(resolved, self.streams)
         self.data_facts = data_facts(self.data.train, self.data.val, self.data.test,
                                      order=self.data.plan.order(0), batch_size=self.settings.batch_size)
@@ -111,6 +112,10 @@ class TwinEngine:
             eval_loss=self.eval_losses[ref.name], streams=self.streams, device=self.device,
         ) if self.settings.baselines else None
         self.baseline_evals: dict[str, EvalOutput] = {}
+        goal = self.metric_goals.get(self.settings.select_by or "", False)
+        self.selection = None if self.settings.select_by is None else Selection(
+            self.settings.select_by, goal, self.settings.patience, sum(len(b[1]) for b in self.val.batches),
+            self.streams)
         self.meter = ActivationMeter() if measure_memory else None
         self._measured = self.meter is None  # measured on the first step trained here (a resumed run too)
         self.step = 0
@@ -180,6 +185,9 @@ class TwinEngine:
             ))
             if self.step == 0 or self._evaluation_missing():
                 self._evaluate_all(keep_outputs=self.step == self.settings.steps)
+            for state in self.states.values():  # resumed: a candidate stopped early keeps its last evaluation
+                if state.stopped_at is not None and state.name not in self.last_eval:
+                    self.last_eval[state.name] = self.val.evaluate(state, state.stopped_at, keep_outputs=True)
             while self.step < self.settings.steps and self.live:
                 yield from self._train_one_step()
                 if self.settings.monitor and self.live:
@@ -193,9 +201,9 @@ class TwinEngine:
                 self.last_eval[s.name].outputs is None for s in self.live
             ):
                 self._evaluate_all(keep_outputs=True)
-            if self.data.test is not None and self.step == self.settings.steps:
+            if self.data.test is not None:
                 self._evaluate_test()
-            if self.baselines is not None and self.step == self.settings.steps:
+            if self.baselines is not None:
                 self.baseline_evals = self.baselines.evaluate(self.val, self.metrics, self.step)
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
             self.data.close()
@@ -292,6 +300,10 @@ class TwinEngine:
         index = None if full else range(min(quick or 0, len(self.val)))
         for state in self.live:
             out = self.val.evaluate(state, self.step, index=index, keep_outputs=keep_outputs)
+            if index is None and self.selection is not None and self.selection.update(state.name, out, state.model) \
+                    and self.step < self.settings.steps:  # early stopping: it trains no further
+                state.stopped_at = self.step
+                out = out if out.outputs is not None else self.val.evaluate(state, self.step, keep_outputs=True)
             self.last_eval[state.name] = out
             means = out.means()
             history = self.eval_history[state.name]
@@ -314,68 +326,13 @@ class TwinEngine:
         """The test split, once, at the end: reported, never used for any decision."""
         t0 = time.perf_counter()
         test = self._eval_set("test")
-        for state in self.live:
+        for state in (s for s in self.states.values() if s.diverged_at is None):  # stopped early too
             self.test_scores[state.name] = test.evaluate(state, self.step).means()
         self.timing["test"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ result
     def _result(self) -> TwinResult:
-        candidates: dict[str, CandidateResult] = {}
-        for name, state in self.states.items():
-            last = self.last_eval.get(name)
-            candidates[name] = CandidateResult(
-                name=name,
-                status="finished" if state.alive else ("failed" if state.error else "diverged"),
-                error=state.error,
-                final=last.means() if last and state.alive else {},
-                per_example=last.per_example if last else {},
-                train_loss=self.train_loss[name],
-                train_metrics=self.train_metrics[name],
-                eval_history=self.eval_history[name],
-                outputs=last.outputs if last and state.alive else None,
-                diverged_at=state.diverged_at,
-                n_parameters=state.n_parameters,
-                step_seconds=self.step_seconds[name],
-                config=state.spec.to_config(),
-                test=dict(self.test_scores.get(name, {})),
-            )
-        comparisons = compare_candidates(
-            candidates, self.resolved.reference, self.metric_goals, seed=self.settings.seed
-        )
-        memory: dict[str, Any] = dict(self.meter.report()) if self.meter and self._measured else {}
-        estimates = getattr(self.executor, "estimates", None)
-        if estimates:
-            memory["vectorised_estimate_bytes"] = dict(estimates)
-        memory["process_peak_rss_bytes"] = process_peak_rss_bytes()
-        if self.device.type == "cuda":
-            memory["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
-        targets = [b[1] for b in self.val.batches]
-        val_targets = torch.cat(targets) if all(isinstance(t, torch.Tensor) for t in targets) else None
-        return TwinResult(
-            run_id=self.run_id,
-            experiment=self.resolved.name,
-            reference=self.resolved.reference,
-            seed=self.settings.seed,
-            steps=self.step,
-            device=str(self.device),
-            metric_goals=dict(self.metric_goals),
-            candidates=candidates,
-            comparisons=comparisons,
-            init=self.init,
-            output_kind=self.output_kind,
-            val_targets=val_targets,
-            memory=memory,
-            timing={k: round(v, 6) for k, v in self.timing.items()},
-            config=self.resolved.to_config(),
-            warnings=[*self.resolved.warnings,
-                      *filter(None, [coverage_warning(self.data_facts["epoch"])])],
-            data=self.data_facts,
-            baselines=baseline_report(candidates, self.baseline_evals, self.metric_goals,
-                                      {} if self.baselines is None else self.baselines.skipped,
-                                      dict(self.resolved.reference_scores)) if self.settings.baselines else {},
-            reproducibility={"deterministic": self.settings.deterministic, "switches": dict(self.determinism)},
-            execution=self.execution_report(),
-        )
+        return build_result(self)
 
     def execution_report(self) -> dict[str, str]:
         """How each candidate's steps ran (batched with which others, or alone and why)."""

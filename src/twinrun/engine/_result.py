@@ -90,11 +90,18 @@ class CandidateResult:
     error: str | None = None
     #: the means on the test split, evaluated once at the end (empty without one); no decision uses it
     test: dict[str, float] = field(default_factory=dict)
+    #: the step it stopped training at (early stopping, the ``patience`` setting), else None
+    stopped_at: int | None = None
+    #: with select_by: its best step and value (on the choosing half), and its weights there
+    best: dict[str, Any] | None = None
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "diverged_at": self.diverged_at,
+            **({"stopped_at": self.stopped_at} if self.stopped_at is not None else {}),
+            **({"best": dict(self.best)} if self.best is not None else {}),
             **({"error": self.error} if self.error else {}),
             "final": {k: _num(v) for k, v in self.final.items()},
             **({"test": {k: _num(v) for k, v in self.test.items()}} if self.test else {}),
@@ -133,6 +140,8 @@ class TwinResult:
     data: dict[str, Any] = field(default_factory=dict)
     #: the dumb baselines on this validation set and each candidate's distance to them (``_verdict``)
     baselines: dict[str, Any] = field(default_factory=dict)
+    #: with select_by: the best steps and the verdict at them on the judging half (``_selection``)
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +164,7 @@ class TwinResult:
             "execution": dict(self.execution),
             "data": dict(self.data),
             "baselines": dict(self.baselines),
+            **({"selection": dict(self.selection)} if self.selection else {}),
         }
 
 

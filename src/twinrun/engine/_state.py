@@ -58,6 +58,7 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
             "scheduler": _clone_tree(scheduler.state_dict())
             if scheduler is not None and hasattr(scheduler, "state_dict") else None,
             "diverged_at": state.diverged_at,
+            "stopped_at": state.stopped_at,
             "diverged_value": state.diverged_value,
             "error": state.error,
             "train_loss": torch.from_numpy(engine.train_loss[name].copy()),
@@ -75,6 +76,7 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
         "timing": {k: float(v) for k, v in engine.timing.items()},
         "global_rng": capture_global_rng(),
         **({"baselines": engine.baselines.state_dict()} if engine.baselines is not None else {}),
+        **({"selection": engine.selection.state_dict()} if engine.selection is not None else {}),
     }
 
 
@@ -128,6 +130,7 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
             ) from exc
         target.diverged_at = saved_state["diverged_at"]
         target.diverged_value = saved_state["diverged_value"]
+        target.stopped_at = saved_state.get("stopped_at")
         target.error = saved_state.get("error")
         engine.train_loss[name] = _fit(saved_state["train_loss"], steps)
         engine.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
@@ -136,6 +139,8 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
         engine.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]
                                      if int(s) % engine.settings.eval_every == 0 or int(s) >= steps]
         engine.step_seconds[name] = float(saved_state["step_seconds"])
+    if engine.selection is not None and state.get("selection") is not None:
+        engine.selection.load_state_dict(state["selection"])
     if engine.baselines is not None and state.get("baselines") is not None:
         engine.baselines.load_state_dict(state["baselines"])
     engine.timing.update(state["timing"])

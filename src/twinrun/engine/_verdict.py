@@ -12,7 +12,7 @@ from twinrun.engine._evaluate import EvalOutput
 from twinrun.engine._result import CandidateResult, Comparison, Difference
 from twinrun.stats import paired_t_interval
 
-__all__ = ["ONE_RUN_SCOPE", "ONE_RUN_TRAIN_SCOPE", "baseline_report", "compare_candidates"]
+__all__ = ["ONE_RUN_SCOPE", "ONE_RUN_TRAIN_SCOPE", "baseline_report", "compare_at_best", "compare_candidates"]
 
 #: One run: the interval holds which validation examples were drawn, not training noise.
 ONE_RUN_SCOPE = ("these trained weights on this validation set: the interval holds which validation "
@@ -97,3 +97,29 @@ def baseline_report(
         "declared": dict(declared),
         "above": above,
     }
+
+
+#: The verdict at each candidate's best step: the half of the validation set that did not choose it.
+BEST_SCOPE = ("each candidate at its best step, chosen on one half of the validation set, judged on the "
+              "other half (which played no part in choosing it); these trained weights, not the recipe")
+
+
+def compare_at_best(
+    held_out: Mapping[str, Mapping[str, np.ndarray]], reference: str, metric_goals: Mapping[str, bool],
+    steps: Mapping[str, int], confidence: float = 0.95,
+) -> dict[str, Comparison]:
+    """Every candidate at its best step against the reference at its own, on the judging half."""
+    if reference not in held_out:
+        return {}
+    out: dict[str, Comparison] = {}
+    for name, values in held_out.items():
+        if name == reference:
+            continue
+        val = {}
+        for metric, higher in metric_goals.items():
+            r = paired_t_interval(values[metric] - held_out[reference][metric], confidence)
+            val[metric] = Difference(r["mean"], r["low"], r["high"], int(r["n"]),
+                                     f"paired t over the judging half, step {steps[name]} vs "
+                                     f"{reference}'s step {steps[reference]}", higher, scope=BEST_SCOPE)
+        out[name] = Comparison(name, reference, val, None)
+    return out

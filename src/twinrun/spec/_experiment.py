@@ -56,8 +56,8 @@ class Experiment:
             examples per step as without it; exact resume replays the data (see
             :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
-        steps, batch_size, eval_every, eval_batch_size, eval_batches, eval_passes, monitor, baselines, seed,
-        device, grad_clip,
+        steps, batch_size, eval_every, eval_batch_size, eval_batches, eval_passes, monitor, baselines, select_by,
+        patience, seed, device, grad_clip,
         output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
         memory_budget: shared
             settings, see :class:`~twinrun.spec.Settings`.
@@ -90,6 +90,8 @@ class Experiment:
     eval_passes: int = _S.eval_passes
     monitor: bool = _S.monitor
     baselines: bool = _S.baselines
+    select_by: str | None = _S.select_by
+    patience: int | None = _S.patience
     seed: int = _S.seed
     device: str = _S.device
     grad_clip: float | None = _S.grad_clip

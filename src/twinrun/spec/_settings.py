@@ -38,6 +38,8 @@ class Settings:
     eval_passes: int = 1
     monitor: bool = False
     baselines: bool = True
+    select_by: str | None = None
+    patience: int | None = None
     seed: int = 0
     device: str = "cpu"
     grad_clip: float | None = None
@@ -71,6 +73,11 @@ SETTING_HELP: dict[str, str] = {
     "candidate is evaluated on (the same passes for all of them; the prediction is their mean)",
     "baselines": "train the dumb baselines beside the candidates on the same batches (the best constant "
     "prediction and a linear model of the inputs) and say how far above them each candidate is",
+    "select_by": "a validation metric (or loss) that picks each candidate's best step; the best step is chosen "
+    "on one half of the validation set and its verdict is given on the other half, so that picking it "
+    "does not bias the comparison; the best weights are saved with the run",
+    "patience": "with select_by: stop a candidate whose best has not improved for this many evaluations "
+    "(early stopping; the others go on)",
     "monitor": "smooth monitoring: after every training step, evaluate every candidate on one validation "
     "batch, the same for all of them, rotating through the validation batches (logged as monitor/...)",
     "seed": "the run's seed; every RNG stream (init, data order, augmentation, dropout) derives from it",
@@ -134,6 +141,10 @@ def validate_setting(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
             raise ConfigError(f"setting batch_dim={value!r} must be 0 (batch-first) or 1 (sequence-first)",
                               fix="batch_dim=1 for a model taking (time, batch, ...) inputs")
+    elif name == "select_by" and value is not None:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"setting select_by={value!r} must be the name of a validation metric, or loss",
+                              fix="e.g. --set select_by=accuracy")
     elif name == "output":
         if value not in OUTPUT_KINDS:
             raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")
@@ -156,7 +167,7 @@ def validate_setting(name: str, value: Any) -> None:
     elif name in ("deterministic", "monitor", "baselines"):
         if not isinstance(value, bool):
             raise ConfigError(f"setting {name}={value!r} must be True or False")
-    elif name in ("ledger_every", "checkpoint_every", "eval_batches") and value is not None:
+    elif name in ("ledger_every", "checkpoint_every", "eval_batches", "patience") and value is not None:
         _positive_int(name, value)
 
 

@@ -7,7 +7,7 @@ and lets every candidate see the very same examples.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,7 @@ class SharedData:
                 fix=f"use --set batch_size={max(1, len(self.train) // 4)} or fewer",
             )
         self.plan = BatchPlan(len(self.train), batch_size, streams)
+        self._plans: dict[int, BatchPlan] = {}
         self.eval_batch_size = eval_batch_size
         self._experiment = experiment
         self._check_item(self.train, "train")
@@ -171,7 +172,22 @@ class SharedData:
         items = [dataset[int(i)] for i in indices]
         return tuple(default_collate(items))  # type: ignore[return-value]
 
-    def train_batch(self, step: int) -> tuple[Any, Any]:
+    def plan_for(self, batch_size: int | None) -> BatchPlan:
+        """The batch plan of a candidate with a batch size of its own: the same order of examples in every
+        epoch (the ``data_order`` stream), cut into batches of its size; the run's plan otherwise."""
+        if batch_size is None or batch_size == self.plan.batch_size:
+            return self.plan
+        if batch_size > len(self.train):
+            raise DataError(f"experiment {self._experiment!r}: a candidate's batch_size={batch_size} is larger than "
+                            f"the training set ({len(self.train)} examples)",
+                            fix=f"give it batch_size={max(1, len(self.train) // 4)} or fewer")
+        if self.feed is not None:
+            raise DataError(f"experiment {self._experiment!r}: a candidate with batch_size={batch_size} of its own "
+                            "cannot read through the experiment's loader, which serves the run's batches",
+                            fix="drop the loader, or give every candidate the run's batch_size")
+        return self._plans.setdefault(batch_size, BatchPlan(len(self.train), batch_size, self.plan.streams))
+
+    def train_batch(self, step: int, batch_size: int | None = None) -> tuple[Any, Any]:
         """The raw (un-augmented) training batch of update ``step``, on the CPU.
 
         A dataset of its own (not a ``TensorDataset``) may draw from the global
@@ -180,9 +196,10 @@ class SharedData:
         the step alone, whatever the process did before (a sweep's seed equals that
         seed's ``compare``; a resumed run equals an uninterrupted one).
         """
+        plan = self.plan_for(batch_size)
         if self.feed is not None:  # the user's loader reads the same examples (see _loader)
             return self.feed.batch(step)
-        indices = self.plan.indices(step)
+        indices = plan.indices(step)
         if isinstance(self.train, TensorDataset):
             return self.gather(self.train, indices)
         with self.plan.streams.isolated("data_fetch", step):
@@ -256,10 +273,12 @@ def _call_data_factory(resolved: Any) -> tuple[Any, ...]:
 
 
 def augment_once(
-    streams: RngStreams, device: torch.device, step: int, raw: tuple[Any, Any], live: Sequence[Any],
+    streams: RngStreams, device: torch.device, step: int, raws: Mapping[int | None, tuple[Any, Any]],
+    live: Sequence[Any],
 ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
     """The batch of ``step`` augmented once per distinct augmentation of the ``live`` candidates, from the
-    step's ``augment`` stream; and which candidate uses which (``{candidate: augment_key}``)."""
+    step's ``augment`` stream; and which candidate uses which (``{candidate: augment_key}``). ``raws``: the
+    raw batch by batch size (``None``: the run's)."""
     batches: dict[str, tuple[Any, Any]] = {}
     assignment: dict[str, str] = {}
     for state in live:
@@ -267,6 +286,7 @@ def augment_once(
         assignment[state.name] = key
         if key in batches:
             continue
+        raw = raws[state.spec.batch_size]
         if state.augment is None:
             batches[key] = raw
             continue

@@ -103,6 +103,8 @@ class TwinEngine:
                                      order=self.data.plan.order(0), batch_size=self.settings.batch_size)
         self.test_scores: dict[str, dict[str, float]] = {}
         self.states, self.init = build_candidates(resolved, self.streams, self.device)
+        for state in self.states.values():  # a batch size of its own is checked before anything trains
+            self.data.plan_for(state.spec.batch_size)
         self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}
         self.val = self._eval_set("val")
         self.output_kind = self._preflight()
@@ -235,7 +237,7 @@ class TwinEngine:
         t0 = time.perf_counter()
         raw = move_to(self.data.train_batch(step), self.device)
         t1 = time.perf_counter()
-        batches, assignment = self.augment(step, raw, live)
+        batches, assignment = self.augment(step, raw, live)  # a candidate's own batch size: read in there
         t2 = time.perf_counter()
         if self.bus.wants_batches:
             self.bus.emit(BatchPrepared(self.run_id, step, batches, assignment))
@@ -289,8 +291,12 @@ class TwinEngine:
     def augment(
         self, step: int, raw: tuple[Any, Any], live: Sequence[CandidateState]
     ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
-        """Augment the shared batch once per distinct augmentation, from the step's stream."""
-        return augment_once(self.streams, self.device, step, raw, live)
+        """Augment the shared batch ``raw`` of ``step`` once per distinct augmentation, from the step's stream
+        (a candidate with a batch size of its own gets the step's batch of that size)."""
+        raws: dict[int | None, tuple[Any, Any]] = {None: raw}
+        for size in {s.spec.batch_size for s in live} - {None}:
+            raws[size] = move_to(self.data.train_batch(step, size), self.device)
+        return augment_once(self.streams, self.device, step, raws, live)
 
     def _evaluate_all(self, *, keep_outputs: bool) -> None:
         t0 = time.perf_counter()

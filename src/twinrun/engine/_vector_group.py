@@ -120,7 +120,8 @@ def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | Non
             plan.sequential.append(state)
             plan.reasons[state.name] = key
         else:
-            keyed.setdefault((key, apart(state) if apart else None), []).append(state)
+            # batched members stack their batches: one batch size per group
+            keyed.setdefault((key, state.spec.batch_size, apart(state) if apart else None), []).append(state)
     for members in keyed.values():
         if len(members) == 1 and mode == "auto":
             plan.sequential.append(members[0])

@@ -17,7 +17,6 @@ When a candidate's own override shadows a ``--set`` for all, a warning says so.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import inspect
@@ -30,6 +29,7 @@ from twinrun.errors import ConfigError
 from twinrun.spec._experiment import Experiment, ExperimentSource
 from twinrun.spec._factory import Factory, as_factory, jsonable, parameter_default
 from twinrun.spec._metrics import Metric
+from twinrun.spec._overrides import parse_overrides
 from twinrun.spec._settings import Settings, coerce_setting
 
 __all__ = [
@@ -56,19 +56,24 @@ class CandidateSpec:
     scheduler: Factory | None
     augment: Factory | None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: a batch size of its own (``{"batch_size": 64}`` on the candidate); None: the run's
+    batch_size: int | None = None
 
     def to_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {}
         for role in CANDIDATE_ROLES:
             f = getattr(self, role)
             config[role] = None if f is None else f.to_config()
+        if self.batch_size is not None:
+            config["batch_size"] = self.batch_size
         config["overrides"] = {k: jsonable(v) for k, v in self.overrides.items()}
         return config
 
     @property
     def augment_key(self) -> str:
-        """Candidates with equal keys share one augmented batch per step."""
-        return "none" if self.augment is None else json.dumps(self.augment.to_config(), sort_keys=True)
+        """Candidates with equal keys share one augmented batch per step (its batch size is part of it)."""
+        key = "none" if self.augment is None else json.dumps(self.augment.to_config(), sort_keys=True)
+        return key if self.batch_size is None else f"{key}|batch_size={self.batch_size}"
 
 
 @dataclass(frozen=True)
@@ -111,29 +116,6 @@ class ResolvedExperiment:
         """A short stable hash of :meth:`to_config` (identifies the exact configuration)."""
         text = json.dumps(self.to_config(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """Parse ``["steps=100", "model.width=64", "wide:optimizer.lr=1e-3"]``.
-
-    Values are Python literals (``64``, ``1e-3``, ``True``, ``None``, ``[1, 2]``);
-    anything else is kept as a string.
-    """
-    result: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(
-                f"override {item!r} is not of the form key=value",
-                fix="write e.g. --set steps=100 or --set model.width=64",
-            )
-        try:
-            value: Any = ast.literal_eval(raw.strip())
-        except (ValueError, SyntaxError):
-            value = raw.strip()
-        result[key] = value
-    return result
 
 
 def resolve(
@@ -222,6 +204,16 @@ def resolve(
             fix=f"choose one of: {', '.join(selected)}",
         )
     settings = dataclasses.replace(experiment.settings, **settings_changes)
+    selected = {n: dataclasses.replace(c, batch_size=None) if c.batch_size == settings.batch_size else c
+                for n, c in selected.items()}
+    own_sizes = {n: c.batch_size for n, c in selected.items() if c.batch_size is not None}
+    if own_sizes:
+        warnings.append(
+            "candidates with a batch size of their own (" + ", ".join(f"{n} {b}" for n, b in own_sizes.items())
+            + f"; the others {settings.batch_size}) no longer train on the same batches: each takes the same "
+            "order of examples, cut into batches of its size, so a difference includes the batches' "
+            "composition and the number of examples per step (steps are updates); the per-step "
+            "training-loss difference is not paired on shared batches for them")
     from twinrun.spec._ladder import one_change_warnings  # it builds on this module
 
     warnings += one_change_warnings(selected, ref)
@@ -253,10 +245,15 @@ def _build_candidate(
 ) -> tuple[CandidateSpec, set[tuple[str, str]]]:
     factories = dict(base)
     used: set[tuple[str, str]] = set()
+    batch_size = scoped.get("batch_size", own.get("batch_size"))
+    if batch_size is not None:
+        coerce_setting("batch_size", batch_size)
     for layer_name, layer in (("candidate", own), ("--set", scoped)):
         for key in layer:
             role, dot, _ = key.partition(".")
             where = f"candidate {name!r}, override {key!r}"
+            if key == "batch_size":
+                continue  # a batch size of its own: the one setting a candidate may have
             if key in _SETTING_NAMES:
                 raise ConfigError(
                     f"{where}: {key} is a setting shared by all candidates",
@@ -321,6 +318,7 @@ def _build_candidate(
         scheduler=factories["scheduler"],
         augment=factories["augment"],
         overrides={**own, **scoped},
+        batch_size=batch_size,
     )
     return spec, used
 

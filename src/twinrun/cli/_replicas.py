@@ -59,6 +59,9 @@ def run_replicas(
           "they hold training noise: a statement about the recipes, on this validation set.\n")
     print(format_sweep(result.analysis))
     print(format_per_replica(extra, result.analysis))
+    baselines = baseline_means([o.result for o in result.ran if o.result])
+    if baselines:
+        print(baselines)
     if not args.no_tensorboard:
         from twinrun._home import twinrun_home
         from twinrun.sweeps._tensorboard import sweep_tensorboard_dir
@@ -113,3 +116,18 @@ def format_per_replica(extra: dict[str, Any], analysis: dict[str, Any]) -> str:
             mark = "lower" if t["high"] < 0 else ("higher" if t["low"] > 0 else "~")
             lines.append(f"  {name}: {t['diff']:+.4f} [{t['low']:+.4f}, {t['high']:+.4f}] {mark}")
     return "\n".join(lines)
+
+
+def baseline_means(runs: list[dict[str, Any]]) -> str:
+    """The dumb baselines' scores, averaged over the replicas (each trained on its replica's batches)."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        for base, values in ((run.get("baselines") or {}).get("scores") or {}).items():
+            for metric, v in values.items():
+                if v is not None:
+                    scores.setdefault(base, {}).setdefault(metric, []).append(float(v))
+    if not scores:
+        return ""
+    parts = [f"{base} " + " ".join(f"{m} {sum(v) / len(v):.4f}" for m, v in metrics.items())
+             for base, metrics in scores.items()]
+    return f"baselines (mean of {len(runs)} replicas, trained on the same batches): " + " · ".join(parts)

@@ -152,3 +152,15 @@ def test_the_report_opens_in_a_headless_browser_offline(sweep, home, tmp_path):
     subprocess.run([*base, "--window-size=1200,3000", f"--screenshot={shot}", path.as_uri()],
                    capture_output=True, timeout=120, check=False)
     assert shot.stat().st_size > 50_000
+
+
+@pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
+def test_a_run_report_shows_baselines_best_steps_and_data(home):
+    r = twinrun.compare(TOY, home=home, progress=False, logdir=None, candidates=["small", "wide"],
+                        overrides={"steps": 16, "eval_every": 4, "select_by": "accuracy"})
+    with _registry(home) as reg:
+        text = build_report(reg, [r.run_id]).render()
+    assert "Baselines, trained on the same batches" in text
+    assert f"{r.baselines['scores']['linear']['accuracy']:.4f}" in text
+    assert "Best steps by accuracy (chosen on 64 validation examples, judged on the other 64)" in text
+    assert r.data["train"]["sha256"][:16] in text

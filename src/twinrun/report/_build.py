@@ -80,12 +80,53 @@ def _run_section(page: Page, registry: Registry, r: RunRecord, *, detail: bool) 
         page.text("diverged: " + ", ".join(diverged) + " (their curves stop there)", "missing")
     page.pre(format_show(r, registry))
     _scopes(page, r)
+    _facts(page, r)
     metrics = registry.metrics(r.id)
     _curves(page, {r.id: metrics}, r)
     _differences(page, {r.id: metrics}, r)
     if detail:
         _checks(page, registry, r)
         _init_and_config(page, r)
+
+
+def _num4(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _facts(page: Page, r: RunRecord) -> None:
+    """The dumb baselines, the test split, the best steps and the data a run recorded (when it did)."""
+    result = r.result or {}
+    base = result.get("baselines") or {}
+    if base.get("scores"):
+        page.heading("Baselines, trained on the same batches", 3)
+        metrics = sorted({m for v in base["scores"].values() for m in v})
+        rows = [[name, *(_num4(v.get(m)) for m in metrics)] for name, v in base["scores"].items()]
+        rows += [[f"{name} (declared)", *(_num4(v) if m == name else "" for m in metrics)]
+                 for name, v in (base.get("declared") or {}).items()]
+        page.table(["baseline", *metrics], rows)
+        for name, why in (base.get("skipped") or {}).items():
+            page.text(f"no {name} baseline: {why}", "missing")
+    tested = {n: c["test"] for n, c in (result.get("candidates") or {}).items() if c.get("test")}
+    if tested:
+        page.heading("Test split (evaluated once, at the end; no decision uses it)", 3)
+        metrics = sorted({m for v in tested.values() for m in v})
+        page.table(["candidate", *metrics], [[n, *(_num4(v.get(m)) for m in metrics)] for n, v in tested.items()])
+    sel = result.get("selection") or {}
+    if sel:
+        page.heading(f"Best steps by {sel['metric']} (chosen on {sel['chosen_on']} validation examples, "
+                     f"judged on the other {sel['judged_on']})", 3)
+        rows = []
+        for name, best in sel.get("best", {}).items():
+            d = ((sel.get("comparisons") or {}).get(name) or {}).get("val", {}).get(sel["metric"]) or {}
+            ci = f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]" if d.get("low") is not None else ""
+            rows.append([name, best["step"], _num4(best["value"]), ci])
+        page.table(["candidate", "best step", "on the choosing half", "Δ vs reference, judging half"], rows)
+    data = result.get("data") or {}
+    splits = [(k, v) for k, v in data.items() if isinstance(v, Mapping) and "sha256" in v]
+    if splits:
+        page.heading("Data", 3)
+        page.table(["split", "examples", "sha256", "hashed from"],
+                   [[k, v.get("examples"), str(v.get("sha256"))[:16], v.get("from", "")] for k, v in splits])
 
 
 def _scopes(page: Page, r: RunRecord) -> None:

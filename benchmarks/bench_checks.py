@@ -30,7 +30,7 @@ from twinrun.examples import DIGITS
 BUDGET_S = 60.0
 
 
-def in_process(outdir: Path) -> twinrun.CheckReport:
+def in_process(outdir: Path) -> twinrun.checks.CheckReport:
     return twinrun.check(DIGITS, "cnn", outdir=outdir)
 
 

@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_corpus.py --repeats 3 [--threads 1] [--markdown]
 
-Each model is checked in-process with ``twinrun.run_checks`` (registry off), clean and with its planted bug.
+Each model is checked in-process with ``twinrun.checks.run_checks`` (registry off), clean and with its planted bug.
 Prints per model: the median seconds over the repeats, the statuses of every check (seed 0), the alarms on
 the clean model over ``--seeds`` run seeds, and whether the planted bug was caught by its check. The issue's budget: 60 s per model on 2 quiet cores.
 """
@@ -42,15 +42,15 @@ def main() -> None:
         times, report = [], None
         for _ in range(args.repeats):
             start = time.perf_counter()
-            report = twinrun.run_checks(**build(), registry=False)
+            report = twinrun.checks.run_checks(**build(), registry=False)
             times.append(time.perf_counter() - start)
         assert report is not None
         counts = {s: len(report.by_status(s)) for s in ("pass", "warn", "fail", "skip")}
         alarms = ", ".join(f"{r.name} {r.status}" for r in report.by_status("warn", "fail")) or "none"
         check, _ = CAUGHT_BY[name]
-        bug = twinrun.run_checks(**build(bug=True), registry=False, only=[check])[check]
+        bug = twinrun.checks.run_checks(**build(bug=True), registry=False, only=[check])[check]
         for seed in range(1, args.seeds):
-            other = twinrun.run_checks(**build(), registry=False, seed=seed)
+            other = twinrun.checks.run_checks(**build(), registry=False, seed=seed)
             more = ", ".join(f"{r.name} {r.status} (seed {seed})" for r in other.by_status("warn", "fail"))
             alarms = more if alarms == "none" and more else (alarms + ", " + more if more else alarms)
         rows.append((name, statistics.median(times), min(times), max(times), counts, alarms, check, bug.status))

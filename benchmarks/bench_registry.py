@@ -84,7 +84,7 @@ def one_run(resolved: Any, registry: Registry | None) -> dict[str, float]:
 
 def bench(name: str, candidates: list[str], steps: int, repeats: int, folder: Path) -> dict[str, Any]:
     exp = twinrun.load_experiment(DIGITS)
-    resolved = twinrun.resolve(
+    resolved = twinrun.spec.resolve(
         exp, {"steps": steps, "eval_every": steps, "batch_size": 64, "scheduler.total_steps": steps},
         candidates=candidates,
     )

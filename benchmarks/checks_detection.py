@@ -31,7 +31,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print("planted bug                      intended check        status  other checks that alarmed")
         for name, case in PLANTED.items():
-            report = twinrun.run_checks(**kwargs_for(case), outdir=Path(tmp) / name)
+            report = twinrun.checks.run_checks(**kwargs_for(case), outdir=Path(tmp) / name)
             status = report[case.check].status
             hit = status in case.caught
             caught += hit
@@ -40,7 +40,7 @@ def main() -> None:
             print(f"{name:32} {case.check:21} {status:6}{'' if hit else ' MISSED'}  "
                   + (", ".join(f"{k}={v}" for k, v in others.items()) or "-"))
         print()
-        runs = [(f"clean:{n}", lambda c=c, n=n: twinrun.run_checks(**kwargs_for(c), outdir=Path(tmp) / n))
+        runs = [(f"clean:{n}", lambda c=c, n=n: twinrun.checks.run_checks(**kwargs_for(c), outdir=Path(tmp) / n))
                 for n, c in CLEAN.items()]
         runs += [(f"demo:{c}", lambda c=c: twinrun.check(DIGITS, c, outdir=Path(tmp) / c)) for c in ("mlp", "cnn", "cnn_bn")]
         applicable = 0

@@ -63,7 +63,7 @@ def test_printing_a_check_report_is_short():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 4, generator=g), torch.randint(0, 2, (64,), generator=g)
     model = nn.Linear(4, 2)
-    report = twinrun.run_checks(model=model, train=(x, y), val=(x, y), loss=nn.CrossEntropyLoss(),
+    report = twinrun.checks.run_checks(model=model, train=(x, y), val=(x, y), loss=nn.CrossEntropyLoss(),
                                 optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=10, registry=False,
                                 only=["loss_at_init", "param_updates"])
     assert repr(report).startswith("CheckReport(2 checks: ") and len(repr(report)) < 80

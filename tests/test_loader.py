@@ -40,7 +40,7 @@ def test_random_transforms_in_workers_repeat_and_differ_by_seed():
 @pytest.mark.parametrize("workers,persistent", [(0, False), (2, False), (2, True)])
 def test_a_batch_asked_for_out_of_order_is_replayed_exactly(workers, persistent):
     exp = twinrun.load_experiment(LOADER)
-    resolved = twinrun.resolve(exp, {"loader.num_workers": workers, "loader.persistent_workers": persistent})
+    resolved = twinrun.spec.resolve(exp, {"loader.num_workers": workers, "loader.persistent_workers": persistent})
     engine = twinrun.TwinEngine(resolved, measure_memory=False)
     data = engine.data
     try:
@@ -76,8 +76,8 @@ def test_a_loader_factory_that_fails_is_named():
 def test_loader_keys_are_checked_like_other_overrides():
     exp = twinrun.load_experiment(LOADER)
     with pytest.raises(ConfigError, match="takes no keyword argument 'num_wokers'"):
-        twinrun.resolve(exp, {"loader.num_wokers": 2})
+        twinrun.spec.resolve(exp, {"loader.num_wokers": 2})
     with pytest.raises(ConfigError, match="has no loader"):
-        twinrun.resolve(exp.replace(loader=None), {"loader.num_workers": 2})
+        twinrun.spec.resolve(exp.replace(loader=None), {"loader.num_workers": 2})
     with pytest.raises(ConfigError, match="loader cannot be overridden per candidate"):
-        twinrun.resolve(exp, {"small:loader.num_workers": 2})
+        twinrun.spec.resolve(exp, {"small:loader.num_workers": 2})

@@ -178,10 +178,10 @@ def test_prediction_of_structures():
     assert prediction(Output(torch.ones(2), t)) is t
     assert prediction([None, {"x": t}]) is t
     assert prediction((torch.ones(1), t), 1) is t
-    with pytest.raises(twinrun.BuildError, match="output_key='nope' names no tensor") as info:
+    with pytest.raises(twinrun.errors.BuildError, match="output_key='nope' names no tensor") as info:
         prediction({"logits": t}, "nope")
     assert "output_key='auto'" in (info.value.fix or "")
-    with pytest.raises(twinrun.BuildError, match="hold no tensor"):
+    with pytest.raises(twinrun.errors.BuildError, match="hold no tensor"):
         prediction((None, 3))
 
 

@@ -88,7 +88,7 @@ def test_an_interrupted_run_is_recorded_as_interrupted(toy):
                 raise KeyboardInterrupt
 
     with Registry.open() as reg:
-        resolved = twinrun.resolve(toy, {"steps": 10}, candidates=["small"])
+        resolved = twinrun.spec.resolve(toy, {"steps": 10}, candidates=["small"])
         engine = TwinEngine(resolved, sinks=[RegistrySink(reg, flush_every=1), StopAt3()])
         with pytest.raises(KeyboardInterrupt):
             engine.run()
@@ -115,7 +115,7 @@ def test_a_run_stopped_while_starting_is_recorded_as_failed_by_every_sink(toy):
             seen.append(f"witness {event.interrupted} {event.step}")
 
     with Registry.open() as reg:
-        resolved = twinrun.resolve(toy, {"steps": 10}, candidates=["small"])
+        resolved = twinrun.spec.resolve(toy, {"steps": 10}, candidates=["small"])
         sinks = [RegistrySink(reg), InterruptAtStart(), BrokenOnFailure(), Witness()]
         engine = TwinEngine(resolved, sinks=sinks)
         with pytest.raises(KeyboardInterrupt) as raised:  # the run's own error, not the failing sink's

@@ -97,12 +97,12 @@ def test_a_twin_loop_that_raises_is_recorded_as_failed(tmp_path):
     parts = {n: (m, torch.optim.SGD(m.parameters(), lr=0.1)) for n, m in models.items()}
     with Registry.open(tmp_path / "r.sqlite") as reg:
         with pytest.raises(ValueError, match="user bug"):
-            with twinrun.Twin(parts, sinks=[twinrun.RegistrySink(reg)]) as twin:
+            with twinrun.Twin(parts, sinks=[twinrun.registry.RegistrySink(reg)]) as twin:
                 twin.step(torch.randn(8, 4), torch.randint(0, 2, (8,)), nn.functional.cross_entropy)
                 raise ValueError("user bug")
         run = reg.get_run(twin.run_id)
         assert run.status == "failed" and "ValueError: user bug (after step 1)" in run.error
-        with twinrun.Twin(parts, sinks=[twinrun.RegistrySink(reg)]) as ok:  # and a clean loop finishes
+        with twinrun.Twin(parts, sinks=[twinrun.registry.RegistrySink(reg)]) as ok:  # and a clean loop finishes
             ok.step(torch.randn(8, 4), torch.randint(0, 2, (8,)), nn.functional.cross_entropy)
         assert reg.get_run(ok.run_id).status == "finished"
 

@@ -62,5 +62,5 @@ def test_twin_writes_tensorboard(tmp_path):
 
 
 def test_twin_rejects_bad_candidates():
-    with pytest.raises(twinrun.BuildError, match="model, optimizer"):
+    with pytest.raises(twinrun.errors.BuildError, match="model, optimizer"):
         twinrun.Twin({"a": (nn.Linear(2, 2),)})

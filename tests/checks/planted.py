@@ -1,6 +1,6 @@
 """Planted silent bugs, at least one per check, and clean setups that must pass every check.
 
-Every case is a function returning the keyword arguments of ``twinrun.run_checks``:
+Every case is a function returning the keyword arguments of ``twinrun.checks.run_checks``:
 a real tiny model, real data (generated or scikit-learn's digits) and a real
 optimizer. A planted case names the check meant to catch it, the statuses that
 count as caught, and the other checks that legitimately see the same bug

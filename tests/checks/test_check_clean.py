@@ -14,7 +14,7 @@ from twinrun.examples import DIGITS
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CLEAN))
 def test_clean_setup_passes_every_check(name, tmp_path):
-    report = twinrun.run_checks(**kwargs_for(CLEAN[name]), outdir=tmp_path)
+    report = twinrun.checks.run_checks(**kwargs_for(CLEAN[name]), outdir=tmp_path)
     alarms = {r.name: (r.status, r.measured) for r in report.results if r.status in ("warn", "fail")}
     assert not alarms, f"{name}: false alarms {alarms}"
     assert not report.failed
@@ -42,7 +42,7 @@ def test_toy_candidates_pass_every_check(toy, candidate, tmp_path):
 
 def test_causal_models_are_checked_not_skipped(tmp_path):
     for name in ("causal_conv_lm", "causal_conv_lm_strict", "masked_attention_lm"):
-        report = twinrun.run_checks(**kwargs_for(CLEAN[name]), outdir=tmp_path, only="causality,batch_independence")
+        report = twinrun.checks.run_checks(**kwargs_for(CLEAN[name]), outdir=tmp_path, only="causality,batch_independence")
         assert report.statuses() == {"batch_independence": "pass", "causality": "pass"}, name
         assert report["batch_independence"].details["differentiated"] == "the output of embedding 'embed'"
 
@@ -60,6 +60,6 @@ def test_worker_streams_accepts_the_dataset_reseeding_idiom():
 
     (x, y), val = blobs()
     loader = DataLoader(JitteredBlobs(x, y, "own"), batch_size=32, num_workers=2, worker_init_fn=reseed_dataset_rng)
-    report = twinrun.run_checks(model=_seeded(MLP), train=loader, val=val, loss=torch.nn.CrossEntropyLoss(),
+    report = twinrun.checks.run_checks(model=_seeded(MLP), train=loader, val=val, loss=torch.nn.CrossEntropyLoss(),
                                 optimizer=adam(), steps=200, only=["worker_streams"])
     assert report["worker_streams"].status == "pass", report["worker_streams"].explanation

@@ -13,7 +13,7 @@ import twinrun
 @pytest.mark.parametrize("name", list(PLANTED))
 def test_planted_bug_is_caught_by_its_check(name, tmp_path):
     case = PLANTED[name]
-    report = twinrun.run_checks(**kwargs_for(case), outdir=tmp_path)
+    report = twinrun.checks.run_checks(**kwargs_for(case), outdir=tmp_path)
     result = report[case.check]
     assert result.status in case.caught, (name, result.status, result.measured, result.explanation)
     assert result.fix, "a caught bug comes with a fix"
@@ -41,5 +41,5 @@ def test_every_check_has_a_planted_bug():
 ])
 def test_the_explanation_names_the_cause(name, needle, tmp_path):
     case = PLANTED[name]
-    report = twinrun.run_checks(**kwargs_for(case), outdir=tmp_path, only=[case.check])
+    report = twinrun.checks.run_checks(**kwargs_for(case), outdir=tmp_path, only=[case.check])
     assert needle in report[case.check].explanation

@@ -22,7 +22,7 @@ def _pieces(**extra):
 
 
 def test_to_dict_is_complete_and_strict_json(tmp_path):
-    report = twinrun.run_checks(**_pieces(), outdir=tmp_path, skip="worker_streams")
+    report = twinrun.checks.run_checks(**_pieces(), outdir=tmp_path, skip="worker_streams")
     data = report.to_dict()
     text = json.dumps(data, allow_nan=False)  # raises on NaN/Inf or non-JSON values
     assert json.loads(text) == data
@@ -103,8 +103,8 @@ def test_a_crashing_model_becomes_a_fail_with_the_error(tmp_path):
                 raise RuntimeError("no eval for me")
             return super().forward(x)
 
-    with pytest.raises(twinrun.BuildError, match="no eval for me"):  # the engine's preflight runs eval mode
-        twinrun.run_checks(**{**_pieces(), "model": lambda: BreaksInEval()}, outdir=tmp_path)
+    with pytest.raises(twinrun.errors.BuildError, match="no eval for me"):  # the engine's preflight runs eval mode
+        twinrun.checks.run_checks(**{**_pieces(), "model": lambda: BreaksInEval()}, outdir=tmp_path)
 
     class BreaksOnSmallBatches(MLP):
         def forward(self, x):
@@ -112,7 +112,7 @@ def test_a_crashing_model_becomes_a_fail_with_the_error(tmp_path):
                 raise RuntimeError("batch of 8")
             return super().forward(x)
 
-    report = twinrun.run_checks(**{**_pieces(), "model": lambda: BreaksOnSmallBatches()}, outdir=tmp_path,
+    report = twinrun.checks.run_checks(**{**_pieces(), "model": lambda: BreaksOnSmallBatches()}, outdir=tmp_path,
                                 only="overfit_batch,param_updates")
     result = report["overfit_batch"]
     assert result.status == "fail" and "RuntimeError: batch of 8" in result.measured
@@ -121,7 +121,7 @@ def test_a_crashing_model_becomes_a_fail_with_the_error(tmp_path):
 
 
 def test_skips_say_why(tmp_path):
-    report = twinrun.run_checks(**_pieces(), outdir=tmp_path, only="causality,lr_schedule,worker_streams")
+    report = twinrun.checks.run_checks(**_pieces(), outdir=tmp_path, only="causality,lr_schedule,worker_streams")
     assert report.statuses() == {"causality": "skip", "lr_schedule": "skip", "worker_streams": "skip"}
     assert "time_dim" in report["causality"].fix
     assert "no learning-rate scheduler" in report["lr_schedule"].explanation

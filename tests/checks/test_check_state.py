@@ -77,7 +77,7 @@ def test_checks_leave_user_objects_and_global_rng_as_found(tmp_path):
     scheduler_state = _clone(scheduler.state_dict())
     modes = [m.training for m in model.modules()]
 
-    report = twinrun.run_checks(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(), optimizer=optimizer,
+    report = twinrun.checks.run_checks(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(), optimizer=optimizer,
                                 scheduler=scheduler, steps=200, batch_size=32, outdir=tmp_path,
                                 options={"overfit_batch": {"steps": 100}})
     assert len(report.results) == len(twinrun.checks.check_names())
@@ -101,26 +101,26 @@ def test_the_copy_keeps_the_optimizer_state(tmp_path):
     model, optimizer, _scheduler, train, val = _user_setup()
     kwargs = {"model": model, "train": train, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": optimizer,
                   "steps": 200, "batch_size": 32, "outdir": tmp_path, "only": "param_updates"}
-    with_state = twinrun.run_checks(**kwargs)["param_updates"].details["update_ratio"]
+    with_state = twinrun.checks.run_checks(**kwargs)["param_updates"].details["update_ratio"]
     fresh = torch.optim.Adam(model.parameters(), lr=optimizer.param_groups[0]["initial_lr"])
-    without = twinrun.run_checks(**{**kwargs, "optimizer": fresh})["param_updates"].details["update_ratio"]
+    without = twinrun.checks.run_checks(**{**kwargs, "optimizer": fresh})["param_updates"].details["update_ratio"]
     assert with_state.keys() == without.keys()
     assert any(abs(with_state[k] - without[k]) > 1e-9 for k in with_state)
 
 
 def test_short_training_is_the_start_of_a_real_run(toy):
     """The checks' short training sees the same batches, augmentation and dropout as `twinrun compare`."""
-    resolved = twinrun.resolve(toy, candidates=["dropout"])
+    resolved = twinrun.spec.resolve(toy, candidates=["dropout"])
     ctx = CheckContext(TwinEngine(resolved, measure_memory=False), "dropout")
     short = shared_training(ctx, 10)
-    run = TwinEngine(twinrun.resolve(toy, candidates=["dropout"]), measure_memory=False).run()
+    run = TwinEngine(twinrun.spec.resolve(toy, candidates=["dropout"]), measure_memory=False).run()
     np.testing.assert_array_equal(short.losses, run.candidates["dropout"].train_loss[:10])
 
 
 def test_same_seed_same_report_other_seed_other_training(tmp_path):
     def losses(seed):
         (x, y), val = blobs()
-        report = twinrun.run_checks(model=lambda: MLP(), train=(x, y), val=val, loss=nn.CrossEntropyLoss(),
+        report = twinrun.checks.run_checks(model=lambda: MLP(), train=(x, y), val=val, loss=nn.CrossEntropyLoss(),
                                     optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1), seed=seed,
                                     steps=100, outdir=tmp_path, only="loss_decreases")
         return report["loss_decreases"].details["train_losses"]
@@ -137,13 +137,13 @@ def test_apply_bias_sets_the_prior_on_the_users_model_and_only_there(tmp_path):
     before = _clone(model.state_dict())
     kwargs = {"model": model, "train": train, "val": val, "loss": nn.MSELoss(), "optimizer": torch.optim.Adam(model.parameters()),
                   "steps": 100, "outdir": tmp_path, "only": "loss_at_init"}
-    first = twinrun.run_checks(**kwargs, options={"loss_at_init": {"apply_bias": True}})["loss_at_init"]
+    first = twinrun.checks.run_checks(**kwargs, options={"loss_at_init": {"apply_bias": True}})["loss_at_init"]
     assert first.status == "warn" and first.details["final_layer"] == "body.2"
     assert first.details["bias_applied"] is True
     after = model.state_dict()
     assert after["body.2.bias"].item() == pytest.approx(float(train[1].mean()), rel=1e-5)
     assert all(torch.equal(before[k], after[k]) for k in before if k != "body.2.bias")
     # the loss at init now is what the check said the prior bias would give, and the check passes
-    second = twinrun.run_checks(**kwargs)["loss_at_init"]
+    second = twinrun.checks.run_checks(**kwargs)["loss_at_init"]
     assert second.status == "pass"
     assert second.details["loss_at_init"] == pytest.approx(first.details["loss_with_prior_bias"], rel=1e-6)

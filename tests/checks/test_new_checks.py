@@ -16,7 +16,7 @@ def test_adam_left_at_sgds_learning_rate_is_named_with_a_working_range(tmp_path)
     """The issue's case: Adam at 0.1 drops the loss at first, then thrashes; the range test says where it works."""
     model = _seeded(MLP, features=64, classes=10)
     (x, y), (xv, yv) = digits()
-    report = twinrun.run_checks(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv),
+    report = twinrun.checks.run_checks(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv),
                                 loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=0.1),
                                 steps=300, outdir=tmp_path, registry=False, only=["lr_range"])
     result = report["lr_range"]
@@ -31,7 +31,7 @@ def test_adam_left_at_sgds_learning_rate_is_named_with_a_working_range(tmp_path)
 def test_a_sane_learning_rate_passes_the_range_test(tmp_path):
     model = _seeded(MLP, features=64, classes=10)
     (x, y), (xv, yv) = digits()
-    report = twinrun.run_checks(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv),
+    report = twinrun.checks.run_checks(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv),
                                 loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
                                 steps=300, registry=False, only=["lr_range"])
     assert report["lr_range"].status == "pass", report["lr_range"].measured
@@ -40,7 +40,7 @@ def test_a_sane_learning_rate_passes_the_range_test(tmp_path):
 def test_the_range_test_is_seeded_by_the_run():
     def run(seed):
         model = _seeded(MLP)
-        return twinrun.run_checks(**_tabular(model), seed=seed, registry=False, only=["lr_range"])["lr_range"]
+        return twinrun.checks.run_checks(**_tabular(model), seed=seed, registry=False, only=["lr_range"])["lr_range"]
 
     a, b, c = run(0), run(0), run(1)
     assert a.details["losses"] == b.details["losses"]
@@ -48,7 +48,7 @@ def test_the_range_test_is_seeded_by_the_run():
 
 
 def test_dead_relus_are_named_by_layer(tmp_path):
-    report = twinrun.run_checks(**_tabular(_seeded(DeadReluMLP)), outdir=tmp_path, registry=False,
+    report = twinrun.checks.run_checks(**_tabular(_seeded(DeadReluMLP)), outdir=tmp_path, registry=False,
                                 only=["activations"])
     result = report["activations"]
     assert result.status == "fail", result.measured
@@ -57,7 +57,7 @@ def test_dead_relus_are_named_by_layer(tmp_path):
 
 
 def test_a_clean_mlp_has_live_activations():
-    report = twinrun.run_checks(**_tabular(_seeded(MLP)), registry=False, only=["activations"])
+    report = twinrun.checks.run_checks(**_tabular(_seeded(MLP)), registry=False, only=["activations"])
     assert report["activations"].status == "pass", report["activations"].explanation
 
 
@@ -77,7 +77,7 @@ def test_a_vocabulary_built_from_a_set_depends_on_the_hash_seed(sorted_vocab, mo
 
 
 def test_hash_seed_needs_an_experiment_file():
-    result = twinrun.run_checks(**_tabular(_seeded(MLP)), registry=False, only=["hash_seed"])["hash_seed"]
+    result = twinrun.checks.run_checks(**_tabular(_seeded(MLP)), registry=False, only=["hash_seed"])["hash_seed"]
     assert result.status == "skip" and "twinrun check FILE" in result.fix
 
 
@@ -97,7 +97,7 @@ class HugeInitMLP(MLP):
 
 
 def test_huge_initial_weights_are_named_as_the_cause_not_the_labels():
-    report = twinrun.run_checks(**_tabular(_seeded(HugeInitMLP)), registry=False,
+    report = twinrun.checks.run_checks(**_tabular(_seeded(HugeInitMLP)), registry=False,
                                 only=["zero_input_baseline", "activations"])
     zero = report["zero_input_baseline"]
     assert zero.status == "fail"
@@ -113,7 +113,7 @@ def clamped_loss(out, y):
 def test_a_clamped_loss_is_named_no_gradient_reaches_the_parameters():
     pieces = _tabular(_seeded(MLP))
     pieces["loss"] = clamped_loss
-    result = twinrun.run_checks(**pieces, registry=False, only=["loss_decreases"])["loss_decreases"]
+    result = twinrun.checks.run_checks(**pieces, registry=False, only=["loss_decreases"])["loss_decreases"]
     assert result.status == "fail"
     assert "No gradient reaches the parameters" in result.explanation
     assert result.details["gradient_norm_at_step_1"] == 0.0
@@ -122,7 +122,7 @@ def test_a_clamped_loss_is_named_no_gradient_reaches_the_parameters():
 def test_batch_norm_statistics_are_recomputed_before_eval_measurements():
     from planted import clean_cnn_bn
 
-    report = twinrun.run_checks(**clean_cnn_bn(), registry=False, only=["loss_decreases", "zero_input_baseline"])
+    report = twinrun.checks.run_checks(**clean_cnn_bn(), registry=False, only=["loss_decreases", "zero_input_baseline"])
     assert "batch-norm layer(s) were recomputed" in report["loss_decreases"].explanation
     assert "batch-norm layer(s) were" in report["zero_input_baseline"].explanation
     assert report.statuses() == {"loss_decreases": "pass", "zero_input_baseline": "pass"}
@@ -159,7 +159,7 @@ def test_an_unrecognised_summed_losss_floor_is_per_example():
     from models import vae
 
     pieces = vae()
-    result = twinrun.run_checks(**pieces, registry=False, only=["overfit_batch"])["overfit_batch"]
+    result = twinrun.checks.run_checks(**pieces, registry=False, only=["overfit_batch"])["overfit_batch"]
     x = pieces["train"][0]
     floor = result.details["floor"]
     assert result.details["floor_estimated"]
@@ -178,6 +178,6 @@ def test_an_autoencoder_that_ignores_its_inputs_is_told_why():
     sys.path.append(str(Path(__file__).parents[1] / "corpus"))
     from models import vae
 
-    result = twinrun.run_checks(**vae(bug=True), registry=False, only=["zero_input_baseline"])["zero_input_baseline"]
+    result = twinrun.checks.run_checks(**vae(bug=True), registry=False, only=["zero_input_baseline"])["zero_input_baseline"]
     assert result.status in ("warn", "fail"), result.measured
     assert "autoencoder" in result.explanation and "shuffled separately" not in result.explanation

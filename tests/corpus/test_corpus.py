@@ -50,7 +50,7 @@ def _one_thread():
 
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_a_clean_model_gets_no_alarm(name, tmp_path):
-    report = twinrun.run_checks(**CORPUS[name](), outdir=tmp_path, registry=False)
+    report = twinrun.checks.run_checks(**CORPUS[name](), outdir=tmp_path, registry=False)
     alarms = {r.name: (r.status, r.measured) for r in report.results
               if r.status in ("warn", "fail") and (name, r.name) not in TRUE_ALARMS}
     assert not alarms, f"{name}: false alarms {alarms}"
@@ -70,7 +70,7 @@ def test_a_clean_model_gets_no_alarm(name, tmp_path):
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_the_planted_bug_is_caught_by_the_right_check(name, tmp_path):
     check, word = CAUGHT_BY[name]
-    report = twinrun.run_checks(**CORPUS[name](bug=True), outdir=tmp_path, registry=False, only=[check])
+    report = twinrun.checks.run_checks(**CORPUS[name](bug=True), outdir=tmp_path, registry=False, only=[check])
     result = report[check]
     assert result.status == "fail", (name, result.status, result.measured)
     assert word in (result.explanation + " " + result.fix).lower(), (name, result.explanation, result.fix)
@@ -99,5 +99,5 @@ def test_a_sequence_first_model_trains_and_evaluates_batch_first():
 def test_a_sequence_first_model_fed_batch_first_is_told_to_declare_it():
     pieces = CORPUS["lstm"]()
     pieces["batch_dim"] = 0
-    with pytest.raises(twinrun.BuildError, match="batch_dim=1"):
-        twinrun.run_checks(**pieces, registry=False, only=["loss_at_init"])
+    with pytest.raises(twinrun.errors.BuildError, match="batch_dim=1"):
+        twinrun.checks.run_checks(**pieces, registry=False, only=["loss_at_init"])

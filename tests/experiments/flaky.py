@@ -32,7 +32,7 @@ def blobs(n_train: int = 256, n_val: int = 128, features: int = 8, classes: int 
 
 
 def _is_seed(seed: int) -> bool:
-    return seed >= 0 and torch.initial_seed() == twinrun.derive_seed(seed, "init")
+    return seed >= 0 and torch.initial_seed() == twinrun.rng.derive_seed(seed, "init")
 
 
 def _seed_at_least(first: int) -> bool:

@@ -281,7 +281,7 @@ def test_intervals_of_a_bounded_metric_stay_inside_its_bounds():
 def test_a_sweep_knows_its_metrics_bounds(toy):
     from twinrun.sweeps._analysis import metric_bounds
 
-    resolved = twinrun.resolve(toy)
+    resolved = twinrun.spec.resolve(toy)
     assert metric_bounds(resolved, "accuracy") == (0.0, 1.0)
     assert metric_bounds(resolved, "loss") == (0.0, None)  # CrossEntropyLoss
 

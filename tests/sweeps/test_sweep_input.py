@@ -72,7 +72,7 @@ def test_no_experiment_file(capsys):
 def test_seeds_are_a_range_a_derivation_or_a_list():
     assert choose_seeds(4) == (0, 1, 2, 3)
     derived = choose_seeds(3, base_seed=42)
-    assert derived == tuple(twinrun.derive_seed(42, "sweep", i) for i in range(3))
+    assert derived == tuple(twinrun.rng.derive_seed(42, "sweep", i) for i in range(3))
     assert derived == choose_seeds(3, base_seed=42) != choose_seeds(3, base_seed=43)
     assert len(set(derived)) == 3 and all(0 <= s < 2**63 for s in derived)
     assert choose_seeds([7, 3, 11]) == (7, 3, 11)  # as given, in order
@@ -121,7 +121,7 @@ def test_overrides_cross_the_process_boundary_as_text():
                           "widths": [1, 2], "grad_clip": None})
     assert args == ("steps=8", "optimizer.lr=0.001", "model=toy:DeepMLP", "tag='3'", "widths=[1, 2]",
                     "grad_clip=None")
-    assert twinrun.parse_overrides(list(args)) == {"steps": 8, "optimizer.lr": 1e-3, "model": "toy:DeepMLP",
+    assert twinrun.spec.parse_overrides(list(args)) == {"steps": 8, "optimizer.lr": 1e-3, "model": "toy:DeepMLP",
                                                    "tag": "3", "widths": [1, 2], "grad_clip": None}
     with pytest.raises(ConfigError) as err:
         override_args({"model": object})

@@ -8,7 +8,7 @@ backprop, look at exactly what enters the net, ...) and returns a
 expected, a one-paragraph explanation and the fix.
 
     report = twinrun.check("experiment.py", candidate="cnn")       # a file
-    report = twinrun.run_checks(model=net, train=..., val=..., loss=..., optimizer=opt)
+    report = twinrun.checks.run_checks(model=net, train=..., val=..., loss=..., optimizer=opt)
     report.failed, report["overfit_batch"].measured, report.to_dict()
 
 Checks work on copies: the caller's model, optimizer and global random state

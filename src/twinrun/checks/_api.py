@@ -148,7 +148,7 @@ def run_checks(
         name: the name the run is recorded under.
 
     Example:
-        >>> report = twinrun.run_checks(model=net, train=(x, y), val=(xv, yv),  # doctest: +SKIP
+        >>> report = twinrun.checks.run_checks(model=net, train=(x, y), val=(xv, yv),  # doctest: +SKIP
         ...                             loss=nn.CrossEntropyLoss(), optimizer=opt, steps=1000)
         >>> report.failed  # doctest: +SKIP
         False

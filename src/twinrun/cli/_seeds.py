@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--seeds", type=int, metavar="K", help="run K seeds: 0..K-1 (or derived from --base-seed)")
     which.add_argument("--seed-list", metavar="S,S,...", help="run exactly these seeds, e.g. 3,7,11")
     which.add_argument("--base-seed", type=int, metavar="B",
-                       help="derive the K seeds from B (twinrun.derive_seed(B, 'sweep', i))")
+                       help="derive the K seeds from B (twinrun.rng.derive_seed(B, 'sweep', i))")
     which.add_argument("--until-resolved", action="store_true",
                        help="after the first --seeds K (default 3), add one seed at a time until every "
                        "candidate's paired difference to the reference is resolved or futile, or --max "

@@ -272,7 +272,7 @@ def _check_ensemble(
         return None
     if not isinstance(ensemble, Mapping):
         raise ConfigError(f"ensemble must be seed_ensemble()'s result, a mapping; got {type(ensemble).__name__}",
-                          fix="pass ensemble=twinrun.seed_ensemble(outputs, targets, kind=..., metric=...)")
+                          fix="pass ensemble=twinrun.stats.seed_ensemble(outputs, targets, kind=..., metric=...)")
     extra = [c for c in ensemble if c not in aligned.values]
     if extra:
         raise ConfigError(f"ensemble has candidates {extra} that have no scores; candidates: {aligned.names}",

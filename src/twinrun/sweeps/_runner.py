@@ -249,7 +249,7 @@ def run_sweep(
 
 
 def seeds(experiment: Experiment | str | Path, k: int | Sequence[int], **kwargs: Any) -> SweepResult:
-    """``twinrun.seeds("exp.py", 10)``: :func:`run_sweep` with ``seeds=k`` (same keywords)."""
+    """``twinrun.sweeps.seeds("exp.py", 10)``: :func:`run_sweep` with ``seeds=k`` (same keywords)."""
     return run_sweep(experiment, seeds=k, **kwargs)
 
 

@@ -44,6 +44,10 @@ def atomic_write(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def write_json(path: str | Path, data: Any, *, sort_keys: bool = False) -> Path:
-    """``atomic_write`` of ``data`` as indented JSON."""
-    return atomic_write(path, json.dumps(data, indent=2, sort_keys=sort_keys, default=str).encode())
+def write_json(path: str | Path, data: Any, *, sort_keys: bool = False, allow_nan: bool = True) -> Path:
+    """``atomic_write`` of ``data`` as indented JSON: every JSON file twinrun writes goes through here.
+
+    ``allow_nan=False`` refuses NaN and infinities (which JSON does not have) with a ``ValueError``.
+    """
+    text = json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=allow_nan, default=str)
+    return atomic_write(path, text.encode())

@@ -10,7 +10,6 @@ bias of a model object you passed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from twinrun._atomic import write_json
 from twinrun._home import runs_dir, twinrun_home
 from twinrun.checks._clone import copy_optimizer_onto, copy_scheduler_onto
 from twinrun.checks._context import CheckContext
@@ -213,7 +213,7 @@ def produce_report(
         report.subject["registry_run"] = record_report(registry, ctx, report)
     if ctx.outdir is not None:
         ctx.outdir.mkdir(parents=True, exist_ok=True)
-        (ctx.outdir / "checks.json").write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        write_json(ctx.outdir / "checks.json", report.to_dict(), allow_nan=False)
     return report
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from twinrun._atomic import write_json
 from twinrun._home import twinrun_home
 from twinrun._pythonpath import this_twinrun_first
 from twinrun.errors import ConfigError, TwinrunError
@@ -86,7 +87,7 @@ class _Runner:
             "out": str(job.folder),
         }
         path = job.folder / "request.json"
-        path.write_text(json.dumps(request, indent=2, default=str))
+        write_json(path, request)
         env = this_twinrun_first({**os.environ, **job.side.env})  # both runs import this very twinrun
         env.pop("TWINRUN_CHILD", None)
         job.started = time.perf_counter()

@@ -20,6 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from twinrun._atomic import write_json
+
 __all__ = ["main"]
 
 
@@ -67,15 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         from twinrun.errors import TwinrunError
 
         bad_input = isinstance(exc, TwinrunError)
-        (out / "error.json").write_text(json.dumps({
+        write_json(out / "error.json", {
             "type": type(exc).__name__,
             "message": exc.message if isinstance(exc, TwinrunError) else f"{type(exc).__name__}: {exc}",
             "fix": exc.fix if isinstance(exc, TwinrunError) else None,
             "bad_input": bad_input,
             "traceback": traceback.format_exc(),
-        }))
+        })
         return 2 if bad_input else 1
-    (out / "outcome.json").write_text(json.dumps(outcome, default=str))
+    write_json(out / "outcome.json", outcome)
     return 0
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twinrun._atomic import write_json
 from twinrun.registry import Registry, RunSummary
 from twinrun.sweeps._plan import SweepPlan
 from twinrun.sweeps._worker import OUTPUTS_ARTIFACT
@@ -107,8 +108,4 @@ def _outcome_file(folder: Path | None, seed: int) -> Mapping[str, Any] | None:
 def write_analysis_file(folder: Path, analysis: Mapping[str, Any]) -> Path:
     """``<folder>/analysis.json``, written atomically."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "analysis.json"
-    tmp = path.with_name("analysis.json.tmp")
-    tmp.write_text(json.dumps(analysis, indent=2, allow_nan=False))
-    tmp.replace(path)
-    return path
+    return write_json(folder / "analysis.json", analysis, allow_nan=False)

@@ -61,11 +61,9 @@ def _watch_parent(parent: int, every: float = 1.0) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    import json
+    from twinrun._atomic import write_json
 
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=str))
-    os.replace(tmp, path)
+    write_json(path, data, allow_nan=False)
 
 
 def save_outputs(result: Any, run_dir: Path, seed: int) -> Path:

@@ -1,0 +1,21 @@
+"""Every JSON file twinrun writes goes through one atomic writer (``twinrun._atomic.write_json``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import twinrun
+
+SRC = Path(twinrun.__file__).parent
+
+
+def test_no_module_writes_json_or_renames_files_on_its_own():
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path.name == "_atomic.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"write_text\(json\.dumps|json\.dump\((?!data, sys\.stdout)|os\.replace\(|\.replace\(path\)", line):
+                offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

@@ -25,10 +25,11 @@ from twinrun.registry._errors import (
     SchemaVersionError,
     UnknownRunError,
 )
-from twinrun.registry._files import UpgradeReport, resolve_registry_path, upgrade_registry
+from twinrun.registry._files import resolve_registry_path
 from twinrun.registry._records import CandidateRecord, Note, RunRecord, RunSummary, Sweep
 from twinrun.registry._schema import APPLICATION_ID, DDL, SCHEMA_VERSION, STATUSES
 from twinrun.registry._store import STALE_AFTER_S, MetricRow, Registry, open_registry
+from twinrun.registry._upgrade import UpgradeReport, upgrade_registry
 
 if TYPE_CHECKING:
     from twinrun.registry._sink import RegistrySink

@@ -22,7 +22,6 @@ ended with some seeds failed), ``interrupted``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import threading
@@ -34,18 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from twinrun._home import twinrun_home
-from twinrun.errors import ConfigError, TwinrunError
+from twinrun.errors import ConfigError
 from twinrun.registry import Registry, Sweep, resolve_registry_path
 from twinrun.spec import Experiment, ResolvedExperiment
 from twinrun.stats import DEPLOY
 from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
 from twinrun.sweeps._inprocess import InProcessBackend
 from twinrun.sweeps._local import LocalBackend
-from twinrun.sweeps._plan import SweepPlan, choose_seeds, make_plan
+from twinrun.sweeps._plan import SweepPlan
 from twinrun.sweeps._process import HASH_SEED
 from twinrun.sweeps._progress import SweepProgress
 from twinrun.sweeps._ray import RayBackend
 from twinrun.sweeps._records import SeedRecord, collect_seeds, sweep_folder, write_analysis_file
+from twinrun.sweeps._resume import plan_or_resume, recorded_plan, refuse_if_running, resolve_quietly
 from twinrun.sweeps._task import SeedOutcome, SeedTask
 from twinrun.sweeps._tensorboard import sweep_tensorboard_dir, write_mean_curves
 
@@ -184,10 +184,10 @@ def run_sweep(
     else:
         runner = RayBackend(jobs, threads, address)
     with Registry.open(reg_path) as reg:
-        sweep, plan, resolved, notes = _plan_or_resume(
+        sweep, plan, resolved, notes = plan_or_resume(
             reg, experiment, seeds=seeds, base_seed=base_seed, resume=resume, candidates=candidates,
             reference=reference, overrides=overrides, metric=metric, ensemble=ensemble)
-        _refuse_if_running(reg, sweep)
+        refuse_if_running(reg, sweep)
         sweep_id = sweep.id if sweep is not None else _new_id()
         folder = sweep_folder(root, sweep_id)
         sessions = list(sweep.config.get("sessions", [])) if sweep else []
@@ -272,13 +272,13 @@ def analyze_sweep(
     root = twinrun_home(home).absolute()
     with Registry.open(resolve_registry_path(registry, home=root)) as reg:
         sweep = reg.get_sweep(sweep_id)
-        plan = _recorded_plan(sweep)
+        plan = recorded_plan(sweep)
         if metric is not None and metric not in plan.metrics:
             raise ConfigError(f"metric {metric!r} is not measured by sweep {sweep.short_id}",
                               fix=f"choose one of: {', '.join(plan.metrics)}")
         folder = sweep_folder(root, sweep.id)
         records = collect_seeds(reg, sweep.id, plan, folder)
-        resolved = _resolve_quietly(plan)
+        resolved = resolve_quietly(plan)
         analysis = _analyse(reg, sweep.id, plan, records, resolved, status=sweep.status, metric=metric,
                             deploy=deploy, confidence=confidence, n_resamples=n_resamples,
                             sessions=list(sweep.config.get("sessions", [])))
@@ -319,99 +319,6 @@ def _check_options(backend: str, address: str | None, deploy: str, confidence: f
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
         raise ConfigError(f"n_resamples={n_resamples!r} must be an integer of at least 100",
                           fix="pass 10000")
-
-
-def _recorded_plan(sweep: Sweep) -> SweepPlan:
-    try:
-        return SweepPlan.from_config(sweep.config)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"sweep {sweep.short_id} was not made by twinrun seeds (its config lacks {exc})",
-                          fix="pass the id of a sweep listed by: twinrun seeds --list") from exc
-
-
-def _resolve_quietly(plan: SweepPlan) -> ResolvedExperiment | None:
-    try:
-        return plan.resolved()
-    except TwinrunError:
-        return None
-
-
-def _plan_or_resume(
-    reg: Registry,
-    experiment: Experiment | str | Path | None,
-    *,
-    seeds: int | Sequence[int] | None,
-    base_seed: int | None,
-    resume: bool | str,
-    candidates: Sequence[str] | None,
-    reference: str | None,
-    overrides: Mapping[str, Any] | Sequence[str] | None,
-    metric: str | None,
-    ensemble: bool,
-) -> tuple[Sweep | None, SweepPlan, ResolvedExperiment, list[str]]:
-    """The sweep to resume (or ``None`` for a new one), the plan, and notes for the user."""
-    notes: list[str] = []
-    if isinstance(resume, str) and resume:
-        sweep = reg.get_sweep(resume)
-        recorded = _recorded_plan(sweep)
-        wanted = choose_seeds(seeds, base_seed=base_seed) if seeds is not None else recorded.seeds
-        all_seeds = recorded.seeds + tuple(s for s in wanted if s not in recorded.seeds)
-        plan, resolved = make_plan(
-            experiment if experiment is not None else recorded.experiment, all_seeds,
-            overrides=overrides if overrides is not None else recorded.overrides,
-            candidates=candidates if candidates is not None else recorded.candidates,
-            reference=reference if reference is not None else recorded.reference,
-            metric=metric or recorded.metric, save_outputs=recorded.save_outputs)
-        _check_same(plan, recorded, sweep)
-        if len(all_seeds) > recorded.k:
-            notes.append(f"sweep {sweep.short_id}: {len(all_seeds) - recorded.k} seed(s) added "
-                         f"to its {recorded.k}")
-        return sweep, plan, resolved, notes
-    if experiment is None:
-        raise ConfigError("no experiment given", fix="twinrun seeds FILE --seeds K (or --resume SWEEP_ID)")
-    plan, resolved = make_plan(experiment, choose_seeds(seeds, base_seed=base_seed), overrides=overrides,
-                               candidates=candidates, reference=reference, metric=metric,
-                               save_outputs=ensemble)
-    if resume is True:
-        for sweep in reg.list_sweeps(experiment=plan.name):
-            if sweep.status != "finished" and sweep.config.get("sweep_hash") == plan.sweep_hash:
-                recorded = _recorded_plan(sweep)
-                merged = recorded.seeds + tuple(s for s in plan.seeds if s not in recorded.seeds)
-                plan = dataclasses.replace(plan, seeds=merged, save_outputs=recorded.save_outputs)
-                notes.append(f"resuming sweep {sweep.short_id} ({sweep.status})")
-                return sweep, plan, resolved, notes
-        notes.append(f"no unfinished sweep of this configuration of {plan.name!r} to resume; "
-                     "starting a new one")
-    return None, plan, resolved, notes
-
-
-def _check_same(plan: SweepPlan, recorded: SweepPlan, sweep: Sweep) -> None:
-    if plan.sweep_hash == recorded.sweep_hash:
-        return
-    differences = []
-    if plan.experiment_sha256 != recorded.experiment_sha256:
-        differences.append(f"the experiment file {plan.experiment} changed since the sweep started")
-    if plan.overrides != recorded.overrides:
-        differences.append(f"overrides {list(plan.overrides)} instead of {list(recorded.overrides)}")
-    if plan.candidates != recorded.candidates or plan.reference != recorded.reference:
-        differences.append(f"candidates {list(plan.candidates)} (reference {plan.reference}) instead of "
-                           f"{list(recorded.candidates)} (reference {recorded.reference})")
-    raise ConfigError(
-        f"sweep {sweep.short_id} ran another configuration: " + ("; ".join(differences) or
-                                                                  "the resolved config differs"),
-        fix=f"resume it with its own configuration (twinrun seeds --resume {sweep.short_id}, "
-        "no FILE or --set), or start a new sweep (leave out --resume)")
-
-
-def _refuse_if_running(reg: Registry, sweep: Sweep | None) -> None:
-    if sweep is None:
-        return
-    running = reg.list_runs(sweep_id=sweep.id, status="running")
-    if running:
-        seeds_running = ", ".join(str(r.seed) for r in running)
-        raise ConfigError(
-            f"sweep {sweep.short_id} still has seeds running (seeds {seeds_running}), in another process",
-            fix="wait for that process to end (or stop it), then resume")
 
 
 def _task(

@@ -1,4 +1,4 @@
-"""Every JSON file twinrun writes goes through one atomic writer (``twinrun._atomic.write_json``)."""
+"""House rules of the source: one atomic writer for JSON files, no module over 400 lines."""
 
 from __future__ import annotations
 
@@ -19,3 +19,8 @@ def test_no_module_writes_json_or_renames_files_on_its_own():
             if re.search(r"write_text\(json\.dumps|json\.dump\((?!data, sys\.stdout)|os\.replace\(|\.replace\(path\)", line):
                 offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_no_source_file_is_over_400_lines():
+    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long

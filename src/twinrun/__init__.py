@@ -63,7 +63,7 @@ _EXPORTS: dict[str, str] = {
 
 #: Namespaces for everything else, imported on first use (``twinrun.stats.summarize``).
 NAMESPACES = ("checkpoint", "checks", "engine", "env", "errors", "events", "ledger", "proof", "registry",
-              "report", "rng", "sinks", "spec", "stats", "sweeps")
+              "report", "rng", "search", "sinks", "spec", "stats", "sweeps")
 
 #: Names that were top-level before the API was made lean: still found, with a DeprecationWarning
 #: naming their namespace.

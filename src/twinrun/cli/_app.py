@@ -10,7 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from twinrun._version import __version__
-from twinrun.cli import _check, _compare, _env, _ledger, _registry, _report, _repro, _runs, _seeds
+from twinrun.cli import (
+    _check,
+    _compare,
+    _env,
+    _ledger,
+    _registry,
+    _report,
+    _repro,
+    _runs,
+    _search,
+    _seeds,
+)
 from twinrun.cli._child import as_child, needs_child, run_in_child
 from twinrun.cli._common import RawHelp
 from twinrun.errors import TwinrunError
@@ -27,6 +38,7 @@ start here:
   twinrun demo --show-file > exp.py   a complete experiment file to edit
   twinrun compare exp.py              your own comparison
   twinrun seeds exp.py --seeds 10     the same over 10 seeds: spread, paired statistics, ensembles
+  twinrun search exp.py --trials 16   hyperparameter search whose trials are twins, confirmed by replicas
   twinrun check exp.py --candidate A  the training recipe as checks (loss at init, overfit, leakage...)
   twinrun repro exp.py                run it twice: bit-identical, or where the runs part
   twinrun runs                        every run so far; twinrun show / diff RUN
@@ -34,7 +46,7 @@ start here:
   twinrun COMMAND --help              every option of a command
 """
 
-COMMANDS = [_compare, _seeds, _check, _repro, _runs, _report, _ledger, _env, _registry]
+COMMANDS = [_compare, _seeds, _search, _check, _repro, _runs, _report, _ledger, _env, _registry]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,7 +56,7 @@ def needs_child(environ: Mapping[str, str] | None = None) -> bool:
 
 
 #: Commands that train in the first process (``seeds``: with its default in-process backend).
-TRAINING_COMMANDS = ("compare", "demo", "seeds")
+TRAINING_COMMANDS = ("compare", "demo", "seeds", "search")
 _NOT_TRAINING = ("-h", "--help", "--version", "--show-file", "--list", "--show")
 
 

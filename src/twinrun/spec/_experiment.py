@@ -61,6 +61,8 @@ class Experiment:
         output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
         memory_budget: shared
             settings, see :class:`~twinrun.spec.Settings`.
+        search: the search space of ``twinrun search``: override key -> distribution
+            (``twinrun.search.loguniform(1e-4, 1e-2)``, ``choice([64, 128])``...).
         reference_scores: declared scores shown beside the baselines (a human level, a paper's
             number), by metric: ``{"accuracy": 0.98}``.
         replicas: how many replicas ``twinrun compare`` trains by default (``--replicas``):
@@ -107,6 +109,7 @@ class Experiment:
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     replicas: int = 1
     reference_scores: Mapping[str, float] = field(default_factory=dict)
+    search: Mapping[str, Any] = field(default_factory=dict)
     source: ExperimentSource | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

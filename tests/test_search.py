@@ -147,3 +147,13 @@ def test_distributions_refuse_bad_ranges_and_parse_from_the_command_line():
         parse_space(["optimizer.lr=gaussian(0, 1)"])
     draws = [integer(1, 3).draw(np.random.default_rng(i)) for i in range(50)]
     assert set(draws) == {1, 2, 3}
+
+
+def test_the_search_report_draws_every_trial_against_each_hyperparameter(toy, tmp_path):
+    from twinrun.report import search_report
+
+    found = search(toy, trials=4, batch=2, space=SPACE, confirm=0, overrides={"steps": 6}, home=tmp_path)
+    text = search_report(found).render()
+    assert text.count('data-figure="search"') == 2  # optimizer.lr and model.width
+    for t in found.trials:
+        assert f"{t.diff:+.4f}" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, print_json
 
@@ -51,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", metavar="NAME", help="what to rank by (default: the experiment's first metric)")
     p.add_argument("--resume", metavar="ID", help="continue an interrupted search (FILE too; its space and options are the recorded ones)")
     p.add_argument("--show", metavar="ID", help="print a search's result without training")
+    p.add_argument("--report", action="store_true",
+                   help="also write the search as one HTML file (figures of every trial) into its folder")
     add_overrides(p)
     add_home(p)
     add_json(p)
@@ -66,6 +69,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.show is not None:
         result = load_search(find_search(twinrun_home(args.home), args.show))
         print_json(result.to_dict()) if args.json else print(result.format())
+        _report(args, result)
         return 0
     if args.experiment is None:
         raise ConfigError("no experiment given", fix="twinrun search FILE --trials N (with --resume ID: FILE too)")
@@ -80,4 +84,15 @@ def run_search(args: argparse.Namespace) -> int:
                     space=parse_space(args.space) if args.space else None,
                     overrides=parse_overrides(args.overrides), home=args.home, resume=args.resume, say=say)
     print_json(result.to_dict()) if args.json else print(result.format())
+    _report(args, result)
     return 0
+
+
+def _report(args: argparse.Namespace, result: Any) -> None:
+    if args.report:
+        from pathlib import Path
+
+        from twinrun.report import search_report
+
+        path = search_report(result).write(Path(result.folder) / "report.html")
+        print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)

@@ -35,8 +35,10 @@ if TYPE_CHECKING:
         plot_paired_difference,
         plot_probability_of_improvement,
         plot_scores,
+        plot_search,
     )
     from twinrun.report._page import Page
+    from twinrun.report._search import search_report
 
 __all__ = [
     "Page",
@@ -57,10 +59,12 @@ __all__ = [
     "plot_paired_difference",
     "plot_probability_of_improvement",
     "plot_scores",
+    "plot_search",
+    "search_report",
     "when",
 ]
 
-_LAZY = {"Page": "_page", "build_report": "_build", "default_path": "_build"}
+_LAZY = {"Page": "_page", "build_report": "_build", "default_path": "_build", "search_report": "_search"}
 
 
 def __getattr__(name: str) -> Any:

@@ -23,6 +23,7 @@ __all__ = [
     "plot_paired_difference",
     "plot_probability_of_improvement",
     "plot_scores",
+    "plot_search",
 ]
 
 
@@ -157,4 +158,30 @@ def plot_scores(scores: Mapping[str, Sequence[float]], *, ax: Any = None, xlabel
     ax.set_yticklabels(list(scores))
     ax.set_ylim(-0.7, len(scores) - 0.3)
     ax.set_xlabel(xlabel)
+    return ax
+
+
+def plot_search(values: Sequence[Any], diffs: Sequence[float], lows: Sequence[float], highs: Sequence[float], *,
+                ax: Any = None, xlabel: str = "", log: bool = False, winner: int | None = None,
+                ylabel: str = "Δ vs reference") -> Any:
+    """A search's trials: each trial's paired difference to the reference (with its interval) against one
+    hyperparameter's value (``[N]`` each; categories are placed in order of appearance)."""
+    ax = ax if ax is not None else new_axes()
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if numeric:
+        x = np.asarray(values, dtype=float)
+    else:
+        labels = list(dict.fromkeys(map(str, values)))
+        x = np.asarray([labels.index(str(v)) for v in values], dtype=float)
+        ax.set_xticks(range(len(labels)), labels)
+    d, lo, hi = (np.asarray(a, dtype=float) for a in (diffs, lows, highs))
+    ax.errorbar(x, d, yerr=[d - lo, hi - d], fmt="o", color="#4c72b0", ecolor="#9db4d6", capsize=2, ms=4)
+    if winner is not None:
+        ax.plot([x[winner]], [d[winner]], "*", color="#dd8452", ms=14, label="confirmed winner")
+        ax.legend(loc="best", fontsize=8)
+    ax.axhline(0.0, color="#888888", lw=0.8)
+    if log and numeric:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     return ax

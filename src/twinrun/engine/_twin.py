@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,8 +43,11 @@ from twinrun.engine._events import (
 )
 from twinrun.engine._executor import SequentialExecutor, StepContext
 from twinrun.engine._loop import new_run_id
-from twinrun.errors import BuildError
-from twinrun.rng import RngStreams
+from twinrun.engine._result import CandidateResult, Comparison
+from twinrun.engine._state import _clone_tree
+from twinrun.engine._verdict import compare_candidates
+from twinrun.errors import BuildError, CheckpointError
+from twinrun.rng import RngStreams, capture_global_rng, restore_global_rng
 from twinrun.spec import CandidateSpec, Factory, Metric
 
 __all__ = ["Twin"]
@@ -101,6 +105,7 @@ class Twin:
                     f"Twin candidate {name!r}: expected (nn.Module, Optimizer), got "
                     f"({type(model).__name__}, {type(optimizer).__name__})"
                 )
+            _check_ownership(name, model, optimizer, self.states)
             spec = CandidateSpec(
                 name, Factory(type(model)), Factory(type(optimizer)), Factory(nn.Identity), None, None
             )
@@ -170,6 +175,64 @@ class Twin:
         self.bus.emit(EvalDone(self.run_id, self.step_count, results))
         return results
 
+    def verdict(self, batches: Iterable[tuple[Any, Any]], loss_fn: Any, *, reference: str | None = None,
+                confidence: float = 0.95) -> dict[str, Comparison]:
+        """Every candidate against ``reference`` (default: the first) on the same ``batches``: the paired
+        per-example difference of the loss and every metric, with its t interval, as ``twinrun compare``
+        gives it for one run (its scope: these trained weights on this validation set). Emits ``EvalDone``."""
+        fixed = [tuple(b) for b in batches]
+        ref = reference or next(iter(self.states))
+        if ref not in self.states:
+            raise BuildError(f"reference {ref!r} is not a Twin candidate", fix=f"one of: {', '.join(self.states)}")
+        per_example = per_example_loss(loss_fn)
+        results: dict[str, CandidateResult] = {}
+        means: dict[str, dict[str, float]] = {}
+        for state in self.states.values():
+            device = next(state.model.parameters()).device
+            out = evaluate(state, [move_to(b, device) for b in fixed], loss_per_example=per_example,
+                           metrics=self.metrics, device=device, streams=self.streams, step=self.step_count)
+            means[state.name] = out.means()
+            results[state.name] = CandidateResult(
+                state.name, "finished" if state.alive else "diverged", out.means(), out.per_example,
+                np.full(1, np.nan), {}, [], diverged_at=state.diverged_at)
+        self.bus.emit(EvalDone(self.run_id, self.step_count, means))
+        goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
+        return compare_candidates(results, ref, goals, seed=0, confidence=confidence)
+
+    def state_dict(self, user: Any = None) -> dict[str, Any]:
+        """Everything needed to continue this loop bit for bit: models, optimizers, schedulers, the step, the
+        diverged candidates and the global generators (the dropout stream is a function of seed and step).
+        ``user``: your own loop's state (epoch, a sampler's position...), handed back by :meth:`load_state_dict`."""
+        return {"version": 1, "run_id": self.run_id, "step": self.step_count, "global_rng": capture_global_rng(),
+                "user": user,
+                "candidates": {n: {"model": _clone_tree(s.model.state_dict()),
+                                   "optimizer": _clone_tree(s.optimizer.state_dict()),
+                                   "scheduler": _clone_tree(s.scheduler.state_dict()) if s.scheduler is not None
+                                   else None,
+                                   "diverged_at": s.diverged_at, "diverged_value": s.diverged_value}
+                               for n, s in self.states.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> Any:
+        """Continue from :meth:`state_dict` (the global generators too); returns its ``user`` part."""
+        saved, built = sorted(state["candidates"]), sorted(self.states)
+        if saved != built:
+            raise CheckpointError(f"the state holds candidates {saved}, this Twin has {built}",
+                                  fix="build the Twin with the candidates the state was saved from")
+        for name, saved_state in state["candidates"].items():
+            target = self.states[name]
+            try:
+                target.model.load_state_dict(saved_state["model"])
+                target.optimizer.load_state_dict(saved_state["optimizer"])
+                if saved_state["scheduler"] is not None and target.scheduler is not None:
+                    target.scheduler.load_state_dict(saved_state["scheduler"])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"Twin candidate {name!r}: the saved state does not fit its model or "
+                                      f"optimizer: {exc}", fix="load it into the models it was saved from") from exc
+            target.diverged_at, target.diverged_value = saved_state["diverged_at"], saved_state["diverged_value"]
+        self.step_count = int(state["step"])
+        restore_global_rng(state["global_rng"])
+        return state.get("user")
+
     def close(self) -> None:
         """Flush and close the sinks."""
         self.bus.close()
@@ -184,6 +247,23 @@ class Twin:
             for error in self.bus.emit_to_all(failed):
                 exc.add_note(f"twinrun: a sink also failed while recording this: {type(error).__name__}: {error}")
         self.close()
+
+
+def _check_ownership(name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     others: Mapping[str, CandidateState]) -> None:
+    """A model given twice, or an optimizer that updates another model's parameters, is refused."""
+    for other, state in others.items():
+        if state.model is model:
+            raise BuildError(f"Twin candidates {other!r} and {name!r} are the same model object: each would be "
+                             "stepped twice per batch", fix="give each candidate a model of its own (copy.deepcopy)")
+        if state.optimizer is optimizer:
+            raise BuildError(f"Twin candidates {other!r} and {name!r} share one optimizer",
+                             fix="give each candidate its own optimizer over its own model's parameters")
+    own = {id(p) for p in model.parameters()}
+    updated = [p for group in optimizer.param_groups for p in group["params"]]
+    if not updated or not all(id(p) in own for p in updated):
+        raise BuildError(f"Twin candidate {name!r}: its optimizer does not update (only) this model's parameters",
+                         fix=f"build it as torch.optim.X({name}_model.parameters(), ...)")
 
 
 def _unset_loss(outputs: Any, targets: Any) -> torch.Tensor:  # replaced by Twin.step's loss_fn

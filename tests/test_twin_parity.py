@@ -89,3 +89,24 @@ def test_bad_input_names_the_candidate_and_the_fix():
         twinrun.Twin({"z": (other, torch.optim.SGD(other.parameters(), lr=0.1))}).load_state_dict(twin.state_dict())
     with pytest.raises(CheckpointError, match="'a': the saved state does not fit"):
         twinrun.Twin({"a": (other, torch.optim.SGD(other.parameters(), lr=0.1))}).load_state_dict(twin.state_dict())
+
+
+def test_a_checkpoint_sink_writes_the_twin_and_a_fresh_twin_resumes_from_it(tmp_path):
+    from twinrun.checkpoint import CheckpointSink, list_checkpoints, read_checkpoint
+
+    x, y = _data()
+    whole = twinrun.Twin(_models(), seed=3)
+    _loop(whole, x, y, 0, 8, torch.Generator().manual_seed(5))
+    sink = CheckpointSink(tmp_path / "ckpt", every=4)
+    first = twinrun.Twin(_models(), seed=3, sinks=[sink])
+    _loop(first, x, y, 0, 4, torch.Generator().manual_seed(5))  # one epoch: the loop's order starts anew at 4
+    step, path = list_checkpoints(tmp_path / "ckpt")[-1]
+    assert step == 4
+    again = twinrun.Twin(_models(), seed=3)
+    again.load_state_dict(read_checkpoint(path).payload)  # verified file, torch.load(weights_only=True)
+    g = torch.Generator().manual_seed(5)
+    torch.randperm(256, generator=g)  # the user's loader position: its first epoch is done
+    _loop(again, x, y, 4, 8, g)
+    for name in ("a", "b"):
+        for p, q in zip(whole.models[name].parameters(), again.models[name].parameters()):
+            assert torch.equal(p, q)

@@ -118,6 +118,9 @@ class Twin:
         self.init = init_report({n: s.model for n, s in self.states.items()}, dict(zip(self.states, kept)))
         self.executor = SequentialExecutor()
         self.step_count = 0
+        for sink in sinks:  # a CheckpointSink among the sinks writes this Twin's state_dict
+            if hasattr(sink, "bind") and getattr(sink, "snapshot", True) is None:
+                sink.bind(self._snapshot)
         self._devices = sorted({p.device for s in self.states.values() for p in s.model.parameters()}, key=str)
         self.bus.emit(RunStarted(self.run_id, None, {"seed": seed, "candidates": list(self.states)},
                                  self.init, ",".join(map(str, self._devices)) or "cpu", 0,
@@ -232,6 +235,10 @@ class Twin:
         self.step_count = int(state["step"])
         restore_global_rng(state["global_rng"])
         return state.get("user")
+
+    def _snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A checkpoint's payload and header (a ``CheckpointSink`` among the sinks calls it)."""
+        return self.state_dict(), {"experiment": "twin", "run_id": self.run_id}
 
     def close(self) -> None:
         """Flush and close the sinks."""

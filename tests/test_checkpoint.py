@@ -222,3 +222,26 @@ def test_a_checkpoint_copied_into_another_run_is_refused_with_both_ids(crashed, 
         _compare(exp, resume=run_dir)
     assert f"belongs to run {other.run_id[:8]}, not to run {run_dir.name[:8]}" in info.value.message
     assert _files(run_dir) == before
+
+
+def test_a_checkpoint_of_an_older_version_without_the_new_settings_still_resumes(crashed):
+    """Settings added later (monitor, baselines, select_by...) absent from an older checkpoint's config, and
+    left at their defaults now, are not a change of config."""
+    import json
+
+    from twinrun.checkpoint import plan_resume, read_checkpoint, write_checkpoint
+
+    exp, full, run_dir = crashed
+    step, path = list_checkpoints(run_dir / "checkpoints")[-1]
+    ckpt = read_checkpoint(path)
+    config = json.loads(ckpt.payload["config_json"])
+    for name in ("monitor", "baselines", "select_by", "patience", "eval_batches", "eval_passes"):
+        config["settings"].pop(name)
+    payload = {**ckpt.payload, "config_json": json.dumps(config, sort_keys=True)}
+    write_checkpoint(path, payload, ckpt.header)
+    plan = plan_resume(run_dir, exp)
+    assert plan.forced == []
+    config["settings"]["monitor"] = True  # a setting the old run had differently is still a change
+    write_checkpoint(path, {**payload, "config_json": json.dumps(config, sort_keys=True)}, ckpt.header)
+    with pytest.raises(CheckpointError, match="settings.monitor: true -> false"):
+        plan_resume(run_dir, exp)

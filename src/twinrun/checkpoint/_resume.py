@@ -27,7 +27,7 @@ from twinrun.checkpoint._file import Checkpoint, read_checkpoint, read_checkpoin
 from twinrun.checkpoint._sink import list_checkpoints
 from twinrun.env import diff_environments
 from twinrun.errors import CheckpointError, ReproducibilityWarning
-from twinrun.spec import Experiment, ResolvedExperiment, resolve
+from twinrun.spec import Experiment, ResolvedExperiment, Settings, resolve
 
 __all__ = ["CHECKPOINT_DIR", "ResumePlan", "config_differences", "find_checkpoint", "plan_resume"]
 
@@ -145,6 +145,18 @@ def _flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix.rstrip("."), data
 
 
+def _new_default(key: str, saved: Mapping[str, Any], settings: Settings) -> bool:
+    """A setting this version added, absent from an older checkpoint's config and left at its default: the
+    run it resumes is the run it was (a newer twinrun can resume an older checkpoint)."""
+    section, _, name = key.partition(".")
+    if section != "settings" or name in saved.get("settings", {}) or not hasattr(settings, name):
+        return False
+    return bool(getattr(settings, name) == getattr(_DEFAULTS, name))
+
+
+_DEFAULTS = Settings()
+
+
 def config_difference_items(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(key, "key: old -> new")`` for every leaf that differs between two resolved configs."""
     a, b = dict(_flatten(old)), dict(_flatten(new))
@@ -216,9 +228,10 @@ def plan_resume(
     resolved = resolve(experiment, merged, candidates=chosen, reference=reference or request["reference"])
     forced: list[str] = []
     # the resolved values are compared; the overrides that produced them say the same again
+    saved_config = json.loads(payload["config_json"])
     changes = [
-        (key, line) for key, line in config_difference_items(json.loads(payload["config_json"]), resolved.to_config())
-        if key not in CADENCE_KEYS and not _is_override_record(key)
+        (key, line) for key, line in config_difference_items(saved_config, resolved.to_config())
+        if key not in CADENCE_KEYS and not _is_override_record(key) and not _new_default(key, saved_config, resolved.settings)
     ]
     refused = [(k, line) for k, line in changes if not is_forced(k, "config", force)]
     if refused:

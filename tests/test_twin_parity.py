@@ -110,3 +110,28 @@ def test_a_checkpoint_sink_writes_the_twin_and_a_fresh_twin_resumes_from_it(tmp_
     for name in ("a", "b"):
         for p, q in zip(whole.models[name].parameters(), again.models[name].parameters()):
             assert torch.equal(p, q)
+
+
+def test_a_ledger_sink_records_a_twin_loop_with_its_batches_on_disk(tmp_path):
+    from twinrun.ledger import Ledger, LedgerSink, compare_ledgers
+
+    x, y = _data()
+
+    def loop(path, nudge_step=None):
+        with twinrun.Twin(_models(), seed=3, sinks=[LedgerSink(path, every=2)]) as twin:
+            g = torch.Generator().manual_seed(5)
+            for step in range(8):
+                if step % 4 == 0:
+                    order = torch.randperm(256, generator=g)
+                batch = order[(step % 4) * 64:(step % 4 + 1) * 64]
+                xb = x[batch] + (1e-3 if step == nudge_step else 0.0)
+                twin.step(xb, y[batch], nn.functional.cross_entropy)
+
+    loop(tmp_path / "a.jsonl")
+    loop(tmp_path / "b.jsonl")
+    loop(tmp_path / "c.jsonl", nudge_step=5)
+    a, b, c = (Ledger.load(tmp_path / f"{n}.jsonl") for n in "abc")
+    assert {r.kind for r in a.records} >= {"init", "batch", "loss", "weights"}
+    assert compare_ledgers(a, b).divergence is None
+    d = compare_ledgers(a, c).divergence
+    assert (d.step, d.kind, d.name) == (6, "batch", "inputs")  # Twin.step 6 is the loop's step 5

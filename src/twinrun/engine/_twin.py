@@ -33,6 +33,7 @@ from twinrun.engine._build import (
 from twinrun.engine._data import move_to
 from twinrun.engine._evaluate import evaluate
 from twinrun.engine._events import (
+    BatchPrepared,
     CandidateDiverged,
     EvalDone,
     EventBus,
@@ -145,6 +146,9 @@ class Twin:
             if state.loss_fn is not loss_fn:
                 state.loss_fn, state.loss_takes = loss_fn, None  # decided again on this loss's first outputs
         context = StepContext(self.streams, self._devices, self.metrics, self.grad_clip)
+        if self.bus.wants_batches:  # a LedgerSink records every batch's control sums
+            self.bus.emit(BatchPrepared(self.run_id, step, {"none": (inputs, targets)},
+                                        {s.name: "none" for s in live}))
         outputs = self.executor.run_step(step, live, {"none": (inputs, targets)}, context)
         diverged = []
         for name, out in outputs.items():

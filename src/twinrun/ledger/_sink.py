@@ -116,6 +116,10 @@ class LedgerSink(Sink):
     def on_run_failed(self, event: RunFailed) -> None:
         self.save()
 
+    def close(self) -> None:
+        """A run without a ``RunFinished`` (a ``Twin`` loop) is saved when its sinks close."""
+        self.save()
+
     # ------------------------------------------------------------------ helpers
     def _weights(self, step: int, candidate: str, model: torch.nn.Module, *, kind: str) -> None:
         ledger = self._require()

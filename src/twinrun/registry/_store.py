@@ -1,19 +1,7 @@
 """``Registry``: every run remembered in one SQLite file, safe for many writers at once.
 
-Concurrency and crashes:
-
-* WAL journal: readers never block the writer; each write is one short
-  ``BEGIN IMMEDIATE`` transaction, retried with backoff while another process
-  holds the write lock (on top of SQLite's own 30 s busy timeout).
-* A running run stores its pid, the pid's start time, the host name and a
-  heartbeat. Opening the registry marks ``running`` runs ``crashed`` when their
-  process is gone from this host, or when a run of another host has sent no
-  heartbeat for ``stale_after`` seconds. Metrics flushed before the crash stay.
-* A process killed at any instant leaves a consistent file: SQLite's
-  transactions are atomic and WAL keeps committed ones across process death.
-
-One ``Registry`` object serves one process; threads may share it (calls are
-serialised by a lock). After ``fork`` the child opens its own connection.
+How it stays consistent under concurrent writers and crashes is the connection's part
+(``_connection``); runs and sweeps are ``_runs`` and ``_sweeps_store``.
 """
 
 from __future__ import annotations

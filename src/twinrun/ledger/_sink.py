@@ -45,6 +45,7 @@ class LedgerSink(Sink):
         factors: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else None
+        self._saved: int | None = None  # how many records the file on disk holds
         self.every = every
         self.ledger = ledger
         self.factors = dict(factors or {})
@@ -117,8 +118,10 @@ class LedgerSink(Sink):
         self.save()
 
     def close(self) -> None:
-        """A run without a ``RunFinished`` (a ``Twin`` loop) is saved when its sinks close."""
-        self.save()
+        """A run without a ``RunFinished`` (a ``Twin`` loop) is saved when its sinks close; one already
+        saved at its end is not written again."""
+        if self.ledger is not None and self._saved != len(self.ledger.records):
+            self.save()
 
     # ------------------------------------------------------------------ helpers
     def _weights(self, step: int, candidate: str, model: torch.nn.Module, *, kind: str) -> None:
@@ -135,4 +138,5 @@ class LedgerSink(Sink):
         """Write the ledger to :attr:`path` (if any); returns the path written."""
         if self.path is None or self.ledger is None:
             return None
+        self._saved = len(self.ledger.records)
         return self.ledger.save(self.path)

@@ -59,6 +59,9 @@ def test_the_winner_is_what_the_replicas_support(toy, tmp_path):
                    overrides={"steps": 24}, home=tmp_path, seed=3)
     conf = found.confirmation
     assert conf["replicas"] == 3 and set(conf["comparisons"]) <= {"t000", "t001"}
+    # the replicas never reuse the seed the trials were ranked on (toy's seed 3)
+    state = json.loads((Path(found.folder) / "search.json").read_text())
+    assert sorted(state["confirmation"]["runs"], key=int) == ["4", "5", "6"]
     for name, c in conf["comparisons"].items():
         assert c["decision"] in ("better", "worse", "not resolved")
         assert (found.winner == name) <= (c["decision"] == "better")

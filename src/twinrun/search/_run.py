@@ -7,7 +7,8 @@
                           (same initial weights where shapes match, same batches, same augmentation)
                           each trial's paired difference to the reference -> the sampler
     rank the trials by that difference
-    confirm the top M:    R replicas (seeds shared by every candidate), analysed as seeds
+    confirm the top M:    R replicas (seeds shared by every candidate, none of them the seed the trials
+                          were ranked on: a trial chosen for its luck on that seed gets no second helping)
     winner:               the best of those resolved better than the reference across the replicas
 
 Every batch is a registry run (tagged ``search:<id>``) holding every trial as a candidate with its
@@ -108,6 +109,7 @@ def search(
         state = {"id": sid, "experiment": exp.name, "space": {k: d.describe() for k, d in sorted(checked.items())},
                  "trials": trials, "batch": batch, "sampler": sampler, "seed": seed, "confirm": confirm,
                  "replicas": replicas, "metric": metric, "higher_is_better": higher, "reference": reference,
+                 "run_seed": resolved.settings.seed,
                  "overrides": base,
                  "batches": [], "confirmation": {"runs": {}}}
     elif state["space"] != {k: d.describe() for k, d in sorted(checked.items())}:
@@ -159,7 +161,7 @@ def _confirm(state: dict[str, Any], folder: Path, found: SearchResult, run: Call
     top = found.ranked()[: state["confirm"]]
     conf = state["confirmation"]
     conf["candidates"] = [t.name for t in top]
-    seed0 = int(state["overrides"].get("seed", 0))
+    seed0 = int(state["run_seed"]) + 1  # the batches trained with run_seed: the replicas use others
     reference = state["reference"]
     candidates = {reference: dict(own), **{t.name: {**own, **t.overrides} for t in top}}
     for r in range(state["replicas"]):

@@ -28,9 +28,10 @@ from twinrun.errors import CheckpointError
 from twinrun.rng import capture_global_rng, restore_global_rng
 
 if TYPE_CHECKING:
+    from twinrun.engine._build import CandidateState
     from twinrun.engine._loop import TwinEngine
 
-__all__ = ["STATE_VERSION", "engine_state", "load_engine_state"]
+__all__ = ["STATE_VERSION", "engine_state", "load_engine_state", "load_parts", "parts_state"]
 
 STATE_VERSION = 1
 
@@ -47,16 +48,28 @@ def _clone_tree(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def parts_state(state: CandidateState) -> dict[str, Any]:
+    """A copy of a candidate's ``model``, ``optimizer`` and ``scheduler`` states (the engine's and ``Twin``'s)."""
+    scheduler = state.scheduler
+    return {"model": _clone_tree(state.model.state_dict()), "optimizer": _clone_tree(state.optimizer.state_dict()),
+            "scheduler": _clone_tree(scheduler.state_dict())
+            if scheduler is not None and hasattr(scheduler, "state_dict") else None}
+
+
+def load_parts(target: CandidateState, saved: dict[str, Any]) -> None:
+    """Load :func:`parts_state` back; raises what ``load_state_dict`` raises on a misfit (callers name it)."""
+    target.model.load_state_dict(saved["model"])
+    target.optimizer.load_state_dict(saved["optimizer"])
+    if saved["scheduler"] is not None and target.scheduler is not None:
+        target.scheduler.load_state_dict(saved["scheduler"])
+
+
 def engine_state(engine: TwinEngine) -> dict[str, Any]:
     """A copy of everything :func:`load_engine_state` needs to continue ``engine`` exactly."""
     candidates: dict[str, Any] = {}
     for name, state in engine.states.items():
-        scheduler = state.scheduler
         candidates[name] = {
-            "model": _clone_tree(state.model.state_dict()),
-            "optimizer": _clone_tree(state.optimizer.state_dict()),
-            "scheduler": _clone_tree(scheduler.state_dict())
-            if scheduler is not None and hasattr(scheduler, "state_dict") else None,
+            **parts_state(state),
             "diverged_at": state.diverged_at,
             "stopped_at": state.stopped_at,
             "diverged_value": state.diverged_value,
@@ -118,10 +131,7 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
     for name, saved_state in state["candidates"].items():
         target = engine.states[name]
         try:
-            target.model.load_state_dict(saved_state["model"])
-            target.optimizer.load_state_dict(saved_state["optimizer"])
-            if saved_state["scheduler"] is not None and target.scheduler is not None:
-                target.scheduler.load_state_dict(saved_state["scheduler"])
+            load_parts(target, saved_state)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(
                 f"candidate {name!r}: the checkpoint's weights or optimizer state do not fit the "

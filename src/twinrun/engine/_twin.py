@@ -45,7 +45,7 @@ from twinrun.engine._events import (
 from twinrun.engine._executor import SequentialExecutor, StepContext
 from twinrun.engine._loop import new_run_id
 from twinrun.engine._result import CandidateResult, Comparison
-from twinrun.engine._state import _clone_tree
+from twinrun.engine._state import load_parts, parts_state
 from twinrun.engine._verdict import compare_candidates
 from twinrun.errors import BuildError, CheckpointError
 from twinrun.rng import RngStreams, capture_global_rng, restore_global_rng
@@ -212,11 +212,8 @@ class Twin:
         ``user``: your own loop's state (epoch, a sampler's position...), handed back by :meth:`load_state_dict`."""
         return {"version": 1, "run_id": self.run_id, "step": self.step_count, "global_rng": capture_global_rng(),
                 "user": user,
-                "candidates": {n: {"model": _clone_tree(s.model.state_dict()),
-                                   "optimizer": _clone_tree(s.optimizer.state_dict()),
-                                   "scheduler": _clone_tree(s.scheduler.state_dict()) if s.scheduler is not None
-                                   else None,
-                                   "diverged_at": s.diverged_at, "diverged_value": s.diverged_value}
+                "candidates": {n: {**parts_state(s), "diverged_at": s.diverged_at,
+                                   "diverged_value": s.diverged_value}
                                for n, s in self.states.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> Any:
@@ -228,10 +225,7 @@ class Twin:
         for name, saved_state in state["candidates"].items():
             target = self.states[name]
             try:
-                target.model.load_state_dict(saved_state["model"])
-                target.optimizer.load_state_dict(saved_state["optimizer"])
-                if saved_state["scheduler"] is not None and target.scheduler is not None:
-                    target.scheduler.load_state_dict(saved_state["scheduler"])
+                load_parts(target, saved_state)
             except (RuntimeError, ValueError, KeyError) as exc:
                 raise CheckpointError(f"Twin candidate {name!r}: the saved state does not fit its model or "
                                       f"optimizer: {exc}", fix="load it into the models it was saved from") from exc

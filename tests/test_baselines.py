@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from _sinks import StopAt
 from torch import nn
 
 import twinrun
 from twinrun._interrupt import StopRequest
 from twinrun.cli import main
-from twinrun.engine import Sink, TwinEngine
+from twinrun.engine import TwinEngine
 from twinrun.errors import ConfigError, Interrupted
 from twinrun.spec import resolve
 
@@ -70,19 +71,11 @@ def test_baselines_change_no_candidate_number_and_no_global_generator(toy):
     assert off.baselines == {} and "baselines" not in off.timing
 
 
-class _StopAt(Sink):
-    def __init__(self, stop: StopRequest, step: int) -> None:
-        self.stop, self.at = stop, step
-
-    def on_step_done(self, event) -> None:
-        if event.step == self.at:
-            self.stop.set("test")
-
 
 def test_a_resumed_run_gets_the_very_same_baselines(toy):
     whole = _engine(toy).run()
     stop = StopRequest()
-    first = TwinEngine(resolve(toy, {"steps": 12}, candidates=CANDS), sinks=[_StopAt(stop, 5)], stop=stop)
+    first = TwinEngine(resolve(toy, {"steps": 12}, candidates=CANDS), sinks=[StopAt(stop, 5)], stop=stop)
     with pytest.raises(Interrupted):
         first.run()
     state = first.state_dict()

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _sinks import StopAt
 from scipy import stats
 
 import twinrun
 from twinrun._interrupt import StopRequest
-from twinrun.engine import Sink, TwinEngine
+from twinrun.engine import TwinEngine
 from twinrun.engine._evaluate import EvalOutput
 from twinrun.engine._selection import Selection
 from twinrun.engine._verdict import compare_at_best
@@ -59,19 +60,11 @@ def test_early_stopping_stops_one_candidate_and_the_others_go_on(toy):
     assert result.to_dict()["candidates"][next(iter(stopped))]["stopped_at"] == next(iter(stopped.values()))
 
 
-class _StopAt(Sink):
-    def __init__(self, stop: StopRequest, step: int) -> None:
-        self.stop, self.at = stop, step
-
-    def on_step_done(self, event) -> None:
-        if event.step == self.at:
-            self.stop.set("test")
-
 
 def test_a_resumed_run_selects_and_stops_exactly_as_an_uninterrupted_one(toy):
     whole = _engine(toy).run()
     stop = StopRequest()
-    first = TwinEngine(resolve(toy, SELECT, candidates=CANDS), sinks=[_StopAt(stop, 17)], stop=stop)
+    first = TwinEngine(resolve(toy, SELECT, candidates=CANDS), sinks=[StopAt(stop, 17)], stop=stop)
     with pytest.raises(Interrupted):
         first.run()
     second = _engine(toy)

@@ -1,6 +1,6 @@
 """The twin engine: candidates trained side by side on the same batches, emitting events."""
 
-from twinrun.engine._build import CandidateState, InitReport, share_initial_weights
+from twinrun.engine._build import CandidateState, InitReport, init_report, share_initial_weights
 from twinrun.engine._events import (
     BatchPrepared,
     CandidateDiverged,
@@ -44,6 +44,7 @@ __all__ = [
     "Twin",
     "TwinEngine",
     "TwinResult",
+    "init_report",
     "new_run_id",
     "resolve_device",
     "run_twin",

@@ -13,6 +13,7 @@ from twinrun.rng._seed import (
     SEED_ENV,
     hash_seed_is_fixed,
     seed_everything,
+    seed_globals,
     warn_if_hash_seed_varies,
 )
 from twinrun.rng._streams import STREAMS, RngStreams, derive_seed, isolated_global_rng
@@ -37,6 +38,7 @@ __all__ = [
     "isolated_global_rng",
     "restore_global_rng",
     "seed_everything",
+    "seed_globals",
     "seed_worker",
     "warn_if_hash_seed_varies",
 ]

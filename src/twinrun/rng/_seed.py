@@ -106,13 +106,23 @@ def seed_everything(seed: int | None = None) -> int:
             f"seed {seed!r} is not an integer in [0, 2**63)",
             fix="pass a non-negative integer, e.g. seed_everything(0)",
         )
+    seed_globals(seed)
+    os.environ[SEED_ENV] = str(seed)
+    warn_if_hash_seed_varies(stacklevel=3)
+    return seed
+
+
+def seed_globals(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (every CUDA device, lazily) from ``seed``.
+
+    What :func:`seed_everything` does without its other effects (no environment
+    variable, no warning): cheap enough to call at every step, as the framework
+    callbacks do to make each step's randomness a function of the seed and the step.
+    """
     random.seed(seed)
     np.random.seed(numpy_legacy_seed(seed))
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)  # lazy: queued until CUDA initialises
-    os.environ[SEED_ENV] = str(seed)
-    warn_if_hash_seed_varies(stacklevel=3)
-    return seed
 
 
 def warn_if_hash_seed_varies(*, stacklevel: int = 2, once: bool = True) -> bool:

@@ -14,7 +14,7 @@ Y = (X[:, 0] + 0.3 * torch.randn(96, generator=_g) > 0).long()
 
 
 class Net(L.LightningModule):
-    def __init__(self, width: int = 16, lr: float = 0.05) -> None:
+    def __init__(self, width: int = 16, lr: float = 0.05, interval: str = "step", step_size: int = 4) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = nn.Sequential(nn.Linear(6, width), nn.ReLU(), nn.Dropout(0.3), nn.Linear(width, 2))
@@ -34,8 +34,8 @@ class Net(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.7)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.hparams.step_size, gamma=0.7)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.hparams.interval}}
 
 
 def loaders(batch_size: int = 16) -> tuple[DataLoader, DataLoader]:

@@ -45,7 +45,7 @@ def test_a_lightning_run_is_recorded_with_its_config_ledger_metrics_and_checks(t
         assert set(runs) == {"net", "net-checks"}
         run = reg.get_run(runs["net"].id)
         assert run.status == "finished" and sorted(run.candidates) == ["model"]
-        assert run.config["hparams"] == {"width": 16, "lr": 0.05}
+        assert run.config["hparams"] == {"width": 16, "lr": 0.05, "interval": "step", "step_size": 4}
         assert run.config["trainer"]["max_epochs"] == 2 and run.env  # the environment is recorded
         metrics = reg.metrics(run.id)["model"]
         assert [s for s, _ in metrics["train"]["loss"]] == list(range(1, 13))  # 6 batches x 2 epochs
@@ -57,6 +57,17 @@ def test_a_lightning_run_is_recorded_with_its_config_ledger_metrics_and_checks(t
     kinds = {r.kind for r in ledger.records}
     assert {"init", "batch", "loss", "weights"} <= kinds
     assert len([r for r in ledger.records if r.kind == "loss"]) == 12
+
+
+@pytest.mark.parametrize("interval", ["epoch", "step"])
+def test_the_schedule_check_simulates_lightnings_interval(tmp_path, interval):
+    # StepLR(step_size=2) meant per epoch is fine; the same stepped per batch collapses (a true alarm)
+    torch.manual_seed(0)
+    model = Net(interval=interval, step_size=2)
+    cb = _callback(tmp_path, interval, checks=["lr_schedule"], loss=F.cross_entropy)
+    trainer(max_epochs=1, callbacks=[cb]).fit(model, *loaders())
+    status = cb.check_report["lr_schedule"].status
+    assert status == ("pass" if interval == "epoch" else "fail"), cb.check_report["lr_schedule"].measured
 
 
 def test_the_checks_need_the_loss_and_say_so():

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from twinrun._atomic import write_json
 from twinrun._home import runs_dir, twinrun_home
-from twinrun.checks._clone import copy_optimizer_onto, copy_scheduler_onto
+from twinrun.checks._clone import SteppedEvery, copy_optimizer_onto, copy_scheduler_onto
 from twinrun.checks._context import CheckContext
 from twinrun.checks._record import RegistryLike, open_for_checks, record_report
 from twinrun.checks._registry import Check, select_checks, validate_options
@@ -109,6 +109,7 @@ def run_checks(
     loss: Any,
     optimizer: torch.optim.Optimizer | Any,
     scheduler: Any = None,
+    scheduler_every: int = 1,
     augment: Any = None,
     steps: int = 200,
     batch_size: int | None = None,
@@ -137,7 +138,8 @@ def run_checks(
         optimizer: an optimizer object built on ``model`` (copied with its state), an optimizer
             class, or ``fn(model) -> Optimizer``.
         scheduler: ``None``, a scheduler object built on ``optimizer`` (copied), or
-            ``fn(optimizer) -> scheduler``; stepped once per update.
+            ``fn(optimizer) -> scheduler``; stepped once per update, or once every ``scheduler_every``
+            updates (a scheduler meant per epoch: the batches per epoch).
         augment: ``fn(inputs, targets, *, generator) -> (inputs, targets)``, applied per batch.
         steps: the planned number of updates (the schedule is simulated over them).
         batch_dim: 1 for a sequence-first model taking ``(time, batch, ...)`` tensors (see the
@@ -164,6 +166,14 @@ def run_checks(
     model_factory = _model_factory(model)
     optimizer_factory = _optimizer_factory(optimizer, user_model)
     scheduler_factory = _scheduler_factory(scheduler, optimizer)
+    if isinstance(scheduler_every, bool) or not isinstance(scheduler_every, int) or scheduler_every < 1:
+        raise BuildError(f"scheduler_every={scheduler_every!r} is not a positive number of updates",
+                         fix="pass 1 (a scheduler stepped per update) or the batches per epoch")
+    if scheduler_every > 1 and scheduler_factory is not None:
+        per_update = scheduler_factory
+
+        def scheduler_factory(opt: torch.optim.Optimizer) -> Any:
+            return SteppedEvery(per_update(opt), scheduler_every)
     experiment = Experiment(
         name=name,
         data=lambda: (train_data, val_data),

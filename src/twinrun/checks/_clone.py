@@ -67,3 +67,31 @@ def clone_state(state: CandidateState) -> CandidateState:
     return dataclasses.replace(
         state, model=model, optimizer=optimizer, scheduler=scheduler, diverged_at=None, diverged_value=None
     )
+
+
+class SteppedEvery:
+    """A scheduler stepped once every ``every`` calls of :meth:`step` (one epoch's updates: a
+    framework's ``interval="epoch"``); everything else is the scheduler's own."""
+
+    def __init__(self, scheduler: Any, every: int) -> None:
+        self.scheduler = scheduler
+        self.every = every
+        self.calls = 0
+
+    def step(self) -> None:
+        self.calls += 1
+        if self.calls % self.every == 0:
+            self.scheduler.step()
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("scheduler")
+        if inner is None or name.startswith("__"):  # copying: the object is not built yet
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scheduler": self.scheduler.state_dict(), "calls": self.calls, "every": self.every}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.calls = int(state["calls"])

@@ -226,7 +226,7 @@ class TwinrunCallback(pl.Callback):
     def _run_checks(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
         from twinrun.checks import run_checks
 
-        scheduler = trainer.lr_scheduler_configs[0].scheduler if trainer.lr_scheduler_configs else None
+        scheduler, every = _scheduler_for_checks(trainer)
         train, val = trainer.train_dataloader, trainer.val_dataloaders
         if isinstance(val, Sequence):
             val = val[0] if val else None
@@ -234,7 +234,7 @@ class TwinrunCallback(pl.Callback):
         pl_module.trainer = None  # type: ignore[assignment]
         try:
             report = run_checks(model=pl_module, train=train, val=val if val is not None else train,
-                                loss=self.loss, optimizer=trainer.optimizers[0], scheduler=scheduler,
+                                loss=self.loss, optimizer=trainer.optimizers[0], scheduler=scheduler, scheduler_every=every,
                                 steps=self.check_steps, only=None if self.checks is True else list(self.checks or ()),
                                 registry=self.run.registry if self.run.registry is not None else True,
                                 name=f"{self.run.name}-checks", progress=False)
@@ -260,3 +260,15 @@ def _planned_steps(trainer: pl.Trainer) -> int | None:
     except Exception:  # noqa: BLE001 - an iterable without a length: unknown
         return None
     return int(planned) if isinstance(planned, (int, float)) and planned != float("inf") else None
+
+
+def _scheduler_for_checks(trainer: pl.Trainer) -> tuple[Any, int]:
+    """The scheduler the checks simulate and every how many updates it steps (Lightning's ``interval``)."""
+    if not trainer.lr_scheduler_configs:
+        return None, 1
+    config = trainer.lr_scheduler_configs[0]
+    if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        return None, 1  # stepped on a monitored metric: nothing to simulate
+    per_epoch = max(1, int(trainer.num_training_batches) // max(1, trainer.accumulate_grad_batches)) \
+        if config.interval == "epoch" and trainer.num_training_batches != float("inf") else 1
+    return config.scheduler, per_epoch * max(1, int(config.frequency or 1))

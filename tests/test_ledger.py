@@ -157,20 +157,23 @@ def test_twin_in_your_own_loop_records_a_ledger():
 
     (x, y), _ = blobs()
 
-    def run(lr_b: float) -> Ledger:
+    def run(lr_b: float, nudge_at: int | None = None) -> Ledger:
         torch.manual_seed(0)
         a, b = MLP(16, dropout=0.5), MLP(16)
         sink = LedgerSink(every=4)
         twin = twinrun.Twin({"a": (a, torch.optim.SGD(a.parameters(), lr=0.1)),
                              "b": (b, torch.optim.SGD(b.parameters(), lr=lr_b))}, seed=0, sinks=[sink])
-        for i in range(0, 128, 16):
-            twin.step(x[i:i + 16], y[i:i + 16], torch.nn.CrossEntropyLoss())
+        for step, i in enumerate(range(0, 128, 16), start=1):
+            xb = x[i:i + 16] + (1e-3 if step == nudge_at else 0.0)
+            twin.step(xb, y[i:i + 16], torch.nn.CrossEntropyLoss())
         twin.close()
         return sink.ledger
 
     assert compare_ledgers(run(0.2), run(0.2)).identical
-    d = first_divergence(run(0.2), run(0.3))
-    assert (d.step, d.candidate, d.kind) == (2, "b", "loss")  # update 1 differs, the loss of step 2 shows it
+    d = first_divergence(run(0.2), run(0.2, nudge_at=3))
+    assert (d.step, d.candidate, d.kind) == (3, "a", "batch")  # the batch of step 3, named before its loss
+    with pytest.raises(twinrun.errors.LedgerError, match="different configurations"):
+        compare_ledgers(run(0.2), run(0.3))  # the registry entry says what each candidate is: lr differs
 
 
 def test_ledger_command_reads_and_compares(toy, capsys, monkeypatch):

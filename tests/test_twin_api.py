@@ -64,3 +64,25 @@ def test_twin_writes_tensorboard(tmp_path):
 def test_twin_rejects_bad_candidates():
     with pytest.raises(twinrun.errors.BuildError, match="model, optimizer"):
         twinrun.Twin({"a": (nn.Linear(2, 2),)})
+
+
+@pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
+def test_twin_check_runs_the_checks_on_a_copy_and_records_them_with_the_twins_run(tmp_path):
+    (train_x, train_y), (val_x, val_y) = blobs()
+    sink = twinrun.registry.RegistrySink(tmp_path / "registry.sqlite", name="ab")
+    twin = twinrun.Twin(dict(zip("ab", _pair(1, 2))), seed=0, sinks=[sink])
+    before = {k: v.clone() for k, v in twin.models["b"].state_dict().items()}
+    report = twin.check("b", (train_x, train_y), (val_x, val_y), nn.CrossEntropyLoss(), steps=50,
+                        only=["loss_at_init", "param_updates", "overfit_batch"])
+    assert report.statuses() == {"loss_at_init": "pass", "param_updates": "pass", "overfit_batch": "pass"}
+    assert all(torch.equal(before[k], v) for k, v in twin.models["b"].state_dict().items())  # a copy was trained
+    twin.step(train_x[:16], train_y[:16], nn.CrossEntropyLoss())
+    twin.close()
+    with twinrun.open_registry(tmp_path / "registry.sqlite") as reg:
+        runs = {r.name: r for r in reg.list_runs()}
+        assert set(runs) == {"ab", "b-checks"} and len(reg.checks(runs["b-checks"].id)) == 3
+        config = reg.get_run(runs["ab"].id).candidates["b"].config  # what each candidate is, for `twinrun diff`
+        assert config["model"].endswith("MLP") and config["optimizer"] == "torch.optim.sgd.SGD"
+        assert config["optimizer_groups"][0]["lr"] == 0.1 and config["parameters"] > 0
+    with pytest.raises(twinrun.errors.BuildError, match="one of: a, b"):
+        twin.check("c", (train_x, train_y), (val_x, val_y), nn.CrossEntropyLoss())

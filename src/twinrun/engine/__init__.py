@@ -1,6 +1,7 @@
 """The twin engine: candidates trained side by side on the same batches, emitting events."""
 
 from twinrun.engine._build import CandidateState, InitReport, init_report, share_initial_weights
+from twinrun.engine._describe import candidate_config, plain_config
 from twinrun.engine._events import (
     BatchPrepared,
     CandidateDiverged,
@@ -44,8 +45,10 @@ __all__ = [
     "Twin",
     "TwinEngine",
     "TwinResult",
+    "candidate_config",
     "init_report",
     "new_run_id",
+    "plain_config",
     "resolve_device",
     "run_twin",
     "share_initial_weights",

@@ -144,6 +144,10 @@ class Sink:
     def on_run_finished(self, event: RunFinished) -> None: ...
     def on_run_failed(self, event: RunFailed) -> None: ...
 
+    def persist(self) -> None:
+        """Make what was recorded so far durable: called before a checkpoint of the run is written
+        (by :class:`~twinrun.Twin`), so that a process killed after it leaves the files to go on from."""
+
     def close(self) -> None:
         """Called once after the last event, also after a failure."""
 
@@ -190,6 +194,13 @@ class EventBus:
             except Exception as exc:  # noqa: BLE001 - the run's own error is the one raised
                 errors.append(exc)
         return errors
+
+    def persist(self) -> None:
+        """Every sink's :meth:`Sink.persist` (sinks that are not ``Sink`` subclasses may lack it)."""
+        for sink in self.sinks:
+            persist = getattr(sink, "persist", None)
+            if callable(persist):
+                persist()
 
     def close(self) -> None:
         errors: list[BaseException] = []

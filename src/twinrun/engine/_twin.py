@@ -31,6 +31,7 @@ from twinrun.engine._build import (
     share_policy,
 )
 from twinrun.engine._data import move_to
+from twinrun.engine._describe import candidate_config, plain_config
 from twinrun.engine._evaluate import evaluate
 from twinrun.engine._events import (
     BatchPrepared,
@@ -93,6 +94,7 @@ class Twin:
         self.grad_clip = grad_clip
         self.run_id = run_id or new_run_id()
         self.bus = EventBus(sinks)
+        self._sinks = list(sinks)
         self.states: dict[str, CandidateState] = {}
         for name, parts in candidates.items():
             check_name(name, "Twin candidate name")  # it names folders (TensorBoard, checks)
@@ -123,9 +125,17 @@ class Twin:
             if hasattr(sink, "bind") and getattr(sink, "snapshot", True) is None:
                 sink.bind(self._snapshot)
         self._devices = sorted({p.device for s in self.states.values() for p in s.model.parameters()}, key=str)
-        self.bus.emit(RunStarted(self.run_id, None, {"seed": seed, "candidates": list(self.states)},
-                                 self.init, ",".join(map(str, self._devices)) or "cpu", 0,
-                                 self.models))
+        config = {"seed": seed, "grad_clip": grad_clip, "metrics": sorted(self.metrics), "output_key": output_key,
+                  "share_init": plain_config(share_init),
+                  "candidates": {n: candidate_config(s.model, s.optimizer, s.scheduler) for n, s in self.states.items()}}
+        self._config = config
+        self._started = False  # the run starts at the first step (after a load_state_dict: where it left off)
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.bus.emit(RunStarted(self.run_id, None, self._config, self.init,
+                                     ",".join(map(str, self._devices)) or "cpu", self.step_count, self.models))
 
     @property
     def models(self) -> dict[str, nn.Module]:
@@ -139,6 +149,7 @@ class Twin:
 
     def step(self, inputs: Any, targets: Any, loss_fn: Any) -> dict[str, float]:
         """One update of every live candidate on this batch; returns the losses (before the update)."""
+        self._start()
         self.step_count += 1
         step = self.step_count
         live = [s for s in self.states.values() if s.alive]
@@ -167,6 +178,7 @@ class Twin:
 
     def evaluate(self, batches: Iterable[tuple[Any, Any]], loss_fn: Any) -> dict[str, dict[str, float]]:
         """Evaluate every live candidate on the same ``batches`` (materialised once)."""
+        self._start()
         fixed = [tuple(b) for b in batches]
         results: dict[str, dict[str, float]] = {}
         per_example = per_example_loss(loss_fn)
@@ -187,6 +199,7 @@ class Twin:
         """Every candidate against ``reference`` (default: the first) on the same ``batches``: the paired
         per-example difference of the loss and every metric, with its t interval, as ``twinrun compare``
         gives it for one run (its scope: these trained weights on this validation set). Emits ``EvalDone``."""
+        self._start()
         fixed = [tuple(b) for b in batches]
         ref = reference or next(iter(self.states))
         if ref not in self.states:
@@ -206,6 +219,22 @@ class Twin:
         goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
         return compare_candidates(results, ref, goals, seed=0, confidence=confidence)
 
+    def check(self, name: str, train: Any, val: Any, loss_fn: Any, **options: Any) -> Any:
+        """The training-recipe checks on candidate ``name`` (copies of its model, optimizer and scheduler:
+        nothing of yours changes) with your data and loss; ``options`` are
+        :func:`twinrun.checks.run_checks`'s (``steps``, ``only``, ``batch_size``...). The report goes to the
+        registry of a ``RegistrySink`` among the sinks (else the default one). Returns the ``CheckReport``."""
+        from twinrun.checks import run_checks
+
+        if name not in self.states:
+            raise BuildError(f"{name!r} is not a Twin candidate", fix=f"one of: {', '.join(self.states)}")
+        state = self.states[name]
+        options.setdefault("grad_clip", self.grad_clip)
+        options.setdefault("name", f"{name}-checks")
+        options.setdefault("registry", next((s.registry for s in self._sinks if hasattr(s, "registry")), True))
+        return run_checks(model=state.model, train=train, val=val, loss=loss_fn, optimizer=state.optimizer,
+                          scheduler=state.scheduler, **options)
+
     def state_dict(self, user: Any = None) -> dict[str, Any]:
         """Everything needed to continue this loop bit for bit: models, optimizers, schedulers, the step, the
         diverged candidates and the global generators (the dropout stream is a function of seed and step).
@@ -218,6 +247,8 @@ class Twin:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> Any:
         """Continue from :meth:`state_dict` (the global generators too); returns its ``user`` part."""
+        if not self._started:  # before the first step: the run goes on under its own id
+            self.run_id = str(state.get("run_id") or self.run_id)
         saved, built = sorted(state["candidates"]), sorted(self.states)
         if saved != built:
             raise CheckpointError(f"the state holds candidates {saved}, this Twin has {built}",
@@ -235,11 +266,14 @@ class Twin:
         return state.get("user")
 
     def _snapshot(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """A checkpoint's payload and header (a ``CheckpointSink`` among the sinks calls it)."""
+        """A checkpoint's payload and header (a ``CheckpointSink`` among the sinks calls it); the other sinks
+        first make what they recorded durable (the ledger file, the registry's rows)."""
+        self.bus.persist()
         return self.state_dict(), {"experiment": "twin", "run_id": self.run_id}
 
     def close(self) -> None:
         """Flush and close the sinks."""
+        self._start()
         self.bus.close()
 
     def __enter__(self) -> Self:
@@ -248,6 +282,7 @@ class Twin:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         """Close the sinks; a loop that raised inside ``with`` is recorded as failed (or interrupted)."""
         if exc is not None:
+            self._start()
             failed = RunFailed(self.run_id, self.step_count, exc, isinstance(exc, KeyboardInterrupt))
             for error in self.bus.emit_to_all(failed):
                 exc.add_note(f"twinrun: a sink also failed while recording this: {type(error).__name__}: {error}")

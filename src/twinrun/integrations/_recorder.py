@@ -8,7 +8,6 @@ Lightning or Hugging Face run is listed, shown, diffed and reported like any oth
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,10 @@ from twinrun.engine import (
     RunStarted,
     Sink,
     StepDone,
+    candidate_config,
     init_report,
     new_run_id,
+    plain_config,
 )
 from twinrun.errors import BuildError
 from twinrun.ledger import Ledger, LedgerSink, ledger_config_hash
@@ -34,21 +35,6 @@ from twinrun.registry import RegistrySink
 from twinrun.rng import RngStreams, seed_globals
 
 __all__ = ["ExternalRun", "current_lr", "first_loss", "plain_config", "seed_globals"]
-
-
-def plain_config(value: Any, depth: int = 0) -> Any:
-    """``value`` as JSON-able data: what a framework's hyperparameters and arguments hold, without tensors."""
-    if isinstance(value, Mapping) and depth < 8:
-        return {str(k): plain_config(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and depth < 8:
-        return [plain_config(v, depth + 1) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.item()
-    return repr(value)[:200]
 
 
 class ExternalRun:
@@ -85,12 +71,14 @@ class ExternalRun:
         return self.bus is not None
 
     def start(self, models: Mapping[str, nn.Module], config: Mapping[str, Any], *, device: str,
+              optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
               start_step: int = 0, run_id: str | None = None, steps: int | None = None) -> str:
         """Open the sinks and emit ``RunStarted`` (``start_step > 0``, ``run_id`` given: a resumed run;
         ``steps``: the planned updates, when the framework knows them: the ledger records the last one's weights)."""
         self.run_id = run_id or new_run_id()
         full = {"seed": self.seed, "settings": {"seed": self.seed, "ledger_every": self.ledger_every, "steps": steps},
-                "candidates": list(models), **plain_config(config)}
+                "candidates": {n: candidate_config(m, (optimizers or {}).get(n)) for n, m in models.items()},
+                **plain_config(config)}
         sinks: list[Sink] = []
         if self.registry is not False:
             self.registry_sink = RegistrySink(None if self.registry in (None, True) else self.registry,  # type: ignore[arg-type]
@@ -132,9 +120,10 @@ class ExternalRun:
             self.bus.emit(EvalDone(self.run_id or "", step, {c: dict(r) for c, r in results.items()}))
 
     def save_ledger(self) -> None:
-        """Write the ledger now (at a checkpoint: a process killed later still leaves it on disk)."""
-        if self.ledger_sink is not None:
-            self.ledger_sink.save()
+        """Write the ledger and the registry's buffered rows now (at a checkpoint: a process killed later
+        leaves them on disk to go on from)."""
+        if self.bus is not None:
+            self.bus.persist()
 
     def finish(self) -> None:
         """Close the sinks: the run is recorded as finished, the ledger saved."""

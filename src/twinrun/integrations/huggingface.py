@@ -114,7 +114,9 @@ class TwinrunTrainerCallback(TrainerCallback):  # type: ignore[misc]
             "model": plain_config(_model_config(model)),
             "args": plain_config(args.to_dict()),
         }
+        torch_optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
         self.run.start({_CANDIDATE: model}, config, device=str(next(model.parameters()).device), start_step=start,
+                       optimizers={_CANDIDATE: torch_optimizer} if torch_optimizer is not None else None,
                        run_id=previous.get("run_id"), steps=int(state.max_steps) if state.max_steps else None)
         if self.checks and start == 0 and train_dataloader is not None:  # on a copy, made before the hooks
             try:

@@ -160,7 +160,10 @@ class TwinrunCallback(pl.Callback):
         twin = self._twin(pl_module)
         if twin is not None:
             config["init"] = {"shared": dict(twin.init.shared)}
+        optimizers = twin.candidate_optimizers() if twin is not None else (
+            {"model": trainer.optimizers[0]} if trainer.optimizers else {})
         self.run.start(self._models(pl_module), config, device=str(pl_module.device), start_step=self._step,
+                       optimizers=optimizers,
                        run_id=self._resume.get("run_id") if self._resume else None,
                        steps=_planned_steps(trainer))
 

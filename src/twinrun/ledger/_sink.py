@@ -62,6 +62,8 @@ class LedgerSink(Sink):
         self._last_step = settings.get("steps")
         self._streams = RngStreams(seed)
         if event.start_step > 0:
+            if self.ledger is None and self.path is not None and self.path.exists():
+                self.ledger = Ledger.load(self.path)  # the ledger goes on in its file
             if self.ledger is None:
                 raise LedgerError(
                     f"run {event.run_id[:8]} resumes at step {event.start_step} but no ledger was given "
@@ -115,6 +117,10 @@ class LedgerSink(Sink):
         self.save()
 
     def on_run_failed(self, event: RunFailed) -> None:
+        self.save()
+
+    def persist(self) -> None:
+        """Save the ledger now (before a checkpoint: a resumed run goes on from the file)."""
         self.save()
 
     def close(self) -> None:

@@ -103,7 +103,8 @@ class RegistrySink(Sink):
             config_hash: str | None = exp.config_hash()
         else:
             name = self.name or "twin"
-            candidates = {n: {} for n in event.models}
+            listed = config.get("candidates")  # a Twin's or a framework's: what each candidate is
+            candidates = {n: dict(listed.get(n, {})) if isinstance(listed, Mapping) else {} for n in event.models}
             source = None
             seed = config.get("seed")
             steps, reference, config_hash = None, next(iter(event.models), None), None
@@ -185,6 +186,10 @@ class RegistrySink(Sink):
         self.registry.log_metrics(self.run_id, rows, step=self._step, diverged=diverged)
         self._flushed_step = self._step
         self._flushed_at = time.monotonic()
+
+    def persist(self) -> None:
+        """Write the buffered metrics (before a checkpoint: the registry then holds every step it holds)."""
+        self.flush()
 
     def close(self) -> None:
         """Flush; a :class:`Twin` run (no end event) is recorded as finished here."""

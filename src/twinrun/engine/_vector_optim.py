@@ -13,7 +13,8 @@ The update follows ``torch.optim``'s single-tensor implementation (its CPU
 default) operation for operation, with the same python scalars: where the
 gradients agree bit for bit, so do the updates (tested against ``torch.optim``
 step by step). A hyperparameter that differs between members is applied row
-by row (K small operations instead of one).
+by row (K small operations instead of one), except Adam's step size, applied as a
+column of values in ``addcdiv``'s own order of operations (bit-identical too).
 """
 
 from __future__ import annotations
@@ -229,7 +230,11 @@ class StackedOptimizer:
         bc2_sqrt = [math.sqrt(1 - b2 ** float(t)) for b2, t in zip(b2s, steps)]
         denom = exp_avg_sq.sqrt()
         _each(list(zip(bc2_sqrt, self.hyper(g, "eps", 1e-8))), lambda r, be: denom[r].div_(be[0]).add_(be[1]))
-        _each(step_size, lambda r, s: weight[r].addcdiv_(exp_avg[r], denom[r], value=-s))
+        if all(v == step_size[0] for v in step_size):
+            weight.addcdiv_(exp_avg, denom, value=-step_size[0])
+        else:  # addcdiv's own arithmetic, value * t1 / t2 in the weights' dtype, with each member's value
+            values = torch.tensor([-v for v in step_size], dtype=weight.dtype, device=weight.device)
+            weight.add_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))).div_(denom))
 
     # ------------------------------------------------------------------ members left out of one step
     def _save_except(self, rows: Sequence[int]) -> tuple[list[tuple[torch.Tensor, int, torch.Tensor]], list[int],

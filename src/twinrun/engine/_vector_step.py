@@ -21,6 +21,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.utils import _pytree as pytree
 
+from twinrun.engine._batched_loss import batched_loss
 from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, StepContext
 from twinrun.engine._fused import parameter_layout
@@ -33,6 +34,11 @@ from twinrun.engine._vector_optim import StackedOptimizer
 __all__ = ["BatchedGroup", "inputs_of"]
 
 _TENSOR = object()  # marks where a tensor goes back into a structured output
+
+try:  # what torch.func.vmap calls after flattening its inputs, which it does again at every call
+    from torch._functorch.vmap import _flat_vmap
+except ImportError:  # another torch: the public vmap, a little slower
+    _flat_vmap = None  # type: ignore[assignment]
 
 
 def _batched_forward(base: nn.Module, shared_input: bool, randomness: str = "same") -> Any:
@@ -67,9 +73,20 @@ def _batched_forward(base: nn.Module, shared_input: bool, randomness: str = "sam
         return tuple(v for v in leaves if isinstance(v, torch.Tensor))
 
     batched = vmap(one, in_dims=(0, 0, None if shared_input else 0), randomness=randomness)
+    direct: list[Any] = []  # (in_dims, args spec, members) of the tensor-input fast path, once known
+
+    def run(p_values: tuple[torch.Tensor, ...], b_values: tuple[torch.Tensor, ...], x: Any) -> Any:
+        if _flat_vmap is None or not isinstance(x, torch.Tensor) or not p_values:
+            return batched(p_values, b_values, x)
+        members = p_values[0].shape[0]
+        if not direct or direct[2] != members:  # vmap's own per-call flattening, done once for this layout
+            spec = pytree.tree_flatten((p_values, b_values, x))[1]
+            dims = [0] * (len(p_values) + len(b_values)) + [None if shared_input else 0]
+            direct[:] = [dims, spec, members]
+        return _flat_vmap(one, members, direct[0], [*p_values, *b_values, x], direct[1], 0, randomness)
 
     def call(p: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], x: Any) -> Any:
-        out = batched(tuple(p[n] for n in p_names), tuple(b[n] for n in b_names), x)
+        out = run(tuple(p[n] for n in p_names), tuple(b[n] for n in b_names), x)
         if not structure:
             return out
         spec, others = structure
@@ -171,8 +188,10 @@ class BatchedGroup:
             warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
             out = self.forward_fn(shared, randomness)(self.stack.params(), self.stack.buffers, inputs)
             outs = _unbind(out, k)
-            losses = [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
-            stacked = torch.stack(losses)
+            stacked = batched_loss(self.members, out, targets, shared)
+            if stacked is None:
+                stacked = torch.stack([candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)])
+            losses = None
             values = stacked.detach().tolist()  # one host synchronisation for the group
             finite = [i for i, v in enumerate(values) if math.isfinite(v)]
             if finite:

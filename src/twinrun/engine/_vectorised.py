@@ -6,7 +6,8 @@ over flat tensors with each member's own hyperparameters (``_vector_optim``).
 Everything the sequential executor promises still holds per member: the same
 batch, the same dropout masks (``randomness="same"`` inside the step's
 ``dropout`` stream), the loss and metrics computed by each member's own
-functions, a non-finite loss that skips that member's update, the scheduler
+functions (or, for ``nn.CrossEntropyLoss``, in one call with the same gradients:
+``_batched_loss``), a non-finite loss that skips that member's update, the scheduler
 stepped after each update. What differs is rounding: batched kernels sum in
 another order, so a vectorised run agrees with the sequential one to a stated
 tolerance, and is bit-identical with itself (across processes, and resumed).

@@ -86,3 +86,41 @@ def test_twin_check_runs_the_checks_on_a_copy_and_records_them_with_the_twins_ru
         assert config["optimizer_groups"][0]["lr"] == 0.1 and config["parameters"] > 0
     with pytest.raises(twinrun.errors.BuildError, match="one of: a, b"):
         twin.check("c", (train_x, train_y), (val_x, val_y), nn.CrossEntropyLoss())
+
+
+def test_twin_replicas_give_a_verdict_across_replicas_with_its_scope():
+    (train_x, train_y), (val_x, val_y) = blobs()
+
+    def make(width, lr):
+        def factory():
+            model = MLP(width, dropout=0.2)
+            return model, torch.optim.SGD(model.parameters(), lr=lr)
+        return factory
+
+    def train(seed):
+        state = torch.random.get_rng_state()
+        twins = twinrun.Twin.replicas({"a": make(16, 0.05), "b": make(16, 0.3)}, 4, seed=seed)
+        assert torch.equal(state, torch.random.get_rng_state())  # building replicas leaves the process's generators
+        for _ in range(3):
+            for i in range(0, 160, 16):
+                twins.step(train_x[i:i + 16], train_y[i:i + 16], nn.CrossEntropyLoss())
+        return twins, twins.verdict([(val_x, val_y)], nn.CrossEntropyLoss())
+
+    twins, verdict = train(0)
+    first = [m["a"].fc1.weight for m in twins.models]
+    assert not torch.equal(first[0], first[1])  # each replica its own initial weights
+    assert all(sorted(t.init.shared["b"]) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+               for t in twins.twins)  # within a replica the candidates are twins
+    d = verdict["b"].val["loss"]
+    assert d.n == 4 and d.low <= d.mean <= d.high and "initial weights and dropout" in d.scope
+    assert d.resolved and d.mean < 0  # lr 0.3 against 0.05 on an easy task: resolved, the loss lower
+    _, again = train(0)
+    assert again["b"].val["loss"] == d  # a function of the seed
+    _, other = train(1)
+    assert other["b"].val["loss"].mean != d.mean
+    with pytest.raises(twinrun.errors.BuildError, match="at least 3"):
+        twinrun.Twin.replicas({"a": make(16, 0.1)}, 2)
+    saved = twins.state_dict()
+    twins.load_state_dict(saved)
+    with pytest.raises(twinrun.errors.CheckpointError, match="replicas"):
+        twinrun.Twin.replicas({"a": make(16, 0.05), "b": make(16, 0.3)}, 3, seed=0).load_state_dict(saved)

@@ -20,8 +20,10 @@ from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._result import CandidateResult, Comparison, Difference, TwinResult
 from twinrun.engine._step import StepOutput, train_step
 from twinrun.engine._twin import Twin
+from twinrun.engine._twin_replicas import REPLICA_SCOPE, TwinReplicas
 
 __all__ = [
+    "REPLICA_SCOPE",
     "ActivationMeter",
     "BatchPrepared",
     "CandidateDiverged",
@@ -44,6 +46,7 @@ __all__ = [
     "StepOutput",
     "Twin",
     "TwinEngine",
+    "TwinReplicas",
     "TwinResult",
     "candidate_config",
     "init_report",

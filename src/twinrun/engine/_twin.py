@@ -121,6 +121,7 @@ class Twin:
         self.init = init_report({n: s.model for n, s in self.states.items()}, dict(zip(self.states, kept)))
         self.executor = SequentialExecutor()
         self.step_count = 0
+        self.last_means: dict[str, dict[str, float]] = {}
         for sink in sinks:  # a CheckpointSink among the sinks writes this Twin's state_dict
             if hasattr(sink, "bind") and getattr(sink, "snapshot", True) is None:
                 sink.bind(self._snapshot)
@@ -136,6 +137,14 @@ class Twin:
             self._started = True
             self.bus.emit(RunStarted(self.run_id, None, self._config, self.init,
                                      ",".join(map(str, self._devices)) or "cpu", self.step_count, self.models))
+
+    @staticmethod
+    def replicas(factories: Mapping[str, Any], replicas: int, *, seed: int = 0, **options: Any) -> Any:
+        """Every candidate trained ``replicas`` times in your loop, each replica with its own initial weights and
+        dropout masks, and the verdict across them: see :class:`~twinrun.engine.TwinReplicas`."""
+        from twinrun.engine._twin_replicas import TwinReplicas
+
+        return TwinReplicas(factories, replicas, seed=seed, **options)
 
     @property
     def models(self) -> dict[str, nn.Module]:
@@ -216,6 +225,7 @@ class Twin:
                 state.name, "finished" if state.alive else "diverged", out.means(), out.per_example,
                 np.full(1, np.nan), {}, [], diverged_at=state.diverged_at)
         self.bus.emit(EvalDone(self.run_id, self.step_count, means))
+        self.last_means = means  # what the replicas' verdict pairs (``Twin.replicas``)
         goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
         return compare_candidates(results, ref, goals, seed=0, confidence=confidence)
 

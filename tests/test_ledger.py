@@ -71,7 +71,7 @@ def test_what_the_ledger_records(toy):
     final = {r.name: r.hash for r in ledger if r.step == 12 and r.kind == "weights"}
     assert final == {k: tensor_hash(v) for k, v in engine.states["d"].model.state_dict().items()}
     losses = [r.value for r in ledger if r.kind == "loss"]
-    assert losses == engine.train_loss["d"].tolist()
+    assert losses == engine.history.train_loss["d"].tolist()
     seeds = {r.name: r.value for r in ledger.at(5) if r.kind == "rng"}
     assert seeds["augment"] == engine.streams.seed_for("augment", 5)
     assert seeds["dropout"] == engine.streams.seed_for("dropout", 5)

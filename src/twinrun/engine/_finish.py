@@ -21,22 +21,22 @@ def build_result(engine: TwinEngine) -> TwinResult:
     """The result of ``engine``'s run: every candidate, the verdicts, baselines, selection and facts."""
     candidates: dict[str, CandidateResult] = {}
     for name, state in engine.states.items():
-        last = engine.last_eval.get(name)
+        last = engine.history.last_eval.get(name)
         candidates[name] = CandidateResult(
             name=name,
             status="finished" if state.diverged_at is None else ("failed" if state.error else "diverged"),
             error=state.error,
             final=last.means() if last and state.diverged_at is None else {},
             per_example=last.per_example if last else {},
-            train_loss=engine.train_loss[name],
-            train_metrics=engine.train_metrics[name],
-            eval_history=engine.eval_history[name],
+            train_loss=engine.history.train_loss[name],
+            train_metrics=engine.history.train_metrics[name],
+            eval_history=engine.history.eval_history[name],
             outputs=last.outputs if last and state.diverged_at is None else None,
             diverged_at=state.diverged_at,
             n_parameters=state.n_parameters,
-            step_seconds=engine.step_seconds[name],
+            step_seconds=engine.history.step_seconds[name],
             config=state.spec.to_config(),
-            test=dict(engine.test_scores.get(name, {})),
+            test=dict(engine.history.test_scores.get(name, {})),
             stopped_at=state.stopped_at,
             **_best(engine, name),
         )
@@ -66,12 +66,12 @@ def build_result(engine: TwinEngine) -> TwinResult:
         output_kind=engine.output_kind,
         val_targets=val_targets,
         memory=memory,
-        timing={k: round(v, 6) for k, v in engine.timing.items()},
+        timing={k: round(v, 6) for k, v in engine.history.timing.items()},
         config=engine.resolved.to_config(),
         warnings=[*engine.resolved.warnings,
                   *filter(None, [coverage_warning(engine.data_facts["epoch"])])],
         data=engine.data_facts,
-        baselines=baseline_report(candidates, engine.baseline_evals, engine.metric_goals,
+        baselines=baseline_report(candidates, engine.history.baseline_evals, engine.metric_goals,
                                   {} if engine.baselines is None else engine.baselines.skipped,
                                   dict(engine.resolved.reference_scores)) if engine.settings.baselines else {},
         reproducibility={"deterministic": engine.settings.deterministic, "switches": dict(engine.determinism)},

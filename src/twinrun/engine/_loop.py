@@ -22,28 +22,25 @@ from collections.abc import Generator, Sequence
 from contextlib import nullcontext
 from typing import Any
 
-import numpy as np
-
 from twinrun._interrupt import StopRequest
 from twinrun.engine._baselines import Baselines
 from twinrun.engine._build import CandidateState, build_callable, build_candidates, per_example_loss
 from twinrun.engine._data import augment_once, load_data, move_to
 from twinrun.engine._data_facts import data_facts
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
-from twinrun.engine._evaluate import EvalOutput, EvalSet
+from twinrun.engine._evaluate import EvalSet
 from twinrun.engine._events import (
     BatchPrepared,
-    CandidateDiverged,
     EvalDone,
     EventBus,
     RunFailed,
     RunFinished,
     RunStarted,
     Sink,
-    StepDone,
 )
 from twinrun.engine._executor import Executor, StepContext
 from twinrun.engine._finish import build_result
+from twinrun.engine._history import RunHistory
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._preflight import preflight
 from twinrun.engine._result import TwinResult
@@ -101,7 +98,6 @@ class TwinEngine:
         self.data = load_data(resolved, self.streams)
         self.data_facts = data_facts(self.data.train, self.data.val, self.data.test,
                                      order=self.data.plan.order(0), batch_size=self.settings.batch_size)
-        self.test_scores: dict[str, dict[str, float]] = {}
         self.states, self.init = build_candidates(resolved, self.streams, self.device)
         for state in self.states.values():  # a batch size of its own is checked before anything trains
             self.data.plan_for(state.spec.batch_size)
@@ -113,23 +109,21 @@ class TwinEngine:
             ref, move_to(tuple(t[:2] for t in self.val.batches[0]), self.device), kind=self.output_kind,
             eval_loss=self.eval_losses[ref.name], streams=self.streams, device=self.device,
         ) if self.settings.baselines else None
-        self.baseline_evals: dict[str, EvalOutput] = {}
         goal = self.metric_goals.get(self.settings.select_by or "", False)
         self.selection = None if self.settings.select_by is None else Selection(
             self.settings.select_by, goal, self.settings.patience, sum(len(b[1]) for b in self.val.batches),
             self.streams)
         self.meter = ActivationMeter() if measure_memory else None
         self._measured = self.meter is None  # measured on the first step trained here (a resumed run too)
-        self.step = 0
-        steps = self.settings.steps
-        self.train_loss = {n: np.full(steps, np.nan) for n in self.states}
-        self.train_metrics = {n: {m: np.full(steps, np.nan) for m in self.metrics} for n in self.states}
-        self.eval_history: dict[str, list[tuple[int, dict[str, float]]]] = {n: [] for n in self.states}
-        self.last_eval: dict[str, EvalOutput] = {}
-        self.timing = {"augment": 0.0, "train": 0.0, "eval": 0.0, "data": 0.0}
-        self.step_seconds = {n: 0.0 for n in self.states}
+        #: what changes as the run trains (the step, curves, evaluations, timing): the rest is built once
+        self.history = RunHistory(self.states, self.metrics, self.settings.steps)
         self.determinism: dict[str, Any] = {}
         self.execution: dict[str, str] = {}  # set by a driver that steps this run with others (``_lockstep``)
+
+    @property
+    def step(self) -> int:
+        """The updates made so far (``history.step``)."""
+        return self.history.step
 
     # ------------------------------------------------------------------ set-up
     def _eval_set(self, split: str) -> EvalSet:
@@ -188,8 +182,8 @@ class TwinEngine:
             if self.step == 0 or self._evaluation_missing():
                 self._evaluate_all(keep_outputs=self.step == self.settings.steps)
             for state in self.states.values():  # resumed: a candidate stopped early keeps its last evaluation
-                if state.stopped_at is not None and state.name not in self.last_eval:
-                    self.last_eval[state.name] = self.val.evaluate(state, state.stopped_at, keep_outputs=True)
+                if state.stopped_at is not None and state.name not in self.history.last_eval:
+                    self.history.last_eval[state.name] = self.val.evaluate(state, state.stopped_at, keep_outputs=True)
             while self.step < self.settings.steps and self.live:
                 yield from self._train_one_step()
                 if self.settings.monitor and self.live:
@@ -199,14 +193,14 @@ class TwinEngine:
                 if self.stop is not None and self.stop.requested and self.step < self.settings.steps:
                     raise Interrupted(self.stop.reason or "stop requested", step=self.step,
                                       at_step_boundary=True, run_id=self.run_id)
-            if not self.last_eval or any(
-                self.last_eval[s.name].outputs is None for s in self.live
+            if not self.history.last_eval or any(
+                self.history.last_eval[s.name].outputs is None for s in self.live
             ):
                 self._evaluate_all(keep_outputs=True)
             if self.data.test is not None:
                 self._evaluate_test()
             if self.baselines is not None:
-                self.baseline_evals = self.baselines.evaluate(self.val, self.metrics, self.step)
+                self.history.baseline_evals = self.baselines.evaluate(self.val, self.metrics, self.step)
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
             self.data.close()
             failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt),
@@ -217,7 +211,7 @@ class TwinEngine:
                 self.bus.close()
             finally:
                 raise
-        self.timing["total"] = time.perf_counter() - started
+        self.history.timing["total"] = time.perf_counter() - started
         self.data.close()
         result = self._result()
         self.bus.emit(RunFinished(self.run_id, result))
@@ -228,7 +222,7 @@ class TwinEngine:
         """A run resumed from a state taken before its step's evaluation: evaluate again (same result)."""
         due = self.step % self.settings.eval_every == 0 or self.step == self.settings.steps
         return due and any(
-            not self.eval_history[s.name] or self.eval_history[s.name][-1][0] != self.step for s in self.live
+            not self.history.eval_history[s.name] or self.history.eval_history[s.name][-1][0] != self.step for s in self.live
         )
 
     def _train_one_step(self) -> Generator[StepRequest, dict[str, StepOutput], None]:
@@ -250,31 +244,13 @@ class TwinEngine:
         if self.baselines is not None:  # the reference's batch, augmentation included
             t3 = time.perf_counter()
             self.baselines.train(batches.get(assignment.get(self.resolved.reference, ""), raw))
-            self.timing["baselines"] = self.timing.get("baselines", 0.0) + time.perf_counter() - t3
-        self.timing["data"] += t1 - t0
-        self.timing["augment"] += t2 - t1
-        self.timing["train"] += time.perf_counter() - t2
-        diverged: list[tuple[str, float, str | None]] = []
-        for name, out in outputs.items():
-            self.step_seconds[name] += out.seconds
-            self.train_loss[name][step - 1] = out.loss
-            for m, v in out.metrics.items():
-                self.train_metrics[name][m][step - 1] = v
-            if not out.finite:
-                state = self.states[name]
-                state.diverged_at, state.diverged_value, state.error = step, out.loss, out.error
-                diverged.append((name, out.loss, out.error))
-        self.step = step
-        self.bus.emit(StepDone(
-            self.run_id, step,
-            {n: o.loss for n, o in outputs.items()},
-            {n: dict(o.metrics) for n, o in outputs.items()},
-            {n: o.lr for n, o in outputs.items()},
-            {n: s.model for n, s in self.states.items()},
-            {n: s.optimizer for n, s in self.states.items()},
-        ))
-        for name, value, error in diverged:
-            self.bus.emit(CandidateDiverged(self.run_id, step, name, value, error))
+            self.history.timing["baselines"] = self.history.timing.get("baselines", 0.0) + time.perf_counter() - t3
+        self.history.timing["data"] += t1 - t0
+        self.history.timing["augment"] += t2 - t1
+        self.history.timing["train"] += time.perf_counter() - t2
+        diverged = self.history.record_step(step, outputs, self.states)
+        for event in self.history.step_events(self.run_id, step, outputs, self.states, diverged):
+            self.bus.emit(event)
         raised = [o.exception for o in outputs.values() if o.exception is not None]
         if raised and len(raised) == len(outputs) and not self.live:
             # every candidate's own code raised: the run fails with the first error, as the user wrote it
@@ -310,14 +286,10 @@ class TwinEngine:
                     and self.step < self.settings.steps:  # early stopping: it trains no further
                 state.stopped_at = self.step
                 out = out if out.outputs is not None else self.val.evaluate(state, self.step, keep_outputs=True)
-            self.last_eval[state.name] = out
             means = out.means()
-            history = self.eval_history[state.name]
-            if history and history[-1][0] == self.step:
-                history.pop()  # a resumed run evaluates its last step again, identically
-            history.append((self.step, means))
+            self.history.record_eval(state.name, self.step, out, means)  # a resumed run's repeat replaces it
             results[state.name] = means
-        self.timing["eval"] += time.perf_counter() - t0
+        self.history.timing["eval"] += time.perf_counter() - t0
         self.bus.emit(EvalDone(self.run_id, self.step, results, batches=len(self.val) if index is None else len(index)))
 
     def _monitor(self) -> None:
@@ -325,7 +297,7 @@ class TwinEngine:
         t0 = time.perf_counter()
         index = [(self.step - 1) % len(self.val)]
         results = {s.name: self.val.evaluate(s, self.step, index=index, stream="monitor").means() for s in self.live}
-        self.timing["eval"] += time.perf_counter() - t0
+        self.history.timing["eval"] += time.perf_counter() - t0
         self.bus.emit(EvalDone(self.run_id, self.step, results, split="monitor", batches=1))
 
     def _evaluate_test(self) -> None:
@@ -333,8 +305,8 @@ class TwinEngine:
         t0 = time.perf_counter()
         test = self._eval_set("test")
         for state in (s for s in self.states.values() if s.diverged_at is None):  # stopped early too
-            self.test_scores[state.name] = test.evaluate(state, self.step).means()
-        self.timing["test"] = time.perf_counter() - t0
+            self.history.test_scores[state.name] = test.evaluate(state, self.step).means()
+        self.history.timing["test"] = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ result
     def _result(self) -> TwinResult:

@@ -74,10 +74,7 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
             "stopped_at": state.stopped_at,
             "diverged_value": state.diverged_value,
             "error": state.error,
-            "train_loss": torch.from_numpy(engine.train_loss[name].copy()),
-            "train_metrics": {m: torch.from_numpy(v.copy()) for m, v in engine.train_metrics[name].items()},
-            "eval_history": [[step, dict(values)] for step, values in engine.eval_history[name]],
-            "step_seconds": float(engine.step_seconds[name]),
+            **engine.history.candidate_state(name),
         }
     return {
         "version": STATE_VERSION,
@@ -86,7 +83,7 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
         "experiment": engine.resolved.name,
         "config_hash": engine.resolved.config_hash(),
         "candidates": candidates,
-        "timing": {k: float(v) for k, v in engine.timing.items()},
+        "timing": {k: float(v) for k, v in engine.history.timing.items()},
         "global_rng": capture_global_rng(),
         **({"baselines": engine.baselines.state_dict()} if engine.baselines is not None else {}),
         **({"selection": engine.selection.state_dict()} if engine.selection is not None else {}),
@@ -142,17 +139,17 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
         target.diverged_value = saved_state["diverged_value"]
         target.stopped_at = saved_state.get("stopped_at")
         target.error = saved_state.get("error")
-        engine.train_loss[name] = _fit(saved_state["train_loss"], steps)
-        engine.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
+        engine.history.train_loss[name] = _fit(saved_state["train_loss"], steps)
+        engine.history.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
         # an evaluation off the schedule is the end of a run now longer (--extend): a run planned this long
         # from the start did not make it
-        engine.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]
+        engine.history.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]
                                      if int(s) % engine.settings.eval_every == 0 or int(s) >= steps]
-        engine.step_seconds[name] = float(saved_state["step_seconds"])
+        engine.history.step_seconds[name] = float(saved_state["step_seconds"])
     if engine.selection is not None and state.get("selection") is not None:
         engine.selection.load_state_dict(state["selection"])
     if engine.baselines is not None and state.get("baselines") is not None:
         engine.baselines.load_state_dict(state["baselines"])
-    engine.timing.update(state["timing"])
-    engine.step = int(state["step"])
+    engine.history.timing.update(state["timing"])
+    engine.history.step = int(state["step"])
     restore_global_rng(state["global_rng"])

@@ -35,15 +35,14 @@ from twinrun.engine._describe import candidate_config, plain_config
 from twinrun.engine._evaluate import evaluate
 from twinrun.engine._events import (
     BatchPrepared,
-    CandidateDiverged,
     EvalDone,
     EventBus,
     RunFailed,
     RunStarted,
     Sink,
-    StepDone,
 )
 from twinrun.engine._executor import SequentialExecutor, StepContext
+from twinrun.engine._history import RunHistory
 from twinrun.engine._loop import new_run_id
 from twinrun.engine._result import CandidateResult, Comparison
 from twinrun.engine._state import load_parts, parts_state
@@ -120,7 +119,8 @@ class Twin:
         kept = share_initial_weights([s.model for s in self.states.values()], policies=list(policy.values()))
         self.init = init_report({n: s.model for n, s in self.states.items()}, dict(zip(self.states, kept)))
         self.executor = SequentialExecutor()
-        self.step_count = 0
+        #: what changes as the loop trains: the step, each candidate's curves and evaluations
+        self.history = RunHistory(self.states, self.metrics, None)
         self.last_means: dict[str, dict[str, float]] = {}
         for sink in sinks:  # a CheckpointSink among the sinks writes this Twin's state_dict
             if hasattr(sink, "bind") and getattr(sink, "snapshot", True) is None:
@@ -152,6 +152,11 @@ class Twin:
         return {n: s.model for n, s in self.states.items()}
 
     @property
+    def step_count(self) -> int:
+        """The updates made so far."""
+        return self.history.step
+
+    @property
     def diverged(self) -> dict[str, int]:
         """Candidates whose loss became NaN/Inf, and the step it happened."""
         return {n: s.diverged_at for n, s in self.states.items() if s.diverged_at is not None}
@@ -159,8 +164,7 @@ class Twin:
     def step(self, inputs: Any, targets: Any, loss_fn: Any) -> dict[str, float]:
         """One update of every live candidate on this batch; returns the losses (before the update)."""
         self._start()
-        self.step_count += 1
-        step = self.step_count
+        step = self.history.step + 1
         live = [s for s in self.states.values() if s.alive]
         for state in live:
             if state.loss_fn is not loss_fn:
@@ -170,19 +174,9 @@ class Twin:
             self.bus.emit(BatchPrepared(self.run_id, step, {"none": (inputs, targets)},
                                         {s.name: "none" for s in live}))
         outputs = self.executor.run_step(step, live, {"none": (inputs, targets)}, context)
-        diverged = []
-        for name, out in outputs.items():
-            if not out.finite:
-                self.states[name].diverged_at = step
-                self.states[name].diverged_value = out.loss
-                diverged.append((name, out.loss))
-        self.bus.emit(StepDone(
-            self.run_id, step, {n: o.loss for n, o in outputs.items()},
-            {n: dict(o.metrics) for n, o in outputs.items()}, {n: o.lr for n, o in outputs.items()},
-            self.models, {n: s.optimizer for n, s in self.states.items()},
-        ))
-        for name, value in diverged:
-            self.bus.emit(CandidateDiverged(self.run_id, step, name, value))
+        diverged = self.history.record_step(step, outputs, self.states)  # the engine's own recording path
+        for event in self.history.step_events(self.run_id, step, outputs, self.states, diverged):
+            self.bus.emit(event)
         return {n: o.loss for n, o in outputs.items()}
 
     def evaluate(self, batches: Iterable[tuple[Any, Any]], loss_fn: Any) -> dict[str, dict[str, float]]:
@@ -200,6 +194,7 @@ class Twin:
                 metrics=self.metrics, device=device, streams=self.streams, step=self.step_count,
             )
             results[state.name] = out.means()
+            self.history.record_eval(state.name, self.step_count, out, results[state.name])
         self.bus.emit(EvalDone(self.run_id, self.step_count, results))
         return results
 
@@ -221,6 +216,7 @@ class Twin:
             out = evaluate(state, [move_to(b, device) for b in fixed], loss_per_example=per_example,
                            metrics=self.metrics, device=device, streams=self.streams, step=self.step_count)
             means[state.name] = out.means()
+            self.history.record_eval(state.name, self.step_count, out, means[state.name])
             results[state.name] = CandidateResult(
                 state.name, "finished" if state.alive else "diverged", out.means(), out.per_example,
                 np.full(1, np.nan), {}, [], diverged_at=state.diverged_at)
@@ -271,7 +267,7 @@ class Twin:
                 raise CheckpointError(f"Twin candidate {name!r}: the saved state does not fit its model or "
                                       f"optimizer: {exc}", fix="load it into the models it was saved from") from exc
             target.diverged_at, target.diverged_value = saved_state["diverged_at"], saved_state["diverged_value"]
-        self.step_count = int(state["step"])
+        self.history.step = int(state["step"])
         restore_global_rng(state["global_rng"])
         return state.get("user")
 

@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "ReproducibilityWarning": "twinrun.errors",
     "Sink": "twinrun.engine",
     "TensorBoardSink": "twinrun.sinks",
-    "Twin": "twinrun.engine",
+    "Twin": "twinrun.loop",
     "TwinEngine": "twinrun.engine",
     "TwinResult": "twinrun.engine",
     "TwinrunError": "twinrun.errors",
@@ -62,8 +62,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 #: Namespaces for everything else, imported on first use (``twinrun.stats.summarize``).
-NAMESPACES = ("checkpoint", "checks", "engine", "env", "errors", "events", "ledger", "proof", "registry",
-              "report", "rng", "search", "sinks", "spec", "stats", "sweeps")
+NAMESPACES = ("checkpoint", "checks", "engine", "env", "errors", "events", "integrations", "ledger", "loop",
+              "proof", "registry", "report", "rng", "search", "sinks", "spec", "stats", "sweeps")
 
 #: Names that were top-level before the API was made lean: still found, with a DeprecationWarning
 #: naming their namespace.
@@ -123,8 +123,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from twinrun._compare import compare
     from twinrun._version import __version__
     from twinrun.checks import check
-    from twinrun.engine import Sink, Twin, TwinEngine, TwinResult
+    from twinrun.engine import Sink, TwinEngine, TwinResult
     from twinrun.errors import ConfigError, ReproducibilityWarning, TwinrunError
+    from twinrun.loop import Twin
     from twinrun.proof import repro
     from twinrun.registry import open_registry
     from twinrun.rng import dataloader_generator, deterministic_mode, seed_everything, seed_worker

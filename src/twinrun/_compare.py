@@ -21,10 +21,22 @@ from twinrun._names import check_name
 from twinrun._runfolder import find_run_folder
 from twinrun._runlock import run_lock
 from twinrun.checkpoint import ResumePlan, list_checkpoints, plan_resume
-from twinrun.engine import Sink, StepOutput, TwinEngine, TwinResult, new_run_id
+from twinrun.engine import (
+    Sink,
+    StepOutput,
+    TwinEngine,
+    TwinResult,
+    World,
+    broadcast_text,
+    detect_world,
+    join_world,
+    leave_world,
+    new_run_id,
+    resolve_device,
+)
 from twinrun.engine._drive import StepRequest, drive
 from twinrun.env import capture_environment, gpu_snapshot
-from twinrun.errors import Interrupted
+from twinrun.errors import ConfigError, Interrupted
 from twinrun.proof import RunRecorder
 from twinrun.registry import Registry, RegistrySink
 from twinrun.rng import seed_everything, warn_if_hash_seed_varies
@@ -63,7 +75,14 @@ def compare_steps(
     warn_if_hash_seed_varies()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     root = twinrun_home(home)
+    world = detect_world()  # launched by torchrun: data-parallel, rank 0 records
+    if world is not None and resume is not None:
+        raise ConfigError("resuming a data-parallel (torchrun) run is not supported yet",
+                          fix="start the run again, or resume it in one process without torchrun")
+    if world is not None and not world.main:
+        registry, logdir, progress, sinks = False, None, False, ()
     store = _open_registry(registry, root)  # a bad registry fails before anything is written
+    joined = False
     try:
         plan = environment = None
         if resume is not None:  # every check before anything is written
@@ -75,13 +94,19 @@ def compare_steps(
         else:
             resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
             run_id = check_name(run_id, "run_id") if run_id is not None else new_run_id()
+        if world is not None:
+            joined = join_world(world, resolve_device(resolved.settings.device))
+            run_id = broadcast_text(run_id)  # one run, rank 0's id
         run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
+        if world is not None and not world.main:
+            run_dir = run_dir / f"rank-{world.rank}"  # its own ledger and checkpoints, under rank 0's folder
         with run_lock(run_dir, run_id):  # one writer per run: a resume of a live run is refused
             if seed_globals:
                 seed_everything(resolved.settings.seed)
             return (yield from _run(resolved, run_id, run_dir, plan, environment, root, store, tags, sweep_id,
-                                    sinks, logdir, progress, keep_checkpoints, determinism_cost, stop))
+                                    sinks, logdir, progress, keep_checkpoints, determinism_cost, stop, world))
     finally:
+        leave_world(joined)
         if store is not None and not isinstance(registry, Registry):
             store.close()
 
@@ -164,7 +189,7 @@ def _run(
     resolved: ResolvedExperiment, run_id: str, run_dir: Path, plan: ResumePlan | None,
     environment: Mapping[str, Any] | None, root: Path, store: Registry | None, tags: Sequence[str],
     sweep_id: str | None, sinks: Sequence[Sink], logdir: str | Path | None, progress: bool | None,
-    keep_checkpoints: int, determinism_cost: bool, stop: StopRequest | None = None,
+    keep_checkpoints: int, determinism_cost: bool, stop: StopRequest | None = None, world: World | None = None,
 ) -> Generator[StepRequest, dict[str, StepOutput], TwinResult]:
     if plan is None or not (run_dir / "config.json").exists():
         write_json(run_dir / "config.json", resolved.to_config(), sort_keys=True)
@@ -190,7 +215,7 @@ def _run(
     own = stop is None
     stop = StopRequest() if stop is None else stop
     with stop_on_signals(stop) if own else nullcontext():
-        engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id, stop=stop)
+        engine = TwinEngine(resolved, sinks=all_sinks, run_id=run_id, stop=stop, world=world)
         recorder.attach(engine)
         gpu_start = gpu_snapshot(str(engine.device))
         try:

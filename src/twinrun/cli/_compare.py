@@ -215,9 +215,15 @@ def run_compare(args: argparse.Namespace) -> int:
             raise ConfigError("--ladder with --replicas is not supported yet",
                               fix="run the ladder's candidates with twinrun seeds, or drop --replicas")
         args.replicas = 1
+    from twinrun.engine import detect_world
+
+    world = detect_world()  # launched by torchrun: data-parallel; rank 0 prints and records
     if args.replicas != 1:  # the experiment's own default, and its seed for the replicas
         exp = load_experiment(args.experiment)
         replicas = args.replicas or exp.replicas
+        if replicas > 1 and world is not None:
+            raise ConfigError(f"replicas={replicas} under torchrun: data-parallel replicas are not supported yet",
+                              fix="add --replicas 1 (one data-parallel run), or run the replicas without torchrun")
         if replicas > 1:
             from twinrun.cli._replicas import run_replicas
 
@@ -227,6 +233,8 @@ def run_compare(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         print_interrupted(exc, args)
         return 130
+    if world is not None and not world.main:
+        return 0  # rank 0 speaks for the run
     if args.json:
         print_json(result.to_dict())
     else:

@@ -52,6 +52,7 @@ class CandidateState:
     output_key: str | int = "auto"  # which part of a structured output is the prediction (``_outputs``)
     loss_takes: str | None = None  # "outputs" or "prediction": decided on the first outputs (``_outputs``)
     stopped_at: int | None = None  # stopped early (``patience``): finished, trained no further
+    train_model: nn.Module | None = None  # a data-parallel run's DistributedDataParallel(model): trains through it
 
     @property
     def alive(self) -> bool:

@@ -116,9 +116,12 @@ class SequentialExecutor:
     ``optimizer.step()`` itself.
     """
 
-    def __init__(self, *, fused: bool = True) -> None:
+    def __init__(self, *, fused: bool = True, isolate_failures: bool = True) -> None:
         self.draws = DrawTracker()
         self.fused = fused
+        #: a candidate whose code raises stops and the others go on; off in a data-parallel run, where a rank
+        #: that went on alone would wait for the others forever
+        self.isolate_failures = isolate_failures
         self._updates: dict[int, tuple[torch.optim.Optimizer, FusedUpdate | None]] = {}
 
     def update_for(self, state: CandidateState) -> FusedUpdate | None:
@@ -147,7 +150,9 @@ class SequentialExecutor:
                 with self.draws.isolated(state.name, step, context), meter:
                     out = train_step(state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip,
                                      update=self.update_for(state))
-            except Exception as exc:  # noqa: BLE001 - this candidate's own code: it stops, the others go on
+            except Exception as exc:
+                if not self.isolate_failures:
+                    raise
                 out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets),
                                  exception=exc)
             outputs[state.name] = StepOutput(

@@ -27,6 +27,7 @@ from twinrun.engine._baselines import Baselines
 from twinrun.engine._build import CandidateState, build_callable, build_candidates, per_example_loss
 from twinrun.engine._data import augment_once, load_data, move_to
 from twinrun.engine._data_facts import data_facts
+from twinrun.engine._distributed import World, check_divisible, shard, wrap_model
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
 from twinrun.engine._evaluate import EvalSet
 from twinrun.engine._events import (
@@ -38,7 +39,7 @@ from twinrun.engine._events import (
     RunStarted,
     Sink,
 )
-from twinrun.engine._executor import Executor, StepContext
+from twinrun.engine._executor import Executor, SequentialExecutor, StepContext
 from twinrun.engine._finish import build_result
 from twinrun.engine._history import RunHistory
 from twinrun.engine._memory import ActivationMeter
@@ -52,6 +53,7 @@ from twinrun.engine._vectorised import make_executor
 from twinrun.errors import Interrupted
 from twinrun.rng import (
     RngStreams,
+    derive_seed,
     determinism_settings,
     deterministic_mode,
     ensure_cublas_workspace_config,
@@ -80,9 +82,11 @@ class TwinEngine:
         executor: Executor | None = None,
         measure_memory: bool = True,
         stop: StopRequest | None = None,
+        world: World | None = None,
     ) -> None:
         self.resolved = resolved
         self.stop = stop
+        self.world = world  # a torchrun launch: this rank trains its shard of every batch (``_distributed``)
         self.settings = resolved.settings
         self.run_id = run_id or new_run_id()
         if self.settings.deterministic:
@@ -104,6 +108,7 @@ class TwinEngine:
         self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}
         self.val = self._eval_set("val")
         self.output_kind = self._preflight()
+        self.step_streams = self.streams
         ref = self.states[resolved.reference]
         self.baselines = Baselines(
             ref, move_to(tuple(t[:2] for t in self.val.batches[0]), self.device), kind=self.output_kind,
@@ -119,6 +124,8 @@ class TwinEngine:
         self.history = RunHistory(self.states, self.metrics, self.settings.steps)
         self.determinism: dict[str, Any] = {}
         self.execution: dict[str, str] = {}  # set by a driver that steps this run with others (``_lockstep``)
+        if world is not None:
+            self._go_parallel(world)
 
     @property
     def step(self) -> int:
@@ -126,6 +133,21 @@ class TwinEngine:
         return self.history.step
 
     # ------------------------------------------------------------------ set-up
+    def _go_parallel(self, world: World) -> None:
+        """Data-parallel: equal shards checked, each candidate in DDP, one candidate at a time (see
+        ``_distributed``), dropout from a stream of (seed, rank)."""
+        check_divisible(self.settings.batch_size, world, "batch_size")
+        for state in self.states.values():
+            if state.spec.batch_size is not None:
+                check_divisible(state.spec.batch_size, world, f"{state.name}:batch_size")
+        for state in self.states.values():
+            state.train_model = wrap_model(state.model, self.device)
+        self.executor = SequentialExecutor(fused=False, isolate_failures=False)
+        how = f"sequential, data-parallel over {world.size} ranks (DistributedDataParallel)"
+        self.execution.update(dict.fromkeys(self.states, how))
+        self.step_streams = RngStreams(derive_seed(self.settings.seed, "rank", world.rank))
+
+
     def _eval_set(self, split: str) -> EvalSet:
         """A split's batches, with their test-time augmented passes (``eval_augment``), made once."""
         batches = list(self.data.val_batches(split))
@@ -232,18 +254,21 @@ class TwinEngine:
         raw = move_to(self.data.train_batch(step), self.device)
         t1 = time.perf_counter()
         batches, assignment = self.augment(step, raw, live)  # a candidate's own batch size: read in there
+        full = batches
+        if self.world is not None:  # augmented once, whole, then this rank's slice
+            batches = {key: shard(batch, self.world) for key, batch in batches.items()}
         t2 = time.perf_counter()
         if self.bus.wants_batches:
             self.bus.emit(BatchPrepared(self.run_id, step, batches, assignment))
         context = StepContext(
-            self.streams, [self.device], self.metrics, self.settings.grad_clip,
+            self.step_streams, [self.device], self.metrics, self.settings.grad_clip,
             self.meter if not self._measured else None,  # the first step this process trains
         )
         self._measured = True
         outputs = yield StepRequest(self, step, live, batches, context)
         if self.baselines is not None:  # the reference's batch, augmentation included
             t3 = time.perf_counter()
-            self.baselines.train(batches.get(assignment.get(self.resolved.reference, ""), raw))
+            self.baselines.train(full.get(assignment.get(self.resolved.reference, ""), raw))
             self.history.timing["baselines"] = self.history.timing.get("baselines", 0.0) + time.perf_counter() - t3
         self.history.timing["data"] += t1 - t0
         self.history.timing["augment"] += t2 - t1

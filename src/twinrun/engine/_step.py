@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from twinrun.engine._build import CandidateState
+from twinrun.engine._distributed import global_mean
 from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._outputs import loss_input, prediction
 from twinrun.spec import Metric
@@ -62,15 +63,18 @@ def train_step(
     the candidate diverged. The autograd graph is released before returning, so
     the next candidate starts with no activations of this one alive. ``update``:
     the candidate's optimizer step over flat storage (bit-identical, faster).
+    A candidate with a ``train_model`` (its ``DistributedDataParallel`` wrapper) trains through it, and its
+    loss and metrics are the means over the ranks (all ranks decide alike).
     """
     lr = current_lr(state.optimizer)
     if update is not None:
         update.zero_grad()
     else:
         state.optimizer.zero_grad(set_to_none=True)
-    outputs = state.model(inputs)
+    parallel = state.train_model is not None
+    outputs = (state.train_model or state.model)(inputs)
     loss = candidate_loss(state, outputs, targets)
-    value = float(loss.detach())
+    value = float(loss.detach()) if not parallel else global_mean([float(loss.detach())], loss.device)[0]
     if not math.isfinite(value):
         return StepOutput(loss=value, lr=lr)
     loss.backward()
@@ -86,4 +90,6 @@ def train_step(
     with torch.no_grad():
         detached = prediction(outputs, state.output_key).detach()
         values = {name: float(metric(detached, targets).float().mean()) for name, metric in metrics.items()}
+    if parallel and values:
+        values = dict(zip(values, global_mean(list(values.values()), detached.device)))
     return StepOutput(loss=value, metrics=values, lr=lr)

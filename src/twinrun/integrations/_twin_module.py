@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from twinrun._names import check_name
-from twinrun.engine import Comparison, Twin, init_report, share_initial_weights
+from twinrun.engine import Comparison, init_report, share_initial_weights
 from twinrun.errors import BuildError
 from twinrun.integrations._recorder import first_loss
+from twinrun.loop import Twin
 from twinrun.rng import RngStreams
 
 __all__ = ["TwinModule"]

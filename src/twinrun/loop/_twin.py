@@ -23,30 +23,32 @@ import torch
 from torch import nn
 
 from twinrun._names import check_name
-from twinrun.engine._build import (
-    CandidateState,
-    init_report,
-    per_example_loss,
-    share_initial_weights,
-    share_policy,
-)
-from twinrun.engine._data import move_to
-from twinrun.engine._describe import candidate_config, plain_config
-from twinrun.engine._evaluate import evaluate
-from twinrun.engine._events import (
+from twinrun.engine import (
     BatchPrepared,
+    CandidateResult,
+    CandidateState,
+    Comparison,
     EvalDone,
     EventBus,
     RunFailed,
+    RunHistory,
     RunStarted,
+    SequentialExecutor,
     Sink,
+    StepContext,
+    candidate_config,
+    compare_candidates,
+    evaluate,
+    init_report,
+    load_parts,
+    move_to,
+    new_run_id,
+    parts_state,
+    per_example_loss,
+    plain_config,
+    share_initial_weights,
+    share_policy,
 )
-from twinrun.engine._executor import SequentialExecutor, StepContext
-from twinrun.engine._history import RunHistory
-from twinrun.engine._loop import new_run_id
-from twinrun.engine._result import CandidateResult, Comparison
-from twinrun.engine._state import load_parts, parts_state
-from twinrun.engine._verdict import compare_candidates
 from twinrun.errors import BuildError, CheckpointError
 from twinrun.rng import RngStreams, capture_global_rng, restore_global_rng
 from twinrun.spec import CandidateSpec, Factory, Metric
@@ -141,8 +143,8 @@ class Twin:
     @staticmethod
     def replicas(factories: Mapping[str, Any], replicas: int, *, seed: int = 0, **options: Any) -> Any:
         """Every candidate trained ``replicas`` times in your loop, each replica with its own initial weights and
-        dropout masks, and the verdict across them: see :class:`~twinrun.engine.TwinReplicas`."""
-        from twinrun.engine._twin_replicas import TwinReplicas
+        dropout masks, and the verdict across them: see :class:`~twinrun.loop.TwinReplicas`."""
+        from twinrun.loop._twin_replicas import TwinReplicas
 
         return TwinReplicas(factories, replicas, seed=seed, **options)
 

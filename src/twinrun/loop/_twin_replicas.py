@@ -23,10 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Self
 
-from twinrun.engine._events import Sink
-from twinrun.engine._result import Comparison, Difference
-from twinrun.engine._twin import Twin
+from twinrun.engine import Comparison, Difference, Sink
 from twinrun.errors import BuildError, CheckpointError
+from twinrun.loop._twin import Twin
 from twinrun.rng import derive_seed, isolated_global_rng
 from twinrun.stats import paired_t_test
 

@@ -1,0 +1,100 @@
+"""Data-parallel twins launched by real `torchrun --nproc_per_node 2` on the CPU (gloo)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _subprocess import HERE, child_env
+
+import twinrun
+from twinrun.engine import TwinEngine, detect_world
+from twinrun.engine._distributed import World, shard
+from twinrun.errors import ConfigError
+from twinrun.ledger import Ledger
+from twinrun.ledger._hash import tree_hash
+from twinrun.registry import open_registry
+from twinrun.spec import resolve
+
+PARALLEL = HERE / "experiments" / "parallel.py"
+TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")]
+
+
+def _compare(home: Path, *extra: str, ranks: int | None = 2) -> subprocess.CompletedProcess[str]:
+    launcher = [TORCHRUN, "--standalone", "--nproc_per_node", str(ranks)] if ranks else [sys.executable]
+    args = [*launcher, "-m", "twinrun", "compare", str(PARALLEL), "--home", str(home), "-q", "--no-tensorboard",
+            "--json", *extra]
+    return subprocess.run(args, env=child_env(PYTHONHASHSEED="0", TWINRUN_DIST_TIMEOUT_S="60"),
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    root = tmp_path_factory.mktemp("parallel")
+    two, one = _compare(root / "two"), _compare(root / "one", ranks=None)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert one.returncode == 0, one.stderr[-3000:]
+    return root, json.loads(two.stdout), json.loads(one.stdout)
+
+
+def test_a_two_rank_twin_trains_as_one_process_on_the_whole_batch(runs):
+    root, two, one = runs
+    for name in ("small", "wide"):
+        assert two["execution"][name] == "sequential, data-parallel over 2 ranks (DistributedDataParallel)"
+        for metric in ("loss", "accuracy"):  # the stated tolerance: 1e-5 relative after 30 steps
+            a, b = two["candidates"][name]["final"][metric], one["candidates"][name]["final"][metric]
+            assert abs(a - b) <= 1e-5 * abs(b), (name, metric, a, b)
+    with open_registry(root / "two" / "registry.sqlite") as reg, open_registry(root / "one" / "registry.sqlite") as ref:
+        (run,) = reg.list_runs()  # rank 0 alone records
+        (single,) = ref.list_runs()
+        a = reg.metrics(run.id, split="train", name="loss")["wide"]["train"]["loss"]
+        b = ref.metrics(single.id, split="train", name="loss")["wide"]["train"]["loss"]
+        assert [s for s, _ in a] == list(range(1, 31))
+        assert all(abs(x - y) <= 1e-5 * abs(y) for (_, x), (_, y) in zip(a, b))  # the mean over both shards
+
+
+def test_every_rank_trains_on_its_shard_of_the_same_batches(runs):
+    root, two, _ = runs
+    folder = Path(two["artifacts"]["run_dir"])
+    engine = TwinEngine(resolve(twinrun.load_experiment(PARALLEL)), measure_memory=False)
+    for rank, ledger_path in ((0, folder / "ledger.jsonl"), (1, folder / "rank-1" / "ledger.jsonl")):
+        ledger = Ledger.load(ledger_path)
+        seen = {(r.step, r.candidate): r.hash for r in ledger.records if r.kind == "batch" and r.name == "inputs"}
+        for step in (1, 2, 17, 30):
+            batches, assignment = engine.prepared_batches(step)
+            mine = shard(batches[assignment["small"]], World(rank, 2, rank))
+            assert mine[0].shape[0] == 8
+            assert seen[step, "small"] == seen[step, "wide"] == tree_hash(mine[0]), (rank, step)
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_refused_before_training(tmp_path):
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    done = _compare(tmp_path / "odd", "--set", "batch_size=15")
+    assert done.returncode != 0
+    assert "batch_size=15 does not split over 2 ranks" in done.stderr
+    assert "--set batch_size=14 or 16" in done.stderr
+    with open_registry(tmp_path / "odd" / "registry.sqlite") as reg:
+        assert reg.list_runs() == []  # refused before the run started
+
+
+@pytest.mark.parametrize(("environ", "match"), [
+    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not an integer"),
+    ({"WORLD_SIZE": "2"}, "RANK=None"),
+    ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK='2'"),
+])
+def test_a_malformed_launch_environment_is_named(environ, match):
+    with pytest.raises(ConfigError, match=match):
+        detect_world(environ)
+
+
+def test_one_process_is_no_world():
+    assert detect_world({}) is None and detect_world({"WORLD_SIZE": "1", "RANK": "0"}) is None
+    assert detect_world({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}) == World(1, 2, 1)

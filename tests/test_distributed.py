@@ -98,3 +98,18 @@ def test_a_malformed_launch_environment_is_named(environ, match):
 def test_one_process_is_no_world():
     assert detect_world({}) is None and detect_world({"WORLD_SIZE": "1", "RANK": "0"}) is None
     assert detect_world({"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}) == World(1, 2, 1)
+
+
+def test_a_rank_killed_mid_step_ends_the_run_on_every_rank_without_a_hang(tmp_path):
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    args = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "twinrun", "compare", str(PARALLEL),
+            "--home", str(tmp_path), "-q", "--no-tensorboard"]
+    env = child_env(PYTHONHASHSEED="0", TWINRUN_DIST_TIMEOUT_S="60", TWINRUN_TEST_KILL_AT="5",
+                    TWINRUN_TEST_KILL_RANK="1")
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode != 0
+    assert "rank      : 1" in done.stderr and "SIGKILL" in done.stderr  # torchrun names the rank that died
+    with open_registry(tmp_path / "registry.sqlite") as reg:  # rank 0's run: not left "running"
+        (run,) = reg.list_runs()
+        assert run.status in ("crashed", "failed", "interrupted"), run.status  # as far as rank 0 got to say

@@ -15,7 +15,7 @@ import twinrun
 from twinrun.engine import TwinEngine, detect_world
 from twinrun.engine._distributed import World, shard
 from twinrun.errors import ConfigError
-from twinrun.ledger import Ledger
+from twinrun.ledger import Ledger, compare_ledgers
 from twinrun.ledger._hash import tree_hash
 from twinrun.registry import open_registry
 from twinrun.spec import resolve
@@ -113,3 +113,30 @@ def test_a_rank_killed_mid_step_ends_the_run_on_every_rank_without_a_hang(tmp_pa
     with open_registry(tmp_path / "registry.sqlite") as reg:  # rank 0's run: not left "running"
         (run,) = reg.list_runs()
         assert run.status in ("crashed", "failed", "interrupted"), run.status  # as far as rank 0 got to say
+
+
+def test_a_two_rank_twin_killed_on_one_rank_resumes_bit_for_bit(runs, tmp_path):
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    whole = _compare(tmp_path / "whole", "--set", "checkpoint_every=5")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    args = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "twinrun", "compare", str(PARALLEL),
+            "--home", str(tmp_path / "cut"), "-q", "--no-tensorboard", "--set", "checkpoint_every=5"]
+    killed = subprocess.run(args, env=child_env(PYTHONHASHSEED="0", TWINRUN_DIST_TIMEOUT_S="60",
+                                                TWINRUN_TEST_KILL_AT="13", TWINRUN_TEST_KILL_RANK="1"),
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert killed.returncode != 0
+    resumed = _compare(tmp_path / "cut", "--resume", "latest")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = json.loads(whole.stdout), json.loads(resumed.stdout)
+    for name in ("small", "wide"):
+        assert a["candidates"][name]["final"] == b["candidates"][name]["final"], name  # bit for bit
+    for rank_dir in ("", "rank-1"):
+        la = Ledger.load(Path(a["artifacts"]["run_dir"]) / rank_dir / "ledger.jsonl")
+        lb = Ledger.load(Path(b["artifacts"]["run_dir"]) / rank_dir / "ledger.jsonl")
+        assert compare_ledgers(la, lb).identical, rank_dir or "rank 0"
+    single = subprocess.run([sys.executable, "-m", "twinrun", "compare", str(PARALLEL), "--home",
+                             str(tmp_path / "cut"), "-q", "--no-tensorboard", "--resume", "latest"],
+                            env=child_env(PYTHONHASHSEED="0", OMP_NUM_THREADS="1"),  # torchrun's threads
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert single.returncode != 0 and "resume with the same launch: torchrun --nproc_per_node 2" in single.stderr

@@ -36,7 +36,7 @@ from twinrun.engine import (
 )
 from twinrun.engine._drive import StepRequest, drive
 from twinrun.env import capture_environment, gpu_snapshot
-from twinrun.errors import ConfigError, Interrupted
+from twinrun.errors import Interrupted
 from twinrun.proof import RunRecorder
 from twinrun.registry import Registry, RegistrySink
 from twinrun.rng import seed_everything, warn_if_hash_seed_varies
@@ -76,17 +76,20 @@ def compare_steps(
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     root = twinrun_home(home)
     world = detect_world()  # launched by torchrun: data-parallel, rank 0 records
-    if world is not None and resume is not None:
-        raise ConfigError("resuming a data-parallel (torchrun) run is not supported yet",
-                          fix="start the run again, or resume it in one process without torchrun")
     if world is not None and not world.main:
         registry, logdir, progress, sinks = False, None, False, ()
     store = _open_registry(registry, root)  # a bad registry fails before anything is written
     joined = False
     try:
         plan = environment = None
+        if world is not None:  # every rank joins before anything is decided for the run
+            settings = resolve(exp, overrides, candidates=candidates, reference=reference).settings
+            joined = join_world(world, resolve_device(settings.device))
         if resume is not None:  # every check before anything is written
-            target = find_run_folder(resume, root, store)
+            target = find_run_folder(resume, root, store) if world is None or world.main else Path()
+            if world is not None:  # rank 0's folder; every other rank's own is inside it
+                target = Path(broadcast_text(str(target)))
+                target = target / f"rank-{world.rank}" if not world.main else target
             environment = capture_environment(code_path=exp.source.path if exp.source else None)
             plan = plan_resume(target, exp, overrides=overrides, candidates=candidates, reference=reference,
                                environment=environment, force=force)
@@ -94,11 +97,10 @@ def compare_steps(
         else:
             resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
             run_id = check_name(run_id, "run_id") if run_id is not None else new_run_id()
-        if world is not None:
-            joined = join_world(world, resolve_device(resolved.settings.device))
+        if world is not None and plan is None:
             run_id = broadcast_text(run_id)  # one run, rank 0's id
         run_dir = plan.run_dir if plan is not None and plan.run_dir is not None else runs_dir(root) / run_id
-        if world is not None and not world.main:
+        if world is not None and not world.main and plan is None:
             run_dir = run_dir / f"rank-{world.rank}"  # its own ledger and checkpoints, under rank 0's folder
         with run_lock(run_dir, run_id):  # one writer per run: a resume of a live run is refused
             if seed_globals:

@@ -11,8 +11,9 @@ and every rank evaluates the whole validation set on the unwrapped model (the
 same weights everywhere). Rank 0 alone writes the registry, TensorBoard and the
 verdict; every rank writes its own ledger.
 
-What is not done yet: resuming a data-parallel run, FSDP, and spreading
-candidates over devices in one process.
+Each rank checkpoints its own state (the world size and rank are in it: a resume
+with another launch is refused). What is not done yet: FSDP, replicas under
+``torchrun``, and spreading candidates over devices in one process.
 """
 
 from __future__ import annotations

@@ -84,6 +84,7 @@ def engine_state(engine: TwinEngine) -> dict[str, Any]:
         "config_hash": engine.resolved.config_hash(),
         "candidates": candidates,
         "timing": {k: float(v) for k, v in engine.history.timing.items()},
+        "world": {"size": engine.world.size, "rank": engine.world.rank} if engine.world is not None else None,
         "global_rng": capture_global_rng(),
         **({"baselines": engine.baselines.state_dict()} if engine.baselines is not None else {}),
         **({"selection": engine.selection.state_dict()} if engine.selection is not None else {}),
@@ -118,6 +119,14 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
             f"the checkpoint belongs to experiment {state['experiment']!r}, not {engine.resolved.name!r}",
             fix="resume with the experiment file the checkpoint was written by",
         )
+    world = {"size": engine.world.size, "rank": engine.world.rank} if engine.world is not None else None
+    if state.get("world") != world:  # each rank's state is its own, and the shards depend on the world size
+        def described(w: Any) -> str:
+            return "one process" if not w else f"rank {w['rank']} of {w['size']}"
+        raise CheckpointError(
+            f"the checkpoint was written by {described(state.get('world'))}; this is {described(world)}",
+            fix=("resume with the same launch: torchrun --nproc_per_node "
+                 f"{state['world']['size']}" if state.get("world") else "resume without torchrun"))
     saved, built = sorted(state["candidates"]), sorted(engine.states)
     if saved != built:
         raise CheckpointError(

@@ -78,3 +78,24 @@ def test_adopting_twin_changes_at_most_five_lines_and_buys_the_verdict_ledger_ch
     assert {r.kind for r in ledger.records} >= {"init", "batch", "loss"}
     assert [s for s, _ in list_checkpoints(tmp_path / "checkpoints")] == [4, 8]
     assert ns["twin"].models["a"] is ns["model_a"]  # the same objects, handed back
+
+
+def test_the_loops_result_is_recorded_so_show_and_report_read_it_as_a_compare_run(tmp_path):
+    import subprocess
+    import sys
+
+    from _subprocess import child_env
+
+    ns = _namespace(tmp_path)
+    exec(compile(AFTER, "after", "exec"), ns)  # noqa: S102 - the adoption snippet, run as written
+    with open_registry(tmp_path / "registry.sqlite") as reg:
+        run = reg.get_run(reg.list_runs(name="ab")[0].id)
+        result = run.result
+        assert result["comparisons"]["b"]["val"]["loss"]["n"] == 128  # the paired verdict, as compare records it
+        assert result["steps"] == 8 and set(result["candidates"]) == {"a", "b"}
+    shown = subprocess.run([sys.executable, "-m", "twinrun", "show", run.id[:8], "--registry",
+                            str(tmp_path / "registry.sqlite")], env=child_env(), capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert shown.returncode == 0, shown.stderr
+    line = next(li for li in shown.stdout.splitlines() if li.startswith("b "))
+    assert "[" in line  # the Δ loss interval

@@ -31,11 +31,13 @@ from twinrun.engine import (
     EvalDone,
     EventBus,
     RunFailed,
+    RunFinished,
     RunHistory,
     RunStarted,
     SequentialExecutor,
     Sink,
     StepContext,
+    TwinResult,
     candidate_config,
     compare_candidates,
     evaluate,
@@ -50,6 +52,7 @@ from twinrun.engine import (
     share_policy,
 )
 from twinrun.errors import BuildError, CheckpointError
+from twinrun.loop._result import twin_result
 from twinrun.rng import RngStreams, capture_global_rng, restore_global_rng
 from twinrun.spec import CandidateSpec, Factory, Metric
 
@@ -124,21 +127,23 @@ class Twin:
         #: what changes as the loop trains: the step, each candidate's curves and evaluations
         self.history = RunHistory(self.states, self.metrics, None)
         self.last_means: dict[str, dict[str, float]] = {}
+        self._verdict: dict[str, Comparison] | None = None
+        self._closed = False
         for sink in sinks:  # a CheckpointSink among the sinks writes this Twin's state_dict
             if hasattr(sink, "bind") and getattr(sink, "snapshot", True) is None:
                 sink.bind(self._snapshot)
-        self._devices = sorted({p.device for s in self.states.values() for p in s.model.parameters()}, key=str)
+        self.devices = sorted({p.device for s in self.states.values() for p in s.model.parameters()}, key=str)
         config = {"seed": seed, "grad_clip": grad_clip, "metrics": sorted(self.metrics), "output_key": output_key,
                   "share_init": plain_config(share_init),
                   "candidates": {n: candidate_config(s.model, s.optimizer, s.scheduler) for n, s in self.states.items()}}
-        self._config = config
+        self.config = config
         self._started = False  # the run starts at the first step (after a load_state_dict: where it left off)
 
     def _start(self) -> None:
         if not self._started:
             self._started = True
-            self.bus.emit(RunStarted(self.run_id, None, self._config, self.init,
-                                     ",".join(map(str, self._devices)) or "cpu", self.step_count, self.models))
+            self.bus.emit(RunStarted(self.run_id, None, self.config, self.init,
+                                     ",".join(map(str, self.devices)) or "cpu", self.step_count, self.models))
 
     @staticmethod
     def replicas(factories: Mapping[str, Any], replicas: int, *, seed: int = 0, **options: Any) -> Any:
@@ -171,7 +176,7 @@ class Twin:
         for state in live:
             if state.loss_fn is not loss_fn:
                 state.loss_fn, state.loss_takes = loss_fn, None  # decided again on this loss's first outputs
-        context = StepContext(self.streams, self._devices, self.metrics, self.grad_clip)
+        context = StepContext(self.streams, self.devices, self.metrics, self.grad_clip)
         if self.bus.wants_batches:  # a LedgerSink records every batch's control sums
             self.bus.emit(BatchPrepared(self.run_id, step, {"none": (inputs, targets)},
                                         {s.name: "none" for s in live}))
@@ -225,7 +230,8 @@ class Twin:
         self.bus.emit(EvalDone(self.run_id, self.step_count, means))
         self.last_means = means  # what the replicas' verdict pairs (``Twin.replicas``)
         goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
-        return compare_candidates(results, ref, goals, seed=0, confidence=confidence)
+        self._verdict = compare_candidates(results, ref, goals, seed=0, confidence=confidence)
+        return self._verdict
 
     def check(self, name: str, train: Any, val: Any, loss_fn: Any, **options: Any) -> Any:
         """The training-recipe checks on candidate ``name`` (copies of its model, optimizer and scheduler:
@@ -279,9 +285,19 @@ class Twin:
         self.bus.persist()
         return self.state_dict(), {"experiment": "twin", "run_id": self.run_id}
 
+    def result(self) -> TwinResult | None:
+        """The loop's :class:`~twinrun.TwinResult` from its last evaluation (``None`` before one): what
+        ``close`` records, so that ``twinrun show``, ``diff`` and ``report`` read your loop as a ``compare`` run."""
+        return twin_result(self, self._verdict)
+
     def close(self) -> None:
-        """Flush and close the sinks."""
+        """Record the result (after an evaluation), then flush and close the sinks."""
         self._start()
+        if not self._closed:
+            self._closed = True
+            result = self.result()
+            if result is not None:
+                self.bus.emit(RunFinished(self.run_id, result))
         self.bus.close()
 
     def __enter__(self) -> Self:
@@ -291,6 +307,7 @@ class Twin:
         """Close the sinks; a loop that raised inside ``with`` is recorded as failed (or interrupted)."""
         if exc is not None:
             self._start()
+            self._closed = True  # a failed loop records its failure, not a result
             failed = RunFailed(self.run_id, self.step_count, exc, isinstance(exc, KeyboardInterrupt))
             for error in self.bus.emit_to_all(failed):
                 exc.add_note(f"twinrun: a sink also failed while recording this: {type(error).__name__}: {error}")

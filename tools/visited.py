@@ -22,7 +22,7 @@ def main() -> None:
     package = str(Path(twinrun.__file__).parent)
     seen: set[tuple[str, str]] = set()
 
-    def tracer(frame, event, arg):  # noqa: ANN001, ANN202 - sys.setprofile's signature
+    def tracer(frame, event, arg):  # sys.setprofile calls it so
         code = frame.f_code
         if event == "call" and code.co_filename.startswith(package) and "<" not in code.co_qualname:
             seen.add((code.co_filename, code.co_qualname))  # functions and methods, not comprehensions

@@ -3,7 +3,11 @@
 Each seed is one Ray task running :func:`~twinrun.sweeps._process.run_seed`,
 which starts the seed's fresh process on the node Ray picked (so the hash seed,
 thread count and crash isolation are exactly those of the local backend). The
-task asks Ray for ``threads`` CPUs; at most ``jobs`` tasks are in flight.
+task asks Ray for ``threads`` CPUs; at most ``jobs`` tasks are in flight. A seed
+whose node is lost (or whose Ray worker dies) is run again on another node, up to
+``retries`` times: Ray retries a task on a system failure, and the seed's process
+on the lost node stops with its parent (the worker watches it), so no two attempts
+write at once. A seed that fails on its own (the experiment raised) is not retried.
 
 ``address``: an existing cluster (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``);
 ``None``: the Ray instance this process is already connected to, else a new
@@ -49,13 +53,18 @@ class RayBackend:
         threads: CPUs (threads) per seed (default: 1 on a cluster; cores // jobs on a
             local instance).
         address: the cluster to connect to (see the module docstring).
+        retries: how many times a seed lost with its node (or Ray worker) is run again elsewhere.
     """
 
     name = "ray"
 
-    def __init__(self, jobs: int | None = None, threads: int | None = None, address: str | None = None) -> None:
+    def __init__(self, jobs: int | None = None, threads: int | None = None, address: str | None = None,
+                 retries: int = 3) -> None:
         check_positive("jobs", jobs)
         check_positive("threads", threads)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"retries={retries!r} is not a number of retries", fix="pass 0 or more, e.g. 3")
+        self.retries = retries
         self.address = address
         self._jobs, self._threads = jobs, threads
         self.jobs = jobs or 0
@@ -98,7 +107,7 @@ class RayBackend:
     def run(self, tasks: Sequence[SeedTask], on_outcome: Callable[[SeedOutcome], None]) -> None:
         """Run every task, ``jobs`` in flight; ``on_outcome`` is called here as each seed ends."""
         ray = self.ray
-        remote = ray.remote(run_seed).options(num_cpus=self.threads, max_retries=0,
+        remote = ray.remote(run_seed).options(num_cpus=self.threads, max_retries=self.retries,
                                                name="twinrun-seed")
         queue = list(tasks)
         pending: dict[Any, SeedTask] = {}

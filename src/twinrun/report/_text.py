@@ -126,7 +126,7 @@ def format_show(record: RunRecord, registry: Registry) -> str:
     if r.experiment_path:
         lines.append(f"experiment {r.experiment_path} (sha256 {(r.experiment_sha256 or '')[:12]})")
     lines.append(
-        f"seed {r.seed} · {r.last_step}/{r.steps} steps · batch {settings.get('batch_size', '-')} · "
+        f"seed {r.seed} · {r.last_step}/{r.steps if r.steps is not None else '?'} steps · batch {settings.get('batch_size', '-')} · "
         f"device {r.device} · reference {r.reference} · config {r.config_hash or '-'}"
     )
     if r.error:

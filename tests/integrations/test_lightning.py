@@ -210,3 +210,16 @@ def test_import_twinrun_imports_neither_framework():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_callback_checks_every_twin_module_candidate_with_its_own_optimizer(tmp_path):
+    torch.manual_seed(0)
+    twin = TwinModule({"a": Net(16, lr=0.05), "b": Net(16, lr=0.2, interval="epoch", step_size=2)})
+    cb = _callback(tmp_path, "checks", name="ab", checks=["param_updates", "lr_schedule"], loss=F.cross_entropy)
+    trainer(max_epochs=1, callbacks=[cb]).fit(twin, *loaders())
+    assert set(cb.check_report) == {"a", "b"}
+    a, b = cb.check_report["a"], cb.check_report["b"]  # each simulated with its own schedule:
+    assert a.statuses() == {"param_updates": "pass", "lr_schedule": "warn"}, str(a)  # 0.7 every 4 updates
+    assert b.statuses() == {"param_updates": "pass", "lr_schedule": "pass"}, str(b)  # 0.7 every 2 epochs
+    with open_registry(tmp_path / "registry.sqlite") as reg:
+        assert {r.name for r in reg.list_runs()} == {"ab", "ab-checks-a", "ab-checks-b"}

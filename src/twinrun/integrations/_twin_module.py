@@ -166,6 +166,10 @@ class TwinModule(pl.LightningModule):
         with torch.no_grad():
             return twin.verdict(batches, loss_fn, reference=reference, confidence=confidence)
 
+    def schedule_of(self, name: str) -> tuple[int, str, int] | None:
+        """Candidate ``name``'s scheduler: its index among the Trainer's, its ``interval`` and ``frequency``."""
+        return self._schedules.get(name)
+
     def candidate_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Each candidate's optimizer (the plain ``torch.optim`` object), by name."""
         return {name: getattr(o, "optimizer", o) for name, o in zip(self.candidates, self._optimizers())}

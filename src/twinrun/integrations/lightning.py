@@ -168,8 +168,18 @@ class TwinrunCallback(pl.Callback):
                        steps=_planned_steps(trainer))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.checks and self._step == 0 and self._twin(pl_module) is None:
-            self.check_report = self._run_checks(trainer, pl_module)
+        if not self.checks or self._step > 0:
+            return
+        twin = self._twin(pl_module)
+        if twin is None:
+            scheduler, every = _scheduler_for_checks(trainer)
+            self.check_report = self._run_checks(trainer, pl_module, trainer.optimizers[0], scheduler, every, "")
+            return
+        optimizers = twin.candidate_optimizers()
+        self.check_report = {  # each candidate's own module, optimizer and schedule
+            name: self._run_checks(trainer, module, optimizers[name], *_candidate_schedule(trainer, twin, name),
+                                   f"-{name}")
+            for name, module in twin.members().items()}
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = _processed_epochs(trainer)
@@ -226,10 +236,10 @@ class TwinrunCallback(pl.Callback):
         self.run.fail(exception)
 
     # ------------------------------------------------------------------ checks
-    def _run_checks(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
+    def _run_checks(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, every: int, suffix: str) -> Any:
         from twinrun.checks import run_checks
 
-        scheduler, every = _scheduler_for_checks(trainer)
         train, val = trainer.train_dataloader, trainer.val_dataloaders
         if isinstance(val, Sequence):
             val = val[0] if val else None
@@ -237,16 +247,17 @@ class TwinrunCallback(pl.Callback):
         pl_module.trainer = None  # type: ignore[assignment]
         try:
             report = run_checks(model=pl_module, train=train, val=val if val is not None else train,
-                                loss=self.loss, optimizer=trainer.optimizers[0], scheduler=scheduler, scheduler_every=every,
+                                loss=self.loss, optimizer=optimizer, scheduler=scheduler, scheduler_every=every,
                                 steps=self.check_steps, only=None if self.checks is True else list(self.checks or ()),
                                 registry=self.run.registry if self.run.registry is not None else True,
-                                name=f"{self.run.name}-checks", progress=False)
+                                name=f"{self.run.name}-checks{suffix}", progress=False)
         finally:
             pl_module.trainer = attached
         problems = report.by_status("fail", "warn")
         if problems:
             lines = "\n".join(f"  {r.status} {r.name}: {r.measured}. Fix: {r.fix}" for r in problems)
-            warnings.warn(f"twinrun checks before training:\n{lines}", UserWarning, stacklevel=2)
+            warnings.warn(f"twinrun checks before training{suffix.replace('-', ' of ')}:\n{lines}", UserWarning,
+                          stacklevel=2)
         return report
 
 
@@ -272,6 +283,21 @@ def _scheduler_for_checks(trainer: pl.Trainer) -> tuple[Any, int]:
     config = trainer.lr_scheduler_configs[0]
     if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         return None, 1  # stepped on a monitored metric: nothing to simulate
-    per_epoch = max(1, int(trainer.num_training_batches) // max(1, trainer.accumulate_grad_batches)) \
-        if config.interval == "epoch" and trainer.num_training_batches != float("inf") else 1
+    per_epoch = _epoch_updates(trainer) if config.interval == "epoch" else 1
     return config.scheduler, per_epoch * max(1, int(config.frequency or 1))
+
+
+def _epoch_updates(trainer: pl.Trainer) -> int:
+    if trainer.num_training_batches == float("inf"):
+        return 1
+    return max(1, int(trainer.num_training_batches) // max(1, trainer.accumulate_grad_batches))
+
+
+def _candidate_schedule(trainer: pl.Trainer, twin: TwinModule, name: str) -> tuple[Any, int]:
+    """A TwinModule candidate's scheduler and every how many updates it steps (its own ``interval``)."""
+    plan = twin.schedule_of(name)
+    if plan is None or not trainer.lr_scheduler_configs:
+        return None, 1
+    index, interval, frequency = plan
+    return trainer.lr_scheduler_configs[index].scheduler, (
+        _epoch_updates(trainer) if interval == "epoch" else 1) * max(1, frequency)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +224,24 @@ def test_the_callback_checks_every_twin_module_candidate_with_its_own_optimizer(
     assert b.statuses() == {"param_updates": "pass", "lr_schedule": "pass"}, str(b)  # 0.7 every 2 epochs
     with open_registry(tmp_path / "registry.sqlite") as reg:
         assert {r.name for r in reg.list_runs()} == {"ab", "ab-checks-a", "ab-checks-b"}
+
+
+@pytest.mark.slow
+def test_under_lightnings_ddp_rank_zero_alone_records_the_run(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from _subprocess import child_env
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    script = Path(__file__).parent / "_lightning_ddp.py"
+    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
+                          env=child_env(PYTHONHASHSEED="0"), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open_registry(tmp_path / "registry.sqlite") as reg:
+        (run,) = reg.list_runs()  # one run, not one per rank
+        assert run.status == "finished"
+        steps = [s for s, _ in reg.metrics(run.id)["model"]["train"]["loss"]]
+        assert steps == list(range(1, 7))  # 96 examples, 2 ranks of 16 per batch: 3 batches an epoch
+    assert Ledger.load(tmp_path / "ledger.jsonl").records

@@ -101,8 +101,8 @@ class TwinrunTrainerCallback(TrainerCallback):  # type: ignore[misc]
     def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None,
                        train_dataloader: Any = None, optimizer: Any = None, eval_dataloader: Any = None,
                        **kwargs: Any) -> None:
-        if model is None:
-            return
+        if model is None or not state.is_world_process_zero:
+            return  # several processes (torchrun, accelerate): the first alone records
         self._model = model
         start = int(state.global_step)
         previous = _read_state(args.output_dir, start) if start > 0 else {}

@@ -144,7 +144,7 @@ class TwinrunCallback(pl.Callback):
         resumed = self._resume is not None
         if self.seed is not None:  # the first iterator (or the resumed epoch's) is made after this point
             self._seeded_epoch = (self._epoch_at_resume or 0) if resumed else 0
-            seed_globals(self.run.streams.seed_for("epoch", self._seeded_epoch))
+            seed_globals(self.run.streams.seed_for("epoch", self._seeded_epoch, *_rank(trainer)))
         self._step = int(self._resume["step"]) if self._resume else 0
         config = {
             "framework": f"lightning {pl.__version__}",
@@ -162,13 +162,16 @@ class TwinrunCallback(pl.Callback):
             config["init"] = {"shared": dict(twin.init.shared)}
         optimizers = twin.candidate_optimizers() if twin is not None else (
             {"model": trainer.optimizers[0]} if trainer.optimizers else {})
+        planned = _planned_steps(trainer)  # on every rank: Lightning sets up the data with collectives here
+        if not trainer.is_global_zero:
+            return  # Lightning's DDP: every rank seeds, rank 0 alone records and checks
         self.run.start(self._models(pl_module), config, device=str(pl_module.device), start_step=self._step,
                        optimizers=optimizers,
                        run_id=self._resume.get("run_id") if self._resume else None,
-                       steps=_planned_steps(trainer))
+                       steps=planned)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.checks or self._step > 0:
+        if not self.checks or self._step > 0 or not self.run.started:
             return
         twin = self._twin(pl_module)
         if twin is None:
@@ -184,17 +187,20 @@ class TwinrunCallback(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = _processed_epochs(trainer)
         if self.seed is not None and epoch != self._seeded_epoch:  # before this epoch's iterator is made
-            seed_globals(self.run.streams.seed_for("epoch", epoch))
+            seed_globals(self.run.streams.seed_for("epoch", epoch, *_rank(trainer)))
         self._seeded_epoch = None  # the first epoch's iterator was made after on_fit_start's seeding
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         if self.seed is not None:
-            seed_globals(self.run.streams.seed_for("batch", trainer.current_epoch, batch_idx))
+            seed_globals(self.run.streams.seed_for("batch", trainer.current_epoch, batch_idx, *_rank(trainer)))
         self._pending.append(batch)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        if not self.run.started:
+            self._pending, self._losses = [], []
+            return
         twin = self._twin(pl_module)
         if twin is not None:  # one update of every candidate per batch
             self._step += 1
@@ -301,3 +307,8 @@ def _candidate_schedule(trainer: pl.Trainer, twin: TwinModule, name: str) -> tup
     index, interval, frequency = plan
     return trainer.lr_scheduler_configs[index].scheduler, (
         _epoch_updates(trainer) if interval == "epoch" else 1) * max(1, frequency)
+
+
+def _rank(trainer: pl.Trainer) -> tuple[str | int, ...]:
+    """Under Lightning's DDP each rank draws its own randomness (its own dropout masks, worker seeds)."""
+    return ("rank", trainer.global_rank) if trainer.world_size > 1 else ()

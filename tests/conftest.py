@@ -14,6 +14,18 @@ sys.path.insert(0, str(HERE / "experiments"))
 TOY = HERE / "experiments" / "toy.py"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One cache folder for the session's tests (the demo's digits), never the user's ~/.cache."""
+    previous = os.environ.get("TWINRUN_CACHE_DIR")
+    os.environ["TWINRUN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("TWINRUN_CACHE_DIR", None)
+    else:
+        os.environ["TWINRUN_CACHE_DIR"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own TWINRUN_HOME and working directory; no env leaks between tests."""

@@ -17,6 +17,7 @@ parameters are their own.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import math
 
 import numpy as np
@@ -24,19 +25,27 @@ import torch
 from torch import nn
 
 import twinrun
+from twinrun.examples._cache import cached_arrays
 
 
 @functools.lru_cache(maxsize=4)
 def _digits(val_fraction: float, split_seed: int):
-    """scikit-learn's digits and a stratified split, read once per process (a sweep's seeds share them)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    """scikit-learn's digits and a stratified split, read once per process (a sweep's seeds share them) and
+    kept on disk for the next process (keyed by scikit-learn's version: see ``_cache``)."""
 
-    digits = load_digits()
-    train_idx, val_idx = train_test_split(
-        np.arange(len(digits.target)), test_size=val_fraction, random_state=split_seed, stratify=digits.target,
-    )
-    return digits.images, digits.target, train_idx, val_idx
+    def compute() -> dict[str, np.ndarray]:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        digits = load_digits()
+        train_idx, val_idx = train_test_split(
+            np.arange(len(digits.target)), test_size=val_fraction, random_state=split_seed, stratify=digits.target,
+        )
+        return {"images": digits.images, "target": digits.target, "train": train_idx, "val": val_idx}
+
+    key = f"digits-sklearn{importlib.metadata.version('scikit-learn')}-{val_fraction!r}-{split_seed}"
+    arrays = cached_arrays(key, compute)
+    return arrays["images"], arrays["target"], arrays["train"], arrays["val"]
 
 
 def load_digits_split(val_fraction: float = 0.2, split_seed: int = 0):

@@ -54,7 +54,7 @@ _STATE_FILE = "twinrun.json"
 _CANDIDATE = "model"
 
 
-class TwinrunTrainerCallback(TrainerCallback):  # type: ignore[misc]
+class TwinrunTrainerCallback(TrainerCallback):
     """Records a Hugging Face Trainer run with twinrun, and runs the checks first.
 
     Args:

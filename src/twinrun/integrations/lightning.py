@@ -250,7 +250,7 @@ class TwinrunCallback(pl.Callback):
         if isinstance(val, Sequence):
             val = val[0] if val else None
         attached = pl_module._trainer  # the copy the checks train must not carry the Trainer along
-        pl_module.trainer = None  # type: ignore[assignment]
+        pl_module.trainer = None
         try:
             report = run_checks(model=pl_module, train=train, val=val if val is not None else train,
                                 loss=self.loss, optimizer=optimizer, scheduler=scheduler, scheduler_every=every,

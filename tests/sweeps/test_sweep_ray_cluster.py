@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from _subprocess import wait_for
-from conftest import TOY
+from conftest import HERE
 
 from twinrun.registry import Registry
 from twinrun.sweeps import run_sweep
@@ -20,11 +20,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::twinrun.Repr
 
 SETTINGS = {"steps": 12, "eval_every": 6}
 CANDIDATES = ["small", "wide"]
+WAITING = HERE / "experiments" / "waiting.py"  # a seed that waits, mid-run, until the test lets it go on
 
 
-def test_a_node_lost_mid_sweep_reruns_its_seed_elsewhere_and_the_analysis_is_unchanged(tmp_path):
+def test_a_node_lost_mid_sweep_reruns_its_seed_elsewhere_and_the_analysis_is_unchanged(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason='ray is not installed: pip install "twinrun[ray]"')
     from ray.cluster_utils import Cluster
+
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    monkeypatch.setenv("TWINRUN_TEST_WAIT_DIR", str(gate))  # the nodes' processes inherit it
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
@@ -34,7 +39,7 @@ def test_a_node_lost_mid_sweep_reruns_its_seed_elsewhere_and_the_analysis_is_unc
 
         def sweep() -> None:
             try:
-                out["result"] = run_sweep(TOY, seeds=3, backend="ray", address=cluster.address,
+                out["result"] = run_sweep(WAITING, seeds=3, backend="ray", address=cluster.address,
                                           candidates=CANDIDATES, overrides=SETTINGS, home=tmp_path / "ray",
                                           progress=False)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
@@ -42,11 +47,11 @@ def test_a_node_lost_mid_sweep_reruns_its_seed_elsewhere_and_the_analysis_is_unc
 
         runner = threading.Thread(target=sweep)
         runner.start()
-        log = wait_for(lambda: next(iter((tmp_path / "ray").glob("**/seeds/seed-0.log")), None), 180,
-                       "seed 0 to start on the first node")
-        wait_for(lambda: log.stat().st_size > 0, 60, "seed 0's process to start")
+        wait_for(lambda: list(gate.glob("reached-*")), 180, "seed 0 to be mid-run on the first node")
+        log = next(iter((tmp_path / "ray").glob("**/seeds/seed-0.log")))
         cluster.add_node(num_cpus=1)  # somewhere to go
-        cluster.remove_node(first)  # lost, with seed 0 on it
+        cluster.remove_node(first)  # lost, with seed 0 on it (held mid-run: it cannot have finished)
+        (gate / "go").touch()
         runner.join(timeout=600)
         assert not runner.is_alive(), "the sweep did not end"
         if "error" in out:
@@ -57,7 +62,7 @@ def test_a_node_lost_mid_sweep_reruns_its_seed_elsewhere_and_the_analysis_is_unc
     assert log.read_text().count("--- seed 0,") == 2  # its first attempt died with the node: run again
     on_ray = out["result"]
     assert on_ray.status == "finished" and on_ray.finished == [0, 1, 2], on_ray.status
-    local = run_sweep(TOY, seeds=3, backend="local", jobs=1, candidates=CANDIDATES, overrides=SETTINGS,
+    local = run_sweep(WAITING, seeds=3, backend="local", jobs=1, candidates=CANDIDATES, overrides=SETTINGS,
                       home=tmp_path / "local", progress=False)
     for metric in ("loss", "accuracy"):  # the seeds' own results, hence every statistic, as without the loss
         assert on_ray.analysis["metrics"][metric]["candidates"] == local.analysis["metrics"][metric]["candidates"]

@@ -30,7 +30,7 @@ from twinrun.engine._loop import TwinEngine, new_run_id, resolve_device, run_twi
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._result import CandidateResult, Comparison, Difference, TwinResult
 from twinrun.engine._state import load_parts, parts_state
-from twinrun.engine._step import StepOutput, train_step
+from twinrun.engine._step import StepOutput, current_lr, train_step
 from twinrun.engine._verdict import compare_candidates
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "broadcast_text",
     "candidate_config",
     "compare_candidates",
+    "current_lr",
     "detect_world",
     "evaluate",
     "init_report",

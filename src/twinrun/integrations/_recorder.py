@@ -34,7 +34,7 @@ from twinrun.ledger import Ledger, LedgerSink, ledger_config_hash
 from twinrun.registry import RegistrySink
 from twinrun.rng import RngStreams, seed_globals
 
-__all__ = ["ExternalRun", "current_lr", "first_loss", "plain_config", "seed_globals"]
+__all__ = ["ExternalRun", "first_loss", "plain_config", "seed_globals"]
 
 
 class ExternalRun:
@@ -151,10 +151,3 @@ def first_loss(output: Any) -> torch.Tensor | None:
         return value if isinstance(value, torch.Tensor) else None
     value = getattr(output, "loss", None)
     return value if isinstance(value, torch.Tensor) else None
-
-
-def current_lr(optimizer: torch.optim.Optimizer | None) -> float | None:
-    if optimizer is None or not optimizer.param_groups:
-        return None
-    lr = optimizer.param_groups[0].get("lr")
-    return float(lr.item() if isinstance(lr, torch.Tensor) else lr) if lr is not None else None

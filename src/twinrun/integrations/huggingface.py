@@ -45,8 +45,8 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
     raise ImportError("twinrun.integrations.huggingface needs transformers: pip install 'twinrun[hf]'") from exc
 
 from twinrun._atomic import write_json
-from twinrun.engine import Sink
-from twinrun.integrations._recorder import ExternalRun, current_lr, first_loss, plain_config
+from twinrun.engine import Sink, current_lr
+from twinrun.integrations._recorder import ExternalRun, first_loss, plain_config
 
 __all__ = ["TwinrunTrainerCallback"]
 
@@ -128,7 +128,7 @@ class TwinrunTrainerCallback(TrainerCallback):
                        model.register_forward_hook(self._saw_output)]
 
     def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-        self._lr = current_lr(optimizer)  # the rate this update uses (the scheduler steps after it)
+        self._lr = current_lr(optimizer) if optimizer is not None else None  # the rate this update uses (the scheduler steps after it)
 
     def on_step_end(self, args: Any, state: Any, control: Any, model: nn.Module | None = None,
                     optimizer: Any = None, **kwargs: Any) -> None:

@@ -30,6 +30,7 @@ the same batches, shared initial weights, the same dropout masks).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,11 +43,10 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra is not installed
     raise ImportError("twinrun.integrations.lightning needs Lightning: pip install 'twinrun[lightning]'") from exc
 
-from twinrun.engine import Sink
+from twinrun.engine import Sink, current_lr
 from twinrun.errors import BuildError, CheckpointError
 from twinrun.integrations._recorder import (
     ExternalRun,
-    current_lr,
     first_loss,
     plain_config,
     seed_globals,
@@ -219,7 +219,7 @@ class TwinrunCallback(pl.Callback):
         batches, self._pending = self._pending, []
         self.run.batch(self._step, list(losses), batches[0] if len(batches) == 1 else batches)
         self.run.step_done(self._step, losses, {n: lr for n, o in optimizers.items()
-                                                if (lr := current_lr(o)) is not None},
+                                                if math.isfinite(lr := current_lr(o))},
                            self._models(pl_module), optimizers)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -126,7 +126,6 @@ class Twin:
         self.executor = SequentialExecutor()
         #: what changes as the loop trains: the step, each candidate's curves and evaluations
         self.history = RunHistory(self.states, self.metrics, None)
-        self.last_means: dict[str, dict[str, float]] = {}
         self._verdict: dict[str, Comparison] | None = None
         self._closed = False
         for sink in sinks:  # a CheckpointSink among the sinks writes this Twin's state_dict
@@ -228,7 +227,6 @@ class Twin:
                 state.name, "finished" if state.alive else "diverged", out.means(), out.per_example,
                 np.full(1, np.nan), {}, [], diverged_at=state.diverged_at)
         self.bus.emit(EvalDone(self.run_id, self.step_count, means))
-        self.last_means = means  # what the replicas' verdict pairs (``Twin.replicas``)
         goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
         self._verdict = compare_candidates(results, ref, goals, seed=0, confidence=confidence)
         return self._verdict

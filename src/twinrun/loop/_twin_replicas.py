@@ -84,7 +84,7 @@ class TwinReplicas:
         fixed = [tuple(b) for b in batches]
         per_replica = [twin.verdict(fixed, loss_fn, reference=reference, confidence=confidence)
                        for twin in self.twins]
-        means = [twin.last_means for twin in self.twins]
+        means = [{n: out.means() for n, out in twin.history.last_eval.items()} for twin in self.twins]
         ref = reference or next(iter(self.twins[0].states))
         goals = {"loss": False, **{k: m.higher_is_better for k, m in self.twins[0].metrics.items()}}
         out: dict[str, Comparison] = {}

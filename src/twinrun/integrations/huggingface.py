@@ -107,7 +107,6 @@ class TwinrunTrainerCallback(TrainerCallback):
         start = int(state.global_step)
         previous = _read_state(args.output_dir, start) if start > 0 else {}
         self.run.seed = int(args.seed)
-        self.run.streams = type(self.run.streams)(int(args.seed))
         config = {
             "framework": f"transformers {transformers.__version__}",
             "model_class": type(model).__qualname__,

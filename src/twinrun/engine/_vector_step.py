@@ -25,6 +25,7 @@ from twinrun.engine._batched_loss import batched_loss
 from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, StepContext
 from twinrun.engine._fused import parameter_layout
+from twinrun.engine._layerwise import layerwise_forward
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._outputs import prediction
 from twinrun.engine._stack import ModelStack, stack_models
@@ -144,7 +145,8 @@ class BatchedGroup:
         ``randomness``: ``same`` masks for all, as one run's candidates get, or ``different``, for replicas)."""
         fn = self._forward.get((shared_input, randomness))
         if fn is None:
-            fn = _batched_forward(self.members[0].model, shared_input, randomness)
+            model = self.members[0].model
+            fn = layerwise_forward(model, shared_input, randomness) or _batched_forward(model, shared_input, randomness)
             self._forward[shared_input, randomness] = fn
         return fn
 

@@ -1,7 +1,9 @@
 """The vectorised executor: same-architecture candidates in one batched step (``torch.func.vmap``).
 
 A group of K same-architecture candidates (see ``_vector_group``) is one
-forward and one backward over stacked weights (``_stack``) and one update
+forward and one backward over stacked weights (``_stack``; a model that is a
+plain chain of layers as batched matrix products, ``_layerwise``, any other
+under ``vmap``) and one update
 over flat tensors with each member's own hyperparameters (``_vector_optim``).
 Everything the sequential executor promises still holds per member: the same
 batch, the same dropout masks (``randomness="same"`` inside the step's

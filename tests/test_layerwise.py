@@ -1,0 +1,122 @@
+"""The layer-wise stacked forward: which models take it, and that it is vmap's forward bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import vectorised as V  # tests/experiments is on the path (conftest.py)
+from torch import nn
+
+from twinrun.engine._layerwise import layerwise_forward
+from twinrun.engine._vector_step import _batched_forward
+
+pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
+
+
+class Functional(nn.Module):
+    """A chain written with functional activations and ``torch.flatten``, as many repositories write it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(12, 16), nn.Linear(16, 16, bias=False), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        x = nn.functional.relu(self.fc1(x))
+        x = torch.tanh(self.fc2(x))
+        return self.out(x)
+
+
+class Chain(nn.Module):
+    def __init__(self, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 3), nn.LogSoftmax(dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+class Curious(nn.Module):
+    """A forward that keeps what it saw: tracing must not leave a proxy on the user's model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen = x
+        return self.fc(x)
+
+
+def _stacked(models: list[nn.Module]) -> dict[str, torch.Tensor]:
+    names = [n for n, _ in models[0].named_parameters()]
+    return {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_() for n in names}
+
+
+def test_plain_chains_take_the_layerwise_forward_and_the_rest_keep_vmap():
+    hooked = nn.Sequential(nn.Linear(8, 2))
+    hooked.register_forward_hook(lambda *a: None)
+    for model in (V.MLP(), Chain(), nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))):
+        assert layerwise_forward(model, shared_input=True) is not None, type(model).__name__
+    for model in (V.CNN(), V.CNN(batchnorm=True), V.Branchy(), Tied(), hooked, nn.Sequential(nn.Linear(4, 4),
+                                                                                            nn.BatchNorm1d(4))):
+        assert layerwise_forward(model, shared_input=True) is None, type(model).__name__
+
+
+def test_tracing_leaves_the_users_model_as_it_was():
+    model = Curious()
+    before = dict(vars(model))
+    assert layerwise_forward(model, shared_input=True) is not None
+    assert vars(model) == before and not hasattr(model, "seen")
+
+
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("randomness", ["same", "different"])
+@pytest.mark.parametrize("make", [Chain, Functional, lambda: V.MLP(features=12, classes=3)])
+def test_outputs_gradients_and_dropout_masks_are_vmaps_bit_for_bit(shared, randomness, make):
+    torch.manual_seed(0)
+    models = [make() for _ in range(5)]
+    x = torch.randn(7, 12) if shared else torch.randn(5, 7, 12)
+    y = torch.randint(0, 3, (7,))
+    results = []
+    for fn in (layerwise_forward(models[0], shared, randomness), _batched_forward(models[0], shared, randomness)):
+        assert fn is not None
+        params = _stacked(models)
+        torch.manual_seed(7)  # the step's dropout stream, as the engine isolates it
+        out = fn(params, {}, x)
+        nn.functional.cross_entropy(out.reshape(-1, 3), y.repeat(5)).backward()
+        results.append((out.detach(), {n: p.grad for n, p in params.items()}))
+    (a, grads_a), (b, grads_b) = results
+    assert a.shape == b.shape == (5, 7, 3)
+    assert torch.equal(a, b)
+    assert grads_a.keys() == grads_b.keys() and all(torch.equal(grads_a[n], grads_b[n]) for n in grads_a)
+
+
+@pytest.mark.parametrize("randomness", ["same", "different"])
+def test_candidates_share_dropout_masks_and_replicas_draw_their_own(randomness):
+    torch.manual_seed(0)
+    model = Chain(dropout=0.5)
+    out = layerwise_forward(model, True, randomness)(_stacked([model] * 3), {}, torch.randn(6, 12))
+    assert torch.equal(out[0], out[1]) == (randomness == "same")
+
+
+def test_each_member_is_its_own_model_alone_bit_for_bit():
+    torch.manual_seed(1)
+    models = [V.MLP(dropout=0.0) for _ in range(4)]
+    x = torch.randn(9, 16)
+    fn = layerwise_forward(models[0], shared_input=True)
+    assert fn is not None
+    out = fn(_stacked(models), {}, x)
+    for k, model in enumerate(models):
+        assert torch.equal(out[k], model(x))

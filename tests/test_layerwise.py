@@ -9,6 +9,7 @@ from torch import nn
 
 from twinrun.engine._layerwise import layerwise_forward
 from twinrun.engine._vector_step import _batched_forward
+from twinrun.examples.digits import SmallCNN
 
 pytestmark = pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")
 
@@ -67,10 +68,12 @@ def _stacked(models: list[nn.Module]) -> dict[str, torch.Tensor]:
 def test_plain_chains_take_the_layerwise_forward_and_the_rest_keep_vmap():
     hooked = nn.Sequential(nn.Linear(8, 2))
     hooked.register_forward_hook(lambda *a: None)
-    for model in (V.MLP(), Chain(), nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))):
+    for model in (V.MLP(), Chain(), nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), V.CNN(),
+                  SmallCNN()):
         assert layerwise_forward(model, shared_input=True) is not None, type(model).__name__
-    for model in (V.CNN(), V.CNN(batchnorm=True), V.Branchy(), Tied(), hooked, nn.Sequential(nn.Linear(4, 4),
-                                                                                            nn.BatchNorm1d(4))):
+    strided = nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(128, 2))
+    for model in (V.CNN(batchnorm=True), SmallCNN(batchnorm=True), V.Branchy(), Tied(), hooked, strided,
+                  nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), nn.Sequential(nn.MaxPool2d(2, return_indices=True))):
         assert layerwise_forward(model, shared_input=True) is None, type(model).__name__
 
 
@@ -120,3 +123,22 @@ def test_each_member_is_its_own_model_alone_bit_for_bit():
     out = fn(_stacked(models), {}, x)
     for k, model in enumerate(models):
         assert torch.equal(out[k], model(x))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_convolutions_run_grouped_with_vmaps_outputs_and_gradients_within_rounding(shared):
+    torch.manual_seed(0)
+    models = [SmallCNN(channels=4) for _ in range(3)]
+    x = torch.randn(5, 1, 8, 8) if shared else torch.randn(3, 5, 1, 8, 8)
+    results = []
+    for fn in (layerwise_forward(models[0], shared), _batched_forward(models[0], shared, "same")):
+        assert fn is not None
+        params = _stacked(models)
+        out = fn(params, {}, x)
+        out.square().sum().backward()
+        results.append((out.detach(), {n: p.grad for n, p in params.items()}))
+    (a, grads_a), (b, grads_b) = results
+    assert torch.equal(a, b)  # the forward is exact; each member's filters are its own model's
+    assert all(torch.equal(a[k], m(x if shared else x[k])) for k, m in enumerate(models))
+    for name in grads_a:  # a grouped convolution's weight gradient sums in its own order
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-6)

@@ -9,6 +9,13 @@ another, as ``torch.fx`` traces it) runs as that chain over the stacked
 weights, K members at once:
 
 - ``nn.Linear``: one ``baddbmm`` (``bmm`` without a bias) over ``(K, rows, in)``;
+- ``nn.Conv2d`` (one group, zero padding): one convolution, the K members'
+  filters side by side over the shared batch, then ``groups=K`` over the
+  members' channels, which stay side by side ``(B, K*C, H, W)`` through
+  activations and 2-d poolings (modules or ``F.max_pool2d`` and kin) until a
+  layer needs them stacked. For the demo's CNN this forward equals ``vmap``'s
+  bit for bit; the weight gradients differ in rounding (a grouped convolution
+  sums in its own order);
 - element-wise activations and ``nn.Identity``: applied once; while the input is
   still the one batch every member shares, they are applied to it once for all;
 - ``nn.Flatten``, ``nn.Softmax``, ``nn.LogSoftmax``: their dimensions shifted past
@@ -18,9 +25,9 @@ weights, K members at once:
   ``"different"``: a mask over the whole stack), so both paths give the same masks.
 
 Anything else (another layer, a hook, a branch, a tied or free parameter, a
-second input) returns ``None`` and the group keeps ``vmap``. Each member's own
-product is the same ``addmm`` its layer computes alone, so results agree with
-the sequential executor as closely as ``vmap``'s do, and repeat bit for bit.
+second input, batch norm) returns ``None`` and the group keeps ``vmap``. The
+outputs are each member's own model's, so results agree with the sequential
+executor as closely as ``vmap``'s do, and repeat bit for bit.
 """
 
 from __future__ import annotations
@@ -41,52 +48,97 @@ _ELEMENTWISE = (nn.Identity, nn.ReLU, nn.ReLU6, nn.GELU, nn.Tanh, nn.Sigmoid, nn
 _FUNCTIONS = {F.relu: torch.relu, torch.relu: torch.relu, torch.tanh: torch.tanh, torch.sigmoid: torch.sigmoid,
               F.gelu: F.gelu, F.silu: F.silu}
 _METHODS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
-_SUPPORTED = (*_ELEMENTWISE, nn.Linear, nn.Flatten, nn.Dropout, nn.Softmax, nn.LogSoftmax)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_POOL_FUNCTIONS = (F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
+_SUPPORTED = (*_ELEMENTWISE, *_POOLS, nn.Linear, nn.Conv2d, nn.Flatten, nn.Dropout, nn.Softmax, nn.LogSoftmax)
 
 Params = Mapping[str, torch.Tensor]
 Forward = Callable[[Params, Params, Any], torch.Tensor]
-# one step of the chain: (x, whether x is stacked, the stacked parameters, K) -> (x, whether stacked)
-Layer = Callable[[torch.Tensor, bool, Params, int], tuple[torch.Tensor, bool]]
+# How a value of the chain holds the K members:
+#   "shared"  the one batch all members still share, (B, ...), computed once;
+#   "stacked" (K, B, ...);
+#   "grouped" (B, K*C, H, W): the members' channels side by side, what a grouped convolution reads and writes.
+# one step of the chain: (x, its kind, the stacked parameters, K) -> (x, its kind)
+Layer = Callable[[torch.Tensor, str, Params, int], tuple[torch.Tensor, str]]
+
+
+def _stacked(x: torch.Tensor, kind: str, k: int) -> torch.Tensor:
+    if kind == "shared":
+        return x.unsqueeze(0).expand(k, *x.shape)
+    if kind == "grouped":
+        return x.view(x.shape[0], k, x.shape[1] // k, *x.shape[2:]).transpose(0, 1)
+    return x
 
 
 def _linear(name: str, has_bias: bool) -> Layer:
-    def run(x: torch.Tensor, stacked: bool, p: Params, k: int) -> tuple[torch.Tensor, bool]:
+    def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
         w = p[f"{name}.weight"]  # (K, out, in)
+        if kind == "grouped":
+            x, kind = _stacked(x, kind, k), "stacked"
+        stacked = kind == "stacked"
         rows = x.reshape(k, -1, x.shape[-1]) if stacked else x.reshape(1, -1, x.shape[-1]).expand(k, -1, -1)
         if has_bias:
             out = torch.baddbmm(p[f"{name}.bias"].unsqueeze(1), rows, w.transpose(1, 2))
         else:
             out = torch.bmm(rows, w.transpose(1, 2))
         lead = x.shape[1:-1] if stacked else x.shape[:-1]
-        return out.reshape(k, *lead, w.shape[1]), True
+        return out.reshape(k, *lead, w.shape[1]), "stacked"
+    return run
+
+
+def _conv(name: str, module: nn.Conv2d) -> Layer:
+    """A ``Conv2d`` of every member as one convolution: over the shared batch with the K filters side by side,
+    or grouped (``groups=K``) over the members' own channels."""
+    def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
+        w = p[f"{name}.weight"]  # (K, out, in, kh, kw)
+        bias = p[f"{name}.bias"].reshape(-1) if module.bias is not None else None
+        if kind == "stacked":  # (K, B, C, H, W) -> (B, K*C, H, W)
+            x = x.transpose(0, 1).reshape(x.shape[1], k * x.shape[2], *x.shape[3:])
+        groups = 1 if kind == "shared" else k
+        out = F.conv2d(x, w.reshape(-1, *w.shape[2:]), bias, module.stride, module.padding,  # type: ignore[arg-type]
+                       module.dilation, groups)
+        return out, "grouped"
+    return run
+
+
+def _channelwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Layer:
+    """A pooling: per channel, so the shared and grouped layouts take it as they are."""
+    def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
+        if kind != "stacked":
+            return fn(x), kind
+        out = fn(x.reshape(-1, *x.shape[2:]))
+        return out.view(k, x.shape[1], *out.shape[1:]), kind
     return run
 
 
 def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Layer:
-    return lambda x, stacked, p, k: (fn(x), stacked)
+    return lambda x, kind, p, k: (fn(x), kind)
 
 
 def _shifted(module: nn.Flatten | nn.Softmax | nn.LogSoftmax) -> Layer:
-    def run(x: torch.Tensor, stacked: bool, p: Params, k: int) -> tuple[torch.Tensor, bool]:
-        if not stacked:
-            return module(x), False
+    def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
+        if kind == "shared":
+            return module(x), kind
+        x = _stacked(x, kind, k)
         if isinstance(module, nn.Flatten):
             end = module.end_dim if module.end_dim < 0 else module.end_dim + 1
-            return x.flatten(module.start_dim + 1, end), True
+            return x.flatten(module.start_dim + 1, end), "stacked"
         dim = module.dim if module.dim is None or module.dim < 0 else module.dim + 1
         fn = torch.softmax if isinstance(module, nn.Softmax) else torch.log_softmax
-        return fn(x, dim), True  # type: ignore[arg-type]
+        return fn(x, dim), "stacked"  # type: ignore[arg-type]
     return run
 
 
 def _dropout(module: nn.Dropout, randomness: str) -> Layer:
-    def run(x: torch.Tensor, stacked: bool, p: Params, k: int) -> tuple[torch.Tensor, bool]:
+    def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
         if not module.training or module.p == 0:
-            return x, stacked
+            return x, kind
+        if kind == "shared" and randomness == "same":
+            return F.dropout(x, module.p), kind
+        x = _stacked(x, kind, k)
         if randomness == "same":  # one member's mask for all, as vmap draws it
-            return (x * F.dropout(torch.ones_like(x[0]), module.p), True) if stacked else (F.dropout(x, module.p), False)
-        full = x if stacked else x.unsqueeze(0).expand(k, *x.shape)
-        return F.dropout(full, module.p), True
+            return x * F.dropout(torch.ones_like(x[0]), module.p), "stacked"
+        return F.dropout(x, module.p), "stacked"
     return run
 
 
@@ -119,6 +171,11 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
         module = model.get_submodule(str(node.target))
         if isinstance(module, nn.Linear):
             return _linear(str(node.target), module.bias is not None)
+        if isinstance(module, nn.Conv2d):
+            plain = module.groups == 1 and module.padding_mode == "zeros" and not isinstance(module.padding, str)
+            return _conv(str(node.target), module) if plain else None
+        if isinstance(module, _POOLS):
+            return None if getattr(module, "return_indices", False) else _channelwise(module)
         if isinstance(module, _ELEMENTWISE):
             return _elementwise(module)
         if isinstance(module, (nn.Flatten, nn.Softmax, nn.LogSoftmax)):
@@ -131,6 +188,11 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
         return _elementwise(_FUNCTIONS[node.target])  # type: ignore[index]
     if node.op == "call_method" and node.target in _METHODS and not extra and not node.kwargs:
         return _elementwise(_METHODS[str(node.target)])
+    if node.op == "call_function" and node.target in _POOL_FUNCTIONS and not node.kwargs.get("return_indices"):
+        args, kwargs = extra, dict(node.kwargs)
+        if any(isinstance(a, fx.Node) for a in (*args, *kwargs.values())):
+            return None
+        return _channelwise(lambda x: node.target(x, *args, **kwargs))  # type: ignore[operator]
     if node.op in ("call_function", "call_method") and node.target in (torch.flatten, "flatten") \
             and extra == (1,) and not node.kwargs:
         return _shifted(nn.Flatten(1, -1))
@@ -165,9 +227,9 @@ def layerwise_forward(model: nn.Module, shared_input: bool, randomness: str = "s
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"the layer-wise forward takes one tensor input, not {type(x).__name__}")
         k = next(iter(p.values())).shape[0]
-        stacked = not shared_input
+        kind = "shared" if shared_input else "stacked"
         for layer in layers:
-            x, stacked = layer(x, stacked, p, k)
-        return x if stacked else x.unsqueeze(0).expand(k, *x.shape)
+            x, kind = layer(x, kind, p, k)
+        return _stacked(x, kind, k)
 
     return call

@@ -5,6 +5,7 @@ Skipped, with the reason, where ray is not installed (``pip install "twinrun[ray
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,7 +47,11 @@ def test_seeds_run_as_ray_tasks_are_the_runs_of_those_seeds(tmp_path):
     assert on_ray.execution["backend"] == "ray" and on_ray.execution["threads"] == 1
     with Registry.open(on_ray.registry) as reg:
         runs = {r.seed: reg.get_run(r.id) for r in reg.list_runs(sweep_id=on_ray.sweep_id)}
+        assert all(reg.count_metrics(run.id) > 0 and reg.artifacts(run.id, "seed_outputs") for run in runs.values())
     assert sorted(runs) == [0, 1]
+    for seed in (0, 1):  # the one writer: each seed recorded its run in a registry of its own node, now gone
+        own = json.loads(next((tmp_path / "ray").glob(f"**/seeds/seed-{seed}.task.json")).read_text())["registry"]
+        assert own != str(on_ray.registry) and "twinrun-seed-" in own and not Path(own).exists()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in each seed's process
     try:

@@ -26,6 +26,7 @@ from twinrun.registry._errors import (
     UnknownRunError,
 )
 from twinrun.registry._files import resolve_registry_path
+from twinrun.registry._portable import PortableRun
 from twinrun.registry._records import CandidateRecord, Note, RunRecord, RunSummary, Sweep
 from twinrun.registry._schema import APPLICATION_ID, DDL, SCHEMA_VERSION, STATUSES
 from twinrun.registry._store import STALE_AFTER_S, MetricRow, Registry, open_registry
@@ -48,6 +49,7 @@ __all__ = [
     "MetricRow",
     "NotARegistryError",
     "Note",
+    "PortableRun",
     "Registry",
     "RegistryError",
     "RegistryNotFoundError",

@@ -14,6 +14,13 @@ from typing import Any
 
 from twinrun.registry._connection import STALE_AFTER_S, MetricRow, _dumps, _loads
 from twinrun.registry._errors import RegistryError
+from twinrun.registry._portable import (
+    PortableRun,
+    read_run_record,
+    read_sweep_row,
+    write_run_record,
+    write_sweep_row,
+)
 from twinrun.registry._records import (
     Note,
 )
@@ -120,6 +127,22 @@ class Registry(Runs, Sweeps):
                 for n, s, m, e, d, c in self._read(
                     "SELECT name, status, measured, expected, details, created_at FROM checks "
                     "WHERE run_id = ? ORDER BY name", (run_id,))]
+
+    # ------------------------------------------------------------------ one writer for a cluster
+    def export_run(self, run_id: str) -> PortableRun:
+        """Every row of run ``run_id``, to be written into another registry with :meth:`import_run`."""
+        return self._retry("export a run from", lambda: read_run_record(self._conn, run_id))
+
+    def import_run(self, record: PortableRun) -> None:
+        """Write a run exported from another registry (a seed's, on its node), replacing any rows of that id."""
+        self._write(lambda conn: write_run_record(conn, record), "import a run into")
+
+    def export_sweep_row(self, sweep_id: str) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """The sweep's row, for a seed's own registry (:meth:`import_sweep_row`) before it records its run."""
+        return self._retry("read a sweep from", lambda: read_sweep_row(self._conn, sweep_id))
+
+    def import_sweep_row(self, columns: tuple[str, ...], row: tuple[Any, ...]) -> None:
+        self._write(lambda conn: write_sweep_row(conn, columns, row), "add a sweep to")
 
     # ------------------------------------------------------------------ the file
     def integrity_check(self) -> str:

@@ -11,19 +11,29 @@ write at once. A seed that fails on its own (the experiment raised) is not retri
 
 ``address``: an existing cluster (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``);
 ``None``: the Ray instance this process is already connected to, else a new
-local one (stopped again at the end). Every node must see the experiment file,
-twinrun's home folder and the registry at the same paths (a shared file system),
-and have twinrun installed.
+local one (stopped again at the end). Every node must see the experiment file
+and twinrun's home folder (the run folders) at the same paths, and have the same
+twinrun installed.
+
+The registry has one writer, this process: a seed records its run in a registry
+file of its own, in a temporary folder of its node, and the task returns the
+run's rows with its outcome (:class:`~twinrun.registry.PortableRun`), which are
+written here. No SQLite file is shared between nodes (SQLite's locks do not hold
+over a network file system); a retried seed replaces its earlier rows.
 
 Ray is imported only here, and only when this backend starts.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from twinrun.errors import ConfigError
+from twinrun.registry import PortableRun, Registry, UnknownRunError
 from twinrun.sweeps._local import check_positive, local_cores
 from twinrun.sweeps._process import run_seed
 from twinrun.sweeps._task import SeedOutcome, SeedTask
@@ -43,6 +53,24 @@ def import_ray() -> Any:
             fix='pip install "twinrun[ray]"   (or run the seeds on this machine: --backend local)',
         ) from exc
     return ray
+
+
+def run_seed_on_node(task: SeedTask, sweep_row: tuple[tuple[str, ...], tuple[Any, ...]]
+                     ) -> tuple[SeedOutcome, PortableRun | None]:
+    """One seed on a Ray node: recorded in a registry of the node's own, its run's rows returned with it."""
+    with tempfile.TemporaryDirectory(prefix="twinrun-seed-") as folder:
+        own = replace(task, registry=str(Path(folder) / "registry.sqlite"))
+        with Registry.open(own.registry, reap=False) as registry:
+            registry.import_sweep_row(*sweep_row)  # the run names its sweep
+        outcome = run_seed(own)
+        record = None
+        if outcome.run_id is not None:
+            try:
+                with Registry.open(own.registry, create=False, reap=False) as registry:
+                    record = registry.export_run(outcome.run_id)
+            except UnknownRunError:  # the seed died before its run was recorded
+                record = None
+    return outcome, record
 
 
 class RayBackend:
@@ -107,15 +135,19 @@ class RayBackend:
     def run(self, tasks: Sequence[SeedTask], on_outcome: Callable[[SeedOutcome], None]) -> None:
         """Run every task, ``jobs`` in flight; ``on_outcome`` is called here as each seed ends."""
         ray = self.ray
-        remote = ray.remote(run_seed).options(num_cpus=self.threads, max_retries=self.retries,
-                                               name="twinrun-seed")
+        remote = ray.remote(run_seed_on_node).options(num_cpus=self.threads, max_retries=self.retries,
+                                                       name="twinrun-seed")
         queue = list(tasks)
         pending: dict[Any, SeedTask] = {}
+        rows: dict[str, tuple[tuple[str, ...], tuple[Any, ...]]] = {}  # each sweep's row, read once
         try:
             while queue or pending:
                 while queue and len(pending) < self.jobs:
                     task = queue.pop(0)
-                    pending[remote.remote(task)] = task
+                    if task.sweep_id not in rows:
+                        with Registry.open(task.registry, reap=False) as registry:
+                            rows[task.sweep_id] = registry.export_sweep_row(task.sweep_id)
+                    pending[remote.remote(task, rows[task.sweep_id])] = task
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in done:
                     task = pending.pop(ref)
@@ -129,9 +161,12 @@ class RayBackend:
 
     def _get(self, ref: Any, task: SeedTask) -> SeedOutcome:
         try:
-            outcome = self.ray.get(ref)
+            outcome, record = self.ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - the task died (node lost, worker killed)
             return SeedOutcome(task.seed, "crashed", error=f"the Ray task failed: {type(exc).__name__}: {exc}")
         if not isinstance(outcome, SeedOutcome):
             return SeedOutcome(task.seed, "crashed", error=f"the Ray task returned {type(outcome).__name__}")
+        if record is not None:  # the one writer: the seed's run goes into the sweep's registry here
+            with Registry.open(task.registry, reap=False) as registry:
+                registry.import_run(record)
         return outcome

@@ -12,10 +12,11 @@ import pytest
 from _subprocess import HERE, child_env
 
 import twinrun
+from twinrun.cli import main as cli_main
 from twinrun.engine import TwinEngine, detect_world
 from twinrun.engine._distributed import World, shard
 from twinrun.errors import ConfigError
-from twinrun.ledger import Ledger, compare_ledgers
+from twinrun.ledger import Ledger, compare_runs, rank_ledgers
 from twinrun.ledger._hash import tree_hash
 from twinrun.registry import open_registry
 from twinrun.spec import resolve
@@ -72,6 +73,32 @@ def test_every_rank_trains_on_its_shard_of_the_same_batches(runs):
             mine = shard(batches[assignment["small"]], World(rank, 2, rank))
             assert mine[0].shape[0] == 8
             assert seen[step, "small"] == seen[step, "wide"] == tree_hash(mine[0]), (rank, step)
+
+
+def test_the_ranks_ledgers_are_compared_as_one_and_a_divergence_names_its_rank(runs, tmp_path, capsys):
+    _, two, one = runs
+    folder = Path(two["artifacts"]["run_dir"])
+    assert list(rank_ledgers(folder)) == [0, 1]
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    assert cli_main(["ledger", str(folder), str(copy)]) == 0
+    assert "bit-identical" in capsys.readouterr().out and compare_runs(folder, copy).ranks == 2
+    # as if rank 1 alone had read another shard at step 7 (a sampler seeded from the wrong rank)
+    path = copy / "rank-1" / "ledger.jsonl"
+    lines = path.read_text().splitlines()
+    rows = [json.loads(line) for line in lines[1:]]
+    at = next(i for i, r in enumerate(rows) if r[:4] == [7, "small", "batch", "inputs"])
+    rows[at][4] = "0" * len(rows[at][4])
+    path.write_text("\n".join([lines[0], *(json.dumps(r) for r in rows)]) + "\n")
+    comparison = compare_runs(folder, copy)
+    assert comparison.divergence is not None and comparison.divergence.rank == 1
+    assert comparison.divergence.key_tuple() == (7, "small", "batch", "inputs")
+    assert cli_main(["ledger", str(folder), str(copy), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["divergence"]["rank"] == 1
+    assert cli_main(["ledger", str(folder), str(copy)]) == 1
+    assert "first divergence: rank 1 · step 7 · candidate small · batch · inputs" in capsys.readouterr().out
+    assert cli_main(["ledger", str(folder), one["artifacts"]["run_dir"]]) == 2  # 2 ranks against 1
+    assert "the same torchrun --nproc_per_node" in capsys.readouterr().err
 
 
 def test_a_batch_that_does_not_split_over_the_ranks_is_refused_before_training(tmp_path):
@@ -131,10 +158,8 @@ def test_a_two_rank_twin_killed_on_one_rank_resumes_bit_for_bit(runs, tmp_path):
     a, b = json.loads(whole.stdout), json.loads(resumed.stdout)
     for name in ("small", "wide"):
         assert a["candidates"][name]["final"] == b["candidates"][name]["final"], name  # bit for bit
-    for rank_dir in ("", "rank-1"):
-        la = Ledger.load(Path(a["artifacts"]["run_dir"]) / rank_dir / "ledger.jsonl")
-        lb = Ledger.load(Path(b["artifacts"]["run_dir"]) / rank_dir / "ledger.jsonl")
-        assert compare_ledgers(la, lb).identical, rank_dir or "rank 0"
+    merged = compare_runs(a["artifacts"]["run_dir"], b["artifacts"]["run_dir"])  # rank by rank
+    assert merged.identical and merged.ranks == 2
     single = subprocess.run([sys.executable, "-m", "twinrun", "compare", str(PARALLEL), "--home",
                              str(tmp_path / "cut"), "-q", "--no-tensorboard", "--resume", "latest"],
                             env=child_env(PYTHONHASHSEED="0", OMP_NUM_THREADS="1"),  # torchrun's threads

@@ -13,7 +13,8 @@ HELP = """\
 Read the ledger of a run (control sums of initial weights, batches, losses,
 weights and RNG states, in <TWINRUN_HOME>/runs/<run id>/ledger.jsonl), or compare
 the ledgers of two runs of the same experiment and print the first record on
-which they disagree.
+which they disagree. A data-parallel run (torchrun) has a ledger per rank; two
+such runs are compared rank by rank and the divergence names its rank.
 
 examples:
   twinrun ledger latest
@@ -43,11 +44,12 @@ def run_ledger(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"twinrun ledger takes one or two runs, got {len(args.runs)}",
                           fix="twinrun ledger RUN, or twinrun ledger RUN_A RUN_B")
-    from twinrun.ledger import KINDS, Ledger, compare_ledgers  # the ledger reads torch's RNG states
+    # imported here: the ledger reads torch's RNG states
+    from twinrun.ledger import KINDS, Ledger, compare_runs, rank_ledgers
 
-    ledgers = [Ledger.load(_ledger_path(query, args)) for query in args.runs]
-    if len(ledgers) == 2:
-        comparison = compare_ledgers(*ledgers)
+    paths = [_ledger_path(query, args) for query in args.runs]
+    if len(paths) == 2:
+        comparison = compare_runs(*paths)
         if args.json:
             print_json(comparison.to_dict())
         elif comparison.divergence is not None:
@@ -55,12 +57,14 @@ def run_ledger(args: argparse.Namespace) -> int:
             print(f"({comparison.compared} records compared; tensor values are not in a ledger: "
                   "`twinrun repro FILE` reruns to measure them)")
         elif comparison.identical:
-            print(f"bit-identical ({comparison.compared} records compared)")
+            ranks = f" over {comparison.ranks} ranks" if comparison.ranks > 1 else ""
+            print(f"bit-identical ({comparison.compared} records compared{ranks})")
         else:
             print(f"the records both have agree ({comparison.compared} compared), but run A reached step "
                   f"{comparison.last_step_a} and run B step {comparison.last_step_b}")
         return 0 if comparison.identical else 1
-    ledger = ledgers[0]
+    ledger = Ledger.load(paths[0])
+    rank_files = rank_ledgers(paths[0])
     if args.step is not None:
         records = ledger.at(args.step)
         if args.json:
@@ -85,6 +89,8 @@ def run_ledger(args: argparse.Namespace) -> int:
         ["records", ", ".join(f"{summary['by_kind'][k]} {k}" for k in KINDS)],
         ["candidates", ", ".join(summary["candidates"])],
     ]
+    if len(rank_files) > 1:
+        rows.append(["ranks", f"{len(rank_files)} (rank 0's records shown; the others in rank-R/ledger.jsonl)"])
     for key, value in (header.get("factors") or {}).items():
         if isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items() if v is not None) or "-"

@@ -10,6 +10,7 @@ from twinrun.ledger._ledger import (
     find_ledger,
     ledger_config_hash,
 )
+from twinrun.ledger._ranks import compare_runs, rank_ledgers
 from twinrun.ledger._sink import DEFAULT_EVERY, LedgerSink
 
 __all__ = [
@@ -22,11 +23,13 @@ __all__ = [
     "LedgerSink",
     "Record",
     "compare_ledgers",
+    "compare_runs",
     "find_ledger",
     "first_divergence",
     "float_hash",
     "int_hash",
     "ledger_config_hash",
+    "rank_ledgers",
     "tensor_hash",
     "tree_hash",
 ]

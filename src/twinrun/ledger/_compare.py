@@ -39,6 +39,7 @@ class Divergence:
     others: tuple[tuple[str, str, str], ...] = ()
     max_abs_diff: float | None = None
     tensors: tuple[tuple[str, str, str, float], ...] = field(default=())
+    rank: int | None = None  # the process of a data-parallel run whose records parted first
 
     def key_tuple(self) -> tuple[int, str, str, str]:
         return (self.step, self.candidate, self.kind, self.name)
@@ -60,6 +61,8 @@ class Divergence:
         what = {"init": "initial weights", "batch": "batch", "loss": "loss", "weights": "weights",
                 "rng": "RNG state"}[self.kind]
         text = f"step {self.step} · candidate {self.candidate} · {what} · {self.name}"
+        if self.rank is not None:
+            text = f"rank {self.rank} · {text}"
         if self.max_abs_diff is not None:
             text += f" · max |a - b| = {self.max_abs_diff:.3g}"
         elif self.kind == "loss" and self.a is not None and self.b is not None:
@@ -73,6 +76,7 @@ class Divergence:
     def to_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
+            "rank": self.rank,
             "candidate": self.candidate,
             "kind": self.kind,
             "name": self.name,
@@ -99,6 +103,7 @@ class LedgerComparison:
     last_step_a: int
     last_step_b: int
     skipped: int = 0
+    ranks: int = 1  # the processes of a data-parallel run, compared rank by rank
 
     @property
     def identical(self) -> bool:
@@ -109,6 +114,7 @@ class LedgerComparison:
             "identical": self.identical,
             "records_compared": self.compared,
             "records_skipped": self.skipped,
+            "ranks": self.ranks,
             "last_step_a": self.last_step_a,
             "last_step_b": self.last_step_b,
             "divergence": None if self.divergence is None else self.divergence.to_dict(),

@@ -62,8 +62,26 @@ _EXPORTS: dict[str, str] = {
 }
 
 #: Namespaces for everything else, imported on first use (``twinrun.stats.summarize``).
-NAMESPACES = ("checkpoint", "checks", "engine", "env", "errors", "events", "integrations", "ledger", "loop",
-              "proof", "registry", "report", "rng", "search", "sinks", "spec", "stats", "sweeps")
+NAMESPACES = (
+    "checkpoint",
+    "checks",
+    "engine",
+    "env",
+    "errors",
+    "events",
+    "integrations",
+    "ledger",
+    "loop",
+    "proof",
+    "registry",
+    "report",
+    "rng",
+    "search",
+    "sinks",
+    "spec",
+    "stats",
+    "sweeps",
+)
 
 #: Names that were top-level before the API was made lean: still found, with a DeprecationWarning
 #: naming their namespace.
@@ -144,16 +162,27 @@ def __getattr__(name: str) -> Any:
         if module is None:
             raise AttributeError(f"module 'twinrun' has no attribute {name!r}")
         namespace = "events" if module == "twinrun.engine" and name in _EVENTS else module.removeprefix("twinrun.")
-        warnings.warn(f"twinrun.{name} is twinrun.{namespace}.{name} now (the top level holds the verbs and "
-                      "the core types)", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"twinrun.{name} is twinrun.{namespace}.{name} now (the top level holds the verbs and the core types)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(importlib.import_module(module), name)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 
 
-_EVENTS = ("BatchPrepared", "CandidateDiverged", "EvalDone", "Event", "RunFailed", "RunFinished", "RunStarted",
-           "StepDone")
+_EVENTS = (
+    "BatchPrepared",
+    "CandidateDiverged",
+    "EvalDone",
+    "Event",
+    "RunFailed",
+    "RunFinished",
+    "RunStarted",
+    "StepDone",
+)
 
 
 def __dir__() -> list[str]:

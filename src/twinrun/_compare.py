@@ -91,8 +91,15 @@ def compare_steps(
                 target = Path(broadcast_text(str(target)))
                 target = target / f"rank-{world.rank}" if not world.main else target
             environment = capture_environment(code_path=exp.source.path if exp.source else None)
-            plan = plan_resume(target, exp, overrides=overrides, candidates=candidates, reference=reference,
-                               environment=environment, force=force)
+            plan = plan_resume(
+                target,
+                exp,
+                overrides=overrides,
+                candidates=candidates,
+                reference=reference,
+                environment=environment,
+                force=force,
+            )
             resolved, run_id = plan.resolved, plan.run_id
         else:
             resolved = resolve(exp, overrides, candidates=candidates, reference=reference)
@@ -105,8 +112,26 @@ def compare_steps(
         with run_lock(run_dir, run_id):  # one writer per run: a resume of a live run is refused
             if seed_globals:
                 seed_everything(resolved.settings.seed)
-            return (yield from _run(resolved, run_id, run_dir, plan, environment, root, store, tags, sweep_id,
-                                    sinks, logdir, progress, keep_checkpoints, determinism_cost, stop, world))
+            return (
+                yield from _run(
+                    resolved,
+                    run_id,
+                    run_dir,
+                    plan,
+                    environment,
+                    root,
+                    store,
+                    tags,
+                    sweep_id,
+                    sinks,
+                    logdir,
+                    progress,
+                    keep_checkpoints,
+                    determinism_cost,
+                    stop,
+                    world,
+                )
+            )
     finally:
         leave_world(joined)
         if store is not None and not isinstance(registry, Registry):
@@ -179,24 +204,57 @@ def compare(
     Returns:
         a :class:`TwinResult`; ``result.to_dict()`` is JSON-ready.
     """
-    return drive(compare_steps(
-        experiment, candidates=candidates, reference=reference, overrides=overrides, sinks=sinks, home=home,
-        logdir=logdir, progress=progress, run_id=run_id, resume=resume, force=force, seed_globals=seed_globals,
-        keep_checkpoints=keep_checkpoints, determinism_cost=determinism_cost, registry=registry, tags=tags,
-        sweep_id=sweep_id,
-    ))
+    return drive(
+        compare_steps(
+            experiment,
+            candidates=candidates,
+            reference=reference,
+            overrides=overrides,
+            sinks=sinks,
+            home=home,
+            logdir=logdir,
+            progress=progress,
+            run_id=run_id,
+            resume=resume,
+            force=force,
+            seed_globals=seed_globals,
+            keep_checkpoints=keep_checkpoints,
+            determinism_cost=determinism_cost,
+            registry=registry,
+            tags=tags,
+            sweep_id=sweep_id,
+        )
+    )
 
 
 def _run(
-    resolved: ResolvedExperiment, run_id: str, run_dir: Path, plan: ResumePlan | None,
-    environment: Mapping[str, Any] | None, root: Path, store: Registry | None, tags: Sequence[str],
-    sweep_id: str | None, sinks: Sequence[Sink], logdir: str | Path | None, progress: bool | None,
-    keep_checkpoints: int, determinism_cost: bool, stop: StopRequest | None = None, world: World | None = None,
+    resolved: ResolvedExperiment,
+    run_id: str,
+    run_dir: Path,
+    plan: ResumePlan | None,
+    environment: Mapping[str, Any] | None,
+    root: Path,
+    store: Registry | None,
+    tags: Sequence[str],
+    sweep_id: str | None,
+    sinks: Sequence[Sink],
+    logdir: str | Path | None,
+    progress: bool | None,
+    keep_checkpoints: int,
+    determinism_cost: bool,
+    stop: StopRequest | None = None,
+    world: World | None = None,
 ) -> Generator[StepRequest, dict[str, StepOutput], TwinResult]:
     if plan is None or not (run_dir / "config.json").exists():
         write_json(run_dir / "config.json", resolved.to_config(), sort_keys=True)
-    recorder = RunRecorder(run_dir, resolved, resume=plan, keep_checkpoints=keep_checkpoints,
-                           environment=environment, determinism_cost=determinism_cost)
+    recorder = RunRecorder(
+        run_dir,
+        resolved,
+        resume=plan,
+        keep_checkpoints=keep_checkpoints,
+        environment=environment,
+        determinism_cost=determinism_cost,
+    )
     all_sinks: list[Sink] = []
     tb_dir: Path | None = None
     if logdir is not None:
@@ -204,11 +262,16 @@ def _run(
     if store is not None:
         # first: it records the run even when another sink fails; the environment is captured once;
         # it writes its rows at every checkpoint step, so a checkpoint never holds a step it lacks
-        all_sinks.append(RegistrySink(
-            store, tags=tags, env=recorder.environment, sweep_id=sweep_id,
-            sync_every=resolved.settings.checkpoint_every,
-            artifacts={"run_dir": str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {})},
-        ))
+        all_sinks.append(
+            RegistrySink(
+                store,
+                tags=tags,
+                env=recorder.environment,
+                sweep_id=sweep_id,
+                sync_every=resolved.settings.checkpoint_every,
+                artifacts={"run_dir": str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {})},
+            )
+        )
     all_sinks += [*recorder.sinks, *sinks]
     if tb_dir is not None:
         all_sinks.append(TensorBoardSink(tb_dir))
@@ -257,8 +320,14 @@ def _interrupted(exc: KeyboardInterrupt, run_id: str, recorder: RunRecorder, sto
         reason, stopped, boundary = exc.reason, exc.step, exc.at_step_boundary
     else:  # a second signal, inside a step
         reason, stopped, boundary = str(exc) or "SIGINT", recorder.last_step(), False
-    return Interrupted(reason, step=stopped, at_step_boundary=boundary, run_id=run_id,
-                       checkpoint=None if path is None else str(path), checkpoint_step=step)
+    return Interrupted(
+        reason,
+        step=stopped,
+        at_step_boundary=boundary,
+        run_id=run_id,
+        checkpoint=None if path is None else str(path),
+        checkpoint_step=step,
+    )
 
 
 def _open_registry(registry: Registry | str | Path | bool | None, root: Path) -> Registry | None:

@@ -21,7 +21,10 @@ def find_run_folder(query: str | Path, root: Path, store: Registry | None) -> Pa
     if path.exists():
         return path
     text = str(query).strip()
-    fix = "pass a run folder (<TWINRUN_HOME>/runs/<run id>), one of its checkpoint files, or a run id from `twinrun runs` (a prefix, or latest)"
+    fix = (
+        "pass a run folder (<TWINRUN_HOME>/runs/<run id>), one of its checkpoint files, "
+        "or a run id from `twinrun runs` (a prefix, or latest)"
+    )
     if "/" in text or "\\" in text or not text:
         raise CheckpointError(f"nothing to resume at {text!r}: no such file or folder", fix=fix)
     if store is not None:
@@ -30,7 +33,8 @@ def find_run_folder(query: str | Path, root: Path, store: Registry | None) -> Pa
         except UnknownRunError as exc:
             raise CheckpointError(
                 f"nothing to resume at {text!r}: not a file or folder, nor a run of registry "
-                f"{str(store.path)!r} ({exc.message})", fix=fix,
+                f"{str(store.path)!r} ({exc.message})",
+                fix=fix,
             ) from None
         record = store.get_run(run_id)
         stored = ((record.result or {}).get("artifacts") or {}).get("run_dir")
@@ -40,7 +44,8 @@ def find_run_folder(query: str | Path, root: Path, store: Registry | None) -> Pa
         if len(matches) != 1:
             raise CheckpointError(
                 f"nothing to resume at {text!r}: not a file or folder, and it names {len(matches)} runs "
-                f"in {str(runs_dir(root))!r}", fix=fix,
+                f"in {str(runs_dir(root))!r}",
+                fix=fix,
             )
         folder = matches[0]
     if not folder.is_dir():

@@ -46,20 +46,23 @@ def plan_extension(run_dir: str | Path, more: Any, *, status: str | None = None)
     """
     folder = Path(run_dir)
     if isinstance(more, bool) or not isinstance(more, int) or more < 1:
-        raise CheckpointError(f"--extend {more!r}: the number of steps to add must be a whole number >= 1",
-                              fix="--extend 200")
+        raise CheckpointError(
+            f"--extend {more!r}: the number of steps to add must be a whole number >= 1", fix="--extend 200"
+        )
     result_path = folder / "result.json"
     if status not in (None, "finished") or not result_path.is_file():
         raise CheckpointError(
             f"run {folder.name[:8]} is {status or 'not finished'}: --extend continues a finished run",
-            fix=f"finish it first: twinrun compare FILE --resume {folder.name[:8]}")
+            fix=f"finish it first: twinrun compare FILE --resume {folder.name[:8]}",
+        )
     result = json.loads(result_path.read_text())
     steps = int(result["steps"])
     alive = [n for n, c in result.get("candidates", {}).items() if c.get("status") == "finished"]
     if not alive:
         raise CheckpointError(
             f"run {folder.name[:8]}: every candidate diverged or failed; there is nothing to extend",
-            fix="fix the candidates (twinrun check FILE) and start a new run")
+            fix="fix the candidates (twinrun check FILE) and start a new run",
+        )
     found = list_checkpoints(folder / "checkpoints")
     if not found or found[-1][0] != steps:
         newest = f"its newest checkpoint is of step {found[-1][0]}" if found else "it has no checkpoint"
@@ -67,13 +70,15 @@ def plan_extension(run_dir: str | Path, more: Any, *, status: str | None = None)
             f"run {folder.name[:8]} finished at step {steps} but {newest}: it ran without checkpoints at "
             "its end, so its state there is gone",
             fix=f"run it again with --checkpoint-every K (its last step is then kept), or run the longer plan "
-                f"from the start: --set steps={steps + more}")
+            f"from the start: --set steps={steps + more}",
+        )
     horizons = _horizons(json.loads((folder / "config.json").read_text()), steps)
     if horizons:
         raise CheckpointError(
             f"run {folder.name[:8]} cannot be extended to equal a run planned for {steps + more} steps: "
-            + "; ".join(horizons) + " is its old length, and a run planned longer would have a longer "
+            + "; ".join(horizons)
+            + " is its old length, and a run planned longer would have a longer "
             "schedule (its learning rate would differ from the first step on)",
-            fix=f"run the longer plan from the start: --set steps={steps + more} and the horizon set to "
-                f"{steps + more}")
+            fix=f"run the longer plan from the start: --set steps={steps + more} and the horizon set to {steps + more}",
+        )
     return steps + more

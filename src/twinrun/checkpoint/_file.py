@@ -79,7 +79,7 @@ def _split(path: Path, data: bytes) -> tuple[dict[str, Any], bytes]:
             f"{where} is not a twinrun checkpoint (it does not start with {MAGIC.strip().decode()!r})",
             fix="pass a file from <run folder>/checkpoints/, or the run folder itself",
         )
-    rest = data[len(MAGIC):]
+    rest = data[len(MAGIC) :]
     line, sep1, rest = rest.partition(b"\n")
     digest, sep2, body = rest.partition(b"\n")
     if not (sep1 and sep2) or xxhash.xxh3_64_hexdigest(line).encode() != digest:

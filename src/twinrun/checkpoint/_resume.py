@@ -38,8 +38,7 @@ CADENCE_KEYS = ("settings.checkpoint_every",)
 
 def _force_fix(names: Sequence[str]) -> str:
     flags = " ".join(f"--force {n}" for n in dict.fromkeys(names))
-    return (f"or accept exactly these changes with {flags} (the result is then not a pure "
-            "continuation of the run)")
+    return f"or accept exactly these changes with {flags} (the result is then not a pure continuation of the run)"
 
 
 def _short(key: str) -> str:
@@ -74,8 +73,11 @@ def is_forced(key: str, kind: str, force: bool | Sequence[str]) -> bool:
         return True
     full, short = key.replace(".kwargs.", "."), _short(key)
     return any(
-        name in (full, short) or short.endswith("." + name) or short.startswith(name + ".")
-        or full.startswith(name + ".") for name in names
+        name in (full, short)
+        or short.endswith("." + name)
+        or short.startswith(name + ".")
+        or full.startswith(name + ".")
+        for name in names
     )
 
 
@@ -212,13 +214,11 @@ def plan_resume(
             f"checkpoint {str(path)!r} belongs to run {owner[:8]}, not to run {run_dir.name[:8]} whose "
             "folder holds it (was it copied there?); resuming it would write one run's results into "
             "the other's folder and registry row",
-            fix=f"resume run {owner[:8]} from its own folder, or remove the copied file from "
-            f"{str(path.parent)!r}",
+            fix=f"resume run {owner[:8]} from its own folder, or remove the copied file from {str(path.parent)!r}",
         )
     if checkpoint.experiment != experiment.name:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} belongs to experiment {checkpoint.experiment!r}, not "
-            f"{experiment.name!r}",
+            f"checkpoint {str(path)!r} belongs to experiment {checkpoint.experiment!r}, not {experiment.name!r}",
             fix=f"resume it with the file of experiment {checkpoint.experiment!r}, or start "
             f"{experiment.name!r} without --resume",
         )
@@ -230,8 +230,11 @@ def plan_resume(
     # the resolved values are compared; the overrides that produced them say the same again
     saved_config = json.loads(payload["config_json"])
     changes = [
-        (key, line) for key, line in config_difference_items(saved_config, resolved.to_config())
-        if key not in CADENCE_KEYS and not _is_override_record(key) and not _new_default(key, saved_config, resolved.settings)
+        (key, line)
+        for key, line in config_difference_items(saved_config, resolved.to_config())
+        if key not in CADENCE_KEYS
+        and not _is_override_record(key)
+        and not _new_default(key, saved_config, resolved.settings)
     ]
     refused = [(k, line) for k, line in changes if not is_forced(k, "config", force)]
     if refused:
@@ -244,11 +247,15 @@ def plan_resume(
     forced += [f"config {line}" for _, line in changes]
     if environment is not None:
         env_changes = [
-            d for d in diff_environments(json.loads(payload["environment_json"]), environment)
+            d
+            for d in diff_environments(json.loads(payload["environment_json"]), environment)
             if d.numerics and d.key != "env_vars.TWINRUN_SEED"  # the seed is part of the config
         ]
-        lines = {d.key: f"{d.key}: {json.dumps(d.to_dict()['a'], default=str)} -> "
-                 f"{json.dumps(d.to_dict()['b'], default=str)} ({d.reason})" for d in env_changes}
+        lines = {
+            d.key: f"{d.key}: {json.dumps(d.to_dict()['a'], default=str)} -> "
+            f"{json.dumps(d.to_dict()['b'], default=str)} ({d.reason})"
+            for d in env_changes
+        }
         refused_env = [k for k in lines if not is_forced(k, "environment", force)]
         if refused_env:
             raise CheckpointError(

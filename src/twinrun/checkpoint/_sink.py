@@ -50,12 +50,19 @@ class CheckpointSink(Sink):
     """
 
     def __init__(
-        self, folder: str | Path, *, every: int | None, keep: int = 2, snapshot: Snapshot | None = None,
+        self,
+        folder: str | Path,
+        *,
+        every: int | None,
+        keep: int = 2,
+        snapshot: Snapshot | None = None,
         on_interrupt: bool = True,
     ) -> None:
         if (every is not None and every < 1) or keep < 1:
-            raise CheckpointError(f"CheckpointSink(every={every}, keep={keep}): both must be >= 1",
-                                  fix="every=None writes only the final checkpoint of an interrupted run")
+            raise CheckpointError(
+                f"CheckpointSink(every={every}, keep={keep}): both must be >= 1",
+                fix="every=None writes only the final checkpoint of an interrupted run",
+            )
         self.on_interrupt = on_interrupt
         self.folder = Path(folder)
         self.every = every

@@ -28,7 +28,7 @@ from twinrun.checks._context import CheckContext
 from twinrun.checks._learning import SHORT_STEPS
 from twinrun.checks._plots import layer_bars_png
 from twinrun.checks._registry import Check, Option
-from twinrun.checks._result import CheckResult
+from twinrun.checks._result import CheckResult, Status
 from twinrun.checks._training import shared_training
 
 __all__ = ["CHECK", "layer_statistics"]
@@ -56,9 +56,18 @@ def _units(out: torch.Tensor) -> torch.Tensor:
 def _functional_activations() -> dict[Any, str]:
     import torch.nn.functional as F
 
-    return {torch.relu: "relu", F.relu: "relu", torch.Tensor.relu: "relu", F.relu6: "relu",
-            torch.tanh: "tanh", F.tanh: "tanh", torch.Tensor.tanh: "tanh",
-            torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.Tensor.sigmoid: "sigmoid"}
+    return {
+        torch.relu: "relu",
+        F.relu: "relu",
+        torch.Tensor.relu: "relu",
+        F.relu6: "relu",
+        torch.tanh: "tanh",
+        F.tanh: "tanh",
+        torch.Tensor.tanh: "tanh",
+        torch.sigmoid: "sigmoid",
+        F.sigmoid: "sigmoid",
+        torch.Tensor.sigmoid: "sigmoid",
+    }
 
 
 def _measure(name: str, kind: str, output: torch.Tensor) -> LayerStats:
@@ -69,8 +78,13 @@ def _measure(name: str, kind: str, output: torch.Tensor) -> LayerStats:
         return entry
     if kind in ("ReLU", "ReLU6", "relu"):
         entry.dead = float((_units(out) <= 0).all(dim=0).double().mean())
-    bounds = {"Tanh": (-1.0, 1.0), "tanh": (-1.0, 1.0), "Hardtanh": (-1.0, 1.0),
-              "Sigmoid": (0.0, 1.0), "sigmoid": (0.0, 1.0)}.get(kind)
+    bounds = {
+        "Tanh": (-1.0, 1.0),
+        "tanh": (-1.0, 1.0),
+        "Hardtanh": (-1.0, 1.0),
+        "Sigmoid": (0.0, 1.0),
+        "sigmoid": (0.0, 1.0),
+    }.get(kind)
     if bounds is not None:
         lo, hi = bounds
         span = hi - lo
@@ -103,6 +117,7 @@ def layer_statistics(model: nn.Module, inputs: Any) -> list[LayerStats]:
     def enter(name: str) -> Any:
         def push(module: nn.Module, args: Any) -> None:
             stack.append(name)
+
         return push
 
     def leave(name: str, leaf: bool) -> Any:
@@ -111,6 +126,7 @@ def layer_statistics(model: nn.Module, inputs: Any) -> list[LayerStats]:
                 stack.pop()
             if leaf and isinstance(output, torch.Tensor) and output.is_floating_point() and output.numel() >= 2:
                 stats.append(_measure(name, type(module).__name__, output))
+
         return pop
 
     handles = []
@@ -138,8 +154,14 @@ def check_activations(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
         with ctx.mode(run.trained.model, training=True), ctx.streams.isolated("dropout", 1, devices=[ctx.device]):
             after = layer_statistics(run.trained.model, inputs)
     if not at_init:
-        return CheckResult(NAME, "skip", "no layer output to measure", "-",
-                           "No leaf module returned a floating-point tensor on the first batch.", "")
+        return CheckResult(
+            NAME,
+            "skip",
+            "no layer output to measure",
+            "-",
+            "No leaf module returned a floating-point tensor on the first batch.",
+            "",
+        )
     figure = ctx.artifact(f"{NAME}.png")
     artifacts = {}
     if figure is not None:
@@ -153,43 +175,92 @@ def check_activations(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult
     for when, stats in (("At initialisation", at_init), (f"After {run.steps} training steps", after)):
         broken = [s for s in stats if not s.finite]
         if broken:
-            problems.append(("fail", f" {when}, the output of {broken[0].name} ({broken[0].kind}) is not finite.",
-                             "look for a division by zero, a log of 0 or an overflow in that layer"))
+            problems.append(
+                (
+                    "fail",
+                    f" {when}, the output of {broken[0].name} ({broken[0].kind}) is not finite.",
+                    "look for a division by zero, a log of 0 or an overflow in that layer",
+                )
+            )
             continue
         dead = [s for s in stats if s.dead is not None and s.dead >= opts["dead"]]
         if dead:
             worst = max(dead, key=lambda s: s.dead or 0.0)
-            problems.append(("fail" if (worst.dead or 0.0) >= 0.9 else "warn",
-                (f" {when}, {worst.dead:.0%} of the units of {worst.name} ({worst.kind}) are 0 for every example "
-                 "of the batch: dead ReLUs, which get no gradient and never recover."),
-                "lower the learning rate, use He (kaiming) initialisation, or a leaky activation"))
+            problems.append(
+                (
+                    "fail" if (worst.dead or 0.0) >= 0.9 else "warn",
+                    (
+                        f" {when}, {worst.dead:.0%} of the units of {worst.name} ({worst.kind}) are 0 "
+                        "for every example "
+                        "of the batch: dead ReLUs, which get no gradient and never recover."
+                    ),
+                    "lower the learning rate, use He (kaiming) initialisation, or a leaky activation",
+                )
+            )
         saturated = [s for s in stats if s.saturated is not None and s.saturated >= opts["saturated"]]
         if saturated:
             worst = max(saturated, key=lambda s: s.saturated or 0.0)
-            problems.append(("warn", (f" {when}, {worst.saturated:.0%} of the outputs of {worst.name} "
-                                      f"({worst.kind}) sit at a bound: saturated, their gradient is nearly 0."),
-                             "scale the inputs or the initial weights down (Xavier/Glorot for tanh/sigmoid)"))
+            problems.append(
+                (
+                    "warn",
+                    (
+                        f" {when}, {worst.saturated:.0%} of the outputs of {worst.name} "
+                        f"({worst.kind}) sit at a bound: saturated, their gradient is nearly 0."
+                    ),
+                    "scale the inputs or the initial weights down (Xavier/Glorot for tanh/sigmoid)",
+                )
+            )
         big = [s for s in stats if s.std > opts["max_std"]]
         if big:
-            problems.append(("warn", (f" {when}, the output of {big[0].name} ({big[0].kind}) has a standard "
-                                      f"deviation of {big[0].std:.3g}: activations explode through the layers."),
-                             "check the initialisation scale, add normalisation, or lower the learning rate"))
+            problems.append(
+                (
+                    "warn",
+                    (
+                        f" {when}, the output of {big[0].name} ({big[0].kind}) has a standard "
+                        f"deviation of {big[0].std:.3g}: activations explode through the layers."
+                    ),
+                    "check the initialisation scale, add normalisation, or lower the learning rate",
+                )
+            )
     worst_dead = max((s.dead or 0.0 for s in at_init + after), default=0.0)
     worst_sat = max((s.saturated or 0.0 for s in at_init + after), default=0.0)
     top = max((s.std for s in at_init + after), default=0.0)
-    details = {"layers": len(at_init), "at_init": [vars(s) for s in at_init], "after": [vars(s) for s in after],
-               "steps": run.steps}
+    details = {
+        "layers": len(at_init),
+        "at_init": [vars(s) for s in at_init],
+        "after": [vars(s) for s in after],
+        "steps": run.steps,
+    }
     measured = f"{len(at_init)} layers; dead units {worst_dead:.0%}, saturated {worst_sat:.0%}, largest std {top:.3g}"
-    expected = (f"dead and saturated shares below {opts['dead']:.0%} / {opts['saturated']:.0%}, scales below "
-                f"{opts['max_std']:g}")
-    explanation = (f"The outputs of {len(at_init)} layers were measured on the first training batch, at "
-                   f"initialisation" + (f" and after {run.steps} training steps." if after else "."))
+    expected = (
+        f"dead and saturated shares below {opts['dead']:.0%} / {opts['saturated']:.0%}, scales below "
+        f"{opts['max_std']:g}"
+    )
+    explanation = (
+        f"The outputs of {len(at_init)} layers were measured on the first training batch, at "
+        f"initialisation" + (f" and after {run.steps} training steps." if after else ".")
+    )
     if not problems:
-        return CheckResult(NAME, "pass", measured, expected, explanation + " Every layer is alive and in scale.",
-                           artifacts=artifacts, details=details)
-    status = "fail" if any(p[0] == "fail" for p in problems) else "warn"
-    return CheckResult(NAME, status, measured, expected, explanation + "".join(p[1] for p in problems),  # type: ignore[arg-type]
-                       "; ".join(dict.fromkeys(p[2] for p in problems)), artifacts=artifacts, details=details)
+        return CheckResult(
+            NAME,
+            "pass",
+            measured,
+            expected,
+            explanation + " Every layer is alive and in scale.",
+            artifacts=artifacts,
+            details=details,
+        )
+    status: Status = "fail" if any(p[0] == "fail" for p in problems) else "warn"
+    return CheckResult(
+        NAME,
+        status,
+        measured,
+        expected,
+        explanation + "".join(p[1] for p in problems),
+        "; ".join(dict.fromkeys(p[2] for p in problems)),
+        artifacts=artifacts,
+        details=details,
+    )
 
 
 CHECK = Check(

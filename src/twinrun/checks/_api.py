@@ -43,8 +43,10 @@ def merge_options(*layers: Mapping[str, Mapping[str, Any]] | None) -> dict[str, 
     for layer in layers:
         for name, values in (layer or {}).items():
             if not isinstance(values, Mapping):
-                raise ConfigError(f"check options for {name!r} must be a mapping, got {values!r}",
-                                  fix=f'e.g. {{"{name}": {{"key": value}}}}')
+                raise ConfigError(
+                    f"check options for {name!r} must be a mapping, got {values!r}",
+                    fix=f'e.g. {{"{name}": {{"key": value}}}}',
+                )
             merged.setdefault(name, {}).update(values)
     return merged
 
@@ -87,8 +89,9 @@ def check(
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     name = candidate or next(iter(exp.candidates))
     if name not in exp.candidates:
-        raise ConfigError(f"candidate {name!r} is not in experiment {exp.name!r}",
-                          fix=f"choose one of: {', '.join(exp.candidates)}")
+        raise ConfigError(
+            f"candidate {name!r} is not in experiment {exp.name!r}", fix=f"choose one of: {', '.join(exp.candidates)}"
+        )
     validated = validate_options(merge_options(exp.check_options, options))
     selected = select_checks(only, skip)
     resolved = resolve(exp, overrides, candidates=[name])
@@ -97,8 +100,15 @@ def check(
     engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
     ctx = CheckContext(engine, name, outdir=folder, overrides=overrides)
     board = _logdir(logdir, home, exp.name, run_id)
-    return produce_report(ctx, selected, validated, progress=progress,
-                          setup_seconds=time.perf_counter() - started, registry=store, logdir=board)
+    return produce_report(
+        ctx,
+        selected,
+        validated,
+        progress=progress,
+        setup_seconds=time.perf_counter() - started,
+        registry=store,
+        logdir=board,
+    )
 
 
 def run_checks(
@@ -167,13 +177,16 @@ def run_checks(
     optimizer_factory = _optimizer_factory(optimizer, user_model)
     scheduler_factory = _scheduler_factory(scheduler, optimizer)
     if isinstance(scheduler_every, bool) or not isinstance(scheduler_every, int) or scheduler_every < 1:
-        raise BuildError(f"scheduler_every={scheduler_every!r} is not a positive number of updates",
-                         fix="pass 1 (a scheduler stepped per update) or the batches per epoch")
+        raise BuildError(
+            f"scheduler_every={scheduler_every!r} is not a positive number of updates",
+            fix="pass 1 (a scheduler stepped per update) or the batches per epoch",
+        )
     if scheduler_every > 1 and scheduler_factory is not None:
         per_update = scheduler_factory
 
         def scheduler_factory(opt: torch.optim.Optimizer) -> Any:
             return SteppedEvery(per_update(opt), scheduler_every)
+
     experiment = Experiment(
         name=name,
         data=lambda: (train_data, val_data),
@@ -183,8 +196,14 @@ def run_checks(
         scheduler=scheduler_factory,
         augment=augment,
         candidates={"model": {}},
-        steps=steps, batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed, device=device,
-        grad_clip=grad_clip, output=output, batch_dim=batch_dim,
+        steps=steps,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        seed=seed,
+        device=device,
+        grad_clip=grad_clip,
+        output=output,
+        batch_dim=batch_dim,
     )
     validated = validate_options(options)
     selected = select_checks(only, skip)
@@ -193,8 +212,9 @@ def run_checks(
     folder = Path(outdir) if outdir is not None else runs_dir(twinrun_home(home)) / run_id / "checks"
     engine = TwinEngine(resolved, run_id=run_id, measure_memory=False)
     ctx = CheckContext(engine, "model", outdir=folder, user_model=user_model, train_loader=loader)
-    return produce_report(ctx, selected, validated, progress=progress,
-                          setup_seconds=time.perf_counter() - started, registry=store)
+    return produce_report(
+        ctx, selected, validated, progress=progress, setup_seconds=time.perf_counter() - started, registry=store
+    )
 
 
 def _logdir(logdir: str | Path | None, home: str | Path | None, experiment: str, run_id: str) -> Path | None:
@@ -208,8 +228,13 @@ def _logdir(logdir: str | Path | None, home: str | Path | None, experiment: str,
 
 
 def produce_report(
-    ctx: CheckContext, checks: list[Check], options: Mapping[str, Mapping[str, Any]], *,
-    progress: bool | None, setup_seconds: float = 0.0, registry: Registry | None = None,
+    ctx: CheckContext,
+    checks: list[Check],
+    options: Mapping[str, Mapping[str, Any]],
+    *,
+    progress: bool | None,
+    setup_seconds: float = 0.0,
+    registry: Registry | None = None,
     logdir: Path | None = None,
 ) -> CheckReport:
     """The single place a check report is produced (and saved: ``checks.json`` in the output folder;
@@ -234,8 +259,10 @@ def _model_factory(model: Any) -> Any:
         return lambda: copy.deepcopy(model)
     if callable(model):
         return model
-    raise BuildError(f"model must be an nn.Module or a factory fn() -> nn.Module, got {type(model).__name__}",
-                     fix="pass model=MyNet() or model=lambda: MyNet()")
+    raise BuildError(
+        f"model must be an nn.Module or a factory fn() -> nn.Module, got {type(model).__name__}",
+        fix="pass model=MyNet() or model=lambda: MyNet()",
+    )
 
 
 def _optimizer_factory(optimizer: Any, user_model: nn.Module | None) -> Any:
@@ -244,7 +271,10 @@ def _optimizer_factory(optimizer: Any, user_model: nn.Module | None) -> Any:
     if user_model is None:
         raise BuildError(
             "an optimizer object was given with a model factory; it is bound to another model's parameters",
-            fix="pass the model object the optimizer was built on, or optimizer=lambda m: torch.optim.SGD(m.parameters(), ...)",
+            fix=(
+                "pass the model object the optimizer was built on, or optimizer=lambda m: "
+                "torch.optim.SGD(m.parameters(), ...)"
+            ),
         )
 
     def bind(model: nn.Module) -> torch.optim.Optimizer:
@@ -257,8 +287,10 @@ def _scheduler_factory(scheduler: Any, optimizer: Any) -> Any:
     if scheduler is None or not hasattr(scheduler, "optimizer"):
         return scheduler  # None or fn(optimizer) -> scheduler
     if scheduler.optimizer is not optimizer:
-        raise BuildError("the scheduler object steps another optimizer than the one given",
-                         fix="pass the optimizer the scheduler was built on")
+        raise BuildError(
+            "the scheduler object steps another optimizer than the one given",
+            fix="pass the optimizer the scheduler was built on",
+        )
 
     def bind(copied: torch.optim.Optimizer) -> Any:
         memo: dict[int, Any] = {id(optimizer): copied}

@@ -19,6 +19,7 @@ from twinrun.checks import (
     _learning,
     _loss_init,
     _lr_range,
+    _overfit,
     _params,
     _position,
     _schedule,
@@ -31,7 +32,7 @@ __all__ = ["CHECKS"]
 CHECKS: tuple[Check, ...] = (
     _loss_init.CHECK,  # 1
     _learning.ZERO_INPUT,  # 2
-    _learning.OVERFIT,  # 3
+    _overfit.OVERFIT,  # 3
     _learning.LOSS_DECREASES,  # 4
     _dependencies.BATCH_INDEPENDENCE,  # 5
     _dependencies.CAUSALITY,  # 6

@@ -125,9 +125,15 @@ class CheckContext:
             found = False
             try:
                 inputs, targets = self.batch(1)
-                if (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)
-                        and not inputs.is_floating_point() and not targets.is_floating_point()
-                        and inputs.ndim == 2 and inputs.shape == targets.shape and inputs.shape[1] >= 2):
+                if (
+                    isinstance(inputs, torch.Tensor)
+                    and isinstance(targets, torch.Tensor)
+                    and not inputs.is_floating_point()
+                    and not targets.is_floating_point()
+                    and inputs.ndim == 2
+                    and inputs.shape == targets.shape
+                    and inputs.shape[1] >= 2
+                ):
                     found = bool((targets[:, :-1] == inputs[:, 1:]).double().mean() >= 0.95)
             except Exception:  # noqa: BLE001 - no batch: not detected
                 found = False
@@ -146,7 +152,7 @@ class CheckContext:
             except Exception:  # noqa: BLE001 - unknown: the checks say the loss was not recognised
                 found = None
             self._cache["loss_probe"] = found or (None, None)
-        return self._cache["loss_probe"]  # type: ignore[no-any-return]
+        return self._cache["loss_probe"]
 
     def train(self, state: CandidateState, step: int, batch: tuple[Any, Any] | None = None) -> StepOutput:
         """One update of ``state`` (a copy) as update ``step`` of a run makes it: the run's batch of that step
@@ -184,7 +190,7 @@ class CheckContext:
         key = ("probe", split, n)
         if key not in self._cache:
             self._cache[key] = self.gather(split, range(min(n, self.size(split))))
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     def targets(self, split: str = "train", limit: int = 2_000) -> torch.Tensor | None:
         """Targets of ``split``: all of a tensor dataset, else ``limit`` examples spread over it.
@@ -202,7 +208,7 @@ class CheckContext:
                 index = np.linspace(0, self.size(split) - 1, n).astype(int)
                 _, targets = self.data.gather(dataset, index.tolist())
             self._cache[key] = targets if isinstance(targets, torch.Tensor) else None
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     # ------------------------------------------------------------------ shared work
     def cached(self, key: Any, compute: Any) -> Any:

@@ -86,8 +86,11 @@ def forward_with_input_grad(model: nn.Module, inputs: Any) -> tuple[Any, torch.T
 def _time_major_rnns(model: nn.Module) -> list[str]:
     """Recurrent layers (and transformer layers) that read dimension 0 as time (no ``batch_first``)."""
     kinds = (nn.RNNBase, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.MultiheadAttention)
-    return [f"{type(m).__name__} {n!r}" for n, m in model.named_modules()
-            if isinstance(m, kinds) and not getattr(m, "batch_first", True)]
+    return [
+        f"{type(m).__name__} {n!r}"
+        for n, m in model.named_modules()
+        if isinstance(m, kinds) and not getattr(m, "batch_first", True)
+    ]
 
 
 def _picks(n: int, count: int) -> list[int]:
@@ -103,18 +106,33 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
     inputs, _ = ctx.batch(1)
     k = min(opts["examples"], ctx.settings.batch_size)
     if k < 2:
-        return CheckResult(name, "skip", f"batches of {k}", "-",
-                           "With one example per batch there is no other example to depend on.", "")
+        return CheckResult(
+            name,
+            "skip",
+            f"batches of {k}",
+            "-",
+            "With one example per batch there is no other example to depend on.",
+            "",
+        )
     x = inputs[:k] if isinstance(inputs, torch.Tensor) else inputs
-    with ctx.mode(model, training=not norms), torch.enable_grad(), \
-            ctx.streams.isolated("dropout", 1, devices=[ctx.device]):
+    with (
+        ctx.mode(model, training=not norms),
+        torch.enable_grad(),
+        ctx.streams.isolated("dropout", 1, devices=[ctx.device]),
+    ):
         outputs, wrt, what = forward_with_input_grad(model, x)
         out = first_tensor(outputs)
-        mode = "eval mode, because " + ", ".join(norms[:4]) + " (batch norm) mixes examples in training mode " \
-            "by design" if norms else "training mode"
+        mode = (
+            "eval mode, because " + ", ".join(norms[:4]) + " (batch norm) mixes examples in training mode by design"
+            if norms
+            else "training mode"
+        )
         if wrt is None or out is None or not out.requires_grad:
             return CheckResult(
-                name, "skip", "no differentiable input", "-",
+                name,
+                "skip",
+                "no differentiable input",
+                "-",
                 "The inputs are neither floating-point tensors nor token ids read by an nn.Embedding, so "
                 "autograd cannot chart which outputs depend on which examples.",
                 "nothing to do; to check it anyway, call the model on float inputs in a test",
@@ -129,16 +147,24 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
             if grad is None:
                 grad = torch.zeros_like(wrt)
             per_example = grad.reshape(grad.shape[0], -1).norm(dim=1)
-            others = torch.cat([per_example[:i], per_example[i + 1:]])
+            others = torch.cat([per_example[:i], per_example[i + 1 :]])
             top = int(torch.argmax(others)) if others.numel() else 0
-            rows.append({
-                "i": i, "own": float(per_example[i]),
-                "max_other": float(others.max()) if others.numel() else 0.0,
-                "worst_j": top if top < i else top + 1,
-            })
+            rows.append(
+                {
+                    "i": i,
+                    "own": float(per_example[i]),
+                    "max_other": float(others.max()) if others.numel() else 0.0,
+                    "worst_j": top if top < i else top + 1,
+                }
+            )
     leaks = [r for r in rows if r["max_other"] > _TOLERANCE * max(r["own"], 1e-12) and r["max_other"] > 0]
-    details = {"examples": k, "checked": rows, "mode": "eval" if norms else "train", "batch_norm": norms,
-               "differentiated": what}
+    details = {
+        "examples": k,
+        "checked": rows,
+        "mode": "eval" if norms else "train",
+        "batch_norm": norms,
+        "differentiated": what,
+    }
     worst = max(rows, key=lambda r: r["max_other"] / max(r["own"], 1e-30))
     ratio = worst["max_other"] / max(worst["own"], 1e-30)
     measured = f"max |d out_i / d x_j| / |d out_i / d x_i| = {ratio:.3g} (j != i)"
@@ -149,32 +175,61 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
         f"{[r['i'] for r in rows]}."
     )
     if all(r["own"] == 0 for r in rows):
-        return CheckResult(name, "warn", "outputs do not depend on any input", expected, explanation + (
-            " The gradient is zero everywhere: the outputs do not depend on the inputs at all."),
-            "look for a detached or overwritten input in forward (x.detach(), torch.zeros_like(x), "
-            "x * 0)", details=details)
+        return CheckResult(
+            name,
+            "warn",
+            "outputs do not depend on any input",
+            expected,
+            explanation + (" The gradient is zero everywhere: the outputs do not depend on the inputs at all."),
+            "look for a detached or overwritten input in forward (x.detach(), torch.zeros_like(x), x * 0)",
+            details=details,
+        )
     if leaks:
         bad = leaks[0]
         time_major = _time_major_rnns(model) if model_batch_dim(model) == 0 else []
         details["time_major_rnns"] = time_major
         if time_major:
-            return CheckResult(name, "fail", measured, expected, explanation + (
-                f" The output of example {bad['i']} depends on example {bad['worst_j']}'s input: the model "
-                f"mixes examples of a batch. It has recurrent layers without batch_first=True "
-                f"({', '.join(time_major[:3])}): they read dimension 0 as time, and the data comes batch-first, "
-                "so they recur across the examples of a batch and each output sees the examples before it."),
+            return CheckResult(
+                name,
+                "fail",
+                measured,
+                expected,
+                explanation
+                + (
+                    f" The output of example {bad['i']} depends on example {bad['worst_j']}'s input: the model "
+                    f"mixes examples of a batch. It has recurrent layers without batch_first=True "
+                    f"({', '.join(time_major[:3])}): they read dimension 0 as time, and the data comes batch-first, "
+                    "so they recur across the examples of a batch and each output sees the examples before it."
+                ),
                 "build them with batch_first=True, or, for a model written for (time, batch) inputs, declare "
-                "it: --set batch_dim=1 (Experiment(batch_dim=1), run_checks(batch_dim=1))", details=details)
-        return CheckResult(name, "fail", measured, expected, explanation + (
-            f" The output of example {bad['i']} depends on example {bad['worst_j']}'s input: the model "
-            "mixes examples of a batch. Its predictions then change with what else is in the batch, and "
-            "it can cheat by reading other examples. The usual cause is a reshape across the batch "
-            "dimension: view/reshape where permute/transpose was meant (e.g. (batch, time) to (time, "
-            "batch)), or a mean/softmax/normalisation over dim 0."),
+                "it: --set batch_dim=1 (Experiment(batch_dim=1), run_checks(batch_dim=1))",
+                details=details,
+            )
+        return CheckResult(
+            name,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                f" The output of example {bad['i']} depends on example {bad['worst_j']}'s input: the model "
+                "mixes examples of a batch. Its predictions then change with what else is in the batch, and "
+                "it can cheat by reading other examples. The usual cause is a reshape across the batch "
+                "dimension: view/reshape where permute/transpose was meant (e.g. (batch, time) to (time, "
+                "batch)), or a mean/softmax/normalisation over dim 0."
+            ),
             "find the view/reshape that moves the batch dimension and use permute/transpose (then "
-            ".contiguous()); reductions should use the feature dimensions, not dim 0", details=details)
-    return CheckResult(name, "pass", measured, expected, explanation + (
-        " Every cross-example gradient is exactly zero: examples do not leak into each other."), details=details)
+            ".contiguous()); reductions should use the feature dimensions, not dim 0",
+            details=details,
+        )
+    return CheckResult(
+        name,
+        "pass",
+        measured,
+        expected,
+        explanation + (" Every cross-example gradient is exactly zero: examples do not leak into each other."),
+        details=details,
+    )
 
 
 BATCH_INDEPENDENCE = Check(
@@ -197,7 +252,10 @@ def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
         opts = {**opts, "time_dim": 1}
     if opts["time_dim"] is None and opts["input_time_dim"] is None:
         return CheckResult(
-            name, "skip", "not declared a sequence model", "-",
+            name,
+            "skip",
+            "not declared a sequence model",
+            "-",
             "Causality applies to models whose output at position t must not see later inputs; the "
             "experiment does not declare this one such a model.",
             f"declare it: check_options={{'{name}': {{'time_dim': 1}}}} in the experiment or "
@@ -215,17 +273,26 @@ def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
         outputs, wrt, what = forward_with_input_grad(model, x)
         out = first_tensor(outputs)
         if wrt is None or out is None or not out.requires_grad:
-            return CheckResult(name, "skip", "no differentiable input", "-",
-                               "The inputs are neither floating-point tensors nor token ids read by an "
-                               "nn.Embedding, so autograd cannot chart which positions outputs depend on.",
-                               "nothing to do")
+            return CheckResult(
+                name,
+                "skip",
+                "no differentiable input",
+                "-",
+                "The inputs are neither floating-point tensors nor token ids read by an "
+                "nn.Embedding, so autograd cannot chart which positions outputs depend on.",
+                "nothing to do",
+            )
         t_in, t_out = int(wrt.shape[in_dim]), int(out.shape[out_dim])
         if t_in != t_out:
-            return CheckResult(name, "skip", f"{t_out} output vs {t_in} input positions", "equal lengths",
-                               f"Dimension {out_dim} of the output has {t_out} positions but dimension {in_dim} of "
-                               f"{what} has {t_in}; position t cannot be matched with position t.",
-                               f"declare the time dimensions: --check-option {name}.input_time_dim=N and "
-                               f"{name}.output_time_dim=M")
+            return CheckResult(
+                name,
+                "skip",
+                f"{t_out} output vs {t_in} input positions",
+                "equal lengths",
+                f"Dimension {out_dim} of the output has {t_out} positions but dimension {in_dim} of "
+                f"{what} has {t_in}; position t cannot be matched with position t.",
+                f"declare the time dimensions: --check-option {name}.input_time_dim=N and {name}.output_time_dim=M",
+            )
         generator = ctx.streams.torch("checks", name, device=out.device)
         positions = _picks(t_out, opts["positions"])
         rows: list[dict[str, Any]] = []
@@ -240,37 +307,72 @@ def check_causality(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
             allowed = per_pos[:limit]
             future = per_pos[limit:]
             leak_at = int(torch.argmax(future)) + limit if future.numel() else None
-            rows.append({"t": t, "allowed": float(allowed.max()) if allowed.numel() else 0.0,
-                         "future": float(future.max()) if future.numel() else 0.0, "leak_at": leak_at})
+            rows.append(
+                {
+                    "t": t,
+                    "allowed": float(allowed.max()) if allowed.numel() else 0.0,
+                    "future": float(future.max()) if future.numel() else 0.0,
+                    "leak_at": leak_at,
+                }
+            )
     bad = [r for r in rows if r["future"] > 0 and r["future"] > _TOLERANCE * max(r["allowed"], 1e-12)]
     rule = "before t" if strict else "up to t"
-    details = {"strict": strict, "positions": t_out, "checked": rows, "differentiated": what,
-               "input_time_dim": in_dim, "output_time_dim": out_dim,
-               "declared": not detected, "detected": "next-token targets" if detected else None}
+    details = {
+        "strict": strict,
+        "positions": t_out,
+        "checked": rows,
+        "differentiated": what,
+        "input_time_dim": in_dim,
+        "output_time_dim": out_dim,
+        "declared": not detected,
+        "detected": "next-token targets" if detected else None,
+    }
     worst_ratio = max((r["future"] / max(r["allowed"], 1e-30) for r in rows), default=0.0)
-    measured = (f"output {bad[0]['t']} depends on input {bad[0]['leak_at']}" if bad
-                else f"max future/allowed gradient {worst_ratio:.3g}")
+    measured = (
+        f"output {bad[0]['t']} depends on input {bad[0]['leak_at']}"
+        if bad
+        else f"max future/allowed gradient {worst_ratio:.3g}"
+    )
     expected = f"output t depends only on inputs {rule}"
     explanation = (
-        ("The targets are the inputs shifted by one position (a next-token language model), so the model "
-         "must be causal along dimension 1. " if detected else "")
+        (
+            "The targets are the inputs shifted by one position (a next-token language model), so the model "
+            "must be causal along dimension 1. "
+            if detected
+            else ""
+        )
         + f"For {len(positions)} positions t of a sequence of {t_out}, the gradient of the output at t was "
         f"taken with respect to {what} at every position (eval mode)."
     )
     if bad:
         first = bad[0]
         offset = first["leak_at"] - first["t"]
-        return CheckResult(name, "fail", measured, expected, explanation + (
-            f" The output at position {first['t']} depends on the input at position {first['leak_at']} "
-            f"({offset:+d}), though it may only see inputs {rule}: the model reads the future, so training "
-            "looks great and generation fails. Typical causes: a causal mask off by one (triu diagonal, "
-            "< vs <=), a convolution padded on both sides instead of only on the left, targets not shifted "
-            "against inputs, or a layer (attention, pooling, normalisation) across time."),
+        return CheckResult(
+            name,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                f" The output at position {first['t']} depends on the input at position {first['leak_at']} "
+                f"({offset:+d}), though it may only see inputs {rule}: the model reads the future, so training "
+                "looks great and generation fails. Typical causes: a causal mask off by one (triu diagonal, "
+                "< vs <=), a convolution padded on both sides instead of only on the left, targets not shifted "
+                "against inputs, or a layer (attention, pooling, normalisation) across time."
+            ),
             "mask with torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1) for 'up to t' "
             "(diagonal=0 for 'before t'), pad convolutions (kernel-1)*dilation on the left only, and keep "
-            "every time-mixing layer causal", details=details)
-    return CheckResult(name, "pass", measured, expected, explanation + (
-        f" No output depends on an input it may not see ({rule})."), details=details)
+            "every time-mixing layer causal",
+            details=details,
+        )
+    return CheckResult(
+        name,
+        "pass",
+        measured,
+        expected,
+        explanation + (f" No output depends on an input it may not see ({rule})."),
+        details=details,
+    )
 
 
 CAUSALITY = Check(
@@ -278,11 +380,11 @@ CAUSALITY = Check(
     title="sequence outputs depend only on past inputs",
     fn=check_causality,
     options={
-        "time_dim": Option(None, "time dimension of inputs and outputs (declaring it turns the check on)",
-                           types=(int,), nullable=True),
+        "time_dim": Option(
+            None, "time dimension of inputs and outputs (declaring it turns the check on)", types=(int,), nullable=True
+        ),
         "input_time_dim": Option(None, "time dimension of the inputs, if not time_dim", types=(int,), nullable=True),
-        "output_time_dim": Option(None, "time dimension of the outputs, if not time_dim", types=(int,),
-                                  nullable=True),
+        "output_time_dim": Option(None, "time dimension of the outputs, if not time_dim", types=(int,), nullable=True),
         "strict": Option(False, "output t may only see inputs before t (not t itself)"),
         "positions": Option(16, "how many positions t to check (all when the sequence is shorter)"),
         "examples": Option(2, "sequences in the batch used for the check"),

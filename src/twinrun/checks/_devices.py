@@ -29,10 +29,16 @@ def check_batch_divisibility(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
     if devices is None and ctx.device.type == "cuda":
         devices, source = torch.cuda.device_count(), "visible CUDA devices"
     if devices is None or devices <= 1:
-        return CheckResult(NAME, "skip", f"{devices or 1} device", "-",
-                           "The batch is not shared between devices, so there is nothing to divide.",
-                           f"if training will run data-parallel, declare the device count: --devices N "
-                           f"(or check_options={{'{NAME}': {{'devices': N}}}})", details={"devices": devices or 1})
+        return CheckResult(
+            NAME,
+            "skip",
+            f"{devices or 1} device",
+            "-",
+            "The batch is not shared between devices, so there is nothing to divide.",
+            f"if training will run data-parallel, declare the device count: --devices N "
+            f"(or check_options={{'{NAME}': {{'devices': N}}}})",
+            details={"devices": devices or 1},
+        )
     sizes = {"batch_size": ctx.settings.batch_size, "eval_batch_size": ctx.settings.eval_batch_size}
     details: dict[str, Any] = {"devices": devices, "source": source, **sizes}
     uneven = {k: v % devices for k, v in sizes.items() if v % devices}
@@ -43,25 +49,58 @@ def check_batch_divisibility(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
     expected = f"both divisible by {devices}"
     explanation = f"The batch is to be shared by {devices} devices ({source})."
     if "batch_size" in uneven:
-        return CheckResult(NAME, "fail", measured, expected, explanation + (
-            f" {ctx.settings.batch_size} examples do not split evenly: devices get different shard sizes (or "
-            "examples are dropped or padded), so gradients are averaged with unequal weights and the "
-            "effective batch is not the one configured."),
-            f"use a multiple of {devices}: --set batch_size={max(devices, round(ctx.settings.batch_size / devices) * devices)}",
-            details=details)
+        return CheckResult(
+            NAME,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                f" {ctx.settings.batch_size} examples do not split evenly: devices get different shard sizes (or "
+                "examples are dropped or padded), so gradients are averaged with unequal weights and the "
+                "effective batch is not the one configured."
+            ),
+            f"use a multiple of {devices}: --set "
+            f"batch_size={max(devices, round(ctx.settings.batch_size / devices) * devices)}",
+            details=details,
+        )
     if shard < 2 and norms:
-        return CheckResult(NAME, "fail", measured, expected, explanation + (
-            f" Each device gets {shard} example(s), and batch norm ({norms[0]}...) cannot estimate statistics "
-            "from one example."), f"use at least 2 examples per device: --set batch_size={2 * devices}",
-            details=details)
+        return CheckResult(
+            NAME,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                f" Each device gets {shard} example(s), and batch norm ({norms[0]}...) cannot estimate statistics "
+                "from one example."
+            ),
+            f"use at least 2 examples per device: --set batch_size={2 * devices}",
+            details=details,
+        )
     if uneven:
-        return CheckResult(NAME, "warn", measured, expected, explanation + (
-            f" The evaluation batch ({ctx.settings.eval_batch_size}) does not split evenly; some devices idle or "
-            "pad at evaluation."),
+        return CheckResult(
+            NAME,
+            "warn",
+            measured,
+            expected,
+            explanation
+            + (
+                f" The evaluation batch ({ctx.settings.eval_batch_size}) does not split evenly; some devices idle or "
+                "pad at evaluation."
+            ),
             f"use a multiple of {devices}: --set eval_batch_size="
-            f"{max(devices, round(ctx.settings.eval_batch_size / devices) * devices)}", details=details)
-    return CheckResult(NAME, "pass", measured, expected, explanation + (
-        f" Each device gets {shard} training examples."), details=details)
+            f"{max(devices, round(ctx.settings.eval_batch_size / devices) * devices)}",
+            details=details,
+        )
+    return CheckResult(
+        NAME,
+        "pass",
+        measured,
+        expected,
+        explanation + (f" Each device gets {shard} training examples."),
+        details=details,
+    )
 
 
 CHECK = Check(

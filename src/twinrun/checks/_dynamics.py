@@ -63,9 +63,15 @@ def check_prediction_dynamics(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     spread = float(flat_end.std(0).max()) if n > 1 else 0.0
     scale = float(flat_end.abs().max()) if flat_end.numel() else 0.0
     moved = float((end.double() - start.double()).abs().max())
-    details: dict[str, Any] = {"steps": run.snapshot_steps, "examples": n, "value": label,
-                               "values": values.round(5).tolist(), "output_spread_end": spread,
-                               "output_change": moved, "diverged_at": run.diverged_at}
+    details: dict[str, Any] = {
+        "steps": run.snapshot_steps,
+        "examples": n,
+        "value": label,
+        "values": values.round(5).tolist(),
+        "output_spread_end": spread,
+        "output_change": moved,
+        "diverged_at": run.diverged_at,
+    }
     predicted_end = views[-1][1]
     summary = f"{label}: {float(values[:, 0].mean()):.3g} -> {float(values[:, -1].mean()):.3g}"
     collapsed = spread <= 1e-6 * (1.0 + scale)
@@ -88,14 +94,24 @@ def check_prediction_dynamics(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     artifacts: dict[str, str] = {}
     path = ctx.artifact("prediction_dynamics.png")
     if path is not None:
-        prediction_dynamics_png(path, run.snapshot_steps, values, run.losses, value_label=label,
-                                title=f"{ctx.candidate}: predictions on {n} fixed validation examples")
+        prediction_dynamics_png(
+            path,
+            run.snapshot_steps,
+            values,
+            run.losses,
+            value_label=label,
+            title=f"{ctx.candidate}: predictions on {n} fixed validation examples",
+        )
         artifacts["prediction_dynamics"] = str(path)
     if run.first_layer is not None:
         fpath = ctx.artifact("first_layer.png")
         if fpath is not None:
-            filters_png(fpath, *run.first_layer, title=f"{ctx.candidate}: first convolution's filters, "
-                        f"initialisation (top) and after {run.steps} steps (bottom)")
+            filters_png(
+                fpath,
+                *run.first_layer,
+                title=f"{ctx.candidate}: first convolution's filters, "
+                f"initialisation (top) and after {run.steps} steps (bottom)",
+            )
             artifacts["first_layer"] = str(fpath)
     measured = summary
     expected = "predictions differ between inputs and move towards the targets"
@@ -105,25 +121,57 @@ def check_prediction_dynamics(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         f"the short training ({label} per example).{drawn}"
     )
     if collapsed:
-        return CheckResult(NAME, "fail", measured, expected, explanation + (
-            " At the end every input gets the same prediction: the network has collapsed to a constant "
-            "(dead ReLUs from a bad initialisation or a too-high learning rate, inputs that do not reach the "
-            "output, or a loss that rewards the majority class)."),
+        return CheckResult(
+            NAME,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                " At the end every input gets the same prediction: the network has collapsed to a constant "
+                "(dead ReLUs from a bad initialisation or a too-high learning rate, inputs that do not reach the "
+                "output, or a loss that rewards the majority class)."
+            ),
             "look at the first layers' initial biases and activations (param_updates lists parameters with zero "
             "gradients), lower the learning rate, and check the inputs reach the model (zero_input_baseline)",
-            artifacts=artifacts, details=details)
+            artifacts=artifacts,
+            details=details,
+        )
     if moved == 0.0:
-        return CheckResult(NAME, "fail", measured, expected, explanation + (
-            " The predictions did not move at all during training."),
+        return CheckResult(
+            NAME,
+            "fail",
+            measured,
+            expected,
+            explanation + (" The predictions did not move at all during training."),
             "check that the optimizer updates the model (param_updates) and the learning rate is not 0",
-            artifacts=artifacts, details=details)
+            artifacts=artifacts,
+            details=details,
+        )
     if details.get("one_predicted_token"):
-        return CheckResult(NAME, "pass", measured, expected, explanation + (
-            " Every position predicts the same next token: for a language model early in training (or on text "
-            "whose tokens barely depend on their context) that is the most frequent token, the right answer; the "
-            "outputs still differ between inputs and move as training goes."), artifacts=artifacts, details=details)
-    return CheckResult(NAME, "pass", measured, expected, explanation + (
-        " Predictions differ between inputs and move as training goes."), artifacts=artifacts, details=details)
+        return CheckResult(
+            NAME,
+            "pass",
+            measured,
+            expected,
+            explanation
+            + (
+                " Every position predicts the same next token: for a language model early in training (or on text "
+                "whose tokens barely depend on their context) that is the most frequent token, the right answer; the "
+                "outputs still differ between inputs and move as training goes."
+            ),
+            artifacts=artifacts,
+            details=details,
+        )
+    return CheckResult(
+        NAME,
+        "pass",
+        measured,
+        expected,
+        explanation + (" Predictions differ between inputs and move as training goes."),
+        artifacts=artifacts,
+        details=details,
+    )
 
 
 CHECK = Check(

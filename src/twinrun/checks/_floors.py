@@ -17,8 +17,15 @@ import torch
 from twinrun.checks._context import CheckContext
 from twinrun.engine._outputs import prediction
 
-__all__ = ["autoencoder", "gradient_norm", "initial_scale", "loss_floor", "perfect_prediction_loss", "units_of",
-           "val_floor"]
+__all__ = [
+    "autoencoder",
+    "gradient_norm",
+    "initial_scale",
+    "loss_floor",
+    "perfect_prediction_loss",
+    "units_of",
+    "val_floor",
+]
 
 
 def gradient_norm(ctx: CheckContext) -> float | None:
@@ -28,8 +35,11 @@ def gradient_norm(ctx: CheckContext) -> float | None:
     state = ctx.fresh()
     x, y = ctx.batch(1)
     try:
-        with torch.enable_grad(), ctx.mode(state.model, training=True), \
-                ctx.streams.isolated("dropout", 1, devices=[ctx.device]):
+        with (
+            torch.enable_grad(),
+            ctx.mode(state.model, training=True),
+            ctx.streams.isolated("dropout", 1, devices=[ctx.device]),
+        ):
             loss = candidate_loss(state, state.model(x), y)
             if not loss.requires_grad:
                 return 0.0
@@ -48,11 +58,14 @@ def initial_scale(run: Any) -> float:
 
 def autoencoder(ctx: CheckContext) -> bool:
     x, y = ctx.probe("train", 16)
-    return isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape and bool(torch.equal(x, y))
+    return (
+        isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.shape == y.shape and bool(torch.equal(x, y))
+    )
 
 
 def val_floor(ctx: CheckContext) -> float:
     """The loss's floor on the validation probe: known for recognised losses, else estimated (0 when neither)."""
+
     def compute() -> float:
         x, y = ctx.probe("val")
         state = ctx.fresh()
@@ -72,8 +85,9 @@ def _sums_over_batch(ctx: CheckContext, state: Any, batch: tuple[Any, Any]) -> b
         with torch.no_grad(), ctx.mode(state.model), ctx.streams.isolated("eval", 0, devices=[ctx.device]):
             outputs = state.model(x)
             value = ctx.loss_fn(outputs if state.loss_takes == "outputs" else prediction(outputs, state.output_key), y)
-            per_example = ctx.loss_per_example(outputs if state.loss_takes == "outputs" else
-                                               prediction(outputs, state.output_key), y)
+            per_example = ctx.loss_per_example(
+                outputs if state.loss_takes == "outputs" else prediction(outputs, state.output_key), y
+            )
         return bool(abs(float(value) - float(per_example.sum())) <= 1e-3 * abs(float(value)))
     except Exception:  # noqa: BLE001 - undecidable: treat as a mean
         return False

@@ -7,8 +7,9 @@ the data and every result. ``twinrun compare`` pins the hash seed, which hides
 the dependence from twinrun's own runs; a user's script, a notebook or another
 tool does not pin it. The check builds the experiment's data and the
 candidate's initial model in a fresh process with another hash seed than this
-process's (started with the suite, so it builds while the other checks run) and compares fingerprints of the training and validation inputs
-and targets and of each initial parameter, naming what differs.
+process's (started with the suite, so it builds while the other checks run)
+and compares fingerprints of the training and validation inputs and targets
+and of each initial parameter, naming what differs.
 
 It needs the experiment file (``twinrun check FILE``, ``twinrun.check(path)``);
 pieces handed to ``run_checks`` cannot be rebuilt in another process.
@@ -39,7 +40,10 @@ def _launch(path: str, candidate: str, overrides: Mapping[str, Any], hashseed: i
     env = {**this_twinrun_first(os.environ), "PYTHONHASHSEED": str(hashseed)}
     return subprocess.Popen(
         [sys.executable, "-m", "twinrun.checks._hash_worker", path, candidate, json.dumps(dict(overrides))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         cwd=str(Path(path).resolve().parent),
     )
 
@@ -73,14 +77,24 @@ def check_hash_seed(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     source = ctx.engine.resolved.source
     if source is None or not Path(source.path).is_file():
         return CheckResult(
-            NAME, "skip", "no experiment file", "-",
+            NAME,
+            "skip",
+            "no experiment file",
+            "-",
             "The data and the model were handed over as objects, so they cannot be rebuilt in another process "
             "under another PYTHONHASHSEED.",
-            "run the checks on an experiment file (twinrun check FILE) to test the hash-seed dependence")
+            "run the checks on an experiment file (twinrun check FILE) to test the hash-seed dependence",
+        )
     child = ctx.cached((NAME, "child"), lambda: start_child(ctx))
     if child is None:
-        return CheckResult(NAME, "skip", "the overrides cannot be handed to another process", "-",
-                           "The --set overrides are not JSON values, so a fresh process cannot rebuild the run.", "")
+        return CheckResult(
+            NAME,
+            "skip",
+            "the overrides cannot be handed to another process",
+            "-",
+            "The --set overrides are not JSON values, so a fresh process cannot rebuild the run.",
+            "",
+        )
     own = os.environ.get("PYTHONHASHSEED") or "random"
     other = other_hash_seed()
     try:
@@ -88,36 +102,67 @@ def check_hash_seed(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     except subprocess.TimeoutExpired:
         child.kill()
         child.communicate()
-        return CheckResult(NAME, "skip", f"no answer within {opts['timeout']} s", "-",
-                           "Building the experiment in a fresh process took longer than the check allows.",
-                           f"raise --check-option {NAME}.timeout")
+        return CheckResult(
+            NAME,
+            "skip",
+            f"no answer within {opts['timeout']} s",
+            "-",
+            "Building the experiment in a fresh process took longer than the check allows.",
+            f"raise --check-option {NAME}.timeout",
+        )
     if child.returncode != 0:
         last = (err.strip().splitlines() or ["(no output)"])[-1]
-        return CheckResult(NAME, "skip", f"the experiment failed to build under PYTHONHASHSEED={other}", "-",
-                           f"A fresh process could not build the experiment: {last}", "")
+        return CheckResult(
+            NAME,
+            "skip",
+            f"the experiment failed to build under PYTHONHASHSEED={other}",
+            "-",
+            f"A fresh process could not build the experiment: {last}",
+            "",
+        )
     b = json.loads(out.strip().splitlines()[-1])
     a = fingerprints_of(ctx.data, ctx.state.model)
     differ = [k for k in a if a.get(k) != b.get(k)] + [k for k in b if k not in a]
     details = {"hash_seeds": [own, other], "compared": len(a), "differ": differ}
-    measured = (f"{len(differ)} of {len(a)} fingerprints differ: {', '.join(differ[:4])}" if differ
-                else f"{len(a)} fingerprints identical")
+    measured = (
+        f"{len(differ)} of {len(a)} fingerprints differ: {', '.join(differ[:4])}"
+        if differ
+        else f"{len(a)} fingerprints identical"
+    )
     expected = "identical data and initial weights under any PYTHONHASHSEED"
-    explanation = (f"The experiment built in this process (PYTHONHASHSEED={own}) was compared with the same "
-                   f"experiment built in a fresh process with PYTHONHASHSEED={other}: fingerprints of the training "
-                   "and validation inputs and targets and of each of the candidate's initial parameters and "
-                   "buffers.")
+    explanation = (
+        f"The experiment built in this process (PYTHONHASHSEED={own}) was compared with the same "
+        f"experiment built in a fresh process with PYTHONHASHSEED={other}: fingerprints of the training "
+        "and validation inputs and targets and of each of the candidate's initial parameters and "
+        "buffers."
+    )
     if not differ:
-        return CheckResult(NAME, "pass", measured, expected,
-                           explanation + " Nothing depends on Python's string hashing.", details=details)
+        return CheckResult(
+            NAME,
+            "pass",
+            measured,
+            expected,
+            explanation + " Nothing depends on Python's string hashing.",
+            details=details,
+        )
     data = [k for k in differ if not k.startswith("initial ")]
     where = ("the data (" + ", ".join(data) + ")") if data else "the initial model (" + ", ".join(differ[:3]) + ")"
-    return CheckResult(NAME, "fail", measured, expected, explanation + (
-        f" {where[0].upper() + where[1:]} changes with the hash seed: something iterates a set or dict of "
-        "strings whose order Python randomises per process. A vocabulary or label map built from set(...) "
-        "is the usual cause: each process numbers the tokens differently, so a script or notebook that does "
-        "not pin PYTHONHASHSEED trains on other data than twinrun does."),
+    return CheckResult(
+        NAME,
+        "fail",
+        measured,
+        expected,
+        explanation
+        + (
+            f" {where[0].upper() + where[1:]} changes with the hash seed: something iterates a set or dict of "
+            "strings whose order Python randomises per process. A vocabulary or label map built from set(...) "
+            "is the usual cause: each process numbers the tokens differently, so a script or notebook that does "
+            "not pin PYTHONHASHSEED trains on other data than twinrun does."
+        ),
         "sort before numbering: vocab = sorted(set(tokens)) (and sorted(dict) where order matters); or pin "
-        "PYTHONHASHSEED in every process that builds the data", details=details)
+        "PYTHONHASHSEED in every process that builds the data",
+        details=details,
+    )
 
 
 CHECK = Check(

@@ -23,7 +23,7 @@ import xxhash
 
 from twinrun.checks._context import CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
-from twinrun.checks._result import CheckResult
+from twinrun.checks._result import CheckResult, Status
 
 __all__ = ["CHECK", "near_pairs"]
 
@@ -55,7 +55,7 @@ def _read(ctx: CheckContext, split: str, index: np.ndarray, projection: Any) -> 
     floating = True
     dims = 0
     for start in range(0, len(index), _CHUNK):
-        chunk = index[start:start + _CHUNK]
+        chunk = index[start : start + _CHUNK]
         if hasattr(dataset, "tensors"):
             xb, yb = dataset.tensors[0][torch.as_tensor(chunk)], dataset.tensors[1][torch.as_tensor(chunk)]
         else:
@@ -72,20 +72,24 @@ def _read(ctx: CheckContext, split: str, index: np.ndarray, projection: Any) -> 
         sums = values.sum(0) if sums is None else sums + values.sum(0)
         squares = (values**2).sum(0) if squares is None else squares + (values**2).sum(0)
         features.append(values if dims <= _PROJECT else values @ projection(dims))
-    y = torch.cat(labels) if labels and all(v is not None for v in labels) else None  # type: ignore[arg-type]
+    y = torch.cat(labels) if labels and all(v is not None for v in labels) else None
     assert sums is not None and squares is not None
     return _Split(index, hashes, y, torch.cat(features), dims, sums, squares, floating)
 
 
 def near_pairs(
-    a: torch.Tensor, b: torch.Tensor | None, limit: float, *, margin: float = 1.0,
+    a: torch.Tensor,
+    b: torch.Tensor | None,
+    limit: float,
+    *,
+    margin: float = 1.0,
 ) -> list[tuple[int, int]]:
     """Candidate pairs (i in a, j in b) whose distance is at most ``sqrt(margin) * limit``; ``b=None``: i < j in a."""
     other = a if b is None else b
     norms = (other**2).sum(1)
     found: list[tuple[int, int]] = []
     for start in range(0, a.shape[0], _CHUNK):
-        block = a[start:start + _CHUNK]
+        block = a[start : start + _CHUNK]
         own = (block**2).sum(1, keepdim=True)
         d2 = own + norms[None, :] - 2 * block @ other.T
         tolerance = 1e-9 * (own + norms[None, :])
@@ -110,8 +114,14 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         index = np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
         read = _read(ctx, split, index, projection)
         if read is None:
-            return CheckResult(NAME, "skip", "inputs hold no tensor", "-",
-                               "The inputs are not tensors, so examples could not be compared.", "")
+            return CheckResult(
+                NAME,
+                "skip",
+                "inputs hold no tensor",
+                "-",
+                "The inputs are not tensors, so examples could not be compared.",
+                "",
+            )
         splits[split] = read
     tr, va = splits["train"], splits["val"]
     nt, nv = len(tr.index), len(va.index)
@@ -150,32 +160,46 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
             return float((za - zb).pow(2).mean().sqrt())
 
         exact_pairs = set(exact_train)
-        near_train = [(i, j) for i, j in near_pairs(ft, None, limit, margin=margin)
-                      if (i, j) not in exact_pairs and tr.hashes[i] != tr.hashes[j]
-                      and rms(tr, i, tr, j) <= opts["near_rms"]]
-        near_val = [(j, i) for j, i in near_pairs(fv, ft, limit, margin=margin)
-                    if va.hashes[j] != tr.hashes[i] and rms(va, j, tr, i) <= opts["near_rms"]]
+        near_train = [
+            (i, j)
+            for i, j in near_pairs(ft, None, limit, margin=margin)
+            if (i, j) not in exact_pairs and tr.hashes[i] != tr.hashes[j] and rms(tr, i, tr, j) <= opts["near_rms"]
+        ]
+        near_val = [
+            (j, i)
+            for j, i in near_pairs(fv, ft, limit, margin=margin)
+            if va.hashes[j] != tr.hashes[i] and rms(va, j, tr, i) <= opts["near_rms"]
+        ]
     dup_train = len({j for _, j in exact_train} | {j for _, j in near_train})
     leaked = len({j for j, _ in exact_val} | {j for j, _ in near_val})
     conflicts = 0
     if tr.labels is not None and va.labels is not None:
         conflicts = sum(not torch.equal(va.labels[j], tr.labels[i]) for j, i in exact_val) + sum(
-            not torch.equal(tr.labels[i], tr.labels[j]) for i, j in exact_train)
+            not torch.equal(tr.labels[i], tr.labels[j]) for i, j in exact_train
+        )
 
     def as_index(split: _Split, k: int) -> int:  # dataset indices, not positions in the sample
         return int(split.index[k])
 
     details = {
-        "train_examples": nt, "val_examples": nv, "sampled": nt < ctx.size("train") or nv < ctx.size("val"),
-        "train_exact_duplicates": len(exact_train), "train_near_duplicates": len(near_train),
-        "val_in_train_exact": len(exact_val), "val_in_train_near": len(near_val),
-        "val_leaked": leaked, "train_duplicated": dup_train, "conflicting_labels": conflicts,
+        "train_examples": nt,
+        "val_examples": nv,
+        "sampled": nt < ctx.size("train") or nv < ctx.size("val"),
+        "train_exact_duplicates": len(exact_train),
+        "train_near_duplicates": len(near_train),
+        "val_in_train_exact": len(exact_val),
+        "val_in_train_near": len(near_val),
+        "val_leaked": leaked,
+        "train_duplicated": dup_train,
+        "conflicting_labels": conflicts,
         "pairs_val_train": [(as_index(va, j), as_index(tr, i)) for j, i in (exact_val + near_val)[:20]],
         "pairs_train": [(as_index(tr, i), as_index(tr, j)) for i, j in (exact_train + near_train)[:20]],
         "near_rms": opts["near_rms"],
     }
-    measured = (f"val in train {leaked}/{nv} ({leaked / nv:.1%}: {len(exact_val)} exact, {len(near_val)} near); "
-                f"train duplicates {dup_train}/{nt}")
+    measured = (
+        f"val in train {leaked}/{nv} ({leaked / nv:.1%}: {len(exact_val)} exact, {len(near_val)} near); "
+        f"train duplicates {dup_train}/{nt}"
+    )
     expected = "no validation example in train; no duplicates in train"
     sampled = " (a random sample of each split)" if details["sampled"] else ""
     explanation = (
@@ -190,34 +214,63 @@ def check_data_leakage(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         explanation += (
             f" In next-token data short contexts recur by chance: {chance:.1%} of the training windows recur "
             f"inside the training set itself, and the {leaked / nv:.1%} of validation windows found in it are in "
-            "line with that (a binomial test against that rate), not a sign of a shared source.")
+            "line with that (a binomial test against that rate), not a sign of a shared source."
+        )
     elif leaked:
-        problems.append(("fail" if leaked / nv >= opts["max_overlap"] else "warn", (
-            f" {leaked} validation example(s) ({leaked / nv:.1%}) also appear in the training set: validation "
-            "scores reward memorisation and overstate how the model does on new data. A split made after "
-            "augmenting/duplicating, overlapping index ranges, or the same source file in both splits do this."),
-            ("split by a unique key (file, patient, user) before any augmentation, and drop validation examples "
-            "whose input occurs in train (details lists (val, train) index pairs)")))
+        problems.append(
+            (
+                "fail" if leaked / nv >= opts["max_overlap"] else "warn",
+                (
+                    f" {leaked} validation example(s) ({leaked / nv:.1%}) also appear in the training set: validation "
+                    "scores reward memorisation and overstate how the model does on new data. A split made after "
+                    "augmenting/duplicating, overlapping index ranges, or the same source file in both splits do this."
+                ),
+                (
+                    "split by a unique key (file, patient, user) before any augmentation, and drop validation examples "
+                    "whose input occurs in train (details lists (val, train) index pairs)"
+                ),
+            )
+        )
     if dup_train and ctx.next_token:
-        explanation += (f" {dup_train} training window(s) ({dup_train / nt:.1%}) repeat others: windows cut at "
-                        "random from a text repeat where phrases do, or where two cuts fall at one place.")
+        explanation += (
+            f" {dup_train} training window(s) ({dup_train / nt:.1%}) repeat others: windows cut at "
+            "random from a text repeat where phrases do, or where two cuts fall at one place."
+        )
     elif dup_train:
         frac = dup_train / nt
-        problems.append(("warn" if frac >= opts["max_duplicates"] else "pass", (
-            f" {dup_train} training example(s) ({frac:.1%}) duplicate others: they weigh double in the loss."),
-            "deduplicate the training set (details lists pairs of indices)"))
+        problems.append(
+            (
+                "warn" if frac >= opts["max_duplicates"] else "pass",
+                (f" {dup_train} training example(s) ({frac:.1%}) duplicate others: they weigh double in the loss."),
+                "deduplicate the training set (details lists pairs of indices)",
+            )
+        )
     if conflicts and ctx.next_token:
-        explanation += (f" {conflicts} duplicate context(s) are followed by different next tokens: normal for a "
-                        "language model (the same context continues in several ways), not label noise.")
+        explanation += (
+            f" {conflicts} duplicate context(s) are followed by different next tokens: normal for a "
+            "language model (the same context continues in several ways), not label noise."
+        )
     elif conflicts:
-        problems.append(("warn", f" {conflicts} duplicate pair(s) carry different labels (label noise).",
-                         "check the labels of duplicated inputs"))
+        problems.append(
+            (
+                "warn",
+                f" {conflicts} duplicate pair(s) carry different labels (label noise).",
+                "check the labels of duplicated inputs",
+            )
+        )
     statuses = [p[0] for p in problems]
-    status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+    status: Status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
     if not problems:
         explanation += " No example occurs twice."
-    return CheckResult(NAME, status, measured, expected, explanation + "".join(p[1] for p in problems),  # type: ignore[arg-type]
-                       "; ".join(p[2] for p in problems if p[0] != "pass"), details=details)
+    return CheckResult(
+        NAME,
+        status,
+        measured,
+        expected,
+        explanation + "".join(p[1] for p in problems),
+        "; ".join(p[2] for p in problems if p[0] != "pass"),
+        details=details,
+    )
 
 
 def _binomial_tail(k: int, n: int, p: float) -> float:
@@ -227,8 +280,10 @@ def _binomial_tail(k: int, n: int, p: float) -> float:
     if p >= 1.0:
         return 1.0
     log_p, log_q = math.log(p), math.log1p(-p)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-             for i in range(k, n + 1)]
+    terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+        for i in range(k, n + 1)
+    ]
     top = max(terms)
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 

@@ -1,17 +1,15 @@
-"""Checks 2-4: does the network learn at all, and from its inputs?
+"""Checks 2 and 4: does the network learn at all, and from its inputs?
 
 ``zero_input_baseline``
     trains twice for the first steps of a run, once on the real inputs and once
     on inputs replaced by zeros; on held-out data the real run must be clearly better.
-``overfit_batch``
-    a handful of examples must be fit to (nearly) zero loss within a step budget.
+``overfit_batch`` (check 3) is in ``_overfit``.
 ``loss_decreases``
     the loss on a fixed set of training examples must go down over the first steps.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -24,17 +22,15 @@ from twinrun.checks._floors import (
     gradient_norm,
     initial_scale,
     loss_floor,
-    perfect_prediction_loss,
-    units_of,
     val_floor,
 )
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult, Status
 from twinrun.checks._schedule import working_lrs
-from twinrun.checks._training import probe_losses, shared_training
+from twinrun.checks._training import shared_training
 from twinrun.stats import paired_t_interval
 
-__all__ = ["LOSS_DECREASES", "OVERFIT", "ZERO_INPUT", "loss_floor"]
+__all__ = ["LOSS_DECREASES", "SHORT_STEPS", "ZERO_INPUT", "loss_floor"]
 
 SHORT_STEPS = 60
 
@@ -59,9 +55,17 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         if passed or real.diverged_at is not None or budget >= 8 * opts["steps"] or steps >= ctx.settings.steps:
             break
         budget *= 2
-    details = {"steps": steps, "budget": opts["steps"], "val_examples": int(real_val.size), "val_loss_real": real_mean,
-               "val_loss_zero_inputs": zero_mean, "relative_gain": gain, "difference": diff, "floor": floor,
-               "diverged_at": real.diverged_at}
+    details = {
+        "steps": steps,
+        "budget": opts["steps"],
+        "val_examples": int(real_val.size),
+        "val_loss_real": real_mean,
+        "val_loss_zero_inputs": zero_mean,
+        "relative_gain": gain,
+        "difference": diff,
+        "floor": floor,
+        "diverged_at": real.diverged_at,
+    }
     measured = f"val loss {real_mean:.4g} (real) vs {zero_mean:.4g} (zeros), gain {gain:.1%}"
     expected = f"real inputs clearly better (gain >= {opts['min_gain']:.0%}, 95% interval above 0)"
     explanation = (
@@ -71,57 +75,106 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         f"{diff['mean']:.4g}, 95% interval [{diff['low']:.4g}, {diff['high']:.4g}])."
     )
     if real.recalibrated:
-        explanation += (f" Before measuring, the statistics of {len(real.recalibrated)} batch-norm layer(s) were "
-                        "recomputed on 8 training batches, so eval mode sees the weights, not lagging averages.")
+        explanation += (
+            f" Before measuring, the statistics of {len(real.recalibrated)} batch-norm layer(s) were "
+            "recomputed on 8 training batches, so eval mode sees the weights, not lagging averages."
+        )
     if real.diverged_at is not None or not math.isfinite(real_mean):
-        return CheckResult(name, "fail", measured, expected, explanation + (
-            f" Training on real inputs diverged (non-finite loss at step {real.diverged_at})."),
-            "lower the learning rate and check the inputs for NaN/Inf (input_stats)", details=details)
+        return CheckResult(
+            name,
+            "fail",
+            measured,
+            expected,
+            explanation + (f" Training on real inputs diverged (non-finite loss at step {real.diverged_at})."),
+            "lower the learning rate and check the inputs for NaN/Inf (input_stats)",
+            details=details,
+        )
     if math.isfinite(diff["low"]) and diff["low"] > 0 and gain >= opts["min_gain"]:
-        return CheckResult(name, "pass", measured, expected,
-                           explanation + " The network uses its inputs.", details=details)
+        return CheckResult(
+            name, "pass", measured, expected, explanation + " The network uses its inputs.", details=details
+        )
     if floor:
-        explanation += (f" The gain is measured against what can be gained: the zeros' loss minus the loss's "
-                        f"floor, {floor:.4g}.")
+        explanation += (
+            f" The gain is measured against what can be gained: the zeros' loss minus the loss's floor, {floor:.4g}."
+        )
     lrs = working_lrs(ctx)
     mean_lr = float(np.nanmean(real.lrs)) if np.isfinite(real.lrs).any() else math.nan
     warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
     details["mean_lr"] = mean_lr
     helps = math.isfinite(diff["low"]) and diff["low"] > 0
     if not helps and autoencoder(ctx):
-        return CheckResult(name, "warn" if real.losses[-1] < real.losses[0] else "fail", measured, expected,
-            explanation + (
-            " The targets are the inputs (an autoencoder), yet it reconstructs no better from them than from zeros: "
-            "it has learned an average output. A latent the decoder ignores (a VAE's KL term winning: "
-            "posterior collapse), a bottleneck too narrow, or too few steps at this learning rate do this."),
+        return CheckResult(
+            name,
+            "warn" if real.losses[-1] < real.losses[0] else "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                " The targets are the inputs (an autoencoder), yet it reconstructs no better from them "
+                "than from zeros: "
+                "it has learned an average output. A latent the decoder ignores (a VAE's KL term winning: "
+                "posterior collapse), a bottleneck too narrow, or too few steps at this learning rate do this."
+            ),
             "train longer or with a larger learning rate, weigh the KL term down at first (KL annealing), or "
-            "widen the latent; check that the decoder reads the encoder's output", details=details)
+            "widen the latent; check that the decoder reads the encoder's output",
+            details=details,
+        )
     if helps or warming:
-        reason = (" The real inputs help, but only a little this early in training." if helps else
-                  f" The learning rate was still warming up (mean {mean_lr:.3g} against {max(lrs):.3g}), so "
-                  "the network has hardly trained yet.")
+        reason = (
+            " The real inputs help, but only a little this early in training."
+            if helps
+            else f" The learning rate was still warming up (mean {mean_lr:.3g} against {max(lrs):.3g}), so "
+            "the network has hardly trained yet."
+        )
         if helps and steps > opts["steps"]:
-            reason = (f" The real inputs help, but only a little even after {steps} steps (the check trains "
-                      f"longer than {opts['steps']} steps while the gain stays below {opts['min_gain']:.0%}).")
-        return CheckResult(name, "warn", measured, expected, explanation + reason,
+            reason = (
+                f" The real inputs help, but only a little even after {steps} steps (the check trains "
+                f"longer than {opts['steps']} steps while the gain stays below {opts['min_gain']:.0%})."
+            )
+        return CheckResult(
+            name,
+            "warn",
+            measured,
+            expected,
+            explanation + reason,
             f"if the task is hard this may be fine; else check the inputs reach the model (input_stats) "
-            f"or raise --check-option {name}.steps", details=details)
+            f"or raise --check-option {name}.steps",
+            details=details,
+        )
     scale = initial_scale(real)
     details["initial_output_std"] = scale
     if math.isfinite(scale) and scale > opts["max_initial_std"]:
-        return CheckResult(name, "fail", measured, expected, explanation + (
-            f" The network does no better with its inputs than with zeros, and its outputs before training "
-            f"had a standard deviation of {scale:.3g} (a healthy initialisation gives about 1 or less): the "
-            "initial weights are far too large, so the first updates are spent shrinking them, or the units "
-            "saturate, and the inputs are not used yet."),
+        return CheckResult(
+            name,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                f" The network does no better with its inputs than with zeros, and its outputs before training "
+                f"had a standard deviation of {scale:.3g} (a healthy initialisation gives about 1 or less): the "
+                "initial weights are far too large, so the first updates are spent shrinking them, or the units "
+                "saturate, and the inputs are not used yet."
+            ),
             "use the default (Kaiming/Xavier) initialisation, or scale the custom one down; activations shows "
-            "which layer blows up", details=details)
-    return CheckResult(name, "fail", measured, expected, explanation + (
-        " The network does no better with its inputs than with zeros: the inputs carry nothing it can use "
-        "about the labels. Typical causes: inputs and labels shuffled separately, labels from another "
-        "split or file, inputs overwritten or masked to zero inside the model, a detached input branch."),
+            "which layer blows up",
+            details=details,
+        )
+    return CheckResult(
+        name,
+        "fail",
+        measured,
+        expected,
+        explanation
+        + (
+            " The network does no better with its inputs than with zeros: the inputs carry nothing it can use "
+            "about the labels. Typical causes: inputs and labels shuffled separately, labels from another "
+            "split or file, inputs overwritten or masked to zero inside the model, a detached input branch."
+        ),
         "check that example i's input and label belong together (print a few with their labels), and that "
-        "the model's forward uses its input", details=details)
+        "the model's forward uses its input",
+        details=details,
+    )
 
 
 ZERO_INPUT = Check(
@@ -132,123 +185,6 @@ ZERO_INPUT = Check(
         "steps": Option(SHORT_STEPS, "training steps of each of the two short trainings"),
         "min_gain": Option(0.1, "smallest relative drop in validation loss that counts as clearly better"),
         "max_initial_std": Option(30.0, "outputs before training with a larger standard deviation: a huge init"),
-    },
-)
-
-
-# ---------------------------------------------------------------------- 3
-def check_overfit_batch(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
-    name = "overfit_batch"
-    k = max(1, min(opts["examples"], ctx.settings.batch_size))
-    batch = ctx.gather("train", [int(i) for i in ctx.data.plan.indices(1)[:k]])  # from the first batch
-    state = dataclasses.replace(ctx.fresh(), scheduler=None)
-    lrs = working_lrs(ctx)
-    for group, lr in zip(state.optimizer.param_groups, lrs):
-        group["lr"] = lr
-    x, y = batch
-    start = float(np.mean(probe_losses(ctx, state, batch, 0)))
-    units = units_of(state, x)
-    floor = loss_floor(ctx, y, units)
-    estimated = None
-    if ctx.loss_kind is None:
-        estimated = perfect_prediction_loss(ctx, state, batch)
-        floor = estimated if estimated is not None else floor
-    tolerance = 0.25 if estimated is not None else 0.2  # an estimated floor is only near what can be reached
-    target = floor + opts["target"] * max(start - floor, 0.0)
-    history: list[tuple[int, float]] = [(0, start)]
-    reached: int | None = None
-    best = start
-    # past the budget, training goes on while the loss still falls (a small GPT needs ~550 steps),
-    # up to 4x the budget: it stops at a plateau, where a longer budget would not change the verdict
-    cap = 4 * opts["steps"]
-    window = 5 * opts["check_every"]
-    for step in range(1, cap + 1):
-        out = ctx.train(state, step, batch)
-        if not out.finite:
-            history.append((step, out.loss))
-            best = math.nan
-            break
-        if step % opts["check_every"] == 0 or step == opts["steps"]:
-            value = float(np.mean(probe_losses(ctx, state, batch, step)))
-            history.append((step, value))
-            best = min(best, value)
-            if value <= target:
-                reached = step
-                break
-            if step >= opts["steps"] and not _still_falling(history, window, 0.02 * max(start - floor, 1e-12),
-                                                             floor):
-                break
-    details = {"examples": k, "loss_start": start, "loss_best": best, "target": target, "floor": floor,
-               "floor_estimated": estimated is not None,
-               "reached_at": reached, "budget": opts["steps"], "ran": history[-1][0], "lr": lrs,
-               "history": history}
-    measured = (f"{start:.4g} -> {best:.4g} in {reached} steps" if reached
-                else f"{start:.4g} -> {best:.4g} after {history[-1][0]} steps")
-    expected = (f"<= {target:.3g} ({opts['target']:.0%} of the way from the start to {floor:.3g}) within "
-                f"{opts['steps']} steps (longer while the loss still falls, up to {cap})")
-    explanation = (
-        f"A copy of the model was trained on the same {k} training examples over and over (no augmentation, "
-        f"no scheduler, the schedule's peak learning rate {_fmt_lrs(lrs)}), measuring their loss in eval mode every "
-        f"{opts['check_every']} steps: {start:.4g} at the start, {best:.4g} at best."
-    )
-    if reached is not None:
-        return CheckResult(name, "pass", measured, expected, explanation + (
-            " A network that can fit anything should memorise a few examples, and this one does."),
-            details=details)
-    if not math.isfinite(best):
-        return CheckResult(name, "fail", measured, expected, explanation + (
-            f" The loss became non-finite after {history[-1][0]} steps: training on a few examples at this "
-            "learning rate diverges."),
-            "lower the learning rate (lr_range names a working range) or clip gradients (--set grad_clip=1.0)",
-            details=details)
-    if estimated is not None and math.isfinite(best) and best <= floor + tolerance * max(start - floor, 0.0) \
-            and best < start:
-        return CheckResult(name, "pass", measured, expected, explanation + (
-            f" The loss is not one whose floor is known, so its floor was estimated as the loss of a perfect "
-            f"prediction (the targets in place of the model's prediction): {floor:.4g}. The loss came "
-            f"{(start - best) / max(start - floor, 1e-12):.0%} of the way there and stopped falling, as far as "
-            "a loss with other terms (a KL, a penalty) or sampling inside the model lets it: the network "
-            "memorises."), details=details)
-    if math.isfinite(best) and best <= floor + tolerance * max(start - floor, 0.0):
-        return CheckResult(name, "warn", measured, expected, explanation + (
-            " It gets most of the way but not to nearly zero within the budget."),
-            f"raise the budget (--check-option {name}.steps=1000) or the learning rate; if it still stalls, "
-            "look for a bounded output (sigmoid/tanh/softmax before the loss) or strong regularisation",
-            details=details)
-    return CheckResult(name, "fail", measured, expected, explanation + (
-        " The network cannot even memorise a few examples, so something between the output and the loss "
-        "is broken: outputs squashed before the loss (softmax, sigmoid or tanh before cross-entropy), a "
-        "loss on the wrong targets or shapes, a learning rate far too small or large, or a model too "
-        "constrained (e.g. a 1-unit bottleneck)."),
-        "remove any activation after the final layer (the loss applies it), check the loss arguments' "
-        "order and shapes, and try a learning rate 10x larger or smaller", details=details)
-
-
-def _still_falling(history: list[tuple[int, float]], window: int, by: float, floor: float = 0.0) -> bool:
-    """Whether the loss fell over the last ``window`` steps of ``history`` by more than ``by`` or by more
-    than a twentieth of what is left above ``floor`` (near the floor, steps are small but still steady)."""
-    now_step, now = history[-1]
-    earlier = [v for s, v in history if s <= now_step - window]
-    if not earlier or not math.isfinite(now):
-        return False
-    fell = min(earlier) - now
-    return fell > by or fell > 0.05 * max(now - floor, 0.0)
-
-
-def _fmt_lrs(lrs: list[float]) -> str:
-    unique = sorted(set(lrs))
-    return ", ".join(f"{v:.3g}" for v in unique)
-
-
-OVERFIT = Check(
-    name="overfit_batch",
-    title="a few examples can be fit to nearly zero loss",
-    fn=check_overfit_batch,
-    options={
-        "examples": Option(8, "how many training examples to memorise (2-8 is the recipe)"),
-        "steps": Option(300, "step budget"),
-        "target": Option(0.02, "success: the loss falls within this fraction of the start, above the floor"),
-        "check_every": Option(10, "measure the loss (in eval mode) every this many steps"),
     },
 )
 
@@ -266,9 +202,17 @@ def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
     lrs = working_lrs(ctx)
     mean_lr = float(np.nanmean(run.lrs)) if np.isfinite(run.lrs).any() else math.nan
     warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
-    details = {"steps": run.steps, "probe_before": before, "probe_after": after, "relative_drop": drop,
-               "train_loss_first": early, "train_loss_last": late, "mean_lr": mean_lr,
-               "train_losses": run.losses.tolist(), "diverged_at": run.diverged_at}
+    details = {
+        "steps": run.steps,
+        "probe_before": before,
+        "probe_after": after,
+        "relative_drop": drop,
+        "train_loss_first": early,
+        "train_loss_last": late,
+        "mean_lr": mean_lr,
+        "train_losses": run.losses.tolist(),
+        "diverged_at": run.diverged_at,
+    }
     measured = f"{before:.4g} -> {after:.4g} ({-drop:+.1%})"
     expected = f"a drop of at least {opts['min_drop']:.0%} over {run.steps} steps"
     explanation = (
@@ -278,35 +222,65 @@ def check_loss_decreases(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
         f"{w} steps and {late:.4g} over the last {w}."
     )
     if run.recalibrated:
-        explanation += (f" Before the second measurement, the statistics of {len(run.recalibrated)} batch-norm "
-                        "layer(s) were recomputed on 8 training batches.")
+        explanation += (
+            f" Before the second measurement, the statistics of {len(run.recalibrated)} batch-norm "
+            "layer(s) were recomputed on 8 training batches."
+        )
     if run.diverged_at is not None:
-        return CheckResult(name, "fail", measured, expected, explanation + (
-            f" The loss became non-finite at step {run.diverged_at}: training diverged."),
+        return CheckResult(
+            name,
+            "fail",
+            measured,
+            expected,
+            explanation + (f" The loss became non-finite at step {run.diverged_at}: training diverged."),
             "lower the learning rate (10x), add gradient clipping (--set grad_clip=1.0) and check the "
-            "inputs for NaN/Inf (input_stats)", details=details)
+            "inputs for NaN/Inf (input_stats)",
+            details=details,
+        )
     if math.isfinite(drop) and drop >= opts["min_drop"]:
-        return CheckResult(name, "pass", measured, expected, explanation + " The network learns.",
-                           details=details)
+        return CheckResult(name, "pass", measured, expected, explanation + " The network learns.", details=details)
     status: Status = "warn" if (math.isfinite(drop) and drop >= 0.01) or warming else "fail"
     reach = gradient_norm(ctx)
     details["gradient_norm_at_step_1"] = reach
     if reach == 0.0 and not warming:
-        return CheckResult(name, "fail", measured, expected, explanation + (
-            " No gradient reaches the parameters: on the first batch the loss's gradient is exactly zero for "
-            "every parameter, so no update can change anything. The loss is cut from the model: clamped "
-            "(torch.clamp passes no gradient where it clamps), rounded, detached (.detach(), .item(), "
-            "torch.no_grad around the forward), or computed from argmax/integer outputs."),
+        return CheckResult(
+            name,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                " No gradient reaches the parameters: on the first batch the loss's gradient is exactly zero for "
+                "every parameter, so no update can change anything. The loss is cut from the model: clamped "
+                "(torch.clamp passes no gradient where it clamps), rounded, detached (.detach(), .item(), "
+                "torch.no_grad around the forward), or computed from argmax/integer outputs."
+            ),
             "compute the loss from the model's raw outputs with differentiable operations; replace a clamp "
-            "of the loss by clipping gradients (--set grad_clip=1.0) or a smooth bound", details=details)
-    reason = (" The learning rate was still warming up (mean " f"{mean_lr:.3g} against {max(lrs):.3g}), so little "
-              "change is expected yet." if warming else "")
-    return CheckResult(name, status, measured, expected, explanation + (
-        " The loss barely moves or goes up: the updates do not reduce it. Typical causes: a learning rate "
-        "off by orders of magnitude (a typo like 3e-6 for 3e-3), gradient ascent (maximize=True, a sign "
-        "flipped in the loss), parameters missing from the optimizer, or a loss detached from the model." + reason),
+            "of the loss by clipping gradients (--set grad_clip=1.0) or a smooth bound",
+            details=details,
+        )
+    reason = (
+        " The learning rate was still warming up (mean "
+        f"{mean_lr:.3g} against {max(lrs):.3g}), so little "
+        "change is expected yet."
+        if warming
+        else ""
+    )
+    return CheckResult(
+        name,
+        status,
+        measured,
+        expected,
+        explanation
+        + (
+            " The loss barely moves or goes up: the updates do not reduce it. Typical causes: a learning rate "
+            "off by orders of magnitude (a typo like 3e-6 for 3e-3), gradient ascent (maximize=True, a sign "
+            "flipped in the loss), parameters missing from the optimizer, or a loss detached from the model." + reason
+        ),
         f"try learning rates 10x and 100x larger, check the loss sign and param_updates; or give the check "
-        f"more steps: --check-option {name}.steps=200", details=details)
+        f"more steps: --check-option {name}.steps=200",
+        details=details,
+    )
 
 
 LOSS_DECREASES = Check(

@@ -82,6 +82,7 @@ def biased_calls(model: nn.Module) -> Iterator[list[tuple[str, int]]]:
     """Record, in call order, ``(name, bias size)`` of every module with a 1-D bias that runs."""
     calls: list[tuple[str, int]] = []
     handles = []
+
     def recorder(name: str, size: int) -> Any:
         return lambda module, args, output: calls.append((name, size))
 
@@ -158,7 +159,10 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
     kind = ctx.loss_kind if opts["kind"] == "auto" else opts["kind"]
     if kind is None:
         return CheckResult(
-            NAME, "skip", "loss not recognised", "-",
+            NAME,
+            "skip",
+            "loss not recognised",
+            "-",
             f"The loss {ctx.state.spec.loss.name} is not one whose value at initialisation twinrun can "
             "predict (cross-entropy, NLL, binary cross-entropy, MSE), so it was not checked.",
             f"if it is one of them in disguise, declare it: --check-option {NAME}.kind=cross_entropy "
@@ -166,19 +170,28 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         )
     m = _measure(ctx, ctx.fresh().model, opts["examples"])
     loss0, first_out, first_targets = m.loss, m.first_out, m.first_targets
-    class_dim = opts["class_dim"] if opts["class_dim"] is not None else (
-        ctx.loss_class_dim if opts["kind"] == "auto" else None)
+    class_dim = (
+        opts["class_dim"] if opts["class_dim"] is not None else (ctx.loss_class_dim if opts["kind"] == "auto" else None)
+    )
     dim, units = _units(first_out, kind, class_dim)
     final_layer = find_final_layer(m.calls, units)
     targets_all = ctx.targets("train")
     if targets_all is None:
         targets_all = first_targets
-    details: dict[str, Any] = {"loss_kind": kind, "loss_at_init": loss0, "examples": m.examples, "units": units,
-                               "final_layer": final_layer}
+    details: dict[str, Any] = {
+        "loss_kind": kind,
+        "loss_at_init": loss0,
+        "examples": m.examples,
+        "units": units,
+        "final_layer": final_layer,
+    }
     shape_problem = None
     # elementwise losses broadcast mismatched shapes: (B, 1) against (B,) gives (B, B)
-    if (kind in ("mse", "bce_logits", "bce") and isinstance(first_targets, torch.Tensor)
-            and first_out.shape != first_targets.shape):
+    if (
+        kind in ("mse", "bce_logits", "bce")
+        and isinstance(first_targets, torch.Tensor)
+        and first_out.shape != first_targets.shape
+    ):
         shape_problem = (tuple(first_out.shape), tuple(first_targets.shape))
     try:
         prior = prior_of(kind, targets_all.to("cpu"), units, dim)
@@ -186,7 +199,10 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         prior = None
     if prior is None:
         return CheckResult(
-            NAME, "skip", f"loss at init {loss0:.4g}", "-",
+            NAME,
+            "skip",
+            f"loss at init {loss0:.4g}",
+            "-",
             "The targets do not fit the model's outputs in a way twinrun understands, so the loss the "
             "prior gives could not be computed.",
             f"declare which output dimension holds the classes: --check-option {NAME}.class_dim=N",
@@ -198,8 +214,13 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
         trial = ctx.fresh().model
         if _set_bias(trial, final_layer, prior["bias"]):
             with_bias = _measure(ctx, trial, opts["examples"]).loss
-    details.update(uniform_loss=uniform, prior_loss=best, loss_with_prior_bias=with_bias,
-                   prior=prior["prior_values"].tolist(), bias=prior["bias"].tolist())
+    details.update(
+        uniform_loss=uniform,
+        prior_loss=best,
+        loss_with_prior_bias=with_bias,
+        prior=prior["prior_values"].tolist(),
+        bias=prior["bias"].tolist(),
+    )
     look = _outputs_look_like(first_out, dim) if kind in ("cross_entropy", "nll") and first_out.ndim >= 2 else {}
     details.update(look)
     what = {
@@ -213,13 +234,20 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
     expected = f"about {what}; the prior's best is {best:.4g}"
     bias_fix = _bias_fix(kind, final_layer, prior["bias"])
     fail_factor, warn_factor = (3.0, 1.5) if kind == "mse" else (2.0, 1.25)
-    status, explanation, fix = "pass", (
-        f"Before any update, on the first {m.examples} training examples a run sees (train mode), the loss is "
-        f"{loss0:.4g}. An unsure network gives about {what}; the best input-independent prediction "
-        f"(the label prior) gives {best:.4g}"
-        + (f", and this network with its final bias set to the prior gives {with_bias:.4g}." if math.isfinite(with_bias)
-           else ".")
-    ), ""
+    status, explanation, fix = (
+        "pass",
+        (
+            f"Before any update, on the first {m.examples} training examples a run sees (train mode), the loss is "
+            f"{loss0:.4g}. An unsure network gives about {what}; the best input-independent prediction "
+            f"(the label prior) gives {best:.4g}"
+            + (
+                f", and this network with its final bias set to the prior gives {with_bias:.4g}."
+                if math.isfinite(with_bias)
+                else "."
+            )
+        ),
+        "",
+    )
     bias_helps = loss0 > 1.25 * with_bias if math.isfinite(with_bias) else loss0 > 1.25 * best
     if not math.isfinite(loss0):
         status = "fail"
@@ -282,18 +310,28 @@ def check_loss_at_init(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResul
             for model in [ctx.state.model, *([ctx.user_model] if ctx.user_model is not None else [])]
         )
         details["bias_applied"] = applied
-        explanation += (f" The bias of {final_layer} was set to the prior, as asked; later checks use it." if applied
-                        else " No final layer with one bias per output was found, so no bias was applied.")
+        explanation += (
+            f" The bias of {final_layer} was set to the prior, as asked; later checks use it."
+            if applied
+            else " No final layer with one bias per output was found, so no bias was applied."
+        )
     return CheckResult(NAME, status, measured, expected, explanation, fix, details=details)  # type: ignore[arg-type]
 
 
 def _bias_fix(kind: str, layer: str | None, bias: torch.Tensor) -> str:
     values = ", ".join(f"{v:.3g}" for v in bias.tolist()[:12]) + (", ..." if bias.numel() > 12 else "")
-    formula = {"cross_entropy": "log p", "nll": "log p", "bce_logits": "log(p/(1-p))", "bce": "log(p/(1-p))",
-               "mse": "the target mean"}[kind]
+    formula = {
+        "cross_entropy": "log p",
+        "nll": "log p",
+        "bce_logits": "log(p/(1-p))",
+        "bce": "log(p/(1-p))",
+        "mse": "the target mean",
+    }[kind]
     where = f"model.{layer}.bias" if layer else "the final layer's bias"
-    return (f"set {where} to {formula} = [{values}] (torch.nn.init or .data.copy_), "
-            f"or rerun with --apply-init-bias to try it")
+    return (
+        f"set {where} to {formula} = [{values}] (torch.nn.init or .data.copy_), "
+        f"or rerun with --apply-init-bias to try it"
+    )
 
 
 CHECK = Check(
@@ -301,12 +339,22 @@ CHECK = Check(
     title="loss at initialisation against the label prior",
     fn=check_loss_at_init,
     options={
-        "kind": Option("auto", "the loss: auto (from the loss function) or one of " + ", ".join(LOSS_KINDS),
-                       choices=("auto", *LOSS_KINDS)),
+        "kind": Option(
+            "auto",
+            "the loss: auto (from the loss function) or one of " + ", ".join(LOSS_KINDS),
+            choices=("auto", *LOSS_KINDS),
+        ),
         "examples": Option(512, "training examples (the first batches of a run) the loss is averaged over"),
-        "class_dim": Option(None, "output dimension holding the classes/units (default: 1 for cross-entropy, "
-                            "the last otherwise)", types=(int,), nullable=True),
-        "apply_bias": Option(False, "set the final layer's bias to the prior's value; later checks (and a model "
-                             "object given to run_checks) use it"),
+        "class_dim": Option(
+            None,
+            "output dimension holding the classes/units (default: 1 for cross-entropy, the last otherwise)",
+            types=(int,),
+            nullable=True,
+        ),
+        "apply_bias": Option(
+            False,
+            "set the final layer's bias to the prior's value; later checks (and a model "
+            "object given to run_checks) use it",
+        ),
     },
 )

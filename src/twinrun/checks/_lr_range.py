@@ -15,7 +15,8 @@ sweep itself.
 A range test is optimistic about large rates (it reaches them with a model
 already trained by the smaller ones), so the verdict comes from the horizon:
 two copies train for a longer stretch (``horizon`` steps) at constant rates,
-the configured peak rate and one ``factor`` times smaller, on the same batches, and their mean training losses over the last quarter are compared (an
+the configured peak rate and one ``factor`` times smaller, on the same batches,
+and their mean training losses over the last quarter are compared (an
 evaluation at one step is noisy at a large rate, and sees batch-norm running
 statistics lagging the weights). The check fails when the smaller rate ends
 lower by at least ``margin`` of the initial loss (near zero, ratios of losses
@@ -47,8 +48,7 @@ __all__ = ["CHECK", "lr_range_test"]
 NAME = "lr_range"
 
 
-def lr_range_test(ctx: CheckContext, steps: int, low: float, high: float
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lr_range_test(ctx: CheckContext, steps: int, low: float, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Factors of the configured rate, the loss of each step of a range test, and that loss smoothed (an
     exponential average, bias-corrected); NaN after a divergence or once the loss climbs steeply."""
     state = dataclasses.replace(ctx.fresh(), scheduler=None)
@@ -97,15 +97,22 @@ def horizon_losses(ctx: CheckContext, factors: tuple[float, ...], steps: int) ->
 def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     base = working_lrs(ctx)
     if not base or not all(lr > 0 for lr in base):
-        return CheckResult(NAME, "skip", "no positive learning rate", "-",
-                           "The optimizer has no positive learning rate to scale.", "")
+        return CheckResult(
+            NAME, "skip", "no positive learning rate", "-", "The optimizer has no positive learning rate to scale.", ""
+        )
     decades = float(opts["decades"])
     factors, losses, smooth = lr_range_test(ctx, opts["steps"], 10.0**-decades, 10.0**decades)
     ok = np.isfinite(smooth)
     if ok.sum() < 10:
-        return CheckResult(NAME, "skip", "the range test diverged at once", "-",
-                           f"Even at {factors[0]:.3g}x the configured rate the loss was not finite within 10 "
-                           "steps; loss_decreases and loss_at_init say more.", "")
+        return CheckResult(
+            NAME,
+            "skip",
+            "the range test diverged at once",
+            "-",
+            f"Even at {factors[0]:.3g}x the configured rate the loss was not finite within 10 "
+            "steps; loss_decreases and loss_at_init say more.",
+            "",
+        )
     start = float(np.mean(smooth[ok][:5]))
     i_min = int(np.nanargmin(smooth))
     lowest = float(smooth[i_min])
@@ -117,48 +124,87 @@ def check_lr_range(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckResult:
     horizon = max(1, min(int(opts["horizon"]), ctx.settings.steps))
     at = horizon_losses(ctx, (1.0 / factor, 1.0), horizon)
     configured = ", ".join(f"{lr:.3g}" for lr in sorted(set(base)))
-    work = (f"{lower * min(base):.3g} to {upper * max(base):.3g}" if len(set(base)) == 1 else
-            f"{lower:.3g}x to {upper:.3g}x the configured rates")
+    work = (
+        f"{lower * min(base):.3g} to {upper * max(base):.3g}"
+        if len(set(base)) == 1
+        else f"{lower:.3g}x to {upper:.3g}x the configured rates"
+    )
     figure = ctx.artifact(f"{NAME}.png")
     artifacts = {}
     if figure is not None:
-        line_plot(figure, factors[ok] * max(base), {"smoothed loss": smooth[ok]}, xlabel="learning rate",
-                  ylabel="training loss (smoothed)", title="learning-rate range test", logx=True,
-                  vlines={"configured": max(base)})
+        line_plot(
+            figure,
+            factors[ok] * max(base),
+            {"smoothed loss": smooth[ok]},
+            xlabel="learning rate",
+            ylabel="training loss (smoothed)",
+            title="learning-rate range test",
+            logx=True,
+            vlines={"configured": max(base)},
+        )
         artifacts["plot"] = str(figure)
-    details = {"factors": factors.tolist(), "losses": [v if math.isfinite(v) else None for v in losses],
-               "start": start, "lowest": lowest, "lowest_at": f_min, "range": [lower, upper],
-               "configured": base, "stopped_at": float(factors[ok][-1]), "horizon": horizon,
-               "horizon_losses": {f"{k:g}": (v if math.isfinite(v) else None) for k, v in at.items()}}
+    details = {
+        "factors": factors.tolist(),
+        "losses": [v if math.isfinite(v) else None for v in losses],
+        "start": start,
+        "lowest": lowest,
+        "lowest_at": f_min,
+        "range": [lower, upper],
+        "configured": base,
+        "stopped_at": float(factors[ok][-1]),
+        "horizon": horizon,
+        "horizon_losses": {f"{k:g}": (v if math.isfinite(v) else None) for k, v in at.items()},
+    }
     smaller, same = at[1.0 / factor], at[1.0]
 
     def fmt(v: float) -> str:
         return f"{v:.4g}" if math.isfinite(v) else "diverged"
 
-    measured = (f"training loss over steps {horizon - max(1, horizon // 4) + 1}-{horizon}: {fmt(smaller)} at "
-                f"lr/{factor:g}, {fmt(same)} at lr; the range test works from {lower:.3g}x to {upper:.3g}x")
-    expected = (f"a {factor:g}x smaller rate not lower by {float(opts['margin']):.0%} of the initial loss "
-                f"({start:.4g}) over {horizon} steps")
+    measured = (
+        f"training loss over steps {horizon - max(1, horizon // 4) + 1}-{horizon}: {fmt(smaller)} at "
+        f"lr/{factor:g}, {fmt(same)} at lr; the range test works from {lower:.3g}x to {upper:.3g}x"
+    )
+    expected = (
+        f"a {factor:g}x smaller rate not lower by {float(opts['margin']):.0%} of the initial loss "
+        f"({start:.4g}) over {horizon} steps"
+    )
     explanation = (
         f"Two copies of the model trained {horizon} steps on the run's batches at constant rates, the "
         f"configured peak rate ({configured}) and one {factor:g} times smaller; their training losses over the "
-        f"last quarter of it averaged {fmt(same)} and {fmt(smaller)}. A range test (the rate growing from {factors[0]:.3g}x to {factors[ok][-1]:.3g}x over "
+        f"last quarter of it averaged {fmt(same)} and {fmt(smaller)}. A range test (the rate growing "
+        f"from {factors[0]:.3g}x to {factors[ok][-1]:.3g}x over "
         f"{int(ok.sum())} steps) found the loss falling from {lower:.3g}x and lowest at {f_min:.3g}x: rates "
-        f"from {work} work for this model on these batches.")
+        f"from {work} work for this model on these batches."
+    )
     margin = float(opts["margin"])
     gap = float(same - smaller) if math.isfinite(smaller) else -math.inf  # inf - x = inf: a divergence
     details["gap_of_start"] = gap / start if math.isfinite(gap) and start else (math.inf if gap > 0 else None)
     if gap >= margin * abs(start):
-        return CheckResult(NAME, "fail", measured, expected, explanation + (
-            f" A rate {factor:g} times smaller ends clearly lower ({fmt(smaller)} against {fmt(same)}, a gap of "
-            f"{gap / abs(start):.0%} of the initial loss {start:.4g}): at the "
-            "configured rate the loss falls at first, then thrashes on a plateau (or diverges) instead of "
-            "converging. A rate meant for another optimizer (SGD's 0.1 for Adam) or a typo does this."),
+        return CheckResult(
+            NAME,
+            "fail",
+            measured,
+            expected,
+            explanation
+            + (
+                f" A rate {factor:g} times smaller ends clearly lower ({fmt(smaller)} against {fmt(same)}, a gap of "
+                f"{gap / abs(start):.0%} of the initial loss {start:.4g}): at the "
+                "configured rate the loss falls at first, then thrashes on a plateau (or diverges) instead of "
+                "converging. A rate meant for another optimizer (SGD's 0.1 for Adam) or a typo does this."
+            ),
             f"use a learning rate from {work} (e.g. {upper * max(base):.3g}), or {max(base) / factor:.3g}",
-            artifacts=artifacts, details=details)
-    return CheckResult(NAME, "pass", measured, expected, explanation + (
-        f" A {factor:g}x smaller rate does not do clearly better: the configured rate does not thrash."),
-        artifacts=artifacts, details=details)
+            artifacts=artifacts,
+            details=details,
+        )
+    return CheckResult(
+        NAME,
+        "pass",
+        measured,
+        expected,
+        explanation + (f" A {factor:g}x smaller rate does not do clearly better: the configured rate does not thrash."),
+        artifacts=artifacts,
+        details=details,
+    )
 
 
 CHECK = Check(

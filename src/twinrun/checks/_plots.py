@@ -44,9 +44,7 @@ def _as_hwc(image: torch.Tensor) -> np.ndarray:
     return array
 
 
-def image_grid_png(
-    path: Path, inputs: torch.Tensor, labels: Sequence[str], *, title: str, columns: int = 8
-) -> Path:
+def image_grid_png(path: Path, inputs: torch.Tensor, labels: Sequence[str], *, title: str, columns: int = 8) -> Path:
     """The images exactly as they enter the net, each scaled to the batch's range, with its label."""
     n = int(inputs.shape[0])
     rows = math.ceil(n / columns)
@@ -66,8 +64,13 @@ def image_grid_png(
 
 
 def prediction_dynamics_png(
-    path: Path, steps: Sequence[int], values: np.ndarray, losses: np.ndarray, *,
-    value_label: str, title: str,
+    path: Path,
+    steps: Sequence[int],
+    values: np.ndarray,
+    losses: np.ndarray,
+    *,
+    value_label: str,
+    title: str,
 ) -> Path:
     """Left: ``values[example, snapshot]`` as a heat map; right: the training loss per step."""
     fig = _figure(11, 4.2)
@@ -102,8 +105,12 @@ def filters_png(path: Path, before: torch.Tensor, after: torch.Tensor, *, title:
             ax = fig.add_subplot(2, n, row * n + i + 1)
             image = _as_hwc(w[i])
             lo, hi = float(image.min()), float(image.max())
-            ax.imshow((image - lo) / (hi - lo) if hi > lo else np.zeros_like(image),
-                      cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+            ax.imshow(
+                (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image),
+                cmap="gray" if image.ndim == 2 else None,
+                vmin=0,
+                vmax=1,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
@@ -117,8 +124,15 @@ def filters_png(path: Path, before: torch.Tensor, after: torch.Tensor, *, title:
 
 
 def line_plot(
-    path: Path, x: np.ndarray, lines: dict[str, np.ndarray], *, xlabel: str, ylabel: str, title: str,
-    logx: bool = False, vlines: dict[str, float] | None = None,
+    path: Path,
+    x: np.ndarray,
+    lines: dict[str, np.ndarray],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logx: bool = False,
+    vlines: dict[str, float] | None = None,
 ) -> Path:
     """One panel of lines over ``x`` (log-scaled on request), with labelled vertical markers."""
     fig = _figure(6.4, 4.0)

@@ -59,8 +59,9 @@ def _permuted(x: torch.Tensor, layout: str, patch: int, perm: torch.Tensor) -> t
     return grid.reshape(b, gh, gw, c, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
 
 
-def _blindness(model: nn.Module, x: torch.Tensor, layout: str, patch: int, perm: torch.Tensor,
-               ctx: CheckContext) -> tuple[str | None, float]:
+def _blindness(
+    model: nn.Module, x: torch.Tensor, layout: str, patch: int, perm: torch.Tensor, ctx: CheckContext
+) -> tuple[str | None, float]:
     """How the outputs follow the permutation: ``invariant``, ``equivariant`` or ``None``; the relative change."""
     with torch.no_grad(), ctx.mode(model), ctx.streams.isolated("eval", 0, devices=[ctx.device]):
         out = first_tensor(model(x))
@@ -75,7 +76,10 @@ def _blindness(model: nn.Module, x: torch.Tensor, layout: str, patch: int, perm:
         return "invariant", change / scale
     n = len(perm)
     for dim in range(1, out.ndim):
-        if out.shape[dim] == n and float((moved.double() - out.index_select(dim, perm).double()).abs().max()) <= tolerance:
+        if (
+            out.shape[dim] == n
+            and float((moved.double() - out.index_select(dim, perm).double()).abs().max()) <= tolerance
+        ):
             return "equivariant", change / scale
     return None, change / scale
 
@@ -86,22 +90,39 @@ def check_position_sensitivity(ctx: CheckContext, opts: Mapping[str, Any]) -> Ch
     inputs, _ = ctx.batch(1)
     k = max(1, min(opts["examples"], ctx.settings.batch_size))
     if not isinstance(inputs, torch.Tensor):
-        return CheckResult(NAME, "skip", "inputs are not a tensor", "-",
-                           "The check permutes positions of a tensor input; these inputs are a structure.", "")
+        return CheckResult(
+            NAME,
+            "skip",
+            "inputs are not a tensor",
+            "-",
+            "The check permutes positions of a tensor input; these inputs are a structure.",
+            "",
+        )
     x = inputs[:k]
     patch = _patch_size(model)
     positional = _positional(model)
     if not x.is_floating_point() and x.ndim == 2 and x.shape[1] >= 3 and (ctx.next_token or positional):
         layout, n, what = "tokens", int(x.shape[1]), "the tokens of each sequence"
-    elif x.is_floating_point() and x.ndim == 4 and patch and x.shape[2] % patch == 0 and x.shape[3] % patch == 0 \
-            and (x.shape[2] // patch) * (x.shape[3] // patch) >= 3:
+    elif (
+        x.is_floating_point()
+        and x.ndim == 4
+        and patch
+        and x.shape[2] % patch == 0
+        and x.shape[3] % patch == 0
+        and (x.shape[2] // patch) * (x.shape[3] // patch) >= 3
+    ):
         layout, n, what = "patches", (x.shape[2] // patch) * (x.shape[3] // patch), f"the {patch}x{patch} patches"
     else:
         return CheckResult(
-            NAME, "skip", "no positions to permute", "-",
+            NAME,
+            "skip",
+            "no positions to permute",
+            "-",
             "Position sensitivity applies to token-sequence models (next-token targets, or a parameter named for "
             "positions) and to image models with a patch embedding (a Conv2d whose stride equals its kernel); "
-            "this model is neither, and convolutions and recurrences see order by construction.", "")
+            "this model is neither, and convolutions and recurrences see order by construction.",
+            "",
+        )
     generator = ctx.streams.torch("checks", NAME)
     perm = torch.randperm(n, generator=generator)
     while n > 1 and bool((perm == torch.arange(n)).any()):  # a derangement: every position moves
@@ -114,28 +135,58 @@ def check_position_sensitivity(ctx: CheckContext, opts: Mapping[str, Any]) -> Ch
             ctx.train(state, step)
             trained = step
         blind, change = _blindness(model, x, layout, patch or 1, perm, ctx)
-    details = {"layout": layout, "positions": n, "patch": patch, "relative_change": change,
-               "blind": blind, "trained_steps": trained, "positional": positional}
-    measured = f"outputs {blind} under a permutation of {n} positions" if blind else \
-        f"outputs changed by {change:.3g} (relative) under a permutation of {n} positions"
+    details = {
+        "layout": layout,
+        "positions": n,
+        "patch": patch,
+        "relative_change": change,
+        "blind": blind,
+        "trained_steps": trained,
+        "positional": positional,
+    }
+    measured = (
+        f"outputs {blind} under a permutation of {n} positions"
+        if blind
+        else f"outputs changed by {change:.3g} (relative) under a permutation of {n} positions"
+    )
     expected = "outputs change when positions are permuted"
-    explanation = (f"{what.capitalize()} of {k} examples were permuted (every position moved) and the outputs "
-                   f"compared in eval mode with the outputs on the original order"
-                   + (f", at initialisation and again after {trained} training steps." if trained else "."))
+    explanation = (
+        f"{what.capitalize()} of {k} examples were permuted (every position moved) and the outputs "
+        f"compared in eval mode with the outputs on the original order"
+        + (f", at initialisation and again after {trained} training steps." if trained else ".")
+    )
     if blind is None:
-        return CheckResult(NAME, "pass", measured, expected, explanation + " The model uses the order of its "
-                           "positions.", details=details)
-    found = (f" The model has {', '.join(positional[:3])}, which evidently never reaches the output: it is "
-             "not added (or added to a copy that is discarded)." if positional else
-             " The model has no parameter or buffer named for positions.")
-    return CheckResult(NAME, "fail", measured, expected, explanation + (
-        f" The outputs are {blind} to the permutation: the model does not know where each position is, so it "
-        "sees a sequence as a bag (of tokens or patches). Attention, layer norms and per-position layers are "
-        "blind to order; only a positional embedding (or a causal mask, a convolution, a recurrence) adds it."
-        + found),
+        return CheckResult(
+            NAME,
+            "pass",
+            measured,
+            expected,
+            explanation + " The model uses the order of its positions.",
+            details=details,
+        )
+    found = (
+        f" The model has {', '.join(positional[:3])}, which evidently never reaches the output: it is "
+        "not added (or added to a copy that is discarded)."
+        if positional
+        else " The model has no parameter or buffer named for positions."
+    )
+    return CheckResult(
+        NAME,
+        "fail",
+        measured,
+        expected,
+        explanation
+        + (
+            f" The outputs are {blind} to the permutation: the model does not know where each position is, so it "
+            "sees a sequence as a bag (of tokens or patches). Attention, layer norms and per-position layers are "
+            "blind to order; only a positional embedding (or a causal mask, a convolution, a recurrence) adds it."
+            + found
+        ),
         "add the positional embedding to the token/patch embeddings in forward (x = x + self.pos_embed), "
         "after any class token is concatenated; if the model is order-invariant by design, skip this check "
-        f"(--skip {NAME})", details=details)
+        f"(--skip {NAME})",
+        details=details,
+    )
 
 
 CHECK = Check(

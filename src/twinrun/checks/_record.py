@@ -31,21 +31,29 @@ def record_report(registry: Registry, ctx: CheckContext, report: CheckReport) ->
     source = resolved.source
     env = capture_environment(code_path=source.path if source else None)
     run_id = registry.create_run(
-        run_id=ctx.engine.run_id, name=resolved.name, config=resolved.to_config(),
-        candidates=[ctx.candidate], reference=ctx.candidate, seed=resolved.settings.seed,
-        steps=resolved.settings.steps, device=str(ctx.device),
+        run_id=ctx.engine.run_id,
+        name=resolved.name,
+        config=resolved.to_config(),
+        candidates=[ctx.candidate],
+        reference=ctx.candidate,
+        seed=resolved.settings.seed,
+        steps=resolved.settings.steps,
+        device=str(ctx.device),
         experiment_path=source.path if source else None,
         experiment_sha256=source.sha256 if source else None,
         experiment_source=source.text if source else None,
-        config_hash=resolved.config_hash(), env=env, env_fingerprint=numerics_fingerprint(env),
-        tags=("check",), extra={"kind": "check"},
+        config_hash=resolved.config_hash(),
+        env=env,
+        env_fingerprint=numerics_fingerprint(env),
+        tags=("check",),
+        extra={"kind": "check"},
     )
     outcomes: list[dict[str, Any]] = []
     for r in report.results:
         d = r.to_dict()
-        outcomes.append({"name": r.name, "status": r.status, "measured": d["measured"],
-                         "expected": d["expected"], "details": d})
+        outcomes.append(
+            {"name": r.name, "status": r.status, "measured": d["measured"], "expected": d["expected"], "details": d}
+        )
     registry.record_checks(run_id, outcomes)
-    registry.finish_run(run_id, {"kind": "check", "checks": report.to_dict()},
-                        status="finished")
+    registry.finish_run(run_id, {"kind": "check", "checks": report.to_dict()}, status="finished")
     return run_id

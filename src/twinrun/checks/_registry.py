@@ -96,7 +96,9 @@ def _names(value: Iterable[str] | str | None, what: str) -> list[str] | None:
     valid = check_names()
     unknown = [v for v in items if v not in valid]
     if unknown:
-        raise ConfigError(f"{what} names unknown check(s): {', '.join(unknown)}", fix="valid checks: " + ", ".join(valid))
+        raise ConfigError(
+            f"{what} names unknown check(s): {', '.join(unknown)}", fix="valid checks: " + ", ".join(valid)
+        )
     return items
 
 
@@ -125,8 +127,10 @@ def validate_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[st
         if name not in registry:
             raise ConfigError(f"check options name unknown check {name!r}", fix="valid checks: " + ", ".join(registry))
         if not isinstance(values, Mapping):
-            raise ConfigError(f"check options for {name!r} must be a mapping, got {values!r}",
-                              fix=f'e.g. {{"{name}": {{"key": value}}}}')
+            raise ConfigError(
+                f"check options for {name!r} must be a mapping, got {values!r}",
+                fix=f'e.g. {{"{name}": {{"key": value}}}}',
+            )
         check = registry[name]
         for key, value in values.items():
             if key not in check.options:

@@ -33,8 +33,12 @@ _SCHEDULER_WARNINGS = (
 
 
 def run_suite(
-    ctx: CheckContext, checks: Sequence[Check], options: Mapping[str, Mapping[str, Any]], *,
-    progress: bool | None = None, setup_seconds: float = 0.0,
+    ctx: CheckContext,
+    checks: Sequence[Check],
+    options: Mapping[str, Mapping[str, Any]],
+    *,
+    progress: bool | None = None,
+    setup_seconds: float = 0.0,
 ) -> CheckReport:
     """Run ``checks`` in order on ``ctx``; ``progress=None`` shows a bar only on a terminal."""
     show = sys.stderr.isatty() if progress is None else progress
@@ -65,15 +69,26 @@ def run_suite(
             results.append(result)
     bar.close()
     total = time.perf_counter() - started
-    timing = {"setup": setup_seconds, "checks": total - ctx.shared_seconds, "shared_training": ctx.shared_seconds,
-              "total": setup_seconds + total}
-    return CheckReport(results=results, subject=ctx.describe(), timing=timing,
-                       outdir=str(ctx.outdir) if ctx.outdir is not None else None)
+    timing = {
+        "setup": setup_seconds,
+        "checks": total - ctx.shared_seconds,
+        "shared_training": ctx.shared_seconds,
+        "total": setup_seconds + total,
+    }
+    return CheckReport(
+        results=results,
+        subject=ctx.describe(),
+        timing=timing,
+        outdir=str(ctx.outdir) if ctx.outdir is not None else None,
+    )
 
 
 def _crashed(check: Check, exc: Exception) -> CheckResult:
     return CheckResult(
-        check.name, "fail", f"error: {type(exc).__name__}: {exc}", "the check runs",
+        check.name,
+        "fail",
+        f"error: {type(exc).__name__}: {exc}",
+        "the check runs",
         f"The check raised {type(exc).__name__} while running the model/data/optimizer: {exc}. The setup "
         "breaks on something a training run may also meet (a batch of a different size, eval mode, "
         "a second call).",

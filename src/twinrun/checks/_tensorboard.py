@@ -25,9 +25,12 @@ def write_check_images(logdir: str | Path, report: CheckReport) -> Path:
     writer = SummaryWriter(log_dir=str(folder))
     try:
         for result in report.results:
-            writer.add_text(f"checks/{result.name}",
-                            f"**{result.status}** · {result.measured}\n\n{result.explanation}"
-                            + (f"\n\nfix: {result.fix}" if result.fix else ""), 0)
+            writer.add_text(
+                f"checks/{result.name}",
+                f"**{result.status}** · {result.measured}\n\n{result.explanation}"
+                + (f"\n\nfix: {result.fix}" if result.fix else ""),
+                0,
+            )
             for name, path in result.artifacts.items():
                 if Path(path).is_file():
                     with Image.open(path) as image:

@@ -64,8 +64,13 @@ def zeros_like_inputs(inputs: Any) -> Any:
 def probe_losses(ctx: CheckContext, state: CandidateState, batch: tuple[Any, Any], step: int) -> np.ndarray:
     """Per-example loss of ``state`` on ``batch`` in eval mode (the engine's evaluation)."""
     out = evaluate(
-        state, [batch], loss_per_example=ctx.loss_per_example, metrics={},
-        device=ctx.device, streams=ctx.streams, step=step,
+        state,
+        [batch],
+        loss_per_example=ctx.loss_per_example,
+        metrics={},
+        device=ctx.device,
+        streams=ctx.streams,
+        step=step,
     )
     return out.per_example["loss"]
 
@@ -78,14 +83,18 @@ def first_conv(model: nn.Module) -> nn.Conv2d | None:
     return None
 
 
-def recalibrate_batch_norm(ctx: CheckContext, state: CandidateState, transform: Any, step: int,
-                           batches: int = 8) -> list[str]:
+def recalibrate_batch_norm(
+    ctx: CheckContext, state: CandidateState, transform: Any, step: int, batches: int = 8
+) -> list[str]:
     """Recompute every batch-norm layer's running statistics as a plain average over ``batches`` training
     batches ("precise BN"), so eval-mode losses after a short training measure the weights, not running
     averages that lag them (momentum 0.1 at a high learning rate remembers weights of many steps ago).
     Returns the layers recalibrated (none: nothing done)."""
-    norms = [(n, m) for n, m in state.model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    norms = [
+        (n, m)
+        for n, m in state.model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
     if not norms:
         return []
     saved = [m.momentum for _, m in norms]
@@ -129,8 +138,13 @@ def short_training(
 
     before = {s: probe_losses(ctx, state, b, 0) for s, b in probes.items()}
     result = ShortTraining(
-        steps=steps, zero_inputs=zero_inputs, losses=np.full(steps, np.nan), lrs=np.full(steps, np.nan),
-        probe_before=before, probe_after={}, fixed_targets=fixed_y.detach().cpu() if isinstance(fixed_y, torch.Tensor) else fixed_y,
+        steps=steps,
+        zero_inputs=zero_inputs,
+        losses=np.full(steps, np.nan),
+        lrs=np.full(steps, np.nan),
+        probe_before=before,
+        probe_after={},
+        fixed_targets=fixed_y.detach().cpu() if isinstance(fixed_y, torch.Tensor) else fixed_y,
     )
     result.snapshot_steps.append(0)
     result.snapshots.append(snapshot(0))
@@ -164,4 +178,6 @@ def shared_training(ctx: CheckContext, steps: int, *, zero_inputs: bool = False)
     from twinrun.checks._schedule import warmup_end
 
     steps = max(1, min(steps + warmup_end(ctx), ctx.settings.steps))
-    return ctx.cached(("short_training", steps, zero_inputs), lambda: short_training(ctx, steps, zero_inputs=zero_inputs))  # type: ignore[no-any-return]
+    return ctx.cached(
+        ("short_training", steps, zero_inputs), lambda: short_training(ctx, steps, zero_inputs=zero_inputs)
+    )

@@ -31,7 +31,7 @@ __all__ = ["CHECK", "worker_samples"]
 NAME = "worker_streams"
 
 
-class _Repeat(Dataset):  # type: ignore[type-arg]
+class _Repeat(Dataset):
     """``length`` copies of ``dataset[index]``, each tagged with the worker that loaded it."""
 
     _OWN = ("dataset", "index", "length")
@@ -67,13 +67,24 @@ def _one(items: list[Any]) -> Any:
 
 
 def worker_samples(
-    dataset: Any, *, index: int, workers: int, per_worker: int, epochs: int, worker_init_fn: Any = None,
+    dataset: Any,
+    *,
+    index: int,
+    workers: int,
+    per_worker: int,
+    epochs: int,
+    worker_init_fn: Any = None,
     multiprocessing_context: Any = None,
 ) -> list[dict[int, list[torch.Tensor]]]:
     """For each epoch, worker id -> the inputs it produced for ``dataset[index]``, in order."""
     loader = DataLoader(
-        _Repeat(dataset, index, workers * per_worker), batch_size=1, shuffle=False, num_workers=workers,
-        worker_init_fn=worker_init_fn, collate_fn=_one, multiprocessing_context=multiprocessing_context,
+        _Repeat(dataset, index, workers * per_worker),
+        batch_size=1,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=worker_init_fn,
+        collate_fn=_one,
+        multiprocessing_context=multiprocessing_context,
     )
     result = []
     for _ in range(epochs):
@@ -92,13 +103,25 @@ def check_worker_streams(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
     dataset = ctx.data.train
     loader = ctx.train_loader
     if isinstance(dataset, TensorDataset):
-        return CheckResult(NAME, "skip", "a TensorDataset", "-",
-                           "The training data is a fixed tensor dataset with no per-example randomness, so "
-                           "DataLoader workers have no random stream to duplicate.", "")
+        return CheckResult(
+            NAME,
+            "skip",
+            "a TensorDataset",
+            "-",
+            "The training data is a fixed tensor dataset with no per-example randomness, so "
+            "DataLoader workers have no random stream to duplicate.",
+            "",
+        )
     workers = opts["num_workers"]
     if workers < 2:
-        return CheckResult(NAME, "skip", f"num_workers={workers}", "-",
-                           "With fewer than two workers there is no stream to duplicate.", "")
+        return CheckResult(
+            NAME,
+            "skip",
+            f"num_workers={workers}",
+            "-",
+            "With fewer than two workers there is no stream to duplicate.",
+            "",
+        )
     init = opts["worker_init_fn"]
     source = "check option"
     if init is None and loader is not None and getattr(loader, "worker_init_fn", None) is not None:
@@ -106,17 +129,35 @@ def check_worker_streams(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
     if isinstance(init, str):
         init = import_object(init, where=f"check option {NAME}.worker_init_fn")
     context = getattr(loader, "multiprocessing_context", None) if loader is not None else None
-    samples = worker_samples(dataset, index=opts["index"], workers=workers, per_worker=opts["per_worker"],
-                             epochs=2, worker_init_fn=init, multiprocessing_context=context)
+    samples = worker_samples(
+        dataset,
+        index=opts["index"],
+        workers=workers,
+        per_worker=opts["per_worker"],
+        epochs=2,
+        worker_init_fn=init,
+        multiprocessing_context=context,
+    )
     flat = [t for epoch in samples for seq in epoch.values() for t in seq]
     init_name = getattr(init, "__qualname__", repr(init)) if init is not None else "none (PyTorch's default seeding)"
-    details = {"workers": workers, "per_worker": opts["per_worker"], "index": opts["index"],
-               "worker_init_fn": init_name, "worker_init_fn_from": source if init is not None else None}
+    details = {
+        "workers": workers,
+        "per_worker": opts["per_worker"],
+        "index": opts["index"],
+        "worker_init_fn": init_name,
+        "worker_init_fn_from": source if init is not None else None,
+    }
     if all(torch.equal(flat[0], t) for t in flat[1:]):
-        return CheckResult(NAME, "skip", "no per-example randomness", "-",
-                           f"Example {opts['index']} came out identical {len(flat)} times across {workers} workers "
-                           "and two epochs: the dataset draws no random numbers, so there is no stream to check.",
-                           "", details=details)
+        return CheckResult(
+            NAME,
+            "skip",
+            "no per-example randomness",
+            "-",
+            f"Example {opts['index']} came out identical {len(flat)} times across {workers} workers "
+            "and two epochs: the dataset draws no random numbers, so there is no stream to check.",
+            "",
+            details=details,
+        )
     pairs, same_pairs = 0, []
     for e, epoch in enumerate(samples):
         ids = sorted(epoch)
@@ -127,8 +168,10 @@ def check_worker_streams(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
                     same_pairs.append((e, ids[a], ids[b]))
     repeated = [w for w in samples[0] if w in samples[1] and _same(samples[0][w], samples[1][w])]
     details.update(worker_pairs=pairs, identical_worker_pairs=len(same_pairs), workers_repeating_epoch=repeated)
-    measured = (f"identical worker pairs {len(same_pairs)}/{pairs}; workers repeating the previous epoch "
-                f"{len(repeated)}/{len(samples[0])}")
+    measured = (
+        f"identical worker pairs {len(same_pairs)}/{pairs}; workers repeating the previous epoch "
+        f"{len(repeated)}/{len(samples[0])}"
+    )
     expected = "0 and 0: every worker and every epoch draws its own augmentation"
     explanation = (
         f"Example {opts['index']} was loaded {opts['per_worker']} times by each of {workers} DataLoader workers, "
@@ -139,20 +182,38 @@ def check_worker_streams(ctx: CheckContext, opts: Mapping[str, Any]) -> CheckRes
         problems.append(
             f" Workers produce the very same sequence of random transforms ({len(same_pairs)} of {pairs} worker "
             "pairs): with N workers each 'random' augmentation is repeated N times per epoch, so the model "
-            "sees N times fewer distinct examples than you think.")
+            "sees N times fewer distinct examples than you think."
+        )
     if repeated:
         problems.append(
             f" {len(repeated)} worker(s) repeat exactly the transforms of the previous epoch: augmentation is "
-            "fixed per example instead of fresh each epoch.")
+            "fixed per example instead of fresh each epoch."
+        )
     if not problems:
-        return CheckResult(NAME, "pass", measured, expected, explanation + (
-            " Every worker and every epoch drew different transforms."), details=details)
-    return CheckResult(NAME, "fail", measured, expected, explanation + "".join(problems) + (
-        " This happens when the dataset keeps its own generator created in __init__ (copied into every "
-        "forked worker), or when worker_init_fn re-seeds NumPy with a constant."),
+        return CheckResult(
+            NAME,
+            "pass",
+            measured,
+            expected,
+            explanation + (" Every worker and every epoch drew different transforms."),
+            details=details,
+        )
+    return CheckResult(
+        NAME,
+        "fail",
+        measured,
+        expected,
+        explanation
+        + "".join(problems)
+        + (
+            " This happens when the dataset keeps its own generator created in __init__ (copied into every "
+            "forked worker), or when worker_init_fn re-seeds NumPy with a constant."
+        ),
         "seed per worker and epoch: pass worker_init_fn=twinrun.seed_worker (or seed NumPy in each worker from "
         "torch.initial_seed(), e.g. np.random.seed(torch.initial_seed() % 2**32)); draw from np.random or "
-        "torch inside __getitem__ instead of a generator stored in __init__", details=details)
+        "torch inside __getitem__ instead of a generator stored in __init__",
+        details=details,
+    )
 
 
 CHECK = Check(
@@ -163,7 +224,11 @@ CHECK = Check(
         "num_workers": Option(2, "DataLoader workers to start"),
         "per_worker": Option(3, "times each worker loads the example"),
         "index": Option(0, "the training example loaded over and over"),
-        "worker_init_fn": Option(None, "your worker_init_fn (a callable or 'module:function'); default: "
-                                 "the one of the DataLoader given to run_checks, else none", callable_ok=True),
+        "worker_init_fn": Option(
+            None,
+            "your worker_init_fn (a callable or 'module:function'); default: "
+            "the one of the DataLoader given to run_checks, else none",
+            callable_ok=True,
+        ),
     },
 )

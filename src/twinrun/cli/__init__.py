@@ -55,5 +55,3 @@ def build_parser() -> argparse.ArgumentParser:
     from twinrun.cli._app import build_parser as build
 
     return build()
-
-

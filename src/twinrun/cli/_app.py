@@ -86,9 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         print(f"twinrun: error: {disk_full_message(exc)}", file=sys.stderr)
-        print("  fix: free space on that disk (old runs: twinrun runs; their folders are under "
-              "<TWINRUN_HOME>/runs), or point TWINRUN_HOME / --home at a disk with room; a run with "
-              "checkpoints resumes with --resume", file=sys.stderr)
+        print(
+            "  fix: free space on that disk (old runs: twinrun runs; their folders are under "
+            "<TWINRUN_HOME>/runs), or point TWINRUN_HOME / --home at a disk with room; a run with "
+            "checkpoints resumes with --resume",
+            file=sys.stderr,
+        )
         return 1
 
 

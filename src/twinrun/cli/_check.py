@@ -38,28 +38,45 @@ _STATUS = {"pass": "pass", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "check", help="run the training recipe as checks (loss at init, overfit a batch, leakage, ...)",
-        description=CHECK_HELP, formatter_class=RawHelp,
+        "check",
+        help="run the training recipe as checks (loss at init, overfit a batch, leakage, ...)",
+        description=CHECK_HELP,
+        formatter_class=RawHelp,
     )
     p.add_argument("experiment", metavar="FILE", nargs="?", help="experiment file (or package.module[:name])")
     p.add_argument("--candidate", metavar="NAME", help="the candidate to check (default: the first declared)")
     p.add_argument("--only", metavar="A,B", help="run only these checks (comma-separated)")
     p.add_argument("--skip", metavar="A,B", help="leave these checks out (comma-separated)")
     p.add_argument(
-        "--check-option", dest="check_options", metavar="CHECK.KEY=VALUE", action="append", default=[],
+        "--check-option",
+        dest="check_options",
+        metavar="CHECK.KEY=VALUE",
+        action="append",
+        default=[],
         help="an option of one check; repeatable, e.g. causality.time_dim=1 or overfit_batch.steps=500",
     )
-    p.add_argument("--devices", type=int, metavar="N",
-                   help="devices that will share each batch (same as --check-option batch_divisibility.devices=N)")
-    p.add_argument("--apply-init-bias", action="store_true",
-                   help="set the final layer's bias to the label prior before the later checks run")
+    p.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="devices that will share each batch (same as --check-option batch_divisibility.devices=N)",
+    )
+    p.add_argument(
+        "--apply-init-bias",
+        action="store_true",
+        help="set the final layer's bias to the label prior before the later checks run",
+    )
     add_overrides(p)
     p.add_argument("--device", metavar="DEV", help="torch device (same as --set device=...)")
     p.add_argument("--seed", type=int, metavar="N", help="the seed (same as --set seed=N)")
-    p.add_argument("--outdir", metavar="DIR", help="folder for figures and checks.json "
-                   "(default: <home>/runs/<run id>/checks)")
-    p.add_argument("--logdir", metavar="DIR", help="TensorBoard folder for the checks' figures "
-                   "(default: <home>/tb/<experiment>-checks-<run id>)")
+    p.add_argument(
+        "--outdir", metavar="DIR", help="folder for figures and checks.json (default: <home>/runs/<run id>/checks)"
+    )
+    p.add_argument(
+        "--logdir",
+        metavar="DIR",
+        help="TensorBoard folder for the checks' figures (default: <home>/tb/<experiment>-checks-<run id>)",
+    )
     p.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard files")
     p.add_argument("--list", action="store_true", help="list every check with its options and exit")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -89,8 +106,14 @@ def run_check(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[key] = value
     report = check(
-        args.experiment, args.candidate, only=args.only, skip=args.skip, overrides=overrides,
-        options=options, outdir=args.outdir, home=args.home,
+        args.experiment,
+        args.candidate,
+        only=args.only,
+        skip=args.skip,
+        overrides=overrides,
+        options=options,
+        outdir=args.outdir,
+        home=args.home,
         progress=False if (args.quiet or args.json) else None,
         registry=False if args.no_registry else (args.registry or True),
         logdir=None if args.no_tensorboard else (args.logdir or "default"),
@@ -106,8 +129,10 @@ def format_report(report: CheckReport, width: int = 100) -> str:
     """The table of results, then explanation and fix for every check that did not pass."""
     s = report.subject
     lines = [
-        (f"twinrun check · {s.get('experiment')} · candidate {s.get('candidate')} · seed {s.get('seed')} · "
-        f"{s.get('steps')} steps · {s.get('device')} · {report.timing.get('total', 0.0):.1f} s"),
+        (
+            f"twinrun check · {s.get('experiment')} · candidate {s.get('candidate')} · seed {s.get('seed')} · "
+            f"{s.get('steps')} steps · {s.get('device')} · {report.timing.get('total', 0.0):.1f} s"
+        ),
         "",
     ]
     rows = [[_STATUS[r.status], r.name, r.measured, r.expected] for r in report.results]

@@ -22,14 +22,19 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def add_home(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--home", metavar="DIR",
+        "--home",
+        metavar="DIR",
         help="twinrun's folder for runs and logs (default: $TWINRUN_HOME or ./.twinrun)",
     )
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
         help="override a setting or factory argument; repeatable. Examples: steps=100, "
         "model.width=64, optimizer.lr=1e-3, wide:model.width=512 (one candidate)",
     )
@@ -42,7 +47,8 @@ def print_json(data: Any) -> None:
 
 def add_registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--registry", metavar="PATH",
+        "--registry",
+        metavar="PATH",
         help="the run registry: a file, or a folder holding registry.sqlite "
         "(default: $TWINRUN_HOME/registry.sqlite, else ./.twinrun/registry.sqlite)",
     )

@@ -50,75 +50,120 @@ exit status: 0 the run finished (diverged candidates are part of the verdict),
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add_overrides(parser)
     parser.add_argument("--candidates", metavar="A,B", help="run only these candidates (comma-separated)")
-    parser.add_argument("--ladder", metavar="NAME",
-                        help="one change at a time: train the reference, NAME, and the candidates in between "
-                             "(the reference plus NAME's first changed key, then its first two, ...) as twins")
+    parser.add_argument(
+        "--ladder",
+        metavar="NAME",
+        help="one change at a time: train the reference, NAME, and the candidates in between "
+        "(the reference plus NAME's first changed key, then its first two, ...) as twins",
+    )
     parser.add_argument("--reference", metavar="NAME", help="compare against this candidate (default: the first)")
     parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (same as --set device=...)")
     parser.add_argument("--seed", type=int, metavar="N", help="the run's seed (same as --set seed=N)")
     parser.add_argument("--steps", type=int, metavar="N", help="training steps (same as --set steps=N)")
-    parser.add_argument("--replicas", type=int, metavar="K",
-                        help="train every candidate K times, replica r with seed SEED+r shared by all "
-                        "candidates (same init, batches, augmentation), one after another in this process; "
-                        "the verdict is then paired across replicas, a statement about the recipe "
-                        "(default: the experiment's replicas, else 1: one run, a statement about its "
-                        "trained weights)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        metavar="K",
+        help="train every candidate K times, replica r with seed SEED+r shared by all "
+        "candidates (same init, batches, augmentation), one after another in this process; "
+        "the verdict is then paired across replicas, a statement about the recipe "
+        "(default: the experiment's replicas, else 1: one run, a statement about its "
+        "trained weights)",
+    )
     parser.add_argument("--logdir", metavar="DIR", help="TensorBoard folder (default: <home>/tb/<experiment>-<run>)")
     parser.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard files")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    parser.add_argument("--registry", metavar="PATH",
-                        help="record the run in this registry (default: <home>/registry.sqlite)")
+    parser.add_argument(
+        "--registry", metavar="PATH", help="record the run in this registry (default: <home>/registry.sqlite)"
+    )
     parser.add_argument("--no-registry", action="store_true", help="do not record the run")
-    parser.add_argument("--tag", dest="tags", metavar="TAG", action="append", default=[],
-                        help="tag the run in the registry; repeatable")
+    parser.add_argument(
+        "--tag", dest="tags", metavar="TAG", action="append", default=[], help="tag the run in the registry; repeatable"
+    )
     speed = parser.add_argument_group("execution")
-    speed.add_argument("--executor", choices=("auto", "vectorised", "sequential"),
-                       help="auto (default): same-architecture candidates (and replicas) in one batched step "
-                       "with torch.func.vmap, the rest one at a time; sequential: one at a time, the exact "
-                       "reference (same as --set executor=...)")
-    speed.add_argument("--memory-budget", metavar="SIZE",
-                       help="activation memory a batched group may use at once, e.g. 2GiB (default auto: "
-                       "a quarter of RAM, half of free GPU memory); larger groups are split")
+    speed.add_argument(
+        "--executor",
+        choices=("auto", "vectorised", "sequential"),
+        help="auto (default): same-architecture candidates (and replicas) in one batched step "
+        "with torch.func.vmap, the rest one at a time; sequential: one at a time, the exact "
+        "reference (same as --set executor=...)",
+    )
+    speed.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        help="activation memory a batched group may use at once, e.g. 2GiB (default auto: "
+        "a quarter of RAM, half of free GPU memory); larger groups are split",
+    )
     repro = parser.add_argument_group("reproducibility")
-    repro.add_argument("--deterministic", action="store_true",
-                       help="deterministic kernels during training (same as --set deterministic=True)")
-    repro.add_argument("--determinism-cost", action="store_true",
-                       help="before training, time a few steps of copies of the candidates with "
-                       "deterministic mode off and on, and report the cost with the run")
-    repro.add_argument("--ledger-every", type=int, metavar="K",
-                       help="weights in the ledger every K steps (same as --set ledger_every=K; default 20)")
-    repro.add_argument("--checkpoint-every", type=int, metavar="K",
-                       help="write a checkpoint every K steps (same as --set checkpoint_every=K)")
-    repro.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
-                       help="keep the last N checkpoints (default 2)")
-    repro.add_argument("--resume", metavar="RUN",
-                       help="continue a run bit-identically: its id (a prefix, or latest), its folder or "
-                       "a checkpoint file; the run's own --set options are reused. An interrupted run "
-                       "(Ctrl-C) keeps a checkpoint of the step it stopped at")
-    repro.add_argument("--extend", type=int, metavar="N",
-                       help="continue a finished run (--resume RUN, default latest) for N more steps, "
-                       "bit-identical to a run planned that long from the start (needs the checkpoint of its "
-                       "last step: run it with --checkpoint-every K)")
-    repro.add_argument("--force", metavar="KEY", action="append", default=[],
-                       help="with --resume: accept a change of KEY since the checkpoint (a setting or "
-                       "config key such as steps or optimizer.lr, an environment key such as threads; "
-                       "'config', 'environment' or 'all' for every one); repeatable. A new "
-                       "--checkpoint-every needs none")
+    repro.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic kernels during training (same as --set deterministic=True)",
+    )
+    repro.add_argument(
+        "--determinism-cost",
+        action="store_true",
+        help="before training, time a few steps of copies of the candidates with "
+        "deterministic mode off and on, and report the cost with the run",
+    )
+    repro.add_argument(
+        "--ledger-every",
+        type=int,
+        metavar="K",
+        help="weights in the ledger every K steps (same as --set ledger_every=K; default 20)",
+    )
+    repro.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="K",
+        help="write a checkpoint every K steps (same as --set checkpoint_every=K)",
+    )
+    repro.add_argument(
+        "--keep-checkpoints", type=int, default=2, metavar="N", help="keep the last N checkpoints (default 2)"
+    )
+    repro.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a run bit-identically: its id (a prefix, or latest), its folder or "
+        "a checkpoint file; the run's own --set options are reused. An interrupted run "
+        "(Ctrl-C) keeps a checkpoint of the step it stopped at",
+    )
+    repro.add_argument(
+        "--extend",
+        type=int,
+        metavar="N",
+        help="continue a finished run (--resume RUN, default latest) for N more steps, "
+        "bit-identical to a run planned that long from the start (needs the checkpoint of its "
+        "last step: run it with --checkpoint-every K)",
+    )
+    repro.add_argument(
+        "--force",
+        metavar="KEY",
+        action="append",
+        default=[],
+        help="with --resume: accept a change of KEY since the checkpoint (a setting or "
+        "config key such as steps or optimizer.lr, an environment key such as threads; "
+        "'config', 'environment' or 'all' for every one); repeatable. A new "
+        "--checkpoint-every needs none",
+    )
     add_home(parser)
     add_json(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "compare", help="train candidates side by side and print the verdict",
-        description=COMPARE_HELP, formatter_class=RawHelp,
+        "compare",
+        help="train candidates side by side and print the verdict",
+        description=COMPARE_HELP,
+        formatter_class=RawHelp,
     )
     p.add_argument("experiment", metavar="FILE", help="experiment file (or package.module[:name])")
     _add_run_options(p)
     p.set_defaults(handler=run_compare, trains=True)
 
     d = subparsers.add_parser(
-        "demo", help="compare an MLP, a CNN and a CNN with batch norm on the digits data",
+        "demo",
+        help="compare an MLP, a CNN and a CNN with batch norm on the digits data",
         description="Run the bundled digits experiment across 4 replicas (about 13 s on 2 CPU cores; "
         "--replicas 1: one run, about 6 s).\n\n"
         "example:\n  twinrun demo\n  twinrun demo --show-file > my_experiment.py   # start your own",
@@ -159,13 +204,19 @@ def print_interrupted(exc: Interrupted, args: argparse.Namespace) -> None:
     if exc.run_id is None:
         return
     if exc.checkpoint is not None:
-        print(f"  run {exc.run_id[:8]} is recorded as interrupted; its checkpoint of step "
-              f"{exc.checkpoint_step}: {exc.checkpoint}", file=sys.stderr)
+        print(
+            f"  run {exc.run_id[:8]} is recorded as interrupted; its checkpoint of step "
+            f"{exc.checkpoint_step}: {exc.checkpoint}",
+            file=sys.stderr,
+        )
         print(f"  resume: {resume_command(args, exc.run_id)}", file=sys.stderr)
     else:
-        print(f"  run {exc.run_id[:8]} is recorded as interrupted; it stopped inside a step and has no "
-              "checkpoint to resume from (a second Ctrl-C stops at once; one stops at the next step "
-              "and keeps its state)", file=sys.stderr)
+        print(
+            f"  run {exc.run_id[:8]} is recorded as interrupted; it stopped inside a step and has no "
+            "checkpoint to resume from (a second Ctrl-C stops at once; one stops at the next step "
+            "and keeps its state)",
+            file=sys.stderr,
+        )
 
 
 def _extend(args: argparse.Namespace) -> None:
@@ -200,20 +251,24 @@ def run_compare(args: argparse.Namespace) -> int:
         _extend(args)
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
     if args.replicas is not None and (isinstance(args.replicas, bool) or args.replicas < 1):
-        raise ConfigError(f"--replicas {args.replicas!r}: the number of replicas must be a whole number >= 1",
-                          fix="--replicas 4 (or 1 for a single run)")
+        raise ConfigError(
+            f"--replicas {args.replicas!r}: the number of replicas must be a whole number >= 1",
+            fix="--replicas 4 (or 1 for a single run)",
+        )
     experiment: Any = args.experiment
     if args.ladder is not None:
         from twinrun.spec import ladder
 
         if candidates:
-            raise ConfigError("--ladder and --candidates both choose the candidates",
-                              fix="give one of them")
-        experiment, candidates = ladder(load_experiment(args.experiment), args.ladder,
-                                        reference=args.reference, overrides=collect_overrides(args))
+            raise ConfigError("--ladder and --candidates both choose the candidates", fix="give one of them")
+        experiment, candidates = ladder(
+            load_experiment(args.experiment), args.ladder, reference=args.reference, overrides=collect_overrides(args)
+        )
         if args.replicas not in (None, 1):
-            raise ConfigError("--ladder with --replicas is not supported yet",
-                              fix="run the ladder's candidates with twinrun seeds, or drop --replicas")
+            raise ConfigError(
+                "--ladder with --replicas is not supported yet",
+                fix="run the ladder's candidates with twinrun seeds, or drop --replicas",
+            )
         args.replicas = 1
     from twinrun.engine import detect_world
 
@@ -222,8 +277,10 @@ def run_compare(args: argparse.Namespace) -> int:
         exp = load_experiment(args.experiment)
         replicas = args.replicas or exp.replicas
         if replicas > 1 and world is not None:
-            raise ConfigError(f"replicas={replicas} under torchrun: data-parallel replicas are not supported yet",
-                              fix="add --replicas 1 (one data-parallel run), or run the replicas without torchrun")
+            raise ConfigError(
+                f"replicas={replicas} under torchrun: data-parallel replicas are not supported yet",
+                fix="add --replicas 1 (one data-parallel run), or run the replicas without torchrun",
+            )
         if replicas > 1:
             from twinrun.cli._replicas import run_replicas
 
@@ -241,9 +298,11 @@ def run_compare(args: argparse.Namespace) -> int:
         print(format_verdict(result))
         cost = result.reproducibility.get("determinism_cost")
         if cost:
-            print(f"deterministic mode cost: {cost['relative']:+.1%} ({cost['steps']} steps of copies of the "
-                  f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
-                  f"{cost['seconds_on']:.3f} s on)")
+            print(
+                f"deterministic mode cost: {cost['relative']:+.1%} ({cost['steps']} steps of copies of the "
+                f"candidates, median of {cost['repeats']}: {cost['seconds_off']:.3f} s off, "
+                f"{cost['seconds_on']:.3f} s on)"
+            )
     return 0
 
 

@@ -21,8 +21,9 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("env", help="show the environment recorded with every run",
-                              description=HELP, formatter_class=RawHelp)
+    p = subparsers.add_parser(
+        "env", help="show the environment recorded with every run", description=HELP, formatter_class=RawHelp
+    )
     p.add_argument("--packages", action="store_true", help="list every installed distribution too")
     add_json(p)
     p.set_defaults(handler=run_env)
@@ -41,8 +42,13 @@ def run_env(args: argparse.Namespace) -> int:
         ["gpus", ", ".join(f"{x['name']} (driver {x['driver']})" for x in d["gpus"]) or "none"],
         ["torch", f"{t['version']} · CUDA {t['cuda'] or '-'} · cuDNN {t['cudnn'] or '-'}"],
         ["threads", f"{t['num_threads']} intra-op, {t['num_interop_threads']} inter-op"],
-        ["deterministic", (f"algorithms={t['deterministic_algorithms']} cudnn={t['cudnn_deterministic']} "
-                           f"benchmark={t['cudnn_benchmark']}")],
+        [
+            "deterministic",
+            (
+                f"algorithms={t['deterministic_algorithms']} cudnn={t['cudnn_deterministic']} "
+                f"benchmark={t['cudnn_benchmark']}"
+            ),
+        ],
     ]
     rows += [[k, v] for k, v in env["env_vars"].items() if v is not None]
     if g.get("repository"):

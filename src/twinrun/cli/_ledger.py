@@ -27,10 +27,15 @@ exit status: 0 (with two runs: identical), 1 the runs diverged, 2 bad input.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("ledger", help="read a run's ledger, or compare two runs' ledgers",
-                              description=HELP, formatter_class=RawHelp)
-    p.add_argument("runs", metavar="RUN", nargs="+",
-                   help="a run id (a prefix, latest, latest~1), a run folder or a ledger file (two to compare)")
+    p = subparsers.add_parser(
+        "ledger", help="read a run's ledger, or compare two runs' ledgers", description=HELP, formatter_class=RawHelp
+    )
+    p.add_argument(
+        "runs",
+        metavar="RUN",
+        nargs="+",
+        help="a run id (a prefix, latest, latest~1), a run folder or a ledger file (two to compare)",
+    )
     p.add_argument("--step", type=int, metavar="N", help="list the records of step N")
     add_home(p)
     add_registry(p)
@@ -42,8 +47,10 @@ def run_ledger(args: argparse.Namespace) -> int:
     if len(args.runs) > 2:
         from twinrun.errors import ConfigError
 
-        raise ConfigError(f"twinrun ledger takes one or two runs, got {len(args.runs)}",
-                          fix="twinrun ledger RUN, or twinrun ledger RUN_A RUN_B")
+        raise ConfigError(
+            f"twinrun ledger takes one or two runs, got {len(args.runs)}",
+            fix="twinrun ledger RUN, or twinrun ledger RUN_A RUN_B",
+        )
     # imported here: the ledger reads torch's RNG states
     from twinrun.ledger import KINDS, Ledger, compare_runs, rank_ledgers
 
@@ -54,14 +61,18 @@ def run_ledger(args: argparse.Namespace) -> int:
             print_json(comparison.to_dict())
         elif comparison.divergence is not None:
             print(f"first divergence: {comparison.divergence.describe()}")
-            print(f"({comparison.compared} records compared; tensor values are not in a ledger: "
-                  "`twinrun repro FILE` reruns to measure them)")
+            print(
+                f"({comparison.compared} records compared; tensor values are not in a ledger: "
+                "`twinrun repro FILE` reruns to measure them)"
+            )
         elif comparison.identical:
             ranks = f" over {comparison.ranks} ranks" if comparison.ranks > 1 else ""
             print(f"bit-identical ({comparison.compared} records compared{ranks})")
         else:
-            print(f"the records both have agree ({comparison.compared} compared), but run A reached step "
-                  f"{comparison.last_step_a} and run B step {comparison.last_step_b}")
+            print(
+                f"the records both have agree ({comparison.compared} compared), but run A reached step "
+                f"{comparison.last_step_a} and run B step {comparison.last_step_b}"
+            )
         return 0 if comparison.identical else 1
     ledger = Ledger.load(paths[0])
     rank_files = rank_ledgers(paths[0])
@@ -70,9 +81,12 @@ def run_ledger(args: argparse.Namespace) -> int:
         if args.json:
             print_json([r.to_json() for r in records])
         else:
-            print(format_table(["candidate", "kind", "name", "control sum", "value"],
-                               [[r.candidate, r.kind, r.name, r.hash, "" if r.value is None else repr(r.value)]
-                                for r in records]))
+            print(
+                format_table(
+                    ["candidate", "kind", "name", "control sum", "value"],
+                    [[r.candidate, r.kind, r.name, r.hash, "" if r.value is None else repr(r.value)] for r in records],
+                )
+            )
         return 0
     summary = ledger.summary()
     if args.json:
@@ -112,5 +126,7 @@ def _ledger_path(query: str, args: argparse.Namespace) -> Path:
         try:
             return find_run_folder(query, root, store)
         except CheckpointError as exc:
-            raise LedgerError(exc.message.replace("nothing to resume at", "no ledger for"),
-                              fix="pass a run id from `twinrun runs`, a run folder or a ledger file") from None
+            raise LedgerError(
+                exc.message.replace("nothing to resume at", "no ledger for"),
+                fix="pass a run id from `twinrun runs`, a run folder or a ledger file",
+            ) from None

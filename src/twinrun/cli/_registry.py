@@ -30,16 +30,18 @@ not a twinrun registry, read-only, schema newer than this twinrun).
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("registry", help="inspect, check or upgrade the run registry file",
-                              description=HELP, formatter_class=RawHelp)
+    p = subparsers.add_parser(
+        "registry", help="inspect, check or upgrade the run registry file", description=HELP, formatter_class=RawHelp
+    )
     sub = p.add_subparsers(title="actions", metavar="ACTION")
     for name, handler, text in (
         ("info", run_info, "path, schema version, size and run counts"),
         ("check", run_check, "run SQLite's integrity check on the file"),
         ("upgrade", run_upgrade, "migrate an older registry to this twinrun's schema (backup first)"),
     ):
-        a = sub.add_parser(name, help=text, description=text + ".\n\n" + HELP.split("\n\n", 1)[1],
-                           formatter_class=RawHelp)
+        a = sub.add_parser(
+            name, help=text, description=text + ".\n\n" + HELP.split("\n\n", 1)[1], formatter_class=RawHelp
+        )
         add_registry(a)
         add_json(a)
         a.set_defaults(handler=handler)
@@ -53,9 +55,11 @@ def run_info(args: argparse.Namespace) -> int:
         print_json(info)
     else:
         counts = ", ".join(f"{n} {s}" for s, n in info["by_status"].items() if n)
-        print(f"registry {info['path']}\nschema version {info['schema_version']} · "
-              f"{info['bytes'] / 1024:.0f} KB · {info['runs']} run(s){': ' + counts if counts else ''} · "
-              f"{info['metric_rows']} metric rows" + (" · opened read-only" if info["readonly"] else ""))
+        print(
+            f"registry {info['path']}\nschema version {info['schema_version']} · "
+            f"{info['bytes'] / 1024:.0f} KB · {info['runs']} run(s){': ' + counts if counts else ''} · "
+            f"{info['metric_rows']} metric rows" + (" · opened read-only" if info["readonly"] else "")
+        )
     return 0
 
 
@@ -82,8 +86,10 @@ def run_upgrade(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_dict())
     elif report.changed:
-        print(f"upgraded {report.path} from schema {report.from_version} to {report.to_version}; "
-              f"backup of the old file: {report.backup}")
+        print(
+            f"upgraded {report.path} from schema {report.from_version} to {report.to_version}; "
+            f"backup of the old file: {report.backup}"
+        )
     else:
         print(f"{report.path} already has schema version {report.to_version}; nothing to do")
     return 0

@@ -25,38 +25,56 @@ __all__ = ["format_per_replica", "per_replica", "run_replicas"]
 
 
 def run_replicas(
-    args: argparse.Namespace, candidates: list[str] | None, replicas: int, overrides: dict[str, Any],
+    args: argparse.Namespace,
+    candidates: list[str] | None,
+    replicas: int,
+    overrides: dict[str, Any],
     experiment_seed: int,
 ) -> int:
     """K replicas = seeds SEED..SEED+K-1 of the run, in this process, analysed as a paired sweep."""
     if args.resume:
-        raise ConfigError("--resume continues one run, not a set of replicas",
-                          fix="replicas are recorded as a sweep: go on with twinrun seeds --resume SWEEP")
+        raise ConfigError(
+            "--resume continues one run, not a set of replicas",
+            fix="replicas are recorded as a sweep: go on with twinrun seeds --resume SWEEP",
+        )
     given = overrides.pop("seed", None)
     base = int(given) if isinstance(given, int) else experiment_seed
     if args.no_registry:
-        raise ConfigError("--replicas records its replicas as a sweep in the registry; --no-registry forbids it",
-                          fix="drop --no-registry (or --registry PATH to record elsewhere)")
+        raise ConfigError(
+            "--replicas records its replicas as a sweep in the registry; --no-registry forbids it",
+            fix="drop --no-registry (or --registry PATH to record elsewhere)",
+        )
     try:
         result = run_sweep(
-            args.experiment, seeds=[base + r for r in range(replicas)], backend="inprocess",
-            candidates=candidates, reference=args.reference,
+            args.experiment,
+            seeds=[base + r for r in range(replicas)],
+            backend="inprocess",
+            candidates=candidates,
+            reference=args.reference,
             overrides=overrides,
-            tensorboard=not args.no_tensorboard, home=args.home, registry=args.registry, tags=args.tags,
+            tensorboard=not args.no_tensorboard,
+            home=args.home,
+            registry=args.registry,
+            tags=args.tags,
             progress=False if (args.quiet or args.json) else None,
         )
     except SweepInterrupted as exc:
-        print(f"twinrun: interrupted with {exc.finished}/{exc.total} replicas finished; go on with: "
-              f"twinrun seeds --resume {exc.sweep_id[:8]}", file=sys.stderr)
+        print(
+            f"twinrun: interrupted with {exc.finished}/{exc.total} replicas finished; go on with: "
+            f"twinrun seeds --resume {exc.sweep_id[:8]}",
+            file=sys.stderr,
+        )
         return 130
     extra = per_replica(result)
     if args.json:
         print_json({**result.to_dict(), "replicas": extra})
         return 0 if result.ok else 1
     seeds = result.plan.seeds
-    print(f"scope: {replicas} replicas (seeds {seeds[0]}..{seeds[-1]}), each shared by every candidate "
-          "(same initial weights, batches, augmentation); Δ and P(better) are paired across replicas, so "
-          "they hold training noise: a statement about the recipes, on this validation set.\n")
+    print(
+        f"scope: {replicas} replicas (seeds {seeds[0]}..{seeds[-1]}), each shared by every candidate "
+        "(same initial weights, batches, augmentation); Δ and P(better) are paired across replicas, so "
+        "they hold training noise: a statement about the recipes, on this validation set.\n"
+    )
     print(format_sweep(result.analysis))
     print(format_per_replica(extra, result.analysis))
     baselines = baseline_means([o.result for o in result.ran if o.result])
@@ -68,11 +86,11 @@ def run_replicas(
 
         folder = sweep_tensorboard_dir(twinrun_home(args.home), result.plan.name, result.sweep_id)
         print(f"curves: tensorboard --logdir {folder}   (seed-<s>/<candidate> per replica, mean/<candidate>)")
-    print(f"{replicas} replicas in {result.seconds:.1f} s · recorded as sweep {result.sweep_id[:8]}: "
-          f"twinrun seeds --show {result.sweep_id[:8]}")
+    print(
+        f"{replicas} replicas in {result.seconds:.1f} s · recorded as sweep {result.sweep_id[:8]}: "
+        f"twinrun seeds --show {result.sweep_id[:8]}"
+    )
     return 0 if result.ok else 1
-
-
 
 
 def per_replica(result: SweepResult) -> dict[str, Any]:
@@ -101,11 +119,13 @@ def format_per_replica(extra: dict[str, Any], analysis: dict[str, Any]) -> str:
     word = {True: "better", False: "worse", None: "~"}
     for name, entry in extra.items():
         for metric, calls in entry["per_example_better"].items():
-            tally = ", ".join(f"{sum(c is k for c in calls)} {word[k]}" for k in (True, False, None)
-                              if any(c is k for c in calls))
+            tally = ", ".join(
+                f"{sum(c is k for c in calls)} {word[k]}" for k in (True, False, None) if any(c is k for c in calls)
+            )
             lines.append(f"  {name} vs {analysis['reference']} · {metric}: {tally} of {len(calls)} replicas")
-    lines.append("training-loss difference across replicas (mean per-step Δ of each replica, "
-                 "skew-adjusted t interval):")
+    lines.append(
+        "training-loss difference across replicas (mean per-step Δ of each replica, skew-adjusted t interval):"
+    )
     for name, entry in extra.items():
         t = entry["train_loss"]
         if t is None:
@@ -128,6 +148,8 @@ def baseline_means(runs: list[dict[str, Any]]) -> str:
                     scores.setdefault(base, {}).setdefault(metric, []).append(float(v))
     if not scores:
         return ""
-    parts = [f"{base} " + " ".join(f"{m} {sum(v) / len(v):.4f}" for m, v in metrics.items())
-             for base, metrics in scores.items()]
+    parts = [
+        f"{base} " + " ".join(f"{m} {sum(v) / len(v):.4f}" for m, v in metrics.items())
+        for base, metrics in scores.items()
+    ]
     return f"baselines (mean of {len(runs)} replicas, trained on the same batches): " + " · ".join(parts)

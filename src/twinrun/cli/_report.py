@@ -31,20 +31,33 @@ __all__ = ["make_report", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("report", help="one self-contained HTML report of runs or a sweep",
-                              description=HELP, formatter_class=RawHelp)
+    p = subparsers.add_parser(
+        "report", help="one self-contained HTML report of runs or a sweep", description=HELP, formatter_class=RawHelp
+    )
     p.add_argument("runs", nargs="*", metavar="RUN", help="run ids or prefixes (latest, latest~1, ...)")
     p.add_argument("--sweep", metavar="ID", help="a sweep (twinrun seeds, compare --replicas K)")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: the run's or sweep's folder)")
-    p.add_argument("--resamples", type=int, default=2_000, metavar="N",
-                   help="bootstrap resamples for a sweep's intervals (default 2000)")
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=2_000,
+        metavar="N",
+        help="bootstrap resamples for a sweep's intervals (default 2000)",
+    )
     add_home(p)
     add_registry(p)
     p.set_defaults(handler=run_report)
 
 
-def make_report(runs: list[str], sweep: str | None, output: str | None, *, home: str | None,
-                registry: str | None, resamples: int = 2_000) -> tuple[Path, float]:
+def make_report(
+    runs: list[str],
+    sweep: str | None,
+    output: str | None,
+    *,
+    home: str | None,
+    registry: str | None,
+    resamples: int = 2_000,
+) -> tuple[Path, float]:
     """Build and write the report; returns its path and the seconds it took."""
     from twinrun._home import twinrun_home
     from twinrun.cli._runs import open_for_reading
@@ -67,8 +80,9 @@ def make_report(runs: list[str], sweep: str | None, output: str | None, *, home:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    path, seconds = make_report(list(args.runs), args.sweep, args.output, home=args.home, registry=args.registry,
-                                resamples=args.resamples)
+    path, seconds = make_report(
+        list(args.runs), args.sweep, args.output, home=args.home, registry=args.registry, resamples=args.resamples
+    )
     size = path.stat().st_size
     print(f"report: {path} ({size / 1024:.0f} KiB, {seconds:.1f} s)")
     print(f"open it: file://{path.resolve()}", file=sys.stderr)

@@ -44,20 +44,31 @@ or a run failed.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("repro", help="run twice in fresh processes: bit-identical, or where they part",
-                              description=HELP, formatter_class=RawHelp)
+    p = subparsers.add_parser(
+        "repro",
+        help="run twice in fresh processes: bit-identical, or where they part",
+        description=HELP,
+        formatter_class=RawHelp,
+    )
     p.add_argument("experiment", metavar="FILE", help="experiment file (path.py, or path.py:NAME to pick one)")
-    p.add_argument("--vary", metavar="FACTOR[=A,B]",
-                   help=f"vary one factor between the runs: {', '.join(FACTORS)}")
+    p.add_argument("--vary", metavar="FACTOR[=A,B]", help=f"vary one factor between the runs: {', '.join(FACTORS)}")
     add_overrides(p)
-    p.add_argument("--times", type=int, metavar="N",
-                   help="run N times alike and report the spread of the final metrics (nondeterminism alone)")
+    p.add_argument(
+        "--times",
+        type=int,
+        metavar="N",
+        help="run N times alike and report the spread of the final metrics (nondeterminism alone)",
+    )
     p.add_argument("--candidates", metavar="A,B", help="run only these candidates (comma-separated)")
     p.add_argument("--steps", type=int, metavar="N", help="training steps (same as --set steps=N)")
-    p.add_argument("--no-narrow", action="store_true",
-                   help="report the divergence as the ledgers show it, without reruns")
-    p.add_argument("--parallel", action="store_true",
-                   help="run both sides at the same time (faster; training times less comparable)")
+    p.add_argument(
+        "--no-narrow", action="store_true", help="report the divergence as the ledgers show it, without reruns"
+    )
+    p.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run both sides at the same time (faster; training times less comparable)",
+    )
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each run")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     add_home(p)
@@ -81,18 +92,31 @@ def run_repro(args: argparse.Namespace) -> int:
         from twinrun.proof import repeat
 
         if args.vary:
-            raise ConfigError("--times and --vary: --times repeats one configuration",
-                              fix="give one of them")
-        times = repeat(args.experiment, args.times, overrides=overrides, candidates=candidates, home=args.home,
-                       parallel=args.parallel, progress=progress, timeout=args.timeout)
+            raise ConfigError("--times and --vary: --times repeats one configuration", fix="give one of them")
+        times = repeat(
+            args.experiment,
+            args.times,
+            overrides=overrides,
+            candidates=candidates,
+            home=args.home,
+            parallel=args.parallel,
+            progress=progress,
+            timeout=args.timeout,
+        )
         print_json(times.to_dict()) if args.json else print(times.format())
         return 0 if times.identical else 1
 
     from twinrun.proof import repro
 
     report = repro(
-        args.experiment, overrides=overrides, candidates=candidates, vary=args.vary,
-        narrow=not args.no_narrow, home=args.home, parallel=args.parallel, progress=progress,
+        args.experiment,
+        overrides=overrides,
+        candidates=candidates,
+        vary=args.vary,
+        narrow=not args.no_narrow,
+        home=args.home,
+        parallel=args.parallel,
+        progress=progress,
         timeout=args.timeout,
     )
     if args.json:

@@ -88,39 +88,38 @@ runs are not comparable, 2 bad input (unknown or ambiguous run, unreadable regis
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("runs", help="list recorded runs, newest first",
-                              description=RUNS_HELP, formatter_class=RawHelp)
+    p = subparsers.add_parser(
+        "runs", help="list recorded runs, newest first", description=RUNS_HELP, formatter_class=RawHelp
+    )
     p.add_argument("--name", metavar="NAME", help="only runs of this experiment (wildcards: 'dig*')")
     p.add_argument("--tag", metavar="TAG", help="only runs with this tag")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
-    p.add_argument("--limit", type=int, default=20, metavar="N",
-                   help="show at most N runs (default 20; 0: all)")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="show at most N runs (default 20; 0: all)")
     add_registry(p)
     add_json(p)
     p.set_defaults(handler=run_runs)
 
-    s = subparsers.add_parser("show", help="show one run in full",
-                              description=SHOW_HELP, formatter_class=RawHelp)
+    s = subparsers.add_parser("show", help="show one run in full", description=SHOW_HELP, formatter_class=RawHelp)
     s.add_argument("run", metavar="RUN", help=RUN_HELP)
     s.add_argument("--source", action="store_true", help="print the experiment file as it was run")
-    s.add_argument("--metrics", action="store_true",
-                   help="with --json: include every per-step metric")
-    s.add_argument("--report", action="store_true",
-                   help="also write the run's HTML report (twinrun report) and print where it is")
+    s.add_argument("--metrics", action="store_true", help="with --json: include every per-step metric")
+    s.add_argument(
+        "--report", action="store_true", help="also write the run's HTML report (twinrun report) and print where it is"
+    )
     add_registry(s)
     add_json(s)
     s.set_defaults(handler=run_show)
 
-    n = subparsers.add_parser("note", help="attach a note to a run",
-                              description=NOTE_HELP, formatter_class=RawHelp)
+    n = subparsers.add_parser("note", help="attach a note to a run", description=NOTE_HELP, formatter_class=RawHelp)
     n.add_argument("run", metavar="RUN", help=RUN_HELP)
     n.add_argument("text", nargs="+", metavar="TEXT", help="the note (quote it, or several words)")
     add_registry(n)
     add_json(n)
     n.set_defaults(handler=run_note)
 
-    t = subparsers.add_parser("tag", help="tag a run (or untag it with --remove)",
-                              description=TAG_HELP, formatter_class=RawHelp)
+    t = subparsers.add_parser(
+        "tag", help="tag a run (or untag it with --remove)", description=TAG_HELP, formatter_class=RawHelp
+    )
     t.add_argument("run", metavar="RUN", help=RUN_HELP)
     t.add_argument("tags", nargs="+", metavar="TAG", help="one or more tags (single words)")
     t.add_argument("--remove", action="store_true", help="remove these tags instead")
@@ -128,13 +127,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json(t)
     t.set_defaults(handler=run_tag)
 
-    d = subparsers.add_parser("diff", help="compare two runs: config, metrics, environment, verdict",
-                              description=DIFF_HELP, formatter_class=RawHelp)
+    d = subparsers.add_parser(
+        "diff",
+        help="compare two runs: config, metrics, environment, verdict",
+        description=DIFF_HELP,
+        formatter_class=RawHelp,
+    )
     d.add_argument("run_a", metavar="RUN_A", help=RUN_HELP)
     d.add_argument("run_b", metavar="RUN_B", help=RUN_HELP)
     d.add_argument("--check", action="store_true", help="exit 1 when the runs are not comparable")
-    d.add_argument("--all", action="store_true",
-                   help="list every environment difference (default: at most 12 harmless ones)")
+    d.add_argument(
+        "--all", action="store_true", help="list every environment difference (default: at most 12 harmless ones)"
+    )
     d.add_argument("--source", action="store_true", help="show the diff of the two experiment files")
     add_registry(d)
     add_json(d)
@@ -170,8 +174,7 @@ def run_runs(args: argparse.Namespace) -> int:
         if args.json:
             print_json([])
         else:
-            print(f"no runs recorded yet (no registry at {where}); `twinrun demo` makes one",
-                  file=sys.stderr)
+            print(f"no runs recorded yet (no registry at {where}); `twinrun demo` makes one", file=sys.stderr)
         return 0
     with registry:
         runs = registry.list_runs(name=args.name, tag=args.tag, status=args.status, limit=args.limit)
@@ -180,8 +183,17 @@ def run_runs(args: argparse.Namespace) -> int:
         print_json([r.to_dict() for r in runs])
         return 0
     rows = [
-        [r.short_id, r.name, r.status, when(r.started_at), duration(r.duration, r.status),
-         _candidates(list(r.candidates)), r.reference or "-", _best(r.best), ",".join(r.tags)]
+        [
+            r.short_id,
+            r.name,
+            r.status,
+            when(r.started_at),
+            duration(r.duration, r.status),
+            _candidates(list(r.candidates)),
+            r.reference or "-",
+            _best(r.best),
+            ",".join(r.tags),
+        ]
         for r in runs
     ]
     headers = ["id", "name", "status", "started", "duration", "candidates", "ref", "best (val)", "tags"]
@@ -256,7 +268,8 @@ def source_diff(a: RunRecord, b: RunRecord) -> str:
     lines = difflib.unified_diff(
         (a.experiment_source or "").splitlines(keepends=True),
         (b.experiment_source or "").splitlines(keepends=True),
-        fromfile=f"a/{a.short_id}:{a.experiment_path}", tofile=f"b/{b.short_id}:{b.experiment_path}",
+        fromfile=f"a/{a.short_id}:{a.experiment_path}",
+        tofile=f"b/{b.short_id}:{b.experiment_path}",
     )
     return "".join(lines) or "(the experiment files are identical)\n"
 

@@ -35,25 +35,51 @@ exit status: 0 done (a winner or not), 2 bad input, 130 interrupted (--resume co
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search", help="hyperparameter search whose trials are twins, confirmed by replicas",
-                              description=HELP, formatter_class=RawHelp)
+    p = subparsers.add_parser(
+        "search",
+        help="hyperparameter search whose trials are twins, confirmed by replicas",
+        description=HELP,
+        formatter_class=RawHelp,
+    )
     p.add_argument("experiment", metavar="FILE", nargs="?", help="experiment file (path.py, or path.py:NAME)")
-    p.add_argument("--space", metavar="KEY=DIST", action="append", default=[],
-                   help="a search dimension, e.g. 'optimizer.lr=loguniform(1e-4, 1e-2)'; repeatable; replaces "
-                        "the experiment's search= space")
+    p.add_argument(
+        "--space",
+        metavar="KEY=DIST",
+        action="append",
+        default=[],
+        help="a search dimension, e.g. 'optimizer.lr=loguniform(1e-4, 1e-2)'; repeatable; replaces "
+        "the experiment's search= space",
+    )
     p.add_argument("--trials", type=int, default=16, metavar="N", help="configurations to try (default 16)")
-    p.add_argument("--batch", type=int, default=4, metavar="K", help="trials trained together as twins of the "
-                   "reference (default 4)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=4,
+        metavar="K",
+        help="trials trained together as twins of the reference (default 4)",
+    )
     p.add_argument("--sampler", choices=SAMPLERS, default="random", help="random (default) or an Optuna sampler")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="the sampler's seed (default 0)")
-    p.add_argument("--confirm", type=int, default=3, metavar="M", help="confirm the best M trials over replicas "
-                   "(default 3; 0: no confirmation)")
+    p.add_argument(
+        "--confirm",
+        type=int,
+        default=3,
+        metavar="M",
+        help="confirm the best M trials over replicas (default 3; 0: no confirmation)",
+    )
     p.add_argument("--replicas", type=int, default=4, metavar="R", help="replicas of the confirmation (default 4)")
     p.add_argument("--metric", metavar="NAME", help="what to rank by (default: the experiment's first metric)")
-    p.add_argument("--resume", metavar="ID", help="continue an interrupted search (FILE too; its space and options are the recorded ones)")
+    p.add_argument(
+        "--resume",
+        metavar="ID",
+        help="continue an interrupted search (FILE too; its space and options are the recorded ones)",
+    )
     p.add_argument("--show", metavar="ID", help="print a search's result without training")
-    p.add_argument("--report", action="store_true",
-                   help="also write the search as one HTML file (figures of every trial) into its folder")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="also write the search as one HTML file (figures of every trial) into its folder",
+    )
     add_overrides(p)
     add_home(p)
     add_json(p)
@@ -79,10 +105,21 @@ def run_search(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"[{time.perf_counter() - started:6.1f} s] {line}", file=sys.stderr, flush=True)
 
-    result = search(args.experiment, trials=args.trials, batch=args.batch, sampler=args.sampler, seed=args.seed,
-                    confirm=args.confirm, replicas=args.replicas, metric=args.metric,
-                    space=parse_space(args.space) if args.space else None,
-                    overrides=parse_overrides(args.overrides), home=args.home, resume=args.resume, say=say)
+    result = search(
+        args.experiment,
+        trials=args.trials,
+        batch=args.batch,
+        sampler=args.sampler,
+        seed=args.seed,
+        confirm=args.confirm,
+        replicas=args.replicas,
+        metric=args.metric,
+        space=parse_space(args.space) if args.space else None,
+        overrides=parse_overrides(args.overrides),
+        home=args.home,
+        resume=args.resume,
+        say=say,
+    )
     print_json(result.to_dict()) if args.json else print(result.format())
     _report(args, result)
     return 0

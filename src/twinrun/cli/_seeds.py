@@ -57,57 +57,99 @@ others is still printed), 2 bad input, 130 interrupted (resume with --resume ID)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("seeds", help="run K seeds of a comparison and analyse them",
-                              description=SEEDS_HELP, formatter_class=RawHelp)
-    p.add_argument("experiment", nargs="?", metavar="FILE",
-                   help="experiment file (or package.module[:name]); optional with --resume ID")
+    p = subparsers.add_parser(
+        "seeds", help="run K seeds of a comparison and analyse them", description=SEEDS_HELP, formatter_class=RawHelp
+    )
+    p.add_argument(
+        "experiment",
+        nargs="?",
+        metavar="FILE",
+        help="experiment file (or package.module[:name]); optional with --resume ID",
+    )
     which = p.add_argument_group("which seeds")
     which.add_argument("--seeds", type=int, metavar="K", help="run K seeds: 0..K-1 (or derived from --base-seed)")
     which.add_argument("--seed-list", metavar="S,S,...", help="run exactly these seeds, e.g. 3,7,11")
-    which.add_argument("--base-seed", type=int, metavar="B",
-                       help="derive the K seeds from B (twinrun.rng.derive_seed(B, 'sweep', i))")
-    which.add_argument("--until-resolved", action="store_true",
-                       help="after the first --seeds K (default 3), add one seed at a time until every "
-                       "candidate's paired difference to the reference is resolved or futile, or --max "
-                       "seeds ran; each look at level 0.05 / (planned looks), so stopping early keeps the "
-                       "false-positive rate at 5%%")
+    which.add_argument(
+        "--base-seed", type=int, metavar="B", help="derive the K seeds from B (twinrun.rng.derive_seed(B, 'sweep', i))"
+    )
+    which.add_argument(
+        "--until-resolved",
+        action="store_true",
+        help="after the first --seeds K (default 3), add one seed at a time until every "
+        "candidate's paired difference to the reference is resolved or futile, or --max "
+        "seeds ran; each look at level 0.05 / (planned looks), so stopping early keeps the "
+        "false-positive rate at 5%%",
+    )
     which.add_argument("--max", type=int, metavar="N", help="with --until-resolved: at most N seeds")
     how = p.add_argument_group("how they run")
-    how.add_argument("--jobs", "-j", type=int, metavar="N", help="seeds at once, each in its own process (> 1 implies --backend local; "
-                     "default with --backend local: the number of cores)")
+    how.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help="seeds at once, each in its own process (> 1 implies --backend local; "
+        "default with --backend local: the number of cores)",
+    )
     how.add_argument("--threads", type=int, metavar="T", help="threads per seed (default: cores // jobs)")
-    how.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
-                     help="auto (default): inprocess, or local with --jobs N > 1; inprocess: seeds one "
-                     "after another in this process, no start-up per seed; local: a fresh process per "
-                     "seed, --jobs at a time (isolation: a seed that crashes takes only itself down); "
-                     'ray: Ray tasks (pip install "twinrun[ray]")')
-    how.add_argument("--address", metavar="ADDR",
-                     help="the Ray cluster (auto, ray://head:10001, head:6379); default a local Ray instance")
-    how.add_argument("--resume", nargs="?", const=True, default=False, metavar="SWEEP",
-                     help="resume sweep SWEEP (an id or its first characters); without SWEEP the newest "
-                     "unfinished sweep of the same configuration, else a new one")
-    how.add_argument("--no-ensemble", action="store_true",
-                     help="do not keep the seeds' validation outputs (no seed ensembles)")
+    how.add_argument(
+        "--backend",
+        choices=("auto", *BACKENDS),
+        default="auto",
+        help="auto (default): inprocess, or local with --jobs N > 1; inprocess: seeds one "
+        "after another in this process, no start-up per seed; local: a fresh process per "
+        "seed, --jobs at a time (isolation: a seed that crashes takes only itself down); "
+        'ray: Ray tasks (pip install "twinrun[ray]")',
+    )
+    how.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the Ray cluster (auto, ray://head:10001, head:6379); default a local Ray instance",
+    )
+    how.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="SWEEP",
+        help="resume sweep SWEEP (an id or its first characters); without SWEEP the newest "
+        "unfinished sweep of the same configuration, else a new one",
+    )
+    how.add_argument(
+        "--no-ensemble", action="store_true", help="do not keep the seeds' validation outputs (no seed ensembles)"
+    )
     how.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs for every seed")
-    how.add_argument("--tag", dest="tags", metavar="TAG", action="append", default=[],
-                     help="tag every seed's run in the registry; repeatable")
+    how.add_argument(
+        "--tag",
+        dest="tags",
+        metavar="TAG",
+        action="append",
+        default=[],
+        help="tag every seed's run in the registry; repeatable",
+    )
     how.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no failure lines")
     what = p.add_argument_group("what is compared and reported")
     add_overrides(what)
     what.add_argument("--candidates", metavar="A,B", help="run only these candidates (comma-separated)")
     what.add_argument("--reference", metavar="NAME", help="compare against this candidate (default: the first)")
-    what.add_argument("--metric", metavar="NAME",
-                      help="the metric the recommendation leads with (default: the experiment's first)")
-    what.add_argument("--deploy", choices=DEPLOY, default="both",
-                      help="recommend for deploying an ensemble of seeds, a single seed, or both")
+    what.add_argument(
+        "--metric", metavar="NAME", help="the metric the recommendation leads with (default: the experiment's first)"
+    )
+    what.add_argument(
+        "--deploy",
+        choices=DEPLOY,
+        default="both",
+        help="recommend for deploying an ensemble of seeds, a single seed, or both",
+    )
     what.add_argument("--confidence", type=float, default=0.95, metavar="C", help="of every interval (0.95)")
-    what.add_argument("--resamples", type=int, default=10_000, metavar="B",
-                      help="bootstrap resamples per interval (10000)")
+    what.add_argument(
+        "--resamples", type=int, default=10_000, metavar="B", help="bootstrap resamples per interval (10000)"
+    )
     stored = p.add_argument_group("stored sweeps")
     stored.add_argument("--show", metavar="SWEEP", help="print a sweep's stored analysis (nothing is run)")
     stored.add_argument("--list", action="store_true", help="list the sweeps in the registry")
-    stored.add_argument("--report", action="store_true",
-                        help="with --show: also write the sweep's HTML report (twinrun report --sweep)")
+    stored.add_argument(
+        "--report", action="store_true", help="with --show: also write the sweep's HTML report (twinrun report --sweep)"
+    )
     add_home(p)
     add_registry(p)
     add_json(p)
@@ -124,8 +166,10 @@ def _seed_list(text: str) -> list[int]:
         try:
             out.append(int(part))
         except ValueError:
-            raise ConfigError(f"--seed-list {text!r}: {part!r} is not an integer",
-                              fix="list integers separated by commas, e.g. --seed-list 3,7,11") from None
+            raise ConfigError(
+                f"--seed-list {text!r}: {part!r} is not an integer",
+                fix="list integers separated by commas, e.g. --seed-list 3,7,11",
+            ) from None
     if not out:
         raise ConfigError(f"--seed-list {text!r} names no seed", fix="e.g. --seed-list 3,7,11")
     return out
@@ -155,20 +199,28 @@ def run_seeds(args: argparse.Namespace) -> int:
         return _list(args)
     if args.show:
         return _show(args)
-    if isinstance(args.resume, str) and args.experiment is None and (
-            args.resume.endswith(".py") or Path(args.resume).exists()):
+    if (
+        isinstance(args.resume, str)
+        and args.experiment is None
+        and (args.resume.endswith(".py") or Path(args.resume).exists())
+    ):
         args.experiment, args.resume = args.resume, True  # `--resume exp.py`: resume by configuration
     if args.until_resolved or args.max is not None:
         if args.experiment is None:
             raise ConfigError("no experiment file given", fix="twinrun seeds FILE --until-resolved --max 20")
         from twinrun.cli._sequential import run_until_resolved
 
-        return run_until_resolved(args, [c.strip() for c in args.candidates.split(",") if c.strip()]
-                                  if args.candidates else None, backend_of(args))
+        return run_until_resolved(
+            args,
+            [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None,
+            backend_of(args),
+        )
     seeds = _which_seeds(args)
     if seeds is None and not isinstance(args.resume, str):
-        raise ConfigError("how many seeds?", fix="twinrun seeds FILE --seeds 10 (or --seed-list 3,7,11, "
-                          "or --resume SWEEP to go on with a sweep)")
+        raise ConfigError(
+            "how many seeds?",
+            fix="twinrun seeds FILE --seeds 10 (or --seed-list 3,7,11, or --resume SWEEP to go on with a sweep)",
+        )
     if args.experiment is None and not isinstance(args.resume, str):
         raise ConfigError("no experiment file given", fix="twinrun seeds FILE --seeds 10")
     from twinrun.sweeps import SweepInterrupted, run_sweep
@@ -176,25 +228,44 @@ def run_seeds(args: argparse.Namespace) -> int:
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
     try:
         result = run_sweep(
-            args.experiment, seeds=seeds, base_seed=args.base_seed, jobs=args.jobs, threads=args.threads,
-            backend=backend_of(args), address=args.address, resume=args.resume, candidates=candidates,
-            reference=args.reference, overrides=parse_overrides(args.overrides) if args.overrides else None,
-            metric=args.metric, deploy=args.deploy, confidence=args.confidence,
-            n_resamples=args.resamples, ensemble=not args.no_ensemble, tensorboard=args.tensorboard,
-            home=args.home, registry=args.registry, tags=args.tags,
+            args.experiment,
+            seeds=seeds,
+            base_seed=args.base_seed,
+            jobs=args.jobs,
+            threads=args.threads,
+            backend=backend_of(args),
+            address=args.address,
+            resume=args.resume,
+            candidates=candidates,
+            reference=args.reference,
+            overrides=parse_overrides(args.overrides) if args.overrides else None,
+            metric=args.metric,
+            deploy=args.deploy,
+            confidence=args.confidence,
+            n_resamples=args.resamples,
+            ensemble=not args.no_ensemble,
+            tensorboard=args.tensorboard,
+            home=args.home,
+            registry=args.registry,
+            tags=args.tags,
             progress=False if args.quiet else None,
         )
     except SweepInterrupted as exc:
-        print(f"twinrun: sweep {exc.sweep_id[:8]} interrupted with {exc.finished}/{exc.total} seeds "
-              f"finished; go on with: twinrun seeds --resume {exc.sweep_id[:8]}", file=sys.stderr)
+        print(
+            f"twinrun: sweep {exc.sweep_id[:8]} interrupted with {exc.finished}/{exc.total} seeds "
+            f"finished; go on with: twinrun seeds --resume {exc.sweep_id[:8]}",
+            file=sys.stderr,
+        )
         return 130
     if args.json:
         print_json(result.to_dict())
     else:
         print(format_sweep(result.analysis))
-        print(f"{len(result.ran)} seed(s) run in {result.seconds:.1f} s"
-              + (f", {len(result.skipped)} finished earlier" if result.skipped else "")
-              + f" · runs: twinrun runs --limit {max(20, result.plan.k)}")
+        print(
+            f"{len(result.ran)} seed(s) run in {result.seconds:.1f} s"
+            + (f", {len(result.skipped)} finished earlier" if result.skipped else "")
+            + f" · runs: twinrun runs --limit {max(20, result.plan.k)}"
+        )
     return 0 if result.ok else 1
 
 
@@ -206,12 +277,20 @@ def _show(args: argparse.Namespace) -> int:
     analysis = sweep.analysis
     note = None
     if analysis is None or reanalyse:
-        analysis = analyze_sweep(sweep.id, metric=args.metric, deploy=args.deploy,
-                                 confidence=args.confidence, n_resamples=args.resamples,
-                                 home=args.home, registry=args.registry)
+        analysis = analyze_sweep(
+            sweep.id,
+            metric=args.metric,
+            deploy=args.deploy,
+            confidence=args.confidence,
+            n_resamples=args.resamples,
+            home=args.home,
+            registry=args.registry,
+        )
         if sweep.analysis is None:
-            note = (f"sweep {sweep.short_id} is {sweep.status} and had no stored analysis: analysed "
-                    f"now from its finished seeds; go on with: twinrun seeds --resume {sweep.short_id}")
+            note = (
+                f"sweep {sweep.short_id} is {sweep.status} and had no stored analysis: analysed "
+                f"now from its finished seeds; go on with: twinrun seeds --resume {sweep.short_id}"
+            )
     if args.json:
         print_json(analysis)
     else:
@@ -250,16 +329,29 @@ def _list(args: argparse.Namespace) -> int:
         sweeps = registry.list_sweeps()
         rows, data = [], []
         for s in sweeps:
-            done = {int(r.seed) for r in registry.list_runs(sweep_id=s.id, status="finished")
-                    if r.seed is not None}
+            done = {int(r.seed) for r in registry.list_runs(sweep_id=s.id, status="finished") if r.seed is not None}
             planned = [int(x) for x in s.config.get("seeds") or []]
             full = registry.get_sweep(s.id)
             rec = (full.analysis or {}).get("recommendation") or "-"
             metric = (full.analysis or {}).get("metric") or s.config.get("metric") or "-"
-            rows.append([s.short_id, s.name, s.status, f"{len(done & set(planned))}/{len(planned)}",
-                         when(s.created_at), f"{metric}: {rec}" if rec != "-" else "-"])
-            data.append({**s.to_dict(), "analysis": None, "seeds_done": sorted(done & set(planned)),
-                         "recommendation": None if rec == "-" else rec})
+            rows.append(
+                [
+                    s.short_id,
+                    s.name,
+                    s.status,
+                    f"{len(done & set(planned))}/{len(planned)}",
+                    when(s.created_at),
+                    f"{metric}: {rec}" if rec != "-" else "-",
+                ]
+            )
+            data.append(
+                {
+                    **s.to_dict(),
+                    "analysis": None,
+                    "seeds_done": sorted(done & set(planned)),
+                    "recommendation": None if rec == "-" else rec,
+                }
+            )
     if args.json:
         print_json(data)
         return 0
@@ -273,4 +365,3 @@ def _list(args: argparse.Namespace) -> int:
 
 def _clip(text: str, width: int = 90) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-

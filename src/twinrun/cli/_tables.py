@@ -66,21 +66,30 @@ def format_verdict(result: TwinResult) -> str:
         row.append("" if name == ref else _diff(comp.train_loss if comp else None))
         rows.append(row)
     lines = [
-        (f"twinrun · {result.experiment} · run {result.run_id[:8]} · seed {result.seed} · "
-         f"{result.steps} steps · {result.device} · {result.timing.get('total', 0.0):.1f} s"),
+        (
+            f"twinrun · {result.experiment} · run {result.run_id[:8]} · seed {result.seed} · "
+            f"{result.steps} steps · {result.device} · {result.timing.get('total', 0.0):.1f} s"
+        ),
         "",
         format_table(headers, rows, right=[1]),
         "",
-        ("Δ = candidate − reference, paired per validation example (t interval) and per shared "
-         "training batch (mean only)."),
-        ("scope: one run. better/worse: the interval excludes 0 for these trained weights on this "
-         "validation set; ~: not resolved. The interval leaves out training noise (initial weights, batch "
-         "order, dropout): it is not a verdict on the recipe. For that: --replicas 4, or twinrun seeds FILE "
-         "--seeds 10."),
+        (
+            "Δ = candidate − reference, paired per validation example (t interval) and per shared "
+            "training batch (mean only)."
+        ),
+        (
+            "scope: one run. better/worse: the interval excludes 0 for these trained weights on this "
+            "validation set; ~: not resolved. The interval leaves out training noise (initial weights, batch "
+            "order, dropout): it is not a verdict on the recipe. For that: --replicas 4, or twinrun seeds FILE "
+            "--seeds 10."
+        ),
     ]
     lines += baseline_lines(result) + selection_lines(result)
-    tested = [f"{name} " + " ".join(f"{m} {_fmt(v)}" for m, v in cand.test.items())
-              for name, cand in result.candidates.items() if cand.test]
+    tested = [
+        f"{name} " + " ".join(f"{m} {_fmt(v)}" for m, v in cand.test.items())
+        for name, cand in result.candidates.items()
+        if cand.test
+    ]
     if tested:
         lines.append("test split (evaluated once, at the end; no decision uses it): " + " · ".join(tested))
     groups = []
@@ -91,22 +100,29 @@ def format_verdict(result: TwinResult) -> str:
     batched = sorted({how.split(": ", 1)[1] for how in result.execution.values() if how.startswith("vectorised")})
     if batched:
         alone = [n for n, how in result.execution.items() if not how.startswith("vectorised")]
-        lines.append("steps batched with torch.func.vmap: " + ", ".join(batched)
-                     + (f"; one at a time: {', '.join(alone)}" if alone else ""))
+        lines.append(
+            "steps batched with torch.func.vmap: "
+            + ", ".join(batched)
+            + (f"; one at a time: {', '.join(alone)}" if alone else "")
+        )
     mem = result.memory
     if "activation_peak_bytes" in mem:
-        how = ("a batched group's members together, the others one at a time" if batched
-               else "one candidate at a time")
+        how = "a batched group's members together, the others one at a time" if batched else "one candidate at a time"
         lines.append(
             f"peak activations: {human_bytes(mem['activation_peak_bytes'])} ({how}; "
             f"{human_bytes(mem['activation_sum_of_candidates'])} if all were alive at once)"
         )
-    partial = [f"{n} {len(result.init.shared.get(n, []))}/{len(result.init.shared.get(n, [])) + len(own)}"
-               for n, own in result.init.own.items() if own]
+    partial = [
+        f"{n} {len(result.init.shared.get(n, []))}/{len(result.init.shared.get(n, [])) + len(own)}"
+        for n, own in result.init.own.items()
+        if own
+    ]
     if partial:
-        lines.append("warning: not every initial tensor is shared (" + ", ".join(partial) + "): part of each "
-                     "difference is the candidates' own draws of initial weights, which one run cannot average "
-                     "out (--replicas K can)")
+        lines.append(
+            "warning: not every initial tensor is shared (" + ", ".join(partial) + "): part of each "
+            "difference is the candidates' own draws of initial weights, which one run cannot average "
+            "out (--replicas K can)"
+        )
     for warning in result.warnings:
         lines.append(f"warning: {warning}")
     for name, cand in result.candidates.items():
@@ -126,13 +142,17 @@ def baseline_lines(result: TwinResult) -> list[str]:
     if not b:
         return []
     metric = next((m for m in result.metric_goals if m != "loss"), "loss")
-    scores = [f"{base} " + " ".join(f"{m} {_fmt(v)}" for m, v in values.items())
-              for base, values in b.get("scores", {}).items()]
+    scores = [
+        f"{base} " + " ".join(f"{m} {_fmt(v)}" for m, v in values.items())
+        for base, values in b.get("scores", {}).items()
+    ]
     declared = [f"{m} {_fmt(v)}" for m, v in b.get("declared", {}).items()]
     lines = []
     if scores or declared:
-        lines.append("baselines (trained on the same batches; this validation set): " + " · ".join(
-            scores + ([f"declared: {', '.join(declared)}"] if declared else [])))
+        lines.append(
+            "baselines (trained on the same batches; this validation set): "
+            + " · ".join(scores + ([f"declared: {', '.join(declared)}"] if declared else []))
+        )
     word = {True: "better", False: "worse", None: "~"}
     for base in b.get("scores", {}):
         parts = []
@@ -154,8 +174,12 @@ def selection_lines(result: TwinResult) -> list[str]:
         return []
     metric = sel["metric"]
     steps = ", ".join(f"{n} {b['step']}" for n, b in sel["best"].items())
-    lines = [(f"best step by {metric} (chosen on {sel['chosen_on']} validation examples, judged on the other "
-              f"{sel['judged_on']}): {steps}")]
+    lines = [
+        (
+            f"best step by {metric} (chosen on {sel['chosen_on']} validation examples, judged on the other "
+            f"{sel['judged_on']}): {steps}"
+        )
+    ]
     word = {True: "better", False: "worse", None: "~"}
     parts = []
     for name, comp in sel.get("comparisons", {}).items():

@@ -61,8 +61,16 @@ class _Linear(nn.Module):
 class Baselines:
     """The prior and linear baselines of a run (see the module)."""
 
-    def __init__(self, reference: CandidateState, sample: tuple[Any, Any], *, kind: str,
-                 eval_loss: Callable[[Any, Any], torch.Tensor], streams: RngStreams, device: torch.device) -> None:
+    def __init__(
+        self,
+        reference: CandidateState,
+        sample: tuple[Any, Any],
+        *,
+        kind: str,
+        eval_loss: Callable[[Any, Any], torch.Tensor],
+        streams: RngStreams,
+        device: torch.device,
+    ) -> None:
         self.kind, self.device, self.eval_loss, self.reference = kind, device, eval_loss, reference
         self.skipped: dict[str, str] = {}
         inputs, _ = sample
@@ -84,8 +92,9 @@ class Baselines:
             self.skipped = {"prior": why, "linear": why}
             return
         if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point():
-            self.skipped["linear"] = ("the inputs are not a float tensor (tokens, a structure): there is no "
-                                      "linear model of them to train")
+            self.skipped["linear"] = (
+                "the inputs are not a float tensor (tokens, a structure): there is no linear model of them to train"
+            )
         elif reference.loss_takes == "outputs" and not isinstance(raw, torch.Tensor):
             self.skipped["linear"] = "the reference's loss takes the model's whole structured output"
         else:
@@ -135,17 +144,35 @@ class Baselines:
             models["linear"] = self.linear
         out = {}
         for name, model in models.items():
-            state = CandidateState(name=name, spec=self.reference.spec, model=model, optimizer=None,  # type: ignore[arg-type]
-                                   loss_fn=self.reference.loss_fn, scheduler=None, augment=None,
-                                   loss_takes="prediction")
-            out[name] = evaluate(state, val.batches, loss_per_example=self.eval_loss, metrics=metrics,
-                                 device=self.device, streams=val.streams, step=step, stream="baseline_eval")
+            state = CandidateState(
+                name=name,
+                spec=self.reference.spec,
+                model=model,
+                optimizer=None,  # type: ignore[arg-type]
+                loss_fn=self.reference.loss_fn,
+                scheduler=None,
+                augment=None,
+                loss_takes="prediction",
+            )
+            out[name] = evaluate(
+                state,
+                val.batches,
+                loss_per_example=self.eval_loss,
+                metrics=metrics,
+                device=self.device,
+                streams=val.streams,
+                step=step,
+                stream="baseline_eval",
+            )
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sum": None if self.sum is None else self.sum.clone(), "n": self.n,
-                "linear": None if self.linear is None else {k: v.clone() for k, v in self.linear.state_dict().items()},
-                "optimizer": None if self.optimizer is None else self.optimizer.state_dict()}
+        return {
+            "sum": None if self.sum is None else self.sum.clone(),
+            "n": self.n,
+            "linear": None if self.linear is None else {k: v.clone() for k, v in self.linear.state_dict().items()},
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.sum, self.n = state["sum"], int(state["n"])

@@ -32,8 +32,9 @@ def _plain_cross_entropy(loss_fn: Any) -> tuple[Any, ...] | None:
     return (loss_fn.ignore_index,)
 
 
-def batched_loss(members: Sequence[CandidateState], out: Any, targets: Sequence[Any],
-                 shared: bool) -> torch.Tensor | None:
+def batched_loss(
+    members: Sequence[CandidateState], out: Any, targets: Sequence[Any], shared: bool
+) -> torch.Tensor | None:
     """The ``[K]`` losses in one call, or ``None`` when this loss or these outputs need the members' own calls."""
     if not isinstance(out, torch.Tensor) or out.ndim != 3 or not members:
         return None

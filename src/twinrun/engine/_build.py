@@ -88,13 +88,15 @@ class InitReport:
         return lines
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shared": dict(self.shared), "own": dict(self.own), "groups": dict(self.groups),
-                "not_shared": {c: dict(r) for c, r in self.not_shared.items()}}
+        return {
+            "shared": dict(self.shared),
+            "own": dict(self.own),
+            "groups": dict(self.groups),
+            "not_shared": {c: dict(r) for c, r in self.not_shared.items()},
+        }
 
 
-def build_models(
-    resolved: ResolvedExperiment, streams: RngStreams
-) -> tuple[dict[str, nn.Module], InitReport]:
+def build_models(resolved: ResolvedExperiment, streams: RngStreams) -> tuple[dict[str, nn.Module], InitReport]:
     """Build the selected candidates' models (on the CPU) with shared initial weights."""
     needed = list(resolved.candidates)
     declared = list(resolved.declared)
@@ -130,8 +132,7 @@ def share_policy(setting: Any, candidates: Sequence[str]) -> dict[str, bool | tu
             f"share_init names candidates {unknown} that the experiment does not declare",
             fix=f"use names of: {', '.join(candidates)}",
         )
-    return {c: (v if isinstance(v, bool) else tuple(v)) for c, v in
-            ((c, setting.get(c, True)) for c in candidates)}
+    return {c: (v if isinstance(v, bool) else tuple(v)) for c, v in ((c, setting.get(c, True)) for c in candidates)}
 
 
 def _construct(spec: CandidateSpec, streams: RngStreams) -> nn.Module:
@@ -140,8 +141,7 @@ def _construct(spec: CandidateSpec, streams: RngStreams) -> nn.Module:
             model = spec.model.fn(**spec.model.kwargs)
         except Exception as exc:
             raise BuildError(
-                f"candidate {spec.name!r}: model factory {spec.model.name} failed: "
-                f"{type(exc).__name__}: {exc}",
+                f"candidate {spec.name!r}: model factory {spec.model.name} failed: {type(exc).__name__}: {exc}",
                 fix=f"check the candidate's model keys: {spec.model.kwargs}",
             ) from exc
     if not isinstance(model, nn.Module):
@@ -153,7 +153,9 @@ def _construct(spec: CandidateSpec, streams: RngStreams) -> nn.Module:
 
 
 def share_initial_weights(
-    models: Sequence[nn.Module], *, policies: Sequence[bool | Sequence[str]] | None = None,
+    models: Sequence[nn.Module],
+    *,
+    policies: Sequence[bool | Sequence[str]] | None = None,
 ) -> list[dict[str, str]]:
     """Give each model the initial value of an earlier model's same-named, same-shaped parameter.
 
@@ -203,8 +205,10 @@ def _why_not_shared(name: str, own: torch.Tensor, donor: torch.Tensor, policy: b
     a, b = own.detach().double().flatten().cpu(), donor.detach().double().flatten().cpu()
     sa, sb = float(a.std()) if a.numel() > 1 else 0.0, float(b.std()) if b.numel() > 1 else 0.0
     if sa == 0.0 or sb == 0.0:
-        return (f"its own initial value is constant {float(a[0]):.4g} where the earlier candidate's is "
-                f"{'constant ' + format(float(b[0]), '.4g') if sb == 0.0 else 'random'}: set on purpose, kept")
+        return (
+            f"its own initial value is constant {float(a[0]):.4g} where the earlier candidate's is "
+            f"{'constant ' + format(float(b[0]), '.4g') if sb == 0.0 else 'random'}: set on purpose, kept"
+        )
     n = a.numel()
     if n < 16:  # too few values to tell two draws apart (a constant was caught above)
         return None
@@ -213,13 +217,16 @@ def _why_not_shared(name: str, own: torch.Tensor, donor: torch.Tensor, policy: b
     mean_ok = abs(float(a.mean()) - float(b.mean())) <= 5.0 * math.sqrt((sa**2 + sb**2) / n)
     if spread_ok and mean_ok:
         return None
-    return (f"its own initial value is not drawn like the earlier candidate's (std {sa:.4g} vs {sb:.4g}, "
-            f"mean {float(a.mean()):.3g} vs {float(b.mean()):.3g}): set on purpose (a deliberate init or "
-            "loaded weights), kept")
+    return (
+        f"its own initial value is not drawn like the earlier candidate's (std {sa:.4g} vs {sb:.4g}, "
+        f"mean {float(a.mean()):.3g} vs {float(b.mean()):.3g}): set on purpose (a deliberate init or "
+        "loaded weights), kept"
+    )
 
 
 def init_report(
-    models: Mapping[str, nn.Module], not_shared: Mapping[str, Mapping[str, str]] | None = None,
+    models: Mapping[str, nn.Module],
+    not_shared: Mapping[str, Mapping[str, str]] | None = None,
 ) -> InitReport:
     params = {c: dict(m.named_parameters()) for c, m in models.items()}
     shared: dict[str, list[str]] = {c: [] for c in models}
@@ -228,8 +235,11 @@ def init_report(
     for c, named in params.items():
         for pname, p in named.items():
             twins = [
-                o for o in models
-                if o != c and pname in params[o] and params[o][pname].shape == p.shape
+                o
+                for o in models
+                if o != c
+                and pname in params[o]
+                and params[o][pname].shape == p.shape
                 and torch.equal(params[o][pname].detach().cpu(), p.detach().cpu())
             ]
             (shared if twins else own)[c].append(pname)
@@ -238,8 +248,7 @@ def init_report(
     reasons: dict[str, dict[str, str]] = {}
     for c in models:
         given = dict((not_shared or {}).get(c, {}))
-        reasons[c] = {p: given.get(p, "no earlier candidate has a parameter of this name and shape")
-                      for p in own[c]}
+        reasons[c] = {p: given.get(p, "no earlier candidate has a parameter of this name and shape") for p in own[c]}
     return InitReport(shared=shared, own=own, groups=groups, not_shared=reasons)
 
 
@@ -375,6 +384,7 @@ def per_example_loss(loss_fn: Callable[[Any, Any], torch.Tensor]) -> Callable[[A
         try:
             return torch.func.vmap(one)(outputs, targets)
         except Exception:  # noqa: BLE001 - a loss vmap cannot trace: one example at a time
+
             def rows(i: int) -> Any:
                 return tree_map(lambda v: v[i : i + 1] if isinstance(v, torch.Tensor) else v, outputs)
 

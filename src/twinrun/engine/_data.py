@@ -25,9 +25,7 @@ __all__ = ["BatchPlan", "SharedData", "as_dataset", "augment_once", "load_data",
 
 def as_dataset(value: Any, *, split: str, experiment: str) -> Any:
     """Accept a map-style dataset or a tuple ``(inputs, targets)`` of tensors/arrays."""
-    if isinstance(value, tuple) and len(value) == 2 and all(
-        isinstance(v, (torch.Tensor, np.ndarray)) for v in value
-    ):
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in value):
         tensors = [torch.as_tensor(v) for v in value]
         if tensors[0].shape[0] != tensors[1].shape[0]:
             raise DataError(
@@ -38,8 +36,7 @@ def as_dataset(value: Any, *, split: str, experiment: str) -> Any:
         value = TensorDataset(*tensors)
     if not (hasattr(value, "__getitem__") and hasattr(value, "__len__")):
         raise DataError(
-            f"experiment {experiment!r}: the {split} data is a {type(value).__name__}, not a "
-            "map-style dataset",
+            f"experiment {experiment!r}: the {split} data is a {type(value).__name__}, not a map-style dataset",
             fix="return a torch Dataset (with __len__ and __getitem__) or a tuple (inputs, targets)",
         )
     if len(value) == 0:
@@ -105,9 +102,17 @@ class SharedData:
     """
 
     def __init__(
-        self, train: Any, val: Any, *, batch_size: int, eval_batch_size: int,
-        streams: RngStreams, experiment: str, loader: Factory | None = None,
-        reload_train: Callable[[], Any] | None = None, test: Any = None,
+        self,
+        train: Any,
+        val: Any,
+        *,
+        batch_size: int,
+        eval_batch_size: int,
+        streams: RngStreams,
+        experiment: str,
+        loader: Factory | None = None,
+        reload_train: Callable[[], Any] | None = None,
+        test: Any = None,
     ) -> None:
         self.train = as_dataset(train, split="train", experiment=experiment)
         self.val = as_dataset(val, split="validation", experiment=experiment)
@@ -134,9 +139,13 @@ class SharedData:
             self._check_item(dataset, "train")
             return dataset
 
-        self.feed = None if loader is None else LoaderFeed(
-            loader, self.train, self.plan, streams, experiment,
-            reload=None if reload_train is None else reload)
+        self.feed = (
+            None
+            if loader is None
+            else LoaderFeed(
+                loader, self.train, self.plan, streams, experiment, reload=None if reload_train is None else reload
+            )
+        )
 
     def _check_item(self, dataset: Any, split: str) -> None:
         with self.plan.streams.isolated("data_fetch", 0):  # a random transform draws from a stream of its own
@@ -151,6 +160,7 @@ class SharedData:
 
     def _check_same_inputs(self, dataset: Any, split: str) -> None:
         """A split whose inputs are shaped unlike the training inputs is refused before training."""
+
         def shape(ds: Any) -> Any:
             with self.plan.streams.isolated("data_fetch", 0):
                 x = ds[0][0]
@@ -161,7 +171,7 @@ class SharedData:
             raise DataError(
                 f"experiment {self._experiment!r}: a {split} input has shape {other}, a training input {train}",
                 fix=f"make the data factory's {split} split hold inputs like the training split's "
-                    "(the same preprocessing), or return (train, val) only",
+                "(the same preprocessing), or return (train, val) only",
             )
 
     def gather(self, dataset: Any, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
@@ -170,7 +180,7 @@ class SharedData:
             index = torch.as_tensor(indices)
             return dataset.tensors[0][index], dataset.tensors[1][index]
         items = [dataset[int(i)] for i in indices]
-        return tuple(default_collate(items))  # type: ignore[return-value]
+        return tuple(default_collate(items))
 
     def plan_for(self, batch_size: int | None) -> BatchPlan:
         """The batch plan of a candidate with a batch size of its own: the same order of examples in every
@@ -178,13 +188,17 @@ class SharedData:
         if batch_size is None or batch_size == self.plan.batch_size:
             return self.plan
         if batch_size > len(self.train):
-            raise DataError(f"experiment {self._experiment!r}: a candidate's batch_size={batch_size} is larger than "
-                            f"the training set ({len(self.train)} examples)",
-                            fix=f"give it batch_size={max(1, len(self.train) // 4)} or fewer")
+            raise DataError(
+                f"experiment {self._experiment!r}: a candidate's batch_size={batch_size} is larger than "
+                f"the training set ({len(self.train)} examples)",
+                fix=f"give it batch_size={max(1, len(self.train) // 4)} or fewer",
+            )
         if self.feed is not None:
-            raise DataError(f"experiment {self._experiment!r}: a candidate with batch_size={batch_size} of its own "
-                            "cannot read through the experiment's loader, which serves the run's batches",
-                            fix="drop the loader, or give every candidate the run's batch_size")
+            raise DataError(
+                f"experiment {self._experiment!r}: a candidate with batch_size={batch_size} of its own "
+                "cannot read through the experiment's loader, which serves the run's batches",
+                fix="drop the loader, or give every candidate the run's batch_size",
+            )
         return self._plans.setdefault(batch_size, BatchPlan(len(self.train), batch_size, self.plan.streams))
 
     def train_batch(self, step: int, batch_size: int | None = None) -> tuple[Any, Any]:
@@ -215,8 +229,10 @@ class SharedData:
         evaluation)."""
         dataset = self.val if split == "val" else self.test
         if dataset is None:
-            raise DataError(f"experiment {self._experiment!r} has no {split} split",
-                            fix="return (train, val, test) from the data factory")
+            raise DataError(
+                f"experiment {self._experiment!r} has no {split} split",
+                fix="return (train, val, test) from the data factory",
+            )
         n = len(dataset)
         for start in range(0, n, self.eval_batch_size):
             yield self.gather(dataset, range(start, min(n, start + self.eval_batch_size)))
@@ -236,15 +252,20 @@ def batch_size_of(batch: Any) -> int:
     raise DataError(f"cannot tell the batch size of a {type(batch).__name__}")
 
 
-
 def load_data(resolved: Any, streams: RngStreams) -> SharedData:
     """Call the experiment's data factory and wrap its splits for the run."""
     settings = resolved.settings
     loaded = _call_data_factory(resolved)
     return SharedData(
-        loaded[0], loaded[1], batch_size=settings.batch_size, eval_batch_size=settings.eval_batch_size,
-        streams=streams, experiment=resolved.name, loader=resolved.loader,
-        reload_train=lambda: _call_data_factory(resolved)[0], test=loaded[2] if len(loaded) == 3 else None,
+        loaded[0],
+        loaded[1],
+        batch_size=settings.batch_size,
+        eval_batch_size=settings.eval_batch_size,
+        streams=streams,
+        experiment=resolved.name,
+        loader=resolved.loader,
+        reload_train=lambda: _call_data_factory(resolved)[0],
+        test=loaded[2] if len(loaded) == 3 else None,
     )
 
 
@@ -256,8 +277,7 @@ def _call_data_factory(resolved: Any) -> tuple[Any, ...]:
             loaded = data.fn(**data.kwargs)
         except Exception as exc:
             raise DataError(
-                f"experiment {resolved.name!r}: data factory {data.name} failed: "
-                f"{type(exc).__name__}: {exc}",
+                f"experiment {resolved.name!r}: data factory {data.name} failed: {type(exc).__name__}: {exc}",
                 fix=f"check the data keys: {data.kwargs}",
             ) from exc
     if not isinstance(loaded, (tuple, list)) or len(loaded) not in (2, 3):
@@ -267,13 +287,16 @@ def _call_data_factory(resolved: Any) -> tuple[Any, ...]:
             f"{f' of {len(loaded)} items' if isinstance(loaded, (tuple, list)) else ''}; "
             "twinrun needs (train, val) or (train, val, test)",
             fix="return a pair (train_dataset, val_dataset), or a triple with a test split "
-                "that is evaluated once, at the end",
+            "that is evaluated once, at the end",
         )
     return tuple(loaded)
 
 
 def augment_once(
-    streams: RngStreams, device: torch.device, step: int, raws: Mapping[int | None, tuple[Any, Any]],
+    streams: RngStreams,
+    device: torch.device,
+    step: int,
+    raws: Mapping[int | None, tuple[Any, Any]],
     live: Sequence[Any],
 ) -> tuple[dict[str, tuple[Any, Any]], dict[str, str]]:
     """The batch of ``step`` augmented once per distinct augmentation of the ``live`` candidates, from the

@@ -87,7 +87,8 @@ def _stored(dataset: Any, depth: int = 0) -> list[tuple[str, Any]]:
         if isinstance(value, _NOT_DATA) or callable(value):
             continue
         if isinstance(value, (torch.Tensor, np.ndarray)) or (
-                isinstance(value, (list, tuple)) and value and not any(callable(v) for v in value[:8])):
+            isinstance(value, (list, tuple)) and value and not any(callable(v) for v in value[:8])
+        ):
             found.append((name, value))
         elif depth < 3 and hasattr(value, "__getitem__") and hasattr(value, "__len__") and hasattr(value, "__dict__"):
             found += [(f"{name}.{k}", v) for k, v in _stored(value, depth + 1)]
@@ -116,8 +117,14 @@ def dataset_fingerprint(dataset: Any, *, limit: int = HASH_LIMIT) -> dict[str, A
     try:
         copy_ = copy.deepcopy(dataset)
     except Exception as exc:  # noqa: BLE001 - an unpicklable handle: say so rather than read the original
-        return {"examples": n, "sha256": None, "hashed": 0, "complete": False, "from": None,
-                "reason": f"the dataset cannot be copied to be read safely ({type(exc).__name__})"}
+        return {
+            "examples": n,
+            "sha256": None,
+            "hashed": 0,
+            "complete": False,
+            "from": None,
+            "reason": f"the dataset cannot be copied to be read safely ({type(exc).__name__})",
+        }
     index = range(n) if n <= limit else np.linspace(0, n - 1, limit).round().astype(int).tolist()
     with isolated_global_rng(derive_seed(0, "data_fingerprint")):
         for i in index:
@@ -128,8 +135,7 @@ def dataset_fingerprint(dataset: Any, *, limit: int = HASH_LIMIT) -> dict[str, A
 def epoch_coverage(size: int, batch_size: int) -> dict[str, Any]:
     """How many of ``size`` training examples an epoch of equal ``batch_size`` batches uses."""
     used = (size // batch_size) * batch_size
-    return {"examples": size, "used_per_epoch": used, "share": used / size if size else 0.0,
-            "batch_size": batch_size}
+    return {"examples": size, "used_per_epoch": used, "share": used / size if size else 0.0, "batch_size": batch_size}
 
 
 def coverage_warning(coverage: dict[str, Any]) -> str | None:
@@ -138,11 +144,16 @@ def coverage_warning(coverage: dict[str, Any]) -> str | None:
     if size == 0 or 1 - used / size <= LEFT_OUT_WARNING:
         return None
     divisors = [b for b in range(batch, 0, -1) if size % b == 0 and b >= batch // 2]
-    fix = (f"--set batch_size={divisors[0]} uses every example" if divisors
-           else f"a batch_size that divides {size} uses every example")
-    return (f"each epoch trains on {used} of the {size} training examples ({1 - used / size:.0%} left out): "
-            f"batches all have batch_size={batch}, so the last {size - used} examples of each epoch's "
-            f"order are dropped (a different {size - used} every epoch); {fix}")
+    fix = (
+        f"--set batch_size={divisors[0]} uses every example"
+        if divisors
+        else f"a batch_size that divides {size} uses every example"
+    )
+    return (
+        f"each epoch trains on {used} of the {size} training examples ({1 - used / size:.0%} left out): "
+        f"batches all have batch_size={batch}, so the last {size - used} examples of each epoch's "
+        f"order are dropped (a different {size - used} every epoch); {fix}"
+    )
 
 
 def data_facts(train: Any, val: Any, test: Any, *, order: torch.Tensor, batch_size: int) -> dict[str, Any]:

@@ -33,8 +33,9 @@ def _qualname(obj: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def candidate_config(model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                     scheduler: Any = None) -> dict[str, Any]:
+def candidate_config(
+    model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None
+) -> dict[str, Any]:
     """The model's class and size, the optimizer's class and hyperparameters per group, the scheduler's
     class and settings: what ``twinrun diff`` compares between two runs of your own loop."""
     out: dict[str, Any] = {
@@ -44,11 +45,16 @@ def candidate_config(model: nn.Module, optimizer: torch.optim.Optimizer | None =
     }
     if optimizer is not None:
         out["optimizer"] = _qualname(optimizer)
-        out["optimizer_groups"] = [plain_config({k: v for k, v in g.items() if k != "params"})
-                                   for g in optimizer.param_groups]
+        out["optimizer_groups"] = [
+            plain_config({k: v for k, v in g.items() if k != "params"}) for g in optimizer.param_groups
+        ]
     if scheduler is not None:
         out["scheduler"] = _qualname(scheduler)
-        out["scheduler_settings"] = plain_config({k: v for k, v in vars(scheduler).items()
-                                                  if not k.startswith("_") and k != "optimizer"
-                                                  and isinstance(v, (int, float, str, bool, list, tuple))})
+        out["scheduler_settings"] = plain_config(
+            {
+                k: v
+                for k, v in vars(scheduler).items()
+                if not k.startswith("_") and k != "optimizer" and isinstance(v, (int, float, str, bool, list, tuple))
+            }
+        )
     return out

@@ -31,8 +31,17 @@ from torch.utils import _pytree as pytree
 
 from twinrun.errors import ConfigError
 
-__all__ = ["World", "broadcast_text", "check_divisible", "detect_world", "global_mean", "join_world", "leave_world", "shard",
-           "wrap_model"]
+__all__ = [
+    "World",
+    "broadcast_text",
+    "check_divisible",
+    "detect_world",
+    "global_mean",
+    "join_world",
+    "leave_world",
+    "shard",
+    "wrap_model",
+]
 
 _TIMEOUT_S_ENV = "TWINRUN_DIST_TIMEOUT_S"
 
@@ -72,7 +81,9 @@ def detect_world(environ: Mapping[str, str] | None = None) -> World | None:
         return None
     rank, local = _env_int("RANK", env), _env_int("LOCAL_RANK", env)
     if rank is None or rank >= size:
-        raise ConfigError(f"WORLD_SIZE={size} but RANK={env.get('RANK')!r}", fix="launch with torchrun --nproc_per_node N")
+        raise ConfigError(
+            f"WORLD_SIZE={size} but RANK={env.get('RANK')!r}", fix="launch with torchrun --nproc_per_node N"
+        )
     return World(rank, size, local if local is not None else rank)
 
 
@@ -83,13 +94,16 @@ def join_world(world: World, device: torch.device) -> bool:
         return False
     backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl" and not dist.is_nccl_available():
-        raise ConfigError("a data-parallel run on CUDA needs NCCL, which this torch build lacks",
-                          fix="install a CUDA build of torch, or run on the CPU (--device cpu, gloo)")
+        raise ConfigError(
+            "a data-parallel run on CUDA needs NCCL, which this torch build lacks",
+            fix="install a CUDA build of torch, or run on the CPU (--device cpu, gloo)",
+        )
     if device.type == "cuda":
         torch.cuda.set_device(world.local_rank)  # "cuda" is this rank's own device from here on
     timeout = _env_int(_TIMEOUT_S_ENV, os.environ) or 120
-    dist.init_process_group(backend, rank=world.rank, world_size=world.size,
-                            timeout=datetime.timedelta(seconds=timeout))
+    dist.init_process_group(
+        backend, rank=world.rank, world_size=world.size, timeout=datetime.timedelta(seconds=timeout)
+    )
     return True
 
 
@@ -112,17 +126,18 @@ def check_divisible(batch_size: int, world: World, what: str) -> None:
         raise ConfigError(
             f"{what}={batch_size} does not split over {world.size} ranks ({batch_size / world.size:g} examples each): "
             "unequal shards would weigh examples unequally in the averaged gradient",
-            fix=f"use a multiple of {world.size}, e.g. --set batch_size={low or world.size} "
-                f"or {low + world.size}")
+            fix=f"use a multiple of {world.size}, e.g. --set batch_size={low or world.size} or {low + world.size}",
+        )
 
 
 def shard(batch: tuple[Any, Any], world: World) -> tuple[Any, Any]:
     """This rank's contiguous slice of every tensor of ``(inputs, targets)`` along the batch dimension."""
+
     def part(t: Any) -> Any:
         if not isinstance(t, torch.Tensor) or t.ndim == 0:
             return t
         size = t.shape[0] // world.size
-        return t[world.rank * size:(world.rank + 1) * size]
+        return t[world.rank * size : (world.rank + 1) * size]
 
     return pytree.tree_map(part, batch[0]), pytree.tree_map(part, batch[1])
 

@@ -48,7 +48,10 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class StepRequest:
-    """One training step a run asks for: its live candidates, their batches and context (see :meth:`TwinEngine.steps`)."""
+    """One training step a run asks for: its live candidates, their batches and context.
+
+    See :meth:`TwinEngine.steps`.
+    """
 
     engine: TwinEngine
     step: int
@@ -62,10 +65,9 @@ def drive(steps: Generator[StepRequest, dict[str, StepOutput], T]) -> T:
     try:
         request = next(steps)
         while True:
-            outputs = request.engine.executor.run_step(request.step, request.candidates, request.batches,
-                                                       request.context)
+            outputs = request.engine.executor.run_step(
+                request.step, request.candidates, request.batches, request.context
+            )
             request = steps.send(outputs)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-
-
+        return done.value

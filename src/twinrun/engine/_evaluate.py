@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +12,13 @@ import torch
 from twinrun.engine._build import CandidateState
 from twinrun.engine._data import move_to
 from twinrun.engine._outputs import loss_input, prediction
+from twinrun.engine._tta import augment_views
 from twinrun.errors import ConfigError
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 from twinrun.spec._metrics import check_metric_output
 
-__all__ = ["EvalOutput", "EvalSet", "evaluate"]
+__all__ = ["EvalOutput", "EvalSet", "eval_set", "evaluate"]
 
 
 @dataclass
@@ -68,7 +69,8 @@ def evaluate(
                         raise ConfigError(
                             f"candidate {state.name!r}: eval_augment averages predictions, but its loss takes "
                             "the model's whole structured output",
-                            fix="drop eval_augment, or give the candidate a loss of the prediction")
+                            fix="drop eval_augment, or give the candidate a loss of the prediction",
+                        )
                 n = int(targets.shape[0])
                 if state.loss_takes is None:  # evaluated before any step (Twin): decide on these outputs
                     state.loss_takes, batch_loss = loss_input(loss_per_example, outputs, targets, state.output_key)
@@ -99,13 +101,45 @@ class EvalSet:
     def __len__(self) -> int:
         return len(self.batches)
 
-    def evaluate(self, state: CandidateState, step: int, *, index: Sequence[int] | None = None,
-                 keep_outputs: bool = False, stream: str = "eval") -> EvalOutput:
+    def evaluate(
+        self,
+        state: CandidateState,
+        step: int,
+        *,
+        index: Sequence[int] | None = None,
+        keep_outputs: bool = False,
+        stream: str = "eval",
+    ) -> EvalOutput:
         """:func:`evaluate` on the batches ``index`` (default: all)."""
         chosen = range(len(self.batches)) if index is None else index
         return evaluate(
-            state, [self.batches[i] for i in chosen],
+            state,
+            [self.batches[i] for i in chosen],
             views=None if self.views is None else [self.views[i] for i in chosen],
-            loss_per_example=self.losses[state.name], metrics=self.metrics, device=self.device,
-            streams=self.streams, step=step, keep_outputs=keep_outputs, stream=stream,
+            loss_per_example=self.losses[state.name],
+            metrics=self.metrics,
+            device=self.device,
+            streams=self.streams,
+            step=step,
+            keep_outputs=keep_outputs,
+            stream=stream,
         )
+
+
+def eval_set(
+    batches: Iterable[tuple[Any, Any]],
+    augment: Callable[..., Any] | None,
+    passes: int,
+    split: str,
+    experiment: str,
+    losses: Mapping[str, Callable[[Any, Any], torch.Tensor]],
+    metrics: Mapping[str, Metric],
+    device: torch.device,
+    streams: RngStreams,
+) -> EvalSet:
+    """A split's batches and, with an ``eval_augment``, their test-time augmented passes (made once)."""
+    kept = list(batches)
+    views = None
+    if augment is not None:
+        views = augment_views(augment, kept, passes=passes, streams=streams, split=split, experiment=experiment)
+    return EvalSet(kept, views, losses, metrics, device, streams)

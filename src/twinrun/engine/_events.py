@@ -168,9 +168,7 @@ class EventBus:
 
     def __init__(self, sinks: Sequence[Sink] = ()) -> None:
         self.sinks = list(sinks)
-        self._wants_batches = any(
-            type(s).on_batch_prepared is not Sink.on_batch_prepared for s in self.sinks
-        )
+        self._wants_batches = any(type(s).on_batch_prepared is not Sink.on_batch_prepared for s in self.sinks)
 
     @property
     def wants_batches(self) -> bool:

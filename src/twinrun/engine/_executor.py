@@ -43,8 +43,10 @@ class StepContext:
 
 def describe_failure(exc: BaseException, candidate: str, inputs: Any, targets: Any) -> str:
     """One line: which candidate failed on what batch, and the error (its traceback is kept by the caller)."""
-    return (f"candidate {candidate!r} failed on a batch of inputs {shape_of(inputs)} and targets "
-            f"{shape_of(targets)}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+    return (
+        f"candidate {candidate!r} failed on a batch of inputs {shape_of(inputs)} and targets "
+        f"{shape_of(targets)}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    )
 
 
 def shape_of(value: Any) -> Any:
@@ -89,7 +91,10 @@ class DrawTracker:
             warnings.warn(
                 f"{key}: the model drew from Python's or NumPy's global generator at step {step} but not at "
                 f"step {known[1]}: steps {known[1] + 1}..{step - 1} drew from the unseeded generators. "
-                "twinrun now seeds them every step", RuntimeWarning, stacklevel=3)
+                "twinrun now seeds them every step",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         self._known[key] = (drew, step)
 
 
@@ -143,20 +148,32 @@ class SequentialExecutor:
         outputs: dict[str, StepOutput] = {}
         for state in candidates:
             inputs, targets = batches[state.spec.augment_key]
-            meter = (context.meter.measure(state.name, (inputs, targets, list(state.model.buffers())))
-                     if context.meter else nullcontext())
+            meter = (
+                context.meter.measure(state.name, (inputs, targets, list(state.model.buffers())))
+                if context.meter
+                else nullcontext()
+            )
             start = time.perf_counter()
             try:
                 with self.draws.isolated(state.name, step, context), meter:
-                    out = train_step(state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip,
-                                     update=self.update_for(state))
+                    out = train_step(
+                        state,
+                        inputs,
+                        targets,
+                        metrics=context.metrics,
+                        grad_clip=context.grad_clip,
+                        update=self.update_for(state),
+                    )
             except Exception as exc:
                 if not self.isolate_failures:
                     raise
-                out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets),
-                                 exception=exc)
+                out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
             outputs[state.name] = StepOutput(
-                out.loss, out.metrics, out.lr, seconds=time.perf_counter() - start, error=out.error,
+                out.loss,
+                out.metrics,
+                out.lr,
+                seconds=time.perf_counter() - start,
+                error=out.error,
                 exception=out.exception,
             )
         return outputs

@@ -68,12 +68,17 @@ def build_result(engine: TwinEngine) -> TwinResult:
         memory=memory,
         timing={k: round(v, 6) for k, v in engine.history.timing.items()},
         config=engine.resolved.to_config(),
-        warnings=[*engine.resolved.warnings,
-                  *filter(None, [coverage_warning(engine.data_facts["epoch"])])],
+        warnings=[*engine.resolved.warnings, *filter(None, [coverage_warning(engine.data_facts["epoch"])])],
         data=engine.data_facts,
-        baselines=baseline_report(candidates, engine.history.baseline_evals, engine.metric_goals,
-                                  {} if engine.baselines is None else engine.baselines.skipped,
-                                  dict(engine.resolved.reference_scores)) if engine.settings.baselines else {},
+        baselines=baseline_report(
+            candidates,
+            engine.history.baseline_evals,
+            engine.metric_goals,
+            {} if engine.baselines is None else engine.baselines.skipped,
+            dict(engine.resolved.reference_scores),
+        )
+        if engine.settings.baselines
+        else {},
         reproducibility={"deterministic": engine.settings.deterministic, "switches": dict(engine.determinism)},
         execution=engine.execution_report(),
         selection=_selection(engine, candidates),
@@ -84,8 +89,10 @@ def _best(engine: TwinEngine, name: str) -> dict[str, Any]:
     best = engine.selection.best.get(name) if engine.selection is not None else None
     if best is None:
         return {}
-    return {"best": {"step": best.step, "value": best.value, "metric": engine.selection.metric},  # type: ignore[union-attr]
-            "best_state": best.state}
+    return {
+        "best": {"step": best.step, "value": best.value, "metric": engine.selection.metric},  # type: ignore[union-attr]
+        "best_state": best.state,
+    }
 
 
 def _selection(engine: TwinEngine, candidates: dict[str, CandidateResult]) -> dict[str, Any]:
@@ -93,9 +100,12 @@ def _selection(engine: TwinEngine, candidates: dict[str, CandidateResult]) -> di
     sel = engine.selection
     if sel is None:
         return {}
-    held = {n: sel.held_out(sel.best[n].per_example) for n, c in candidates.items()
-            if c.status == "finished" and n in sel.best}
-    comparisons = compare_at_best(held, engine.resolved.reference, engine.metric_goals,
-                                  {n: sel.best[n].step for n in held})
+    held = {
+        n: sel.held_out(sel.best[n].per_example)
+        for n, c in candidates.items()
+        if c.status == "finished" and n in sel.best
+    }
+    comparisons = compare_at_best(
+        held, engine.resolved.reference, engine.metric_goals, {n: sel.best[n].step for n in held}
+    )
     return {**sel.report(), "comparisons": {n: c.to_dict() for n, c in comparisons.items()}}
-

@@ -52,8 +52,7 @@ class FusedUpdate:
         if self.stack is None or self.stacked is None or self._first is None:
             return False
         p, pointer = self._first
-        return (p.grad is not None and p.grad.data_ptr() == pointer and self.stack.bound()
-                and self.stacked.bound())
+        return p.grad is not None and p.grad.data_ptr() == pointer and self.stack.bound() and self.stacked.bound()
 
     def zero_grad(self) -> None:
         if not self._bound():  # first step, or someone replaced a tensor (load_state_dict, set_to_none)

@@ -42,7 +42,8 @@ class RunHistory:
         size = steps or 0
         self.train_loss: dict[str, np.ndarray] = {n: np.full(size, np.nan) for n in names}
         self.train_metrics: dict[str, dict[str, np.ndarray]] = {
-            n: {m: np.full(size, np.nan) for m in metrics} for n in names}
+            n: {m: np.full(size, np.nan) for m in metrics} for n in names
+        }
         self.eval_history: dict[str, list[tuple[int, dict[str, float]]]] = {n: [] for n in names}
         self.last_eval: dict[str, EvalOutput] = {}
         self.step_seconds: dict[str, float] = dict.fromkeys(names, 0.0)
@@ -58,11 +59,13 @@ class RunHistory:
                 continue
             size = max(step, 2 * len(curve), 64)
             self.train_loss[name] = np.concatenate([curve, np.full(size - len(curve), np.nan)])
-            self.train_metrics[name] = {m: np.concatenate([v, np.full(size - len(v), np.nan)])
-                                        for m, v in self.train_metrics[name].items()}
+            self.train_metrics[name] = {
+                m: np.concatenate([v, np.full(size - len(v), np.nan)]) for m, v in self.train_metrics[name].items()
+            }
 
-    def record_step(self, step: int, outputs: Mapping[str, StepOutput],
-                    states: Mapping[str, CandidateState]) -> list[tuple[str, float, str | None]]:
+    def record_step(
+        self, step: int, outputs: Mapping[str, StepOutput], states: Mapping[str, CandidateState]
+    ) -> list[tuple[str, float, str | None]]:
         """Write update ``step``'s outputs; mark the candidates whose loss became NaN/Inf (or whose code raised)
         as diverged, and return them as ``(name, value, error)``."""
         if self.steps is None:
@@ -83,17 +86,25 @@ class RunHistory:
         return diverged
 
     @staticmethod
-    def step_events(run_id: str, step: int, outputs: Mapping[str, StepOutput], states: Mapping[str, CandidateState],
-                    diverged: Iterable[tuple[str, float, str | None]]) -> list[Event]:
+    def step_events(
+        run_id: str,
+        step: int,
+        outputs: Mapping[str, StepOutput],
+        states: Mapping[str, CandidateState],
+        diverged: Iterable[tuple[str, float, str | None]],
+    ) -> list[Event]:
         """The step's ``StepDone``, then a ``CandidateDiverged`` for each candidate that stopped."""
-        done: list[Event] = [StepDone(
-            run_id, step,
-            {n: o.loss for n, o in outputs.items()},
-            {n: dict(o.metrics) for n, o in outputs.items()},
-            {n: o.lr for n, o in outputs.items()},
-            {n: s.model for n, s in states.items()},
-            {n: s.optimizer for n, s in states.items()},
-        )]
+        done: list[Event] = [
+            StepDone(
+                run_id,
+                step,
+                {n: o.loss for n, o in outputs.items()},
+                {n: dict(o.metrics) for n, o in outputs.items()},
+                {n: o.lr for n, o in outputs.items()},
+                {n: s.model for n, s in states.items()},
+                {n: s.optimizer for n, s in states.items()},
+            )
+        ]
         return done + [CandidateDiverged(run_id, step, name, value, error) for name, value, error in diverged]
 
     # ------------------------------------------------------------------ an evaluation

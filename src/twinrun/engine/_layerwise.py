@@ -43,10 +43,30 @@ from torch import fx, nn
 __all__ = ["layerwise_forward"]
 
 
-_ELEMENTWISE = (nn.Identity, nn.ReLU, nn.ReLU6, nn.GELU, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.LeakyReLU, nn.ELU,
-                nn.Softplus, nn.Mish, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid)
-_FUNCTIONS = {F.relu: torch.relu, torch.relu: torch.relu, torch.tanh: torch.tanh, torch.sigmoid: torch.sigmoid,
-              F.gelu: F.gelu, F.silu: F.silu}
+_ELEMENTWISE = (
+    nn.Identity,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.SiLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Softplus,
+    nn.Mish,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+)
+_FUNCTIONS = {
+    F.relu: torch.relu,
+    torch.relu: torch.relu,
+    torch.tanh: torch.tanh,
+    torch.sigmoid: torch.sigmoid,
+    F.gelu: F.gelu,
+    F.silu: F.silu,
+}
 _METHODS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 _POOL_FUNCTIONS = (F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
@@ -83,31 +103,43 @@ def _linear(name: str, has_bias: bool) -> Layer:
             out = torch.bmm(rows, w.transpose(1, 2))
         lead = x.shape[1:-1] if stacked else x.shape[:-1]
         return out.reshape(k, *lead, w.shape[1]), "stacked"
+
     return run
 
 
 def _conv(name: str, module: nn.Conv2d) -> Layer:
     """A ``Conv2d`` of every member as one convolution: over the shared batch with the K filters side by side,
     or grouped (``groups=K``) over the members' own channels."""
+
     def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
         w = p[f"{name}.weight"]  # (K, out, in, kh, kw)
         bias = p[f"{name}.bias"].reshape(-1) if module.bias is not None else None
         if kind == "stacked":  # (K, B, C, H, W) -> (B, K*C, H, W)
             x = x.transpose(0, 1).reshape(x.shape[1], k * x.shape[2], *x.shape[3:])
         groups = 1 if kind == "shared" else k
-        out = F.conv2d(x, w.reshape(-1, *w.shape[2:]), bias, module.stride, module.padding,  # type: ignore[arg-type]
-                       module.dilation, groups)
+        out = F.conv2d(
+            x,
+            w.reshape(-1, *w.shape[2:]),
+            bias,
+            module.stride,
+            module.padding,
+            module.dilation,
+            groups,
+        )
         return out, "grouped"
+
     return run
 
 
 def _channelwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Layer:
     """A pooling: per channel, so the shared and grouped layouts take it as they are."""
+
     def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
         if kind != "stacked":
             return fn(x), kind
         out = fn(x.reshape(-1, *x.shape[2:]))
         return out.view(k, x.shape[1], *out.shape[1:]), kind
+
     return run
 
 
@@ -126,6 +158,7 @@ def _shifted(module: nn.Flatten | nn.Softmax | nn.LogSoftmax) -> Layer:
         dim = module.dim if module.dim is None or module.dim < 0 else module.dim + 1
         fn = torch.softmax if isinstance(module, nn.Softmax) else torch.log_softmax
         return fn(x, dim), "stacked"  # type: ignore[arg-type]
+
     return run
 
 
@@ -139,13 +172,16 @@ def _dropout(module: nn.Dropout, randomness: str) -> Layer:
         if randomness == "same":  # one member's mask for all, as vmap draws it
             return x * F.dropout(torch.ones_like(x[0]), module.p), "stacked"
         return F.dropout(x, module.p), "stacked"
+
     return run
 
 
 def _chain(model: nn.Module) -> list[fx.Node] | None:
     """The traced nodes between input and output, when they form one straight chain of supported steps."""
-    if any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None)
-           for m in model.modules()):
+    if any(
+        m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or getattr(m, "_backward_pre_hooks", None)
+        for m in model.modules()
+    ):
         return None
     leaves = [m for m in model.modules() if not list(m.children())]
     if not leaves or not all(isinstance(m, _SUPPORTED) for m in leaves):
@@ -183,9 +219,13 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
         if isinstance(module, nn.Dropout):
             return _dropout(module, randomness)
         return None
-    if node.op == "call_function" and node.target in _FUNCTIONS and not extra \
-            and node.kwargs in ({}, {"inplace": False}):  # fx spells F.relu(x) with its default
-        return _elementwise(_FUNCTIONS[node.target])  # type: ignore[index]
+    if (
+        node.op == "call_function"
+        and node.target in _FUNCTIONS
+        and not extra
+        and node.kwargs in ({}, {"inplace": False})
+    ):  # fx spells F.relu(x) with its default
+        return _elementwise(_FUNCTIONS[node.target])
     if node.op == "call_method" and node.target in _METHODS and not extra and not node.kwargs:
         return _elementwise(_METHODS[str(node.target)])
     if node.op == "call_function" and node.target in _POOL_FUNCTIONS and not node.kwargs.get("return_indices"):
@@ -193,8 +233,12 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
         if any(isinstance(a, fx.Node) for a in (*args, *kwargs.values())):
             return None
         return _channelwise(lambda x: node.target(x, *args, **kwargs))  # type: ignore[operator]
-    if node.op in ("call_function", "call_method") and node.target in (torch.flatten, "flatten") \
-            and extra == (1,) and not node.kwargs:
+    if (
+        node.op in ("call_function", "call_method")
+        and node.target in (torch.flatten, "flatten")
+        and extra == (1,)
+        and not node.kwargs
+    ):
         return _shifted(nn.Flatten(1, -1))
     return None
 
@@ -218,8 +262,13 @@ def layerwise_forward(model: nn.Module, shared_input: bool, randomness: str = "s
     if len(layers) != len(found):
         return None
     names = {name for name, _ in named}
-    used = {f"{n.target}.{kind}" for n in nodes if n.op == "call_module"
-            for kind in ("weight", "bias") if f"{n.target}.{kind}" in names}
+    used = {
+        f"{n.target}.{kind}"
+        for n in nodes
+        if n.op == "call_module"
+        for kind in ("weight", "bias")
+        if f"{n.target}.{kind}" in names
+    }
     if used != names:  # a parameter the chain does not use (or uses outside a layer): vmap knows better
         return None
 

@@ -45,7 +45,7 @@ class SequenceFirst:
 
         moved = tree_map(move, args)
         self._shapes.append(lead or ())
-        return moved  # type: ignore[no-any-return]
+        return moved
 
     def after(self, module: nn.Module, args: Any, outputs: Any) -> Any:
         lead = self._shapes.pop() if self._shapes else ()

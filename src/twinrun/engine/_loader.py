@@ -60,7 +60,12 @@ class LoaderFeed:
     """The batch of each step from the user's loader: in order for free, out of order by replay."""
 
     def __init__(
-        self, factory: Factory, dataset: Any, plan: Any, streams: RngStreams, experiment: str,
+        self,
+        factory: Factory,
+        dataset: Any,
+        plan: Any,
+        streams: RngStreams,
+        experiment: str,
         reload: Callable[[], Any] | None = None,
     ) -> None:
         self.factory = factory
@@ -76,8 +81,9 @@ class LoaderFeed:
         self.sampler = PlanBatchSampler(self.plan)
         self.generator = torch.Generator()
         try:
-            self.loader = self.factory.fn(self.dataset, batch_sampler=self.sampler, generator=self.generator,
-                                          **self.factory.kwargs)
+            self.loader = self.factory.fn(
+                self.dataset, batch_sampler=self.sampler, generator=self.generator, **self.factory.kwargs
+            )
         except Exception as exc:
             raise DataError(
                 f"experiment {self.experiment!r}: loader factory {self.factory.name} failed: "

@@ -29,7 +29,7 @@ from twinrun.engine._data import augment_once, load_data, move_to
 from twinrun.engine._data_facts import data_facts
 from twinrun.engine._distributed import World, check_divisible, shard, wrap_model
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
-from twinrun.engine._evaluate import EvalSet
+from twinrun.engine._evaluate import EvalSet, eval_set
 from twinrun.engine._events import (
     BatchPrepared,
     EvalDone,
@@ -48,7 +48,6 @@ from twinrun.engine._result import TwinResult
 from twinrun.engine._selection import Selection, check_selection
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._step import StepOutput
-from twinrun.engine._tta import augment_views
 from twinrun.engine._vectorised import make_executor
 from twinrun.errors import Interrupted
 from twinrun.rng import (
@@ -94,14 +93,20 @@ class TwinEngine:
         self.device = resolve_device(self.settings.device)
         self.streams = RngStreams(self.settings.seed)
         self.executor: Executor = executor or make_executor(
-            self.settings.executor, budget=parse_bytes(self.settings.memory_budget))
+            self.settings.executor, budget=parse_bytes(self.settings.memory_budget)
+        )
         self.bus = EventBus(sinks)
         self.metrics = dict(resolved.metrics)
         self.metric_goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
         check_selection(self.settings, self.metric_goals)
         self.data = load_data(resolved, self.streams)
-        self.data_facts = data_facts(self.data.train, self.data.val, self.data.test,
-                                     order=self.data.plan.order(0), batch_size=self.settings.batch_size)
+        self.data_facts = data_facts(
+            self.data.train,
+            self.data.val,
+            self.data.test,
+            order=self.data.plan.order(0),
+            batch_size=self.settings.batch_size,
+        )
         self.states, self.init = build_candidates(resolved, self.streams, self.device)
         for state in self.states.values():  # a batch size of its own is checked before anything trains
             self.data.plan_for(state.spec.batch_size)
@@ -110,14 +115,30 @@ class TwinEngine:
         self.output_kind = self._preflight()
         self.step_streams = self.streams
         ref = self.states[resolved.reference]
-        self.baselines = Baselines(
-            ref, move_to(tuple(t[:2] for t in self.val.batches[0]), self.device), kind=self.output_kind,
-            eval_loss=self.eval_losses[ref.name], streams=self.streams, device=self.device,
-        ) if self.settings.baselines else None
+        self.baselines = (
+            Baselines(
+                ref,
+                move_to(tuple(t[:2] for t in self.val.batches[0]), self.device),
+                kind=self.output_kind,
+                eval_loss=self.eval_losses[ref.name],
+                streams=self.streams,
+                device=self.device,
+            )
+            if self.settings.baselines
+            else None
+        )
         goal = self.metric_goals.get(self.settings.select_by or "", False)
-        self.selection = None if self.settings.select_by is None else Selection(
-            self.settings.select_by, goal, self.settings.patience, sum(len(b[1]) for b in self.val.batches),
-            self.streams)
+        self.selection = (
+            None
+            if self.settings.select_by is None
+            else Selection(
+                self.settings.select_by,
+                goal,
+                self.settings.patience,
+                sum(len(b[1]) for b in self.val.batches),
+                self.streams,
+            )
+        )
         self.meter = ActivationMeter() if measure_memory else None
         self._measured = self.meter is None  # measured on the first step trained here (a resumed run too)
         #: what changes as the run trains (the step, curves, evaluations, timing): the rest is built once
@@ -147,20 +168,26 @@ class TwinEngine:
         self.execution.update(dict.fromkeys(self.states, how))
         self.step_streams = RngStreams(derive_seed(self.settings.seed, "rank", world.rank))
 
-
     def _eval_set(self, split: str) -> EvalSet:
         """A split's batches, with their test-time augmented passes (``eval_augment``), made once."""
-        batches = list(self.data.val_batches(split))
         augment = build_callable(self.resolved.eval_augment, "eval_augment", "(all)")
-        views = None if augment is None else augment_views(
-            augment, batches, passes=self.settings.eval_passes, streams=self.streams, split=split,
-            experiment=self.resolved.name)
-        return EvalSet(batches, views, self.eval_losses, self.metrics, self.device, self.streams)
+        return eval_set(
+            self.data.val_batches(split),
+            augment,
+            self.settings.eval_passes,
+            split,
+            self.resolved.name,
+            self.eval_losses,
+            self.metrics,
+            self.device,
+            self.streams,
+        )
 
     def _preflight(self) -> str:
         """Every candidate on 2 training examples before training (see ``_preflight``)."""
-        return preflight(self.states, self.data, self.streams, self.device, self.metrics, self.eval_losses,
-                         self.settings.output)
+        return preflight(
+            self.states, self.data, self.streams, self.device, self.metrics, self.eval_losses, self.settings.output
+        )
 
     # ------------------------------------------------------------------ the loop
     @property
@@ -197,10 +224,17 @@ class TwinEngine:
         started = time.perf_counter()
         try:
             # inside the try: a sink (or Ctrl-C) failing at the start still ends the run everywhere
-            self.bus.emit(RunStarted(
-                self.run_id, self.resolved, self.resolved.to_config(), self.init,
-                str(self.device), self.step, {n: s.model for n, s in self.states.items()},
-            ))
+            self.bus.emit(
+                RunStarted(
+                    self.run_id,
+                    self.resolved,
+                    self.resolved.to_config(),
+                    self.init,
+                    str(self.device),
+                    self.step,
+                    {n: s.model for n, s in self.states.items()},
+                )
+            )
             if self.step == 0 or self._evaluation_missing():
                 self._evaluate_all(keep_outputs=self.step == self.settings.steps)
             for state in self.states.values():  # resumed: a candidate stopped early keeps its last evaluation
@@ -213,11 +247,10 @@ class TwinEngine:
                 if self.step % self.settings.eval_every == 0 or self.step == self.settings.steps:
                     self._evaluate_all(keep_outputs=self.step == self.settings.steps)
                 if self.stop is not None and self.stop.requested and self.step < self.settings.steps:
-                    raise Interrupted(self.stop.reason or "stop requested", step=self.step,
-                                      at_step_boundary=True, run_id=self.run_id)
-            if not self.history.last_eval or any(
-                self.history.last_eval[s.name].outputs is None for s in self.live
-            ):
+                    raise Interrupted(
+                        self.stop.reason or "stop requested", step=self.step, at_step_boundary=True, run_id=self.run_id
+                    )
+            if not self.history.last_eval or any(self.history.last_eval[s.name].outputs is None for s in self.live):
                 self._evaluate_all(keep_outputs=True)
             if self.data.test is not None:
                 self._evaluate_test()
@@ -225,8 +258,13 @@ class TwinEngine:
                 self.history.baseline_evals = self.baselines.evaluate(self.val, self.metrics, self.step)
         except BaseException as exc:  # noqa: BLE001 - recorded by every sink, then re-raised
             self.data.close()
-            failed = RunFailed(self.run_id, self.step, exc, isinstance(exc, KeyboardInterrupt),
-                               at_step_boundary=isinstance(exc, Interrupted) and exc.at_step_boundary)
+            failed = RunFailed(
+                self.run_id,
+                self.step,
+                exc,
+                isinstance(exc, KeyboardInterrupt),
+                at_step_boundary=isinstance(exc, Interrupted) and exc.at_step_boundary,
+            )
             for error in self.bus.emit_to_all(failed):
                 exc.add_note(f"twinrun: a sink also failed while recording this: {type(error).__name__}: {error}")
             try:
@@ -244,7 +282,8 @@ class TwinEngine:
         """A run resumed from a state taken before its step's evaluation: evaluate again (same result)."""
         due = self.step % self.settings.eval_every == 0 or self.step == self.settings.steps
         return due and any(
-            not self.history.eval_history[s.name] or self.history.eval_history[s.name][-1][0] != self.step for s in self.live
+            not self.history.eval_history[s.name] or self.history.eval_history[s.name][-1][0] != self.step
+            for s in self.live
         )
 
     def _train_one_step(self) -> Generator[StepRequest, dict[str, StepOutput], None]:
@@ -261,7 +300,10 @@ class TwinEngine:
         if self.bus.wants_batches:
             self.bus.emit(BatchPrepared(self.run_id, step, batches, assignment))
         context = StepContext(
-            self.step_streams, [self.device], self.metrics, self.settings.grad_clip,
+            self.step_streams,
+            [self.device],
+            self.metrics,
+            self.settings.grad_clip,
             self.meter if not self._measured else None,  # the first step this process trains
         )
         self._measured = True
@@ -307,8 +349,12 @@ class TwinEngine:
         index = None if full else range(min(quick or 0, len(self.val)))
         for state in self.live:
             out = self.val.evaluate(state, self.step, index=index, keep_outputs=keep_outputs)
-            if index is None and self.selection is not None and self.selection.update(state.name, out, state.model) \
-                    and self.step < self.settings.steps:  # early stopping: it trains no further
+            if (
+                index is None
+                and self.selection is not None
+                and self.selection.update(state.name, out, state.model)
+                and self.step < self.settings.steps
+            ):  # early stopping: it trains no further
                 state.stopped_at = self.step
                 out = out if out.outputs is not None else self.val.evaluate(state, self.step, keep_outputs=True)
             means = out.means()
@@ -352,6 +398,3 @@ def run_twin(
 ) -> TwinResult:
     """Build and train the candidates of ``resolved`` side by side; see :class:`TwinEngine`."""
     return TwinEngine(resolved, sinks=sinks, run_id=run_id, executor=executor).run()
-
-
-

@@ -43,7 +43,9 @@ def _candidates(out: torch.Tensor, targets: torch.Tensor) -> list[tuple[str, int
 
 
 def recognise_loss(
-    loss_fn: Callable[[Any, Any], torch.Tensor], prediction: torch.Tensor, targets: Any,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    prediction: torch.Tensor,
+    targets: Any,
 ) -> tuple[str, int | None] | None:
     """``(kind, class_dim)`` of the loss ``loss_fn`` computes, probed on outputs shaped like ``prediction``.
 
@@ -62,7 +64,10 @@ def recognise_loss(
                 value = loss_fn(given, targets)
             except Exception:  # noqa: BLE001, S112 - this layout does not fit the loss: try the next
                 continue
-            if (isinstance(value, torch.Tensor) and value.numel() == 1
-                    and torch.allclose(value.detach().float().reshape(()), expected.float(), rtol=1e-4, atol=1e-6)):
+            if (
+                isinstance(value, torch.Tensor)
+                and value.numel() == 1
+                and torch.allclose(value.detach().float().reshape(()), expected.float(), rtol=1e-4, atol=1e-6)
+            ):
                 return kind, dim
     return None

@@ -82,8 +82,10 @@ def prediction(outputs: Any, key: str | int = "auto") -> torch.Tensor:
     if not isinstance(found, torch.Tensor):
         found = _first_tensor(outputs)
     if found is None:
-        raise BuildError(f"the model's outputs hold no tensor ({_describe(outputs)})",
-                         fix="return a tensor, or a tuple, dict or dataclass holding the prediction")
+        raise BuildError(
+            f"the model's outputs hold no tensor ({_describe(outputs)})",
+            fix="return a tensor, or a tuple, dict or dataclass holding the prediction",
+        )
     return found
 
 
@@ -97,8 +99,9 @@ def replace_prediction(outputs: Any, new: torch.Tensor, key: str | int = "auto")
         if isinstance(value, Mapping):
             return type(value)({k: swap(v) for k, v in value.items()})  # type: ignore[call-arg]
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return dataclasses.replace(value, **{f.name: swap(getattr(value, f.name))
-                                                 for f in dataclasses.fields(value) if f.init})
+            return dataclasses.replace(
+                value, **{f.name: swap(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+            )
         if isinstance(value, tuple) and hasattr(value, "_fields"):
             return type(value)(*(swap(v) for v in value))
         if isinstance(value, (tuple, list)):
@@ -119,7 +122,10 @@ def _describe(outputs: Any) -> str:
 
 
 def loss_input(
-    loss_fn: Callable[[Any, Any], torch.Tensor], outputs: Any, targets: Any, key: str | int = "auto",
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    outputs: Any,
+    targets: Any,
+    key: str | int = "auto",
 ) -> tuple[str, torch.Tensor]:
     """Which part of ``outputs`` ``loss_fn`` takes (``"outputs"`` or ``"prediction"``), and the loss.
 

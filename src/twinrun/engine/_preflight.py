@@ -28,8 +28,12 @@ __all__ = ["output_kind", "preflight"]
 
 
 def preflight(
-    states: Mapping[str, CandidateState], data: SharedData, streams: RngStreams, device: torch.device,
-    metrics: Mapping[str, Metric], eval_losses: Mapping[str, Callable[[Any, Any], torch.Tensor]],
+    states: Mapping[str, CandidateState],
+    data: SharedData,
+    streams: RngStreams,
+    device: torch.device,
+    metrics: Mapping[str, Metric],
+    eval_losses: Mapping[str, Callable[[Any, Any], torch.Tensor]],
     output_setting: str,
 ) -> str:
     """Run every candidate on 2 training examples in eval mode; the output kind of the run."""
@@ -49,7 +53,7 @@ def preflight(
                 ) from exc
             if not isinstance(out, (tuple, list)) or len(out) != 2:
                 raise BuildError(
-                    f"candidate {name!r}: augmentation {state.spec.augment.name} returned "  # type: ignore[union-attr]
+                    f"candidate {name!r}: augmentation {state.spec.augment.name} returned "
                     f"{type(out).__name__}, not (inputs, targets)",
                 )
         was_training = state.model.training
@@ -78,8 +82,7 @@ def preflight(
                     ) from exc
                 if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                     raise BuildError(
-                        f"candidate {name!r}: loss {state.spec.loss.name} returned "
-                        f"{_shape(loss)}, not a scalar",
+                        f"candidate {name!r}: loss {state.spec.loss.name} returned {_shape(loss)}, not a scalar",
                         fix="use a loss with reduction='mean' (the default)",
                     )
                 for metric_name, metric in metrics.items():
@@ -88,10 +91,14 @@ def preflight(
             state.model.train(was_training)
         kind = output_kind(output_setting, state.loss_fn, predicted)
         if kind == "values" and output_setting == "auto":  # a wrapped loss: recognised by what it computes
-            found = recognise_loss(state.loss_fn, predicted, targets) if state.loss_takes == "prediction" or \
-                isinstance(outputs, torch.Tensor) else None
+            found = (
+                recognise_loss(state.loss_fn, predicted, targets)
+                if state.loss_takes == "prediction" or isinstance(outputs, torch.Tensor)
+                else None
+            )
             kind = {"cross_entropy": "logits", "nll": "logits", "bce_logits": "binary_logits"}.get(
-                found[0] if found else "", "values")
+                found[0] if found else "", "values"
+            )
         kinds.add(kind)
     return kinds.pop() if len(kinds) == 1 else "values"
 
@@ -102,10 +109,12 @@ def _layout_hint(predicted: Any, inputs: Any) -> str | None:
         return None
     batch, flat = int(inputs.shape[0]), int(inputs.shape[0] * inputs.shape[1])
     if predicted.ndim >= 1 and predicted.shape[0] == flat and flat != batch:
-        return (f"the prediction has {flat} rows for {batch} examples of length {int(inputs.shape[1])}: a "
-                "sequence-first model (an nn.LSTM/GRU without batch_first) flattening (time, batch) was fed "
-                "batch-first data; declare it with --set batch_dim=1 (Experiment(batch_dim=1)), or build it "
-                "with batch_first=True")
+        return (
+            f"the prediction has {flat} rows for {batch} examples of length {int(inputs.shape[1])}: a "
+            "sequence-first model (an nn.LSTM/GRU without batch_first) flattening (time, batch) was fed "
+            "batch-first data; declare it with --set batch_dim=1 (Experiment(batch_dim=1)), or build it "
+            "with batch_first=True"
+        )
     return None
 
 
@@ -138,8 +147,10 @@ def _check_class_range(name: str, state: CandidateState, outputs: Any, targets: 
 def output_kind(setting: str, loss_fn: Any, outputs: Any) -> str:
     if setting != "auto":
         return setting
-    name = type(loss_fn).__name__ if isinstance(loss_fn, torch.nn.Module) else getattr(
-        getattr(loss_fn, "func", loss_fn), "__name__", ""
+    name = (
+        type(loss_fn).__name__
+        if isinstance(loss_fn, torch.nn.Module)
+        else getattr(getattr(loss_fn, "func", loss_fn), "__name__", "")
     )
     lowered = name.lower()
     if "crossentropy" in lowered.replace("_", "") or "nll" in lowered:

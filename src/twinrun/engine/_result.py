@@ -43,8 +43,12 @@ class Difference:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "diff": _num(self.mean), "low": _num(self.low), "high": _num(self.high),
-            "n": self.n, "method": self.method, "better": self.better,
+            "diff": _num(self.mean),
+            "low": _num(self.low),
+            "high": _num(self.high),
+            "n": self.n,
+            "method": self.method,
+            "better": self.better,
         }
         if self.block is not None:
             d["block"] = self.block

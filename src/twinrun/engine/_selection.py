@@ -35,11 +35,15 @@ __all__ = ["Best", "Selection", "check_selection"]
 def check_selection(settings: Any, metric_goals: Mapping[str, bool]) -> None:
     """``select_by`` names a metric of the run, and ``patience`` comes with it: before anything is built."""
     if settings.select_by is not None and settings.select_by not in metric_goals:
-        raise ConfigError(f"setting select_by={settings.select_by!r} is not a validation metric of this run",
-                          fix=f"use one of: {', '.join(metric_goals)}")
+        raise ConfigError(
+            f"setting select_by={settings.select_by!r} is not a validation metric of this run",
+            fix=f"use one of: {', '.join(metric_goals)}",
+        )
     if settings.patience is not None and settings.select_by is None:
-        raise ConfigError(f"setting patience={settings.patience} needs select_by: the metric whose best it waits on",
-                          fix="e.g. --set select_by=accuracy --set patience=3")
+        raise ConfigError(
+            f"setting patience={settings.patience} needs select_by: the metric whose best it waits on",
+            fix="e.g. --set select_by=accuracy --set patience=3",
+        )
 
 
 @dataclass
@@ -56,8 +60,9 @@ class Best:
 class Selection:
     """Tracks ``metric`` on the selection half for every candidate (see the module)."""
 
-    def __init__(self, metric: str, higher_is_better: bool, patience: int | None, n_val: int,
-                 streams: RngStreams) -> None:
+    def __init__(
+        self, metric: str, higher_is_better: bool, patience: int | None, n_val: int, streams: RngStreams
+    ) -> None:
         self.metric, self.higher, self.patience = metric, higher_is_better, patience
         order = torch.randperm(n_val, generator=streams.torch("selection", 0)).numpy()
         self.choose = np.zeros(n_val, dtype=bool)
@@ -82,17 +87,35 @@ class Selection:
         return {k: v[~self.choose] for k, v in per_example.items()}
 
     def report(self) -> dict[str, Any]:
-        return {"metric": self.metric, "higher_is_better": self.higher, "patience": self.patience,
-                "chosen_on": int(self.choose.sum()), "judged_on": int((~self.choose).sum()),
-                "best": {n: {"step": b.step, "value": b.value} for n, b in self.best.items()}}
+        return {
+            "metric": self.metric,
+            "higher_is_better": self.higher,
+            "patience": self.patience,
+            "chosen_on": int(self.choose.sum()),
+            "judged_on": int((~self.choose).sum()),
+            "best": {n: {"step": b.step, "value": b.value} for n, b in self.best.items()},
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        return {n: {"step": b.step, "value": b.value, "since": b.since, "state": b.state,
-                    "per_example": {k: torch.from_numpy(v.copy()) for k, v in b.per_example.items()}}
-                for n, b in self.best.items()}
+        return {
+            n: {
+                "step": b.step,
+                "value": b.value,
+                "since": b.since,
+                "state": b.state,
+                "per_example": {k: torch.from_numpy(v.copy()) for k, v in b.per_example.items()},
+            }
+            for n, b in self.best.items()
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best = {n: Best(int(b["step"]), float(b["value"]),
-                             {k: v.numpy().copy() for k, v in b["per_example"].items()},
-                             copy.copy(b["state"]), int(b["since"]))
-                     for n, b in state.items()}
+        self.best = {
+            n: Best(
+                int(b["step"]),
+                float(b["value"]),
+                {k: v.numpy().copy() for k, v in b["per_example"].items()},
+                copy.copy(b["state"]),
+                int(b["since"]),
+            )
+            for n, b in state.items()
+        }

@@ -51,9 +51,13 @@ def _clone_tree(obj: Any) -> Any:
 def parts_state(state: CandidateState) -> dict[str, Any]:
     """A copy of a candidate's ``model``, ``optimizer`` and ``scheduler`` states (the engine's and ``Twin``'s)."""
     scheduler = state.scheduler
-    return {"model": _clone_tree(state.model.state_dict()), "optimizer": _clone_tree(state.optimizer.state_dict()),
-            "scheduler": _clone_tree(scheduler.state_dict())
-            if scheduler is not None and hasattr(scheduler, "state_dict") else None}
+    return {
+        "model": _clone_tree(state.model.state_dict()),
+        "optimizer": _clone_tree(state.optimizer.state_dict()),
+        "scheduler": _clone_tree(scheduler.state_dict())
+        if scheduler is not None and hasattr(scheduler, "state_dict")
+        else None,
+    }
 
 
 def load_parts(target: CandidateState, saved: dict[str, Any]) -> None:
@@ -121,12 +125,18 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
         )
     world = {"size": engine.world.size, "rank": engine.world.rank} if engine.world is not None else None
     if state.get("world") != world:  # each rank's state is its own, and the shards depend on the world size
+
         def described(w: Any) -> str:
             return "one process" if not w else f"rank {w['rank']} of {w['size']}"
+
         raise CheckpointError(
             f"the checkpoint was written by {described(state.get('world'))}; this is {described(world)}",
-            fix=("resume with the same launch: torchrun --nproc_per_node "
-                 f"{state['world']['size']}" if state.get("world") else "resume without torchrun"))
+            fix=(
+                f"resume with the same launch: torchrun --nproc_per_node {state['world']['size']}"
+                if state.get("world")
+                else "resume without torchrun"
+            ),
+        )
     saved, built = sorted(state["candidates"]), sorted(engine.states)
     if saved != built:
         raise CheckpointError(
@@ -152,8 +162,11 @@ def load_engine_state(engine: TwinEngine, state: dict[str, Any]) -> None:
         engine.history.train_metrics[name] = {m: _fit(v, steps) for m, v in saved_state["train_metrics"].items()}
         # an evaluation off the schedule is the end of a run now longer (--extend): a run planned this long
         # from the start did not make it
-        engine.history.eval_history[name] = [(int(s), dict(v)) for s, v in saved_state["eval_history"]
-                                     if int(s) % engine.settings.eval_every == 0 or int(s) >= steps]
+        engine.history.eval_history[name] = [
+            (int(s), dict(v))
+            for s, v in saved_state["eval_history"]
+            if int(s) % engine.settings.eval_every == 0 or int(s) >= steps
+        ]
         engine.history.step_seconds[name] = float(saved_state["step_seconds"])
     if engine.selection is not None and state.get("selection") is not None:
         engine.selection.load_state_dict(state["selection"])

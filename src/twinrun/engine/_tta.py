@@ -25,8 +25,13 @@ Batch = tuple[Any, Any]
 
 
 def augment_views(
-    augment: Callable[..., tuple[Any, Any]], batches: Sequence[Batch], *, passes: int, streams: RngStreams,
-    split: str, experiment: str,
+    augment: Callable[..., tuple[Any, Any]],
+    batches: Sequence[Batch],
+    *,
+    passes: int,
+    streams: RngStreams,
+    split: str,
+    experiment: str,
 ) -> list[list[Batch]]:
     """``eval_passes`` augmented views of every batch (``[batch][pass]``), checked against the batch."""
     stream = "eval_augment" if split == "val" else f"eval_augment_{split}"
@@ -45,8 +50,10 @@ def augment_views(
                         fix="eval_augment is called as fn(inputs, targets, *, generator, **kw) -> (inputs, targets)",
                     ) from exc
             if not isinstance(out, (tuple, list)) or len(out) != 2:
-                raise DataError(f"experiment {experiment!r}: eval_augment returned {type(out).__name__}, "
-                                "not (inputs, targets)", fix="return (inputs, targets)")
+                raise DataError(
+                    f"experiment {experiment!r}: eval_augment returned {type(out).__name__}, not (inputs, targets)",
+                    fix="return (inputs, targets)",
+                )
             x, y = out
             _check(inputs, targets, x, y, split=split, batch=b, experiment=experiment)
             row.append((x, y))
@@ -61,10 +68,11 @@ def _check(inputs: Any, targets: Any, x: Any, y: Any, *, split: str, batch: int,
             f"experiment {experiment!r}: eval_augment changed the shape of {split} batch {batch} from "
             f"{tuple(shape)} to {tuple(getattr(x, 'shape', ()))}",
             fix="test-time augmentation averages predictions over passes of the same examples: keep the "
-                "inputs' shape (crop back to size, flip, shift)",
+            "inputs' shape (crop back to size, flip, shift)",
         )
-    same = torch.equal(targets, y) if isinstance(targets, torch.Tensor) and isinstance(y, torch.Tensor) \
-        else targets == y
+    same = (
+        torch.equal(targets, y) if isinstance(targets, torch.Tensor) and isinstance(y, torch.Tensor) else targets == y
+    )
     if not same:
         raise DataError(
             f"experiment {experiment!r}: eval_augment changed the targets of {split} batch {batch}",

@@ -24,8 +24,14 @@ from twinrun.engine._vector_optim import unsupported_optimizer
 __all__ = ["GroupPlan", "architecture_key", "plan_groups"]
 
 _PLAIN = (int, float, str, bool, type(None), torch.dtype, torch.device, torch.Size)
-_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-          "_state_dict_hooks", "_load_state_dict_pre_hooks")
+_HOOKS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+)
 
 
 def _plain(value: Any) -> Any:
@@ -72,8 +78,11 @@ def architecture_key(state: CandidateState) -> tuple[Any, ...] | str:
     missing = [name for name, p in params if name not in seen]
     if missing:
         frozen = [n for n in missing if not dict(params)[n].requires_grad]
-        return (f"parameters {frozen[:3]} are frozen (requires_grad=False)" if frozen
-                else f"parameters {missing[:3]} are not in the optimizer")
+        return (
+            f"parameters {frozen[:3]} are frozen (requires_grad=False)"
+            if frozen
+            else f"parameters {missing[:3]} are not in the optimizer"
+        )
     if any(p.is_sparse or not p.is_contiguous() for _, p in params):
         return "a parameter is sparse or not contiguous"
     if any(isinstance(m, nn.RNNBase) for m in model.modules()):
@@ -100,8 +109,13 @@ def min_group(device: torch.device) -> int:
     return 2 if device.type == "cuda" else 4
 
 
-def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | None = None,
-                apart: Callable[[CandidateState], Any] | None = None) -> GroupPlan:
+def plan_groups(
+    states: Sequence[CandidateState],
+    *,
+    mode: str,
+    chunk: int | None = None,
+    apart: Callable[[CandidateState], Any] | None = None,
+) -> GroupPlan:
     """Split ``states`` into same-architecture groups (``mode``: ``auto``, ``vectorised``, ``sequential``).
 
     ``auto`` vectorises groups of :func:`min_group` or more; ``vectorised`` any group, one included;
@@ -131,8 +145,10 @@ def plan_groups(states: Sequence[CandidateState], *, mode: str, chunk: int | Non
         if len(members) < smallest and mode == "auto":
             plan.sequential += members
             for m in members:
-                plan.reasons[m.name] = (f"a group of {len(members)} same-architecture candidates: batching pays "
-                                        f"from {smallest} on this device (executor='vectorised' batches it anyway)")
+                plan.reasons[m.name] = (
+                    f"a group of {len(members)} same-architecture candidates: batching pays "
+                    f"from {smallest} on this device (executor='vectorised' batches it anyway)"
+                )
             continue
         size = max(1, chunk or len(members))
         plan.groups += [members[i : i + size] for i in range(0, len(members), size)]

@@ -41,14 +41,19 @@ def unsupported_optimizer(optimizer: torch.optim.Optimizer) -> str | None:
     """Why ``optimizer`` has no vectorised implementation (``None``: it has one)."""
     kind = _KINDS.get(type(optimizer))
     if kind is None:
-        return (f"optimizer {type(optimizer).__name__} has no vectorised implementation "
-                "(SGD, Adam and AdamW have)")
+        return f"optimizer {type(optimizer).__name__} has no vectorised implementation (SGD, Adam and AdamW have)"
     patched = vars(optimizer).get("step")
-    if patched is not None and not (getattr(patched, "_wrapped_by_lr_sched", False)
-                                    and getattr(patched, "__wrapped__", None) is type(optimizer).step):
+    if patched is not None and not (
+        getattr(patched, "_wrapped_by_lr_sched", False)
+        and getattr(patched, "__wrapped__", None) is type(optimizer).step
+    ):
         return "its step() is replaced by other code, which must run"
-    if (optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
-            or _optimizer_module._global_optimizer_pre_hooks or _optimizer_module._global_optimizer_post_hooks):
+    if (
+        optimizer._optimizer_step_pre_hooks
+        or optimizer._optimizer_step_post_hooks
+        or _optimizer_module._global_optimizer_pre_hooks
+        or _optimizer_module._global_optimizer_post_hooks
+    ):
         return "the optimizer has step hooks, which must run"
     for group in optimizer.param_groups:
         if group.get("maximize") or group.get("differentiable"):
@@ -193,8 +198,10 @@ class StackedOptimizer:
             nesterov = [bool(n) for n in self.hyper(g, "nesterov")]
             if any(nesterov):
                 direction = buf.clone()
-                _each(list(zip(nesterov, momenta)),
-                      lambda r, nm: direction[r].copy_(grad[r].add(buf[r], alpha=nm[1])) if nm[0] else None)
+                _each(
+                    list(zip(nesterov, momenta)),
+                    lambda r, nm: direction[r].copy_(grad[r].add(buf[r], alpha=nm[1])) if nm[0] else None,
+                )
             else:
                 direction = buf
         else:
@@ -208,8 +215,10 @@ class StackedOptimizer:
         betas = [opt.param_groups[g]["betas"] for opt in self.optimizers]
         b1s, b2s = [_value(b[0]) for b in betas], [_value(b[1]) for b in betas]
         wds = self.hyper(g, "weight_decay")
-        decoupled = [bool(opt.param_groups[g].get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW)))
-                     for opt in self.optimizers]
+        decoupled = [
+            bool(opt.param_groups[g].get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW)))
+            for opt in self.optimizers
+        ]
         steps = self.steps[g]
         for k in range(len(steps)):
             steps[k] += 1
@@ -217,11 +226,15 @@ class StackedOptimizer:
         grad = group.grad
         if any(w != 0 and not d for w, d in zip(wds, decoupled)):
             grad = grad.clone()
-            _each([0.0 if d else w for w, d in zip(wds, decoupled)],
-                  lambda r, w: grad[r].add_(weight[r], alpha=w) if w != 0 else None)
+            _each(
+                [0.0 if d else w for w, d in zip(wds, decoupled)],
+                lambda r, w: grad[r].add_(weight[r], alpha=w) if w != 0 else None,
+            )
         if any(w != 0 and d for w, d in zip(wds, decoupled)):
-            _each([1 - lr * w if d else 1.0 for lr, w, d in zip(lrs, wds, decoupled)],
-                  lambda r, f: weight[r].mul_(f) if f != 1.0 else None)
+            _each(
+                [1 - lr * w if d else 1.0 for lr, w, d in zip(lrs, wds, decoupled)],
+                lambda r, f: weight[r].mul_(f) if f != 1.0 else None,
+            )
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         _each([1 - b for b in b1s], lambda r, w: exp_avg[r].lerp_(grad[r], w))
         _each(b2s, lambda r, b2: exp_avg_sq[r].mul_(b2).addcmul_(grad[r], grad[r], value=1 - b2))
@@ -237,12 +250,17 @@ class StackedOptimizer:
             weight.add_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))).div_(denom))
 
     # ------------------------------------------------------------------ members left out of one step
-    def _save_except(self, rows: Sequence[int]) -> tuple[list[tuple[torch.Tensor, int, torch.Tensor]], list[int],
-                                                         list[list[int]]]:
+    def _save_except(
+        self, rows: Sequence[int]
+    ) -> tuple[list[tuple[torch.Tensor, int, torch.Tensor]], list[int], list[list[int]]]:
         """Copies of the rows not in ``rows`` (weights and state), which members they are, and the step counts."""
         left_out = [k for k in range(len(self.optimizers)) if k not in set(rows)]
-        saved = [(t, k, t[k].clone()) for g, group in enumerate(self.groups)
-                 for t in (group.weight, *self.state[g].values()) for k in left_out]
+        saved = [
+            (t, k, t[k].clone())
+            for g, group in enumerate(self.groups)
+            for t in (group.weight, *self.state[g].values())
+            for k in left_out
+        ]
         return saved, left_out, [list(s) for s in self.steps]
 
     def _restore(self, saved: tuple[list[tuple[torch.Tensor, int, torch.Tensor]], list[int], list[list[int]]]) -> None:

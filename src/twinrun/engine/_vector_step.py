@@ -50,6 +50,7 @@ def _batched_forward(base: nn.Module, shared_input: bool, randomness: str = "sam
     the output layer) are given under each name once, here, instead of
     ``functional_call`` searching the module for ties at every step.
     """
+
     def aliases(named: Any) -> dict[str, list[str]]:
         by_id: dict[int, list[str]] = {}
         for name, t in named:
@@ -150,8 +151,14 @@ class BatchedGroup:
             self._forward[shared_input, randomness] = fn
         return fn
 
-    def probe(self, batches: Sequence[tuple[Any, Any]], context: StepContext, step: int,
-              count: int | None = None, randomness: str = "same") -> tuple[str | None, int]:
+    def probe(
+        self,
+        batches: Sequence[tuple[Any, Any]],
+        context: StepContext,
+        step: int,
+        count: int | None = None,
+        randomness: str = "same",
+    ) -> tuple[str | None, int]:
         """The batched step of the first ``count`` members on copies (nothing of theirs changes).
 
         Returns why it fails (``None``: it runs) and the peak bytes it saved for backward.
@@ -164,8 +171,11 @@ class BatchedGroup:
         inputs, targets, shared = inputs_of(batches[: len(members)])
         meter = ActivationMeter()
         try:
-            with context.streams.isolated("dropout", step, devices=context.devices), \
-                    meter.measure("probe", (inputs, targets, buffers)), warnings.catch_warnings():
+            with (
+                context.streams.isolated("dropout", step, devices=context.devices),
+                meter.measure("probe", (inputs, targets, buffers)),
+                warnings.catch_warnings(),
+            ):
                 warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
                 out = self.forward_fn(shared, randomness)(params, buffers, inputs)
                 losses = [candidate_loss(m, o, y) for m, o, y in zip(members, _unbind(out, len(members)), targets)]
@@ -175,16 +185,23 @@ class BatchedGroup:
             return f"the model does not run under torch.func.vmap: {type(exc).__name__}: {first[:200]}", 0
         return None, meter.peak_bytes
 
-    def step(self, step: int, batches: Sequence[tuple[Any, Any]], context: StepContext,
-             draws: DrawTracker, randomness: str = "same") -> list[StepOutput]:
+    def step(
+        self,
+        step: int,
+        batches: Sequence[tuple[Any, Any]],
+        context: StepContext,
+        draws: DrawTracker,
+        randomness: str = "same",
+    ) -> list[StepOutput]:
         """One update of every member, each on its own batch (``batches[i]``), inside ``context``'s stream."""
         assert self.stack is not None and self.optimizer is not None
         k = len(self.members)
         lrs = [current_lr(m.optimizer) for m in self.members]
         inputs, targets, shared = inputs_of(batches)
         self.stack.zero_grad()
-        meter = (context.meter.measure(self.label, (inputs, targets, self.stack.buffers))
-                 if context.meter else nullcontext())
+        meter = (
+            context.meter.measure(self.label, (inputs, targets, self.stack.buffers)) if context.meter else nullcontext()
+        )
         with draws.isolated(self.label, step, context), meter, warnings.catch_warnings():
             # the members' gradients are views of one flat tensor, on purpose: autograd's layout advice does not apply
             warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
@@ -192,7 +209,9 @@ class BatchedGroup:
             outs = _unbind(out, k)
             stacked = batched_loss(self.members, out, targets, shared)
             if stacked is None:
-                stacked = torch.stack([candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)])
+                stacked = torch.stack(
+                    [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
+                )
             losses = None
             values = stacked.detach().tolist()  # one host synchronisation for the group
             finite = [i for i, v in enumerate(values) if math.isfinite(v)]
@@ -225,13 +244,17 @@ class BatchedGroup:
             for group in groups:
                 group.grad[k].mul_(factor)
 
-    def _metrics(self, outs: list[Any], targets: list[Any], finite: list[int],
-                 context: StepContext) -> dict[int, dict[str, float]]:
+    def _metrics(
+        self, outs: list[Any], targets: list[Any], finite: list[int], context: StepContext
+    ) -> dict[int, dict[str, float]]:
         if not context.metrics or not finite:
             return {}
         with torch.no_grad():
-            values = [metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()
-                      for i in finite for metric in context.metrics.values()]
+            values = [
+                metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()
+                for i in finite
+                for metric in context.metrics.values()
+            ]
             flat = torch.stack(values).tolist()
         names = list(context.metrics)
         return {i: dict(zip(names, flat[j * len(names) : (j + 1) * len(names)])) for j, i in enumerate(finite)}

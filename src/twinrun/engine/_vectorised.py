@@ -126,8 +126,9 @@ class VectorisedExecutor:
         # the same order, so that every group draws the same masks row by row: within a run, candidates
         # still share their dropout masks (the twin promise); across runs each replica has its own.
         several = self._randomness(members) == "different"
-        plan = plan_groups([m.state for m in members], mode=self.mode, chunk=self.chunk,
-                           apart=(lambda s: s.name) if several else None)
+        plan = plan_groups(
+            [m.state for m in members], mode=self.mode, chunk=self.chunk, apart=(lambda s: s.name) if several else None
+        )
         tag = {id(m.state): m.tag for m in members}
         self._groups = [BatchedGroup(g, [tag[id(s)] for s in g]) for g in plan.groups]
         self._alone = list(plan.sequential)
@@ -177,8 +178,11 @@ class VectorisedExecutor:
         device = context.devices[0] if context.devices else torch.device("cpu")
         budget = self.budget if self.budget is not None else auto_budget(device)
         size = k if why is not None else max(1, min(k, (budget - base) // per_member))
-        chunks = [group] if size >= k else [
-            BatchedGroup(group.members[i : i + size], group.tags[i : i + size]) for i in range(0, k, size)]
+        chunks = (
+            [group]
+            if size >= k
+            else [BatchedGroup(group.members[i : i + size], group.tags[i : i + size]) for i in range(0, k, size)]
+        )
         if len(chunks) > 1:
             at = self._groups.index(group)
             self._groups[at : at + 1] = chunks
@@ -187,8 +191,11 @@ class VectorisedExecutor:
             self.estimates[chunk.label] = base + per_member * len(chunk.members)
             if len(chunks) > 1:
                 for state in chunk.members:
-                    self._say(state, f"vectorised with {_count(len(chunk.members))}: {chunk.label} "
-                                     f"(split to fit memory_budget={budget} bytes)")
+                    self._say(
+                        state,
+                        f"vectorised with {_count(len(chunk.members))}: {chunk.label} "
+                        f"(split to fit memory_budget={budget} bytes)",
+                    )
 
     def _run_group(self, group: BatchedGroup, step: int, by_id: Mapping[int, Member]) -> dict[int, StepOutput]:
         members = [by_id[id(s)] for s in group.members]
@@ -207,8 +214,9 @@ class VectorisedExecutor:
                 for state in group.members:
                     if not self.how.get(id(state), "").startswith("vectorised"):
                         self._say(state, f"vectorised with {_count(len(members))}: {group.label}")
-                return {id(s): StepOutput(o.loss, o.metrics, o.lr, seconds=seconds)
-                        for s, o in zip(group.members, outputs)}
+                return {
+                    id(s): StepOutput(o.loss, o.metrics, o.lr, seconds=seconds) for s, o in zip(group.members, outputs)
+                }
         self._groups.remove(group)
         self._alone += group.members
         for state in group.members:

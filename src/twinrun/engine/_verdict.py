@@ -15,12 +15,16 @@ from twinrun.stats import paired_t_interval
 __all__ = ["ONE_RUN_SCOPE", "ONE_RUN_TRAIN_SCOPE", "baseline_report", "compare_at_best", "compare_candidates"]
 
 #: One run: the interval holds which validation examples were drawn, not training noise.
-ONE_RUN_SCOPE = ("these trained weights on this validation set: the interval holds which validation "
-                 "examples were drawn, not training noise (initial weights, batch order, dropout), so it "
-                 "says nothing about the recipe; replicas or seeds do (--replicas K, twinrun seeds)")
-ONE_RUN_TRAIN_SCOPE = ("the mean per-step difference of one run, without an interval: the steps of one "
-                       "training trajectory drift together, and no resampling of them measures what "
-                       "another run would give; replicas or seeds do (--replicas K, twinrun seeds)")
+ONE_RUN_SCOPE = (
+    "these trained weights on this validation set: the interval holds which validation "
+    "examples were drawn, not training noise (initial weights, batch order, dropout), so it "
+    "says nothing about the recipe; replicas or seeds do (--replicas K, twinrun seeds)"
+)
+ONE_RUN_TRAIN_SCOPE = (
+    "the mean per-step difference of one run, without an interval: the steps of one "
+    "training trajectory drift together, and no resampling of them measures what "
+    "another run would give; replicas or seeds do (--replicas K, twinrun seeds)"
+)
 
 
 def compare_candidates(
@@ -55,23 +59,38 @@ def compare_candidates(
                 diffs = cand.per_example[metric] - ref.per_example[metric]
                 r = paired_t_interval(diffs, confidence)
                 val[metric] = Difference(
-                    r["mean"], r["low"], r["high"], int(r["n"]), "paired t over validation examples", higher,
+                    r["mean"],
+                    r["low"],
+                    r["high"],
+                    int(r["n"]),
+                    "paired t over validation examples",
+                    higher,
                     scope=ONE_RUN_SCOPE,
                 )
         train_diffs = cand.train_loss - ref.train_loss
         finite = train_diffs[np.isfinite(train_diffs)]
         train: Difference | None = None
         if finite.size >= 1:
-            train = Difference(float(finite.mean()), math.nan, math.nan, int(finite.size),
-                               "mean over shared training steps (no interval from one run)", False,
-                               scope=ONE_RUN_TRAIN_SCOPE)
+            train = Difference(
+                float(finite.mean()),
+                math.nan,
+                math.nan,
+                int(finite.size),
+                "mean over shared training steps (no interval from one run)",
+                False,
+                scope=ONE_RUN_TRAIN_SCOPE,
+            )
         comparisons[name] = Comparison(name, reference, val, train)
     return comparisons
 
 
 def baseline_report(
-    candidates: Mapping[str, CandidateResult], evals: Mapping[str, EvalOutput], metric_goals: Mapping[str, bool],
-    skipped: Mapping[str, str], declared: Mapping[str, float], confidence: float = 0.95,
+    candidates: Mapping[str, CandidateResult],
+    evals: Mapping[str, EvalOutput],
+    metric_goals: Mapping[str, bool],
+    skipped: Mapping[str, str],
+    declared: Mapping[str, float],
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
     """The baselines' scores and each finished candidate's paired difference to each (``_baselines``).
 
@@ -87,9 +106,15 @@ def baseline_report(
                 if metric not in cand.per_example or metric not in out.per_example:
                     continue
                 r = paired_t_interval(cand.per_example[metric] - out.per_example[metric], confidence)
-                d = Difference(r["mean"], r["low"], r["high"], int(r["n"]),
-                               f"paired t over validation examples, {name} minus the {base} baseline", higher,
-                               scope=ONE_RUN_SCOPE)
+                d = Difference(
+                    r["mean"],
+                    r["low"],
+                    r["high"],
+                    int(r["n"]),
+                    f"paired t over validation examples, {name} minus the {base} baseline",
+                    higher,
+                    scope=ONE_RUN_SCOPE,
+                )
                 above.setdefault(name, {}).setdefault(base, {})[metric] = d.to_dict()
     return {
         "scores": {base: out.means() for base, out in evals.items()},
@@ -100,13 +125,18 @@ def baseline_report(
 
 
 #: The verdict at each candidate's best step: the half of the validation set that did not choose it.
-BEST_SCOPE = ("each candidate at its best step, chosen on one half of the validation set, judged on the "
-              "other half (which played no part in choosing it); these trained weights, not the recipe")
+BEST_SCOPE = (
+    "each candidate at its best step, chosen on one half of the validation set, judged on the "
+    "other half (which played no part in choosing it); these trained weights, not the recipe"
+)
 
 
 def compare_at_best(
-    held_out: Mapping[str, Mapping[str, np.ndarray]], reference: str, metric_goals: Mapping[str, bool],
-    steps: Mapping[str, int], confidence: float = 0.95,
+    held_out: Mapping[str, Mapping[str, np.ndarray]],
+    reference: str,
+    metric_goals: Mapping[str, bool],
+    steps: Mapping[str, int],
+    confidence: float = 0.95,
 ) -> dict[str, Comparison]:
     """Every candidate at its best step against the reference at its own, on the judging half."""
     if reference not in held_out:
@@ -118,8 +148,14 @@ def compare_at_best(
         val = {}
         for metric, higher in metric_goals.items():
             r = paired_t_interval(values[metric] - held_out[reference][metric], confidence)
-            val[metric] = Difference(r["mean"], r["low"], r["high"], int(r["n"]),
-                                     f"paired t over the judging half, step {steps[name]} vs "
-                                     f"{reference}'s step {steps[reference]}", higher, scope=BEST_SCOPE)
+            val[metric] = Difference(
+                r["mean"],
+                r["low"],
+                r["high"],
+                int(r["n"]),
+                f"paired t over the judging half, step {steps[name]} vs {reference}'s step {steps[reference]}",
+                higher,
+                scope=BEST_SCOPE,
+            )
         out[name] = Comparison(name, reference, val, None)
     return out

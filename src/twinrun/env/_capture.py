@@ -59,9 +59,11 @@ def _gpus() -> list[dict[str, Any]]:
         return []
     try:
         proc = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap",
-             "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=False,
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return []
@@ -69,10 +71,14 @@ def _gpus() -> list[dict[str, Any]]:
     for line in proc.stdout.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) >= 3:
-            gpus.append({
-                "name": parts[0], "driver": parts[1], "memory": parts[2],
-                "compute_capability": parts[3] if len(parts) > 3 else None,
-            })
+            gpus.append(
+                {
+                    "name": parts[0],
+                    "driver": parts[1],
+                    "memory": parts[2],
+                    "compute_capability": parts[3] if len(parts) > 3 else None,
+                }
+            )
     return gpus
 
 

@@ -11,16 +11,46 @@ from typing import Any
 __all__ = ["NUMERIC_PACKAGES", "EnvDifference", "diff_environments", "numerics_fingerprint"]
 
 #: Packages whose version can change the numbers of a PyTorch training run.
-NUMERIC_PACKAGES = frozenset({
-    "torch", "numpy", "scipy", "scikit-learn", "torchvision", "torchaudio", "triton",
-    "intel-openmp", "mkl", "llvmlite", "numba", "jax", "jaxlib", "pillow", "opencv-python",
-    "albumentations", "timm", "transformers", "accelerate", "twinrun",
-})
+NUMERIC_PACKAGES = frozenset(
+    {
+        "torch",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "torchvision",
+        "torchaudio",
+        "triton",
+        "intel-openmp",
+        "mkl",
+        "llvmlite",
+        "numba",
+        "jax",
+        "jaxlib",
+        "pillow",
+        "opencv-python",
+        "albumentations",
+        "timm",
+        "transformers",
+        "accelerate",
+        "twinrun",
+    }
+)
 
 _BENIGN_PATHS = ("os.hostname", "python.executable", "os.version", "git.untracked_files")
 _NUMERIC_PREFIXES = (
-    "python.version", "python.implementation", "os.system", "os.release", "os.machine", "os.libc",
-    "devices.", "torch.", "env_vars.", "git.commit", "git.dirty", "git.diff", "git.modified_files",
+    "python.version",
+    "python.implementation",
+    "os.system",
+    "os.release",
+    "os.machine",
+    "os.libc",
+    "devices.",
+    "torch.",
+    "env_vars.",
+    "git.commit",
+    "git.dirty",
+    "git.diff",
+    "git.modified_files",
 )
 _REASONS = {
     "python.": "Python version",

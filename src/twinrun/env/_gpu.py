@@ -44,12 +44,24 @@ def _nvml() -> list[dict[str, Any]]:
         for i in range(pynvml.nvmlDeviceGetCount()):
             h = pynvml.nvmlDeviceGetHandleByIndex(i)
             mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            procs = [{"pid": int(p.pid), "name": _process_name(int(p.pid)),
-                      "used_bytes": None if p.usedGpuMemory is None else int(p.usedGpuMemory)}
-                     for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)]
+            procs = [
+                {
+                    "pid": int(p.pid),
+                    "name": _process_name(int(p.pid)),
+                    "used_bytes": None if p.usedGpuMemory is None else int(p.usedGpuMemory),
+                }
+                for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)
+            ]
             name = pynvml.nvmlDeviceGetName(h)
-            devices.append({"index": i, "name": name.decode() if isinstance(name, bytes) else str(name),
-                            "total_bytes": int(mem.total), "used_bytes": int(mem.used), "processes": procs})
+            devices.append(
+                {
+                    "index": i,
+                    "name": name.decode() if isinstance(name, bytes) else str(name),
+                    "total_bytes": int(mem.total),
+                    "used_bytes": int(mem.used),
+                    "processes": procs,
+                }
+            )
         return devices
     finally:
         pynvml.nvmlShutdown()
@@ -64,26 +76,42 @@ def parse_nvidia_smi(gpus: str, apps: str) -> list[dict[str, Any]]:
     by_uuid: dict[str, dict[str, Any]] = {}
     for line in gpus.strip().splitlines():
         index, name, total, used, uuid = (part.strip() for part in line.split(","))
-        d = {"index": int(index), "name": name, "total_bytes": int(float(total) * mib),
-             "used_bytes": int(float(used) * mib), "processes": []}
+        d = {
+            "index": int(index),
+            "name": name,
+            "total_bytes": int(float(total) * mib),
+            "used_bytes": int(float(used) * mib),
+            "processes": [],
+        }
         devices.append(d)
         by_uuid[uuid] = d
     for line in apps.strip().splitlines():
         uuid, pid, pname, used = (part.strip() for part in line.split(","))
         if uuid in by_uuid:
-            by_uuid[uuid]["processes"].append({
-                "pid": int(pid), "name": pname or _process_name(int(pid)),
-                "used_bytes": int(float(used) * mib) if used.replace(".", "", 1).isdigit() else None})
+            by_uuid[uuid]["processes"].append(
+                {
+                    "pid": int(pid),
+                    "name": pname or _process_name(int(pid)),
+                    "used_bytes": int(float(used) * mib) if used.replace(".", "", 1).isdigit() else None,
+                }
+            )
     return devices
 
 
 def _smi() -> list[dict[str, Any]]:
     def run(query: str) -> str:
-        return subprocess.run(["nvidia-smi", query, "--format=csv,noheader,nounits"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout
+        return subprocess.run(
+            ["nvidia-smi", query, "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
 
-    return parse_nvidia_smi(run("--query-gpu=index,name,memory.total,memory.used,uuid"),
-                            run("--query-compute-apps=gpu_uuid,pid,process_name,used_memory"))
+    return parse_nvidia_smi(
+        run("--query-gpu=index,name,memory.total,memory.used,uuid"),
+        run("--query-compute-apps=gpu_uuid,pid,process_name,used_memory"),
+    )
 
 
 def gpu_snapshot(device: str) -> dict[str, Any]:
@@ -95,8 +123,9 @@ def gpu_snapshot(device: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - no pynvml, no driver: try nvidia-smi
         nvml_error = f"{type(exc).__name__}: {exc}"
     if shutil.which("nvidia-smi") is None:
-        return {"reason": f"NVML is not readable ({nvml_error}; pip install nvidia-ml-py) and nvidia-smi "
-                          "is not installed"}
+        return {
+            "reason": f"NVML is not readable ({nvml_error}; pip install nvidia-ml-py) and nvidia-smi is not installed"
+        }
     try:
         return {"source": "nvidia-smi", "devices": _with_others(_smi(), os.getpid())}
     except (subprocess.SubprocessError, OSError, ValueError) as exc:

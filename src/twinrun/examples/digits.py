@@ -39,7 +39,10 @@ def _digits(val_fraction: float, split_seed: int):
 
         digits = load_digits()
         train_idx, val_idx = train_test_split(
-            np.arange(len(digits.target)), test_size=val_fraction, random_state=split_seed, stratify=digits.target,
+            np.arange(len(digits.target)),
+            test_size=val_fraction,
+            random_state=split_seed,
+            stratify=digits.target,
         )
         return {"images": digits.images, "target": digits.target, "train": train_idx, "val": val_idx}
 
@@ -86,8 +89,12 @@ class SmallCNN(nn.Module):
 
 
 def shift_and_noise(
-    inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator,
-    max_shift: int = 1, noise: float = 0.1,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    max_shift: int = 1,
+    noise: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shift each image by up to ``max_shift`` pixels and add Gaussian noise.
 

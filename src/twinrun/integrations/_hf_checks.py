@@ -29,7 +29,7 @@ class LogitsOf(nn.Module):
         return self.model(**{self.input_name: inputs}).logits
 
 
-class LabelledPairs(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class LabelledPairs(torch.utils.data.Dataset):
     """A dataset of feature dicts with ``labels`` as ``(main input, labels)`` pairs."""
 
     def __init__(self, dataset: Any, input_name: str) -> None:
@@ -43,8 +43,10 @@ class LabelledPairs(torch.utils.data.Dataset):  # type: ignore[type-arg]
         item: Mapping[str, Any] = self.dataset[index]
         labels = item.get("labels", item.get("label"))
         if labels is None or self.input_name not in item:
-            raise KeyError(f"item {index} has no {self.input_name!r} and 'labels': the checks need labelled "
-                           f"examples of the model's main input")
+            raise KeyError(
+                f"item {index} has no {self.input_name!r} and 'labels': the checks need labelled "
+                f"examples of the model's main input"
+            )
         return torch.as_tensor(item[self.input_name]), torch.as_tensor(labels)
 
 

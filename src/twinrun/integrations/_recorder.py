@@ -50,12 +50,22 @@ class ExternalRun:
         tags: registry tags.
     """
 
-    def __init__(self, *, name: str, registry: str | Path | None | bool, ledger: str | Path | None,
-                 ledger_every: int, seed: int, sinks: Sequence[Sink] = (), tags: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        registry: str | Path | None | bool,
+        ledger: str | Path | None,
+        ledger_every: int,
+        seed: int,
+        sinks: Sequence[Sink] = (),
+        tags: Sequence[str] = (),
+    ) -> None:
         check_name(name, "run name")
         if isinstance(ledger_every, bool) or not isinstance(ledger_every, int) or ledger_every < 1:
-            raise BuildError(f"ledger_every={ledger_every!r} is not a positive number of steps",
-                             fix="pass e.g. ledger_every=20")
+            raise BuildError(
+                f"ledger_every={ledger_every!r} is not a positive number of steps", fix="pass e.g. ledger_every=20"
+            )
         self.name, self.seed, self.tags = name, seed, tuple(tags)
         self.streams = RngStreams(seed)
         self.registry, self.ledger_path, self.ledger_every = registry, ledger, ledger_every
@@ -70,49 +80,79 @@ class ExternalRun:
     def started(self) -> bool:
         return self.bus is not None
 
-    def start(self, models: Mapping[str, nn.Module], config: Mapping[str, Any], *, device: str,
-              optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
-              start_step: int = 0, run_id: str | None = None, steps: int | None = None) -> str:
+    def start(
+        self,
+        models: Mapping[str, nn.Module],
+        config: Mapping[str, Any],
+        *,
+        device: str,
+        optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+        start_step: int = 0,
+        run_id: str | None = None,
+        steps: int | None = None,
+    ) -> str:
         """Open the sinks and emit ``RunStarted`` (``start_step > 0``, ``run_id`` given: a resumed run;
         ``steps``: the planned updates, when the framework knows them: the ledger records the last one's weights)."""
         self.run_id = run_id or new_run_id()
-        full = {"seed": self.seed, "settings": {"seed": self.seed, "ledger_every": self.ledger_every, "steps": steps},
-                "candidates": {n: candidate_config(m, (optimizers or {}).get(n)) for n, m in models.items()},
-                **plain_config(config)}
+        full = {
+            "seed": self.seed,
+            "settings": {"seed": self.seed, "ledger_every": self.ledger_every, "steps": steps},
+            "candidates": {n: candidate_config(m, (optimizers or {}).get(n)) for n, m in models.items()},
+            **plain_config(config),
+        }
         sinks: list[Sink] = []
         if self.registry is not False:
-            self.registry_sink = RegistrySink(None if self.registry in (None, True) else self.registry,  # type: ignore[arg-type]
-                                              name=self.name, tags=self.tags)
+            self.registry_sink = RegistrySink(
+                None if self.registry in (None, True) else self.registry,  # type: ignore[arg-type]
+                name=self.name,
+                tags=self.tags,
+            )
             sinks.append(self.registry_sink)
         if self.ledger_path is not None:
             path = Path(self.ledger_path)
             previous = Ledger.load(path) if start_step > 0 and path.exists() else None
             if start_step > 0 and previous is None:  # the ledger was lost: it goes on from the resume step
-                previous = Ledger({"experiment": "twin", "config_hash": ledger_config_hash(full),
-                                   "run_id": self.run_id, "seed": self.seed, "ledger_every": self.ledger_every,
-                                   "resumed_at": start_step})
+                previous = Ledger(
+                    {
+                        "experiment": "twin",
+                        "config_hash": ledger_config_hash(full),
+                        "run_id": self.run_id,
+                        "seed": self.seed,
+                        "ledger_every": self.ledger_every,
+                        "resumed_at": start_step,
+                    }
+                )
             self.ledger_sink = LedgerSink(path, every=self.ledger_every, ledger=previous)
             sinks.append(self.ledger_sink)
         self.bus = EventBus([*sinks, *self.extra])
         self.step = start_step
-        self.bus.emit(RunStarted(self.run_id, None, full, init_report(dict(models)), device, start_step,
-                                 dict(models)))
+        self.bus.emit(RunStarted(self.run_id, None, full, init_report(dict(models)), device, start_step, dict(models)))
         return self.run_id
 
     def batch(self, step: int, candidates: Sequence[str], inputs: Any, targets: Any = None) -> None:
         """The batch every candidate trains on at ``step`` (its control sums go to the ledger)."""
         assert self.bus is not None
         if self.bus.wants_batches:
-            self.bus.emit(BatchPrepared(self.run_id or "", step, {"batch": (inputs, targets)},
-                                        dict.fromkeys(candidates, "batch")))
+            self.bus.emit(
+                BatchPrepared(self.run_id or "", step, {"batch": (inputs, targets)}, dict.fromkeys(candidates, "batch"))
+            )
 
-    def step_done(self, step: int, losses: Mapping[str, float], lrs: Mapping[str, float],
-                  models: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
-                  metrics: Mapping[str, Mapping[str, float]] | None = None) -> None:
+    def step_done(
+        self,
+        step: int,
+        losses: Mapping[str, float],
+        lrs: Mapping[str, float],
+        models: Mapping[str, nn.Module],
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        metrics: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         assert self.bus is not None
         self.step = step
-        self.bus.emit(StepDone(self.run_id or "", step, dict(losses), dict(metrics or {}), dict(lrs),
-                               dict(models), dict(optimizers)))
+        self.bus.emit(
+            StepDone(
+                self.run_id or "", step, dict(losses), dict(metrics or {}), dict(lrs), dict(models), dict(optimizers)
+            )
+        )
 
     def evaluated(self, step: int, results: Mapping[str, Mapping[str, float]]) -> None:
         assert self.bus is not None

@@ -49,29 +49,46 @@ class TwinModule(pl.LightningModule):
         grad_clip: clip each module's gradient norm to this value after its backward.
     """
 
-    def __init__(self, modules: Mapping[str, pl.LightningModule], *, share_init: bool = True, seed: int = 0,
-                 grad_clip: float | None = None) -> None:
+    def __init__(
+        self,
+        modules: Mapping[str, pl.LightningModule],
+        *,
+        share_init: bool = True,
+        seed: int = 0,
+        grad_clip: float | None = None,
+    ) -> None:
         super().__init__()
         if len(modules) < 2:
-            raise BuildError(f"TwinModule needs at least two modules, got {len(modules)}",
-                             fix='TwinModule({"a": ModuleA(), "b": ModuleB()})')
+            raise BuildError(
+                f"TwinModule needs at least two modules, got {len(modules)}",
+                fix='TwinModule({"a": ModuleA(), "b": ModuleB()})',
+            )
         seen: dict[int, str] = {}
         for name, module in modules.items():
             check_name(name, "TwinModule candidate name")
             if not isinstance(module, pl.LightningModule):
-                raise BuildError(f"TwinModule candidate {name!r} is a {type(module).__name__}, not a LightningModule",
-                                 fix="wrap plain nn.Modules with twinrun.Twin in your own loop instead")
+                raise BuildError(
+                    f"TwinModule candidate {name!r} is a {type(module).__name__}, not a LightningModule",
+                    fix="wrap plain nn.Modules with twinrun.Twin in your own loop instead",
+                )
             if id(module) in seen:
-                raise BuildError(f"TwinModule candidates {seen[id(module)]!r} and {name!r} are the same object",
-                                 fix="give each candidate a module of its own (copy.deepcopy)")
+                raise BuildError(
+                    f"TwinModule candidates {seen[id(module)]!r} and {name!r} are the same object",
+                    fix="give each candidate a module of its own (copy.deepcopy)",
+                )
             seen[id(module)] = name
             if not module.automatic_optimization:
-                raise BuildError(f"TwinModule candidate {name!r} uses manual optimization",
-                                 fix="TwinModule steps each module itself: give it automatic_optimization=True")
+                raise BuildError(
+                    f"TwinModule candidate {name!r} uses manual optimization",
+                    fix="TwinModule steps each module itself: give it automatic_optimization=True",
+                )
         self.candidates = nn.ModuleDict(dict(modules))
         models = list(modules.values())
-        kept = share_initial_weights(models) if share_init else [
-            dict.fromkeys((n for n, _ in m.named_parameters()), "share_init=False") for m in models]
+        kept = (
+            share_initial_weights(models)
+            if share_init
+            else [dict.fromkeys((n for n, _ in m.named_parameters()), "share_init=False") for m in models]
+        )
         self.init = init_report(dict(modules), dict(zip(modules, kept)))
         self.automatic_optimization = False
         self.streams = RngStreams(seed)
@@ -87,11 +104,11 @@ class TwinModule(pl.LightningModule):
     # ------------------------------------------------------------------ Lightning's hooks
     def setup(self, stage: str) -> None:
         for module in self.members().values():  # self.current_epoch and the like work inside their steps
-            module.trainer = self.trainer  # type: ignore[assignment]
+            module.trainer = self.trainer
 
     def teardown(self, stage: str) -> None:
         for module in self.members().values():
-            module.trainer = None  # type: ignore[assignment]
+            module.trainer = None
 
     def forward(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {name: module(*args, **kwargs) for name, module in self.members().items()}
@@ -105,11 +122,16 @@ class TwinModule(pl.LightningModule):
             if scheduler is not None:
                 config = scheduler if isinstance(scheduler, Mapping) else {"scheduler": scheduler}
                 if isinstance(config["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    raise BuildError(f"TwinModule candidate {name!r}: ReduceLROnPlateau needs a monitored metric, "
-                                     "which manual optimization does not hand it",
-                                     fix="use a schedule of the step or epoch count, or train it alone")
-                self._schedules[name] = (len(schedulers), str(config.get("interval", "epoch")),
-                                         int(config.get("frequency", 1)))
+                    raise BuildError(
+                        f"TwinModule candidate {name!r}: ReduceLROnPlateau needs a monitored metric, "
+                        "which manual optimization does not hand it",
+                        fix="use a schedule of the step or epoch count, or train it alone",
+                    )
+                self._schedules[name] = (
+                    len(schedulers),
+                    str(config.get("interval", "epoch")),
+                    int(config.get("frequency", 1)),
+                )
                 schedulers.append(config["scheduler"])
         return (optimizers, schedulers) if schedulers else optimizers
 
@@ -118,13 +140,17 @@ class TwinModule(pl.LightningModule):
         optimizers = self._optimizers()
         losses: dict[str, torch.Tensor] = {}
         for (name, module), optimizer in zip(self.members().items(), optimizers):
-            with self.streams.isolated("dropout", step, devices=[self.device] if self.device.type != "cpu" else []), \
-                    self._logging_as(name, module):
+            with (
+                self.streams.isolated("dropout", step, devices=[self.device] if self.device.type != "cpu" else []),
+                self._logging_as(name, module),
+            ):
                 out = module.training_step(batch, batch_idx)
             loss = first_loss(out)
             if loss is None:
-                raise BuildError(f"TwinModule candidate {name!r}: training_step returned {type(out).__name__}, "
-                                 "not a loss", fix="return the loss tensor (or {'loss': loss}) from training_step")
+                raise BuildError(
+                    f"TwinModule candidate {name!r}: training_step returned {type(out).__name__}, not a loss",
+                    fix="return the loss tensor (or {'loss': loss}) from training_step",
+                )
             optimizer.zero_grad()
             self.manual_backward(loss)
             if self.grad_clip is not None:
@@ -157,12 +183,19 @@ class TwinModule(pl.LightningModule):
         self.twin_steps = int(checkpoint.get("twinrun_twin", {}).get("twin_steps", 0))
 
     # ------------------------------------------------------------------ what twinrun adds
-    def verdict(self, batches: Any, loss_fn: Any, *, reference: str | None = None,
-                confidence: float = 0.95) -> dict[str, Comparison]:
+    def verdict(
+        self, batches: Any, loss_fn: Any, *, reference: str | None = None, confidence: float = 0.95
+    ) -> dict[str, Comparison]:
         """Every candidate against ``reference`` (default: the first) on the same ``batches``: the paired
         per-example difference of the loss, with its interval, as :meth:`twinrun.Twin.verdict` gives it."""
-        twin = Twin({name: (module, torch.optim.SGD(module.parameters(), lr=0.0))  # evaluation only
-                     for name, module in self.members().items()}, share_init=False, seed=self.streams.seed)
+        twin = Twin(
+            {
+                name: (module, torch.optim.SGD(module.parameters(), lr=0.0))  # evaluation only
+                for name, module in self.members().items()
+            },
+            share_init=False,
+            seed=self.streams.seed,
+        )
         with torch.no_grad():
             return twin.verdict(batches, loss_fn, reference=reference, confidence=confidence)
 
@@ -190,6 +223,7 @@ class TwinModule(pl.LightningModule):
     @contextmanager
     def _logging_as(self, name: str, module: pl.LightningModule) -> Iterator[None]:
         """The module's ``self.log`` / ``self.log_dict`` record under ``"<name>/<key>"`` through this module."""
+
         def log(key: str, value: Any, *args: Any, **kwargs: Any) -> None:
             self.log(f"{name}/{key}", value, *args, **kwargs)
 
@@ -212,15 +246,21 @@ def _one_optimizer(name: str, configured: Any) -> tuple[torch.optim.Optimizer, A
         if len(configured) == 2 and all(isinstance(p, (list, tuple)) for p in configured):
             optimizers, schedulers = configured
             if len(optimizers) != 1 or len(schedulers) > 1:
-                raise BuildError(f"TwinModule candidate {name!r} configures {len(optimizers)} optimizers",
-                                 fix="each candidate needs exactly one optimizer (and at most one scheduler)")
+                raise BuildError(
+                    f"TwinModule candidate {name!r} configures {len(optimizers)} optimizers",
+                    fix="each candidate needs exactly one optimizer (and at most one scheduler)",
+                )
             optimizer, scheduler = optimizers[0], (schedulers[0] if schedulers else None)
         elif len(configured) == 1:
             optimizer = configured[0]
         else:
-            raise BuildError(f"TwinModule candidate {name!r} configures {len(configured)} optimizers",
-                             fix="each candidate needs exactly one optimizer (and at most one scheduler)")
+            raise BuildError(
+                f"TwinModule candidate {name!r} configures {len(configured)} optimizers",
+                fix="each candidate needs exactly one optimizer (and at most one scheduler)",
+            )
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise BuildError(f"TwinModule candidate {name!r}: configure_optimizers gave {type(optimizer).__name__}, "
-                         "not an optimizer", fix="return an optimizer, or {'optimizer': ..., 'lr_scheduler': ...}")
+        raise BuildError(
+            f"TwinModule candidate {name!r}: configure_optimizers gave {type(optimizer).__name__}, not an optimizer",
+            fix="return an optimizer, or {'optimizer': ..., 'lr_scheduler': ...}",
+        )
     return optimizer, scheduler

@@ -85,8 +85,9 @@ class TwinrunTrainerCallback(TrainerCallback):
         sinks: Sequence[Sink] = (),
         tags: Sequence[str] = (),
     ) -> None:
-        self.run = ExternalRun(name=name, registry=registry, ledger=ledger, ledger_every=ledger_every,
-                               seed=0, sinks=sinks, tags=tags)
+        self.run = ExternalRun(
+            name=name, registry=registry, ledger=ledger, ledger_every=ledger_every, seed=0, sinks=sinks, tags=tags
+        )
         self.checks = checks
         self.loss = loss
         self.check_steps = check_steps
@@ -98,9 +99,17 @@ class TwinrunTrainerCallback(TrainerCallback):
         self._lr: float | None = None
 
     # ------------------------------------------------------------------ the Trainer's events
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None,
-                       train_dataloader: Any = None, optimizer: Any = None, eval_dataloader: Any = None,
-                       **kwargs: Any) -> None:
+    def on_train_begin(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        model: nn.Module | None = None,
+        train_dataloader: Any = None,
+        optimizer: Any = None,
+        eval_dataloader: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if model is None or not state.is_world_process_zero:
             return  # several processes (torchrun, accelerate): the first alone records
         self._model = model
@@ -114,23 +123,34 @@ class TwinrunTrainerCallback(TrainerCallback):
             "args": plain_config(args.to_dict()),
         }
         torch_optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
-        self.run.start({_CANDIDATE: model}, config, device=str(next(model.parameters()).device), start_step=start,
-                       optimizers={_CANDIDATE: torch_optimizer} if torch_optimizer is not None else None,
-                       run_id=previous.get("run_id"), steps=int(state.max_steps) if state.max_steps else None)
+        self.run.start(
+            {_CANDIDATE: model},
+            config,
+            device=str(next(model.parameters()).device),
+            start_step=start,
+            optimizers={_CANDIDATE: torch_optimizer} if torch_optimizer is not None else None,
+            run_id=previous.get("run_id"),
+            steps=int(state.max_steps) if state.max_steps else None,
+        )
         if self.checks and start == 0 and train_dataloader is not None:  # on a copy, made before the hooks
             try:
                 self.check_report = self._run_checks(model, train_dataloader, eval_dataloader, optimizer)
             except BaseException as exc:
                 self.run.fail(exc)  # the Trainer tells callbacks of no exception: recorded here
                 raise
-        self._hooks = [model.register_forward_pre_hook(self._saw_batch, with_kwargs=True),
-                       model.register_forward_hook(self._saw_output)]
+        self._hooks = [
+            model.register_forward_pre_hook(self._saw_batch, with_kwargs=True),
+            model.register_forward_hook(self._saw_output),
+        ]
 
     def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
-        self._lr = current_lr(optimizer) if optimizer is not None else None  # the rate this update uses (the scheduler steps after it)
+        self._lr = (
+            current_lr(optimizer) if optimizer is not None else None
+        )  # the rate this update uses (the scheduler steps after it)
 
-    def on_step_end(self, args: Any, state: Any, control: Any, model: nn.Module | None = None,
-                    optimizer: Any = None, **kwargs: Any) -> None:
+    def on_step_end(
+        self, args: Any, state: Any, control: Any, model: nn.Module | None = None, optimizer: Any = None, **kwargs: Any
+    ) -> None:
         if not self.run.started or self._model is None:
             return
         step = int(state.global_step)
@@ -139,16 +159,26 @@ class TwinrunTrainerCallback(TrainerCallback):
         loss = float(torch.stack(losses).float().mean()) if losses else float("nan")
         self.run.batch(step, [_CANDIDATE], batches[0] if len(batches) == 1 else batches)
         lr = self._lr
-        self.run.step_done(step, {_CANDIDATE: loss}, {_CANDIDATE: lr} if lr is not None else {},
-                           {_CANDIDATE: self._model}, {_CANDIDATE: optimizer} if optimizer is not None else {})
+        self.run.step_done(
+            step,
+            {_CANDIDATE: loss},
+            {_CANDIDATE: lr} if lr is not None else {},
+            {_CANDIDATE: self._model},
+            {_CANDIDATE: optimizer} if optimizer is not None else {},
+        )
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Mapping[str, Any] | None = None,
-                    **kwargs: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         if not self.run.started or not metrics:
             return
-        values = {k.removeprefix("eval_"): float(v) for k, v in metrics.items()
-                  if isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and k not in ("epoch", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second")}
+        values = {
+            k.removeprefix("eval_"): float(v)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and k not in ("epoch", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+        }
         self.run.evaluated(int(state.global_step), {_CANDIDATE: values})
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -185,13 +215,20 @@ class TwinrunTrainerCallback(TrainerCallback):
         dataset = LabelledPairs(loader.dataset, wrapped.input_name)
         val = LabelledPairs(eval_loader.dataset, wrapped.input_name) if eval_loader is not None else None
         optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
-        report = run_checks(model=wrapped, train=dataset, val=val if val is not None else dataset,
-                            skip=["data_leakage"] if val is None else None,  # no eval set: val is the train set
-                            loss=self.loss or default_loss(model), optimizer=type(optimizer or torch.optim.AdamW),
-                            steps=self.check_steps, batch_size=int(loader.batch_size or 8),
-                            only=None if self.checks is True else list(self.checks or ()),
-                            registry=self.run.registry if self.run.registry is not None else True,
-                            name=f"{self.run.name}-checks", progress=False)
+        report = run_checks(
+            model=wrapped,
+            train=dataset,
+            val=val if val is not None else dataset,
+            skip=["data_leakage"] if val is None else None,  # no eval set: val is the train set
+            loss=self.loss or default_loss(model),
+            optimizer=type(optimizer or torch.optim.AdamW),
+            steps=self.check_steps,
+            batch_size=int(loader.batch_size or 8),
+            only=None if self.checks is True else list(self.checks or ()),
+            registry=self.run.registry if self.run.registry is not None else True,
+            name=f"{self.run.name}-checks",
+            progress=False,
+        )
         return report
 
 

@@ -91,17 +91,25 @@ class TwinrunCallback(pl.Callback):
         tags: Sequence[str] = (),
     ) -> None:
         if checks and loss is None:
-            raise BuildError("TwinrunCallback runs the checks before training, and they need the loss your "
-                             "training_step computes",
-                             fix="pass loss=torch.nn.functional.cross_entropy (fn(model(x), y)), or checks=False")
+            raise BuildError(
+                "TwinrunCallback runs the checks before training, and they need the loss your training_step computes",
+                fix="pass loss=torch.nn.functional.cross_entropy (fn(model(x), y)), or checks=False",
+            )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
             raise BuildError(f"seed={seed!r} is not an integer in [0, 2**63)", fix="pass e.g. seed=0, or None")
         self.seed = seed
         self.checks = checks
         self.loss = loss
         self.check_steps = check_steps
-        self.run = ExternalRun(name=name, registry=registry, ledger=ledger, ledger_every=ledger_every,
-                               seed=seed or 0, sinks=sinks, tags=tags)
+        self.run = ExternalRun(
+            name=name,
+            registry=registry,
+            ledger=ledger,
+            ledger_every=ledger_every,
+            seed=seed or 0,
+            sinks=sinks,
+            tags=tags,
+        )
         self.check_report: Any = None
         self._resume: dict[str, Any] | None = None
         self._epoch_at_resume: int | None = None
@@ -119,15 +127,18 @@ class TwinrunCallback(pl.Callback):
             raise CheckpointError(
                 f"the checkpoint was trained with TwinrunCallback(seed={state_dict.get('seed')!r}), "
                 f"this callback has seed={self.seed!r}: the resumed run would draw other randomness",
-                fix=f"build the callback with seed={state_dict.get('seed')!r}")
+                fix=f"build the callback with seed={state_dict.get('seed')!r}",
+            )
         self._resume = dict(state_dict)
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         self.run.save_ledger()  # what the checkpoint holds, the ledger on disk holds too
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         # the epoch whose data the resumed run's first iterator serves: Lightning's processed epochs
         progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
         self._epoch_at_resume = int(progress.get("processed", checkpoint.get("epoch", 0)))
@@ -150,25 +161,37 @@ class TwinrunCallback(pl.Callback):
             "framework": f"lightning {pl.__version__}",
             "module": type(pl_module).__qualname__,
             "hparams": plain_config(dict(pl_module.hparams)),
-            "trainer": plain_config({
-                "max_epochs": trainer.max_epochs, "max_steps": trainer.max_steps,
-                "accumulate_grad_batches": trainer.accumulate_grad_batches,
-                "precision": str(trainer.precision), "gradient_clip_val": trainer.gradient_clip_val,
-                "deterministic": torch.are_deterministic_algorithms_enabled(),
-            }),
+            "trainer": plain_config(
+                {
+                    "max_epochs": trainer.max_epochs,
+                    "max_steps": trainer.max_steps,
+                    "accumulate_grad_batches": trainer.accumulate_grad_batches,
+                    "precision": str(trainer.precision),
+                    "gradient_clip_val": trainer.gradient_clip_val,
+                    "deterministic": torch.are_deterministic_algorithms_enabled(),
+                }
+            ),
         }
         twin = self._twin(pl_module)
         if twin is not None:
             config["init"] = {"shared": dict(twin.init.shared)}
-        optimizers = twin.candidate_optimizers() if twin is not None else (
-            {"model": trainer.optimizers[0]} if trainer.optimizers else {})
+        optimizers = (
+            twin.candidate_optimizers()
+            if twin is not None
+            else ({"model": trainer.optimizers[0]} if trainer.optimizers else {})
+        )
         planned = _planned_steps(trainer)  # on every rank: Lightning sets up the data with collectives here
         if not trainer.is_global_zero:
             return  # Lightning's DDP: every rank seeds, rank 0 alone records and checks
-        self.run.start(self._models(pl_module), config, device=str(pl_module.device), start_step=self._step,
-                       optimizers=optimizers,
-                       run_id=self._resume.get("run_id") if self._resume else None,
-                       steps=planned)
+        self.run.start(
+            self._models(pl_module),
+            config,
+            device=str(pl_module.device),
+            start_step=self._step,
+            optimizers=optimizers,
+            run_id=self._resume.get("run_id") if self._resume else None,
+            steps=planned,
+        )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.checks or self._step > 0 or not self.run.started:
@@ -180,9 +203,11 @@ class TwinrunCallback(pl.Callback):
             return
         optimizers = twin.candidate_optimizers()
         self.check_report = {  # each candidate's own module, optimizer and schedule
-            name: self._run_checks(trainer, module, optimizers[name], *_candidate_schedule(trainer, twin, name),
-                                   f"-{name}")
-            for name, module in twin.members().items()}
+            name: self._run_checks(
+                trainer, module, optimizers[name], *_candidate_schedule(trainer, twin, name), f"-{name}"
+            )
+            for name, module in twin.members().items()
+        }
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = _processed_epochs(trainer)
@@ -190,14 +215,16 @@ class TwinrunCallback(pl.Callback):
             seed_globals(self.run.streams.seed_for("epoch", epoch, *_rank(trainer)))
         self._seeded_epoch = None  # the first epoch's iterator was made after on_fit_start's seeding
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self.seed is not None:
             seed_globals(self.run.streams.seed_for("batch", trainer.current_epoch, batch_idx, *_rank(trainer)))
         self._pending.append(batch)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not self.run.started:
             self._pending, self._losses = [], []
             return
@@ -218,9 +245,13 @@ class TwinrunCallback(pl.Callback):
         self._losses = []
         batches, self._pending = self._pending, []
         self.run.batch(self._step, list(losses), batches[0] if len(batches) == 1 else batches)
-        self.run.step_done(self._step, losses, {n: lr for n, o in optimizers.items()
-                                                if math.isfinite(lr := current_lr(o))},
-                           self._models(pl_module), optimizers)
+        self.run.step_done(
+            self._step,
+            losses,
+            {n: lr for n, o in optimizers.items() if math.isfinite(lr := current_lr(o))},
+            self._models(pl_module),
+            optimizers,
+        )
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not self.run.started:
@@ -242,8 +273,15 @@ class TwinrunCallback(pl.Callback):
         self.run.fail(exception)
 
     # ------------------------------------------------------------------ checks
-    def _run_checks(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, every: int, suffix: str) -> Any:
+    def _run_checks(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        every: int,
+        suffix: str,
+    ) -> Any:
         from twinrun.checks import run_checks
 
         train, val = trainer.train_dataloader, trainer.val_dataloaders
@@ -252,20 +290,29 @@ class TwinrunCallback(pl.Callback):
         attached = pl_module._trainer  # the copy the checks train must not carry the Trainer along
         pl_module.trainer = None
         try:
-            report = run_checks(model=pl_module, train=train, val=val if val is not None else train,
-                                loss=self.loss, optimizer=optimizer, scheduler=scheduler, scheduler_every=every,
-                                steps=self.check_steps, only=None if self.checks is True else list(self.checks or ()),
-                                registry=self.run.registry if self.run.registry is not None else True,
-                                name=f"{self.run.name}-checks{suffix}", progress=False)
+            report = run_checks(
+                model=pl_module,
+                train=train,
+                val=val if val is not None else train,
+                loss=self.loss,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                scheduler_every=every,
+                steps=self.check_steps,
+                only=None if self.checks is True else list(self.checks or ()),
+                registry=self.run.registry if self.run.registry is not None else True,
+                name=f"{self.run.name}-checks{suffix}",
+                progress=False,
+            )
         finally:
             pl_module.trainer = attached
         problems = report.by_status("fail", "warn")
         if problems:
             lines = "\n".join(f"  {r.status} {r.name}: {r.measured}. Fix: {r.fix}" for r in problems)
-            warnings.warn(f"twinrun checks before training{suffix.replace('-', ' of ')}:\n{lines}", UserWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"twinrun checks before training{suffix.replace('-', ' of ')}:\n{lines}", UserWarning, stacklevel=2
+            )
         return report
-
 
 
 def _processed_epochs(trainer: pl.Trainer) -> int:
@@ -305,8 +352,9 @@ def _candidate_schedule(trainer: pl.Trainer, twin: TwinModule, name: str) -> tup
     if plan is None or not trainer.lr_scheduler_configs:
         return None, 1
     index, interval, frequency = plan
-    return trainer.lr_scheduler_configs[index].scheduler, (
-        _epoch_updates(trainer) if interval == "epoch" else 1) * max(1, frequency)
+    return trainer.lr_scheduler_configs[index].scheduler, (_epoch_updates(trainer) if interval == "epoch" else 1) * max(
+        1, frequency
+    )
 
 
 def _rank(trainer: pl.Trainer) -> tuple[str | int, ...]:

@@ -19,7 +19,6 @@ def _json_number(value: Any) -> Any:
     return value
 
 
-
 @dataclass(frozen=True)
 class Divergence:
     """The first difference between two runs.
@@ -58,8 +57,9 @@ class Divergence:
         return replace(self, max_abs_diff=own, tensors=tuple(diffs))
 
     def describe(self) -> str:
-        what = {"init": "initial weights", "batch": "batch", "loss": "loss", "weights": "weights",
-                "rng": "RNG state"}[self.kind]
+        what = {"init": "initial weights", "batch": "batch", "loss": "loss", "weights": "weights", "rng": "RNG state"}[
+            self.kind
+        ]
         text = f"step {self.step} · candidate {self.candidate} · {what} · {self.name}"
         if self.rank is not None:
             text = f"rank {self.rank} · {text}"
@@ -88,8 +88,7 @@ class Divergence:
             "max_abs_diff": _json_number(self.max_abs_diff),
             "also_different": [{"candidate": c, "kind": k, "name": n} for c, k, n in self.others],
             "tensors": [
-                {"candidate": c, "kind": k, "name": n, "max_abs_diff": _json_number(d)}
-                for c, k, n, d in self.tensors
+                {"candidate": c, "kind": k, "name": n, "max_abs_diff": _json_number(d)} for c, k, n, d in self.tensors
             ],
         }
 

@@ -20,10 +20,21 @@ __all__ = ["float_hash", "int_hash", "tensor_hash", "tree_hash"]
 
 
 #: dtypes NumPy can view directly; any other (bfloat16, float8 ...) is hashed through a byte view
-_NUMPY_DTYPES = frozenset({
-    torch.float64, torch.float32, torch.float16, torch.int64, torch.int32, torch.int16, torch.int8,
-    torch.uint8, torch.bool, torch.complex64, torch.complex128,
-})
+_NUMPY_DTYPES = frozenset(
+    {
+        torch.float64,
+        torch.float32,
+        torch.float16,
+        torch.int64,
+        torch.int32,
+        torch.int16,
+        torch.int8,
+        torch.uint8,
+        torch.bool,
+        torch.complex64,
+        torch.complex128,
+    }
+)
 
 
 _headers: dict[tuple[torch.dtype, torch.Size], bytes] = {}

@@ -81,7 +81,7 @@ class Record(NamedTuple):
         return [self.step, self.candidate, self.kind, self.name, self.hash, value]
 
     @classmethod
-    def from_json(cls, row: Any) -> Record:  # type: ignore[misc]
+    def from_json(cls, row: Any) -> Record:
         if not isinstance(row, list) or len(row) != 6:
             raise ValueError("a record is [step, candidate, kind, name, hash, value]")
         step, candidate, kind, name, digest, value = row
@@ -106,9 +106,7 @@ class Ledger:
         self.records: list[Record] = list(records)
 
     # ------------------------------------------------------------- building
-    def add(
-        self, step: int, candidate: str, kind: str, name: str, digest: str, value: float | None = None
-    ) -> None:
+    def add(self, step: int, candidate: str, kind: str, name: str, digest: str, value: float | None = None) -> None:
         self.records.append(Record(step, candidate, kind, name, digest, value))
 
     def truncate(self, step: int) -> None:
@@ -221,4 +219,3 @@ def find_ledger(path: str | Path) -> Path:
             "a ledger unless --set ledger_every=None",
         )
     return p
-

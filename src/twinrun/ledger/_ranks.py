@@ -44,7 +44,8 @@ def compare_runs(a: str | Path, b: str | Path) -> LedgerComparison:
             f"run A has the ledgers of {len(ranks_a)} rank(s) and run B of {len(ranks_b)}: a run on another "
             "number of processes draws other shards, so its records cannot be compared",
             fix="compare runs launched with the same torchrun --nproc_per_node (or `twinrun ledger` on "
-                "one rank's ledger file of each, e.g. RUN_DIR/ledger.jsonl)")
+            "one rank's ledger file of each, e.g. RUN_DIR/ledger.jsonl)",
+        )
     results = {rank: compare_ledgers(Ledger.load(ranks_a[rank]), Ledger.load(ranks_b[rank])) for rank in ranks_a}
     if len(results) == 1:
         return results[0]
@@ -54,7 +55,10 @@ def compare_runs(a: str | Path, b: str | Path) -> LedgerComparison:
         _, rank, divergence = min(parted, key=lambda p: p[:2])
         first = replace(divergence, rank=rank)
     return LedgerComparison(
-        compared=sum(c.compared for c in results.values()), divergence=first,
+        compared=sum(c.compared for c in results.values()),
+        divergence=first,
         last_step_a=min(c.last_step_a for c in results.values()),
         last_step_b=min(c.last_step_b for c in results.values()),
-        skipped=sum(c.skipped for c in results.values()), ranks=len(results))
+        skipped=sum(c.skipped for c in results.values()),
+        ranks=len(results),
+    )

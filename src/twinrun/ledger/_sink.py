@@ -66,23 +66,24 @@ class LedgerSink(Sink):
                 self.ledger = Ledger.load(self.path)  # the ledger goes on in its file
             if self.ledger is None:
                 raise LedgerError(
-                    f"run {event.run_id[:8]} resumes at step {event.start_step} but no ledger was given "
-                    "to continue",
+                    f"run {event.run_id[:8]} resumes at step {event.start_step} but no ledger was given to continue",
                     fix="pass LedgerSink(ledger=Ledger.load(run_dir)) or the checkpoint's ledger",
                 )
             self.ledger.truncate(event.start_step)
             return
-        self.ledger = Ledger({
-            "experiment": event.experiment.name if event.experiment is not None else "twin",
-            "config_hash": ledger_config_hash(config),
-            "run_id": event.run_id,
-            "seed": seed,
-            "steps": self._last_step,
-            "ledger_every": self.every,
-            "device": event.device,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "factors": self.factors,
-        })
+        self.ledger = Ledger(
+            {
+                "experiment": event.experiment.name if event.experiment is not None else "twin",
+                "config_hash": ledger_config_hash(config),
+                "run_id": event.run_id,
+                "seed": seed,
+                "steps": self._last_step,
+                "ledger_every": self.every,
+                "device": event.device,
+                "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "factors": self.factors,
+            }
+        )
         for candidate, model in event.models.items():
             self._weights(0, candidate, model, kind="init")
         self.ledger.add(0, "*", "rng", "global", global_rng_digest())

@@ -103,9 +103,7 @@ class Twin:
         for name, parts in candidates.items():
             check_name(name, "Twin candidate name")  # it names folders (TensorBoard, checks)
             if not isinstance(parts, (tuple, list)) or len(parts) not in (2, 3):
-                raise BuildError(
-                    f"Twin candidate {name!r} must be (model, optimizer) or (model, optimizer, scheduler)"
-                )
+                raise BuildError(f"Twin candidate {name!r} must be (model, optimizer) or (model, optimizer, scheduler)")
             model, optimizer = parts[0], parts[1]
             if not isinstance(model, nn.Module) or not isinstance(optimizer, torch.optim.Optimizer):
                 raise BuildError(
@@ -113,12 +111,16 @@ class Twin:
                     f"({type(model).__name__}, {type(optimizer).__name__})"
                 )
             _check_ownership(name, model, optimizer, self.states)
-            spec = CandidateSpec(
-                name, Factory(type(model)), Factory(type(optimizer)), Factory(nn.Identity), None, None
-            )
+            spec = CandidateSpec(name, Factory(type(model)), Factory(type(optimizer)), Factory(nn.Identity), None, None)
             self.states[name] = CandidateState(
-                name, spec, model, optimizer, parts[2] if len(parts) == 3 else None,
-                loss_fn=_unset_loss, augment=None, output_key=output_key,
+                name,
+                spec,
+                model,
+                optimizer,
+                parts[2] if len(parts) == 3 else None,
+                loss_fn=_unset_loss,
+                augment=None,
+                output_key=output_key,
             )
         policy = share_policy(share_init, list(self.states))
         kept = share_initial_weights([s.model for s in self.states.values()], policies=list(policy.values()))
@@ -132,17 +134,31 @@ class Twin:
             if hasattr(sink, "bind") and getattr(sink, "snapshot", True) is None:
                 sink.bind(self._snapshot)
         self.devices = sorted({p.device for s in self.states.values() for p in s.model.parameters()}, key=str)
-        config = {"seed": seed, "grad_clip": grad_clip, "metrics": sorted(self.metrics), "output_key": output_key,
-                  "share_init": plain_config(share_init),
-                  "candidates": {n: candidate_config(s.model, s.optimizer, s.scheduler) for n, s in self.states.items()}}
+        config = {
+            "seed": seed,
+            "grad_clip": grad_clip,
+            "metrics": sorted(self.metrics),
+            "output_key": output_key,
+            "share_init": plain_config(share_init),
+            "candidates": {n: candidate_config(s.model, s.optimizer, s.scheduler) for n, s in self.states.items()},
+        }
         self.config = config
         self._started = False  # the run starts at the first step (after a load_state_dict: where it left off)
 
     def _start(self) -> None:
         if not self._started:
             self._started = True
-            self.bus.emit(RunStarted(self.run_id, None, self.config, self.init,
-                                     ",".join(map(str, self.devices)) or "cpu", self.step_count, self.models))
+            self.bus.emit(
+                RunStarted(
+                    self.run_id,
+                    None,
+                    self.config,
+                    self.init,
+                    ",".join(map(str, self.devices)) or "cpu",
+                    self.step_count,
+                    self.models,
+                )
+            )
 
     @staticmethod
     def replicas(factories: Mapping[str, Any], replicas: int, *, seed: int = 0, **options: Any) -> Any:
@@ -177,8 +193,7 @@ class Twin:
                 state.loss_fn, state.loss_takes = loss_fn, None  # decided again on this loss's first outputs
         context = StepContext(self.streams, self.devices, self.metrics, self.grad_clip)
         if self.bus.wants_batches:  # a LedgerSink records every batch's control sums
-            self.bus.emit(BatchPrepared(self.run_id, step, {"none": (inputs, targets)},
-                                        {s.name: "none" for s in live}))
+            self.bus.emit(BatchPrepared(self.run_id, step, {"none": (inputs, targets)}, {s.name: "none" for s in live}))
         outputs = self.executor.run_step(step, live, {"none": (inputs, targets)}, context)
         diverged = self.history.record_step(step, outputs, self.states)  # the engine's own recording path
         for event in self.history.step_events(self.run_id, step, outputs, self.states, diverged):
@@ -196,16 +211,27 @@ class Twin:
                 continue
             device = next(state.model.parameters()).device
             out = evaluate(
-                state, [move_to(b, device) for b in fixed], loss_per_example=per_example,
-                metrics=self.metrics, device=device, streams=self.streams, step=self.step_count,
+                state,
+                [move_to(b, device) for b in fixed],
+                loss_per_example=per_example,
+                metrics=self.metrics,
+                device=device,
+                streams=self.streams,
+                step=self.step_count,
             )
             results[state.name] = out.means()
             self.history.record_eval(state.name, self.step_count, out, results[state.name])
         self.bus.emit(EvalDone(self.run_id, self.step_count, results))
         return results
 
-    def verdict(self, batches: Iterable[tuple[Any, Any]], loss_fn: Any, *, reference: str | None = None,
-                confidence: float = 0.95) -> dict[str, Comparison]:
+    def verdict(
+        self,
+        batches: Iterable[tuple[Any, Any]],
+        loss_fn: Any,
+        *,
+        reference: str | None = None,
+        confidence: float = 0.95,
+    ) -> dict[str, Comparison]:
         """Every candidate against ``reference`` (default: the first) on the same ``batches``: the paired
         per-example difference of the loss and every metric, with its t interval, as ``twinrun compare``
         gives it for one run (its scope: these trained weights on this validation set). Emits ``EvalDone``."""
@@ -219,13 +245,27 @@ class Twin:
         means: dict[str, dict[str, float]] = {}
         for state in self.states.values():
             device = next(state.model.parameters()).device
-            out = evaluate(state, [move_to(b, device) for b in fixed], loss_per_example=per_example,
-                           metrics=self.metrics, device=device, streams=self.streams, step=self.step_count)
+            out = evaluate(
+                state,
+                [move_to(b, device) for b in fixed],
+                loss_per_example=per_example,
+                metrics=self.metrics,
+                device=device,
+                streams=self.streams,
+                step=self.step_count,
+            )
             means[state.name] = out.means()
             self.history.record_eval(state.name, self.step_count, out, means[state.name])
             results[state.name] = CandidateResult(
-                state.name, "finished" if state.alive else "diverged", out.means(), out.per_example,
-                np.full(1, np.nan), {}, [], diverged_at=state.diverged_at)
+                state.name,
+                "finished" if state.alive else "diverged",
+                out.means(),
+                out.per_example,
+                np.full(1, np.nan),
+                {},
+                [],
+                diverged_at=state.diverged_at,
+            )
         self.bus.emit(EvalDone(self.run_id, self.step_count, means))
         goals = {"loss": False, **{k: m.higher_is_better for k, m in self.metrics.items()}}
         self._verdict = compare_candidates(results, ref, goals, seed=0, confidence=confidence)
@@ -244,18 +284,31 @@ class Twin:
         options.setdefault("grad_clip", self.grad_clip)
         options.setdefault("name", f"{name}-checks")
         options.setdefault("registry", next((s.registry for s in self._sinks if hasattr(s, "registry")), True))
-        return run_checks(model=state.model, train=train, val=val, loss=loss_fn, optimizer=state.optimizer,
-                          scheduler=state.scheduler, **options)
+        return run_checks(
+            model=state.model,
+            train=train,
+            val=val,
+            loss=loss_fn,
+            optimizer=state.optimizer,
+            scheduler=state.scheduler,
+            **options,
+        )
 
     def state_dict(self, user: Any = None) -> dict[str, Any]:
         """Everything needed to continue this loop bit for bit: models, optimizers, schedulers, the step, the
         diverged candidates and the global generators (the dropout stream is a function of seed and step).
         ``user``: your own loop's state (epoch, a sampler's position...), handed back by :meth:`load_state_dict`."""
-        return {"version": 1, "run_id": self.run_id, "step": self.step_count, "global_rng": capture_global_rng(),
-                "user": user,
-                "candidates": {n: {**parts_state(s), "diverged_at": s.diverged_at,
-                                   "diverged_value": s.diverged_value}
-                               for n, s in self.states.items()}}
+        return {
+            "version": 1,
+            "run_id": self.run_id,
+            "step": self.step_count,
+            "global_rng": capture_global_rng(),
+            "user": user,
+            "candidates": {
+                n: {**parts_state(s), "diverged_at": s.diverged_at, "diverged_value": s.diverged_value}
+                for n, s in self.states.items()
+            },
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> Any:
         """Continue from :meth:`state_dict` (the global generators too); returns its ``user`` part."""
@@ -263,15 +316,19 @@ class Twin:
             self.run_id = str(state.get("run_id") or self.run_id)
         saved, built = sorted(state["candidates"]), sorted(self.states)
         if saved != built:
-            raise CheckpointError(f"the state holds candidates {saved}, this Twin has {built}",
-                                  fix="build the Twin with the candidates the state was saved from")
+            raise CheckpointError(
+                f"the state holds candidates {saved}, this Twin has {built}",
+                fix="build the Twin with the candidates the state was saved from",
+            )
         for name, saved_state in state["candidates"].items():
             target = self.states[name]
             try:
                 load_parts(target, saved_state)
             except (RuntimeError, ValueError, KeyError) as exc:
-                raise CheckpointError(f"Twin candidate {name!r}: the saved state does not fit its model or "
-                                      f"optimizer: {exc}", fix="load it into the models it was saved from") from exc
+                raise CheckpointError(
+                    f"Twin candidate {name!r}: the saved state does not fit its model or optimizer: {exc}",
+                    fix="load it into the models it was saved from",
+                ) from exc
             target.diverged_at, target.diverged_value = saved_state["diverged_at"], saved_state["diverged_value"]
         self.history.step = int(state["step"])
         restore_global_rng(state["global_rng"])
@@ -312,23 +369,30 @@ class Twin:
         self.close()
 
 
-def _check_ownership(name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     others: Mapping[str, CandidateState]) -> None:
+def _check_ownership(
+    name: str, model: nn.Module, optimizer: torch.optim.Optimizer, others: Mapping[str, CandidateState]
+) -> None:
     """A model given twice, or an optimizer that updates another model's parameters, is refused."""
     for other, state in others.items():
         if state.model is model:
-            raise BuildError(f"Twin candidates {other!r} and {name!r} are the same model object: each would be "
-                             "stepped twice per batch", fix="give each candidate a model of its own (copy.deepcopy)")
+            raise BuildError(
+                f"Twin candidates {other!r} and {name!r} are the same model object: each would be "
+                "stepped twice per batch",
+                fix="give each candidate a model of its own (copy.deepcopy)",
+            )
         if state.optimizer is optimizer:
-            raise BuildError(f"Twin candidates {other!r} and {name!r} share one optimizer",
-                             fix="give each candidate its own optimizer over its own model's parameters")
+            raise BuildError(
+                f"Twin candidates {other!r} and {name!r} share one optimizer",
+                fix="give each candidate its own optimizer over its own model's parameters",
+            )
     own = {id(p) for p in model.parameters()}
     updated = [p for group in optimizer.param_groups for p in group["params"]]
     if not updated or not all(id(p) in own for p in updated):
-        raise BuildError(f"Twin candidate {name!r}: its optimizer does not update (only) this model's parameters",
-                         fix=f"build it as torch.optim.X({name}_model.parameters(), ...)")
+        raise BuildError(
+            f"Twin candidate {name!r}: its optimizer does not update (only) this model's parameters",
+            fix=f"build it as torch.optim.X({name}_model.parameters(), ...)",
+        )
 
 
 def _unset_loss(outputs: Any, targets: Any) -> torch.Tensor:  # replaced by Twin.step's loss_fn
     raise BuildError("Twin.step was not given a loss function")
-

@@ -31,9 +31,11 @@ from twinrun.stats import paired_t_test
 
 __all__ = ["REPLICA_SCOPE", "TwinReplicas"]
 
-REPLICA_SCOPE = ("these recipes trained on your batches: the interval holds initial weights and dropout masks "
-                 "(one replica each), not the order of your batches (every replica saw the same) nor which "
-                 "validation examples were drawn")
+REPLICA_SCOPE = (
+    "these recipes trained on your batches: the interval holds initial weights and dropout masks "
+    "(one replica each), not the order of your batches (every replica saw the same) nor which "
+    "validation examples were drawn"
+)
 
 
 class TwinReplicas:
@@ -47,14 +49,25 @@ class TwinReplicas:
         twin_options: the other :class:`Twin` arguments (``metrics``, ``grad_clip``, ``share_init``...).
     """
 
-    def __init__(self, factories: Mapping[str, Callable[[], Sequence[Any]]], replicas: int, *, seed: int = 0,
-                 sinks: Callable[[int], Sequence[Sink]] | None = None, **twin_options: Any) -> None:
+    def __init__(
+        self,
+        factories: Mapping[str, Callable[[], Sequence[Any]]],
+        replicas: int,
+        *,
+        seed: int = 0,
+        sinks: Callable[[int], Sequence[Sink]] | None = None,
+        **twin_options: Any,
+    ) -> None:
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 3:
-            raise BuildError(f"replicas={replicas!r}: a verdict across replicas needs at least 3",
-                             fix="pass replicas=5 (or more: the interval narrows with their number)")
+            raise BuildError(
+                f"replicas={replicas!r}: a verdict across replicas needs at least 3",
+                fix="pass replicas=5 (or more: the interval narrows with their number)",
+            )
         if not factories or not all(callable(f) for f in factories.values()):
-            raise BuildError("Twin.replicas takes factories, name -> fn() -> (model, optimizer)",
-                             fix='Twin.replicas({"a": lambda: (make_a(), ...), ...}, 5): each replica builds its own')
+            raise BuildError(
+                "Twin.replicas takes factories, name -> fn() -> (model, optimizer)",
+                fix='Twin.replicas({"a": lambda: (make_a(), ...), ...}, 5): each replica builds its own',
+            )
         self.seed = seed
         self.twins: list[Twin] = []
         for r in range(replicas):
@@ -76,14 +89,19 @@ class TwinReplicas:
                 out.setdefault(name, []).append(loss)
         return out
 
-    def verdict(self, batches: Iterable[tuple[Any, Any]], loss_fn: Any, *, reference: str | None = None,
-                confidence: float = 0.95) -> dict[str, Comparison]:
+    def verdict(
+        self,
+        batches: Iterable[tuple[Any, Any]],
+        loss_fn: Any,
+        *,
+        reference: str | None = None,
+        confidence: float = 0.95,
+    ) -> dict[str, Comparison]:
         """Every candidate against ``reference`` (default: the first): the paired difference of the replicas'
         validation means (loss and every metric), replica by replica, with its interval (Student's t widened
         for skew, as for seeds) and its scope (:data:`REPLICA_SCOPE`)."""
         fixed = [tuple(b) for b in batches]
-        per_replica = [twin.verdict(fixed, loss_fn, reference=reference, confidence=confidence)
-                       for twin in self.twins]
+        per_replica = [twin.verdict(fixed, loss_fn, reference=reference, confidence=confidence) for twin in self.twins]
         means = [{n: out.means() for n, out in twin.history.last_eval.items()} for twin in self.twins]
         ref = reference or next(iter(self.twins[0].states))
         goals = {"loss": False, **{k: m.higher_is_better for k, m in self.twins[0].metrics.items()}}
@@ -99,8 +117,11 @@ class TwinReplicas:
                     mean=test["diff"] if test["diff"] is not None else nan,
                     low=test["low"] if test["low"] is not None else nan,
                     high=test["high"] if test["high"] is not None else nan,
-                    n=int(test["n"]), method="paired over replicas (t, widened for skew)",
-                    higher_is_better=higher, scope=REPLICA_SCOPE)
+                    n=int(test["n"]),
+                    method="paired over replicas (t, widened for skew)",
+                    higher_is_better=higher,
+                    scope=REPLICA_SCOPE,
+                )
             out[name] = Comparison(name, ref, val, None)
         return out
 
@@ -115,7 +136,8 @@ class TwinReplicas:
             raise CheckpointError(
                 f"the state holds {len(saved)} replicas of seed {state.get('seed')!r}; these are "
                 f"{len(self.twins)} of seed {self.seed!r}",
-                fix="build Twin.replicas with the replicas and seed the state was saved from")
+                fix="build Twin.replicas with the replicas and seed the state was saved from",
+            )
         for twin, part in zip(self.twins, saved):
             twin.load_state_dict(part)
         return state.get("user")

@@ -55,7 +55,7 @@ def measure_determinism_cost(engine: TwinEngine, *, steps: int = 5, repeats: int
     batches = [engine.prepared_batches(s)[0] for s in range(1, steps + 1)]
     timings: dict[bool, list[float]] = {False: [], True: []}
     for round_ in range(repeats + 1):
-        for enabled in ((False, True) if round_ % 2 == 0 else (True, False)):
+        for enabled in (False, True) if round_ % 2 == 0 else (True, False):
             copies = [_copy(state, engine.settings.steps) for state in engine.live]
             context = StepContext(engine.streams, [engine.device], engine.metrics, engine.settings.grad_clip)
             with deterministic_mode(enabled):
@@ -68,5 +68,10 @@ def measure_determinism_cost(engine: TwinEngine, *, steps: int = 5, repeats: int
             if round_ > 0:
                 timings[enabled].append(elapsed)
     off, on = statistics.median(timings[False]), statistics.median(timings[True])
-    return {"steps": steps, "repeats": repeats, "seconds_off": off, "seconds_on": on,
-            "relative": on / off - 1.0 if off > 0 else float("nan")}
+    return {
+        "steps": steps,
+        "repeats": repeats,
+        "seconds_off": off,
+        "seconds_on": on,
+        "relative": on / off - 1.0 if off > 0 else float("nan"),
+    }

@@ -105,9 +105,13 @@ def tensor_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, 
                 if tb is None:
                     diffs.append((candidate, kind, name, float("inf")))
                     continue
-                same = ta.dtype == tb.dtype and ta.shape == tb.shape and torch.equal(
-                    ta.reshape(-1).view(torch.uint8) if ta.numel() else ta,
-                    tb.reshape(-1).view(torch.uint8) if tb.numel() else tb,
+                same = (
+                    ta.dtype == tb.dtype
+                    and ta.shape == tb.shape
+                    and torch.equal(
+                        ta.reshape(-1).view(torch.uint8) if ta.numel() else ta,
+                        tb.reshape(-1).view(torch.uint8) if tb.numel() else tb,
+                    )
                 )
                 if not same:
                     diffs.append((candidate, kind, name, max_abs_diff(ta, tb)))

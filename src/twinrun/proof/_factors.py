@@ -10,8 +10,12 @@ from twinrun.env import numerics_fingerprint
 __all__ = ["bitexact_factors"]
 
 _ENV_VARS = (
-    "PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-    "NVIDIA_TF32_OVERRIDE", "CUDA_VISIBLE_DEVICES",
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NVIDIA_TF32_OVERRIDE",
+    "CUDA_VISIBLE_DEVICES",
 )
 
 

@@ -84,7 +84,9 @@ class RunRecorder:
                 self.notes.append("no ledger: the checkpoint resumed from holds none")
         # always there: without a cadence it writes only the final checkpoint of an interrupted run
         self.checkpoint_sink = CheckpointSink(
-            self.run_dir / CHECKPOINT_DIR, every=settings.checkpoint_every, keep=keep_checkpoints,
+            self.run_dir / CHECKPOINT_DIR,
+            every=settings.checkpoint_every,
+            keep=keep_checkpoints,
             snapshot=self.snapshot,
         )
 
@@ -113,8 +115,7 @@ class RunRecorder:
         every = ledger.header.get("ledger_every") or 1
         if old % every:
             ledger.records = [r for r in ledger.records if not (r.step == old and r.kind in ("weights", "rng"))]
-        ledger.header.update(steps=new, config_hash=ledger_config_hash(self.resolved.to_config()),
-                             extended_from=old)
+        ledger.header.update(steps=new, config_hash=ledger_config_hash(self.resolved.to_config()), extended_from=old)
 
     @property
     def sinks(self) -> list[Sink]:
@@ -163,8 +164,11 @@ class RunRecorder:
         if self.checkpoint_sink.every is not None or self.checkpoint_sink.written:
             result.artifacts["checkpoints"] = str(self.checkpoint_sink.folder)
         if self.resume is not None:
-            info["resumed_from"] = {"checkpoint": str(self.resume.checkpoint.path), "step": self.resume.step,
-                                    "forced": list(self.resume.forced)}
+            info["resumed_from"] = {
+                "checkpoint": str(self.resume.checkpoint.path),
+                "step": self.resume.step,
+                "forced": list(self.resume.forced),
+            }
         if self.cost is not None:
             info["determinism_cost"] = self.cost
         if self.notes:

@@ -27,13 +27,22 @@ class RunInfo:
     @classmethod
     def from_outcome(cls, label: str, seconds: float, outcome: Mapping[str, Any]) -> RunInfo:
         timing = outcome.get("timing", {})
-        return cls(label, seconds, float(timing.get("train", math.nan)),
-                   dict(outcome.get("reproducibility", {}).get("factors", {})), str(outcome.get("ledger")))
+        return cls(
+            label,
+            seconds,
+            float(timing.get("train", math.nan)),
+            dict(outcome.get("reproducibility", {}).get("factors", {})),
+            str(outcome.get("ledger")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "seconds": round(self.seconds, 3),
-                "train_seconds": round(self.train_seconds, 6), "factors": dict(self.factors),
-                "ledger": self.ledger}
+        return {
+            "label": self.label,
+            "seconds": round(self.seconds, 3),
+            "train_seconds": round(self.train_seconds, 6),
+            "factors": dict(self.factors),
+            "ledger": self.ledger,
+        }
 
 
 def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -68,8 +77,11 @@ class ReproReport:
     def factor_differences(self) -> dict[str, tuple[Any, Any]]:
         """Recorded factors that differ between the two runs (what can explain a divergence)."""
         a, b = _flat(self.runs["a"].factors), _flat(self.runs["b"].factors)
-        return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
-                if a.get(k) != b.get(k) and k != "numerics_fingerprint"}
+        return {
+            k: (a.get(k), b.get(k))
+            for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and k != "numerics_fingerprint"
+        }
 
     @property
     def determinism_cost(self) -> dict[str, float] | None:
@@ -77,8 +89,7 @@ class ReproReport:
         if self.variation.factor != "deterministic":
             return None
         off, on = self.runs["a"].train_seconds, self.runs["b"].train_seconds
-        return {"train_seconds_off": off, "train_seconds_on": on,
-                "relative": (on / off - 1.0) if off > 0 else math.nan}
+        return {"train_seconds_off": off, "train_seconds_on": on, "relative": (on / off - 1.0) if off > 0 else math.nan}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,13 +121,17 @@ class ReproReport:
         else:
             d = self.divergence
             if d is None:
-                lines.append(f"DIFFERENT LENGTHS: run A reached step {self.comparison.last_step_a}, run B "
-                             f"step {self.comparison.last_step_b}; the records both have agree")
+                lines.append(
+                    f"DIFFERENT LENGTHS: run A reached step {self.comparison.last_step_a}, run B "
+                    f"step {self.comparison.last_step_b}; the records both have agree"
+                )
             else:
                 lines.append(f"DIVERGED. first divergence: {d.describe()}")
                 if self.narrowed_from is not None:
-                    lines.append(f"  (seen first at the ledger's cadence as: {self.narrowed_from.describe()};"
-                                 " narrowed by reruns with ledger_every=1)")
+                    lines.append(
+                        f"  (seen first at the ledger's cadence as: {self.narrowed_from.describe()};"
+                        " narrowed by reruns with ledger_every=1)"
+                    )
                 if d.tensors:
                     lines.append(f"  tensors that differ at step {d.step} (max |a - b|):")
                     for candidate, kind, name, diff in d.tensors[:12]:
@@ -129,9 +144,11 @@ class ReproReport:
             if v.factor is not None:
                 lines.append(f"varying {v.factor} ({v.a.label} vs {v.b.label}) breaks bit-exactness.")
             else:
-                lines.append("nothing was varied: two identical runs parted, so this experiment is not "
-                             "reproducible as it stands (try --vary hashseed / threads / deterministic to "
-                             "learn which factor matters).")
+                lines.append(
+                    "nothing was varied: two identical runs parted, so this experiment is not "
+                    "reproducible as it stands (try --vary hashseed / threads / deterministic to "
+                    "learn which factor matters)."
+                )
         differences = self.factor_differences
         if differences:
             shown = "; ".join(f"{k}: {a} vs {b}" for k, (a, b) in list(differences.items())[:6])

@@ -67,8 +67,15 @@ class _Job:
 class _Runner:
     """Starts workers, waits for them, turns their failures into errors."""
 
-    def __init__(self, experiment: str, candidates: Sequence[str] | None, workdir: Path,
-                 parallel: bool, progress: Progress, timeout: float | None) -> None:
+    def __init__(
+        self,
+        experiment: str,
+        candidates: Sequence[str] | None,
+        workdir: Path,
+        parallel: bool,
+        progress: Progress,
+        timeout: float | None,
+    ) -> None:
         self.experiment = experiment
         self.candidates = list(candidates) if candidates else None
         self.workdir = workdir
@@ -94,7 +101,9 @@ class _Runner:
         with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
             job.process = subprocess.Popen(
                 [sys.executable, "-m", "twinrun.proof._worker", str(path)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
     def _finish(self, job: _Job) -> None:
@@ -200,8 +209,9 @@ def repro(
     exp = load_experiment(path)  # bad input fails here, before any process starts
     base = dict(overrides or {})
     resolved = resolve(exp, base, candidates=candidates)
-    variation = parse_vary(vary, hashseed=inherited_hashseed(), seed=resolved.settings.seed,
-                           cpu_threads=torch.get_num_threads())
+    variation = parse_vary(
+        vary, hashseed=inherited_hashseed(), seed=resolved.settings.seed, cpu_threads=torch.get_num_threads()
+    )
     for side in (variation.a, variation.b):
         resolve(exp, {**base, **side.overrides}, candidates=candidates)
     workdir = twinrun_home(home) / "repro" / uuid.uuid4().hex[:12]
@@ -209,8 +219,13 @@ def repro(
 
     def jobs(phase: str, extra: Mapping[str, Any], dump_steps: Sequence[int] = ()) -> list[_Job]:
         return [
-            _Job(f"run {tag}", side, workdir / f"{phase}-{tag.lower()}", {**base, **side.overrides, **extra},
-                 list(dump_steps))
+            _Job(
+                f"run {tag}",
+                side,
+                workdir / f"{phase}-{tag.lower()}",
+                {**base, **side.overrides, **extra},
+                list(dump_steps),
+            )
             for tag, side in (("A", variation.a), ("B", variation.b))
         ]
 
@@ -261,8 +276,10 @@ def _narrow(
     if seen.kind == "rng" and seen.name != "global":
         return seen, None  # a stream seed: the seeds themselves are the whole story
     if seen.kind == "rng":
-        notes.append("the training records agree up to here; only the global generators' states differ "
-                     "(code outside twinrun's streams drew differently)")
+        notes.append(
+            "the training records agree up to here; only the global generators' states differ "
+            "(code outside twinrun's streams drew differently)"
+        )
         return seen, None
     every = int(ledger.header.get("ledger_every") or 1)
     s = seen.step
@@ -271,12 +288,17 @@ def _narrow(
     too_big = len(window) > 1 and 4 * n_parameters * 2 * len(window) > DUMP_BUDGET_BYTES
     what = f"steps {window[0]}-{window[-1]}" if len(window) > 1 else f"step {window[0]}"
     rerun = jobs("narrow", {"steps": max(1, s), "ledger_every": 1}, [] if too_big else window)
-    runner.run(rerun, f"narrowing: rerunning to step {max(1, s)} with ledger_every=1"
-               + ("" if too_big else f", dumping the tensors of {what}"))
+    runner.run(
+        rerun,
+        f"narrowing: rerunning to step {max(1, s)} with ledger_every=1"
+        + ("" if too_big else f", dumping the tensors of {what}"),
+    )
     found = compare_ledgers(*_ledgers(rerun)).divergence
     if found is None:
-        notes.append(f"the reruns to step {s} did not diverge: the nondeterminism is intermittent; "
-                     "reported as first seen, without tensor differences")
+        notes.append(
+            f"the reruns to step {s} did not diverge: the nondeterminism is intermittent; "
+            "reported as first seen, without tensor differences"
+        )
         return seen, None
     narrowed_from = seen if found.key_tuple() != seen.key_tuple() else None
     if too_big:
@@ -284,7 +306,9 @@ def _narrow(
         runner.run(rerun, f"comparing the tensors of step {found.step}")
     dumps = [torch.load(j.folder / "dump.pt", weights_only=True) for j in rerun]
     if found.step not in dumps[0] or found.step not in dumps[1]:
-        notes.append(f"the reruns diverged at step {found.step}, outside the dumped steps (intermittent "
-                     "nondeterminism); no tensor differences")
+        notes.append(
+            f"the reruns diverged at step {found.step}, outside the dumped steps (intermittent "
+            "nondeterminism); no tensor differences"
+        )
         return found, narrowed_from
     return found.with_tensors(tensor_differences(dumps[0][found.step], dumps[1][found.step])), narrowed_from

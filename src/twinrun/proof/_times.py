@@ -49,9 +49,16 @@ class Spread:
         return self.sd / self.seed_sd
 
     def to_dict(self) -> dict[str, Any]:
-        return {"candidate": self.candidate, "metric": self.metric, "values": list(self.values),
-                "sd": self.sd, "range": max(self.values) - min(self.values), "seed_sd": self.seed_sd,
-                "seeds": self.seeds, "fraction_of_seed_sd": self.fraction_of_seed_sd}
+        return {
+            "candidate": self.candidate,
+            "metric": self.metric,
+            "values": list(self.values),
+            "sd": self.sd,
+            "range": max(self.values) - min(self.values),
+            "seed_sd": self.seed_sd,
+            "seeds": self.seeds,
+            "fraction_of_seed_sd": self.fraction_of_seed_sd,
+        }
 
 
 @dataclass(frozen=True)
@@ -69,18 +76,31 @@ class TimesReport:
         return self.identical_ledgers == self.times - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "times": self.times, "identical": self.identical,
-                "identical_ledgers": self.identical_ledgers, "sweep": self.sweep,
-                "spreads": [s.to_dict() for s in self.spreads], "notes": list(self.notes),
-                "workdir": str(self.workdir)}
+        return {
+            "experiment": self.experiment,
+            "times": self.times,
+            "identical": self.identical,
+            "identical_ledgers": self.identical_ledgers,
+            "sweep": self.sweep,
+            "spreads": [s.to_dict() for s in self.spreads],
+            "notes": list(self.notes),
+            "workdir": str(self.workdir),
+        }
 
     def format(self) -> str:
-        lines = [f"twinrun repro --times {self.times} · {self.experiment}: "
-                 + ("every run bit-identical to the first" if self.identical else
-                    f"{self.identical_ledgers} of {self.times - 1} runs bit-identical to the first")]
+        lines = [
+            f"twinrun repro --times {self.times} · {self.experiment}: "
+            + (
+                "every run bit-identical to the first"
+                if self.identical
+                else f"{self.identical_ledgers} of {self.times - 1} runs bit-identical to the first"
+            )
+        ]
         for s in self.spreads:
-            part = (f"  {s.candidate} · {s.metric}: sd {s.sd:.3g} over {len(s.values)} runs "
-                    f"(range {max(s.values) - min(s.values):.3g})")
+            part = (
+                f"  {s.candidate} · {s.metric}: sd {s.sd:.3g} over {len(s.values)} runs "
+                f"(range {max(s.values) - min(s.values):.3g})"
+            )
             frac = s.fraction_of_seed_sd
             if frac is not None:
                 part += f", {frac:.1%} of the seed sd {s.seed_sd:.3g} ({s.seeds} seeds, sweep {self.sweep})"
@@ -90,9 +110,14 @@ class TimesReport:
             lines.append("nondeterminism moves nothing here: deterministic mode would buy nothing")
         elif fracs:
             worst = max(fracs)
-            lines.append(f"nondeterminism is at most {worst:.0%} of the seed spread: "
-                         + ("deterministic mode is worth its cost only for bit-exact reruns"
-                            if worst < 0.1 else "it is a real part of the noise; consider --set deterministic=true"))
+            lines.append(
+                f"nondeterminism is at most {worst:.0%} of the seed spread: "
+                + (
+                    "deterministic mode is worth its cost only for bit-exact reruns"
+                    if worst < 0.1
+                    else "it is a real part of the noise; consider --set deterministic=true"
+                )
+            )
         else:
             lines.append("no sweep of this experiment in the registry to set it against (twinrun seeds FILE)")
         lines += [f"note: {n}" for n in self.notes]
@@ -101,8 +126,7 @@ class TimesReport:
 
 def _finals(outcome: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     result = json.loads((Path(outcome["run_dir"]) / "result.json").read_text())
-    return {c: {m: v for m, v in d.get("final", {}).items() if v is not None}
-            for c, d in result["candidates"].items()}
+    return {c: {m: v for m, v in d.get("final", {}).items() if v is not None} for c, d in result["candidates"].items()}
 
 
 def _seed_spread(home: Path, experiment: str) -> tuple[str | None, dict[tuple[str, str], tuple[float, int]]]:
@@ -128,9 +152,15 @@ def _seed_spread(home: Path, experiment: str) -> tuple[str | None, dict[tuple[st
 
 
 def repeat(
-    experiment: str | Path, times: int, *, overrides: Mapping[str, Any] | None = None,
-    candidates: Sequence[str] | None = None, home: str | Path | None = None, parallel: bool = False,
-    progress: Any = None, timeout: float | None = None,
+    experiment: str | Path,
+    times: int,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    candidates: Sequence[str] | None = None,
+    home: str | Path | None = None,
+    parallel: bool = False,
+    progress: Any = None,
+    timeout: float | None = None,
 ) -> TimesReport:
     """Run ``experiment`` ``times`` times in fresh processes, alike; the spread of their final metrics."""
     from twinrun.proof._repro import _Job, _Runner
@@ -147,7 +177,8 @@ def repeat(
     side = Side("as run", env={"PYTHONHASHSEED": inherited_hashseed()})
     jobs = [_Job(f"run {i + 1}", side, workdir / f"times-{i + 1}", dict(base)) for i in range(times)]
     _Runner(path, candidates, workdir, parallel, progress or (lambda _line: None), timeout).run(
-        jobs, f"running the experiment {times} times")
+        jobs, f"running the experiment {times} times"
+    )
     ledgers = [Ledger.load(j.outcome["ledger"]) for j in jobs]
     identical = sum(compare_ledgers(ledgers[0], other).divergence is None for other in ledgers[1:])
     finals = [_finals(j.outcome) for j in jobs]

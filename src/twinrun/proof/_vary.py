@@ -96,21 +96,28 @@ def parse_vary(spec: str | None, *, hashseed: str, seed: int, cpu_threads: int) 
         )
     if factor == "threads":
         a, b = _ints(factor, _two(factor, raw_values, ("1", str(max(2, cpu_threads)))), 1, 4096)
-        return Variation(factor, *(
-            Side(f"threads={n}", {**base_env, **{v: str(n) for v in _THREAD_VARS}}, threads=n) for n in (a, b)
-        ))
+        return Variation(
+            factor,
+            *(Side(f"threads={n}", {**base_env, **{v: str(n) for v in _THREAD_VARS}}, threads=n) for n in (a, b)),
+        )
     if factor == "hashseed":
         a, b = _ints(factor, _two(factor, raw_values, ("0", "1")), 0, 4294967295)
-        return Variation(factor, Side(f"PYTHONHASHSEED={a}", {"PYTHONHASHSEED": str(a)}),
-                         Side(f"PYTHONHASHSEED={b}", {"PYTHONHASHSEED": str(b)}))
+        return Variation(
+            factor,
+            Side(f"PYTHONHASHSEED={a}", {"PYTHONHASHSEED": str(a)}),
+            Side(f"PYTHONHASHSEED={b}", {"PYTHONHASHSEED": str(b)}),
+        )
     if factor == "deterministic":
         if raw_values is not None:
             raise ConfigError(
                 f"--vary deterministic={raw_values}: deterministic mode is varied off vs on",
                 fix="write --vary deterministic",
             )
-        return Variation(factor, Side("deterministic off", base_env, {"deterministic": False}),
-                         Side("deterministic on", base_env, {"deterministic": True}))
+        return Variation(
+            factor,
+            Side("deterministic off", base_env, {"deterministic": False}),
+            Side("deterministic on", base_env, {"deterministic": True}),
+        )
     if factor == "device":
         import torch
 
@@ -119,9 +126,13 @@ def parse_vary(spec: str | None, *, hashseed: str, seed: int, cpu_threads: int) 
         if count < 2 and raw_values is None:
             raise ConfigError(
                 f"--vary device needs two devices; this machine has {count} CUDA device{'s' if count != 1 else ''}",
-                fix="run it where two GPUs are visible, or name two devices: --vary device=cpu,cuda:0")
-        return Variation(factor, Side(f"device={a_dev}", base_env, {"device": a_dev}),
-                         Side(f"device={b_dev}", base_env, {"device": b_dev}))
+                fix="run it where two GPUs are visible, or name two devices: --vary device=cpu,cuda:0",
+            )
+        return Variation(
+            factor,
+            Side(f"device={a_dev}", base_env, {"device": a_dev}),
+            Side(f"device={b_dev}", base_env, {"device": b_dev}),
+        )
     a, b = _ints(factor, _two(factor, raw_values, (str(seed), str(seed + 1))), 0, 2**63 - 1)
     return Variation(factor, Side(f"seed={a}", base_env, {"seed": a}), Side(f"seed={b}", base_env, {"seed": b}))
 

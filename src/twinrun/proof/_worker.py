@@ -69,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         from twinrun.errors import TwinrunError
 
         bad_input = isinstance(exc, TwinrunError)
-        write_json(out / "error.json", {
-            "type": type(exc).__name__,
-            "message": exc.message if isinstance(exc, TwinrunError) else f"{type(exc).__name__}: {exc}",
-            "fix": exc.fix if isinstance(exc, TwinrunError) else None,
-            "bad_input": bad_input,
-            "traceback": traceback.format_exc(),
-        })
+        write_json(
+            out / "error.json",
+            {
+                "type": type(exc).__name__,
+                "message": exc.message if isinstance(exc, TwinrunError) else f"{type(exc).__name__}: {exc}",
+                "fix": exc.fix if isinstance(exc, TwinrunError) else None,
+                "bad_input": bad_input,
+                "traceback": traceback.format_exc(),
+            },
+        )
         return 2 if bad_input else 1
     write_json(out / "outcome.json", outcome)
     return 0

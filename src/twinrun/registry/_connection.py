@@ -189,7 +189,9 @@ class Connection:
 
     def _need_run(self, conn: sqlite3.Connection, run_id: str) -> None:
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
-            raise UnknownRunError(f"no run {run_id!r} in registry {str(self.path)!r}",
-                                  fix="pass a full run id (Registry.resolve turns a prefix into one)")
+            raise UnknownRunError(
+                f"no run {run_id!r} in registry {str(self.path)!r}",
+                fix="pass a full run id (Registry.resolve turns a prefix into one)",
+            )
 
     # ------------------------------------------------------------------ writing runs

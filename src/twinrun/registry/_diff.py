@@ -77,9 +77,16 @@ class MetricDifference:
         return self.a == self.b or (math.isnan(self.a) and math.isnan(self.b))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"candidate": self.candidate, "metric": self.metric, "a": _num(self.a),
-                "b": _num(self.b), "delta": _num(self.delta), "step_a": self.step_a,
-                "step_b": self.step_b, "identical": self.identical}
+        return {
+            "candidate": self.candidate,
+            "metric": self.metric,
+            "a": _num(self.a),
+            "b": _num(self.b),
+            "delta": _num(self.delta),
+            "step_a": self.step_a,
+            "step_b": self.step_b,
+            "identical": self.identical,
+        }
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,14 @@ class CurveDifference:
         return self.first_difference is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"candidate": self.candidate, "metric": self.metric, "steps": self.steps,
-                "first_difference": self.first_difference,
-                "max_abs_difference": _num(self.max_abs_difference), "identical": self.identical}
+        return {
+            "candidate": self.candidate,
+            "metric": self.metric,
+            "steps": self.steps,
+            "first_difference": self.first_difference,
+            "max_abs_difference": _num(self.max_abs_difference),
+            "identical": self.identical,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,8 +129,12 @@ class Comparability:
         return "not comparable: " + "; ".join(self.reasons)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"comparable": self.comparable, "summary": self.summary,
-                "reasons": list(self.reasons), "harmless": list(self.harmless)}
+        return {
+            "comparable": self.comparable,
+            "summary": self.summary,
+            "reasons": list(self.reasons),
+            "harmless": list(self.harmless),
+        }
 
 
 @dataclass(frozen=True)
@@ -139,12 +155,19 @@ class RunDiff:
 
     def to_dict(self) -> dict[str, Any]:
         def head(r: RunRecord) -> dict[str, Any]:
-            return {"id": r.id, "name": r.name, "status": r.status, "seed": r.seed,
-                    "started_at": r.started_at, "experiment_sha256": r.experiment_sha256,
-                    "env_fingerprint": r.env_fingerprint}
+            return {
+                "id": r.id,
+                "name": r.name,
+                "status": r.status,
+                "seed": r.seed,
+                "started_at": r.started_at,
+                "experiment_sha256": r.experiment_sha256,
+                "env_fingerprint": r.env_fingerprint,
+            }
 
         return {
-            "a": head(self.a), "b": head(self.b),
+            "a": head(self.a),
+            "b": head(self.b),
             "config": [d.to_dict() for d in self.config],
             "candidates_only_in_a": list(self.only_in_a),
             "candidates_only_in_b": list(self.only_in_b),
@@ -251,13 +274,20 @@ def _data_reasons(a: RunRecord, b: RunRecord) -> list[str]:
             which = "a" if fa is None else "b"
             reasons.append(f"data: run {which} has no {split} split, the other has one")
         elif fa.get("sha256") != fb.get("sha256"):
-            size = (f"{fa.get('examples')} examples" if fa.get("examples") == fb.get("examples")
-                    else f"{fa.get('examples')} → {fb.get('examples')} examples")
-            reasons.append(f"data: the {split} split's content differs ({size}, sha256 "
-                           f"{str(fa.get('sha256'))[:12]} → {str(fb.get('sha256'))[:12]})")
+            size = (
+                f"{fa.get('examples')} examples"
+                if fa.get("examples") == fb.get("examples")
+                else f"{fa.get('examples')} → {fb.get('examples')} examples"
+            )
+            reasons.append(
+                f"data: the {split} split's content differs ({size}, sha256 "
+                f"{str(fa.get('sha256'))[:12]} → {str(fb.get('sha256'))[:12]})"
+            )
     if a.seed == b.seed and da.get("order_sha256") and da.get("order_sha256") != db.get("order_sha256"):
-        reasons.append("data: the training order differs under the same seed "
-                       f"(first epoch sha256 {da['order_sha256'][:12]} → {str(db.get('order_sha256'))[:12]})")
+        reasons.append(
+            "data: the training order differs under the same seed "
+            f"(first epoch sha256 {da['order_sha256'][:12]} → {str(db.get('order_sha256'))[:12]})"
+        )
     return reasons
 
 
@@ -268,15 +298,19 @@ def diff_runs(a: RunRecord, b: RunRecord, metrics_a: Metrics, metrics_b: Metrics
     metrics = _metric_differences(metrics_a, metrics_b, both)
     curves = _curve_differences(metrics_a, metrics_b, both)
     env = diff_environments(a.env, b.env) if a.env is not None and b.env is not None else []
-    source_changed = (a.experiment_sha256 is not None and b.experiment_sha256 is not None
-                      and a.experiment_sha256 != b.experiment_sha256)
+    source_changed = (
+        a.experiment_sha256 is not None
+        and b.experiment_sha256 is not None
+        and a.experiment_sha256 != b.experiment_sha256
+    )
     reasons: list[str] = []
     for run, label in ((a, "a"), (b, "b")):
         if run.status != "finished":
             reasons.append(f"run {label} ({run.short_id}) is {run.status}: its numbers are partial")
         if run.env is None:
-            reasons.append(f"run {label} ({run.short_id}) has no recorded environment: "
-                           "nothing is known about what else changed")
+            reasons.append(
+                f"run {label} ({run.short_id}) has no recorded environment: nothing is known about what else changed"
+            )
     if source_changed:
         reasons.append(
             f"code: the experiment file changed (sha256 {a.experiment_sha256[:12]} → "  # type: ignore[index]

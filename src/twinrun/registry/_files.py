@@ -153,8 +153,11 @@ def translate(exc: BaseException, path: Path, action: str = "use") -> RegistryEr
     """A sqlite3/OS error as a :class:`RegistryError` that says what to do."""
     text = str(exc)
     lowered = text.lower()
-    if isinstance(exc, PermissionError) or "readonly" in lowered or "read-only" in lowered or (
-        isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    if (
+        isinstance(exc, PermissionError)
+        or "readonly" in lowered
+        or "read-only" in lowered
+        or (isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM))
     ):
         return RegistryReadOnlyError(
             f"cannot {action} registry {str(path)!r}: the location is read-only ({text})",
@@ -235,23 +238,35 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """
     try:
         if not readonly:
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False, factory=_TrackedConnection)
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_TrackedConnection,
+            )
             conn.track(_identity(path))
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
             return conn  # WAL was set at creation (ensure_wal() for files that lost it)
         uri = f"file:{quote(str(path))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False, factory=_TrackedConnection)
+        conn = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_TrackedConnection,
+        )
         conn.track(_identity(path))
         try:
             conn.execute("SELECT count(*) FROM meta").fetchone()
         except sqlite3.OperationalError:
             conn.close()
             uri = f"file:{quote(str(path))}?immutable=1"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                                   factory=_TrackedConnection)
+            conn = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, factory=_TrackedConnection
+            )
             conn.track(_identity(path))
         return conn
     except sqlite3.Error as exc:
@@ -279,13 +294,15 @@ def check_schema(version: int, path: Path) -> None:
             f"registry {str(path)!r} has schema version {version}; this twinrun uses version "
             f"{SCHEMA_VERSION}. The file was left untouched",
             fix=f"twinrun registry upgrade --registry {path}   (writes a backup copy first)",
-            found=version, expected=SCHEMA_VERSION,
+            found=version,
+            expected=SCHEMA_VERSION,
         )
     raise SchemaVersionError(
         f"registry {str(path)!r} has schema version {version}, newer than this twinrun's "
         f"({SCHEMA_VERSION}); it was written by a newer twinrun and was left untouched",
         fix="upgrade twinrun: pip install -U twinrun",
-        found=version, expected=SCHEMA_VERSION,
+        found=version,
+        expected=SCHEMA_VERSION,
     )
 
 
@@ -305,8 +322,7 @@ def open_checked(path: Path, *, create: bool, readonly: bool) -> sqlite3.Connect
         if not create or readonly:
             raise RegistryNotFoundError(
                 f"no twinrun registry at {str(path)!r}",
-                fix="run a comparison first (twinrun demo), or point --registry / TWINRUN_HOME "
-                "to an existing registry",
+                fix="run a comparison first (twinrun demo), or point --registry / TWINRUN_HOME to an existing registry",
             )
         if kind == "empty":  # a zero-byte file (e.g. made by touch): a registry to be
             _replace_empty(path)

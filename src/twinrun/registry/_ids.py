@@ -68,9 +68,11 @@ def _suggest(text: str, newest: Sequence[Row]) -> str:
     hints: list[str] = []
     named = [r for r in newest if r[1].lower() == text]
     if named:
-        hints.append(f"{text!r} is an experiment name; its newest runs: "
-                     + ", ".join(describe(r) for r in named[:3])
-                     + f" (all: twinrun runs --name {named[0][1]})")
+        hints.append(
+            f"{text!r} is an experiment name; its newest runs: "
+            + ", ".join(describe(r) for r in named[:3])
+            + f" (all: twinrun runs --name {named[0][1]})"
+        )
     else:
         names = sorted({r[1] for r in newest})
         close_names = difflib.get_close_matches(text, names, n=2, cutoff=0.6)

@@ -41,8 +41,12 @@ def _run_tables(conn: sqlite3.Connection) -> dict[str, tuple[str, list[str], lis
     """Every table holding a run's rows: ``name -> (the column naming the run, the columns to copy,
     the primary key's columns, to read the rows in their order)``."""
     tables: dict[str, tuple[str, list[str], list[str]]] = {}
-    names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    names = [
+        n
+        for (n,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
     for name in names:
         info = list(conn.execute(f'PRAGMA table_info("{name}")'))
         columns = [c[1] for c in info]
@@ -74,12 +78,15 @@ def write_run_record(conn: sqlite3.Connection, record: PortableRun) -> None:
         raise RegistryError(
             f"run {record.run_id} was recorded under registry schema {record.schema_version}, "
             f"this registry has schema {SCHEMA_VERSION}",
-            fix="install the same twinrun version on every node of the cluster")
+            fix="install the same twinrun version on every node of the cluster",
+        )
     here = _run_tables(conn)
     unknown = sorted(set(record.tables) - set(here))
     if unknown:
-        raise RegistryError(f"run {record.run_id} has rows in tables this registry lacks: {', '.join(unknown)}",
-                            fix="install the same twinrun version on every node of the cluster")
+        raise RegistryError(
+            f"run {record.run_id} has rows in tables this registry lacks: {', '.join(unknown)}",
+            fix="install the same twinrun version on every node of the cluster",
+        )
     for name, (key, _, _) in reversed(list(here.items())):  # the run's own row last: the others name it
         conn.execute(f'DELETE FROM "{name}" WHERE "{key}" = ?', (record.run_id,))
     for name, (columns, rows) in record.tables.items():
@@ -103,4 +110,4 @@ def read_sweep_row(conn: sqlite3.Connection, sweep_id: str) -> tuple[tuple[str, 
 def write_sweep_row(conn: sqlite3.Connection, columns: tuple[str, ...], row: tuple[Any, ...]) -> None:
     """Add a sweep's row (from :func:`read_sweep_row`) unless the registry has it."""
     listed = ", ".join(f'"{c}"' for c in columns)
-    conn.execute(f'INSERT OR IGNORE INTO sweeps ({listed}) VALUES ({", ".join("?" for _ in columns)})', row)
+    conn.execute(f"INSERT OR IGNORE INTO sweeps ({listed}) VALUES ({', '.join('?' for _ in columns)})", row)

@@ -30,8 +30,7 @@ class CandidateRecord:
     final: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config, "status": self.status, "diverged_at": self.diverged_at,
-                "final": self.final}
+        return {"config": self.config, "status": self.status, "diverged_at": self.diverged_at, "final": self.final}
 
 
 def best_of(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -92,11 +91,21 @@ class RunSummary(_RunTimes):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "name": self.name, "status": self.status,
-            "started_at": self.started_at, "ended_at": self.ended_at, "duration": self.duration,
-            "candidates": list(self.candidates), "reference": self.reference, "seed": self.seed,
-            "steps": self.steps, "last_step": self.last_step, "tags": list(self.tags),
-            "best": self.best, "sweep_id": self.sweep_id, "error": self.error,
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration": self.duration,
+            "candidates": list(self.candidates),
+            "reference": self.reference,
+            "seed": self.seed,
+            "steps": self.steps,
+            "last_step": self.last_step,
+            "tags": list(self.tags),
+            "best": self.best,
+            "sweep_id": self.sweep_id,
+            "error": self.error,
         }
 
 
@@ -138,22 +147,37 @@ class RunRecord(_RunTimes):
 
     def to_dict(self, *, source: bool = True, env: bool = True) -> dict[str, Any]:
         return {
-            "id": self.id, "name": self.name, "status": self.status,
-            "started_at": self.started_at, "ended_at": self.ended_at, "duration": self.duration,
-            "heartbeat_at": self.heartbeat_at, "pid": self.pid, "hostname": self.hostname,
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration": self.duration,
+            "heartbeat_at": self.heartbeat_at,
+            "pid": self.pid,
+            "hostname": self.hostname,
             "experiment": {
-                "path": self.experiment_path, "sha256": self.experiment_sha256,
+                "path": self.experiment_path,
+                "sha256": self.experiment_sha256,
                 **({"source": self.experiment_source} if source else {}),
             },
-            "config": self.config, "config_hash": self.config_hash, "reference": self.reference,
-            "seed": self.seed, "steps": self.steps, "last_step": self.last_step,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "reference": self.reference,
+            "seed": self.seed,
+            "steps": self.steps,
+            "last_step": self.last_step,
             "device": self.device,
             "candidates": {n: c.to_dict() for n, c in self.candidates.items()},
             **({"env": self.env} if env else {}),
             "env_fingerprint": self.env_fingerprint,
-            "result": self.result, "best": self.best, "error": self.error,
-            "sweep_id": self.sweep_id, "extra": self.extra,
-            "tags": list(self.tags), "notes": [n.to_dict() for n in self.notes],
+            "result": self.result,
+            "best": self.best,
+            "error": self.error,
+            "sweep_id": self.sweep_id,
+            "extra": self.extra,
+            "tags": list(self.tags),
+            "notes": [n.to_dict() for n in self.notes],
         }
 
 
@@ -175,6 +199,13 @@ class Sweep:
         return self.id[:8]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "experiment": self.experiment,
-                "config": self.config, "status": self.status, "created_at": self.created_at,
-                "runs": list(self.runs), "analysis": self.analysis}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "experiment": self.experiment,
+            "config": self.config,
+            "status": self.status,
+            "created_at": self.created_at,
+            "runs": list(self.runs),
+            "analysis": self.analysis,
+        }

@@ -1,4 +1,4 @@
-"""The runs of a registry: created, logged, finished, reaped when their process died, read back."""
+"""The runs of a registry: created, logged, finished, reaped when their process died (read back: ``_run_queries``)."""
 
 from __future__ import annotations
 
@@ -11,29 +11,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from twinrun.registry._connection import (
-    _RUN_COLUMNS,
     STALE_AFTER_S,
-    Connection,
     MetricRow,
     _dumps,
-    _loads,
 )
 from twinrun.registry._errors import RegistryError, RegistryReadOnlyError
-from twinrun.registry._ids import resolve_run_id
 from twinrun.registry._process import hostname, process_alive, process_start
-from twinrun.registry._records import (
-    CandidateRecord,
-    Note,
-    RunRecord,
-    RunSummary,
-    best_of,
-)
+from twinrun.registry._run_queries import RunQueries
 from twinrun.registry._schema import STATUSES
 
 __all__ = ["Runs", "clean_tags"]
 
 
-class Runs(Connection):
+class Runs(RunQueries):
     """What a registry stores about runs: rows, metrics, results, candidates."""
 
     def create_run(
@@ -72,16 +62,18 @@ class Runs(Connection):
         def write(conn: sqlite3.Connection) -> None:
             exists = conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
             if exists and not exist_ok:
-                raise RegistryError(f"run {run_id!r} is already in the registry",
-                                    fix="use a new run id (or exist_ok=True to resume it)")
+                raise RegistryError(
+                    f"run {run_id!r} is already in the registry", fix="use a new run id (or exist_ok=True to resume it)"
+                )
             if exists:
                 conn.execute(
                     "UPDATE runs SET status = 'running', ended_at = NULL, error = NULL, "
                     "heartbeat_at = ?, pid = ?, pid_start = ?, hostname = ? WHERE id = ?",
                     (now, pid, process_start(pid), hostname(), run_id),
                 )
-                conn.execute("UPDATE candidates SET status = 'running' WHERE run_id = ? "
-                             "AND status <> 'diverged'", (run_id,))
+                conn.execute(
+                    "UPDATE candidates SET status = 'running' WHERE run_id = ? AND status <> 'diverged'", (run_id,)
+                )
                 return
             conn.execute(
                 "INSERT INTO runs (id, name, status, started_at, heartbeat_at, pid, pid_start, "
@@ -89,20 +81,39 @@ class Runs(Connection):
                 "config_hash, reference, seed, steps, last_step, device, env, env_fingerprint, "
                 "sweep_id, extra) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                 "0, ?, ?, ?, ?, ?)",
-                (run_id, name, now, now, pid, process_start(pid), hostname(), experiment_path,
-                 experiment_sha256, experiment_source, _dumps(dict(config)), config_hash,
-                 reference, seed, steps, device, _dumps(env), env_fingerprint, sweep_id,
-                 _dumps(dict(extra or {}))),
+                (
+                    run_id,
+                    name,
+                    now,
+                    now,
+                    pid,
+                    process_start(pid),
+                    hostname(),
+                    experiment_path,
+                    experiment_sha256,
+                    experiment_source,
+                    _dumps(dict(config)),
+                    config_hash,
+                    reference,
+                    seed,
+                    steps,
+                    device,
+                    _dumps(env),
+                    env_fingerprint,
+                    sweep_id,
+                    _dumps(dict(extra or {})),
+                ),
             )
             conn.executemany(
                 "INSERT INTO candidates (run_id, name, config, status) VALUES (?, ?, ?, 'running')",
                 [(run_id, n, _dumps(dict(c))) for n, c in cands.items()],
             )
-            conn.executemany("INSERT OR IGNORE INTO tags (run_id, tag, created_at) VALUES (?, ?, ?)",
-                             [(run_id, t, now) for t in clean_tags(tags)])
+            conn.executemany(
+                "INSERT OR IGNORE INTO tags (run_id, tag, created_at) VALUES (?, ?, ?)",
+                [(run_id, t, now) for t in clean_tags(tags)],
+            )
             if note:
-                conn.execute("INSERT INTO notes (run_id, created_at, text) VALUES (?, ?, ?)",
-                             (run_id, now, note))
+                conn.execute("INSERT INTO notes (run_id, created_at, text) VALUES (?, ?, ?)", (run_id, now, note))
 
         self._write(write, "record a run in")
         return run_id
@@ -129,13 +140,16 @@ class Runs(Connection):
         def write(conn: sqlite3.Connection) -> int:
             conn.executemany(
                 "INSERT OR REPLACE INTO metrics (run_id, candidate, split, step, name, value) "
-                "VALUES (?, ?, ?, ?, ?, ?)", batch,
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                batch,
             )
             if step is None:
                 conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (now, run_id))
             else:
-                conn.execute("UPDATE runs SET heartbeat_at = ?, last_step = max(coalesce(last_step, 0), ?) "
-                             "WHERE id = ?", (now, step, run_id))
+                conn.execute(
+                    "UPDATE runs SET heartbeat_at = ?, last_step = max(coalesce(last_step, 0), ?) WHERE id = ?",
+                    (now, step, run_id),
+                )
             conn.executemany(
                 "UPDATE candidates SET status = 'diverged', diverged_at = ? WHERE run_id = ? AND name = ?",
                 [(at, run_id, cand) for cand, at in marks],
@@ -158,8 +172,9 @@ class Runs(Connection):
     ) -> None:
         """End a run: its status, end time, final result (``TwinResult.to_dict()``) and error."""
         if status not in STATUSES or status == "running":
-            raise RegistryError(f"cannot end a run with status {status!r}",
-                                fix="use one of: finished, failed, interrupted, crashed")
+            raise RegistryError(
+                f"cannot end a run with status {status!r}", fix="use one of: finished, failed, interrupted, crashed"
+            )
         now = time.time()
 
         def write(conn: sqlite3.Connection) -> None:
@@ -168,12 +183,10 @@ class Runs(Connection):
                 "UPDATE runs SET status = ?, ended_at = ?, heartbeat_at = ?, error = ?, "
                 "result = coalesce(?, result), "
                 "last_step = coalesce(?, last_step) WHERE id = ?",
-                (status, now, now, error, _dumps(result),
-                 None if result is None else result.get("steps"), run_id),
+                (status, now, now, error, _dumps(result), None if result is None else result.get("steps"), run_id),
             )
             _write_candidate_results(conn, run_id, result)
-            conn.execute("UPDATE candidates SET status = ? WHERE run_id = ? AND status = 'running'",
-                         (status, run_id))
+            conn.execute("UPDATE candidates SET status = ? WHERE run_id = ? AND status = 'running'", (status, run_id))
 
         self._write(write, "finish a run in")
 
@@ -183,6 +196,7 @@ class Runs(Connection):
 
     def set_result(self, run_id: str, result: Mapping[str, Any]) -> None:
         """Replace a run's stored result (e.g. after artifacts were added to it)."""
+
         def write(conn: sqlite3.Connection) -> None:
             self._need_run(conn, run_id)
             conn.execute("UPDATE runs SET result = ? WHERE id = ?", (_dumps(result), run_id))
@@ -197,8 +211,9 @@ class Runs(Connection):
         another process); for runs of other hosts, when their heartbeat is older
         than ``stale_after`` seconds.
         """
-        rows = self._read("SELECT id, pid, pid_start, hostname, heartbeat_at, started_at "
-                          "FROM runs WHERE status = 'running'")
+        rows = self._read(
+            "SELECT id, pid, pid_start, hostname, heartbeat_at, started_at FROM runs WHERE status = 'running'"
+        )
         if not rows:
             return []
         here, now = hostname(), time.time()
@@ -217,11 +232,13 @@ class Runs(Connection):
             marked = []
             for run_id, last, why in dead:
                 cur = conn.execute(
-                    "UPDATE runs SET status = 'crashed', ended_at = ?, error = ? "
-                    "WHERE id = ? AND status = 'running'", (last, why, run_id))
+                    "UPDATE runs SET status = 'crashed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'",
+                    (last, why, run_id),
+                )
                 if cur.rowcount:
-                    conn.execute("UPDATE candidates SET status = 'crashed' WHERE run_id = ? "
-                                 "AND status = 'running'", (run_id,))
+                    conn.execute(
+                        "UPDATE candidates SET status = 'crashed' WHERE run_id = ? AND status = 'running'", (run_id,)
+                    )
                     marked.append(run_id)
             return marked
 
@@ -230,155 +247,15 @@ class Runs(Connection):
         except RegistryReadOnlyError:
             return []
 
-    # ------------------------------------------------------------------ reading runs
-    def resolve(self, query: str) -> str:
-        """The full id of the run ``query`` names: an id, a prefix (as in git), ``latest``,
-        ``latest~N``. Unknown or ambiguous: :class:`UnknownRunError` with close matches."""
-        text = query.strip().lower()
-        if len(text) == 32 and self._read("SELECT 1 FROM runs WHERE id = ?", (text,)):
-            return text
-        rows = self._read("SELECT id, name, started_at, status FROM runs")
-        return resolve_run_id(query, [tuple(r) for r in rows])  # type: ignore[misc]
-
-    def get_run(self, query: str) -> RunRecord:
-        """Everything about one run (``query`` as for :meth:`resolve`)."""
-        run_id = self.resolve(query)
-        row = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))[0]
-        cands = self._read("SELECT name, config, status, diverged_at, final FROM candidates "
-                           "WHERE run_id = ? ORDER BY rowid", (run_id,))
-        tags = self._read("SELECT tag FROM tags WHERE run_id = ? ORDER BY created_at, tag", (run_id,))
-        notes = self._read("SELECT created_at, text FROM notes WHERE run_id = ? ORDER BY id", (run_id,))
-        (rid, name, status, started, ended, beat, pid, host, epath, esha, esrc, config, chash, ref,
-         seed, steps, last_step, device, env, efp, result, error, sweep_id, extra) = row
-        return RunRecord(
-            id=rid, name=name, status=status, started_at=started, ended_at=ended, heartbeat_at=beat,
-            pid=pid, hostname=host, experiment_path=epath, experiment_sha256=esha,
-            experiment_source=esrc, config=_loads(config) or {}, config_hash=chash, reference=ref,
-            seed=seed, steps=steps, last_step=last_step, device=device, env=_loads(env),
-            env_fingerprint=efp, result=_loads(result), error=error, sweep_id=sweep_id,
-            extra=_loads(extra) or {},
-            candidates={n: CandidateRecord(n, _loads(c) or {}, s, d, _loads(f))
-                        for n, c, s, d, f in cands},
-            tags=tuple(t for (t,) in tags),
-            notes=tuple(Note(t, x) for t, x in notes),
-        )
-
-    def list_runs(
-        self,
-        *,
-        name: str | None = None,
-        tag: str | None = None,
-        status: str | None = None,
-        sweep_id: str | None = None,
-        limit: int | None = None,
-    ) -> list[RunSummary]:
-        """Runs, newest first. ``name`` may use shell wildcards (``digits*``)."""
-        where, params = _run_filter(name, tag, status, sweep_id)
-        sql = ("SELECT id, name, status, started_at, ended_at, reference, seed, steps, last_step, "
-               "result, sweep_id, error FROM runs" + where + " ORDER BY started_at DESC, id")
-        if limit is not None and limit > 0:
-            sql += f" LIMIT {int(limit)}"
-        rows = self._read(sql, params)
-        if not rows:
-            return []
-        ids = [r[0] for r in rows]
-        marks = ",".join("?" * len(ids))
-        cands: dict[str, list[str]] = {i: [] for i in ids}
-        for rid, cname in self._read(
-            f"SELECT run_id, name FROM candidates WHERE run_id IN ({marks}) ORDER BY rowid", ids
-        ):
-            cands[rid].append(cname)
-        tags: dict[str, list[str]] = {i: [] for i in ids}
-        for rid, t in self._read(
-            f"SELECT run_id, tag FROM tags WHERE run_id IN ({marks}) ORDER BY created_at, tag", ids
-        ):
-            tags[rid].append(t)
-        return [
-            RunSummary(
-                id=rid, name=n, status=st, started_at=sa, ended_at=ea,
-                candidates=tuple(cands[rid]), reference=ref, seed=seed, steps=steps,
-                last_step=last, tags=tuple(tags[rid]), best=best_of(_loads(res)),
-                sweep_id=sw, error=err,
-            )
-            for rid, n, st, sa, ea, ref, seed, steps, last, res, sw, err in rows
-        ]
-
-    def count_runs(
-        self,
-        *,
-        name: str | None = None,
-        tag: str | None = None,
-        status: str | None = None,
-        sweep_id: str | None = None,
-    ) -> int:
-        """How many runs :meth:`list_runs` would list without a limit."""
-        where, params = _run_filter(name, tag, status, sweep_id)
-        return int(self._read("SELECT count(*) FROM runs" + where, params)[0][0])
-
-    def metrics(
-        self,
-        run_id: str,
-        *,
-        candidate: str | None = None,
-        split: str | None = None,
-        name: str | None = None,
-    ) -> dict[str, dict[str, dict[str, list[tuple[int, float]]]]]:
-        """Per-step metrics: ``{candidate: {split: {name: [(step, value), ...]}}}``, by step.
-
-        NaN values (stored as NULL) come back as ``nan``.
-        """
-        where, params = ["run_id = ?"], [run_id]
-        for column, value in (("candidate", candidate), ("split", split), ("name", name)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        rows = self._read(
-            "SELECT candidate, split, name, step, value FROM metrics WHERE "
-            + " AND ".join(where) + " ORDER BY candidate, split, name, step", params)
-        out: dict[str, dict[str, dict[str, list[tuple[int, float]]]]] = {}
-        for cand, sp, nm, step, value in rows:
-            out.setdefault(cand, {}).setdefault(sp, {}).setdefault(nm, []).append(
-                (step, float("nan") if value is None else value))
-        return out
-
-    def count_metrics(self, run_id: str | None = None) -> int:
-        """Number of metric rows (of one run, or of the whole registry)."""
-        if run_id is None:
-            return int(self._read("SELECT count(*) FROM metrics")[0][0])
-        return int(self._read("SELECT count(*) FROM metrics WHERE run_id = ?", (run_id,))[0][0])
-
-    # ------------------------------------------------------------------ notes and tags
-
-def _run_filter(
-    name: str | None, tag: str | None, status: str | None, sweep_id: str | None
-) -> tuple[str, list[Any]]:
-    """The WHERE clause (with a leading space, or empty) and parameters of a run query."""
-    if status is not None and status not in STATUSES:
-        raise RegistryError(f"unknown run status {status!r}", fix=f"use one of: {', '.join(STATUSES)}")
-    where: list[str] = []
-    params: list[Any] = []
-    if name is not None:
-        where.append("name GLOB ?" if any(c in name for c in "*?[") else "name = ?")
-        params.append(name)
-    if tag is not None:
-        where.append("id IN (SELECT run_id FROM tags WHERE tag = ?)")
-        params.append(tag)
-    if status is not None:
-        where.append("status = ?")
-        params.append(status)
-    if sweep_id is not None:
-        where.append("sweep_id = ?")
-        params.append(sweep_id)
-    return (" WHERE " + " AND ".join(where) if where else ""), params
-
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
     clean = []
     for tag in tags:
         t = str(tag).strip()
         if not t or any(c.isspace() for c in t) or "," in t:
-            raise RegistryError(f"tag {tag!r} is not a valid tag",
-                                fix="use a single word without spaces or commas, e.g. baseline")
+            raise RegistryError(
+                f"tag {tag!r} is not a valid tag", fix="use a single word without spaces or commas, e.g. baseline"
+            )
         clean.append(t)
     return list(dict.fromkeys(clean))
 
@@ -396,5 +273,5 @@ def _write_candidate_results(conn: sqlite3.Connection, run_id: str, result: Mapp
     for cand, data in (result.get("candidates") or {}).items():
         conn.execute(
             "UPDATE candidates SET status = ?, diverged_at = ?, final = ? WHERE run_id = ? AND name = ?",
-            (data.get("status", "finished"), data.get("diverged_at"), _dumps(data.get("final")),
-             run_id, cand))
+            (data.get("status", "finished"), data.get("diverged_at"), _dumps(data.get("final")), run_id, cand),
+        )

@@ -56,7 +56,9 @@ CREATE TABLE metrics (
 """
 
 #: Version 1: runs with their tags and a single note as columns of ``runs``.
-_V1 = _META + """
+_V1 = (
+    _META
+    + """
 CREATE TABLE runs (
     id                TEXT PRIMARY KEY,
     name              TEXT NOT NULL,
@@ -85,7 +87,9 @@ CREATE TABLE candidates (
     status TEXT NOT NULL,
     PRIMARY KEY (run_id, name)
 );
-""" + _METRICS
+"""
+    + _METRICS
+)
 
 _RUNS_COLUMNS = """
     id                TEXT PRIMARY KEY,
@@ -127,7 +131,9 @@ CREATE INDEX runs_sweep ON runs (sweep_id);
 
 #: Version 2: notes and tags get their own tables; heartbeats for crash detection;
 #: sweeps, artifacts and checks for the capabilities built on the registry.
-_V2 = _META + """
+_V2 = (
+    _META
+    + """
 CREATE TABLE sweeps (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -136,7 +142,10 @@ CREATE TABLE sweeps (
     status     TEXT NOT NULL,
     created_at REAL NOT NULL
 );
-""" + _RUNS_V2 + _RUNS_INDEXES + """
+"""
+    + _RUNS_V2
+    + _RUNS_INDEXES
+    + """
 CREATE TABLE candidates (
     run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     name        TEXT NOT NULL,
@@ -146,7 +155,9 @@ CREATE TABLE candidates (
     final       TEXT,
     PRIMARY KEY (run_id, name)
 );
-""" + _METRICS + """
+"""
+    + _METRICS
+    + """
 CREATE TABLE notes (
     id         INTEGER PRIMARY KEY,
     run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -181,6 +192,7 @@ CREATE TABLE checks (
     PRIMARY KEY (run_id, name)
 );
 """
+)
 
 #: Version 3: as version 2, with the status 'interrupted'.
 _V3 = _V2.replace(_RUNS_V2, _RUNS_V3)
@@ -196,8 +208,12 @@ def create_schema(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> No
     now = repr(time.time())
     conn.executemany(
         "INSERT INTO meta (key, value) VALUES (?, ?)",
-        [("application", APPLICATION), ("schema_version", str(version)),
-         ("created_at", now), ("created_by", f"twinrun {__version__}")],
+        [
+            ("application", APPLICATION),
+            ("schema_version", str(version)),
+            ("created_at", now),
+            ("created_by", f"twinrun {__version__}"),
+        ],
     )
     conn.execute(f"PRAGMA user_version = {int(version)}")
 
@@ -229,17 +245,16 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         "reference, seed, env, result, error FROM runs_v1"
     )
     conn.execute(
-        "INSERT INTO candidates (run_id, name, config, status) "
-        "SELECT run_id, name, config, status FROM candidates_v1"
+        "INSERT INTO candidates (run_id, name, config, status) SELECT run_id, name, config, status FROM candidates_v1"
     )
     for run_id, tags, note, started_at in old_runs:
         for tag in dict.fromkeys(t.strip() for t in (tags or "").split(",")):
             if tag:
-                conn.execute("INSERT INTO tags (run_id, tag, created_at) VALUES (?, ?, ?)",
-                             (run_id, tag, started_at))
+                conn.execute("INSERT INTO tags (run_id, tag, created_at) VALUES (?, ?, ?)", (run_id, tag, started_at))
         if note and note.strip():
-            conn.execute("INSERT INTO notes (run_id, created_at, text) VALUES (?, ?, ?)",
-                         (run_id, started_at, note.strip()))
+            conn.execute(
+                "INSERT INTO notes (run_id, created_at, text) VALUES (?, ?, ?)", (run_id, started_at, note.strip())
+            )
     conn.execute("DROP TABLE candidates_v1")
     conn.execute("DROP TABLE runs_v1")
 
@@ -278,6 +293,5 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
     for version in range(from_version, SCHEMA_VERSION):
         MIGRATIONS[version](conn)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated_by', ?)",
-                 (f"twinrun {__version__}",))
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated_by', ?)", (f"twinrun {__version__}",))
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -95,8 +95,7 @@ class RegistrySink(Sink):
         if exp is not None:
             self._engine_run = True
             name = self.name or exp.name
-            candidates: Mapping[str, Mapping[str, Any]] = config.get("candidates") or {
-                n: {} for n in exp.candidates}
+            candidates: Mapping[str, Mapping[str, Any]] = config.get("candidates") or {n: {} for n in exp.candidates}
             source = exp.source
             settings = exp.settings
             seed, steps, reference = settings.seed, settings.steps, exp.reference
@@ -109,21 +108,29 @@ class RegistrySink(Sink):
             seed = config.get("seed")
             steps, reference, config_hash = None, next(iter(event.models), None), None
         if self.env is True:
-            env: Mapping[str, Any] | None = capture_environment(
-                code_path=source.path if source is not None else None)
+            env: Mapping[str, Any] | None = capture_environment(code_path=source.path if source is not None else None)
         elif self.env is False:
             env = None
         else:
-            env = self.env  # type: ignore[assignment]
+            env = self.env
         self.run_id = self.registry.create_run(
-            run_id=event.run_id, name=name, config=config, candidates=candidates,
-            reference=reference, seed=seed, steps=steps, device=event.device,
+            run_id=event.run_id,
+            name=name,
+            config=config,
+            candidates=candidates,
+            reference=reference,
+            seed=seed,
+            steps=steps,
+            device=event.device,
             experiment_path=source.path if source else None,
             experiment_sha256=source.sha256 if source else None,
             experiment_source=source.text if source else None,
-            config_hash=config_hash, env=env,
+            config_hash=config_hash,
+            env=env,
             env_fingerprint=numerics_fingerprint(env) if env else None,
-            sweep_id=self.sweep_id, tags=self.tags, note=self.note,
+            sweep_id=self.sweep_id,
+            tags=self.tags,
+            note=self.note,
             exist_ok=event.start_step > 0,
         )
         self._step = self._flushed_step = event.start_step
@@ -141,9 +148,11 @@ class RegistrySink(Sink):
             for metric, value in metrics.get(cand, {}).items():
                 append((cand, "train", step, metric, value))
         self._step = step
-        if step - self._flushed_step >= self.flush_every or (
-            time.monotonic() - self._flushed_at >= self.flush_seconds
-        ) or (self.sync_every is not None and step % self.sync_every == 0):
+        if (
+            step - self._flushed_step >= self.flush_every
+            or (time.monotonic() - self._flushed_at >= self.flush_seconds)
+            or (self.sync_every is not None and step % self.sync_every == 0)
+        ):
             self.flush()
 
     def on_eval_done(self, event: EvalDone) -> None:
@@ -160,8 +169,7 @@ class RegistrySink(Sink):
     def on_run_finished(self, event: RunFinished) -> None:
         self.flush()
         if self.run_id is not None:
-            event.result.artifacts.update(
-                self.artifacts, registry=str(self.registry.path), registry_run=self.run_id)
+            event.result.artifacts.update(self.artifacts, registry=str(self.registry.path), registry_run=self.run_id)
             self.registry.finish_run(self.run_id, event.result.to_dict())
         self._ended = True
 

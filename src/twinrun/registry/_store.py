@@ -46,8 +46,9 @@ class Registry(Runs, Sweeps):
 
         def write(conn: sqlite3.Connection) -> None:
             self._need_run(conn, run_id)
-            conn.execute("INSERT INTO notes (run_id, created_at, text) VALUES (?, ?, ?)",
-                         (run_id, note.created_at, note.text))
+            conn.execute(
+                "INSERT INTO notes (run_id, created_at, text) VALUES (?, ?, ?)", (run_id, note.created_at, note.text)
+            )
 
         self._write(write, "add a note to")
         return note
@@ -59,34 +60,38 @@ class Registry(Runs, Sweeps):
 
         def write(conn: sqlite3.Connection) -> tuple[str, ...]:
             self._need_run(conn, run_id)
-            conn.executemany("INSERT OR IGNORE INTO tags (run_id, tag, created_at) VALUES (?, ?, ?)",
-                             [(run_id, t, now) for t in clean])
-            return tuple(t for (t,) in conn.execute(
-                "SELECT tag FROM tags WHERE run_id = ? ORDER BY created_at, tag", (run_id,)))
+            conn.executemany(
+                "INSERT OR IGNORE INTO tags (run_id, tag, created_at) VALUES (?, ?, ?)",
+                [(run_id, t, now) for t in clean],
+            )
+            return tuple(
+                t for (t,) in conn.execute("SELECT tag FROM tags WHERE run_id = ? ORDER BY created_at, tag", (run_id,))
+            )
 
         return self._write(write, "tag a run in")
 
     def remove_tags(self, run_id: str, *tags: str) -> tuple[str, ...]:
         """Remove tags from a run; returns the run's remaining tags."""
+
         def write(conn: sqlite3.Connection) -> tuple[str, ...]:
             self._need_run(conn, run_id)
-            conn.executemany("DELETE FROM tags WHERE run_id = ? AND tag = ?",
-                             [(run_id, t) for t in tags])
-            return tuple(t for (t,) in conn.execute(
-                "SELECT tag FROM tags WHERE run_id = ? ORDER BY created_at, tag", (run_id,)))
+            conn.executemany("DELETE FROM tags WHERE run_id = ? AND tag = ?", [(run_id, t) for t in tags])
+            return tuple(
+                t for (t,) in conn.execute("SELECT tag FROM tags WHERE run_id = ? ORDER BY created_at, tag", (run_id,))
+            )
 
         return self._write(write, "untag a run in")
 
     # ------------------------------------------------------------------ for later capabilities
-    def add_artifact(
-        self, run_id: str, kind: str, *, path: str | Path | None = None, payload: Any = None
-    ) -> int:
+    def add_artifact(self, run_id: str, kind: str, *, path: str | Path | None = None, payload: Any = None) -> int:
         """Attach an artifact (a checkpoint, a ledger, a report...) to a run; returns its id."""
+
         def write(conn: sqlite3.Connection) -> int:
             self._need_run(conn, run_id)
             cur = conn.execute(
                 "INSERT INTO artifacts (run_id, kind, path, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-                (run_id, kind, None if path is None else str(path), _dumps(payload), time.time()))
+                (run_id, kind, None if path is None else str(path), _dumps(payload), time.time()),
+            )
             return int(cur.lastrowid or 0)
 
         return self._write(write, "add an artifact to")
@@ -97,8 +102,10 @@ class Registry(Runs, Sweeps):
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)
-        return [{"id": i, "kind": k, "path": p, "payload": _loads(pl), "created_at": c}
-                for i, k, p, pl, c in self._read(sql + " ORDER BY id", params)]
+        return [
+            {"id": i, "kind": k, "path": p, "payload": _loads(pl), "created_at": c}
+            for i, k, p, pl, c in self._read(sql + " ORDER BY id", params)
+        ]
 
     def record_checks(self, run_id: str, checks: Iterable[Mapping[str, Any]]) -> int:
         """Store check outcomes: each a mapping with ``name``, ``status`` and optional
@@ -109,24 +116,45 @@ class Registry(Runs, Sweeps):
         for check in checks:
             if "name" not in check or "status" not in check:
                 raise RegistryError(f"a check needs a name and a status, got {dict(check)!r}")
-            rows.append((run_id, str(check["name"]), str(check["status"]),
-                         _dumps(check.get("measured")), _dumps(check.get("expected")),
-                         _dumps(check.get("details")), now))
+            rows.append(
+                (
+                    run_id,
+                    str(check["name"]),
+                    str(check["status"]),
+                    _dumps(check.get("measured")),
+                    _dumps(check.get("expected")),
+                    _dumps(check.get("details")),
+                    now,
+                )
+            )
 
         def write(conn: sqlite3.Connection) -> int:
             self._need_run(conn, run_id)
-            conn.executemany("INSERT OR REPLACE INTO checks (run_id, name, status, measured, "
-                             "expected, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany(
+                "INSERT OR REPLACE INTO checks (run_id, name, status, measured, "
+                "expected, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             return len(rows)
 
         return self._write(write, "record checks in")
 
     def checks(self, run_id: str) -> list[dict[str, Any]]:
-        return [{"name": n, "status": s, "measured": _loads(m), "expected": _loads(e),
-                 "details": _loads(d), "created_at": c}
-                for n, s, m, e, d, c in self._read(
-                    "SELECT name, status, measured, expected, details, created_at FROM checks "
-                    "WHERE run_id = ? ORDER BY name", (run_id,))]
+        return [
+            {
+                "name": n,
+                "status": s,
+                "measured": _loads(m),
+                "expected": _loads(e),
+                "details": _loads(d),
+                "created_at": c,
+            }
+            for n, s, m, e, d, c in self._read(
+                "SELECT name, status, measured, expected, details, created_at FROM checks "
+                "WHERE run_id = ? ORDER BY name",
+                (run_id,),
+            )
+        ]
 
     # ------------------------------------------------------------------ one writer for a cluster
     def export_run(self, run_id: str) -> PortableRun:
@@ -155,16 +183,16 @@ class Registry(Runs, Sweeps):
         size = self.path.stat().st_size if self.path.exists() else 0
         wal = Path(f"{self.path}-wal")
         return {
-            "path": str(self.path), "schema_version": SCHEMA_VERSION,
-            "runs": int(sum(counts.values())), "by_status": {s: int(counts.get(s, 0)) for s in STATUSES},
-            "metric_rows": self.count_metrics(), "bytes": size + (wal.stat().st_size if wal.exists() else 0),
+            "path": str(self.path),
+            "schema_version": SCHEMA_VERSION,
+            "runs": int(sum(counts.values())),
+            "by_status": {s: int(counts.get(s, 0)) for s in STATUSES},
+            "metric_rows": self.count_metrics(),
+            "bytes": size + (wal.stat().st_size if wal.exists() else 0),
             "readonly": self.readonly,
         }
-
 
 
 def open_registry(path: str | Path | None = None, **kwargs: Any) -> Registry:
     """Shorthand for :meth:`Registry.open`."""
     return Registry.open(path, **kwargs)
-
-

@@ -45,8 +45,10 @@ class UpgradeReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": str(self.path), "from_version": self.from_version,
-            "to_version": self.to_version, "backup": None if self.backup is None else str(self.backup),
+            "path": str(self.path),
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "backup": None if self.backup is None else str(self.backup),
             "changed": self.changed,
         }
 

@@ -34,8 +34,9 @@ __all__ = ["build_report"]
 Metrics = Mapping[str, Mapping[str, Mapping[str, list[tuple[int, float]]]]]  # candidate -> split -> metric
 
 
-def build_report(registry: Registry, runs: Sequence[str] = (), *, sweep: str | None = None,
-                 n_resamples: int = 2_000) -> Page:
+def build_report(
+    registry: Registry, runs: Sequence[str] = (), *, sweep: str | None = None, n_resamples: int = 2_000
+) -> Page:
     """The page for ``runs`` (ids or prefixes) or for ``sweep``; unknown ids are listed as missing."""
     page = Page("twinrun report")
     records: list[RunRecord] = []
@@ -48,8 +49,11 @@ def build_report(registry: Registry, runs: Sequence[str] = (), *, sweep: str | N
     sweep_record = registry.get_sweep(registry.resolve_sweep(sweep)) if sweep else None
     if sweep_record is not None:
         records += [registry.get_run(r) for r in sweep_record.runs if r not in {x.id for x in records}]
-    title = (f"sweep {sweep_record.short_id} · {sweep_record.name}" if sweep_record
-             else " vs ".join(f"{r.name} {r.id[:8]}" for r in records) or "no run")
+    title = (
+        f"sweep {sweep_record.short_id} · {sweep_record.name}"
+        if sweep_record
+        else " vs ".join(f"{r.name} {r.id[:8]}" for r in records) or "no run"
+    )
     page.title = f"twinrun report · {title}"
     page.heading(page.title, 1)
     page.text(f"{len(records)} run(s) from {registry.path}", "meta")
@@ -57,8 +61,11 @@ def build_report(registry: Registry, runs: Sequence[str] = (), *, sweep: str | N
         page.text(f"missing: {line}", "missing")
     experiments = sorted({r.name for r in records})
     if len(experiments) > 1:
-        page.text(f"These runs come from different experiments ({', '.join(experiments)}): their curves are "
-                  "shown side by side, not compared (twinrun diff says what differs).", "missing")
+        page.text(
+            f"These runs come from different experiments ({', '.join(experiments)}): their curves are "
+            "shown side by side, not compared (twinrun diff says what differs).",
+            "missing",
+        )
     if sweep_record is not None:
         _sweep_section(page, registry, sweep_record, records, n_resamples)
     elif len(records) == 2:
@@ -70,11 +77,13 @@ def build_report(registry: Registry, runs: Sequence[str] = (), *, sweep: str | N
 
 # ---------------------------------------------------------------------- one run
 def _run_section(page: Page, registry: Registry, r: RunRecord, *, detail: bool) -> None:
-    page.heading(f"run {r.id[:8]} · {r.name} · {r.status}" + ("" if detail else " (the first seed)"),
-                 anchor=f"run-{r.id[:8]}")
+    page.heading(
+        f"run {r.id[:8]} · {r.name} · {r.status}" + ("" if detail else " (the first seed)"), anchor=f"run-{r.id[:8]}"
+    )
     if r.status != "finished":
-        page.text(f"This run {r.status}" + (f": {r.error}" if r.error else "") + "; what it recorded is shown.",
-                  "missing")
+        page.text(
+            f"This run {r.status}" + (f": {r.error}" if r.error else "") + "; what it recorded is shown.", "missing"
+        )
     diverged = [f"{n} at step {c.diverged_at}" for n, c in r.candidates.items() if c.diverged_at is not None]
     if diverged:
         page.text("diverged: " + ", ".join(diverged) + " (their curves stop there)", "missing")
@@ -101,8 +110,10 @@ def _facts(page: Page, r: RunRecord) -> None:
         page.heading("Baselines, trained on the same batches", 3)
         metrics = sorted({m for v in base["scores"].values() for m in v})
         rows = [[name, *(_num4(v.get(m)) for m in metrics)] for name, v in base["scores"].items()]
-        rows += [[f"{name} (declared)", *(_num4(v) if m == name else "" for m in metrics)]
-                 for name, v in (base.get("declared") or {}).items()]
+        rows += [
+            [f"{name} (declared)", *(_num4(v) if m == name else "" for m in metrics)]
+            for name, v in (base.get("declared") or {}).items()
+        ]
         page.table(["baseline", *metrics], rows)
         for name, why in (base.get("skipped") or {}).items():
             page.text(f"no {name} baseline: {why}", "missing")
@@ -113,8 +124,11 @@ def _facts(page: Page, r: RunRecord) -> None:
         page.table(["candidate", *metrics], [[n, *(_num4(v.get(m)) for m in metrics)] for n, v in tested.items()])
     sel = result.get("selection") or {}
     if sel:
-        page.heading(f"Best steps by {sel['metric']} (chosen on {sel['chosen_on']} validation examples, "
-                     f"judged on the other {sel['judged_on']})", 3)
+        page.heading(
+            f"Best steps by {sel['metric']} (chosen on {sel['chosen_on']} validation examples, "
+            f"judged on the other {sel['judged_on']})",
+            3,
+        )
         rows = []
         for name, best in sel.get("best", {}).items():
             d = ((sel.get("comparisons") or {}).get(name) or {}).get("val", {}).get(sel["metric"]) or {}
@@ -125,8 +139,10 @@ def _facts(page: Page, r: RunRecord) -> None:
     splits = [(k, v) for k, v in data.items() if isinstance(v, Mapping) and "sha256" in v]
     if splits:
         page.heading("Data", 3)
-        page.table(["split", "examples", "sha256", "hashed from"],
-                   [[k, v.get("examples"), str(v.get("sha256"))[:16], v.get("from", "")] for k, v in splits])
+        page.table(
+            ["split", "examples", "sha256", "hashed from"],
+            [[k, v.get("examples"), str(v.get("sha256"))[:16], v.get("from", "")] for k, v in splits],
+        )
 
 
 def _scopes(page: Page, r: RunRecord) -> None:
@@ -146,8 +162,9 @@ def _series(metrics: Metrics, candidate: str, split: str, metric: str) -> tuple[
     return np.array([s for s, _ in rows], dtype=float), np.array([v for _, v in rows], dtype=float)
 
 
-def _stacked(per_run: Mapping[str, Metrics], candidate: str, split: str, metric: str
-             ) -> tuple[np.ndarray, np.ndarray] | None:
+def _stacked(
+    per_run: Mapping[str, Metrics], candidate: str, split: str, metric: str
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Steps common to every run and the values ``[K, T]`` there (K runs); ``None`` when none has any."""
     series = [_series(m, candidate, split, metric) for m in per_run.values()]
     series = [(s, v) for s, v in series if s.size]
@@ -189,8 +206,11 @@ def _differences(page: Page, per_run: Mapping[str, Metrics], r: RunRecord) -> No
     k = len(per_run)
     page.heading(f"Paired difference to the reference ({ref}) over steps", 3)
     if k == 1:
-        page.text("One run: the curves show this run's difference, with no band (replicas or seeds give one: "
-                  "twinrun compare --replicas K).", "meta")
+        page.text(
+            "One run: the curves show this run's difference, with no band (replicas or seeds give one: "
+            "twinrun compare --replicas K).",
+            "meta",
+        )
     page.open_grid()
     for split, metric in [("train", "loss"), *(("val", m) for m in _metric_names(per_run, "val"))]:
         base = _stacked(per_run, ref, split, metric)
@@ -206,8 +226,11 @@ def _differences(page: Page, per_run: Mapping[str, Metrics], r: RunRecord) -> No
             ax = fig.plot_paired_difference(steps, diff, ax=ax, label=f"{cand} - {ref}", color=f"C{(i + 1) % 10}")
         if ax is not None:
             ax.set_ylabel(f"{split} {metric}: candidate - {ref}")
-            page.figure(ax, f"{split} {metric} of each candidate minus {ref}, step by step on the same batches",
-                        "paired-difference")
+            page.figure(
+                ax,
+                f"{split} {metric} of each candidate minus {ref}, step by step on the same batches",
+                "paired-difference",
+            )
     page.close_grid()
 
 
@@ -215,12 +238,13 @@ def _checks(page: Page, registry: Registry, r: RunRecord) -> None:
     checks = registry.checks(r.id)
     page.heading("Checks", 3)
     if not checks:
-        page.text("No checks recorded for this run (twinrun check FILE records them as a run of their own).",
-                  "meta")
+        page.text("No checks recorded for this run (twinrun check FILE records them as a run of their own).", "meta")
         return
-    page.table(["status", "check", "measured", "fix"],
-               [[c["status"], c["name"], c.get("measured") or "", c.get("fix") or ""] for c in checks],
-               classes=[c["status"] for c in checks])
+    page.table(
+        ["status", "check", "measured", "fix"],
+        [[c["status"], c["name"], c.get("measured") or "", c.get("fix") or ""] for c in checks],
+        classes=[c["status"] for c in checks],
+    )
     for c in checks:
         for name, path in (c.get("artifacts") or {}).items():
             if not page.image(path, f"{c['name']}: {name}"):
@@ -231,9 +255,13 @@ def _init_and_config(page: Page, r: RunRecord) -> None:
     init = (r.result or {}).get("init") or {}
     if init.get("shared"):
         page.heading("Initial weights shared with the reference", 3)
-        page.table(["candidate", "shared", "own"],
-                   [[c, ", ".join(init["shared"].get(c, [])) or "-", ", ".join(init.get("own", {}).get(c, [])) or "-"]
-                    for c in r.candidates])
+        page.table(
+            ["candidate", "shared", "own"],
+            [
+                [c, ", ".join(init["shared"].get(c, [])) or "-", ", ".join(init.get("own", {}).get(c, [])) or "-"]
+                for c in r.candidates
+            ],
+        )
     ref = r.candidates.get(r.reference or "")
     if ref is not None:
         from twinrun.registry._diff import flatten
@@ -244,13 +272,17 @@ def _init_and_config(page: Page, r: RunRecord) -> None:
             if name == r.reference:
                 continue
             own = dict(flatten(cand.config or {}))
-            rows += [[name, k, str(base.get(k, "(absent)")), str(own.get(k, "(absent)"))]
-                     for k in sorted(set(base) | set(own)) if base.get(k) != own.get(k)]
+            rows += [
+                [name, k, str(base.get(k, "(absent)")), str(own.get(k, "(absent)"))]
+                for k in sorted(set(base) | set(own))
+                if base.get(k) != own.get(k)
+            ]
         page.heading(f"What each candidate changes against {r.reference}", 3)
         page.table(["candidate", "key", str(r.reference), "candidate"], rows or [["-", "(nothing)", "", ""]])
         for name, cand in r.candidates.items():
-            page.details(f"resolved config of {name}", json.dumps(cand.config or {}, indent=2, sort_keys=True,
-                                                                 default=str))
+            page.details(
+                f"resolved config of {name}", json.dumps(cand.config or {}, indent=2, sort_keys=True, default=str)
+            )
     env = r.env or {}
     if env:
         page.heading("Environment", 3)
@@ -266,8 +298,11 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
     page.heading(f"Across {len(records)} seeds", anchor="sweep")
     finished = [r for r in records if r.status == "finished"]
     if len(finished) < 2:
-        page.text(f"Only {len(finished)} finished seed(s): no band, interval or P(A > B) across seeds can be "
-                  "drawn yet (twinrun seeds --resume adds seeds).", "missing")
+        page.text(
+            f"Only {len(finished)} finished seed(s): no band, interval or P(A > B) across seeds can be "
+            "drawn yet (twinrun seeds --resume adds seeds).",
+            "missing",
+        )
     analysis = sweep.analysis  # stored by twinrun seeds (with its own resamples): nothing to recompute
     if analysis is None or len(analysis.get("finished") or []) != len(finished):
         from twinrun.sweeps import analyze_sweep  # imports the engine (torch): only when needed
@@ -288,32 +323,52 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
     scores = {c: s.get("values") or [] for c, s in summary.items()}
     if scores:
         page.figure(fig.plot_scores(scores, xlabel=metric), f"{metric} of each seed (bar: the mean)", "scores")
-        for stat, how in (("mean", "skew-adjusted t interval"), ("median", "exact order-statistic interval"),
-                          ("iqm", "percentile bootstrap interval")):
+        for stat, how in (
+            ("mean", "skew-adjusted t interval"),
+            ("median", "exact order-statistic interval"),
+            ("iqm", "percentile bootstrap interval"),
+        ):
             values = {c: _estimate(s.get("intervals", {}).get(stat)) for c, s in summary.items()}
             if any(math.isfinite(v[0]) for v in values.values()):
                 withheld = all(not math.isfinite(v[1]) for v in values.values())
-                page.figure(fig.plot_interval_estimates(values, xlabel=f"{stat} {metric}"),
-                            f"{stat} {metric} across seeds, " + ("its interval withheld with this few seeds (see "
-                            "'cannot be computed' above)" if withheld else f"with its 95% {how}"),
-                            "interval-estimates")
+                page.figure(
+                    fig.plot_interval_estimates(values, xlabel=f"{stat} {metric}"),
+                    f"{stat} {metric} across seeds, "
+                    + (
+                        "its interval withheld with this few seeds (see 'cannot be computed' above)"
+                        if withheld
+                        else f"with its 95% {how}"
+                    ),
+                    "interval-estimates",
+                )
     comps = block.get("comparisons") or {}
     diffs = {f"{c} - {block.get('reference')}": _estimate(v.get("difference"), key="diff") for c, v in comps.items()}
     if diffs:
-        page.figure(fig.plot_interval_estimates(diffs, xlabel=f"paired difference in {metric}", zero=True),
-                    "paired difference per seed, mean and 95% skew-adjusted t interval", "paired-intervals")
+        page.figure(
+            fig.plot_interval_estimates(diffs, xlabel=f"paired difference in {metric}", zero=True),
+            "paired difference per seed, mean and 95% skew-adjusted t interval",
+            "paired-intervals",
+        )
     probs = {c: _estimate((v.get("improvement") or {}).get("paired"), key="value") for c, v in comps.items()}
     if probs:
-        page.figure(fig.plot_probability_of_improvement(probs, reference=str(block.get("reference"))),
-                    "P(candidate > reference) over paired seeds, score interval", "probability-of-improvement")
-    ensembles = {c: e["curve"] for c, e in (block.get("ensemble") or {}).items()
-                 if isinstance(e, Mapping) and e.get("curve")}
+        page.figure(
+            fig.plot_probability_of_improvement(probs, reference=str(block.get("reference"))),
+            "P(candidate > reference) over paired seeds, score interval",
+            "probability-of-improvement",
+        )
+    ensembles = {
+        c: e["curve"] for c, e in (block.get("ensemble") or {}).items() if isinstance(e, Mapping) and e.get("curve")
+    }
     if ensembles:
-        curves = {c: ([p["k"] for p in v], [p["mean"] for p in v], [p["min"] for p in v], [p["max"] for p in v])
-                  for c, v in ensembles.items()}
-        page.figure(fig.plot_ensemble_gain(curves, ylabel=f"ensemble {metric}"),
-                    f"{metric} of an ensemble of k seeds (averaged probabilities), mean and range over subsets",
-                    "ensemble-gain")
+        curves = {
+            c: ([p["k"] for p in v], [p["mean"] for p in v], [p["min"] for p in v], [p["max"] for p in v])
+            for c, v in ensembles.items()
+        }
+        page.figure(
+            fig.plot_ensemble_gain(curves, ylabel=f"ensemble {metric}"),
+            f"{metric} of an ensemble of k seeds (averaged probabilities), mean and range over subsets",
+            "ensemble-gain",
+        )
     page.close_grid()
 
 

@@ -50,14 +50,21 @@ def _band(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray
     mean = np.where(n > 0, safe.sum(axis=0) / np.maximum(n, 1), np.nan)
     dev = np.where(finite, values - mean, 0.0)
     sd = np.sqrt(np.where(n > 1, (dev**2).sum(axis=0) / np.maximum(n - 1, 1), np.nan))
-    half = np.array([float(stdtrit(k - 1, 0.5 + confidence / 2)) if k > 1 else math.nan for k in n]) * sd / np.sqrt(
-        np.maximum(n, 1))
+    half = (
+        np.array([float(stdtrit(k - 1, 0.5 + confidence / 2)) if k > 1 else math.nan for k in n])
+        * sd
+        / np.sqrt(np.maximum(n, 1))
+    )
     return mean, mean - half, mean + half
 
 
 def plot_curves(
-    curves: Mapping[str, tuple[Sequence[float] | np.ndarray, np.ndarray]], *, ax: Any = None, ylabel: str = "",
-    confidence: float = 0.95, logy: bool = False,
+    curves: Mapping[str, tuple[Sequence[float] | np.ndarray, np.ndarray]],
+    *,
+    ax: Any = None,
+    ylabel: str = "",
+    confidence: float = 0.95,
+    logy: bool = False,
 ) -> Any:
     """One line per name over its steps: ``{name: (steps [T], values [T] or [K, T])}``; with K >= 2 replicas
     the mean, and a t band across them."""
@@ -78,8 +85,13 @@ def plot_curves(
 
 
 def plot_paired_difference(
-    steps: Sequence[float] | np.ndarray, differences: np.ndarray, *, ax: Any = None, label: str = "",
-    confidence: float = 0.95, color: str = "C0",
+    steps: Sequence[float] | np.ndarray,
+    differences: np.ndarray,
+    *,
+    ax: Any = None,
+    label: str = "",
+    confidence: float = 0.95,
+    color: str = "C0",
 ) -> Any:
     """A paired difference over steps, ``differences [T]`` or ``[K, T]`` (K replicas or seeds, each the
     candidate minus the reference on the same batches): the mean, a t band across K >= 2, and zero."""
@@ -97,7 +109,10 @@ def plot_paired_difference(
 
 
 def plot_interval_estimates(
-    estimates: Mapping[str, tuple[float, float, float]], *, ax: Any = None, xlabel: str = "",
+    estimates: Mapping[str, tuple[float, float, float]],
+    *,
+    ax: Any = None,
+    xlabel: str = "",
     zero: bool = False,
 ) -> Any:
     """rliable's interval-estimate plot: ``{name: (point, low, high)}``, one row each (NaN bounds: a point)."""
@@ -118,7 +133,10 @@ def plot_interval_estimates(
 
 
 def plot_probability_of_improvement(
-    probabilities: Mapping[str, tuple[float, float, float]], *, ax: Any = None, reference: str = "the reference",
+    probabilities: Mapping[str, tuple[float, float, float]],
+    *,
+    ax: Any = None,
+    reference: str = "the reference",
 ) -> Any:
     """P(candidate > reference) with its interval: ``{name: (p, low, high)}``, the line at 0.5 for chance."""
     ax = plot_interval_estimates(probabilities, ax=ax, xlabel=f"P(candidate > {reference})")
@@ -128,8 +146,10 @@ def plot_probability_of_improvement(
 
 
 def plot_ensemble_gain(
-    curves: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float], Sequence[float]]], *,
-    ax: Any = None, ylabel: str = "",
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float], Sequence[float]]],
+    *,
+    ax: Any = None,
+    ylabel: str = "",
 ) -> Any:
     """A seed ensemble's score against how many seeds it averages: ``{name: (k [K], mean [K], min [K], max [K])}``
     over the subsets of k seeds (the band: their range)."""
@@ -144,8 +164,7 @@ def plot_ensemble_gain(
     return ax
 
 
-def plot_scores(scores: Mapping[str, Sequence[float]], *, ax: Any = None, xlabel: str = "",
-                seed: int = 0) -> Any:
+def plot_scores(scores: Mapping[str, Sequence[float]], *, ax: Any = None, xlabel: str = "", seed: int = 0) -> Any:
     """Each candidate's per-seed scores as a strip (points jittered vertically with a seeded generator)."""
     ax = ax if ax is not None else new_axes(6.4, 0.45 * len(scores) + 1.2, left=0.28)
     rng = np.random.default_rng(seed)
@@ -161,9 +180,18 @@ def plot_scores(scores: Mapping[str, Sequence[float]], *, ax: Any = None, xlabel
     return ax
 
 
-def plot_search(values: Sequence[Any], diffs: Sequence[float], lows: Sequence[float], highs: Sequence[float], *,
-                ax: Any = None, xlabel: str = "", log: bool = False, winner: int | None = None,
-                ylabel: str = "Δ vs reference") -> Any:
+def plot_search(
+    values: Sequence[Any],
+    diffs: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    ax: Any = None,
+    xlabel: str = "",
+    log: bool = False,
+    winner: int | None = None,
+    ylabel: str = "Δ vs reference",
+) -> Any:
     """A search's trials: each trial's paired difference to the reference (with its interval) against one
     hyperparameter's value (``[N]`` each; categories are placed in order of appearance)."""
     ax = ax if ax is not None else new_axes()

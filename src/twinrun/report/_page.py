@@ -53,8 +53,7 @@ class Page:
 
     def details(self, summary: str, text: str) -> None:
         """A folded block of preformatted text (a resolved config): one click opens it, no script needed."""
-        self.parts.append(f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre>"
-                          "</details>")
+        self.parts.append(f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre></details>")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], classes: Sequence[str] = ()) -> None:
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
@@ -72,10 +71,11 @@ class Page:
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "twinrun"}):  # text as text; stable ids
             ax.figure.savefig(buffer, format="svg", metadata={"Date": None})
         svg = buffer.getvalue()
-        svg = svg[svg.index("<svg"):]  # drop the XML prolog and DOCTYPE: the page is HTML
+        svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: the page is HTML
         self.figures += 1
-        self.parts.append(f'<figure data-figure="{html.escape(kind)}">{svg}'
-                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        self.parts.append(
+            f'<figure data-figure="{html.escape(kind)}">{svg}<figcaption>{html.escape(caption)}</figcaption></figure>'
+        )
 
     def image(self, path: str | Path, caption: str) -> bool:
         """A PNG file embedded as a data URI; ``False`` (and nothing added) when the file is gone."""
@@ -84,9 +84,11 @@ class Page:
             return False
         data = base64.b64encode(p.read_bytes()).decode("ascii")
         self.figures += 1
-        self.parts.append(f'<figure data-figure="image"><img alt="{html.escape(caption)}" '
-                          f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption>'
-                          "</figure>")
+        self.parts.append(
+            f'<figure data-figure="image"><img alt="{html.escape(caption)}" '
+            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption>'
+            "</figure>"
+        )
         return True
 
     def open_grid(self) -> None:
@@ -96,9 +98,12 @@ class Page:
         self.parts.append("</div>")
 
     def render(self) -> str:
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head><body>"
-                + "\n".join(self.parts) + "</body></html>\n")
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head><body>"
+            + "\n".join(self.parts)
+            + "</body></html>\n"
+        )
 
     def write(self, path: str | Path) -> Path:
         from twinrun._atomic import atomic_write

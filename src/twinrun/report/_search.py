@@ -23,27 +23,53 @@ def search_report(result: Any) -> Page:
     for key in keys:
         values = [t.overrides.get(key) for t in done]
         numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        log = len(numeric) == len(values) and min(numeric, default=0) > 0 and \
-            max(numeric) / min(numeric) > 20
-        ax = plot_search(values, [t.diff for t in done], [_finite(t.low, t.diff) for t in done],
-                         [_finite(t.high, t.diff) for t in done], ax=new_axes(), xlabel=key, log=log,
-                         winner=winner, ylabel=f"Δ {result.metric} vs {result.reference}")
-        page.figure(ax, f"each trial's paired difference to {result.reference} in its batch (one run), against "
-                    f"{key}", "search")
+        log = len(numeric) == len(values) and min(numeric, default=0) > 0 and max(numeric) / min(numeric) > 20
+        ax = plot_search(
+            values,
+            [t.diff for t in done],
+            [_finite(t.low, t.diff) for t in done],
+            [_finite(t.high, t.diff) for t in done],
+            ax=new_axes(),
+            xlabel=key,
+            log=log,
+            winner=winner,
+            ylabel=f"Δ {result.metric} vs {result.reference}",
+        )
+        page.figure(
+            ax, f"each trial's paired difference to {result.reference} in its batch (one run), against {key}", "search"
+        )
     page.heading("Trials", 3)
-    page.table(["trial", "batch", *keys, f"Δ {result.metric}", "95% CI", "run"],
-               [[t.name, t.batch, *(t.overrides.get(k, "") for k in keys),
-                 "" if t.diff is None else f"{t.diff:+.4f}",
-                 "" if t.low is None else f"[{t.low:+.4f}, {t.high:+.4f}]", (t.run_id or "")[:8]]
-                for t in result.trials])
+    page.table(
+        ["trial", "batch", *keys, f"Δ {result.metric}", "95% CI", "run"],
+        [
+            [
+                t.name,
+                t.batch,
+                *(t.overrides.get(k, "") for k in keys),
+                "" if t.diff is None else f"{t.diff:+.4f}",
+                "" if t.low is None else f"[{t.low:+.4f}, {t.high:+.4f}]",
+                (t.run_id or "")[:8],
+            ]
+            for t in result.trials
+        ],
+    )
     conf = result.confirmation
     if conf:
         page.heading(f"Confirmed across {conf['replicas']} replicas", 3)
-        page.table(["trial", "Δ mean", "95% CI", "decision"],
-                   [[n, f"{c['difference']['diff']:+.4f}",
-                     "" if c["difference"].get("low") is None else
-                     f"[{c['difference']['low']:+.4f}, {c['difference']['high']:+.4f}]", c["decision"]]
-                    for n, c in conf["comparisons"].items()])
+        page.table(
+            ["trial", "Δ mean", "95% CI", "decision"],
+            [
+                [
+                    n,
+                    f"{c['difference']['diff']:+.4f}",
+                    ""
+                    if c["difference"].get("low") is None
+                    else f"[{c['difference']['low']:+.4f}, {c['difference']['high']:+.4f}]",
+                    c["decision"],
+                ]
+                for n, c in conf["comparisons"].items()
+            ],
+        )
         page.text(conf["recommendation"])
     return page
 

@@ -35,33 +35,74 @@ def _seeds(values: Sequence[Any], show: int = 10) -> str:
 def _candidate_table(m: Mapping[str, Any]) -> str:
     k = m["k"]
     ens = m.get("ensemble") or {}
-    headers = ["candidate", "seeds", "mean", "std", "median", "IQM", "min", "max", "range",
-               f"mean {m['confidence']:.0%} CI", "ensemble", "gain"]
+    headers = [
+        "candidate",
+        "seeds",
+        "mean",
+        "std",
+        "median",
+        "IQM",
+        "min",
+        "max",
+        "range",
+        f"mean {m['confidence']:.0%} CI",
+        "ensemble",
+        "gain",
+    ]
     rows = []
     for name in m["candidates"]:
         s = m["summary"][name]
         e = ens.get(name) or {}
         ens_cell = "-" if e.get("ensemble") is None else f"{_f(e['ensemble'])} ({e.get('n_seeds')})"
         mean_ci = s["intervals"]["mean"]
-        rows.append([
-            name + (" (ref)" if name == m["reference"] else ""), f"{s['n']}/{k}", _f(s["mean"]),
-            _f(s["std"]), _f(s["median"]), _f(s["iqm"]), _f(s["min"]), _f(s["max"]), _f(s["range"]),
-            _ci(mean_ci.get("low"), mean_ci.get("high")), ens_cell, _f(e.get("gain"), signed=True),
-        ])
+        rows.append(
+            [
+                name + (" (ref)" if name == m["reference"] else ""),
+                f"{s['n']}/{k}",
+                _f(s["mean"]),
+                _f(s["std"]),
+                _f(s["median"]),
+                _f(s["iqm"]),
+                _f(s["min"]),
+                _f(s["max"]),
+                _f(s["range"]),
+                _ci(mean_ci.get("low"), mean_ci.get("high")),
+                ens_cell,
+                _f(e.get("gain"), signed=True),
+            ]
+        )
     return format_table(headers, rows, right=list(range(1, 12)))
 
 
 def _comparison_table(m: Mapping[str, Any]) -> str:
     conf = f"{m['confidence']:.0%}"
-    headers = ["candidate", "seeds", f"Δ mean [{conf} CI]", f"P(better) [{conf} CI]", "corr",
-               "var. removed", "p Holm", "decision"]
+    headers = [
+        "candidate",
+        "seeds",
+        f"Δ mean [{conf} CI]",
+        f"P(better) [{conf} CI]",
+        "corr",
+        "var. removed",
+        "p Holm",
+        "decision",
+    ]
     rows = []
     for name, c in m["comparisons"].items():
         d, p, g = c["difference"], c["improvement"]["paired"], c["pairing"]
         delta = "-" if d["diff"] is None else f"{_f(d['diff'], signed=True)} {_ci(d['low'], d['high'], signed=True)}"
         prob = "-" if p["value"] is None else f"{_f(p['value'], 2)} {_ci(p['low'], p['high'], 2)}"
-        rows.append([name, str(d["n"]), delta, prob, _f(g.get("correlation"), 2),
-                     _pct(g.get("variance_reduction")), _f(c.get("p_holm"), 3), c.get("decision", "-")])
+        rows.append(
+            [
+                name,
+                str(d["n"]),
+                delta,
+                prob,
+                _f(g.get("correlation"), 2),
+                _pct(g.get("variance_reduction")),
+                _f(c.get("p_holm"), 3),
+                c.get("decision", "-"),
+            ]
+        )
     return format_table(headers, rows, right=[1, 4, 5, 6])
 
 
@@ -69,8 +110,11 @@ def _metric_block(name: str, m: Mapping[str, Any], main: bool) -> list[str]:
     direction = "higher" if m["higher_is_better"] else "lower"
     lines = [f"{name} ({direction} is better){' · main metric' if main else ''}", _candidate_table(m)]
     if m["comparisons"]:
-        lines += ["", f"paired across seeds, against {m['reference']} (Δ = candidate − {m['reference']}):",
-                  _comparison_table(m)]
+        lines += [
+            "",
+            f"paired across seeds, against {m['reference']} (Δ = candidate − {m['reference']}):",
+            _comparison_table(m),
+        ]
     rec = m["recommendation"]["line"]
     lines += ["", f"recommendation{'' if main else f' ({name})'}: {rec}"]
     return lines
@@ -85,8 +129,10 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
     if session:
         how = f" · {session.get('backend')}, {session.get('jobs')} job(s) x {session.get('threads')} thread(s)"
     lines = [
-        (f"twinrun seeds · {sweep['name']} · sweep {sweep['id'][:8]} · {len(finished)}/{k} seeds "
-         f"finished ({_seeds(finished) or 'none'}) · {sweep['status']}{how}"),
+        (
+            f"twinrun seeds · {sweep['name']} · sweep {sweep['id'][:8]} · {len(finished)}/{k} seeds "
+            f"finished ({_seeds(finished) or 'none'}) · {sweep['status']}{how}"
+        ),
     ]
     main = analysis["metric"]
     for name, m in analysis["metrics"].items():
@@ -95,17 +141,25 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
         lines += [""] + _metric_block(name, m, name == main)
     ens = analysis.get("ensemble") or {}
     if ens.get("available"):
-        lines += ["", (f"ensemble: the {ens.get('kind')} of the seeds averaged as probabilities "
-                       "(values for regression), scored on the shared validation set; gain = "
-                       "ensemble − mean single seed, positive is better.")]
+        lines += [
+            "",
+            (
+                f"ensemble: the {ens.get('kind')} of the seeds averaged as probabilities "
+                "(values for regression), scored on the shared validation set; gain = "
+                "ensemble − mean single seed, positive is better."
+            ),
+        ]
     lines += _test_lines(analysis.get("test"))
     failed = analysis.get("not_finished") or []
     if failed:
         lines += ["", "seeds that did not finish (left out):"]
         for r in failed:
             error = (r.get("error") or "").strip().splitlines()
-            lines.append(f"  seed {r['seed']}: {r['status']}" + (f": {error[0]}" if error else "")
-                         + (f" (run {r['run_id'][:8]})" if r.get("run_id") else ""))
+            lines.append(
+                f"  seed {r['seed']}: {r['status']}"
+                + (f": {error[0]}" if error else "")
+                + (f" (run {r['run_id'][:8]})" if r.get("run_id") else "")
+            )
     unavailable = list(analysis.get("unavailable") or [])
     for name, m in analysis["metrics"].items():
         if all_metrics or name == main:
@@ -117,8 +171,13 @@ def format_sweep(analysis: Mapping[str, Any], *, all_metrics: bool = True) -> st
     notes += [n for n in main_notes if n not in notes]
     if notes:
         lines += ["", "notes:"] + [f"  - {n}" for n in notes]
-    lines += ["", (f"stored with sweep {sweep['id'][:8]} in {sweep.get('registry')}; "
-                   f"again: twinrun seeds --show {sweep['id'][:8]}")]
+    lines += [
+        "",
+        (
+            f"stored with sweep {sweep['id'][:8]} in {sweep.get('registry')}; "
+            f"again: twinrun seeds --show {sweep['id'][:8]}"
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -131,16 +190,23 @@ def _test_lines(test: Mapping[str, Any] | None) -> list[str]:
     for c, entry in test["candidates"].items():
         low, high = entry["val_range"]
         where = "inside" if entry["inside"] else "OUTSIDE"
-        lines.append(f"  {c}: test mean {_f(entry['test_mean'])} over {entry['seeds']} seed(s), {where} its "
-                     f"validation seed range [{_f(low)}, {_f(high)}]")
+        lines.append(
+            f"  {c}: test mean {_f(entry['test_mean'])} over {entry['seeds']} seed(s), {where} its "
+            f"validation seed range [{_f(low)}, {_f(high)}]"
+        )
     rank = test["rank_correlation"]
     if rank.get("rho") is None:
         lines.append(f"  validation vs test rank correlation: {rank.get('reason')} (there are {rank['n']})")
     else:
-        lines.append(f"  validation vs test rank correlation over {rank['n']} runs: Spearman {rank['rho']:+.2f} "
-                     f"(p = {rank['p_value']:.2g}): "
-                     + ("the validation set ranks runs as the test set does" if rank["rho"] > 0.5
-                        else "the validation set is a weak guide to test: rankings on it may not carry over"))
+        lines.append(
+            f"  validation vs test rank correlation over {rank['n']} runs: Spearman {rank['rho']:+.2f} "
+            f"(p = {rank['p_value']:.2g}): "
+            + (
+                "the validation set ranks runs as the test set does"
+                if rank["rho"] > 0.5
+                else "the validation set is a weak guide to test: rankings on it may not carry over"
+            )
+        )
     return lines
 
 

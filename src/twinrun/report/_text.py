@@ -73,8 +73,10 @@ def num(x: Any, digits: int = 4) -> str:
 
 def _final_metrics(record: RunRecord, registry: Registry) -> dict[str, dict[str, float]]:
     if record.result:
-        return {c: {k: v for k, v in (d.get("final") or {}).items() if v is not None}
-                for c, d in record.result.get("candidates", {}).items()}
+        return {
+            c: {k: v for k, v in (d.get("final") or {}).items() if v is not None}
+            for c, d in record.result.get("candidates", {}).items()
+        }
     out: dict[str, dict[str, float]] = {}
     for cand, splits in registry.metrics(record.id, split="val").items():
         out[cand] = {m: values[-1][1] for m, values in splits.get("val", {}).items()}
@@ -94,13 +96,17 @@ def _env_lines(env: Mapping[str, Any] | None, fingerprint: str | None) -> list[s
     py, t, dev = env.get("python", {}), env.get("torch", {}), env.get("devices", {})
     gpus = ", ".join(f"{g['name']} (driver {g['driver']})" for g in dev.get("gpus", [])) or "no GPU"
     lines = [
-        (f"environment: python {py.get('version')} · torch {t.get('version')} "
-        f"(CUDA {t.get('cuda') or '-'}, cuDNN {t.get('cudnn') or '-'}) · "
-        f"{env.get('os', {}).get('system')} {env.get('os', {}).get('release')}"),
+        (
+            f"environment: python {py.get('version')} · torch {t.get('version')} "
+            f"(CUDA {t.get('cuda') or '-'}, cuDNN {t.get('cudnn') or '-'}) · "
+            f"{env.get('os', {}).get('system')} {env.get('os', {}).get('release')}"
+        ),
         f"  devices: {dev.get('cpu_model')} ({dev.get('cpu_count')} cores) · {gpus}",
-        (f"  threads: {t.get('num_threads')} intra-op, {t.get('num_interop_threads')} inter-op · "
-        f"deterministic algorithms: {t.get('deterministic_algorithms')} · "
-        f"{len(env.get('packages', {}))} packages · numerics fingerprint {fingerprint}"),
+        (
+            f"  threads: {t.get('num_threads')} intra-op, {t.get('num_interop_threads')} inter-op · "
+            f"deterministic algorithms: {t.get('deterministic_algorithms')} · "
+            f"{len(env.get('packages', {}))} packages · numerics fingerprint {fingerprint}"
+        ),
     ]
     set_vars = [f"{k}={v}" for k, v in (env.get("env_vars") or {}).items() if v is not None]
     if set_vars:
@@ -108,8 +114,7 @@ def _env_lines(env: Mapping[str, Any] | None, fingerprint: str | None) -> list[s
     git = env.get("git") or {}
     if git.get("repository"):
         dirty = f" · dirty: {len(git.get('modified_files', []))} modified file(s)" if git.get("dirty") else ""
-        lines.append(f"git: {git.get('branch')} @ {(git.get('commit') or '-')[:12]} in "
-                     f"{git['repository']}{dirty}")
+        lines.append(f"git: {git.get('branch')} @ {(git.get('commit') or '-')[:12]} in {git['repository']}{dirty}")
     else:
         lines.append("git: not in a repository")
     return lines
@@ -120,13 +125,13 @@ def format_show(record: RunRecord, registry: Registry) -> str:
     settings = r.config.get("settings", {}) if r.config else {}
     lines = [
         f"run {r.id} · {r.name} · {r.status}",
-        (f"started {when(r.started_at, True)} · {duration(r.duration, r.status)} · "
-        f"pid {r.pid} on {r.hostname}"),
+        (f"started {when(r.started_at, True)} · {duration(r.duration, r.status)} · pid {r.pid} on {r.hostname}"),
     ]
     if r.experiment_path:
         lines.append(f"experiment {r.experiment_path} (sha256 {(r.experiment_sha256 or '')[:12]})")
     lines.append(
-        f"seed {r.seed} · {r.last_step}/{r.steps if r.steps is not None else '?'} steps · batch {settings.get('batch_size', '-')} · "
+        f"seed {r.seed} · {r.last_step}/{r.steps if r.steps is not None else '?'} steps · batch "
+        f"{settings.get('batch_size', '-')} · "
         f"device {r.device} · reference {r.reference} · config {r.config_hash or '-'}"
     )
     if r.error:
@@ -136,8 +141,12 @@ def format_show(record: RunRecord, registry: Registry) -> str:
     for values in finals.values():
         metric_names += [m for m in values if m not in metric_names]
     comparisons = (r.result or {}).get("comparisons", {})
-    headers = ["candidate", "status", *[f"val {m}" for m in metric_names],
-               *[f"Δ {m} vs {r.reference} [95% CI]" for m in metric_names]]
+    headers = [
+        "candidate",
+        "status",
+        *[f"val {m}" for m in metric_names],
+        *[f"Δ {m} vs {r.reference} [95% CI]" for m in metric_names],
+    ]
     rows = []
     for name, cand in r.candidates.items():
         status = cand.status if cand.diverged_at is None else f"diverged@{cand.diverged_at}"
@@ -172,25 +181,29 @@ def _value(v: Any, none: str = "(absent)") -> str:
 
 def format_diff(d: RunDiff, *, show_all: bool = False) -> str:
     a, b = d.a, d.b
-    lines = [f"a = {a.short_id} ({a.name}, {a.status}, seed {a.seed}, {when(a.started_at)})",
-             f"b = {b.short_id} ({b.name}, {b.status}, seed {b.seed}, {when(b.started_at)})", ""]
+    lines = [
+        f"a = {a.short_id} ({a.name}, {a.status}, seed {a.seed}, {when(a.started_at)})",
+        f"b = {b.short_id} ({b.name}, {b.status}, seed {b.seed}, {when(b.started_at)})",
+        "",
+    ]
     if d.only_in_a or d.only_in_b:
-        lines.append(f"candidates only in a: {', '.join(d.only_in_a) or '-'} · "
-                     f"only in b: {', '.join(d.only_in_b) or '-'}")
+        lines.append(
+            f"candidates only in a: {', '.join(d.only_in_a) or '-'} · only in b: {', '.join(d.only_in_b) or '-'}"
+        )
     if d.config:
         lines.append(f"config: {len(d.config)} difference(s)")
-        rows = [[c.key, _value(c.a) if c.in_a else "(absent)", _value(c.b) if c.in_b else "(absent)"]
-                for c in d.config]
+        rows = [[c.key, _value(c.a) if c.in_a else "(absent)", _value(c.b) if c.in_b else "(absent)"] for c in d.config]
         lines += ["  " + line for line in format_table(["key", "a", "b"], rows).splitlines()]
     else:
         lines.append("config: identical")
     lines.append("")
     if d.metrics:
         lines.append("final validation metrics (last evaluation of each run):")
-        rows = [[m.candidate, m.metric, num(m.a), num(m.b),
-                 "identical" if m.identical else f"{m.delta:+.4g}"] for m in d.metrics]
-        lines += ["  " + line for line in
-                  format_table(["candidate", "metric", "a", "b", "b − a"], rows).splitlines()]
+        rows = [
+            [m.candidate, m.metric, num(m.a), num(m.b), "identical" if m.identical else f"{m.delta:+.4g}"]
+            for m in d.metrics
+        ]
+        lines += ["  " + line for line in format_table(["candidate", "metric", "a", "b", "b − a"], rows).splitlines()]
     else:
         lines.append("final validation metrics: no candidate was evaluated in both runs")
     if d.curves:
@@ -202,22 +215,28 @@ def format_diff(d: RunDiff, *, show_all: bool = False) -> str:
         for name, cs in by_cand.items():
             if name in same:
                 continue
-            parts.append(f"{name}: " + ", ".join(
-                f"{c.metric} first differs at step {c.first_difference} (max |b − a| {c.max_abs_difference:.3g})"
-                for c in cs if not c.identical))
+            parts.append(
+                f"{name}: "
+                + ", ".join(
+                    f"{c.metric} first differs at step {c.first_difference} (max |b − a| {c.max_abs_difference:.3g})"
+                    for c in cs
+                    if not c.identical
+                )
+            )
         steps = max(c.steps for c in d.curves)
         lines.append(f"training curves ({steps} shared steps): " + "; ".join(parts))
     lines.append("")
     relevant = [e for e in d.environment if e.numerics]
     harmless = [e for e in d.environment if not e.numerics]
     lines.append(f"environment: {len(d.environment)} difference(s), {len(relevant)} can change the numbers")
-    for title, items, cap in (("can change the numbers", relevant, None),
-                              ("cannot change the numbers", harmless, None if show_all else 12)):
+    for title, items, cap in (
+        ("can change the numbers", relevant, None),
+        ("cannot change the numbers", harmless, None if show_all else 12),
+    ):
         if not items:
             continue
         shown = items if cap is None else items[:cap]
-        rows = [[e.key, _value(e.to_dict()["a"], "-"), _value(e.to_dict()["b"], "-"), e.reason]
-                for e in shown]
+        rows = [[e.key, _value(e.to_dict()["a"], "-"), _value(e.to_dict()["b"], "-"), e.reason] for e in shown]
         lines.append(f"  {title}:")
         lines += ["    " + line for line in format_table(["fact", "a", "b", "why"], rows).splitlines()]
         if len(shown) < len(items):
@@ -225,12 +244,17 @@ def format_diff(d: RunDiff, *, show_all: bool = False) -> str:
     lines.append("")
     verdict = d.verdict
     if verdict.comparable:
-        lines.append("verdict: COMPARABLE: the numbers can differ only through the config "
-                     "differences above" + ("" if d.config else " (there are none)"))
+        lines.append(
+            "verdict: COMPARABLE: the numbers can differ only through the config "
+            "differences above" + ("" if d.config else " (there are none)")
+        )
     else:
         lines.append("verdict: NOT COMPARABLE: these differences can change the numbers:")
         lines += [f"  - {reason}" for reason in verdict.reasons]
     if verdict.harmless:
-        lines.append("  cannot change the numbers: " + "; ".join(verdict.harmless[:6])
-                     + (" …" if len(verdict.harmless) > 6 else ""))
+        lines.append(
+            "  cannot change the numbers: "
+            + "; ".join(verdict.harmless[:6])
+            + (" …" if len(verdict.harmless) > 6 else "")
+        )
     return "\n".join(lines)

@@ -57,12 +57,14 @@ def restore_global_rng(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"]), py["gauss"]))
     npy = state["numpy"]
-    np.random.set_state({
-        "bit_generator": npy["bit_generator"],
-        "state": {"key": npy["key"].numpy().astype(np.uint32), "pos": npy["pos"]},
-        "has_gauss": npy["has_gauss"],
-        "gauss": npy["gauss"],
-    })
+    np.random.set_state(
+        {
+            "bit_generator": npy["bit_generator"],
+            "state": {"key": npy["key"].numpy().astype(np.uint32), "pos": npy["pos"]},
+            "has_gauss": npy["has_gauss"],
+            "gauss": npy["gauss"],
+        }
+    )
     torch.random.set_rng_state(state["torch"])
     cuda = state.get("cuda") or []
     if cuda:

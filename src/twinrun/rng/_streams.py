@@ -54,7 +54,10 @@ def derive_seed(seed: int, *keys: str | int) -> int:
 
 @contextmanager
 def isolated_global_rng(
-    seed: int, devices: Sequence[torch.device] = (), *, python_numpy: bool = True,
+    seed: int,
+    devices: Sequence[torch.device] = (),
+    *,
+    python_numpy: bool = True,
     draws: list[bool] | None = None,
 ) -> Iterator[int]:
     """Seed Python's, NumPy's and torch's global generators from ``seed``; restore them on exit.
@@ -88,8 +91,9 @@ def isolated_global_rng(
         if python_numpy:
             if draws is not None:
                 now: Any = np.random.get_state(legacy=True)
-                draws.append(random.getstate() != seeded[0] or now[2] != seeded[1][2]
-                             or not np.array_equal(now[1], seeded[1][1]))
+                draws.append(
+                    random.getstate() != seeded[0] or now[2] != seeded[1][2] or not np.array_equal(now[1], seeded[1][1])
+                )
             random.setstate(py_state)
             np.random.set_state(np_state)
         torch.random.default_generator.set_state(cpu_state)
@@ -132,7 +136,11 @@ class RngStreams:
         return random.Random(self.seed_for(name, *index))
 
     def isolated(
-        self, name: str, *index: str | int, devices: Sequence[_Device] = (), python_numpy: bool = True,
+        self,
+        name: str,
+        *index: str | int,
+        devices: Sequence[_Device] = (),
+        python_numpy: bool = True,
         draws: list[bool] | None = None,
     ) -> AbstractContextManager[int]:
         """Run a block with the global generators seeded from stream ``name`` at ``index``.
@@ -144,4 +152,3 @@ class RngStreams:
 
     def __repr__(self) -> str:
         return f"RngStreams(seed={self.seed})"
-

@@ -24,8 +24,17 @@ class Trial:
     status: str = "finished"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "number": self.number, "overrides": dict(self.overrides), "batch": self.batch,
-                "run_id": self.run_id, "diff": self.diff, "low": self.low, "high": self.high, "status": self.status}
+        return {
+            "name": self.name,
+            "number": self.number,
+            "overrides": dict(self.overrides),
+            "batch": self.batch,
+            "run_id": self.run_id,
+            "diff": self.diff,
+            "low": self.low,
+            "high": self.high,
+            "status": self.status,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,18 +59,31 @@ class SearchResult:
         return sorted(done, key=lambda t: sign * float(t.diff or 0.0), reverse=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "experiment": self.experiment, "reference": self.reference, "metric": self.metric,
-                "higher_is_better": self.higher_is_better, "sampler": self.sampler,
-                "trials": [t.to_dict() for t in self.trials], "ranking": [t.name for t in self.ranked()],
-                "confirmation": self.confirmation, "winner": self.winner, "folder": self.folder,
-                "notes": list(self.notes)}
+        return {
+            "id": self.id,
+            "experiment": self.experiment,
+            "reference": self.reference,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "sampler": self.sampler,
+            "trials": [t.to_dict() for t in self.trials],
+            "ranking": [t.name for t in self.ranked()],
+            "confirmation": self.confirmation,
+            "winner": self.winner,
+            "folder": self.folder,
+            "notes": list(self.notes),
+        }
 
     def format(self, top: int = 10) -> str:
         ranked = self.ranked()
-        lines = [(f"twinrun search · {self.experiment} · search {self.id[:8]} · {len(self.trials)} trials "
-                 f"({self.sampler}) · {self.metric} ({'higher' if self.higher_is_better else 'lower'} is better)"),
-                 "", (f"each trial against {self.reference} in its batch (one run: these weights on this "
-                 "validation set):")]
+        lines = [
+            (
+                f"twinrun search · {self.experiment} · search {self.id[:8]} · {len(self.trials)} trials "
+                f"({self.sampler}) · {self.metric} ({'higher' if self.higher_is_better else 'lower'} is better)"
+            ),
+            "",
+            (f"each trial against {self.reference} in its batch (one run: these weights on this validation set):"),
+        ]
         for t in ranked[:top]:
             knobs = ", ".join(f"{k}={_show(v)}" for k, v in t.overrides.items())
             lines.append(f"  {t.name}  {t.diff:+.4f} [{t.low:+.4f}, {t.high:+.4f}]  {knobs}")
@@ -72,8 +94,13 @@ class SearchResult:
             lines.append(f"  stopped or failed: {', '.join(failed)}")
         conf = self.confirmation
         if conf:
-            lines += ["", (f"confirmed across {conf['replicas']} replicas (seeds shared by every candidate; paired "
-                      "across them: a statement about the recipes):")]
+            lines += [
+                "",
+                (
+                    f"confirmed across {conf['replicas']} replicas (seeds shared by every candidate; paired "
+                    "across them: a statement about the recipes):"
+                ),
+            ]
             for name, c in conf["comparisons"].items():
                 d = c["difference"]
                 ci = f"[{d['low']:+.4f}, {d['high']:+.4f}]" if d.get("low") is not None else f"({d.get('reason')})"
@@ -85,8 +112,11 @@ class SearchResult:
             knobs = " ".join(f"--set {k}={_show(v)}" for k, v in t.overrides.items())
             lines.append(f"winner: {self.winner} ({knobs}), resolved better than {self.reference} across the replicas")
         else:
-            lines.append(f"no trial is resolved better than {self.reference} across the replicas"
-                         if conf else "not confirmed (--confirm 0): the ranking above is one run's")
+            lines.append(
+                f"no trial is resolved better than {self.reference} across the replicas"
+                if conf
+                else "not confirmed (--confirm 0): the ranking above is one run's"
+            )
         lines += [f"note: {n}" for n in self.notes]
         lines.append(f"stored in {self.folder}; again: twinrun search --show {self.id[:8]}")
         return "\n".join(lines)

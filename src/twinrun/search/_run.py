@@ -41,16 +41,19 @@ Say = Callable[[str], None]
 
 def _positive(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"--{name} {value!r} must be a whole number >= {minimum}",
-                          fix=f"e.g. --{name} {max(minimum, 4)}")
+        raise ConfigError(
+            f"--{name} {value!r} must be a whole number >= {minimum}", fix=f"e.g. --{name} {max(minimum, 4)}"
+        )
     return value
 
 
 def find_search(root: Path, query: str) -> Path:
     found = sorted(p for p in (root / "searches").glob(f"{query}*") if (p / "search.json").is_file())
     if len(found) != 1:
-        raise ConfigError(f"search {query!r} names {len(found)} searches in {root / 'searches'}",
-                          fix="give the id twinrun search printed (a prefix is enough)")
+        raise ConfigError(
+            f"search {query!r} names {len(found)} searches in {root / 'searches'}",
+            fix="give the id twinrun search printed (a prefix is enough)",
+        )
     return found[0]
 
 
@@ -59,10 +62,21 @@ def _save(folder: Path, state: Mapping[str, Any]) -> None:
 
 
 def search(
-    experiment: Experiment | str | Path, *, trials: int, batch: int = 4, sampler: str = "random", seed: int = 0,
-    confirm: int = 3, replicas: int = 4, metric: str | None = None, space: Mapping[str, Distribution] | None = None,
-    overrides: Mapping[str, Any] | None = None, home: str | Path | None = None, resume: str | None = None,
-    progress: bool | None = False, say: Say | None = None,
+    experiment: Experiment | str | Path,
+    *,
+    trials: int,
+    batch: int = 4,
+    sampler: str = "random",
+    seed: int = 0,
+    confirm: int = 3,
+    replicas: int = 4,
+    metric: str | None = None,
+    space: Mapping[str, Distribution] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    home: str | Path | None = None,
+    resume: str | None = None,
+    progress: bool | None = False,
+    say: Say | None = None,
 ) -> SearchResult:
     """Search ``experiment``'s space (its ``search`` field, or ``space``) with twins; see the module.
 
@@ -79,8 +93,10 @@ def search(
         folder = find_search(root, resume)
         state = json.loads((folder / "search.json").read_text())
         if state["experiment"] != exp.name:
-            raise ConfigError(f"search {state['id'][:8]} belongs to experiment {state['experiment']!r}, not "
-                              f"{exp.name!r}", fix="resume it with the file it was started with")
+            raise ConfigError(
+                f"search {state['id'][:8]} belongs to experiment {state['experiment']!r}, not {exp.name!r}",
+                fix="resume it with the file it was started with",
+            )
         trials, batch, sampler, seed = state["trials"], state["batch"], state["sampler"], state["seed"]
         confirm, replicas, metric, base = state["confirm"], state["replicas"], state["metric"], state["overrides"]
     _positive("trials", trials)
@@ -92,59 +108,94 @@ def search(
     checked = check_space(space if space is not None else exp.search, exp)
     scoped = [k for k in checked if ":" in k]
     if scoped:
-        raise ConfigError(f"search space keys {scoped} name one candidate; a trial is a candidate of its own",
-                          fix="search keys as --set takes them for every candidate: optimizer.lr, model.width")
+        raise ConfigError(
+            f"search space keys {scoped} name one candidate; a trial is a candidate of its own",
+            fix="search keys as --set takes them for every candidate: optimizer.lr, model.width",
+        )
     resolved = resolve(exp, base)
     reference = resolved.reference
     goals = {"loss": False, **{k: m.higher_is_better for k, m in resolved.metrics.items()}}
     metric = metric or next((m for m in resolved.metrics), "loss")
     if metric not in goals:
-        raise ConfigError(f"metric {metric!r} is not measured by experiment {exp.name!r}",
-                          fix=f"use one of: {', '.join(goals)}")
+        raise ConfigError(
+            f"metric {metric!r} is not measured by experiment {exp.name!r}", fix=f"use one of: {', '.join(goals)}"
+        )
     higher = goals[metric]
     if resume is None:
         sid = uuid.uuid4().hex
         folder = root / "searches" / sid
         folder.mkdir(parents=True, exist_ok=True)
-        state = {"id": sid, "experiment": exp.name, "space": {k: d.describe() for k, d in sorted(checked.items())},
-                 "trials": trials, "batch": batch, "sampler": sampler, "seed": seed, "confirm": confirm,
-                 "replicas": replicas, "metric": metric, "higher_is_better": higher, "reference": reference,
-                 "run_seed": resolved.settings.seed,
-                 "overrides": base,
-                 "batches": [], "confirmation": {"runs": {}}}
+        state = {
+            "id": sid,
+            "experiment": exp.name,
+            "space": {k: d.describe() for k, d in sorted(checked.items())},
+            "trials": trials,
+            "batch": batch,
+            "sampler": sampler,
+            "seed": seed,
+            "confirm": confirm,
+            "replicas": replicas,
+            "metric": metric,
+            "higher_is_better": higher,
+            "reference": reference,
+            "run_seed": resolved.settings.seed,
+            "overrides": base,
+            "batches": [],
+            "confirmation": {"runs": {}},
+        }
     elif state["space"] != {k: d.describe() for k, d in sorted(checked.items())}:
-        raise ConfigError(f"search {state['id'][:8]} searched {state['space']}, not this space",
-                          fix="resume with the experiment file and --space it was started with")
+        raise ConfigError(
+            f"search {state['id'][:8]} searched {state['space']}, not this space",
+            fix="resume with the experiment file and --space it was started with",
+        )
     sid = state["id"]
     proposer = make_sampler(sampler, checked, seed=seed, folder=folder, name=sid, maximize=higher)
     proposer.skip(sum(len(b["trials"]) for b in state["batches"]))
     tags = [f"search:{sid[:8]}"]
 
     def run(candidates: dict[str, Mapping[str, Any]], extra: Mapping[str, Any], what: list[str]) -> Any:
-        return compare(exp.replace(candidates=candidates), candidates=list(candidates), reference=reference,
-                       overrides={**base, **extra}, home=home, tags=[*tags, *what], progress=progress)
+        return compare(
+            exp.replace(candidates=candidates),
+            candidates=list(candidates),
+            reference=reference,
+            overrides={**base, **extra},
+            home=home,
+            tags=[*tags, *what],
+            progress=progress,
+        )
 
     for index in range((trials + batch - 1) // batch):
         if index >= len(state["batches"]):  # proposed and saved before training: a crash re-runs these
             asked = proposer.ask(min(batch, trials - index * batch))
-            state["batches"].append({"index": index, "status": "pending", "run_id": None,
-                                     "trials": {f"t{n:03d}": {"number": n, "overrides": c} for n, c in asked}})
+            state["batches"].append(
+                {
+                    "index": index,
+                    "status": "pending",
+                    "run_id": None,
+                    "trials": {f"t{n:03d}": {"number": n, "overrides": c} for n, c in asked},
+                }
+            )
             _save(folder, state)
         entry = state["batches"][index]
         if entry["status"] == "finished":
             continue
         say(f"batch {index + 1}: {reference} and {', '.join(entry['trials'])} as twins")
         own = dict(exp.candidates[reference])
-        result = run({reference: own, **{n: {**own, **t["overrides"]} for n, t in entry["trials"].items()}},
-                     {}, [f"batch:{index}"])
+        result = run(
+            {reference: own, **{n: {**own, **t["overrides"]} for n, t in entry["trials"].items()}},
+            {},
+            [f"batch:{index}"],
+        )
         entry.update(status="finished", run_id=result.run_id)
         for name, t in entry["trials"].items():
             comparison = result.comparisons.get(name)
             d = comparison.val.get(metric) if comparison is not None else None
-            t.update(status=result.candidates[name].status,
-                     diff=None if d is None or not math.isfinite(d.mean) else d.mean,
-                     low=None if d is None or not math.isfinite(d.low) else d.low,
-                     high=None if d is None or not math.isfinite(d.high) else d.high)
+            t.update(
+                status=result.candidates[name].status,
+                diff=None if d is None or not math.isfinite(d.mean) else d.mean,
+                low=None if d is None or not math.isfinite(d.low) else d.low,
+                high=None if d is None or not math.isfinite(d.high) else d.high,
+            )
             proposer.tell(t["number"], t["diff"])
         _save(folder, state)
     result = load_search(folder)
@@ -153,8 +204,9 @@ def search(
     return load_search(folder)
 
 
-def _confirm(state: dict[str, Any], folder: Path, found: SearchResult, run: Callable[..., Any], say: Say,
-             own: Mapping[str, Any]) -> None:
+def _confirm(
+    state: dict[str, Any], folder: Path, found: SearchResult, run: Callable[..., Any], say: Say, own: Mapping[str, Any]
+) -> None:
     """The top trials and the reference over replicas: seeds shared by every candidate, analysed as seeds."""
     from twinrun.stats import analyze_seeds
 
@@ -170,20 +222,34 @@ def _confirm(state: dict[str, Any], folder: Path, found: SearchResult, run: Call
             continue
         say(f"confirming {', '.join(conf['candidates'])} against {reference}: replica {r + 1} of {state['replicas']}")
         result = run(candidates, {"seed": seed0 + r}, ["confirm", f"replica:{r}"])
-        conf["runs"][key] = {"run_id": result.run_id,
-                             "final": {n: c.final.get(state["metric"]) for n, c in result.candidates.items()}}
+        conf["runs"][key] = {
+            "run_id": result.run_id,
+            "final": {n: c.final.get(state["metric"]) for n, c in result.candidates.items()},
+        }
         _save(folder, state)
     seeds = sorted(conf["runs"], key=int)
     names = [reference, *conf["candidates"]]
     scores = {n: [conf["runs"][s]["final"].get(n) for s in seeds] for n in names}
     scores = {n: [math.nan if v is None else v for v in values] for n, values in scores.items()}
-    analysis = analyze_seeds(scores, higher_is_better=bool(state["higher_is_better"]), reference=reference, seeds=[int(s) for s in seeds],
-                             metric=state["metric"], n_resamples=2000)
-    conf["analysis"] = {"comparisons": {n: {"difference": {k: c["difference"][k] for k in
-                                                           ("diff", "low", "high", "p_value", "reason")},
-                                            "decision": c["decision"]}
-                                        for n, c in analysis["comparisons"].items()},
-                        "recommendation": analysis["recommendation"]["line"], "replicas": len(seeds)}
+    analysis = analyze_seeds(
+        scores,
+        higher_is_better=bool(state["higher_is_better"]),
+        reference=reference,
+        seeds=[int(s) for s in seeds],
+        metric=state["metric"],
+        n_resamples=2000,
+    )
+    conf["analysis"] = {
+        "comparisons": {
+            n: {
+                "difference": {k: c["difference"][k] for k in ("diff", "low", "high", "p_value", "reason")},
+                "decision": c["decision"],
+            }
+            for n, c in analysis["comparisons"].items()
+        },
+        "recommendation": analysis["recommendation"]["line"],
+        "replicas": len(seeds),
+    }
     _save(folder, state)
 
 
@@ -191,9 +257,21 @@ def load_search(folder: str | Path) -> SearchResult:
     """A search's result from its folder (``twinrun search --show``)."""
     folder = Path(folder)
     state = json.loads((folder / "search.json").read_text())
-    trials = [Trial(name, t["number"], t["overrides"], b["index"], b["run_id"], t.get("diff"), t.get("low"),
-                    t.get("high"), t.get("status", "pending"))
-              for b in state["batches"] for name, t in b["trials"].items()]
+    trials = [
+        Trial(
+            name,
+            t["number"],
+            t["overrides"],
+            b["index"],
+            b["run_id"],
+            t.get("diff"),
+            t.get("low"),
+            t.get("high"),
+            t.get("status", "pending"),
+        )
+        for b in state["batches"]
+        for name, t in b["trials"].items()
+    ]
     goals_higher = bool(state["higher_is_better"])
     conf = (state.get("confirmation") or {}).get("analysis")
     winner = None
@@ -201,5 +279,15 @@ def load_search(folder: str | Path) -> SearchResult:
         better = [(c["difference"]["diff"], n) for n, c in conf["comparisons"].items() if c["decision"] == "better"]
         if better:
             winner = max(better)[1] if goals_higher else min(better)[1]
-    return SearchResult(state["id"], state["experiment"], state["reference"], state["metric"], goals_higher,
-                        state["sampler"], tuple(trials), conf, winner, str(folder))
+    return SearchResult(
+        state["id"],
+        state["experiment"],
+        state["reference"],
+        state["metric"],
+        goals_higher,
+        state["sampler"],
+        tuple(trials),
+        conf,
+        winner,
+        str(folder),
+    )

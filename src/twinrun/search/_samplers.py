@@ -57,22 +57,32 @@ def _optuna_distribution(dist: Distribution) -> Any:
 
 
 class OptunaSampler:
-    def __init__(self, space: Mapping[str, Distribution], seed: int, kind: str, folder: Path, name: str,
-                 maximize: bool) -> None:
+    def __init__(
+        self, space: Mapping[str, Distribution], seed: int, kind: str, folder: Path, name: str, maximize: bool
+    ) -> None:
         try:
             import optuna
         except ImportError:
-            raise ConfigError(f"--sampler {kind} needs Optuna, which is not installed",
-                              fix="pip install 'twinrun[optuna]' (or use --sampler random)") from None
+            raise ConfigError(
+                f"--sampler {kind} needs Optuna, which is not installed",
+                fix="pip install 'twinrun[optuna]' (or use --sampler random)",
+            ) from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-                    "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
-                    "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
-                    "gp": lambda: optuna.samplers.GPSampler(seed=seed)}
+        samplers = {
+            "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+            "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
+            "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
+            "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+        }
         folder.mkdir(parents=True, exist_ok=True)
         self.storage = f"sqlite:///{folder / 'optuna.db'}"
-        self.study = optuna.create_study(study_name=name, storage=self.storage, sampler=samplers[kind](),
-                                         direction="maximize" if maximize else "minimize", load_if_exists=True)
+        self.study = optuna.create_study(
+            study_name=name,
+            storage=self.storage,
+            sampler=samplers[kind](),
+            direction="maximize" if maximize else "minimize",
+            load_if_exists=True,
+        )
         self.distributions = {k: _optuna_distribution(d) for k, d in sorted(space.items())}
         self.trials: dict[int, Any] = {}
 
@@ -97,11 +107,14 @@ class OptunaSampler:
             self.study.tell(trial, value)
 
 
-def make_sampler(kind: str, space: Mapping[str, Distribution], *, seed: int, folder: Path, name: str,
-                 maximize: bool) -> RandomSampler | OptunaSampler:
+def make_sampler(
+    kind: str, space: Mapping[str, Distribution], *, seed: int, folder: Path, name: str, maximize: bool
+) -> RandomSampler | OptunaSampler:
     if kind not in SAMPLERS:
-        raise ConfigError(f"--sampler {kind!r} is not one of {', '.join(SAMPLERS)}",
-                          fix="--sampler random (no dependency) or --sampler tpe (Optuna)")
+        raise ConfigError(
+            f"--sampler {kind!r} is not one of {', '.join(SAMPLERS)}",
+            fix="--sampler random (no dependency) or --sampler tpe (Optuna)",
+        )
     if kind == "random":
         return RandomSampler(space, seed)
     return OptunaSampler(space, seed, kind, folder, name, maximize)

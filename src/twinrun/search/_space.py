@@ -18,8 +18,20 @@ import numpy as np
 
 from twinrun.errors import ConfigError
 
-__all__ = ["Choice", "Distribution", "IntUniform", "LogUniform", "Uniform", "check_space", "choice", "integer",
-           "loguniform", "parse_space", "sample", "uniform"]
+__all__ = [
+    "Choice",
+    "Distribution",
+    "IntUniform",
+    "LogUniform",
+    "Uniform",
+    "check_space",
+    "choice",
+    "integer",
+    "loguniform",
+    "parse_space",
+    "sample",
+    "uniform",
+]
 
 
 class Distribution:
@@ -63,8 +75,10 @@ class LogUniform(Distribution):
     def __post_init__(self) -> None:
         low, high = _number("loguniform low", self.low), _number("loguniform high", self.high)
         if low <= 0 or high <= 0:
-            raise ConfigError(f"loguniform({self.low!r}, {self.high!r}): both bounds must be positive",
-                              fix="e.g. loguniform(1e-5, 1e-1); for a range through 0 use uniform")
+            raise ConfigError(
+                f"loguniform({self.low!r}, {self.high!r}): both bounds must be positive",
+                fix="e.g. loguniform(1e-5, 1e-1); for a range through 0 use uniform",
+            )
         if not low < high:
             raise ConfigError(f"loguniform({self.low!r}, {self.high!r}) is an empty range", fix="give low < high")
 
@@ -83,8 +97,9 @@ class IntUniform(Distribution):
     def __post_init__(self) -> None:
         for v in (self.low, self.high):
             if isinstance(v, bool) or not isinstance(v, int):
-                raise ConfigError(f"integer({self.low!r}, {self.high!r}): bounds must be whole numbers",
-                                  fix="e.g. integer(1, 4)")
+                raise ConfigError(
+                    f"integer({self.low!r}, {self.high!r}): bounds must be whole numbers", fix="e.g. integer(1, 4)"
+                )
         if self.low > self.high:
             raise ConfigError(f"integer({self.low}, {self.high}) is an empty range", fix="give low <= high")
 
@@ -140,22 +155,30 @@ def check_space(space: Mapping[str, Any], experiment: Any) -> dict[str, Distribu
     from twinrun.spec import resolve
 
     if not space:
-        raise ConfigError(f"experiment {experiment.name!r} has no search space",
-                          fix='give it search={"optimizer.lr": twinrun.search.loguniform(1e-4, 1e-2)} or pass '
-                              "--space KEY=DIST on the command line")
+        raise ConfigError(
+            f"experiment {experiment.name!r} has no search space",
+            fix='give it search={"optimizer.lr": twinrun.search.loguniform(1e-4, 1e-2)} or pass '
+            "--space KEY=DIST on the command line",
+        )
     checked: dict[str, Distribution] = {}
     for key, dist in space.items():
         if not isinstance(dist, Distribution):
-            raise ConfigError(f"search space key {key!r}: {dist!r} is not a distribution",
-                              fix="use twinrun.search.loguniform, uniform, integer or choice")
+            raise ConfigError(
+                f"search space key {key!r}: {dist!r} is not a distribution",
+                fix="use twinrun.search.loguniform, uniform, integer or choice",
+            )
         checked[key] = dist
     for key, dist in checked.items():  # each key alone, at a draw of it: an unknown key is named
         resolve(experiment, {key: dist.draw(np.random.default_rng(0))})
     return checked
 
 
-_NAMES: dict[str, Callable[..., Distribution]] = {"uniform": uniform, "loguniform": loguniform, "integer": integer,
-                                                "choice": choice}
+_NAMES: dict[str, Callable[..., Distribution]] = {
+    "uniform": uniform,
+    "loguniform": loguniform,
+    "integer": integer,
+    "choice": choice,
+}
 
 
 def parse_space(items: Sequence[str]) -> dict[str, Distribution]:
@@ -165,13 +188,19 @@ def parse_space(items: Sequence[str]) -> dict[str, Distribution]:
         key, sep, text = item.partition("=")
         try:
             call = ast.parse(text.strip(), mode="eval").body
-            if not (sep and isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-                    and call.func.id in _NAMES and not call.keywords):
+            if not (
+                sep
+                and isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id in _NAMES
+                and not call.keywords
+            ):
                 raise ValueError
             args = [ast.literal_eval(a) for a in call.args]
         except (SyntaxError, ValueError):
-            raise ConfigError(f"--space {item!r} is not KEY=DISTRIBUTION(...)",
-                              fix="e.g. --space 'optimizer.lr=loguniform(1e-4, 1e-2)' or "
-                                  "--space 'model.width=choice([64, 128])'") from None
+            raise ConfigError(
+                f"--space {item!r} is not KEY=DISTRIBUTION(...)",
+                fix="e.g. --space 'optimizer.lr=loguniform(1e-4, 1e-2)' or --space 'model.width=choice([64, 128])'",
+            ) from None
         out[key.strip()] = _NAMES[call.func.id](*args)
     return out

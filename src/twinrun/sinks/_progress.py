@@ -22,8 +22,13 @@ class ProgressSink(Sink):
     """
 
     def __init__(
-        self, *, total: int | None = None, smoothing: float = 0.1, enabled: bool | None = None,
-        stream: TextIO | None = None, log_evals: bool = True,
+        self,
+        *,
+        total: int | None = None,
+        smoothing: float = 0.1,
+        enabled: bool | None = None,
+        stream: TextIO | None = None,
+        log_evals: bool = True,
     ) -> None:
         self.total = total
         self.smoothing = smoothing
@@ -43,8 +48,14 @@ class ProgressSink(Sink):
         name = event.experiment.name if event.experiment is not None else "twin"
         disable = None if self.enabled is None else not self.enabled
         self._bar = tqdm(
-            total=total, initial=event.start_step, desc=name, unit="step", file=self.stream,
-            disable=disable, dynamic_ncols=True, leave=True,
+            total=total,
+            initial=event.start_step,
+            desc=name,
+            unit="step",
+            file=self.stream,
+            disable=disable,
+            dynamic_ncols=True,
+            leave=True,
         )
 
     def on_step_done(self, event: StepDone) -> None:

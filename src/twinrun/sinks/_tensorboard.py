@@ -88,8 +88,7 @@ class TensorBoardSink(Sink):
                     continue
                 for metric, value in values.items():
                     if metric in base:
-                        self._writer(name).add_scalar(f"diff/{event.split}_{metric}", value - base[metric],
-                                                      event.step)
+                        self._writer(name).add_scalar(f"diff/{event.split}_{metric}", value - base[metric], event.step)
 
     def on_run_finished(self, event: RunFinished) -> None:
         for name, cand in event.result.candidates.items():

@@ -134,10 +134,13 @@ class Experiment:
                     f"{where}: reference_scores[{key!r}] = {value!r}: a declared score is a number for loss "
                     "or one of the metrics",
                     fix=f"e.g. reference_scores={{'{next(iter(self.metrics), 'loss')}': 0.98}}; metrics: "
-                        f"{', '.join(sorted(known))}")
+                    f"{', '.join(sorted(known))}",
+                )
         if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) or self.replicas < 1:
-            raise ConfigError(f"{where}: replicas={self.replicas!r} must be a whole number >= 1",
-                              fix="replicas=4 (or 1 for a single run)")
+            raise ConfigError(
+                f"{where}: replicas={self.replicas!r} must be a whole number >= 1",
+                fix="replicas=4 (or 1 for a single run)",
+            )
         self.settings  # validates every setting  # noqa: B018
 
     @property
@@ -175,13 +178,10 @@ class Experiment:
             isinstance(k, str) and isinstance(v, Mapping) for k, v in self.check_options.items()
         ):
             raise ConfigError(
-                f"{where}: check_options must map check names to option mappings, "
-                f"got {self.check_options!r}",
+                f"{where}: check_options must map check names to option mappings, got {self.check_options!r}",
                 fix='e.g. check_options={"causality": {"time_dim": 1}}',
             )
-        object.__setattr__(
-            self, "check_options", {k: dict(v) for k, v in self.check_options.items()}
-        )
+        object.__setattr__(self, "check_options", {k: dict(v) for k, v in self.check_options.items()})
 
     def _check_metrics(self, where: str) -> None:
         for name, metric in self.metrics.items():

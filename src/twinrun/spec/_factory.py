@@ -24,13 +24,11 @@ ROLES: dict[str, str] = {
     "data": "fn(**kwargs) -> (train_dataset, val_dataset)",
     "model": "fn(**kwargs) -> torch.nn.Module",
     "optimizer": (
-        "an Optimizer class: cls(model.parameters(), **kwargs); "
-        "any other callable: fn(model, **kwargs) -> Optimizer"
+        "an Optimizer class: cls(model.parameters(), **kwargs); any other callable: fn(model, **kwargs) -> Optimizer"
     ),
     "scheduler": "fn(optimizer, **kwargs) -> LR scheduler, stepped once per training step",
     "loss": (
-        "a class: cls(**kwargs) -> callable(outputs, targets); "
-        "a function: fn(outputs, targets, **kwargs) -> scalar"
+        "a class: cls(**kwargs) -> callable(outputs, targets); a function: fn(outputs, targets, **kwargs) -> scalar"
     ),
     "augment": (
         "a class: cls(**kwargs)(inputs, targets, generator=g); "
@@ -146,7 +144,9 @@ def _accepted_keywords(fn: Callable[..., Any], role: str) -> set[str] | None:
     params = list(signature.parameters.values())
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    skip = 0 if inspect.isclass(fn) and role in ("loss", "augment", "eval_augment") else _RESERVED_POSITIONAL.get(role, 0)
+    skip = (
+        0 if inspect.isclass(fn) and role in ("loss", "augment", "eval_augment") else _RESERVED_POSITIONAL.get(role, 0)
+    )
     reserved = _RESERVED_NAMES.get(role, set()) if not inspect.isclass(fn) else set()
     keys: set[str] = set()
     for index, p in enumerate(params):

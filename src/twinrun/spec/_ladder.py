@@ -52,12 +52,16 @@ def one_change_warnings(candidates: Mapping[str, CandidateSpec], reference: str)
                 f"candidate {name!r} differs from the reference {reference!r} in {len(keys)} keys "
                 f"({', '.join(keys)}): its verdict cannot say which change made the difference; "
                 f"compare one change at a time (twinrun compare --ladder {name} trains the steps "
-                "in between as twins)")
+                "in between as twins)"
+            )
     return out
 
 
 def ladder(
-    experiment: Experiment, candidate: str, *, reference: str | None = None,
+    experiment: Experiment,
+    candidate: str,
+    *,
+    reference: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> tuple[Experiment, list[str]]:
     """The experiment with the candidates between ``reference`` and ``candidate``, and their names in order.
@@ -69,22 +73,29 @@ def ladder(
     resolved = resolve(experiment, overrides)
     declared = resolved.declared
     if candidate not in declared:
-        raise ConfigError(f"--ladder {candidate!r}: experiment {experiment.name!r} has no such candidate",
-                          fix=f"choose one of: {', '.join(declared)}")
+        raise ConfigError(
+            f"--ladder {candidate!r}: experiment {experiment.name!r} has no such candidate",
+            fix=f"choose one of: {', '.join(declared)}",
+        )
     ref = reference or next(iter(declared))
     if ref not in declared:
-        raise ConfigError(f"reference {ref!r} is not a candidate of experiment {experiment.name!r}",
-                          fix=f"choose one of: {', '.join(declared)}")
+        raise ConfigError(
+            f"reference {ref!r} is not a candidate of experiment {experiment.name!r}",
+            fix=f"choose one of: {', '.join(declared)}",
+        )
     if ref == candidate:
-        raise ConfigError(f"--ladder {candidate!r} is the reference itself: there is nothing between them",
-                          fix="name another candidate, or set --reference")
+        raise ConfigError(
+            f"--ladder {candidate!r} is the reference itself: there is nothing between them",
+            fix="name another candidate, or set --reference",
+        )
     spec, base = declared[candidate], declared[ref]
     keys = changed_keys(spec, base)
     if len(keys) < 2:
         raise ConfigError(
             f"--ladder {candidate!r}: it differs from {ref!r} in {len(keys)} key{'s' if len(keys) != 1 else ''}"
             f"{' (' + keys[0] + ')' if keys else ''}: there is no step in between",
-            fix=f"twinrun compare FILE --candidates {ref},{candidate}")
+            fix=f"twinrun compare FILE --candidates {ref},{candidate}",
+        )
     own = dict(experiment.candidates[ref])
     steps: dict[str, Mapping[str, Any]] = {}
     names = [ref]
@@ -92,14 +103,19 @@ def ladder(
         role, _, kw = key.partition(".")
         factory = getattr(spec, role)
         if kw and kw not in factory.kwargs:
-            raise ConfigError(f"--ladder {candidate!r}: {ref!r} sets {key} and {candidate!r} does not, so no "
-                              "override can step from one to the other",
-                              fix=f"give {candidate!r} its own value of {key}")
+            raise ConfigError(
+                f"--ladder {candidate!r}: {ref!r} sets {key} and {candidate!r} does not, so no "
+                "override can step from one to the other",
+                fix=f"give {candidate!r} its own value of {key}",
+            )
         own[key] = factory if not kw else factory.kwargs[kw]
         name = f"{ref}+{'+'.join(keys[:i])}"
         if name in declared:
-            raise ConfigError(f"--ladder {candidate!r}: a step would be named {name!r}, which is already a "
-                              "candidate of the experiment", fix="rename that candidate")
+            raise ConfigError(
+                f"--ladder {candidate!r}: a step would be named {name!r}, which is already a "
+                "candidate of the experiment",
+                fix="rename that candidate",
+            )
         steps[name] = dict(own)
         names.append(name)
     names.append(candidate)

@@ -39,9 +39,7 @@ def load_experiment(target: str | Path) -> Experiment:
         source_path = Path(module.__file__ or path_part).resolve()
     experiment = _find(module, attr, text_target)
     text = source_path.read_text() if source_path.is_file() else ""
-    source = ExperimentSource(
-        path=str(source_path), sha256=hashlib.sha256(text.encode()).hexdigest(), text=text
-    )
+    source = ExperimentSource(path=str(source_path), sha256=hashlib.sha256(text.encode()).hexdigest(), text=text)
     return experiment.replace(source=source)
 
 
@@ -85,9 +83,7 @@ def _find(module: ModuleType, attr: str | None, target: str) -> Experiment:
     if attr is not None:
         value = getattr(module, attr, None)
         if not isinstance(value, Experiment):
-            raise ConfigError(
-                f"{target!r}: {attr!r} is {type(value).__name__}, not a twinrun.Experiment"
-            )
+            raise ConfigError(f"{target!r}: {attr!r} is {type(value).__name__}, not a twinrun.Experiment")
         return value
     value = getattr(module, "experiment", None)
     if isinstance(value, Experiment):

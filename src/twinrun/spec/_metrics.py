@@ -41,9 +41,7 @@ class Metric:
         if not callable(self.fn):
             raise ConfigError(f"Metric fn {self.fn!r} is not callable")
         if not isinstance(self.higher_is_better, bool):
-            raise ConfigError(
-                f"Metric higher_is_better must be True or False, got {self.higher_is_better!r}"
-            )
+            raise ConfigError(f"Metric higher_is_better must be True or False, got {self.higher_is_better!r}")
         if not self.name:
             object.__setattr__(self, "name", getattr(self.fn, "__name__", "metric"))
 

@@ -104,8 +104,7 @@ class ResolvedExperiment:
             **({"loader": self.loader.to_config()} if self.loader is not None else {}),
             **({"eval_augment": self.eval_augment.to_config()} if self.eval_augment is not None else {}),
             "metrics": {
-                name: {"fn": jsonable(m.fn), "higher_is_better": m.higher_is_better}
-                for name, m in self.metrics.items()
+                name: {"fn": jsonable(m.fn), "higher_is_better": m.higher_is_better} for name, m in self.metrics.items()
             },
             "reference": self.reference,
             "candidates": {name: c.to_config() for name, c in self.candidates.items()},
@@ -143,8 +142,7 @@ def resolve(
         if colon:
             if scope not in experiment.candidates:
                 raise ConfigError(
-                    f"override {key!r} names candidate {scope!r}, which is not in experiment "
-                    f"{experiment.name!r}",
+                    f"override {key!r} names candidate {scope!r}, which is not in experiment {experiment.name!r}",
                     fix=f"candidates are: {', '.join(declared_names)}",
                 )
             scoped[scope][bare] = value
@@ -163,8 +161,10 @@ def resolve(
             if not dot:
                 shared[role] = None if value is None else as_factory(value, role=role, where=f"override {key!r}")
             elif f is None:
-                raise ConfigError(f"override {key!r}: experiment {experiment.name!r} has no {role}",
-                                  fix=f"set {role}=twinrun.factory(...) on the experiment first")
+                raise ConfigError(
+                    f"override {key!r}: experiment {experiment.name!r} has no {role}",
+                    fix=f"set {role}=twinrun.factory(...) on the experiment first",
+                )
             else:
                 _check_key(f, role, kw, where=f"override {key!r}")
                 shared[role] = f.with_kwargs(**{kw: _coerce(f, kw, value, f"override {key!r}")})
@@ -183,9 +183,7 @@ def resolve(
     declared: dict[str, CandidateSpec] = {}
     unused_global = {(r, k) for r in CANDIDATE_ROLES for k in global_kwargs[r]}
     for name in declared_names:
-        spec, used = _build_candidate(
-            name, base, global_kwargs, experiment.candidates[name], scoped[name], warnings
-        )
+        spec, used = _build_candidate(name, base, global_kwargs, experiment.candidates[name], scoped[name], warnings)
         unused_global -= used
         declared[name] = spec
     for role, kw in sorted(unused_global):
@@ -204,16 +202,20 @@ def resolve(
             fix=f"choose one of: {', '.join(selected)}",
         )
     settings = dataclasses.replace(experiment.settings, **settings_changes)
-    selected = {n: dataclasses.replace(c, batch_size=None) if c.batch_size == settings.batch_size else c
-                for n, c in selected.items()}
+    selected = {
+        n: dataclasses.replace(c, batch_size=None) if c.batch_size == settings.batch_size else c
+        for n, c in selected.items()
+    }
     own_sizes = {n: c.batch_size for n, c in selected.items() if c.batch_size is not None}
     if own_sizes:
         warnings.append(
-            "candidates with a batch size of their own (" + ", ".join(f"{n} {b}" for n, b in own_sizes.items())
+            "candidates with a batch size of their own ("
+            + ", ".join(f"{n} {b}" for n, b in own_sizes.items())
             + f"; the others {settings.batch_size}) no longer train on the same batches: each takes the same "
             "order of examples, cut into batches of its size, so a difference includes the batches' "
             "composition and the number of examples per step (steps are updates); the per-step "
-            "training-loss difference is not paired on shared batches for them")
+            "training-loss difference is not paired on shared batches for them"
+        )
     from twinrun.spec._ladder import one_change_warnings  # it builds on this module
 
     warnings += one_change_warnings(selected, ref)
@@ -261,7 +263,8 @@ def _build_candidate(
                 )
             if role in ("data", "loader", "eval_augment"):
                 raise ConfigError(
-                    f"{where}: candidates share the data, its loader and the test-time augmentation, so {role} cannot be "
+                    f"{where}: candidates share the data, its loader and the test-time augmentation, so "
+                    f"{role} cannot be "
                     "overridden per candidate",
                     fix="compare data variants as an augmentation, or in separate experiments",
                 )

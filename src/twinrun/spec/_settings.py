@@ -9,7 +9,7 @@ checked here, with an error that names the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,67 +112,128 @@ def _positive_int(name: str, value: Any) -> None:
         raise ConfigError(f"setting {name}={value!r} must be a positive integer")
 
 
+def _seed(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ConfigError(f"setting seed={value!r} must be an integer in [0, 2**63)")
+
+
+def _device(name: str, value: Any) -> None:
+    import torch
+
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(
+            f"setting device={value!r} is not a torch device", fix="use cpu, cuda, cuda:0, mps ..."
+        ) from exc
+
+
+def _grad_clip(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        raise ConfigError(f"setting grad_clip={value!r} must be a positive number or None")
+
+
+def _output_key(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        raise ConfigError(
+            f"setting output_key={value!r} must be auto, a name or a position",
+            fix="e.g. output_key='logits' or output_key=0",
+        )
+
+
+def _batch_dim(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
+        raise ConfigError(
+            f"setting batch_dim={value!r} must be 0 (batch-first) or 1 (sequence-first)",
+            fix="batch_dim=1 for a model taking (time, batch, ...) inputs",
+        )
+
+
+def _select_by(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(
+            f"setting select_by={value!r} must be the name of a validation metric, or loss",
+            fix="e.g. --set select_by=accuracy",
+        )
+
+
+def _output(name: str, value: Any) -> None:
+    if value not in OUTPUT_KINDS:
+        raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")
+
+
+def _share_init(name: str, value: Any) -> None:
+    if isinstance(value, bool):
+        return
+    if not isinstance(value, Mapping) or not all(
+        isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(isinstance(n, str) for n in v))
+        for v in value.values()
+    ):
+        raise ConfigError(
+            f"setting share_init={value!r} must be True, False, or a mapping candidate -> True, "
+            "False or a list of parameter names",
+            fix='e.g. share_init={"pretrained": False, "wide": ["embed.weight"]}',
+        )
+
+
+def _executor(name: str, value: Any) -> None:
+    if value not in EXECUTOR_KINDS:
+        raise ConfigError(
+            f"setting executor={value!r} must be one of {', '.join(EXECUTOR_KINDS)}",
+            fix="--set executor=sequential for the exact reference, auto to batch",
+        )
+
+
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"setting {name}={value!r} must be True or False")
+
+
+def _optional_positive_int(name: str, value: Any) -> None:
+    if value is not None:
+        _positive_int(name, value)
+
+
+def _ignore(value: Any) -> None:  # the parse is the check
+    return None
+
+
+_VALIDATORS: dict[str, Callable[[str, Any], None]] = {
+    **dict.fromkeys(("steps", "batch_size", "eval_every", "eval_batch_size", "eval_passes"), _positive_int),
+    **dict.fromkeys(("ledger_every", "checkpoint_every", "eval_batches", "patience"), _optional_positive_int),
+    **dict.fromkeys(("deterministic", "monitor", "baselines"), _flag),
+    "seed": _seed,
+    "device": _device,
+    "grad_clip": _grad_clip,
+    "output_key": _output_key,
+    "batch_dim": _batch_dim,
+    "select_by": _select_by,
+    "output": _output,
+    "share_init": _share_init,
+    "executor": _executor,
+    "memory_budget": lambda name, value: _ignore(parse_bytes(value)),
+}
+
+
 def validate_setting(name: str, value: Any) -> None:
     """Raise :class:`ConfigError` if ``value`` is not allowed for setting ``name``."""
-    if name in ("steps", "batch_size", "eval_every", "eval_batch_size", "eval_passes"):
-        _positive_int(name, value)
-    elif name == "seed":
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-            raise ConfigError(f"setting seed={value!r} must be an integer in [0, 2**63)")
-    elif name == "device":
-        import torch
-
-        try:
-            torch.device(value)
-        except (RuntimeError, TypeError) as exc:
-            raise ConfigError(
-                f"setting device={value!r} is not a torch device", fix="use cpu, cuda, cuda:0, mps ..."
-            ) from exc
-    elif name == "grad_clip":
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-        ):
-            raise ConfigError(f"setting grad_clip={value!r} must be a positive number or None")
-    elif name == "output_key":
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-            raise ConfigError(f"setting output_key={value!r} must be auto, a name or a position",
-                              fix="e.g. output_key='logits' or output_key=0")
-    elif name == "batch_dim":
-        if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1):
-            raise ConfigError(f"setting batch_dim={value!r} must be 0 (batch-first) or 1 (sequence-first)",
-                              fix="batch_dim=1 for a model taking (time, batch, ...) inputs")
-    elif name == "select_by" and value is not None:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"setting select_by={value!r} must be the name of a validation metric, or loss",
-                              fix="e.g. --set select_by=accuracy")
-    elif name == "output":
-        if value not in OUTPUT_KINDS:
-            raise ConfigError(f"setting output={value!r} must be one of {', '.join(OUTPUT_KINDS)}")
-    elif name == "share_init" and not isinstance(value, bool):
-        if not isinstance(value, Mapping) or not all(
-            isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(isinstance(n, str) for n in v))
-            for v in value.values()
-        ):
-            raise ConfigError(
-                f"setting share_init={value!r} must be True, False, or a mapping candidate -> True, "
-                "False or a list of parameter names",
-                fix='e.g. share_init={"pretrained": False, "wide": ["embed.weight"]}',
-            )
-    elif name == "executor":
-        if value not in EXECUTOR_KINDS:
-            raise ConfigError(f"setting executor={value!r} must be one of {', '.join(EXECUTOR_KINDS)}",
-                              fix="--set executor=sequential for the exact reference, auto to batch")
-    elif name == "memory_budget":
-        parse_bytes(value)
-    elif name in ("deterministic", "monitor", "baselines"):
-        if not isinstance(value, bool):
-            raise ConfigError(f"setting {name}={value!r} must be True or False")
-    elif name in ("ledger_every", "checkpoint_every", "eval_batches", "patience") and value is not None:
-        _positive_int(name, value)
+    check = _VALIDATORS.get(name)
+    if check is not None:
+        check(name, value)
 
 
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_bytes(value: Any) -> int | None:
@@ -184,15 +245,17 @@ def parse_bytes(value: Any) -> int | None:
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
         number = text.rstrip("kmgtib")
-        unit = text[len(number):]
+        unit = text[len(number) :]
         try:
             amount = float(number)
         except ValueError:
             amount = -1.0
         if unit in _UNITS and amount > 0:
             return int(amount * _UNITS[unit])
-    raise ConfigError(f"setting memory_budget={value!r} is not a memory size",
-                      fix="use auto, a number of bytes, or a size such as 2GiB or 500MB")
+    raise ConfigError(
+        f"setting memory_budget={value!r} is not a memory size",
+        fix="use auto, a number of bytes, or a size such as 2GiB or 500MB",
+    )
 
 
 def coerce_setting(name: str, value: Any) -> Any:

@@ -32,7 +32,6 @@ from twinrun.stats._intervals import (
 )
 from twinrun.stats._json import json_safe
 from twinrun.stats._paired import (
-    compare_to_reference,
     holm,
     paired_difference,
     paired_t_test,
@@ -40,6 +39,7 @@ from twinrun.stats._paired import (
 )
 from twinrun.stats._power import paired_t_power, seeds_needed
 from twinrun.stats._recommend import DEPLOY, recommend
+from twinrun.stats._reference import compare_to_reference
 from twinrun.stats._scores import AlignedScores, align_scores
 from twinrun.stats._sequential import sequential_decision
 from twinrun.stats._summary import iqm, summarize

@@ -22,9 +22,9 @@ from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import _candidate_intervals, _check_resamples, check_confidence
 from twinrun.stats._intervals import mean_interval
 from twinrun.stats._json import json_safe
-from twinrun.stats._paired import _compare, _reference
 from twinrun.stats._random import Seed, base_seed, stream
 from twinrun.stats._recommend import recommend_aligned
+from twinrun.stats._reference import _compare, _reference
 from twinrun.stats._scores import AlignedScores, SeedLabel, align_scores
 from twinrun.stats._special import bdtr
 from twinrun.stats._summary import summarize_values
@@ -89,7 +89,8 @@ def analyze_seeds(
         ``summary`` (per candidate: :func:`~twinrun.stats.summarize` fields plus
         ``intervals``: for ``mean``, ``median`` and ``iqm``, ``{"estimate", "low", "high",
         "method", "se", "percentile", "expanded", "bca"}`` (and ``"t"`` for the mean), where
-        ``low``/``high`` are the headline method's endpoints), ``comparisons`` (:func:`~twinrun.stats.compare_to_reference`),
+        ``low``/``high`` are the headline method's endpoints), ``comparisons``
+        (:func:`~twinrun.stats.compare_to_reference`),
         ``ensemble`` (as given, or ``None``), ``recommendation``
         (:func:`~twinrun.stats.recommend`), ``unavailable`` (what could not be computed,
         and why) and ``notes`` (missing seeds, dropped pairs, ensembles).
@@ -100,8 +101,10 @@ def analyze_seeds(
         ConfigError: an unknown reference, a bad confidence, seed or direction.
     """
     if not isinstance(higher_is_better, bool):
-        raise ConfigError(f"higher_is_better={higher_is_better!r} must be True or False",
-                          fix="pass higher_is_better=True for accuracy-like metrics, False for losses")
+        raise ConfigError(
+            f"higher_is_better={higher_is_better!r} must be True or False",
+            fix="pass higher_is_better=True for accuracy-like metrics, False for losses",
+        )
     confidence = check_confidence(confidence)
     n_resamples = _check_resamples(n_resamples)
     aligned = align_scores(scores, seeds)
@@ -111,12 +114,14 @@ def analyze_seeds(
     unavailable: list[str] = []
     ensemble = _check_ensemble(ensemble, aligned, higher_is_better, notes)
 
-    summary = {name: _candidate_summary(aligned, name, confidence, n_resamples, base, unavailable)
-               for name in aligned.names}
+    summary = {
+        name: _candidate_summary(aligned, name, confidence, n_resamples, base, unavailable) for name in aligned.names
+    }
     for name in aligned.names:
         notes.extend(_outlying_seeds(aligned, name))
-    comparisons = _compare(aligned, ref, higher_is_better=higher_is_better, confidence=confidence,
-                           n_resamples=n_resamples, base=base)
+    comparisons = _compare(
+        aligned, ref, higher_is_better=higher_is_better, confidence=confidence, n_resamples=n_resamples, base=base
+    )
     low, high = bounds
     for entry in summary.values():
         for interval in (entry.get("intervals") or {}).values():
@@ -128,26 +133,34 @@ def analyze_seeds(
         notes.extend(entry["notes"])
         if entry["difference"]["reason"] and entry["difference"]["low"] is None:
             unavailable.append(f"{name!r} vs {ref!r}: {entry['difference']['reason']}")
-    recommendation = recommend_aligned(aligned, higher_is_better=higher_is_better, ensemble=ensemble,
-                                       confidence=confidence, metric=metric, deploy=deploy)
-    return json_safe({
-        "metric": metric,
-        "higher_is_better": higher_is_better,
-        "confidence": confidence,
-        "n_resamples": n_resamples,
-        "seed": base,
-        "seeds": list(aligned.seeds),
-        "k": len(aligned.seeds),
-        "candidates": aligned.names,
-        "reference": ref,
-        "headline_intervals": dict(HEADLINE_INTERVALS),
-        "summary": summary,
-        "comparisons": comparisons,
-        "ensemble": None if ensemble is None else dict(ensemble),
-        "recommendation": recommendation,
-        "unavailable": unavailable,
-        "notes": notes,
-    })
+    recommendation = recommend_aligned(
+        aligned,
+        higher_is_better=higher_is_better,
+        ensemble=ensemble,
+        confidence=confidence,
+        metric=metric,
+        deploy=deploy,
+    )
+    return json_safe(
+        {
+            "metric": metric,
+            "higher_is_better": higher_is_better,
+            "confidence": confidence,
+            "n_resamples": n_resamples,
+            "seed": base,
+            "seeds": list(aligned.seeds),
+            "k": len(aligned.seeds),
+            "candidates": aligned.names,
+            "reference": ref,
+            "headline_intervals": dict(HEADLINE_INTERVALS),
+            "summary": summary,
+            "comparisons": comparisons,
+            "ensemble": None if ensemble is None else dict(ensemble),
+            "recommendation": recommendation,
+            "unavailable": unavailable,
+            "notes": notes,
+        }
+    )
 
 
 def _outlying_seeds(aligned: AlignedScores, name: str) -> list[str]:
@@ -165,10 +178,14 @@ def _outlying_seeds(aligned: AlignedScores, name: str) -> list[str]:
     if not far:
         return []
     which = f"seed{'s' if len(far) > 1 else ''} {', '.join(map(str, far))} lie{'' if len(far) > 1 else 's'}"
-    return [(f"{name!r}: {which} far from the others (more than 5 robust sds from the median): a failure "
-             "mode? The mean and its interval assume seeds without rare failures (simulated: a 1-in-10 "
-             "failure makes the interval of the mean cover 0.81 at 10 seeds); the median and IQM, and their "
-             "intervals, are robust to it")]
+    return [
+        (
+            f"{name!r}: {which} far from the others (more than 5 robust sds from the median): a failure "
+            "mode? The mean and its interval assume seeds without rare failures (simulated: a 1-in-10 "
+            "failure makes the interval of the mean cover 0.81 at 10 seeds); the median and IQM, and their "
+            "intervals, are robust to it"
+        )
+    ]
 
 
 def median_interval(x: Any, confidence: float = 0.95) -> dict[str, Any]:
@@ -195,9 +212,13 @@ def median_interval(x: Any, confidence: float = 0.95) -> dict[str, Any]:
             break
     if best is None or best[1] < MEDIAN_MIN_COVERAGE:
         most = 0.0 if best is None else best[1]
-        return {"low": None, "high": None, "coverage": most or None,
-                "reason": f"withheld: with {n} seeds the widest order-statistic interval (min to max) covers "
-                          f"the median {most:.0%} of the time; it needs at least 5 seeds (93.8%)"}
+        return {
+            "low": None,
+            "high": None,
+            "coverage": most or None,
+            "reason": f"withheld: with {n} seeds the widest order-statistic interval (min to max) covers "
+            f"the median {most:.0%} of the time; it needs at least 5 seeds (93.8%)",
+        }
     l, coverage = best
     low, high = float(xs[l - 1]), float(xs[n - l])
     inner = l + 1 <= n - l and (n - l - 1) >= l
@@ -231,7 +252,11 @@ def _clip(interval: dict[str, Any], low: float | None, high: float | None) -> No
 
 
 def _candidate_summary(
-    aligned: AlignedScores, name: str, confidence: float, n_resamples: int, base: int,
+    aligned: AlignedScores,
+    name: str,
+    confidence: float,
+    n_resamples: int,
+    base: int,
     unavailable: list[str],
 ) -> dict[str, Any]:
     row = aligned.values[name]
@@ -239,8 +264,7 @@ def _candidate_summary(
     entry: dict[str, Any] = {"seeds": list(aligned.seeds), "values": row, **summarize_values(x)}
     for stat, why in entry["unavailable"].items():
         unavailable.append(f"{name!r} {stat}: {why}")
-    boot = _candidate_intervals(x, ("mean", "median", "iqm"), confidence, n_resamples,
-                                stream(base, "bootstrap", name))
+    boot = _candidate_intervals(x, ("mean", "median", "iqm"), confidence, n_resamples, stream(base, "bootstrap", name))
     if x.size >= 2:
         t = mean_interval(x, confidence)
         boot["mean"]["t"] = {"low": t["t"]["low"], "high": t["t"]["high"]}
@@ -248,15 +272,25 @@ def _candidate_summary(
         boot["median"]["exact"] = median_interval(x, confidence)
         for stat, interval in boot.items():
             method = HEADLINE_INTERVALS[stat]
-            boot[stat] = {"estimate": interval.pop("estimate"), "low": interval[method]["low"],
-                          "high": interval[method]["high"], "method": method, **interval}
+            boot[stat] = {
+                "estimate": interval.pop("estimate"),
+                "low": interval[method]["low"],
+                "high": interval[method]["high"],
+                "method": method,
+                **interval,
+            }
         if boot["median"]["exact"].get("reason"):
             boot["median"]["reason"] = boot["median"]["exact"]["reason"]
             unavailable.append(f"{name!r} median interval: {boot['median']['reason']}")
         if x.size < IQM_MIN_SEEDS:
-            boot["iqm"].update(low=None, high=None, reason=(
-                f"withheld: with {x.size} seeds no IQM interval covers its nominal level (the percentile "
-                f"bootstrap covered 0.77 at 3 seeds and 0.90 at 5); it needs {IQM_MIN_SEEDS} or more"))
+            boot["iqm"].update(
+                low=None,
+                high=None,
+                reason=(
+                    f"withheld: with {x.size} seeds no IQM interval covers its nominal level (the percentile "
+                    f"bootstrap covered 0.77 at 3 seeds and 0.90 at 5); it needs {IQM_MIN_SEEDS} or more"
+                ),
+            )
             unavailable.append(f"{name!r} IQM interval: {boot['iqm']['reason']}")
     else:
         unavailable.append(f"{name!r} intervals: {boot['mean']['reason']}")
@@ -265,18 +299,24 @@ def _candidate_summary(
 
 
 def _check_ensemble(
-    ensemble: Mapping[str, Mapping[str, Any]] | None, aligned: AlignedScores, higher_is_better: bool,
+    ensemble: Mapping[str, Mapping[str, Any]] | None,
+    aligned: AlignedScores,
+    higher_is_better: bool,
     notes: list[str],
 ) -> Mapping[str, Mapping[str, Any]] | None:
     if ensemble is None:
         return None
     if not isinstance(ensemble, Mapping):
-        raise ConfigError(f"ensemble must be seed_ensemble()'s result, a mapping; got {type(ensemble).__name__}",
-                          fix="pass ensemble=twinrun.stats.seed_ensemble(outputs, targets, kind=..., metric=...)")
+        raise ConfigError(
+            f"ensemble must be seed_ensemble()'s result, a mapping; got {type(ensemble).__name__}",
+            fix="pass ensemble=twinrun.stats.seed_ensemble(outputs, targets, kind=..., metric=...)",
+        )
     extra = [c for c in ensemble if c not in aligned.values]
     if extra:
-        raise ConfigError(f"ensemble has candidates {extra} that have no scores; candidates: {aligned.names}",
-                          fix="ensemble the same candidates whose scores you pass")
+        raise ConfigError(
+            f"ensemble has candidates {extra} that have no scores; candidates: {aligned.names}",
+            fix="ensemble the same candidates whose scores you pass",
+        )
     for name, entry in ensemble.items():
         if entry.get("higher_is_better") is not None and entry["higher_is_better"] != higher_is_better:
             raise ConfigError(

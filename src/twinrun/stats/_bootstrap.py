@@ -117,17 +117,13 @@ def expanded_interval(theta_b: np.ndarray, n: int, confidence: float) -> tuple[f
     return float(low), float(high)
 
 
-def bca_levels(
-    theta_hat: float, theta_b: np.ndarray, theta_jack: np.ndarray, confidence: float
-) -> dict[str, Any]:
+def bca_levels(theta_hat: float, theta_b: np.ndarray, theta_jack: np.ndarray, confidence: float) -> dict[str, Any]:
     """The BCa quantile levels from the estimate, the bootstrap distribution ``[B]`` and the jackknife ``[K]``.
 
     Returns ``levels`` (two, or ``None`` when BCa is undefined), ``bias`` (z0),
     ``acceleration`` (a) and ``reason`` (why BCa is undefined, else ``None``).
     """
-    share = (np.count_nonzero(theta_b < theta_hat) + np.count_nonzero(theta_b <= theta_hat)) / (
-        2 * theta_b.size
-    )
+    share = (np.count_nonzero(theta_b < theta_hat) + np.count_nonzero(theta_b <= theta_hat)) / (2 * theta_b.size)
     z0 = float(ndtri(share))
     if not np.all(np.isfinite(theta_jack)):
         return _no_bca(z0, None, "the statistic is undefined on one seed fewer (jackknife)")
@@ -149,9 +145,7 @@ def _no_bca(z0: float, a: float | None, why: str) -> dict[str, Any]:
     return {"levels": None, "bias": num(z0), "acceleration": num(a), "reason": f"BCa undefined: {why}"}
 
 
-def bca_interval(
-    theta_hat: float, theta_b: np.ndarray, theta_jack: np.ndarray, confidence: float
-) -> dict[str, Any]:
+def bca_interval(theta_hat: float, theta_b: np.ndarray, theta_jack: np.ndarray, confidence: float) -> dict[str, Any]:
     """BCa interval: ``low``, ``high`` (``None`` when undefined), ``bias``, ``acceleration``, ``reason``."""
     bca = bca_levels(theta_hat, theta_b, theta_jack, confidence)
     levels = bca.pop("levels")
@@ -253,8 +247,16 @@ def bootstrap_ci(
     rows = rows[:, keep]
     n = rows.shape[1]
     out: dict[str, Any] = {
-        "estimate": None, "low": None, "high": None, "method": method, "confidence": confidence,
-        "n": n, "dropped": int((~keep).sum()), "n_resamples": n_resamples, "se": None, "reason": None,
+        "estimate": None,
+        "low": None,
+        "high": None,
+        "method": method,
+        "confidence": confidence,
+        "n": n,
+        "dropped": int((~keep).sum()),
+        "n_resamples": n_resamples,
+        "se": None,
+        "reason": None,
     }
     rng = as_generator(seed)
     if isinstance(statistic, str):
@@ -337,28 +339,27 @@ def bootstrap_intervals(
     n_resamples = _check_resamples(n_resamples)
     unknown = [s for s in statistics if s not in STATISTICS]
     if unknown:
-        raise ConfigError(f"unknown statistics {unknown}; known: {', '.join(STATISTICS)}",
-                          fix="pick from those names")
+        raise ConfigError(f"unknown statistics {unknown}; known: {', '.join(STATISTICS)}", fix="pick from those names")
     aligned = align_scores(scores, seeds)
     base = base_seed(seed)
     result: dict[str, dict[str, Any]] = {}
     for name, row in aligned.values.items():
         x = row[np.isfinite(row)]
-        result[name] = _candidate_intervals(
-            x, statistics, confidence, n_resamples, stream(base, "bootstrap", name)
-        )
+        result[name] = _candidate_intervals(x, statistics, confidence, n_resamples, stream(base, "bootstrap", name))
     return json_safe(result)
 
 
 def _candidate_intervals(
-    x: np.ndarray, statistics: Sequence[str], confidence: float, n_resamples: int,
+    x: np.ndarray,
+    statistics: Sequence[str],
+    confidence: float,
+    n_resamples: int,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
     n = x.size
     if n < 2:
         why = "no finite score" if n == 0 else "a bootstrap interval needs at least 2 seeds; got 1"
-        return {s: {"estimate": float(x[0]) if n and s != "std" else None, "reason": why}
-                for s in statistics}
+        return {s: {"estimate": float(x[0]) if n and s != "std" else None, "reason": why} for s in statistics}
     # The seeds' order does not matter to these statistics: count the draws in sorted
     # order, so that order statistics need not reorder the counts of every resample.
     order = np.argsort(x, kind="stable")
@@ -370,7 +371,5 @@ def _candidate_intervals(
     out = {}
     for name in statistics:
         stat = named_statistic(name, xs)
-        out[name] = intervals_from_distribution(
-            float(stat(ones)), stat(counts), stat(jack), confidence
-        )
+        out[name] = intervals_from_distribution(float(stat(ones)), stat(counts), stat(jack), confidence)
     return out

@@ -126,14 +126,14 @@ def ensemble_outputs(outputs: Any, kind: str) -> np.ndarray:
     _check_kind(kind)
     x = _to_numpy(outputs).astype(np.float64)
     if x.ndim < 2 or x.shape[0] == 0:
-        raise DataError(f"outputs have shape {x.shape}; an ensemble needs [K, N, ...] with K >= 1",
-                        fix="stack the seeds' outputs along a first axis")
+        raise DataError(
+            f"outputs have shape {x.shape}; an ensemble needs [K, N, ...] with K >= 1",
+            fix="stack the seeds' outputs along a first axis",
+        )
     return _combine(_prepare(x, kind), range(x.shape[0]), kind)
 
 
-def _stack(
-    name: str, raw: Any, k: int | None
-) -> tuple[list[np.ndarray | None], np.dtype | None]:
+def _stack(name: str, raw: Any, k: int | None) -> tuple[list[np.ndarray | None], np.dtype | None]:
     """One candidate's per-seed outputs as a list (``None`` for a missing seed) and their dtype."""
     import torch
 
@@ -142,8 +142,10 @@ def _stack(
     elif isinstance(raw, Sequence) and not isinstance(raw, str):
         entries = list(raw)
     else:
-        raise DataError(f"candidate {name!r}: outputs {type(raw).__name__} are not [K, N, ...]",
-                        fix="pass a tensor or array [K, N, ...], or a list of K per-seed outputs")
+        raise DataError(
+            f"candidate {name!r}: outputs {type(raw).__name__} are not [K, N, ...]",
+            fix="pass a tensor or array [K, N, ...], or a list of K per-seed outputs",
+        )
     if k is not None and len(entries) != k:
         raise DataError(
             f"candidate {name!r} has outputs for {len(entries)} seeds, expected {k}; outputs must "
@@ -202,14 +204,15 @@ def seed_ensemble(
     if not isinstance(metric, Metric):
         raise ConfigError(
             f"metric {metric!r} is not a twinrun.Metric",
-            fix="wrap it: twinrun.Metric(fn, higher_is_better=...), fn(outputs, targets) -> "
-            "one value per example",
+            fix="wrap it: twinrun.Metric(fn, higher_is_better=...), fn(outputs, targets) -> one value per example",
         )
     if isinstance(n_subsets, bool) or not isinstance(n_subsets, int) or n_subsets < 1:
         raise ConfigError(f"n_subsets={n_subsets!r} must be a positive integer", fix="pass n_subsets=50")
     if not isinstance(outputs, Mapping) or not outputs:
-        raise DataError("outputs must be a non-empty mapping {candidate: [K, N, ...]}",
-                        fix="pass e.g. {'base': torch.stack([out_seed0, out_seed1, ...])}")
+        raise DataError(
+            "outputs must be a non-empty mapping {candidate: [K, N, ...]}",
+            fix="pass e.g. {'base': torch.stack([out_seed0, out_seed1, ...])}",
+        )
     target = torch.as_tensor(_to_numpy(targets))
     k_all: int | None = None if seeds is None else len(seeds)
     stacks = {}
@@ -218,16 +221,26 @@ def seed_ensemble(
         k_all = len(stacks[name][0])
     labels: list[SeedLabel] = list(range(k_all or 0)) if seeds is None else list(seeds)
     base = base_seed(seed)
-    return json_safe({
-        name: _one_candidate(name, arrays, dtype, target, labels, kind, metric, n_subsets,
-                             stream(base, "ensemble", name))
-        for name, (arrays, dtype) in stacks.items()
-    })
+    return json_safe(
+        {
+            name: _one_candidate(
+                name, arrays, dtype, target, labels, kind, metric, n_subsets, stream(base, "ensemble", name)
+            )
+            for name, (arrays, dtype) in stacks.items()
+        }
+    )
 
 
 def _one_candidate(
-    name: str, arrays: list[np.ndarray | None], dtype: np.dtype | None, targets: torch.Tensor,
-    labels: list[SeedLabel], kind: str, metric: Metric, n_subsets: int, rng: np.random.Generator,
+    name: str,
+    arrays: list[np.ndarray | None],
+    dtype: np.dtype | None,
+    targets: torch.Tensor,
+    labels: list[SeedLabel],
+    kind: str,
+    metric: Metric,
+    n_subsets: int,
+    rng: np.random.Generator,
 ) -> dict[str, Any]:
     import torch
 
@@ -251,30 +264,46 @@ def _one_candidate(
     if missing:
         notes.append(f"candidate {name!r}: no outputs for {describe_seeds(missing)}; left out of the ensemble")
     if broken:
-        notes.append(f"candidate {name!r}: non-finite outputs for {describe_seeds(broken)} (diverged?); "
-                     "left out of the ensemble")
+        notes.append(
+            f"candidate {name!r}: non-finite outputs for {describe_seeds(broken)} (diverged?); left out of the ensemble"
+        )
     higher = metric.higher_is_better
     out: dict[str, Any] = {
-        "metric": metric.name, "kind": kind, "higher_is_better": higher, "n_seeds": len(used),
-        "seeds_used": [labels[i] for i in used], "seeds_dropped": missing + broken,
-        "per_seed": [None] * len(arrays), "mean_single": None, "best_single": None,
-        "worst_single": None, "ensemble": None, "gain": None, "gain_over_best": None,
-        "curve": [], "notes": notes, "reason": None,
+        "metric": metric.name,
+        "kind": kind,
+        "higher_is_better": higher,
+        "n_seeds": len(used),
+        "seeds_used": [labels[i] for i in used],
+        "seeds_dropped": missing + broken,
+        "per_seed": [None] * len(arrays),
+        "mean_single": None,
+        "best_single": None,
+        "worst_single": None,
+        "ensemble": None,
+        "gain": None,
+        "gain_over_best": None,
+        "curve": [],
+        "notes": notes,
+        "reason": None,
     }
     if not used:
         out["reason"] = "no seed has finite outputs"
         return out
     shapes = {arrays[i].shape for i in used}  # type: ignore[union-attr]
     if len(shapes) > 1:
-        raise DataError(f"candidate {name!r}: seeds' outputs differ in shape {sorted(shapes)}",
-                        fix="every seed must produce outputs of one shape")
+        raise DataError(
+            f"candidate {name!r}: seeds' outputs differ in shape {sorted(shapes)}",
+            fix="every seed must produce outputs of one shape",
+        )
     single = np.array([_evaluate(metric, arrays[i], targets) for i in used])  # type: ignore[arg-type]
     for i, value in zip(used, single):
         out["per_seed"][i] = float(value)
     sign = 1.0 if higher else -1.0
-    out.update(mean_single=float(single.mean()),
-               best_single=float(single.max() if higher else single.min()),
-               worst_single=float(single.min() if higher else single.max()))
+    out.update(
+        mean_single=float(single.mean()),
+        best_single=float(single.max() if higher else single.min()),
+        worst_single=float(single.min() if higher else single.max()),
+    )
     stacked = np.stack([arrays[i] for i in used]).astype(np.float64)  # type: ignore[misc]
     prepared = _prepare(stacked, kind)
     shifted = _shifted(prepared, kind)
@@ -287,8 +316,9 @@ def _one_candidate(
         n = targets.shape[0]
         flat = combined.reshape(len(subsets) * n, *combined.shape[2:])
         repeated = targets.repeat(len(subsets), *([1] * (targets.dim() - 1)))
-        values = check_metric_output(metric.name, metric(torch.from_numpy(np.ascontiguousarray(flat)), repeated),
-                                     repeated.shape[0])
+        values = check_metric_output(
+            metric.name, metric(torch.from_numpy(np.ascontiguousarray(flat)), repeated), repeated.shape[0]
+        )
         return values.detach().cpu().double().reshape(len(subsets), n).mean(dim=1).numpy()
 
     k_used = len(used)
@@ -307,9 +337,7 @@ def _one_candidate(
     return out
 
 
-def _subsets(
-    n: int, k: int, n_subsets: int, rng: np.random.Generator
-) -> tuple[list[tuple[int, ...]], bool]:
+def _subsets(n: int, k: int, n_subsets: int, rng: np.random.Generator) -> tuple[list[tuple[int, ...]], bool]:
     """All ``k``-subsets of ``range(n)`` when there are few enough, else ``n_subsets`` random ones."""
     if math.comb(n, k) <= n_subsets:
         return list(itertools.combinations(range(n), k)), True
@@ -319,7 +347,12 @@ def _subsets(
 def _curve_point(k: int, values: np.ndarray, exact: bool, mean_single: float, sign: float) -> dict[str, Any]:
     mean = float(values.mean())
     return {
-        "k": k, "mean": mean, "std": float(values.std(ddof=1)) if values.size > 1 else None,
-        "min": float(values.min()), "max": float(values.max()),
-        "gain": sign * (mean - mean_single), "n_subsets": int(values.size), "exact": exact,
+        "k": k,
+        "mean": mean,
+        "std": float(values.std(ddof=1)) if values.size > 1 else None,
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "gain": sign * (mean - mean_single),
+        "n_subsets": int(values.size),
+        "exact": exact,
     }

@@ -44,8 +44,7 @@ from twinrun.stats._scores import pair_scores
 from twinrun.stats._special import betaincinv, ndtri
 from twinrun.stats._weighted import WeightedStatistic, weighted_mean
 
-__all__ = ["PAIRINGS", "clopper_pearson", "improvement_from_counts", "probability_of_improvement", "wilson",
-           "wins"]
+__all__ = ["PAIRINGS", "clopper_pearson", "improvement_from_counts", "probability_of_improvement", "wilson", "wins"]
 
 #: The two definitions of P(A > B).
 PAIRINGS = ("paired", "unpaired")
@@ -104,24 +103,33 @@ def probability_of_improvement(
     0.625
     """
     if pairing not in PAIRINGS:
-        raise ConfigError(f"pairing={pairing!r} is not one of {', '.join(PAIRINGS)}",
-                          fix="pass pairing='paired' (same seed) or 'unpaired'")
+        raise ConfigError(
+            f"pairing={pairing!r} is not one of {', '.join(PAIRINGS)}",
+            fix="pass pairing='paired' (same seed) or 'unpaired'",
+        )
     if not isinstance(higher_is_better, bool):
-        raise ConfigError(f"higher_is_better={higher_is_better!r} must be True or False",
-                          fix="pass higher_is_better=True for accuracy-like metrics, False for losses")
+        raise ConfigError(
+            f"higher_is_better={higher_is_better!r} must be True or False",
+            fix="pass higher_is_better=True for accuracy-like metrics, False for losses",
+        )
     confidence = check_confidence(confidence)
     n_resamples = _check_resamples(n_resamples)
     x, y, keep = pair_scores(a, b)
     x, y = x[keep], y[keep]
     n = int(x.size)
-    counts = (counts_from_indices(resample_indices(n, n_resamples, as_generator(seed)), n)
-              if n >= 2 else None)
-    return improvement_from_counts(x, y, higher_is_better=higher_is_better, pairing=pairing,
-                                   confidence=confidence, counts=counts)
+    counts = counts_from_indices(resample_indices(n, n_resamples, as_generator(seed)), n) if n >= 2 else None
+    return improvement_from_counts(
+        x, y, higher_is_better=higher_is_better, pairing=pairing, confidence=confidence, counts=counts
+    )
 
 
 def improvement_from_counts(
-    x: np.ndarray, y: np.ndarray, *, higher_is_better: bool, pairing: str, confidence: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    higher_is_better: bool,
+    pairing: str,
+    confidence: float,
     counts: np.ndarray | None,
 ) -> dict[str, Any]:
     """P(A > B) from finite paired scores ``x``, ``y`` (``[n]``) and resample counts ``[B, n]``.
@@ -130,14 +138,24 @@ def improvement_from_counts(
     """
     n = int(x.size)
     out: dict[str, Any] = {
-        "value": None, "low": None, "high": None, "method": HEADLINE, "intervals": None,
-        "pairing": pairing, "higher_is_better": higher_is_better, "n": n,
-        "confidence": confidence, "se": None, "reason": None,
+        "value": None,
+        "low": None,
+        "high": None,
+        "method": HEADLINE,
+        "intervals": None,
+        "pairing": pairing,
+        "higher_is_better": higher_is_better,
+        "n": n,
+        "confidence": confidence,
+        "se": None,
+        "reason": None,
     }
     minimum = 1 if pairing == "paired" else 2
     if n < minimum:
-        out["reason"] = (f"P(A > B) {pairing} needs at least {minimum} seed{'s' if minimum > 1 else ''} "
-                         f"with scores for both; there {'is' if n == 1 else 'are'} {n}")
+        out["reason"] = (
+            f"P(A > B) {pairing} needs at least {minimum} seed{'s' if minimum > 1 else ''} "
+            f"with scores for both; there {'is' if n == 1 else 'are'} {n}"
+        )
         return json_safe(out)
     if pairing == "paired":
         stat = weighted_mean(wins(x, y, higher_is_better))

@@ -70,21 +70,25 @@ def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, Any]:
     (-0.484, 4.484)
     """
     t = paired_t_interval(values, confidence)
-    out: dict[str, Any] = {**t, "skewness": math.nan, "p_value": math.nan,
-                           "t": {"low": t["low"], "high": t["high"], "p_value": math.nan}}
+    out: dict[str, Any] = {
+        **t,
+        "skewness": math.nan,
+        "p_value": math.nan,
+        "t": {"low": t["low"], "high": t["high"], "p_value": math.nan},
+    }
     n, se = int(t["n"]), float(t["se"])
     if n < 2 or not se > 0.0:
         return out
     x = _as_1d(values, "values")
     x = x[np.isfinite(x)]
     centered = x - t["mean"]
-    m2 = float(np.mean(centered ** 2))
-    skew = float(np.mean(centered ** 3)) / m2 ** 1.5 if m2 > 0 else 0.0
+    m2 = float(np.mean(centered**2))
+    skew = float(np.mean(centered**3)) / m2**1.5 if m2 > 0 else 0.0
     k = skew / (3.0 * math.sqrt(n))
     q = float(stdtrit(n - 1, 0.5 + confidence / 2))
 
     def g(z: float) -> float:
-        return z + k * z * z + k * k * z ** 3 / 3.0 + k / 2.0
+        return z + k * z * z + k * k * z**3 / 3.0 + k / 2.0
 
     def g_inverse(z: float) -> float:
         if abs(k) < 1e-12:

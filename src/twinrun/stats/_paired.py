@@ -18,18 +18,19 @@ in metric units (raw sign); ``better`` reads them with the metric's direction.
   ``(Var(A) + Var(B)) / n``; the paired design with ``Var(A - B) / n =
   (Var(A) + Var(B) - 2 Cov(A, B)) / n``.
 * :func:`holm`: Holm's step-down adjustment of several p-values.
-* :func:`compare_to_reference`: all of it for every candidate against one reference.
+
+:func:`~twinrun.stats.compare_to_reference` (all of it for every candidate against
+one reference) is in ``_reference``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from twinrun.errors import ConfigError
 from twinrun.stats._bootstrap import (
     _check_resamples,
     check_confidence,
@@ -37,16 +38,10 @@ from twinrun.stats._bootstrap import (
     intervals_from_distribution,
     resample_indices,
 )
-from twinrun.stats._improvement import improvement_from_counts
 from twinrun.stats._intervals import mean_interval
 from twinrun.stats._json import json_safe
-from twinrun.stats._power import seeds_needed
-from twinrun.stats._random import Seed, as_generator, base_seed, stream
+from twinrun.stats._random import Seed, as_generator
 from twinrun.stats._scores import (
-    AlignedScores,
-    SeedLabel,
-    align_scores,
-    describe_seeds,
     pair_scores,
 )
 from twinrun.stats._weighted import weighted_mean
@@ -56,8 +51,6 @@ MIN_SEEDS = 3
 
 __all__ = [
     "MIN_SEEDS",
-    "compare_to_reference",
-    "decide",
     "holm",
     "paired_difference",
     "paired_t_test",
@@ -84,16 +77,28 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
     x, y, keep = pair_scores(a, b)
     d = x[keep] - y[keep]
     n = int(d.size)
-    out: dict[str, Any] = {"n": n, "diff": None, "sd": None, "se": None, "t": None, "df": None,
-                           "p_value": None, "low": None, "high": None, "confidence": confidence,
-                           "reason": None}
+    out: dict[str, Any] = {
+        "n": n,
+        "diff": None,
+        "sd": None,
+        "se": None,
+        "t": None,
+        "df": None,
+        "p_value": None,
+        "low": None,
+        "high": None,
+        "confidence": confidence,
+        "reason": None,
+    }
     if n == 0:
         out["reason"] = "no seed has a finite score for both"
         return json_safe(out)
     out["diff"] = float(d.mean())
     if n < MIN_SEEDS:
-        out["reason"] = (f"not estimable: a paired test needs at least {MIN_SEEDS} seeds with scores for "
-                         f"both (with {n}, the spread is a guess); there {'is' if n == 1 else 'are'} {n}")
+        out["reason"] = (
+            f"not estimable: a paired test needs at least {MIN_SEEDS} seeds with scores for "
+            f"both (with {n}, the spread is a guess); there {'is' if n == 1 else 'are'} {n}"
+        )
         if n >= 2:
             out["sd"] = float(d.std(ddof=1))
         return json_safe(out)
@@ -101,12 +106,21 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
     sd = float(d.std(ddof=1))
     out.update(sd=sd, df=n - 1)
     if sd == 0.0:
-        out["reason"] = (f"not estimable: the paired difference is {out['diff']:.4g} on every one of the {n} "
-                         "seeds, so its spread cannot be estimated (a metric on a lattice, such as accuracy "
-                         "on a small validation set, does this); more seeds or a finer metric (the loss) will")
+        out["reason"] = (
+            f"not estimable: the paired difference is {out['diff']:.4g} on every one of the {n} "
+            "seeds, so its spread cannot be estimated (a metric on a lattice, such as accuracy "
+            "on a small validation set, does this); more seeds or a finer metric (the loss) will"
+        )
         return json_safe(out)
-    out.update(se=interval["se"], low=interval["low"], high=interval["high"], t=out["diff"] / interval["se"],
-               p_value=interval["p_value"], skewness=interval["skewness"], t_test=interval["t"])
+    out.update(
+        se=interval["se"],
+        low=interval["low"],
+        high=interval["high"],
+        t=out["diff"] / interval["se"],
+        p_value=interval["p_value"],
+        skewness=interval["skewness"],
+        t_test=interval["t"],
+    )
     return json_safe(out)
 
 
@@ -137,15 +151,18 @@ def paired_difference(
     n_resamples = _check_resamples(n_resamples)
     x, y, keep = pair_scores(a, b)
     n = int(keep.sum())
-    counts = (counts_from_indices(resample_indices(n, n_resamples, as_generator(seed)), n)
-              if n >= 2 else None)
-    return difference_from_counts(x, y, keep, higher_is_better=higher_is_better,
-                                  confidence=confidence, counts=counts)
+    counts = counts_from_indices(resample_indices(n, n_resamples, as_generator(seed)), n) if n >= 2 else None
+    return difference_from_counts(x, y, keep, higher_is_better=higher_is_better, confidence=confidence, counts=counts)
 
 
 def difference_from_counts(
-    x: np.ndarray, y: np.ndarray, keep: np.ndarray, *, higher_is_better: bool | None,
-    confidence: float, counts: np.ndarray | None,
+    x: np.ndarray,
+    y: np.ndarray,
+    keep: np.ndarray,
+    *,
+    higher_is_better: bool | None,
+    confidence: float,
+    counts: np.ndarray | None,
 ) -> dict[str, Any]:
     """:func:`paired_difference` of ``x``, ``y`` (``[K]``) over ``keep`` (``bool[K]``, ``n`` true)
     from resample counts ``[B, n]`` (``None`` when ``n < 2``)."""
@@ -157,9 +174,11 @@ def difference_from_counts(
     d = diffs[keep]
     stat = weighted_mean(d)
     boot = intervals_from_distribution(out["diff"], stat(counts), stat(1 - np.eye(d.size)), confidence)
-    out["intervals"] = {"t_skew": {"low": out["low"], "high": out["high"]},
-                        "t": {"low": out["t_test"]["low"], "high": out["t_test"]["high"]},
-                        **{m: boot[m] for m in ("percentile", "expanded", "bca")}}
+    out["intervals"] = {
+        "t_skew": {"low": out["low"], "high": out["high"]},
+        "t": {"low": out["t_test"]["low"], "high": out["t_test"]["high"]},
+        **{m: boot[m] for m in ("percentile", "expanded", "bca")},
+    }
     if higher_is_better is not None:
         out["better"] = _better(out["low"], out["high"], higher_is_better)
     return json_safe(out)
@@ -191,8 +210,7 @@ def pairing_gain(a: Any, b: Any) -> dict[str, Any]:
     x, y = x[keep], y[keep]
     n = int(x.size)
     out: dict[str, Any] = dict.fromkeys(
-        ("correlation", "var_a", "var_b", "var_paired", "var_unpaired", "variance_reduction",
-         "seeds_factor")
+        ("correlation", "var_a", "var_b", "var_paired", "var_unpaired", "variance_reduction", "seeds_factor")
     )
     out.update(n=n, reason=None)
     if n < 2:
@@ -251,118 +269,3 @@ def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str,
         }
         for name in p_values
     }
-
-
-def decide(diff: float | None, reject: bool | None, higher_is_better: bool) -> str:
-    """``"better"``, ``"worse"`` or ``"not resolved"`` for a candidate against the reference."""
-    if not reject or diff is None or diff == 0:
-        return "not resolved"
-    return "better" if (diff > 0) == higher_is_better else "worse"
-
-
-def compare_to_reference(
-    scores: Mapping[str, Any],
-    reference: str | None = None,
-    *,
-    higher_is_better: bool,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    seed: Seed = 0,
-    seeds: Sequence[SeedLabel] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Every candidate against ``reference`` across seeds, Holm-adjusted over the candidates.
-
-    Args:
-        scores: ``{candidate: [K]}`` seed-aligned scores (see :func:`~twinrun.stats.align_scores`).
-        reference: the candidate the others are compared with (default: the first).
-        higher_is_better: the metric's direction.
-        seed: base seed; comparison ``c`` draws its resamples (shared by its difference and
-            its probabilities of improvement) from its own stream ``(seed, "compare", c)``.
-
-    Returns:
-        ``{candidate: {...}}`` for each non-reference candidate: ``reference``,
-        ``seeds_used``, ``seeds_dropped``, ``difference`` (:func:`paired_difference`),
-        ``pairing`` (:func:`pairing_gain`), ``improvement`` (``{"paired": ...,
-        "unpaired": ...}``, :func:`~twinrun.stats.probability_of_improvement`),
-        ``p_holm``, ``decision`` ("better", "worse" or "not resolved" at the Holm-adjusted
-        level ``1 - confidence``), ``seeds_needed`` (:func:`~twinrun.stats.seeds_needed` at the
-        Bonferroni level ``(1 - confidence) / m`` for ``m`` comparisons, which the Holm step-down
-        never makes stricter) and ``notes``. ``difference["better"]`` reads the unadjusted t
-        interval of that one comparison; ``decision`` is the Holm-adjusted verdict.
-    """
-    confidence = check_confidence(confidence)
-    n_resamples = _check_resamples(n_resamples)
-    aligned = align_scores(scores, seeds)
-    return _compare(aligned, _reference(aligned, reference), higher_is_better=higher_is_better,
-                    confidence=confidence, n_resamples=n_resamples, base=base_seed(seed))
-
-
-def _reference(aligned: AlignedScores, reference: str | None) -> str:
-    if reference is None:
-        return aligned.names[0]
-    if reference not in aligned.values:
-        raise ConfigError(
-            f"reference {reference!r} is not among the candidates {aligned.names}",
-            fix=f"pass reference= one of {', '.join(repr(n) for n in aligned.names)}",
-        )
-    return reference
-
-
-def _compare(
-    aligned: AlignedScores, reference: str, *, higher_is_better: bool, confidence: float,
-    n_resamples: int, base: int,
-) -> dict[str, dict[str, Any]]:
-    if not isinstance(higher_is_better, bool):
-        raise ConfigError(f"higher_is_better={higher_is_better!r} must be True or False",
-                          fix="pass higher_is_better=True for accuracy-like metrics, False for losses")
-    ref = aligned.values[reference]
-    alpha = round(1 - confidence, 12)
-    level = alpha / max(1, len(aligned.values) - 1)  # Bonferroni: Holm is never stricter
-    result: dict[str, dict[str, Any]] = {}
-    for name, row in aligned.values.items():
-        if name == reference:
-            continue
-        both = np.isfinite(row) & np.isfinite(ref)
-        some = np.isfinite(row) | np.isfinite(ref)
-        dropped = aligned.labels(some & ~both)
-        notes = []
-        if dropped:
-            notes.append(f"{name!r} vs {reference!r}: {describe_seeds(dropped)} left out "
-                         "(a score is missing or non-finite for one of the two)")
-        n = int(both.sum())
-        # one set of resamples (by seed) serves every bootstrap of this comparison
-        counts = (counts_from_indices(resample_indices(n, n_resamples, stream(base, "compare", name)), n)
-                  if n >= 2 else None)
-        difference = difference_from_counts(row, ref, both, higher_is_better=higher_is_better,
-                                            confidence=confidence, counts=counts)
-        improvement = {
-            pairing: improvement_from_counts(
-                row[both], ref[both], higher_is_better=higher_is_better, pairing=pairing,
-                confidence=confidence, counts=counts,
-            )
-            for pairing in ("paired", "unpaired")
-        }
-        needed = (
-            seeds_needed(difference["diff"], difference["sd"], alpha=level, n_run=difference["n"])
-            if difference["sd"] is not None else
-            {"seeds": None, "reason": "needs the spread of at least 2 paired seeds"}
-        )
-        result[name] = {
-            "reference": reference,
-            "seeds_used": aligned.labels(both),
-            "seeds_dropped": dropped,
-            "difference": difference,
-            "pairing": pairing_gain(row, ref),
-            "improvement": improvement,
-            "seeds_needed": needed,
-            "notes": notes,
-        }
-    adjusted = holm({k: v["difference"]["p_value"] for k, v in result.items()}, alpha=alpha)
-    for name, entry in result.items():
-        entry["p_holm"] = adjusted[name]["p_holm"]
-        entry["decision"] = decide(entry["difference"]["diff"], adjusted[name]["reject"], higher_is_better)
-        d = entry["difference"]
-        if entry["decision"] != "not resolved" and d["sd"] is not None:
-            # resolved already: how many seeds it took at this effect, not "more than were run"
-            entry["seeds_needed"] = seeds_needed(d["diff"], d["sd"], alpha=level)
-    return json_safe(result)

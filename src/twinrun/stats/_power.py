@@ -81,10 +81,18 @@ def seeds_needed(
     """
     for name, value in (("alpha", alpha), ("power", power)):
         if not 0 < value < 1:
-            raise ConfigError(f"{name}={value!r} must be strictly between 0 and 1",
-                              fix=f"pass e.g. {name}={0.05 if name == 'alpha' else 0.8}")
-    out: dict[str, Any] = {"seeds": None, "effect_size": None, "power": None, "alpha": alpha,
-                           "target_power": power, "reason": None}
+            raise ConfigError(
+                f"{name}={value!r} must be strictly between 0 and 1",
+                fix=f"pass e.g. {name}={0.05 if name == 'alpha' else 0.8}",
+            )
+    out: dict[str, Any] = {
+        "seeds": None,
+        "effect_size": None,
+        "power": None,
+        "alpha": alpha,
+        "target_power": power,
+        "reason": None,
+    }
     if not (math.isfinite(diff) and math.isfinite(sd)) or sd < 0:
         out["reason"] = f"needs a finite difference and spread; got difference {diff}, sd {sd}"
         return json_safe(out)
@@ -95,8 +103,9 @@ def seeds_needed(
             out.update(seeds=2, reason="the paired difference is the same on every seed")
         return json_safe(out)
     if diff == 0:
-        out.update(effect_size=0.0,
-                   reason="the observed mean difference is 0; no number of seeds is predicted to resolve it")
+        out.update(
+            effect_size=0.0, reason="the observed mean difference is 0; no number of seeds is predicted to resolve it"
+        )
         return json_safe(out)
     effect = abs(diff) / sd
     out["effect_size"] = effect
@@ -129,8 +138,9 @@ def _n_for(effect: float, alpha: float, power: float, max_seeds: int) -> int | N
     return n
 
 
-def _pilot_range(out: dict[str, Any], diff: float, sd: float, n_run: int, alpha: float, power: float,
-                 max_seeds: int) -> None:
+def _pilot_range(
+    out: dict[str, Any], diff: float, sd: float, n_run: int, alpha: float, power: float, max_seeds: int
+) -> None:
     """The seeds needed at both ends of the pilot's interval of the mean difference."""
     half = float(stdtrit(n_run - 1, 1 - alpha / 2)) * sd / math.sqrt(n_run)
     near, far = abs(diff) - half, abs(diff) + half
@@ -142,9 +152,13 @@ def _pilot_range(out: dict[str, Any], diff: float, sd: float, n_run: int, alpha:
         out["seeds"] = max(out["seeds"], n_run + 1)
     out["range"] = [low, high]
     out["evidence"] = near > 0
-    out["assumes"] = ("roughly normal per-seed differences whose true mean lies in the pilot's "
-                      f"{1 - alpha:.0%} interval and whose spread is the pilot's sd; a pilot's own estimate "
-                      "of power is optimistic, so trust the range over the point")
+    out["assumes"] = (
+        "roughly normal per-seed differences whose true mean lies in the pilot's "
+        f"{1 - alpha:.0%} interval and whose spread is the pilot's sd; a pilot's own estimate "
+        "of power is optimistic, so trust the range over the point"
+    )
     if near <= 0:
-        out["reason"] = (f"no evidence of a difference yet: the {n_run} seeds' interval of the mean "
-                         f"difference, {diff:+.4g} ± {half:.4g}, holds 0")
+        out["reason"] = (
+            f"no evidence of a difference yet: the {n_run} seeds' interval of the mean "
+            f"difference, {diff:+.4g} ± {half:.4g}, holds 0"
+        )

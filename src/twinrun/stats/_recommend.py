@@ -72,8 +72,12 @@ def recommend(
         ``reasons`` (the steps in words) and ``deploy``.
     """
     return recommend_aligned(
-        align_scores(scores, seeds), higher_is_better=higher_is_better, ensemble=ensemble,
-        confidence=confidence, metric=metric, deploy=deploy,
+        align_scores(scores, seeds),
+        higher_is_better=higher_is_better,
+        ensemble=ensemble,
+        confidence=confidence,
+        metric=metric,
+        deploy=deploy,
     )
 
 
@@ -103,8 +107,10 @@ def recommend_aligned(
 ) -> dict[str, Any]:
     """:func:`recommend` on already aligned scores."""
     if not isinstance(higher_is_better, bool):
-        raise ConfigError(f"higher_is_better={higher_is_better!r} must be True or False",
-                          fix="pass higher_is_better=True for accuracy-like metrics, False for losses")
+        raise ConfigError(
+            f"higher_is_better={higher_is_better!r} must be True or False",
+            fix="pass higher_is_better=True for accuracy-like metrics, False for losses",
+        )
     if deploy not in DEPLOY:
         raise ConfigError(f"deploy={deploy!r} is not one of {', '.join(DEPLOY)}", fix="pass deploy='both'")
     confidence = check_confidence(confidence)
@@ -119,9 +125,19 @@ def recommend_aligned(
         rank_by = {n: summaries[n]["mean"] for n in has_seeds}
     ranking = sorted(has_seeds, key=lambda n: -sign * rank_by[n])
     out: dict[str, Any] = {
-        "line": "", "resolved": False, "leader": None, "ranking": ranking, "contenders": [],
-        "against_leader": {}, "seeds_needed": None, "ensemble": None, "single": None,
-        "reasons": [], "deploy": deploy, "metric": metric, "confidence": confidence,
+        "line": "",
+        "resolved": False,
+        "leader": None,
+        "ranking": ranking,
+        "contenders": [],
+        "against_leader": {},
+        "seeds_needed": None,
+        "ensemble": None,
+        "single": None,
+        "reasons": [],
+        "deploy": deploy,
+        "metric": metric,
+        "confidence": confidence,
     }
     reasons: list[str] = out["reasons"]
     if not ranking:
@@ -132,11 +148,15 @@ def recommend_aligned(
     k = len(aligned.seeds)
     lead = summaries[leader]
     if shared.any():
-        reasons.append(f"{leader} has the best mean {metric} over the {int(shared.sum())} seeds every "
-                       f"candidate ran ({_fmt(rank_by[leader])})")
+        reasons.append(
+            f"{leader} has the best mean {metric} over the {int(shared.sum())} seeds every "
+            f"candidate ran ({_fmt(rank_by[leader])})"
+        )
     else:
-        reasons.append(f"no seed was run by every candidate: ranked by each one's own seeds, which differ; "
-                       f"{leader} has the best mean {metric} over its {lead['n']} seeds ({_fmt(lead['mean'])})")
+        reasons.append(
+            f"no seed was run by every candidate: ranked by each one's own seeds, which differ; "
+            f"{leader} has the best mean {metric} over its {lead['n']} seeds ({_fmt(lead['mean'])})"
+        )
     out["ensemble"] = _ensemble_pick(ensemble, ranking, higher_is_better)
     if len(ranking) == 1:
         out.update(resolved=True, contenders=[leader])
@@ -145,19 +165,26 @@ def recommend_aligned(
         return json_safe(out)
 
     others = ranking[1:]
-    tests = {c: paired_t_test(aligned.values[c], aligned.values[leader], confidence=confidence)
-             for c in others}
+    tests = {c: paired_t_test(aligned.values[c], aligned.values[leader], confidence=confidence) for c in others}
     adjusted = holm({c: t["p_value"] for c, t in tests.items()}, alpha=alpha)
     level = alpha / len(others)
     contenders = [leader]
     for c in others:
         t = tests[c]
         worse = bool(adjusted[c]["reject"]) and t["diff"] is not None and sign * t["diff"] < 0
-        needed = (seeds_needed(t["diff"], t["sd"], alpha=level, n_run=t["n"]) if t["sd"] is not None else
-                  {"seeds": None, "reason": "needs at least 2 seeds with scores for both to estimate the spread"})
+        needed = (
+            seeds_needed(t["diff"], t["sd"], alpha=level, n_run=t["n"])
+            if t["sd"] is not None
+            else {"seeds": None, "reason": "needs at least 2 seeds with scores for both to estimate the spread"}
+        )
         out["against_leader"][c] = {
-            "diff": t["diff"], "sd": t["sd"], "n": t["n"], "p_value": t["p_value"],
-            "p_holm": adjusted[c]["p_holm"], "worse": worse, "seeds_needed": needed,
+            "diff": t["diff"],
+            "sd": t["sd"],
+            "n": t["n"],
+            "p_value": t["p_value"],
+            "p_holm": adjusted[c]["p_holm"],
+            "worse": worse,
+            "seeds_needed": needed,
         }
         if bool(adjusted[c]["reject"]) and t["diff"] is not None and sign * t["diff"] > 0:
             out.setdefault("better_than_leader", []).append(c)
@@ -166,13 +193,17 @@ def recommend_aligned(
     out["contenders"] = contenders
     out["resolved"] = contenders == [leader] and not out.get("better_than_leader")
     if out.get("better_than_leader"):
-        reasons.append(f"{', '.join(out['better_than_leader'])} resolved better than {leader} on the seeds "
-                       "both ran: the ranking and the paired tests disagree")
+        reasons.append(
+            f"{', '.join(out['better_than_leader'])} resolved better than {leader} on the seeds "
+            "both ran: the ranking and the paired tests disagree"
+        )
     if out.get("better_than_leader"):
         pass
     elif out["resolved"]:
-        reasons.append(f"every other candidate is resolved worse than {leader} "
-                       f"(paired t over seeds, Holm-adjusted, {confidence:.0%})")
+        reasons.append(
+            f"every other candidate is resolved worse than {leader} "
+            f"(paired t over seeds, Holm-adjusted, {confidence:.0%})"
+        )
     else:
         reasons.append(f"the seeds do not separate {leader} from {', '.join(contenders[1:])}")
         out["seeds_needed"] = _hardest(out["against_leader"], contenders[1:], leader)
@@ -187,34 +218,54 @@ def recommend_aligned(
 def _explain_picks(out: dict[str, Any], metric: str) -> None:
     ens, single = out["ensemble"], out["single"]
     if ens["candidate"] is not None:
-        out["reasons"].append(f"{ens['candidate']} has the best ensemble {metric} "
-                              f"({_fmt(ens['score'])} with {ens['k']} seeds)")
+        out["reasons"].append(
+            f"{ens['candidate']} has the best ensemble {metric} ({_fmt(ens['score'])} with {ens['k']} seeds)"
+        )
     if single["candidate"] is not None and len(single["among"]) > 1:
-        out["reasons"].append(f"{single['candidate']} has the smallest range of {metric} over seeds "
-                              f"({_fmt(single['range'])}) among {', '.join(single['among'])}")
+        out["reasons"].append(
+            f"{single['candidate']} has the smallest range of {metric} over seeds "
+            f"({_fmt(single['range'])}) among {', '.join(single['among'])}"
+        )
 
 
 def _hardest(against: Mapping[str, Any], contenders: list[str], leader: str) -> dict[str, Any]:
     """The contender that needs the most seeds (``None`` = no number of seeds suffices)."""
+
     def cost(c: str) -> float:
         n = against[c]["seeds_needed"]["seeds"]
         return float("inf") if n is None else float(n)
 
     worst = max(contenders, key=cost)
     needed = against[worst]["seeds_needed"]
-    return {"seeds": needed["seeds"], "between": [leader, worst], "reason": needed.get("reason"),
-            "diff": against[worst]["diff"], "sd": against[worst]["sd"], "range": needed.get("range"),
-            "evidence": needed.get("evidence"), "assumes": needed.get("assumes")}
+    return {
+        "seeds": needed["seeds"],
+        "between": [leader, worst],
+        "reason": needed.get("reason"),
+        "diff": against[worst]["diff"],
+        "sd": against[worst]["sd"],
+        "range": needed.get("range"),
+        "evidence": needed.get("evidence"),
+        "assumes": needed.get("assumes"),
+    }
 
 
 def _single_pick(contenders: list[str], summaries: Mapping[str, Any]) -> dict[str, Any]:
     ranged = [c for c in contenders if summaries[c]["range"] is not None]
     if not ranged:
-        return {"candidate": None, "range": None, "mean": None,
-                "reason": "a range needs at least 2 seeds per candidate"}
+        return {
+            "candidate": None,
+            "range": None,
+            "mean": None,
+            "reason": "a range needs at least 2 seeds per candidate",
+        }
     best = min(ranged, key=lambda c: (summaries[c]["range"], contenders.index(c)))
-    return {"candidate": best, "range": summaries[best]["range"], "mean": summaries[best]["mean"],
-            "among": list(contenders), "reason": None}
+    return {
+        "candidate": best,
+        "range": summaries[best]["range"],
+        "mean": summaries[best]["mean"],
+        "among": list(contenders),
+        "reason": None,
+    }
 
 
 def _ensemble_pick(
@@ -233,15 +284,16 @@ def _ensemble_pick(
     same = len({e["n_seeds"] for e in usable.values()}) == 1
     entry = usable[best]
     return {
-        "candidate": best, "score": scores[best], "k": size, "gain": entry["curve"][size - 1]["gain"],
+        "candidate": best,
+        "score": scores[best],
+        "k": size,
+        "gain": entry["curve"][size - 1]["gain"],
         "scores": scores,
         "reason": None if same else f"candidates kept different numbers of seeds; ensembles compared at {size} seeds",
     }
 
 
-def _single_candidate_line(
-    name: str, summary: Mapping[str, Any], ens: Mapping[str, Any], metric: str
-) -> str:
+def _single_candidate_line(name: str, summary: Mapping[str, Any], ens: Mapping[str, Any], metric: str) -> str:
     seeds = f"{summary['n']} seed{'s' if summary['n'] != 1 else ''}"
     head = f"{name} is the only candidate: mean {metric} {_fmt(summary['mean'])} over {seeds}"
     if summary["range"] is not None:
@@ -255,43 +307,60 @@ def _single_candidate_line(
 def _line(out: Mapping[str, Any], lead: Mapping[str, Any], metric: str, k: int) -> str:
     leader = out["leader"]
     if out["resolved"]:
-        head = (f"{leader}: best mean {metric} over {lead['n']} seeds ({_fmt(lead['mean'])}), resolved "
-                "against every other candidate.")
+        head = (
+            f"{leader}: best mean {metric} over {lead['n']} seeds ({_fmt(lead['mean'])}), resolved "
+            "against every other candidate."
+        )
     elif out.get("better_than_leader"):
-        head = (f"not resolved: {', '.join(out['better_than_leader'])} resolved better than {leader} on the "
-                f"seeds both ran, though {leader} leads the ranking; the candidates ran different seeds: "
-                "run the missing seeds (twinrun seeds --resume) so that every comparison uses the same ones.")
+        head = (
+            f"not resolved: {', '.join(out['better_than_leader'])} resolved better than {leader} on the "
+            f"seeds both ran, though {leader} leads the ranking; the candidates ran different seeds: "
+            "run the missing seeds (twinrun seeds --resume) so that every comparison uses the same ones."
+        )
     else:
         need = out["seeds_needed"]
         rival = need["between"][1]
         if lead["n"] < 2:
-            head = ("not resolved: one seed shows no spread, so nothing can be resolved and no seed "
-                    f"count estimated; run at least 2 seeds (10 is a sensible start). Best single "
-                    f"score so far: {leader} ({_fmt(lead['mean'])}).")
+            head = (
+                "not resolved: one seed shows no spread, so nothing can be resolved and no seed "
+                f"count estimated; run at least 2 seeds (10 is a sensible start). Best single "
+                f"score so far: {leader} ({_fmt(lead['mean'])})."
+            )
         elif need["seeds"] is None:
-            head = (f"not resolved: {leader} vs {rival}: {need['reason'] or 'no estimate'} "
-                    f"({k} seeds run).")
+            head = f"not resolved: {leader} vs {rival}: {need['reason'] or 'no estimate'} ({k} seeds run)."
         elif need.get("evidence") is False:
             low = need["range"][0]
-            head = (f"not resolved: no evidence yet of a difference between {leader} and {rival} ({k} seeds; "
-                    f"{rival} - {leader} = {_fmt(need['diff'], True)} on average per seed, sd "
-                    f"{_fmt(need['sd'])}). If the true difference were as large as observed, about "
-                    f"{need['seeds']} seeds would resolve it; these seeds are consistent with anything from "
-                    f"{low if low is not None else 'many'} seeds to no number at all (no difference).")
+            head = (
+                f"not resolved: no evidence yet of a difference between {leader} and {rival} ({k} seeds; "
+                f"{rival} - {leader} = {_fmt(need['diff'], True)} on average per seed, sd "
+                f"{_fmt(need['sd'])}). If the true difference were as large as observed, about "
+                f"{need['seeds']} seeds would resolve it; these seeds are consistent with anything from "
+                f"{low if low is not None else 'many'} seeds to no number at all (no difference)."
+            )
         else:
             span = need.get("range") or [None, None]
-            within = (f" (from {span[0]} to {span[1] if span[1] is not None else 'many more'} across the "
-                      "pilot's uncertainty)") if span[0] is not None else ""
-            head = (f"not resolved: about {need['seeds']} seeds needed to tell {leader} from {rival}{within} "
-                    f"({k} run; {rival} - {leader} = {_fmt(need['diff'], True)} on average per seed, "
-                    f"sd {_fmt(need['sd'])}).")
+            within = (
+                (
+                    f" (from {span[0]} to {span[1] if span[1] is not None else 'many more'} across the "
+                    "pilot's uncertainty)"
+                )
+                if span[0] is not None
+                else ""
+            )
+            head = (
+                f"not resolved: about {need['seeds']} seeds needed to tell {leader} from {rival}{within} "
+                f"({k} run; {rival} - {leader} = {_fmt(need['diff'], True)} on average per seed, "
+                f"sd {_fmt(need['sd'])})."
+            )
     parts = [head]
     deploy = out["deploy"]
     ens, single = out["ensemble"], out["single"]
     if deploy in ("both", "ensemble"):
         if ens["candidate"] is not None:
-            parts.append(f"To deploy an ensemble: {ens['candidate']} (ensemble {metric} "
-                         f"{_fmt(ens['score'])} with {ens['k']} seeds, {_gain(ens['gain'])}).")
+            parts.append(
+                f"To deploy an ensemble: {ens['candidate']} (ensemble {metric} "
+                f"{_fmt(ens['score'])} with {ens['k']} seeds, {_gain(ens['gain'])})."
+            )
         elif deploy == "ensemble":
             parts.append(f"No ensemble recommendation: {ens['reason']}.")
     if deploy in ("both", "single"):
@@ -299,8 +368,10 @@ def _line(out: Mapping[str, Any], lead: Mapping[str, Any], metric: str, k: int) 
             if out["resolved"]:
                 why = f"best mean, range {_fmt(single['range'])}"
             else:
-                why = (f"smallest range, {_fmt(single['range'])}, among "
-                       f"{', '.join(single['among'])}, which the seeds do not separate")
+                why = (
+                    f"smallest range, {_fmt(single['range'])}, among "
+                    f"{', '.join(single['among'])}, which the seeds do not separate"
+                )
             parts.append(f"To deploy a single seed: {single['candidate']} ({why}).")
         elif deploy == "single" or out["resolved"] is False:
             parts.append(f"No single-seed recommendation: {single['reason']}.")

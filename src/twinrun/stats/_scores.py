@@ -63,9 +63,7 @@ def describe_seeds(labels: Sequence[SeedLabel]) -> str:
     return f"{word} {', '.join(str(s) for s in labels)}"
 
 
-def align_scores(
-    scores: Mapping[str, Any], seeds: Sequence[SeedLabel] | None = None
-) -> AlignedScores:
+def align_scores(scores: Mapping[str, Any], seeds: Sequence[SeedLabel] | None = None) -> AlignedScores:
     """Validate and align ``scores`` (see the module docstring for the accepted shapes).
 
     Args:
@@ -111,7 +109,7 @@ def _seed_labels(scores: Mapping[str, Any], seeds: Sequence[SeedLabel] | None) -
     for raw in mappings:
         union.update(dict.fromkeys(raw))
     try:
-        return sorted(union)  # type: ignore[type-var]
+        return sorted(union)
     except TypeError:
         return list(union)
 
@@ -148,17 +146,17 @@ def _check_lengths(values: dict[str, np.ndarray], labels: list[SeedLabel], label
     for name, row in values.items():
         if row.size != k:
             first = next(iter(values))
-            expected = f"{len(labels)} seeds were given" if labelled else (
-                f"{first!r} has {values[first].size}"
-            )
+            expected = f"{len(labels)} seeds were given" if labelled else (f"{first!r} has {values[first].size}")
             raise DataError(
                 f"candidate {name!r} has {row.size} scores but {expected}; scores must be "
                 "seed-aligned (position k is the same seed for every candidate)",
                 fix=_FIX_ALIGN,
             )
     if k == 0:
-        raise DataError("no seeds: every candidate has an empty list of scores",
-                        fix="run at least one seed (at least 2 for a spread, 10 for intervals)")
+        raise DataError(
+            "no seeds: every candidate has an empty list of scores",
+            fix="run at least one seed (at least 2 for a spread, 10 for intervals)",
+        )
 
 
 def _missing_notes(values: dict[str, np.ndarray], labels: list[SeedLabel]) -> list[str]:
@@ -167,10 +165,7 @@ def _missing_notes(values: dict[str, np.ndarray], labels: list[SeedLabel]) -> li
         bad = ~np.isfinite(row)
         if not bad.any():
             continue
-        what = [
-            f"{label} ({'missing' if np.isnan(v) else str(v)})"
-            for label, v, b in zip(labels, row, bad) if b
-        ]
+        what = [f"{label} ({'missing' if np.isnan(v) else str(v)})" for label, v, b in zip(labels, row, bad) if b]
         kept = int((~bad).sum())
         word = "seed" if bad.sum() == 1 else "seeds"
         notes.append(

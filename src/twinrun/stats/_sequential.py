@@ -39,16 +39,28 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
     'resolved'
     """
     if not (isinstance(n_max, int) and isinstance(n_min, int)) or n_min < 3 or n_max < n_min:
-        raise ConfigError(f"n_min={n_min!r}, n_max={n_max!r}: need 3 <= n_min <= n_max",
-                          fix="e.g. --seeds 3 --until-resolved --max 20")
+        raise ConfigError(
+            f"n_min={n_min!r}, n_max={n_max!r}: need 3 <= n_min <= n_max",
+            fix="e.g. --seeds 3 --until-resolved --max 20",
+        )
     d = np.asarray(diffs, dtype=np.float64)
     d = d[np.isfinite(d)]
     n = int(d.size)
     looks = n_max - n_min + 1
     level = alpha / looks
-    out: dict[str, Any] = {"decision": "continue", "n": n, "n_max": n_max, "n_min": n_min, "looks": looks,
-                           "level": level, "alpha": alpha, "diff": None, "low": None, "high": None,
-                           "reason": None}
+    out: dict[str, Any] = {
+        "decision": "continue",
+        "n": n,
+        "n_max": n_max,
+        "n_min": n_min,
+        "looks": looks,
+        "level": level,
+        "alpha": alpha,
+        "diff": None,
+        "low": None,
+        "high": None,
+        "reason": None,
+    }
     if n < n_min:
         out["reason"] = f"{n} of the {n_min} seeds of the first look"
         return json_safe(out)
@@ -57,8 +69,7 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
     sd = float(d.std(ddof=1))
     if sd > 0 and (interval["low"] > 0 or interval["high"] < 0):
         out["decision"] = "resolved"
-        out["reason"] = (f"the {1 - level:.4%} interval ({looks} planned looks at level {alpha:g}/{looks}) "
-                         "excludes 0")
+        out["reason"] = f"the {1 - level:.4%} interval ({looks} planned looks at level {alpha:g}/{looks}) excludes 0"
         return json_safe(out)
     if n >= n_max:
         out["decision"] = "exhausted"
@@ -69,9 +80,11 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
         best_case = seeds_needed(far, sd, alpha=level)["seeds"]
         if best_case is None or best_case > n_max:
             out["decision"] = "futile"
-            out["reason"] = (f"even a difference of {far:.4g} (the far end of its {1 - alpha:.0%} interval) "
-                             f"would need {best_case or 'more'} seeds at this level, more than the {n_max} "
-                             "allowed")
+            out["reason"] = (
+                f"even a difference of {far:.4g} (the far end of its {1 - alpha:.0%} interval) "
+                f"would need {best_case or 'more'} seeds at this level, more than the {n_max} "
+                "allowed"
+            )
             return json_safe(out)
     out["reason"] = "not resolved yet: add a seed"
     return json_safe(out)

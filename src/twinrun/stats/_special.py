@@ -14,6 +14,7 @@ __all__ = ["bdtr", "betaincinv", "logsumexp", "nctdtr", "ndtr", "ndtri", "stdtr"
 
 def _lazy(name: str) -> Any:
     """``scipy.special.<name>``, imported on the first call."""
+
     def call(*args: Any, **kw: Any) -> Any:
         import scipy.special
 

@@ -51,8 +51,11 @@ def summarize_values(x: np.ndarray) -> dict[str, Any]:
         unavailable.update(dict.fromkeys(names, "no finite score on any seed"))
     else:
         out.update(
-            mean=float(x.mean()), median=float(np.median(x)), iqm=float(iqm(x)),
-            min=float(x.min()), max=float(x.max()),
+            mean=float(x.mean()),
+            median=float(np.median(x)),
+            iqm=float(iqm(x)),
+            min=float(x.min()),
+            max=float(x.max()),
         )
         if n >= 2:
             out.update(std=float(x.std(ddof=1)), range=float(x.max() - x.min()))
@@ -64,9 +67,7 @@ def summarize_values(x: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def summarize(
-    scores: Mapping[str, Any], *, seeds: Sequence[SeedLabel] | None = None
-) -> dict[str, dict[str, Any]]:
+def summarize(scores: Mapping[str, Any], *, seeds: Sequence[SeedLabel] | None = None) -> dict[str, dict[str, Any]]:
     """Mean, std, median, IQM, min, max and range of each candidate over its seeds.
 
     Args:

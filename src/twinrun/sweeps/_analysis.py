@@ -50,11 +50,25 @@ def metric_functions(resolved: ResolvedExperiment) -> dict[str, dict[str, Metric
 
 
 #: Losses that cannot go below 0 (their per-example values are squares, absolutes or -log p).
-NON_NEGATIVE_LOSSES = frozenset({
-    "CrossEntropyLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "HuberLoss", "SmoothL1Loss",
-    "KLDivLoss", "cross_entropy", "mse_loss", "l1_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "huber_loss", "smooth_l1_loss",
-})
+NON_NEGATIVE_LOSSES = frozenset(
+    {
+        "CrossEntropyLoss",
+        "MSELoss",
+        "L1Loss",
+        "BCELoss",
+        "BCEWithLogitsLoss",
+        "HuberLoss",
+        "SmoothL1Loss",
+        "KLDivLoss",
+        "cross_entropy",
+        "mse_loss",
+        "l1_loss",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "huber_loss",
+        "smooth_l1_loss",
+    }
+)
 
 
 def metric_bounds(resolved: ResolvedExperiment | None, metric: str) -> tuple[float | None, float | None]:
@@ -70,7 +84,10 @@ def metric_bounds(resolved: ResolvedExperiment | None, metric: str) -> tuple[flo
 
 
 def _scores(
-    records: Mapping[int, SeedRecord], seeds: Sequence[int], candidates: Sequence[str], metric: str,
+    records: Mapping[int, SeedRecord],
+    seeds: Sequence[int],
+    candidates: Sequence[str],
+    metric: str,
     split: str = "final",
 ) -> dict[str, list[float | None]]:
     scores: dict[str, list[float | None]] = {c: [] for c in candidates}
@@ -83,8 +100,9 @@ def _scores(
     return scores
 
 
-def test_split_analysis(val: Mapping[str, Sequence[float | None]],
-                        test: Mapping[str, Sequence[float | None]]) -> dict[str, Any] | None:
+def test_split_analysis(
+    val: Mapping[str, Sequence[float | None]], test: Mapping[str, Sequence[float | None]]
+) -> dict[str, Any] | None:
     """Is the validation set predictive of test? ``val``/``test``: ``{candidate: [K]}`` seed-aligned scores.
 
     Per candidate: its mean test score and whether it lies inside the range of its validation scores
@@ -93,15 +111,18 @@ def test_split_analysis(val: Mapping[str, Sequence[float | None]],
     """
     from scipy.stats import spearmanr
 
-    pairs = {c: [(v, t) for v, t in zip(val[c], test.get(c, [])) if v is not None and t is not None]
-             for c in val}
+    pairs = {c: [(v, t) for v, t in zip(val[c], test.get(c, [])) if v is not None and t is not None] for c in val}
     if not any(pairs.values()):
         return None
 
     def rank(points: Sequence[tuple[float, float]]) -> dict[str, Any]:
         if len(points) < 3 or len({v for v, _ in points}) < 2 or len({t for _, t in points}) < 2:
-            return {"rho": None, "p_value": None, "n": len(points),
-                    "reason": "needs 3 or more runs whose validation and test scores vary"}
+            return {
+                "rho": None,
+                "p_value": None,
+                "n": len(points),
+                "reason": "needs 3 or more runs whose validation and test scores vary",
+            }
         r = spearmanr([v for v, _ in points], [t for _, t in points])
         return {"rho": float(r.statistic), "p_value": float(r.pvalue), "n": len(points)}
 
@@ -111,9 +132,13 @@ def test_split_analysis(val: Mapping[str, Sequence[float | None]],
             continue
         vals = [v for v, _ in points]
         mean = sum(t for _, t in points) / len(points)
-        candidates[c] = {"test_mean": mean, "val_range": [min(vals), max(vals)],
-                         "inside": min(vals) <= mean <= max(vals), "seeds": len(points),
-                         "rank_over_seeds": rank(points)}
+        candidates[c] = {
+            "test_mean": mean,
+            "val_range": [min(vals), max(vals)],
+            "inside": min(vals) <= mean <= max(vals),
+            "seeds": len(points),
+            "rank_over_seeds": rank(points),
+        }
     return {"candidates": candidates, "rank_correlation": rank([p for ps in pairs.values() for p in ps])}
 
 
@@ -130,8 +155,9 @@ def _ensemble_inputs(
         try:
             data = load_outputs(rec.outputs)
         except Exception as exc:  # noqa: BLE001 - a broken file is a note, not a failure
-            notes.append(f"seed {seed}: its outputs file {rec.outputs} cannot be read ({exc}); "
-                         "left out of the ensembles")
+            notes.append(
+                f"seed {seed}: its outputs file {rec.outputs} cannot be read ({exc}); left out of the ensembles"
+            )
             continue
         if data.get("targets") is None:
             return {}, None, None, "the validation targets are not tensors, so outputs cannot be scored"
@@ -140,8 +166,15 @@ def _ensemble_inputs(
         elif data["kind"] != kind:
             return {}, None, None, f"seed {seed} has outputs of kind {data['kind']!r}, seed {first} {kind!r}"
         elif data["targets"].shape != targets.shape or not torch.equal(data["targets"], targets):
-            return {}, None, None, (f"the validation targets of seed {seed} differ from those of seed {first}: "
-                                    "the validation set depends on the seed, and an ensemble needs one")
+            return (
+                {},
+                None,
+                None,
+                (
+                    f"the validation targets of seed {seed} differ from those of seed {first}: "
+                    "the validation set depends on the seed, and an ensemble needs one"
+                ),
+            )
         for c in candidates:
             outputs[c][i] = data["outputs"].get(c)
     if targets is None:
@@ -178,7 +211,8 @@ def analyze_records(
     if len(finished) < 2:
         unavailable.append(
             f"{len(finished)} seed{'s' if len(finished) != 1 else ''} finished: a spread (std, range), "
-            "intervals, paired tests, P(A > B) and ensemble gains need at least 2 seeds")
+            "intervals, paired tests, P(A > B) and ensemble gains need at least 2 seeds"
+        )
     ensemble_state: dict[str, Any] = {"available": False, "kind": None, "reason": None}
     outputs: dict[str, list[Any]] = {}
     targets = None
@@ -198,33 +232,60 @@ def analyze_records(
         if ensemble_state["available"] and name in functions:
             ensemble = {}
             for c in candidates:  # one call per candidate: each may have its own loss
-                ensemble.update(seed_ensemble({c: outputs[c]}, targets, kind=ensemble_state["kind"],
-                                              metric=functions[name][c], seed=seed,
-                                              n_subsets=n_subsets, seeds=seeds))
+                ensemble.update(
+                    seed_ensemble(
+                        {c: outputs[c]},
+                        targets,
+                        kind=ensemble_state["kind"],
+                        metric=functions[name][c],
+                        seed=seed,
+                        n_subsets=n_subsets,
+                        seeds=seeds,
+                    )
+                )
         metrics[name] = analyze_seeds(
-            scores, higher_is_better=bool(plan.metrics[name]), reference=plan.reference,
-            ensemble=ensemble, seed=seed, confidence=confidence, n_resamples=n_resamples,
-            metric=name, deploy=deploy, seeds=seeds, bounds=metric_bounds(resolved, name),
+            scores,
+            higher_is_better=bool(plan.metrics[name]),
+            reference=plan.reference,
+            ensemble=ensemble,
+            seed=seed,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            metric=name,
+            deploy=deploy,
+            seeds=seeds,
+            bounds=metric_bounds(resolved, name),
         )
     if ensemble_state["reason"]:
         unavailable.append(f"seed ensembles: {ensemble_state['reason']}")
-    test = test_split_analysis(_scores(records, seeds, candidates, primary),
-                               _scores(records, seeds, candidates, primary, split="test"))
-    return json_safe({
-        "seeds": seeds, "k": len(seeds), "finished": finished, "not_finished": not_finished,
-        "runs": {str(s): records[s].run_id for s in seeds if records[s].done},
-        "candidates": candidates, "reference": plan.reference, "metric": primary,
-        "metrics": metrics, "ensemble": ensemble_state, "deploy": deploy,
-        "confidence": confidence, "n_resamples": n_resamples, "analysis_seed": seed,
-        "recommendation": metrics[primary]["recommendation"]["line"],
-        "unavailable": unavailable, "notes": notes,
-        **({"test": {"metric": primary, **test}} if test is not None else {}),
-    })
+    test = test_split_analysis(
+        _scores(records, seeds, candidates, primary), _scores(records, seeds, candidates, primary, split="test")
+    )
+    return json_safe(
+        {
+            "seeds": seeds,
+            "k": len(seeds),
+            "finished": finished,
+            "not_finished": not_finished,
+            "runs": {str(s): records[s].run_id for s in seeds if records[s].done},
+            "candidates": candidates,
+            "reference": plan.reference,
+            "metric": primary,
+            "metrics": metrics,
+            "ensemble": ensemble_state,
+            "deploy": deploy,
+            "confidence": confidence,
+            "n_resamples": n_resamples,
+            "analysis_seed": seed,
+            "recommendation": metrics[primary]["recommendation"]["line"],
+            "unavailable": unavailable,
+            "notes": notes,
+            **({"test": {"metric": primary, **test}} if test is not None else {}),
+        }
+    )
 
 
-def _diverged_notes(
-    records: Mapping[int, SeedRecord], finished: Sequence[int], candidates: Sequence[str]
-) -> list[str]:
+def _diverged_notes(records: Mapping[int, SeedRecord], finished: Sequence[int], candidates: Sequence[str]) -> list[str]:
     """``candidate 'x' diverged on seed 2 (step 5): it has no score there``, one line per candidate."""
     where: dict[str, list[str]] = {}
     for seed in finished:
@@ -233,5 +294,7 @@ def _diverged_notes(
             data = cands.get(c) or {}
             if data.get("status") == "diverged":
                 where.setdefault(c, []).append(f"{seed} (step {data.get('diverged_at')})")
-    return [f"candidate {c!r} diverged on seed{'s' if len(w) > 1 else ''} {', '.join(w)}: "
-            "no score or outputs there" for c, w in where.items()]
+    return [
+        f"candidate {c!r} diverged on seed{'s' if len(w) > 1 else ''} {', '.join(w)}: no score or outputs there"
+        for c, w in where.items()
+    ]

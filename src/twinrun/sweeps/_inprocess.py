@@ -47,8 +47,10 @@ class InProcessBackend:
         if jobs not in (None, 1):
             from twinrun.errors import ConfigError
 
-            raise ConfigError(f"jobs={jobs}: the in-process backend runs one seed at a time",
-                              fix="drop --jobs, or use --backend local to run seeds in parallel processes")
+            raise ConfigError(
+                f"jobs={jobs}: the in-process backend runs one seed at a time",
+                fix="drop --jobs, or use --backend local to run seeds in parallel processes",
+            )
         self.jobs = 1
         self.threads = threads or local_cores()
 

@@ -36,8 +36,10 @@ def threads_per_job(jobs: int, cores: int | None = None) -> int:
 
 def check_positive(name: str, value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"{name}={value!r} must be a positive integer",
-                          fix=f"pass e.g. --{name} 2" if name != "threads" else "pass e.g. --threads 1")
+        raise ConfigError(
+            f"{name}={value!r} must be a positive integer",
+            fix=f"pass e.g. --{name} 2" if name != "threads" else "pass e.g. --threads 1",
+        )
 
 
 class LocalBackend:
@@ -57,8 +59,7 @@ class LocalBackend:
         self.threads = threads or threads_per_job(self.jobs)
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.name, "jobs": self.jobs, "threads": self.threads,
-                "cores": local_cores()}
+        return {"backend": self.name, "jobs": self.jobs, "threads": self.threads, "cores": local_cores()}
 
     def start(self) -> None:
         """Nothing to start locally."""

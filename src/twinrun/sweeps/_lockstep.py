@@ -82,9 +82,12 @@ def lockstep_allowed(task: SeedTask) -> bool:
     from twinrun.spec import load_experiment, parse_overrides, resolve
 
     try:
-        resolved = resolve(load_experiment(task.experiment), {**parse_overrides(list(task.overrides)),
-                                                               "seed": task.seed},
-                           candidates=list(task.candidates), reference=task.reference)
+        resolved = resolve(
+            load_experiment(task.experiment),
+            {**parse_overrides(list(task.overrides)), "seed": task.seed},
+            candidates=list(task.candidates),
+            reference=task.reference,
+        )
     except Exception:  # noqa: BLE001 - reported by the seed's own run
         return False
     return not resolved.settings.deterministic and resolved.settings.executor != "sequential"
@@ -149,8 +152,12 @@ def _step_together(seeds: Sequence[_Seed], executor: VectorisedExecutor) -> None
         for seed in group:
             request = seed.request
             assert request is not None
-            members += [Member(state, request.batches[state.spec.augment_key], request.context,
-                               f"{state.name}@{seed.task.seed}") for state in request.candidates]
+            members += [
+                Member(
+                    state, request.batches[state.spec.augment_key], request.context, f"{state.name}@{seed.task.seed}"
+                )
+                for state in request.candidates
+            ]
         outputs = executor.run_members(step, members)
         for member, out in zip(members, outputs):
             answers.setdefault(id(member.context), {})[member.state.name] = out

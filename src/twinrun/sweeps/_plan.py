@@ -53,36 +53,44 @@ class SweepPlan:
 
     def to_config(self) -> dict[str, Any]:
         return {
-            "kind": "seeds", "experiment": self.experiment, "name": self.name,
-            "seeds": list(self.seeds), "overrides": list(self.overrides),
-            "candidates": list(self.candidates), "reference": self.reference,
-            "metric": self.metric, "metrics": dict(self.metrics),
-            "experiment_sha256": self.experiment_sha256, "sweep_hash": self.sweep_hash,
+            "kind": "seeds",
+            "experiment": self.experiment,
+            "name": self.name,
+            "seeds": list(self.seeds),
+            "overrides": list(self.overrides),
+            "candidates": list(self.candidates),
+            "reference": self.reference,
+            "metric": self.metric,
+            "metrics": dict(self.metrics),
+            "experiment_sha256": self.experiment_sha256,
+            "sweep_hash": self.sweep_hash,
             "save_outputs": self.save_outputs,
         }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SweepPlan:
         return cls(
-            experiment=config["experiment"], name=config["name"],
-            seeds=tuple(int(s) for s in config["seeds"]), overrides=tuple(config["overrides"]),
-            candidates=tuple(config["candidates"]), reference=config["reference"],
-            metric=config["metric"], metrics=dict(config["metrics"]),
-            experiment_sha256=config.get("experiment_sha256"), sweep_hash=config["sweep_hash"],
+            experiment=config["experiment"],
+            name=config["name"],
+            seeds=tuple(int(s) for s in config["seeds"]),
+            overrides=tuple(config["overrides"]),
+            candidates=tuple(config["candidates"]),
+            reference=config["reference"],
+            metric=config["metric"],
+            metrics=dict(config["metrics"]),
+            experiment_sha256=config.get("experiment_sha256"),
+            sweep_hash=config["sweep_hash"],
             save_outputs=bool(config.get("save_outputs", True)),
         )
 
     def resolved(self, seed: int | None = None) -> ResolvedExperiment:
         """The resolved experiment of this plan (for ``seed``, default the first)."""
         exp = load_experiment(self.experiment)
-        overrides = {**parse_overrides(list(self.overrides)),
-                     "seed": self.seeds[0] if seed is None else seed}
+        overrides = {**parse_overrides(list(self.overrides)), "seed": self.seeds[0] if seed is None else seed}
         return resolve(exp, overrides, candidates=list(self.candidates), reference=self.reference)
 
 
-def choose_seeds(
-    seeds: int | Sequence[int] | None, *, base_seed: int | None = None
-) -> tuple[int, ...]:
+def choose_seeds(seeds: int | Sequence[int] | None, *, base_seed: int | None = None) -> tuple[int, ...]:
     """The seeds of a sweep: ``K`` -> ``0..K-1`` (or derived from ``base_seed``), or a list.
 
     Raises:
@@ -92,20 +100,24 @@ def choose_seeds(
     if seeds is None:
         raise ConfigError("no seeds given", fix="pass --seeds K (seeds 0..K-1) or --seed-list 3,7,11")
     if isinstance(seeds, bool):
-        raise ConfigError(f"seeds={seeds!r} is not a number of seeds or a list of seeds",
-                          fix="pass --seeds 5, or --seed-list 3,7,11")
+        raise ConfigError(
+            f"seeds={seeds!r} is not a number of seeds or a list of seeds", fix="pass --seeds 5, or --seed-list 3,7,11"
+        )
     if isinstance(seeds, int):
         if seeds < 1:
             raise ConfigError(
-                f"--seeds {seeds}: a sweep needs at least 1 seed (2 for a spread, 5-10 to "
-                "compare candidates)", fix="pass --seeds 5")
+                f"--seeds {seeds}: a sweep needs at least 1 seed (2 for a spread, 5-10 to compare candidates)",
+                fix="pass --seeds 5",
+            )
         if base_seed is None:
             return tuple(range(seeds))
         _check_seed(base_seed, "base seed")
         return tuple(derive_seed(base_seed, "sweep", i) for i in range(seeds))
     if base_seed is not None:
-        raise ConfigError("a base seed derives K seeds; it cannot be combined with a seed list",
-                          fix="pass either --seeds K --base-seed B, or --seed-list 3,7,11")
+        raise ConfigError(
+            "a base seed derives K seeds; it cannot be combined with a seed list",
+            fix="pass either --seeds K --base-seed B, or --seed-list 3,7,11",
+        )
     out = []
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int):
@@ -140,7 +152,8 @@ def override_args(overrides: Mapping[str, Any] | Sequence[str] | None) -> tuple[
     if "seed" in items:
         raise ConfigError(
             f"seed={items['seed']!r} is set as an override, but a sweep gives every run its own seed",
-            fix="choose the seeds with --seeds K, --base-seed B or --seed-list 3,7,11")
+            fix="choose the seeds with --seeds K, --base-seed B or --seed-list 3,7,11",
+        )
     out = []
     for key, value in items.items():
         text = f"{key}={value}" if isinstance(value, str) else f"{key}={value!r}"
@@ -151,7 +164,8 @@ def override_args(overrides: Mapping[str, Any] | Sequence[str] | None) -> tuple[
                 f"override {key}={value!r} cannot be passed to a seed's process: seeds run in "
                 "separate processes, which read overrides as text",
                 fix="use a value the command line can express: a number, a string, a list, or "
-                "'package.module:Name' for a factory")
+                "'package.module:Name' for a factory",
+            )
         out.append(text)
     return tuple(out)
 
@@ -169,7 +183,8 @@ def _target(experiment: Experiment | str | Path) -> tuple[str, Experiment]:
             raise ConfigError(
                 f"experiment {experiment.name!r} was not loaded from a file; a sweep runs each seed "
                 "in a fresh process, which loads the experiment from its file",
-                fix="save it in a file with `experiment = twinrun.Experiment(...)` and pass the path")
+                fix="save it in a file with `experiment = twinrun.Experiment(...)` and pass the path",
+            )
         target = source.path
     else:
         path_part, attr = split_target(str(experiment))
@@ -213,20 +228,31 @@ def make_plan(
             raise ConfigError(
                 f"experiment {experiment.name!r} differs from the one its file {target!r} defines "
                 "now; each seed's process would load the file's version",
-                fix="pass the file's path (and changes as overrides), or save your changes in the file")
-    resolved = resolve(loaded, {**parse_overrides(list(args)), "seed": seeds[0]},
-                       candidates=candidates, reference=reference)
+                fix="pass the file's path (and changes as overrides), or save your changes in the file",
+            )
+    resolved = resolve(
+        loaded, {**parse_overrides(list(args)), "seed": seeds[0]}, candidates=candidates, reference=reference
+    )
     goals = {"loss": False, **{name: m.higher_is_better for name, m in resolved.metrics.items()}}
     if metric is None:
         metric = next((m for m in goals if m != "loss"), "loss")
     elif metric not in goals:
-        raise ConfigError(f"metric {metric!r} is not measured by experiment {resolved.name!r}",
-                          fix=f"choose one of: {', '.join(goals)}")
+        raise ConfigError(
+            f"metric {metric!r} is not measured by experiment {resolved.name!r}",
+            fix=f"choose one of: {', '.join(goals)}",
+        )
     sha = loaded.source.sha256 if loaded.source is not None else None
     plan = SweepPlan(
-        experiment=target, name=resolved.name, seeds=seeds, overrides=args,
-        candidates=tuple(resolved.candidates), reference=resolved.reference, metric=metric,
-        metrics=goals, experiment_sha256=sha, sweep_hash=_sweep_hash(resolved, sha),
+        experiment=target,
+        name=resolved.name,
+        seeds=seeds,
+        overrides=args,
+        candidates=tuple(resolved.candidates),
+        reference=resolved.reference,
+        metric=metric,
+        metrics=goals,
+        experiment_sha256=sha,
+        sweep_hash=_sweep_hash(resolved, sha),
         save_outputs=save_outputs,
     )
     return plan, resolved

@@ -98,13 +98,18 @@ def run_seed(task: SeedTask, stop: threading.Event | None = None) -> SeedOutcome
     if stop is not None and stop.is_set():
         return SeedOutcome(task.seed, "interrupted", error="not started: the sweep was stopped")
     with open(task.log_path, "ab") as log:
-        log.write(f"--- seed {task.seed}, {time.strftime('%Y-%m-%d %H:%M:%S')}, "
-                  f"{task.threads} thread(s), PYTHONHASHSEED={HASH_SEED}\n".encode())
+        log.write(
+            f"--- seed {task.seed}, {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+            f"{task.threads} thread(s), PYTHONHASHSEED={HASH_SEED}\n".encode()
+        )
         log.flush()
         proc = subprocess.Popen(
             [sys.executable, "-m", "twinrun.sweeps._worker", str(task.task_path)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=child_env(task.threads), start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(task.threads),
+            start_new_session=True,
         )
         try:
             while True:
@@ -139,5 +144,4 @@ def _outcome(task: SeedTask, code: int, seconds: float) -> SeedOutcome:
     if tail:
         error += "; last lines of its log:\n" + tail
     status = "interrupted" if code in (130, -signal.SIGINT, -signal.SIGTERM) else "crashed"
-    return SeedOutcome(task.seed, status, error=error, returncode=code, seconds=seconds,
-                       log=str(task.log_path))
+    return SeedOutcome(task.seed, status, error=error, returncode=code, seconds=seconds, log=str(task.log_path))

@@ -27,8 +27,15 @@ class SweepProgress:
             from tqdm.auto import tqdm
 
             show = self.stream.isatty() if enabled is None else enabled
-            self._bar = tqdm(total=total, desc="seeds", unit="seed", file=self.stream,
-                             disable=not show, dynamic_ncols=True, leave=True)
+            self._bar = tqdm(
+                total=total,
+                desc="seeds",
+                unit="seed",
+                file=self.stream,
+                disable=not show,
+                dynamic_ncols=True,
+                leave=True,
+            )
 
     def line(self, text: str) -> None:
         if self.silent:

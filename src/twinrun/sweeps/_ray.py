@@ -55,8 +55,9 @@ def import_ray() -> Any:
     return ray
 
 
-def run_seed_on_node(task: SeedTask, sweep_row: tuple[tuple[str, ...], tuple[Any, ...]]
-                     ) -> tuple[SeedOutcome, PortableRun | None]:
+def run_seed_on_node(
+    task: SeedTask, sweep_row: tuple[tuple[str, ...], tuple[Any, ...]]
+) -> tuple[SeedOutcome, PortableRun | None]:
     """One seed on a Ray node: recorded in a registry of the node's own, its run's rows returned with it."""
     with tempfile.TemporaryDirectory(prefix="twinrun-seed-") as folder:
         own = replace(task, registry=str(Path(folder) / "registry.sqlite"))
@@ -86,8 +87,9 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, jobs: int | None = None, threads: int | None = None, address: str | None = None,
-                 retries: int = 3) -> None:
+    def __init__(
+        self, jobs: int | None = None, threads: int | None = None, address: str | None = None, retries: int = 3
+    ) -> None:
         check_positive("jobs", jobs)
         check_positive("threads", threads)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -119,13 +121,20 @@ class RayBackend:
         local = self.address is None
         self.threads = self._threads or (max(1, cpus // self._jobs) if (local and self._jobs) else 1)
         if self.threads > cpus:
-            raise ConfigError(f"--threads {self.threads} asks for more CPUs per seed than the Ray "
-                              f"cluster has ({cpus})", fix=f"pass --threads {cpus} or fewer")
+            raise ConfigError(
+                f"--threads {self.threads} asks for more CPUs per seed than the Ray cluster has ({cpus})",
+                fix=f"pass --threads {cpus} or fewer",
+            )
         self.jobs = self._jobs or max(1, cpus // self.threads)
 
     def describe(self) -> dict[str, object]:
-        return {"backend": self.name, "jobs": self.jobs, "threads": self.threads,
-                "address": self.address, "ray": getattr(self.ray, "__version__", None)}
+        return {
+            "backend": self.name,
+            "jobs": self.jobs,
+            "threads": self.threads,
+            "address": self.address,
+            "ray": getattr(self.ray, "__version__", None),
+        }
 
     def close(self) -> None:
         if self._started_here and self.ray.is_initialized():
@@ -135,8 +144,9 @@ class RayBackend:
     def run(self, tasks: Sequence[SeedTask], on_outcome: Callable[[SeedOutcome], None]) -> None:
         """Run every task, ``jobs`` in flight; ``on_outcome`` is called here as each seed ends."""
         ray = self.ray
-        remote = ray.remote(run_seed_on_node).options(num_cpus=self.threads, max_retries=self.retries,
-                                                       name="twinrun-seed")
+        remote = ray.remote(run_seed_on_node).options(
+            num_cpus=self.threads, max_retries=self.retries, name="twinrun-seed"
+        )
         queue = list(tasks)
         pending: dict[Any, SeedTask] = {}
         rows: dict[str, tuple[tuple[str, ...], tuple[Any, ...]]] = {}  # each sweep's row, read once

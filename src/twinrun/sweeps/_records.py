@@ -49,8 +49,14 @@ class SeedRecord:
         return self.status == "finished"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "status": self.status, "run_id": self.run_id,
-                "outputs": self.outputs, "error": self.error, "attempts": self.attempts}
+        return {
+            "seed": self.seed,
+            "status": self.status,
+            "run_id": self.run_id,
+            "outputs": self.outputs,
+            "error": self.error,
+            "attempts": self.attempts,
+        }
 
 
 def collect_seeds(
@@ -78,8 +84,7 @@ def _record(
         path = outputs[-1]["path"] if outputs else None
         if need_outputs and (path is None or not Path(path).is_file()):
             continue
-        return SeedRecord(seed, "finished", run.id, registry.get_run(run.id).result, path,
-                          attempts=len(runs))
+        return SeedRecord(seed, "finished", run.id, registry.get_run(run.id).result, path, attempts=len(runs))
     if runs:
         last = runs[0]
         status = last.status

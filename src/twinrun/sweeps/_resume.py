@@ -19,8 +19,10 @@ def recorded_plan(sweep: Sweep) -> SweepPlan:
     try:
         return SweepPlan.from_config(sweep.config)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"sweep {sweep.short_id} was not made by twinrun seeds (its config lacks {exc})",
-                          fix="pass the id of a sweep listed by: twinrun seeds --list") from exc
+        raise ConfigError(
+            f"sweep {sweep.short_id} was not made by twinrun seeds (its config lacks {exc})",
+            fix="pass the id of a sweep listed by: twinrun seeds --list",
+        ) from exc
 
 
 def resolve_quietly(plan: SweepPlan) -> ResolvedExperiment | None:
@@ -51,21 +53,29 @@ def plan_or_resume(
         wanted = choose_seeds(seeds, base_seed=base_seed) if seeds is not None else recorded.seeds
         all_seeds = recorded.seeds + tuple(s for s in wanted if s not in recorded.seeds)
         plan, resolved = make_plan(
-            experiment if experiment is not None else recorded.experiment, all_seeds,
+            experiment if experiment is not None else recorded.experiment,
+            all_seeds,
             overrides=overrides if overrides is not None else recorded.overrides,
             candidates=candidates if candidates is not None else recorded.candidates,
             reference=reference if reference is not None else recorded.reference,
-            metric=metric or recorded.metric, save_outputs=recorded.save_outputs)
+            metric=metric or recorded.metric,
+            save_outputs=recorded.save_outputs,
+        )
         _check_same(plan, recorded, sweep)
         if len(all_seeds) > recorded.k:
-            notes.append(f"sweep {sweep.short_id}: {len(all_seeds) - recorded.k} seed(s) added "
-                         f"to its {recorded.k}")
+            notes.append(f"sweep {sweep.short_id}: {len(all_seeds) - recorded.k} seed(s) added to its {recorded.k}")
         return sweep, plan, resolved, notes
     if experiment is None:
         raise ConfigError("no experiment given", fix="twinrun seeds FILE --seeds K (or --resume SWEEP_ID)")
-    plan, resolved = make_plan(experiment, choose_seeds(seeds, base_seed=base_seed), overrides=overrides,
-                               candidates=candidates, reference=reference, metric=metric,
-                               save_outputs=ensemble)
+    plan, resolved = make_plan(
+        experiment,
+        choose_seeds(seeds, base_seed=base_seed),
+        overrides=overrides,
+        candidates=candidates,
+        reference=reference,
+        metric=metric,
+        save_outputs=ensemble,
+    )
     if resume is True:
         for sweep in reg.list_sweeps(experiment=plan.name):
             if sweep.status != "finished" and sweep.config.get("sweep_hash") == plan.sweep_hash:
@@ -74,8 +84,7 @@ def plan_or_resume(
                 plan = dataclasses.replace(plan, seeds=merged, save_outputs=recorded.save_outputs)
                 notes.append(f"resuming sweep {sweep.short_id} ({sweep.status})")
                 return sweep, plan, resolved, notes
-        notes.append(f"no unfinished sweep of this configuration of {plan.name!r} to resume; "
-                     "starting a new one")
+        notes.append(f"no unfinished sweep of this configuration of {plan.name!r} to resume; starting a new one")
     return None, plan, resolved, notes
 
 
@@ -88,13 +97,16 @@ def _check_same(plan: SweepPlan, recorded: SweepPlan, sweep: Sweep) -> None:
     if plan.overrides != recorded.overrides:
         differences.append(f"overrides {list(plan.overrides)} instead of {list(recorded.overrides)}")
     if plan.candidates != recorded.candidates or plan.reference != recorded.reference:
-        differences.append(f"candidates {list(plan.candidates)} (reference {plan.reference}) instead of "
-                           f"{list(recorded.candidates)} (reference {recorded.reference})")
+        differences.append(
+            f"candidates {list(plan.candidates)} (reference {plan.reference}) instead of "
+            f"{list(recorded.candidates)} (reference {recorded.reference})"
+        )
     raise ConfigError(
-        f"sweep {sweep.short_id} ran another configuration: " + ("; ".join(differences) or
-                                                                  "the resolved config differs"),
+        f"sweep {sweep.short_id} ran another configuration: "
+        + ("; ".join(differences) or "the resolved config differs"),
         fix=f"resume it with its own configuration (twinrun seeds --resume {sweep.short_id}, "
-        "no FILE or --set), or start a new sweep (leave out --resume)")
+        "no FILE or --set), or start a new sweep (leave out --resume)",
+    )
 
 
 def refuse_if_running(reg: Registry, sweep: Sweep | None) -> None:
@@ -105,4 +117,5 @@ def refuse_if_running(reg: Registry, sweep: Sweep | None) -> None:
         seeds_running = ", ".join(str(r.seed) for r in running)
         raise ConfigError(
             f"sweep {sweep.short_id} still has seeds running (seeds {seeds_running}), in another process",
-            fix="wait for that process to end (or stop it), then resume")
+            fix="wait for that process to end (or stop it), then resume",
+        )

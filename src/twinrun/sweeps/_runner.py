@@ -33,19 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from twinrun._home import twinrun_home
-from twinrun.errors import ConfigError
-from twinrun.registry import Registry, Sweep, resolve_registry_path
-from twinrun.spec import Experiment, ResolvedExperiment
-from twinrun.stats import DEPLOY
-from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
+from twinrun.registry import Registry, resolve_registry_path
+from twinrun.spec import Experiment
 from twinrun.sweeps._inprocess import InProcessBackend
 from twinrun.sweeps._local import LocalBackend
+from twinrun.sweeps._options import BACKENDS, check_options
 from twinrun.sweeps._plan import SweepPlan
 from twinrun.sweeps._process import HASH_SEED
 from twinrun.sweeps._progress import SweepProgress
 from twinrun.sweeps._ray import RayBackend
 from twinrun.sweeps._records import SeedRecord, collect_seeds, sweep_folder, write_analysis_file
-from twinrun.sweeps._resume import plan_or_resume, recorded_plan, refuse_if_running, resolve_quietly
+from twinrun.sweeps._resume import plan_or_resume, refuse_if_running
+from twinrun.sweeps._stored import analysis_of, analyze_sweep, load_sweep
 from twinrun.sweeps._task import SeedOutcome, SeedTask
 from twinrun.sweeps._tensorboard import sweep_tensorboard_dir, write_mean_curves
 
@@ -60,7 +59,6 @@ __all__ = [
     "seeds",
 ]
 
-BACKENDS = ("local", "inprocess", "ray")
 SWEEP_STATUSES = ("running", "finished", "partial", "interrupted")
 
 
@@ -108,8 +106,11 @@ class SweepResult:
         return {
             **self.analysis,
             "session": {
-                "ran": [o.to_dict(result=False) for o in self.ran], "skipped": list(self.skipped),
-                "seconds": self.seconds, "execution": self.execution, "resumed": self.resumed,
+                "ran": [o.to_dict(result=False) for o in self.ran],
+                "skipped": list(self.skipped),
+                "seconds": self.seconds,
+                "execution": self.execution,
+                "resumed": self.resumed,
             },
         }
 
@@ -173,7 +174,7 @@ def run_sweep(
         ConfigError: bad input, found before any seed runs.
         SweepInterrupted: Ctrl-C or SIGTERM; the sweep is marked ``interrupted``.
     """
-    _check_options(backend, address, deploy, confidence, n_resamples)
+    check_options(backend, address, deploy, confidence, n_resamples)
     root = twinrun_home(home).absolute()
     reg_path = resolve_registry_path(registry, home=root)
     runner: Any
@@ -185,15 +186,25 @@ def run_sweep(
         runner = RayBackend(jobs, threads, address)
     with Registry.open(reg_path) as reg:
         sweep, plan, resolved, notes = plan_or_resume(
-            reg, experiment, seeds=seeds, base_seed=base_seed, resume=resume, candidates=candidates,
-            reference=reference, overrides=overrides, metric=metric, ensemble=ensemble)
+            reg,
+            experiment,
+            seeds=seeds,
+            base_seed=base_seed,
+            resume=resume,
+            candidates=candidates,
+            reference=reference,
+            overrides=overrides,
+            metric=metric,
+            ensemble=ensemble,
+        )
         refuse_if_running(reg, sweep)
         sweep_id = sweep.id if sweep is not None else _new_id()
         folder = sweep_folder(root, sweep_id)
         sessions = list(sweep.config.get("sessions", [])) if sweep else []
         if sweep is None:
-            reg.create_sweep(plan.name, experiment=plan.name, sweep_id=sweep_id,
-                             config={**plan.to_config(), "sessions": sessions})
+            reg.create_sweep(
+                plan.name, experiment=plan.name, sweep_id=sweep_id, config={**plan.to_config(), "sessions": sessions}
+            )
         records = collect_seeds(reg, sweep_id, plan, folder)
         to_run = [s for s in plan.seeds if not records[s].done]
         skipped = [s for s in plan.seeds if records[s].done]
@@ -206,14 +217,16 @@ def run_sweep(
         try:
             with _sigterm_as_interrupt():
                 runner.start()
-                execution = {**runner.describe(), "pythonhashseed": HASH_SEED if backend != "inprocess"
-                             else os.environ.get("PYTHONHASHSEED")}
+                execution = {
+                    **runner.describe(),
+                    "pythonhashseed": HASH_SEED if backend != "inprocess" else os.environ.get("PYTHONHASHSEED"),
+                }
                 sessions.append({"started_at": time.time(), **execution, "seeds": to_run})
-                reg.update_sweep(sweep_id, status="running",
-                                 config={**plan.to_config(), "sessions": sessions})
+                reg.update_sweep(sweep_id, status="running", config={**plan.to_config(), "sessions": sessions})
                 bar.line(_start_line(sweep_id, plan, to_run, skipped, execution, resumed=sweep is not None))
-                tasks = [_task(sweep_id, s, plan, root, reg_path, folder, runner.threads,
-                               tensorboard, tags) for s in to_run]
+                tasks = [
+                    _task(sweep_id, s, plan, root, reg_path, folder, runner.threads, tensorboard, tags) for s in to_run
+                ]
 
                 def done(outcome: SeedOutcome) -> None:
                     ran.append(outcome)
@@ -233,68 +246,47 @@ def run_sweep(
         reg.reap_crashed()  # a seed's process killed mid-run left its run "running"
         records = collect_seeds(reg, sweep_id, plan, folder)
         status = "finished" if all(r.done for r in records.values()) else "partial"
-        analysis = _analyse(reg, sweep_id, plan, records, resolved, status=status, metric=metric,
-                            deploy=deploy, confidence=confidence, n_resamples=n_resamples,
-                            sessions=sessions)
+        analysis = analysis_of(
+            reg,
+            sweep_id,
+            plan,
+            records,
+            resolved,
+            status=status,
+            metric=metric,
+            deploy=deploy,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            sessions=sessions,
+        )
         reg.update_sweep(sweep_id, status=status, analysis=analysis)
         write_analysis_file(folder, analysis)
         if tensorboard:
-            write_mean_curves(reg, sweep_tensorboard_dir(root, plan.name, sweep_id),
-                              {s: records[s].run_id for s in plan.seeds if records[s].done}, reference=plan.reference)
+            write_mean_curves(
+                reg,
+                sweep_tensorboard_dir(root, plan.name, sweep_id),
+                {s: records[s].run_id for s in plan.seeds if records[s].done},
+                reference=plan.reference,
+            )
         return SweepResult(
-            sweep_id=sweep_id, status=status, plan=plan, seeds=records, ran=sorted(ran, key=lambda o: o.seed),
-            skipped=skipped, analysis=analysis, folder=folder, registry=reg_path, execution=execution,
-            seconds=time.monotonic() - started, resumed=sweep is not None,
+            sweep_id=sweep_id,
+            status=status,
+            plan=plan,
+            seeds=records,
+            ran=sorted(ran, key=lambda o: o.seed),
+            skipped=skipped,
+            analysis=analysis,
+            folder=folder,
+            registry=reg_path,
+            execution=execution,
+            seconds=time.monotonic() - started,
+            resumed=sweep is not None,
         )
 
 
 def seeds(experiment: Experiment | str | Path, k: int | Sequence[int], **kwargs: Any) -> SweepResult:
     """``twinrun.sweeps.seeds("exp.py", 10)``: :func:`run_sweep` with ``seeds=k`` (same keywords)."""
     return run_sweep(experiment, seeds=k, **kwargs)
-
-
-def analyze_sweep(
-    sweep_id: str,
-    *,
-    metric: str | None = None,
-    deploy: str = "both",
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    home: str | Path | None = None,
-    registry: str | Path | None = None,
-    store: bool = False,
-) -> dict[str, Any]:
-    """Analyse a sweep again from the registry, without running anything.
-
-    ``store=True`` replaces the stored analysis (registry and ``analysis.json``).
-    """
-    _check_options("local", None, deploy, confidence, n_resamples)
-    root = twinrun_home(home).absolute()
-    with Registry.open(resolve_registry_path(registry, home=root)) as reg:
-        sweep = reg.get_sweep(sweep_id)
-        plan = recorded_plan(sweep)
-        if metric is not None and metric not in plan.metrics:
-            raise ConfigError(f"metric {metric!r} is not measured by sweep {sweep.short_id}",
-                              fix=f"choose one of: {', '.join(plan.metrics)}")
-        folder = sweep_folder(root, sweep.id)
-        records = collect_seeds(reg, sweep.id, plan, folder)
-        resolved = resolve_quietly(plan)
-        analysis = _analyse(reg, sweep.id, plan, records, resolved, status=sweep.status, metric=metric,
-                            deploy=deploy, confidence=confidence, n_resamples=n_resamples,
-                            sessions=list(sweep.config.get("sessions", [])))
-        if store:
-            reg.update_sweep(sweep.id, analysis=analysis)
-            write_analysis_file(folder, analysis)
-        return analysis
-
-
-def load_sweep(
-    sweep_id: str, *, home: str | Path | None = None, registry: str | Path | None = None
-) -> Sweep:
-    """A sweep as stored in the registry (``.analysis``: its stored analysis, or ``None``)."""
-    root = twinrun_home(home).absolute()
-    with Registry.open(resolve_registry_path(registry, home=root), create=False, reap=False) as reg:
-        return reg.get_sweep(sweep_id)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -304,39 +296,43 @@ def _new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _check_options(backend: str, address: str | None, deploy: str, confidence: float, n_resamples: int) -> None:
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}",
-                          fix="pass --backend local (this machine) or --backend ray (a Ray cluster)")
-    if address is not None and backend != "ray":
-        raise ConfigError(f"--address {address} names a Ray cluster, but the backend is {backend!r}",
-                          fix=f"add --backend ray to run on the cluster at {address}")
-    if deploy not in DEPLOY:
-        raise ConfigError(f"deploy={deploy!r} is not one of {', '.join(DEPLOY)}",
-                          fix="pass --deploy ensemble, --deploy single, or leave it out for both")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise ConfigError(f"confidence={confidence!r} must be between 0 and 1", fix="pass 0.95")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
-        raise ConfigError(f"n_resamples={n_resamples!r} must be an integer of at least 100",
-                          fix="pass 10000")
-
-
 def _task(
-    sweep_id: str, seed: int, plan: SweepPlan, root: Path, reg_path: Path, folder: Path, threads: int,
-    tensorboard: bool, tags: Sequence[str],
+    sweep_id: str,
+    seed: int,
+    plan: SweepPlan,
+    root: Path,
+    reg_path: Path,
+    folder: Path,
+    threads: int,
+    tensorboard: bool,
+    tags: Sequence[str],
 ) -> SeedTask:
     return SeedTask(
-        sweep_id=sweep_id, seed=seed, experiment=plan.experiment, overrides=plan.overrides,
-        candidates=plan.candidates, reference=plan.reference, home=str(root), registry=str(reg_path),
-        folder=str(folder), threads=threads, save_outputs=plan.save_outputs,
-        tensorboard=tensorboard, tags=tuple(tags),
+        sweep_id=sweep_id,
+        seed=seed,
+        experiment=plan.experiment,
+        overrides=plan.overrides,
+        candidates=plan.candidates,
+        reference=plan.reference,
+        home=str(root),
+        registry=str(reg_path),
+        folder=str(folder),
+        threads=threads,
+        save_outputs=plan.save_outputs,
+        tensorboard=tensorboard,
+        tags=tuple(tags),
         tensorboard_dir=str(sweep_tensorboard_dir(root, plan.name, sweep_id) / f"seed-{seed}") if tensorboard else None,
     )
 
 
 def _start_line(
-    sweep_id: str, plan: SweepPlan, to_run: list[int], skipped: list[int], execution: Mapping[str, Any],
-    *, resumed: bool,
+    sweep_id: str,
+    plan: SweepPlan,
+    to_run: list[int],
+    skipped: list[int],
+    execution: Mapping[str, Any],
+    *,
+    resumed: bool,
 ) -> str:
     head = f"sweep {sweep_id[:8]} ({plan.name}): "
     if not to_run:
@@ -344,31 +340,15 @@ def _start_line(
     text = head + f"{len(to_run)} seed{'s' if len(to_run) != 1 else ''} to run ({_seed_list(to_run)})"
     if skipped:
         text += f", {len(skipped)} already finished ({_seed_list(skipped)})"
-    text += (f"; {execution['backend']}, {execution['jobs']} job(s) x {execution['threads']} thread(s)"
-             + (f"; resume with --resume {sweep_id[:8]}" if not resumed else ""))
+    text += f"; {execution['backend']}, {execution['jobs']} job(s) x {execution['threads']} thread(s)" + (
+        f"; resume with --resume {sweep_id[:8]}" if not resumed else ""
+    )
     return text
 
 
 def _seed_list(values: Sequence[int], show: int = 8) -> str:
     text = ", ".join(str(v) for v in values[:show])
     return text + (f", ... ({len(values)} in all)" if len(values) > show else "")
-
-
-def _analyse(
-    reg: Registry, sweep_id: str, plan: SweepPlan, records: Mapping[int, SeedRecord],
-    resolved: ResolvedExperiment | None, *, status: str, metric: str | None, deploy: str,
-    confidence: float, n_resamples: int, sessions: list[Any],
-) -> dict[str, Any]:
-    sweep = reg.get_sweep(sweep_id)
-    analysis = analyze_records(plan, records, resolved=resolved, metric=metric, deploy=deploy,
-                               confidence=confidence, n_resamples=n_resamples, seed=ANALYSIS_SEED)
-    return {
-        "sweep": {"id": sweep_id, "name": plan.name, "status": status, "created_at": sweep.created_at,
-                  "analysed_at": time.time(), "registry": str(reg.path)},
-        "plan": plan.to_config(),
-        "sessions": sessions,
-        **analysis,
-    }
 
 
 @contextmanager

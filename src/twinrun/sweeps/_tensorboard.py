@@ -29,8 +29,9 @@ def sweep_tensorboard_dir(root: Path, name: str, sweep_id: str) -> Path:
     return tensorboard_dir(root) / f"{name}-{sweep_id[:8]}"
 
 
-def write_mean_curves(registry: Registry, folder: Path, runs: Mapping[int, str | None],
-                      reference: str | None = None) -> None:
+def write_mean_curves(
+    registry: Registry, folder: Path, runs: Mapping[int, str | None], reference: str | None = None
+) -> None:
     """Write ``folder/mean/<candidate>``: every tag's mean over the finished runs, per step, and (with a
     ``reference``) each other candidate's paired difference to it with its band across seeds."""
     from torch.utils.tensorboard import SummaryWriter
@@ -54,15 +55,17 @@ def write_mean_curves(registry: Registry, folder: Path, runs: Mapping[int, str |
                         tag = _write_band(writer, per_run, candidate, reference, split, name)
                         if tag:
                             charts.setdefault(f"{candidate} - {reference}", []).append(
-                                (tag, [tag, f"{tag}_low", f"{tag}_high"]))
+                                (tag, [tag, f"{tag}_low", f"{tag}_high"])
+                            )
             writer.add_text("events", f"mean over {len(per_run)} seeds", 0)
         finally:
             writer.close()
     if charts:
         layout = SummaryWriter(log_dir=str(folder / "mean" / str(reference)))  # the layout: once per logdir
         try:
-            layout.add_custom_scalars({title: {tag: ["Margin", tags] for tag, tags in items}
-                                       for title, items in charts.items()})
+            layout.add_custom_scalars(
+                {title: {tag: ["Margin", tags] for tag, tags in items} for title, items in charts.items()}
+            )
         finally:
             layout.close()
 
@@ -84,7 +87,11 @@ def _write_band(writer: Any, per_run: list[Any], candidate: str, reference: str,
             continue
         band = paired_t_interval(diffs)
         writer.add_scalar(tag, float(diffs.mean()), step)
-        if band.get("low") is not None and band.get("high") is not None and np.isfinite([band["low"], band["high"]]).all():
+        if (
+            band.get("low") is not None
+            and band.get("high") is not None
+            and np.isfinite([band["low"], band["high"]]).all()
+        ):
             writer.add_scalar(f"{tag}_low", float(band["low"]), step)
             writer.add_scalar(f"{tag}_high", float(band["high"]), step)
         wrote = True

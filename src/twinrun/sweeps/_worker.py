@@ -36,6 +36,7 @@ _interrupted = threading.Event()
 
 def _interrupt_on_sigterm() -> None:
     """SIGTERM (and SIGINT) interrupt once; later ones are ignored while the run records its end."""
+
     def handler(signum: int, frame: Any) -> None:
         if _interrupted.is_set():
             return
@@ -48,6 +49,7 @@ def _interrupt_on_sigterm() -> None:
 
 def _watch_parent(parent: int, every: float = 1.0) -> None:
     """Interrupt this process when the process that started it is gone (it cannot stop us then)."""
+
     def watch() -> None:
         while True:
             time.sleep(every)
@@ -71,13 +73,16 @@ def save_outputs(result: Any, run_dir: Path, seed: int) -> Path:
     import torch
 
     path = run_dir / OUTPUTS_FILE
-    torch.save({
-        "format": 1,
-        "seed": seed,
-        "kind": result.output_kind,
-        "targets": result.val_targets,
-        "outputs": {name: cand.outputs for name, cand in result.candidates.items()},
-    }, path)
+    torch.save(
+        {
+            "format": 1,
+            "seed": seed,
+            "kind": result.output_kind,
+            "targets": result.val_targets,
+            "outputs": {name: cand.outputs for name, cand in result.candidates.items()},
+        },
+        path,
+    )
     return path
 
 
@@ -158,12 +163,20 @@ def run_task_steps(task: Any, *, log: Any, stop: Any = None) -> Generator[Any, A
         if task.save_outputs:
             path = save_outputs(result, Path(result.artifacts["run_dir"]), task.seed)
             with Registry.open(task.registry, reap=False) as reg:
-                reg.add_artifact(outcome["run_id"], OUTPUTS_ARTIFACT, path=path, payload={
-                    "kind": result.output_kind, "seed": task.seed,
-                    "examples": None if result.val_targets is None else int(result.val_targets.shape[0]),
-                    "candidates": {n: (None if c.outputs is None else list(c.outputs.shape))
-                                   for n, c in result.candidates.items()},
-                })
+                reg.add_artifact(
+                    outcome["run_id"],
+                    OUTPUTS_ARTIFACT,
+                    path=path,
+                    payload={
+                        "kind": result.output_kind,
+                        "seed": task.seed,
+                        "examples": None if result.val_targets is None else int(result.val_targets.shape[0]),
+                        "candidates": {
+                            n: (None if c.outputs is None else list(c.outputs.shape))
+                            for n, c in result.candidates.items()
+                        },
+                    },
+                )
             outcome["outputs"] = str(path)
         outcome.update(status="finished", seconds=time.monotonic() - started, result=result.to_dict())
         _write_json(task.outcome_path, outcome)
@@ -189,8 +202,7 @@ def run_task_steps(task: Any, *, log: Any, stop: Any = None) -> Generator[Any, A
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m twinrun.sweeps._worker TASK.json (started by twinrun seeds)",
-              file=sys.stderr)
+        print("usage: python -m twinrun.sweeps._worker TASK.json (started by twinrun seeds)", file=sys.stderr)
         return 2
     _interrupt_on_sigterm()
     _watch_parent(os.getppid())

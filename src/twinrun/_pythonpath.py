@@ -1,6 +1,6 @@
 """Child processes import this very twinrun: the folder holding the package first on ``PYTHONPATH``.
 
-Used by every launcher of twinrun children (``twinrun repro``'s runs, the seeds of a
+Used by ``_launch``, which starts every twinrun child (``twinrun repro``'s runs, the seeds of a
 sweep, the ``hash_seed`` check). An installed twinrun is left as it is: the child's
 interpreter finds it where this one did, and no ``PYTHONPATH`` entry shadows it, or this
 process would have imported that one instead.

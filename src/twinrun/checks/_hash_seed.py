@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,15 +34,15 @@ NAME = "hash_seed"
 
 
 def _launch(path: str, candidate: str, overrides: Mapping[str, Any], hashseed: int) -> subprocess.Popen[str]:
-    from twinrun._pythonpath import this_twinrun_first
+    from twinrun._launch import child_environment, launch
 
-    env = {**this_twinrun_first(os.environ), "PYTHONHASHSEED": str(hashseed)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "twinrun.checks._hash_worker", path, candidate, json.dumps(dict(overrides))],
+    return launch(
+        "twinrun.checks._hash_worker",
+        [path, candidate, json.dumps(dict(overrides))],
+        env=child_environment(hashseed=str(hashseed)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
         cwd=str(Path(path).resolve().parent),
     )
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from twinrun._hashseed import hash_seed_is_fixed
+from twinrun._launch import child_environment, launch
 
 __all__ = ["CHILD_ENV", "CHILD_HASHSEED", "NO_REEXEC_ENV", "as_child", "early_child", "needs_child", "run_in_child"]
 
@@ -81,9 +80,9 @@ def early_child(argv: Sequence[str]) -> int | None:
 def run_in_child(argv: Sequence[str], *, hashseed: str = CHILD_HASHSEED) -> int:
     """Run ``python -m twinrun ARGV`` with ``PYTHONHASHSEED=hashseed``; return its exit status."""
     alive_r, alive_w = os.pipe()  # the parent keeps alive_w open for as long as it lives
-    env = {**os.environ, "PYTHONHASHSEED": hashseed, CHILD_ENV: "1", PARENT_FD_ENV: str(alive_r)}
+    env = {**child_environment(hashseed=hashseed), CHILD_ENV: "1", PARENT_FD_ENV: str(alive_r)}
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "twinrun", *argv], env=env, pass_fds=(alive_r,))
+        proc = launch("twinrun", argv, env=env, pass_fds=(alive_r,))
     finally:
         os.close(alive_r)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ import torch
 
 from twinrun._atomic import write_json
 from twinrun._home import twinrun_home
-from twinrun._pythonpath import this_twinrun_first
+from twinrun._launch import child_environment, launch
 from twinrun.errors import ConfigError, TwinrunError
 from twinrun.ledger import Divergence, Ledger, compare_ledgers
 from twinrun.proof._dump import tensor_differences
@@ -95,16 +94,11 @@ class _Runner:
         }
         path = job.folder / "request.json"
         write_json(path, request)
-        env = this_twinrun_first({**os.environ, **job.side.env})  # both runs import this very twinrun
-        env.pop("TWINRUN_CHILD", None)
+        # both runs import this very twinrun, and are no training child of a `twinrun` command
+        env = child_environment({**os.environ, **job.side.env}, drop=("TWINRUN_CHILD",))
         job.started = time.perf_counter()
         with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
-            job.process = subprocess.Popen(
-                [sys.executable, "-m", "twinrun.proof._worker", str(path)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            job.process = launch("twinrun.proof._worker", [str(path)], env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def _finish(self, job: _Job) -> None:
         assert job.process is not None

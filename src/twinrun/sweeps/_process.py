@@ -17,15 +17,14 @@ which stops the children in order: SIGTERM, then SIGKILL after a grace period).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from twinrun._pythonpath import this_twinrun_first
+from twinrun._launch import child_environment, describe_exit, launch
+from twinrun._launch import stop as stop_child
 from twinrun.sweeps._task import SeedOutcome, SeedTask
 
 __all__ = ["HASH_SEED", "child_env", "describe_exit", "run_seed"]
@@ -39,23 +38,7 @@ _POLL_S = 0.1
 
 def child_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a seed's process: ours, with the hash seed and thread counts fixed."""
-    env = this_twinrun_first(os.environ if base is None else base)
-    env.update(PYTHONHASHSEED=HASH_SEED, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    env.pop("PYTHONSTARTUP", None)
-    return env
-
-
-def describe_exit(code: int) -> str:
-    """``"exit status 3"`` or ``"signal SIGKILL (killed; out of memory?)"``."""
-    if code >= 0:
-        return f"exit status {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
-    if name == "SIGKILL":
-        return "signal SIGKILL (killed; out of memory?)"
-    return f"signal {name}"
+    return child_environment(base, hashseed=HASH_SEED, threads=threads, drop=("PYTHONSTARTUP",))
 
 
 def _log_tail(path: Path, lines: int = 8) -> str:
@@ -64,24 +47,6 @@ def _log_tail(path: Path, lines: int = 8) -> str:
     except OSError:
         return ""
     return "\n".join(text[-lines:])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the child's process group (the child records the interruption), then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        proc.terminate()
-    try:
-        proc.wait(timeout=GRACE_S)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            proc.kill()
-        proc.wait()
 
 
 def run_seed(task: SeedTask, stop: threading.Event | None = None) -> SeedOutcome:
@@ -103,13 +68,14 @@ def run_seed(task: SeedTask, stop: threading.Event | None = None) -> SeedOutcome
             f"{task.threads} thread(s), PYTHONHASHSEED={HASH_SEED}\n".encode()
         )
         log.flush()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "twinrun.sweeps._worker", str(task.task_path)],
+        proc = launch(
+            "twinrun.sweeps._worker",
+            [str(task.task_path)],
+            env=child_env(task.threads),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=child_env(task.threads),
-            start_new_session=True,
+            own_session=True,
         )
         try:
             while True:
@@ -118,11 +84,11 @@ def run_seed(task: SeedTask, stop: threading.Event | None = None) -> SeedOutcome
                     break
                 except subprocess.TimeoutExpired:
                     if stop is not None and stop.is_set():
-                        _stop(proc)
+                        stop_child(proc, GRACE_S)
                         code = proc.returncode
                         break
         except BaseException:
-            _stop(proc)
+            stop_child(proc, GRACE_S)
             raise
     return _outcome(task, code, time.monotonic() - started)
 

@@ -61,6 +61,37 @@ def test_a_two_rank_twin_trains_as_one_process_on_the_whole_batch(runs):
         assert all(abs(x - y) <= 1e-5 * abs(y) for (_, x), (_, y) in zip(a, b))  # the mean over both shards
 
 
+def test_a_two_rank_fsdp_twin_trains_as_one_process_and_resumes_its_shards_bit_for_bit(runs, tmp_path):
+    _, _, one = runs
+    fsdp = ("--set", "data_parallel=fsdp", "--set", "checkpoint_every=5")
+    sharded = _compare(tmp_path / "fsdp", *fsdp)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    out = json.loads(sharded.stdout)
+    for name in ("small", "wide"):
+        assert out["execution"][name] == (
+            "sequential, data-parallel over 2 ranks (FullyShardedDataParallel, fully_shard)"
+        )
+        for metric in ("loss", "accuracy"):  # as DDP: the full batch's update, to 1e-5 relative after 30 steps
+            a, b = out["candidates"][name]["final"][metric], one["candidates"][name]["final"][metric]
+            assert abs(a - b) <= 1e-5 * abs(b), (name, metric, a, b)
+    folder = Path(out["artifacts"]["run_dir"])
+    shards = [Ledger.load(path) for path in rank_ledgers(folder).values()]
+    weights = [{(r.step, r.candidate, r.name): r.hash for r in ledger.records if r.kind == "weights"} for ledger in shards]
+    assert weights[0].keys() == weights[1].keys() and weights[0] != weights[1]  # each rank records its own shard
+    args = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "twinrun", "compare", str(PARALLEL),
+            "--home", str(tmp_path / "cut"), "-q", "--no-tensorboard", *fsdp]
+    killed = subprocess.run(args, env=child_env(PYTHONHASHSEED="0", TWINRUN_DIST_TIMEOUT_S="60",
+                                                TWINRUN_TEST_KILL_AT="13", TWINRUN_TEST_KILL_RANK="1"),
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert killed.returncode != 0
+    resumed = _compare(tmp_path / "cut", "--resume", "latest", *fsdp)  # each rank loads its shards of step 10
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = json.loads(resumed.stdout)
+    for name in ("small", "wide"):
+        assert again["candidates"][name]["final"] == out["candidates"][name]["final"], name  # bit for bit
+    assert compare_runs(folder, again["artifacts"]["run_dir"]).identical
+
+
 def test_every_rank_trains_on_its_shard_of_the_same_batches(runs):
     root, two, _ = runs
     folder = Path(two["artifacts"]["run_dir"])

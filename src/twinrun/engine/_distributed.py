@@ -12,8 +12,12 @@ same weights everywhere). Rank 0 alone writes the registry, TensorBoard and the
 verdict; every rank writes its own ledger.
 
 Each rank checkpoints its own state (the world size and rank are in it: a resume
-with another launch is refused). What is not done yet: FSDP, replicas under
-``torchrun``, and spreading candidates over devices in one process.
+with another launch is refused). ``data_parallel="fsdp"`` shards each candidate
+with ``fully_shard`` instead (FSDP2): its parameters become ``DTensor`` shards,
+each rank's ledger records its own shards, and every rank still evaluates the
+whole validation set (each forward gathers the parameters). What is not done
+yet: replicas under ``torchrun``, and spreading candidates over devices in one
+process.
 """
 
 from __future__ import annotations
@@ -142,8 +146,25 @@ def shard(batch: tuple[Any, Any], world: World) -> tuple[Any, Any]:
     return pytree.tree_map(part, batch[0]), pytree.tree_map(part, batch[1])
 
 
-def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` in ``DistributedDataParallel`` (its parameters and buffers are rank 0's from here)."""
+def wrap_model(
+    model: nn.Module, device: torch.device, how: str = "ddp", optimizer: torch.optim.Optimizer | None = None
+) -> nn.Module:
+    """``model`` in ``DistributedDataParallel`` (its parameters and buffers are rank 0's from here), or, with
+    ``how="fsdp"``, sharded in place by ``fully_shard`` (the same object, its parameters now ``DTensor`` shards;
+    every rank holds the same initial weights, so the shards are the full model's). ``fully_shard`` makes new
+    parameter objects: ``optimizer``'s param groups are pointed at them, name by name."""
+    if how == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        names = {id(p): n for n, p in model.named_parameters()}
+        fully_shard(model)
+        if optimizer is not None:
+            sharded = dict(model.named_parameters())
+            if optimizer.state:
+                raise ConfigError("data_parallel=fsdp needs an optimizer that has not stepped yet")
+            for group in optimizer.param_groups:
+                group["params"] = [sharded[names[id(p)]] for p in group["params"]]
+        return model
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None

@@ -155,17 +155,17 @@ class TwinEngine:
 
     # ------------------------------------------------------------------ set-up
     def _go_parallel(self, world: World) -> None:
-        """Data-parallel: equal shards checked, each candidate in DDP, one candidate at a time (see
+        """Data-parallel: equal shards checked, each candidate in DDP or FSDP, one candidate at a time (see
         ``_distributed``), dropout from a stream of (seed, rank)."""
         check_divisible(self.settings.batch_size, world, "batch_size")
+        how = self.settings.data_parallel
         for state in self.states.values():
             if state.spec.batch_size is not None:
                 check_divisible(state.spec.batch_size, world, f"{state.name}:batch_size")
-        for state in self.states.values():
-            state.train_model = wrap_model(state.model, self.device)
+            state.train_model = wrap_model(state.model, self.device, how, state.optimizer)
         self.executor = SequentialExecutor(fused=False, isolate_failures=False)
-        how = f"sequential, data-parallel over {world.size} ranks (DistributedDataParallel)"
-        self.execution.update(dict.fromkeys(self.states, how))
+        kind = "FullyShardedDataParallel, fully_shard" if how == "fsdp" else "DistributedDataParallel"
+        self.execution.update(dict.fromkeys(self.states, f"sequential, data-parallel over {world.size} ranks ({kind})"))
         self.step_streams = RngStreams(derive_seed(self.settings.seed, "rank", world.rank))
 
     def _eval_set(self, split: str) -> EvalSet:

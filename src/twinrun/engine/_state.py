@@ -36,7 +36,13 @@ __all__ = ["STATE_VERSION", "engine_state", "load_engine_state", "load_parts", "
 STATE_VERSION = 1
 
 
+def _is_dtensor(obj: Any) -> bool:
+    return isinstance(obj, torch.Tensor) and hasattr(obj, "placements") and callable(getattr(obj, "to_local", None))
+
+
 def _clone_tree(obj: Any) -> Any:
+    if _is_dtensor(obj):  # FSDP: this rank's shard, a plain tensor (a checkpoint loads without code)
+        return obj.to_local().detach().clone()
     if isinstance(obj, torch.Tensor):
         return obj.detach().clone()
     if isinstance(obj, dict):
@@ -60,8 +66,35 @@ def parts_state(state: CandidateState) -> dict[str, Any]:
     }
 
 
+def _like(local: Any, template: Any) -> Any:
+    """A saved shard back as the ``DTensor`` ``template`` is (same mesh and placements), else as it is."""
+    if not _is_dtensor(template) or not isinstance(local, torch.Tensor):
+        return local
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(
+        local, template.device_mesh, template.placements, shape=template.shape, stride=template.stride()
+    )
+
+
+def _sharded(target: CandidateState, saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` with each FSDP shard put back into a ``DTensor`` like the live parameter it belongs to."""
+    params = [p for group in target.optimizer.param_groups for p in group["params"]]
+    if not any(_is_dtensor(p) for p in params):
+        return saved
+    live = target.model.state_dict()
+    model = {k: _like(v, live.get(k)) for k, v in saved["model"].items()}
+    optimizer = dict(saved["optimizer"])
+    optimizer["state"] = {
+        i: {k: v if k == "step" else _like(v, params[int(i)]) for k, v in entry.items()}
+        for i, entry in saved["optimizer"]["state"].items()
+    }
+    return {**saved, "model": model, "optimizer": optimizer}
+
+
 def load_parts(target: CandidateState, saved: dict[str, Any]) -> None:
     """Load :func:`parts_state` back; raises what ``load_state_dict`` raises on a misfit (callers name it)."""
+    saved = _sharded(target, saved)
     target.model.load_state_dict(saved["model"])
     target.optimizer.load_state_dict(saved["optimizer"])
     if saved["scheduler"] is not None and target.scheduler is not None:

@@ -50,6 +50,9 @@ def _header(t: torch.Tensor) -> bytes:
 
 def _update(h: Any, tensor: torch.Tensor) -> None:
     t = tensor.detach()
+    local = getattr(t, "to_local", None)  # a DTensor (FSDP): this rank's shard, as its ledger records it
+    if local is not None and callable(local):
+        t = local()
     if not t.is_cpu:
         t = t.cpu()
     if t.is_conj() or t.is_neg():  # lazy views: materialise the values they stand for

@@ -59,7 +59,7 @@ class Experiment:
         steps, batch_size, eval_every, eval_batch_size, eval_batches, eval_passes, monitor, baselines, select_by,
         patience, seed, device, grad_clip,
         output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
-        memory_budget: shared
+        memory_budget, data_parallel: shared
             settings, see :class:`~twinrun.spec.Settings`.
         search: the search space of ``twinrun search``: override key -> distribution
             (``twinrun.search.loguniform(1e-4, 1e-2)``, ``choice([64, 128])``...).
@@ -106,6 +106,7 @@ class Experiment:
     checkpoint_every: int | None = _S.checkpoint_every
     executor: str = _S.executor
     memory_budget: int | str = _S.memory_budget
+    data_parallel: str = _S.data_parallel
     check_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     replicas: int = 1
     reference_scores: Mapping[str, float] = field(default_factory=dict)

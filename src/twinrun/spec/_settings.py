@@ -19,11 +19,12 @@ __all__ = ["EXECUTION_SETTINGS", "SETTING_HELP", "Settings", "parse_bytes", "val
 
 OUTPUT_KINDS = ("auto", "logits", "binary_logits", "values")
 EXECUTOR_KINDS = ("auto", "vectorised", "sequential")
+DATA_PARALLEL_KINDS = ("ddp", "fsdp")
 
 #: Settings that say how a run is executed and recorded, not what is trained. Ledgers of
 #: runs that differ only in these are comparable (``deterministic`` is a factor to vary,
 #: like the thread count).
-EXECUTION_SETTINGS = ("deterministic", "ledger_every", "checkpoint_every", "executor", "memory_budget")
+EXECUTION_SETTINGS = ("deterministic", "ledger_every", "checkpoint_every", "executor", "memory_budget", "data_parallel")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Settings:
     checkpoint_every: int | None = None
     executor: str = "auto"
     memory_budget: int | str = "auto"
+    data_parallel: str = "ddp"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -102,6 +104,9 @@ SETTING_HELP: dict[str, str] = {
     "memory_budget": "bytes of activations a vectorised group may keep alive at once (e.g. 2GiB, 500MB, "
     "or a number of bytes); larger groups are split. auto: a quarter of the machine's memory on the CPU, "
     "half of the GPU's free memory on CUDA",
+    "data_parallel": "under torchrun, how each candidate is spread over the ranks: ddp "
+    "(DistributedDataParallel: every rank holds the whole model) or fsdp (torch's fully_shard: "
+    "parameters, gradients and optimizer state sharded over the ranks)",
     "checkpoint_every": "write a checkpoint every this many steps for exact resume (None: none); "
     "written by compare() and the twinrun command into the run folder",
 }
@@ -184,6 +189,14 @@ def _executor(name: str, value: Any) -> None:
         )
 
 
+def _data_parallel(name: str, value: Any) -> None:
+    if value not in DATA_PARALLEL_KINDS:
+        raise ConfigError(
+            f"setting data_parallel={value!r} must be one of {', '.join(DATA_PARALLEL_KINDS)}",
+            fix="--set data_parallel=fsdp to shard each candidate over the ranks, ddp to replicate it",
+        )
+
+
 def _flag(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigError(f"setting {name}={value!r} must be True or False")
@@ -211,6 +224,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "output": _output,
     "share_init": _share_init,
     "executor": _executor,
+    "data_parallel": _data_parallel,
     "memory_budget": lambda name, value: _ignore(parse_bytes(value)),
 }
 

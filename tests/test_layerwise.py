@@ -7,7 +7,7 @@ import torch
 import vectorised as V  # tests/experiments is on the path (conftest.py)
 from torch import nn
 
-from twinrun.engine._layerwise import layerwise_forward
+from twinrun.engine._layerwise import NotPlain, layerwise_forward
 from twinrun.engine._vector_step import _batched_forward
 from twinrun.examples.digits import SmallCNN
 
@@ -73,7 +73,8 @@ def test_plain_chains_take_the_layerwise_forward_and_the_rest_keep_vmap():
         assert layerwise_forward(model, shared_input=True) is not None, type(model).__name__
     strided = nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(128, 2))
     for model in (V.CNN(batchnorm=True), SmallCNN(batchnorm=True), V.Branchy(), Tied(), hooked, strided,
-                  nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), nn.Sequential(nn.MaxPool2d(2, return_indices=True))):
+                  nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), nn.Sequential(nn.MaxPool2d(2, return_indices=True)),
+                  nn.Sequential(nn.Linear(4, 4), nn.Softmax())):  # a legacy softmax: its dim depends on the rank
         assert layerwise_forward(model, shared_input=True) is None, type(model).__name__
 
 
@@ -142,3 +143,12 @@ def test_convolutions_run_grouped_with_vmaps_outputs_and_gradients_within_roundi
     assert all(torch.equal(a[k], m(x if shared else x[k])) for k, m in enumerate(models))
     for name in grads_a:  # a grouped convolution's weight gradient sums in its own order
         torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_the_batched_form_cannot_take_are_said_so_for_vmap_to_take_over():
+    models = [SmallCNN(channels=2) for _ in range(2)]
+    fn = layerwise_forward(models[0], shared_input=True)
+    with pytest.raises(NotPlain, match="conv1 takes 3-d input"):
+        fn(_stacked(models), {}, torch.randn(1, 8, 8))  # one image without its batch dimension
+    with pytest.raises(NotPlain, match="one tensor input"):
+        fn(_stacked(models), {}, {"image": torch.randn(3, 1, 8, 8)})

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-__all__ = ["layerwise_forward"]
+__all__ = ["NotPlain", "layerwise_forward"]
 
 
 _ELEMENTWISE = (
@@ -71,6 +71,12 @@ _METHODS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 _POOL_FUNCTIONS = (F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
 _SUPPORTED = (*_ELEMENTWISE, *_POOLS, nn.Linear, nn.Conv2d, nn.Flatten, nn.Dropout, nn.Softmax, nn.LogSoftmax)
+
+
+class NotPlain(Exception):
+    """The inputs are not what the chain's batched form handles (a convolution's input without a batch
+    dimension, a structured input): the caller goes back to ``vmap``, which handles anything."""
+
 
 Params = Mapping[str, torch.Tensor]
 Forward = Callable[[Params, Params, Any], torch.Tensor]
@@ -113,6 +119,8 @@ def _conv(name: str, module: nn.Conv2d) -> Layer:
 
     def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
         w = p[f"{name}.weight"]  # (K, out, in, kh, kw)
+        if x.dim() != (5 if kind == "stacked" else 4):
+            raise NotPlain(f"{name} takes {x.dim()}-d input; the batched form needs (batch, C, H, W)")
         bias = p[f"{name}.bias"].reshape(-1) if module.bias is not None else None
         if kind == "stacked":  # (K, B, C, H, W) -> (B, K*C, H, W)
             x = x.transpose(0, 1).reshape(x.shape[1], k * x.shape[2], *x.shape[3:])
@@ -214,6 +222,8 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
             return None if getattr(module, "return_indices", False) else _channelwise(module)
         if isinstance(module, _ELEMENTWISE):
             return _elementwise(module)
+        if isinstance(module, (nn.Softmax, nn.LogSoftmax)) and module.dim is None:
+            return None  # the implicit dimension of a legacy softmax depends on the input's rank
         if isinstance(module, (nn.Flatten, nn.Softmax, nn.LogSoftmax)):
             return _shifted(module)
         if isinstance(module, nn.Dropout):
@@ -274,7 +284,7 @@ def layerwise_forward(model: nn.Module, shared_input: bool, randomness: str = "s
 
     def call(p: Params, b: Params, x: Any) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"the layer-wise forward takes one tensor input, not {type(x).__name__}")
+            raise NotPlain(f"the layer-wise forward takes one tensor input, not {type(x).__name__}")
         k = next(iter(p.values())).shape[0]
         kind = "shared" if shared_input else "stacked"
         for layer in layers:

@@ -25,7 +25,7 @@ from twinrun.engine._batched_loss import batched_loss
 from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, StepContext
 from twinrun.engine._fused import parameter_layout
-from twinrun.engine._layerwise import layerwise_forward
+from twinrun.engine._layerwise import NotPlain, layerwise_forward
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._outputs import prediction
 from twinrun.engine._stack import ModelStack, stack_models
@@ -147,9 +147,23 @@ class BatchedGroup:
         fn = self._forward.get((shared_input, randomness))
         if fn is None:
             model = self.members[0].model
-            fn = layerwise_forward(model, shared_input, randomness) or _batched_forward(model, shared_input, randomness)
+            general = _batched_forward(model, shared_input, randomness)
+            plain = layerwise_forward(model, shared_input, randomness)
+            fn = general if plain is None else self._plain_or(plain, general, (shared_input, randomness))
             self._forward[shared_input, randomness] = fn
         return fn
+
+    def _plain_or(self, plain: Any, general: Any, key: tuple[bool, str]) -> Any:
+        """The layer-wise forward, replaced for good by ``vmap``'s the first time its inputs do not fit."""
+
+        def call(p: Any, b: Any, x: Any) -> Any:
+            try:
+                return plain(p, b, x)
+            except NotPlain:
+                self._forward[key] = general
+                return general(p, b, x)
+
+        return call
 
     def probe(
         self,

@@ -31,8 +31,16 @@ class Functional(nn.Module):
 class Chain(nn.Module):
     def __init__(self, dropout: float = 0.3) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.GELU(), nn.Dropout(dropout),
-                                  nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 3), nn.LogSoftmax(dim=1))
+        self.body = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(12, 16),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(16, 16),
+            nn.SiLU(),
+            nn.Linear(16, 3),
+            nn.LogSoftmax(dim=1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -68,13 +76,20 @@ def _stacked(models: list[nn.Module]) -> dict[str, torch.Tensor]:
 def test_plain_chains_take_the_layerwise_forward_and_the_rest_keep_vmap():
     hooked = nn.Sequential(nn.Linear(8, 2))
     hooked.register_forward_hook(lambda *a: None)
-    for model in (V.MLP(), Chain(), nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), V.CNN(),
-                  SmallCNN()):
+    for model in (V.MLP(), Chain(), nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), V.CNN(), SmallCNN()):
         assert layerwise_forward(model, shared_input=True) is not None, type(model).__name__
     strided = nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(128, 2))
-    for model in (V.CNN(batchnorm=True), SmallCNN(batchnorm=True), V.Branchy(), Tied(), hooked, strided,
-                  nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), nn.Sequential(nn.MaxPool2d(2, return_indices=True)),
-                  nn.Sequential(nn.Linear(4, 4), nn.Softmax())):  # a legacy softmax: its dim depends on the rank
+    for model in (
+        V.CNN(batchnorm=True),
+        SmallCNN(batchnorm=True),
+        V.Branchy(),
+        Tied(),
+        hooked,
+        strided,
+        nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)),
+        nn.Sequential(nn.MaxPool2d(2, return_indices=True)),
+        nn.Sequential(nn.Linear(4, 4), nn.Softmax()),
+    ):  # a legacy softmax: its dim depends on the rank
         assert layerwise_forward(model, shared_input=True) is None, type(model).__name__
 
 

@@ -17,22 +17,34 @@ def _rows(path, run_id: str) -> dict[str, list[tuple]]:
     conn = sqlite3.connect(path)
     try:
         out = {}
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"):
+        for (table,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ):
             columns = [c[1] for c in conn.execute(f"PRAGMA table_info({table})") if not (c[5] and c[2] == "INTEGER")]
             key = "id" if table == "runs" else "run_id" if "run_id" in columns else None
             if key:
-                out[table] = sorted(conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {key} = ?",
-                                                 (run_id,)).fetchall(), key=repr)
+                out[table] = sorted(
+                    conn.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {key} = ?", (run_id,)).fetchall(),
+                    key=repr,
+                )
         return out
     finally:
         conn.close()
 
 
 def _recorded_run(reg: Registry, sweep: str, seed: int) -> str:
-    run = reg.create_run(name="exp", config={"settings": {"seed": seed}}, candidates=["a", "b"], seed=seed,
-                         sweep_id=sweep, tags=["seeds"], note="on node 2")
-    reg.log_metrics(run, [("a", "train", s, "loss", 1.0 / (s + 1)) for s in range(5)]
-                    + [("b", "val", 4, "accuracy", float("nan"))])
+    run = reg.create_run(
+        name="exp",
+        config={"settings": {"seed": seed}},
+        candidates=["a", "b"],
+        seed=seed,
+        sweep_id=sweep,
+        tags=["seeds"],
+        note="on node 2",
+    )
+    reg.log_metrics(
+        run, [("a", "train", s, "loss", 1.0 / (s + 1)) for s in range(5)] + [("b", "val", 4, "accuracy", float("nan"))]
+    )
     reg.add_artifact(run, "outputs", path="/shared/runs/outputs.pt", payload={"seed": seed})
     reg.record_checks(run, [{"name": "lr_range", "status": "passed", "measured": 0.1}])
     reg.finish_run(run, result={"candidates": {"a": {"final": {"loss": 0.2}}}})

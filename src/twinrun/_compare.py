@@ -15,11 +15,12 @@ from typing import Any
 import torch
 
 from twinrun._atomic import atomic_write, write_json
-from twinrun._home import registry_path, runs_dir, tensorboard_dir, twinrun_home
+from twinrun._home import runs_dir, tensorboard_dir, twinrun_home
 from twinrun._interrupt import StopRequest, stop_on_signals
 from twinrun._names import check_name
 from twinrun._runfolder import find_run_folder
 from twinrun._runlock import run_lock
+from twinrun._workspace import chosen_registry
 from twinrun.checkpoint import ResumePlan, list_checkpoints, plan_resume
 from twinrun.engine import (
     Sink,
@@ -171,9 +172,9 @@ def compare(
             ``<home>/tb/<experiment>-<run id>``; ``None`` writes no TensorBoard files.
         progress: show a progress bar (``None``: only on a terminal).
         run_id: the run's id (default: a fresh one).
-        registry: where the run is recorded: ``True`` (default) ``<home>/registry.sqlite``,
-            a path, or an open :class:`Registry`; ``False``/``None``: not recorded.
-            ``result.artifacts["registry_run"]`` is the run's id there.
+        registry: where the run is recorded: ``True`` or ``None`` (default) ``<home>/registry.sqlite``,
+            a path, or an open :class:`Registry`; ``False``: not recorded (the same rule everywhere:
+            ``twinrun._workspace``). ``result.artifacts["registry_run"]`` is the run's id there.
         tags: tags given to the run in the registry.
         resume: the run to continue bit-identically: its folder, a checkpoint file, or
             its id in the registry (a prefix, ``latest``); the run keeps its id and folder.
@@ -270,6 +271,7 @@ def _run(
                 sweep_id=sweep_id,
                 sync_every=resolved.settings.checkpoint_every,
                 artifacts={"run_dir": str(run_dir), **({"tensorboard": str(tb_dir)} if tb_dir else {})},
+                finish=False,  # the result is recorded once, at the end, with every artifact
             )
         )
     all_sinks += [*recorder.sinks, *sinks]
@@ -300,8 +302,8 @@ def _run(
         result.artifacts["best"] = str(run_dir / "best")
     if tb_dir is not None:
         result.artifacts["tensorboard"] = str(tb_dir)
-    if store is not None:  # the ledger and checkpoints are known only now
-        store.set_result(run_id, result.to_dict())
+    if store is not None:  # recorded once: the ledger, checkpoints and best weights are known only now
+        store.finish_run(run_id, result.to_dict())
         for kind in ("ledger", "checkpoints"):
             if kind in result.artifacts:
                 store.add_artifact(run_id, kind, path=result.artifacts[kind])
@@ -331,8 +333,4 @@ def _interrupted(exc: KeyboardInterrupt, run_id: str, recorder: RunRecorder, sto
 
 
 def _open_registry(registry: Registry | str | Path | bool | None, root: Path) -> Registry | None:
-    if registry is None or registry is False:
-        return None
-    if isinstance(registry, Registry):
-        return registry
-    return Registry.open(registry_path(root) if registry is True else registry)
+    return chosen_registry(registry, root)  # one rule for every entry point (``_workspace``)

@@ -87,7 +87,7 @@ def test_a_sequence_first_model_trains_and_evaluates_batch_first():
     exp = twinrun.Experiment(name="lstm", data=lambda: ((x, y), (xv, yv)), model=lambda: model,
                              optimizer=twinrun.factory(torch.optim.Adam, lr=1e-2), loss=pieces["loss"],
                              steps=20, batch_size=16, eval_every=20, batch_dim=1)
-    result = twinrun.compare(exp, registry=None, progress=False)
+    result = twinrun.compare(exp, registry=False, progress=False)
     base = result.candidates["base"]
     assert base.status == "finished"
     assert base.outputs.shape == (len(xv), xv.shape[1], 24)  # flattened (T*B, V) log-probs back to (B, T, V)

@@ -76,7 +76,7 @@ def check(
         outdir: folder for figures and ``checks.json`` (default: a new run folder's ``checks/``).
         home: twinrun's folder (default ``$TWINRUN_HOME`` or ``./.twinrun``).
         progress: a progress bar on stderr (``None``: only on a terminal).
-        registry: where the report is recorded (a run tagged ``check``): ``True`` (default)
+        registry: where the report is recorded (a run tagged ``check``): ``True`` or ``None`` (default)
             ``<home>/registry.sqlite``, a path or an open ``Registry``; ``False``: nowhere.
         logdir: a TensorBoard folder for the checks' figures and verdicts (``"default"``:
             ``<home>/tb/<experiment>-checks-<run>``; ``None``: none).

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twinrun._home import registry_path, twinrun_home
+from twinrun._home import twinrun_home
+from twinrun._workspace import chosen_registry
 from twinrun.checks._context import CheckContext
 from twinrun.checks._result import CheckReport
 from twinrun.env import capture_environment, numerics_fingerprint
-from twinrun.registry import Registry, open_registry
+from twinrun.registry import Registry
 
 __all__ = ["RegistryLike", "record_report"]
 
@@ -17,12 +18,8 @@ RegistryLike = Registry | str | Path | bool | None
 
 
 def open_for_checks(registry: RegistryLike, home: str | Path | None) -> Registry | None:
-    """Open the registry first, so a bad one fails before any check runs."""
-    if registry is None or registry is False:
-        return None
-    if isinstance(registry, Registry):
-        return registry
-    return open_registry(registry_path(twinrun_home(home)) if registry is True else registry)
+    """Open the registry first, so a bad one fails before any check runs (the rule: ``twinrun._workspace``)."""
+    return chosen_registry(registry, twinrun_home(home))
 
 
 def record_report(registry: Registry, ctx: CheckContext, report: CheckReport) -> str:

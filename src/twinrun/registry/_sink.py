@@ -49,6 +49,9 @@ class RegistrySink(Sink):
             checkpoint cadence: put the sink before the checkpoint sink, and a
             checkpoint never holds a step whose rows the registry lacks, so a resumed
             run holds every step exactly once).
+        finish: record the result and end the run when the engine finishes (default). ``False``: the
+            caller does, once, when it knows everything the result holds (``compare`` does: the ledger,
+            checkpoints and best weights are written after the engine's end).
     """
 
     def __init__(
@@ -64,8 +67,10 @@ class RegistrySink(Sink):
         flush_seconds: float = 2.0,
         artifacts: Mapping[str, str] | None = None,
         sync_every: int | None = None,
+        finish: bool = True,
     ) -> None:
         self.sync_every = sync_every
+        self.finish = finish
         self._owned = not isinstance(registry, Registry)
         self.registry = registry if isinstance(registry, Registry) else Registry.open(registry)
         self.name = name
@@ -170,7 +175,8 @@ class RegistrySink(Sink):
         self.flush()
         if self.run_id is not None:
             event.result.artifacts.update(self.artifacts, registry=str(self.registry.path), registry_run=self.run_id)
-            self.registry.finish_run(self.run_id, event.result.to_dict())
+            if self.finish:
+                self.registry.finish_run(self.run_id, event.result.to_dict())
         self._ended = True
 
     def on_run_failed(self, event: RunFailed) -> None:

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from twinrun._home import twinrun_home
-from twinrun.registry import Registry, resolve_registry_path
+from twinrun._workspace import RegistryChoice, chosen_registry_path
+from twinrun.registry import Registry
 from twinrun.spec import Experiment
 from twinrun.sweeps._inprocess import InProcessBackend
 from twinrun.sweeps._local import LocalBackend
@@ -135,7 +136,7 @@ def run_sweep(
     ensemble: bool = True,
     tensorboard: bool = False,
     home: str | Path | None = None,
-    registry: str | Path | None = None,
+    registry: RegistryChoice = True,
     tags: Sequence[str] = (),
     progress: bool | None = None,
 ) -> SweepResult:
@@ -176,7 +177,7 @@ def run_sweep(
     """
     check_options(backend, address, deploy, confidence, n_resamples)
     root = twinrun_home(home).absolute()
-    reg_path = resolve_registry_path(registry, home=root)
+    reg_path = chosen_registry_path(registry, root, needed_by="a sweep")
     runner: Any
     if backend == "local":
         runner = LocalBackend(jobs, threads)

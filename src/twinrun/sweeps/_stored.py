@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from twinrun._home import twinrun_home
+from twinrun._workspace import RegistryChoice, chosen_registry_path
 from twinrun.errors import ConfigError
-from twinrun.registry import Registry, Sweep, resolve_registry_path
+from twinrun.registry import Registry, Sweep
 from twinrun.spec import ResolvedExperiment
 from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
 from twinrun.sweeps._options import check_options
@@ -28,7 +29,7 @@ def analyze_sweep(
     confidence: float = 0.95,
     n_resamples: int = 10_000,
     home: str | Path | None = None,
-    registry: str | Path | None = None,
+    registry: RegistryChoice = True,
     store: bool = False,
 ) -> dict[str, Any]:
     """Analyse a sweep again from the registry, without running anything.
@@ -37,7 +38,7 @@ def analyze_sweep(
     """
     check_options("local", None, deploy, confidence, n_resamples)
     root = twinrun_home(home).absolute()
-    with Registry.open(resolve_registry_path(registry, home=root)) as reg:
+    with Registry.open(chosen_registry_path(registry, root, needed_by="a sweep")) as reg:
         sweep = reg.get_sweep(sweep_id)
         plan = recorded_plan(sweep)
         if metric is not None and metric not in plan.metrics:
@@ -67,10 +68,10 @@ def analyze_sweep(
         return analysis
 
 
-def load_sweep(sweep_id: str, *, home: str | Path | None = None, registry: str | Path | None = None) -> Sweep:
+def load_sweep(sweep_id: str, *, home: str | Path | None = None, registry: RegistryChoice = True) -> Sweep:
     """A sweep as stored in the registry (``.analysis``: its stored analysis, or ``None``)."""
     root = twinrun_home(home).absolute()
-    with Registry.open(resolve_registry_path(registry, home=root), create=False, reap=False) as reg:
+    with Registry.open(chosen_registry_path(registry, root, needed_by="a sweep"), create=False, reap=False) as reg:
         return reg.get_sweep(sweep_id)
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from _subprocess import HERE, child_env
 
 import twinrun
@@ -141,6 +142,17 @@ def test_a_batch_that_does_not_split_over_the_ranks_is_refused_before_training(t
     assert "--set batch_size=14 or 16" in done.stderr
     with open_registry(tmp_path / "odd" / "registry.sqlite") as reg:
         assert reg.list_runs() == []  # refused before the run started
+
+
+def test_fsdp_with_select_by_is_refused_before_any_model_is_wrapped():
+    from twinrun.engine._distributed import spread_over_ranks
+
+    settings = resolve(twinrun.load_experiment(PARALLEL), {"data_parallel": "fsdp", "select_by": "accuracy"}).settings
+    with pytest.raises(ConfigError, match="best weights, which data_parallel=fsdp holds in shards") as info:
+        spread_over_ranks([], settings, torch.device("cpu"), World(rank=0, size=2, local_rank=0))
+    assert "data_parallel=ddp" in info.value.fix
+    with pytest.raises(ConfigError, match="data_parallel='zero3' must be one of ddp, fsdp"):
+        resolve(twinrun.load_experiment(PARALLEL), {"data_parallel": "zero3"})
 
 
 @pytest.mark.parametrize(("environ", "match"), [

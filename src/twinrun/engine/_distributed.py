@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "join_world",
     "leave_world",
     "shard",
+    "spread_over_ranks",
     "wrap_model",
 ]
 
@@ -169,6 +170,25 @@ def wrap_model(
 
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
+
+
+def spread_over_ranks(states: Iterable[Any], settings: Any, device: torch.device, world: World) -> str:
+    """Check that every batch splits over the ranks, wrap each candidate (``settings.data_parallel``: DDP or
+    FSDP); returns how its steps run, for the run's report."""
+    how = settings.data_parallel
+    if how == "fsdp" and settings.select_by is not None:
+        raise ConfigError(
+            f"select_by={settings.select_by!r} keeps each candidate's best weights, which data_parallel=fsdp "
+            "holds in shards over the ranks",
+            fix="use --set data_parallel=ddp with select_by, or drop select_by",
+        )
+    check_divisible(settings.batch_size, world, "batch_size")
+    for state in states:
+        if state.spec.batch_size is not None:
+            check_divisible(state.spec.batch_size, world, f"{state.name}:batch_size")
+        state.train_model = wrap_model(state.model, device, how, state.optimizer)
+    kind = "FullyShardedDataParallel, fully_shard" if how == "fsdp" else "DistributedDataParallel"
+    return f"sequential, data-parallel over {world.size} ranks ({kind})"
 
 
 def global_mean(values: Sequence[float], device: torch.device) -> list[float]:

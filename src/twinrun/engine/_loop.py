@@ -27,7 +27,7 @@ from twinrun.engine._baselines import Baselines
 from twinrun.engine._build import CandidateState, build_callable, build_candidates, per_example_loss
 from twinrun.engine._data import augment_once, load_data, move_to
 from twinrun.engine._data_facts import data_facts
-from twinrun.engine._distributed import World, check_divisible, shard, wrap_model
+from twinrun.engine._distributed import World, shard, spread_over_ranks
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
 from twinrun.engine._evaluate import EvalSet, eval_set
 from twinrun.engine._events import (
@@ -157,15 +157,9 @@ class TwinEngine:
     def _go_parallel(self, world: World) -> None:
         """Data-parallel: equal shards checked, each candidate in DDP or FSDP, one candidate at a time (see
         ``_distributed``), dropout from a stream of (seed, rank)."""
-        check_divisible(self.settings.batch_size, world, "batch_size")
-        how = self.settings.data_parallel
-        for state in self.states.values():
-            if state.spec.batch_size is not None:
-                check_divisible(state.spec.batch_size, world, f"{state.name}:batch_size")
-            state.train_model = wrap_model(state.model, self.device, how, state.optimizer)
+        how = spread_over_ranks(self.states.values(), self.settings, self.device, world)
         self.executor = SequentialExecutor(fused=False, isolate_failures=False)
-        kind = "FullyShardedDataParallel, fully_shard" if how == "fsdp" else "DistributedDataParallel"
-        self.execution.update(dict.fromkeys(self.states, f"sequential, data-parallel over {world.size} ranks ({kind})"))
+        self.execution.update(dict.fromkeys(self.states, how))
         self.step_streams = RngStreams(derive_seed(self.settings.seed, "rank", world.rank))
 
     def _eval_set(self, split: str) -> EvalSet:

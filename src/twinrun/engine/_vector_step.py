@@ -1,4 +1,7 @@
-"""One batched step of K same-architecture candidates: ``vmap`` forward and backward, one stacked update.
+"""One batched step of K same-architecture candidates: one forward and backward, one stacked update.
+
+The forward is the layer-wise one (``_layerwise``: batched matrix products and
+grouped convolutions) for a model that is a plain chain of layers, else ``vmap``.
 
 Everything the sequential executor promises still holds per member: its own
 batch, the same dropout masks as one run's candidates get (``randomness="same"``

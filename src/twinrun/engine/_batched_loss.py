@@ -49,5 +49,6 @@ def batched_loss(
     if flat_targets.shape[0] != k * b:
         return None
     per_example = F.cross_entropy(out.reshape(k * b, -1), flat_targets, reduction="none", ignore_index=first[0])
-    kept = (flat_targets != first[0]).view(k, b).sum(1)  # the mean is over the targets not ignored
+    # the mean is over the targets not ignored: one count for all members when they share the batch
+    kept = (y != first[0]).sum() if shared else (flat_targets != first[0]).view(k, b).sum(1)
     return per_example.view(k, b).sum(1) / kept

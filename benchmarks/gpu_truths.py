@@ -1,0 +1,136 @@
+"""The GPU truths of the speed and distributed issues, as one short script for a machine that has a GPU.
+
+    python benchmarks/gpu_truths.py                  # on cuda, about 3 minutes; prints JSON
+    python benchmarks/gpu_truths.py --device cpu     # a dry run of the same script here
+
+What it measures, on the demo's digits experiment (the MLP and the CNN):
+
+1. twin = solo: both candidates trained as twins (``executor=sequential``,
+   ``deterministic=True``) against each trained alone: final metrics equal?
+2. determinism: two ``deterministic=True`` runs compared by their ledgers
+   (identical?), and two runs without it (which record, if any, parts first).
+3. the vectorised executor against the sequential one on the device (8 MLPs,
+   time ratio, and the final losses' largest relative difference).
+4. the cost of deterministic mode on the CNN: interleaved rounds, median ratio.
+5. the CUDA-only tests of the suite (twin = solo on CUDA, CUDA generator
+   states, the GPU snapshot), run with pytest.
+
+Every run is in a temporary home with no registry; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import twinrun
+from twinrun.examples.digits import experiment as DIGITS
+from twinrun.ledger import compare_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+CANDIDATES = ["mlp", "cnn"]
+
+
+def _run(home: Path, candidates: list[str], **settings: Any) -> twinrun.TwinResult:
+    return twinrun.compare(DIGITS, candidates=candidates, overrides=settings, home=home, registry=False,
+                           logdir=None, progress=False)
+
+
+def _finals(result: Any) -> dict[str, dict[str, float]]:
+    return {name: dict(c.final) for name, c in result.candidates.items()}
+
+
+def twin_equals_solo(home: Path, device: str, steps: int) -> dict[str, Any]:
+    settings = {"device": device, "steps": steps, "executor": "sequential", "deterministic": True,
+                "baselines": False}
+    twin = _finals(_run(home / "twin", CANDIDATES, **settings))
+    solo = {name: _finals(_run(home / f"solo-{name}", [name], **settings))[name] for name in CANDIDATES}
+    return {"equal": twin == solo, "twin": twin, "solo": solo}
+
+
+def determinism(home: Path, device: str, steps: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for mode in (True, False):
+        runs = [_run(home / f"det-{mode}-{i}", CANDIDATES, device=device, steps=steps, deterministic=mode,
+                     ledger_every=10, baselines=False) for i in range(2)]
+        comparison = compare_runs(*(r.artifacts["run_dir"] for r in runs))
+        divergence = comparison.divergence
+        out["deterministic" if mode else "default"] = {
+            "identical": comparison.identical,
+            "first_divergence": None if divergence is None else divergence.describe(),
+        }
+    return out
+
+
+def vectorised(home: Path, device: str, steps: int) -> dict[str, Any]:
+    candidates = {f"m{k}": {"optimizer.lr": 1e-3 * (1 + k)} for k in range(8)}
+    exp = DIGITS.replace(candidates=candidates)
+    times: dict[str, list[float]] = {"vectorised": [], "sequential": []}
+    losses: dict[str, dict[str, float]] = {}
+    for r in range(3):
+        for kind in ("vectorised", "sequential") if r % 2 == 0 else ("sequential", "vectorised"):
+            start = time.perf_counter()
+            result = twinrun.compare(exp, overrides={"device": device, "steps": steps, "executor": kind,
+                                                     "baselines": False, "ledger_every": None},
+                                     home=home / f"vec-{kind}-{r}", registry=False, logdir=None, progress=False)
+            times[kind].append(time.perf_counter() - start)
+            losses[kind] = {n: c.final["loss"] for n, c in result.candidates.items()}
+    worst = max(abs(losses["vectorised"][n] - losses["sequential"][n]) / abs(losses["sequential"][n])
+                for n in candidates)
+    ratios = [v / s for v, s in zip(times["vectorised"], times["sequential"])]
+    return {"vectorised/sequential": statistics.median(ratios), "ratios": ratios,
+            "largest_relative_loss_difference": worst}
+
+
+def deterministic_cost(home: Path, device: str, steps: int, rounds: int) -> dict[str, Any]:
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for r in range(rounds):
+        for mode in (True, False) if r % 2 == 0 else (False, True):
+            start = time.perf_counter()
+            _run(home / f"cost-{mode}-{r}", ["cnn"], device=device, steps=steps, deterministic=mode, baselines=False)
+            times[mode].append(time.perf_counter() - start)
+    ratios = [a / b for a, b in zip(times[True], times[False])]
+    return {"deterministic/default": statistics.median(ratios), "ratios": ratios}
+
+
+def cuda_tests() -> dict[str, Any]:
+    tests = ["tests/test_twin_engine.py::test_twin_equals_solo_on_cuda", "tests/test_seeding.py",
+             "tests/test_gpu_snapshot.py"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", *tests], cwd=ROOT, capture_output=True,
+                          text=True, check=False, env=None)
+    return {"returncode": done.returncode, "summary": done.stdout.strip().splitlines()[-1:]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-tests", action="store_true", help="leave out the CUDA-only tests of the suite")
+    args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device here: pass --device cpu for a dry run")
+    report: dict[str, Any] = {"device": args.device, "torch": torch.__version__,
+                              "name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"}
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        report["twin_equals_solo"] = twin_equals_solo(home, args.device, args.steps)
+        report["determinism"] = determinism(home, args.device, args.steps)
+        report["vectorised"] = vectorised(home, args.device, args.steps)
+        report["deterministic_cost"] = deterministic_cost(home, args.device, args.steps, args.rounds)
+    if not args.skip_tests:
+        report["cuda_tests"] = cuda_tests()
+    print(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -93,6 +93,32 @@ def test_a_two_rank_fsdp_twin_trains_as_one_process_and_resumes_its_shards_bit_f
     assert compare_runs(folder, again["artifacts"]["run_dir"]).identical
 
 
+def test_replicas_under_torchrun_are_data_parallel_runs_recorded_as_one_sweep(tmp_path):
+    if TORCHRUN is None:
+        pytest.skip("torchrun is not installed next to this Python")
+    two = _compare(tmp_path / "two", "--replicas", "2")
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = _compare(tmp_path / "one", "--replicas", "2", ranks=None)
+    assert one.returncode == 0, one.stderr[-3000:]
+    finals = {}
+    for name, home in (("two", tmp_path / "two"), ("one", tmp_path / "one")):
+        with open_registry(home / "registry.sqlite") as reg:
+            (sweep,) = reg.list_sweeps()
+            runs = {r.seed: reg.get_run(r.id) for r in reg.list_runs(sweep_id=sweep.id)}
+        assert len(runs) == 2 and {r.status for r in runs.values()} == {"finished"}  # rank 0 alone records
+        finals[name] = {seed: run.result["candidates"] for seed, run in runs.items()}
+        if name == "two":
+            for run in runs.values():  # each replica is a data-parallel run: a ledger per rank
+                assert list(rank_ledgers(home / "runs" / run.id)) == [0, 1]
+    seeds = json.loads(two.stdout)["plan"]["seeds"]
+    assert sorted(finals["two"]) == sorted(finals["one"]) == seeds and len(seeds) == 2
+    for seed in seeds:  # each replica is the full batch's training, to the stated tolerance
+        for candidate in ("small", "wide"):
+            a = finals["two"][seed][candidate]["final"]["loss"]
+            b = finals["one"][seed][candidate]["final"]["loss"]
+            assert abs(a - b) <= 1e-5 * abs(b), (seed, candidate, a, b)
+
+
 def test_every_rank_trains_on_its_shard_of_the_same_batches(runs):
     root, two, _ = runs
     folder = Path(two["artifacts"]["run_dir"])

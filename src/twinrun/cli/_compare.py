@@ -276,12 +276,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.replicas != 1:  # the experiment's own default, and its seed for the replicas
         exp = load_experiment(args.experiment)
         replicas = args.replicas or exp.replicas
-        if replicas > 1 and world is not None:
-            raise ConfigError(
-                f"replicas={replicas} under torchrun: data-parallel replicas are not supported yet",
-                fix="add --replicas 1 (one data-parallel run), or run the replicas without torchrun",
-            )
-        if replicas > 1:
+        if replicas > 1:  # under torchrun too: each replica data-parallel (``_replicas``)
             from twinrun.cli._replicas import run_replicas
 
             return run_replicas(args, candidates, replicas, collect_overrides(args), exp.seed)

@@ -7,6 +7,11 @@ after another in this process (the sweeps' in-process backend) and recorded as a
 sweep. The headline is the paired analysis across replicas; under it, what one
 replica alone would have claimed (its per-example interval, "this validation
 set") and the training-loss difference across replicas.
+
+Under ``torchrun`` every replica is a data-parallel run: the ranks join one
+process group for all of them, rank 0 runs the sweep (it records, analyses and
+prints) and the other ranks train the same replicas in the same order, one
+after another, recording nothing.
 """
 
 from __future__ import annotations
@@ -44,11 +49,67 @@ def run_replicas(
             "--replicas records its replicas as a sweep in the registry; --no-registry forbids it",
             fix="drop --no-registry (or --registry PATH to record elsewhere)",
         )
+    from twinrun.engine import detect_world
+
+    world = detect_world()
+    if world is not None:
+        return _replicas_over_ranks(args, candidates, replicas, overrides, base, world)
+    return _run_sweep(args, candidates, replicas, overrides, base)
+
+
+def _replicas_over_ranks(
+    args: argparse.Namespace,
+    candidates: list[str] | None,
+    replicas: int,
+    overrides: dict[str, Any],
+    base: int,
+    world: Any,
+) -> int:
+    """Every replica data-parallel, in one process group: rank 0's sweep, the others' runs in its order."""
+    import torch
+
+    from twinrun import compare
+    from twinrun.engine import join_world, leave_world, resolve_device
+    from twinrun.spec import load_experiment, resolve
+
+    settings = resolve(
+        load_experiment(args.experiment), overrides, candidates=candidates, reference=args.reference
+    ).settings
+    joined = join_world(world, resolve_device(settings.device))  # held for every replica: once per process
+    try:
+        if world.main:
+            return _run_sweep(args, candidates, replicas, overrides, base, threads=torch.get_num_threads())
+        for r in range(replicas):  # the sweep's seeds, in its order: each run's collectives meet rank 0's
+            compare(
+                args.experiment,
+                candidates=candidates,
+                reference=args.reference,
+                overrides={**overrides, "seed": base + r},
+                home=args.home,
+                logdir=None,
+                progress=False,
+                seed_globals=True,
+                registry=False,
+            )
+        return 0
+    finally:
+        leave_world(joined)
+
+
+def _run_sweep(
+    args: argparse.Namespace,
+    candidates: list[str] | None,
+    replicas: int,
+    overrides: dict[str, Any],
+    base: int,
+    threads: int | None = None,
+) -> int:
     try:
         result = run_sweep(
             args.experiment,
             seeds=[base + r for r in range(replicas)],
             backend="inprocess",
+            threads=threads,
             candidates=candidates,
             reference=args.reference,
             overrides=overrides,

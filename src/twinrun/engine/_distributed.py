@@ -15,9 +15,10 @@ Each rank checkpoints its own state (the world size and rank are in it: a resume
 with another launch is refused). ``data_parallel="fsdp"`` shards each candidate
 with ``fully_shard`` instead (FSDP2): its parameters become ``DTensor`` shards,
 each rank's ledger records its own shards, and every rank still evaluates the
-whole validation set (each forward gathers the parameters). What is not done
-yet: replicas under ``torchrun``, and spreading candidates over devices in one
-process.
+whole validation set (each forward gathers the parameters). Replicas under
+``torchrun`` are data-parallel runs one after another in one process group
+(``cli/_replicas``). What is not done yet: batching those replicas together, and
+spreading candidates over devices in one process.
 """
 
 from __future__ import annotations

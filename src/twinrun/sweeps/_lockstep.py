@@ -79,8 +79,11 @@ def lockstep_allowed(task: SeedTask) -> bool:
     """Whether the seeds of ``task``'s sweep can be stepped together: not with ``deterministic`` (its
     switches are process-wide, entered and left by each run) nor ``executor='sequential'`` (one at a
     time by request). A sweep whose experiment fails to load goes one at a time: each seed reports it."""
+    from twinrun.engine import detect_world
     from twinrun.spec import load_experiment, parse_overrides, resolve
 
+    if detect_world() is not None:  # under torchrun each seed is a data-parallel run, stepped by its own DDP
+        return False
     try:
         resolved = resolve(
             load_experiment(task.experiment),

@@ -36,7 +36,7 @@ exit status: 0 no check failed (warnings allowed), 1 a check failed, 2 bad input
 _STATUS = {"pass": "pass", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "check",
         help="run the training recipe as checks (loss at init, overfit a batch, leakage, ...)",

@@ -150,7 +150,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "compare",
         help="train candidates side by side and print the verdict",

@@ -20,7 +20,7 @@ examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "env", help="show the environment recorded with every run", description=HELP, formatter_class=RawHelp
     )

@@ -26,7 +26,7 @@ exit status: 0 (with two runs: identical), 1 the runs diverged, 2 bad input.
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "ledger", help="read a run's ledger, or compare two runs' ledgers", description=HELP, formatter_class=RawHelp
     )

@@ -29,7 +29,7 @@ not a twinrun registry, read-only, schema newer than this twinrun).
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "registry", help="inspect, check or upgrade the run registry file", description=HELP, formatter_class=RawHelp
     )

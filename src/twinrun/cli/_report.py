@@ -30,7 +30,7 @@ examples:
 __all__ = ["make_report", "register"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "report", help="one self-contained HTML report of runs or a sweep", description=HELP, formatter_class=RawHelp
     )

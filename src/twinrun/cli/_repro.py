@@ -43,7 +43,7 @@ or a run failed.
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "repro",
         help="run twice in fresh processes: bit-identical, or where they part",

@@ -87,7 +87,7 @@ runs are not comparable, 2 bad input (unknown or ambiguous run, unreadable regis
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "runs", help="list recorded runs, newest first", description=RUNS_HELP, formatter_class=RawHelp
     )

@@ -34,7 +34,7 @@ exit status: 0 done (a winner or not), 2 bad input, 130 interrupted (--resume co
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "search",
         help="hyperparameter search whose trials are twins, confirmed by replicas",

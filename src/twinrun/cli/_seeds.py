@@ -56,7 +56,7 @@ others is still printed), 2 bad input, 130 interrupted (resume with --resume ID)
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "seeds", help="run K seeds of a comparison and analyse them", description=SEEDS_HELP, formatter_class=RawHelp
     )

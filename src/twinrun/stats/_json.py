@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -23,6 +23,10 @@ def num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@overload
+def json_safe(obj: Mapping[str, Any]) -> dict[str, Any]: ...
+@overload
+def json_safe(obj: Any) -> Any: ...
 def json_safe(obj: Any) -> Any:
     """``obj`` with NumPy types made Python types and non-finite floats made ``None``.
 

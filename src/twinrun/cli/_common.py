@@ -28,7 +28,7 @@ def add_home(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_overrides(parser: argparse.ArgumentParser) -> None:
+def add_overrides(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "--set",
         dest="overrides",

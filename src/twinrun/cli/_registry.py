@@ -45,7 +45,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         add_registry(a)
         add_json(a)
         a.set_defaults(handler=handler)
-    p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+    def show_help(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=show_help)
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -152,7 +152,7 @@ class CheckContext:
             except Exception:  # noqa: BLE001 - unknown: the checks say the loss was not recognised
                 found = None
             self._cache["loss_probe"] = found or (None, None)
-        return self._cache["loss_probe"]
+        return cast("tuple[str | None, int | None]", self._cache["loss_probe"])
 
     def train(self, state: CandidateState, step: int, batch: tuple[Any, Any] | None = None) -> StepOutput:
         """One update of ``state`` (a copy) as update ``step`` of a run makes it: the run's batch of that step
@@ -180,7 +180,7 @@ class CheckContext:
     def gather(self, split: str, indices: Sequence[int] | torch.Tensor) -> tuple[Any, Any]:
         """Raw (un-augmented) examples of ``split`` (``train`` or ``val``) on the device."""
         dataset = self.data.train if split == "train" else self.data.val
-        return move_to(self.data.gather(dataset, indices), self.device)
+        return cast("tuple[Any, Any]", move_to(self.data.gather(dataset, indices), self.device))
 
     def size(self, split: str) -> int:
         return len(self.data.train if split == "train" else self.data.val)
@@ -190,7 +190,7 @@ class CheckContext:
         key = ("probe", split, n)
         if key not in self._cache:
             self._cache[key] = self.gather(split, range(min(n, self.size(split))))
-        return self._cache[key]
+        return cast("tuple[Any, Any]", self._cache[key])
 
     def targets(self, split: str = "train", limit: int = 2_000) -> torch.Tensor | None:
         """Targets of ``split``: all of a tensor dataset, else ``limit`` examples spread over it.
@@ -208,7 +208,7 @@ class CheckContext:
                 index = np.linspace(0, self.size(split) - 1, n).astype(int)
                 _, targets = self.data.gather(dataset, index.tolist())
             self._cache[key] = targets if isinstance(targets, torch.Tensor) else None
-        return self._cache[key]
+        return cast("torch.Tensor | None", self._cache[key])
 
     # ------------------------------------------------------------------ shared work
     def cached(self, key: Any, compute: Any) -> Any:

@@ -18,7 +18,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ def working_lrs(ctx: CheckContext, limit: int = 10_000) -> list[float]:
         lrs, _, _ = simulate_schedule(state.scheduler, state.optimizer, min(ctx.settings.steps, limit))
         return [float(v) for v in np.nanmax(lrs, axis=0)]
 
-    return ctx.cached(("working_lrs", limit), compute)
+    return cast("list[float]", ctx.cached(("working_lrs", limit), compute))
 
 
 #: scheduler keywords that name the number of updates a schedule is built for
@@ -112,7 +112,7 @@ def warmup_end(ctx: CheckContext, limit: int = 10_000) -> int:
         reached = np.nonzero(per_step >= 0.5 * peak)[0]
         return int(reached[0]) if reached.size else 0
 
-    return ctx.cached(("warmup_end", limit), compute)
+    return cast("int", ctx.cached(("warmup_end", limit), compute))
 
 
 def configured_warmup(ctx: CheckContext, declared: int | None) -> tuple[int | None, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -178,6 +178,7 @@ def shared_training(ctx: CheckContext, steps: int, *, zero_inputs: bool = False)
     from twinrun.checks._schedule import warmup_end
 
     steps = max(1, min(steps + warmup_end(ctx), ctx.settings.steps))
-    return ctx.cached(
-        ("short_training", steps, zero_inputs), lambda: short_training(ctx, steps, zero_inputs=zero_inputs)
+    return cast(
+        "ShortTraining",
+        ctx.cached(("short_training", steps, zero_inputs), lambda: short_training(ctx, steps, zero_inputs=zero_inputs)),
     )

@@ -16,7 +16,7 @@ workers, for two epochs, and compares what each worker produced.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset, get_worker_info
@@ -31,7 +31,7 @@ __all__ = ["CHECK", "worker_samples"]
 NAME = "worker_streams"
 
 
-class _Repeat(Dataset):
+class _Repeat(Dataset[Any]):
     """``length`` copies of ``dataset[index]``, each tagged with the worker that loaded it."""
 
     _OWN = ("dataset", "index", "length")
@@ -52,7 +52,7 @@ class _Repeat(Dataset):
             setattr(self.dataset, name, value)
 
     def __len__(self) -> int:
-        return self.length
+        return cast("int", self.length)
 
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor]:
         info = get_worker_info()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import cast
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
 from twinrun.cli._runs import open_for_reading
@@ -182,7 +183,7 @@ def _which_seeds(args: argparse.Namespace) -> int | list[int] | None:
         return _seed_list(args.seed_list)
     if args.seeds is None and args.base_seed is not None:
         raise ConfigError("--base-seed needs --seeds K (how many seeds to derive)", fix="add --seeds 10")
-    return args.seeds
+    return cast("int | list[int] | None", args.seeds)
 
 
 def backend_of(args: argparse.Namespace) -> str:

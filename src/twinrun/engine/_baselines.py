@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -55,7 +55,7 @@ class _Linear(nn.Module):
         self.layer = nn.Linear(features, max(1, math.prod(out_shape)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x.flatten(1).float()).reshape(x.shape[0], *self.out_shape)
+        return cast("torch.Tensor", self.layer(x.flatten(1).float()).reshape(x.shape[0], *self.out_shape))
 
 
 class Baselines:

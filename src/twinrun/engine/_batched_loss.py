@@ -12,7 +12,7 @@ within 3e-7 relative). Anything else is computed member by member.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -51,4 +51,4 @@ def batched_loss(
     per_example = F.cross_entropy(out.reshape(k * b, -1), flat_targets, reduction="none", ignore_index=first[0])
     # the mean is over the targets not ignored: one count for all members when they share the batch
     kept = (y != first[0]).sum() if shared else (flat_targets != first[0]).view(k, b).sum(1)
-    return per_example.view(k, b).sum(1) / kept
+    return cast("torch.Tensor | None", per_example.view(k, b).sum(1) / kept)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -83,7 +83,7 @@ class BatchPlan:
         """The permutation of ``epoch`` (drawn once per epoch: the last one is kept)."""
         cached = self._last_order
         if cached and cached[0] == epoch:
-            return cached[1]
+            return cast("torch.Tensor", cached[1])
         order = torch.randperm(self.size, generator=self.streams.torch("data_order", epoch))
         self._last_order[:] = [epoch, order]
         return order

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 
@@ -70,4 +70,4 @@ def drive(steps: Generator[StepRequest, dict[str, StepOutput], T]) -> T:
             )
             request = steps.send(outputs)
     except StopIteration as done:
-        return done.value
+        return cast("T", done.value)

@@ -14,7 +14,7 @@ first. The hooks change neither parameters nor ``state_dict``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -45,7 +45,7 @@ class SequenceFirst:
 
         moved = tree_map(move, args)
         self._shapes.append(lead or ())
-        return moved
+        return cast("tuple[Any, ...]", moved)
 
     def after(self, module: nn.Module, args: Any, outputs: Any) -> Any:
         lead = self._shapes.pop() if self._shapes else ()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -86,7 +86,7 @@ def prediction(outputs: Any, key: str | int = "auto") -> torch.Tensor:
             f"the model's outputs hold no tensor ({_describe(outputs)})",
             fix="return a tensor, or a tuple, dict or dataclass holding the prediction",
         )
-    return found
+    return cast("torch.Tensor", found)
 
 
 def replace_prediction(outputs: Any, new: torch.Tensor, key: str | int = "auto") -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from twinrun.examples._cache import cached_arrays
 
 
 @functools.lru_cache(maxsize=4)
-def _digits(val_fraction: float, split_seed: int):
+def _digits(val_fraction: float, split_seed: int) -> tuple[Any, Any, Any, Any]:
     """scikit-learn's digits and a stratified split, read once per process (a sweep's seeds share them) and
     kept on disk for the next process (keyed by scikit-learn's version: see ``_cache``)."""
 
@@ -51,7 +52,9 @@ def _digits(val_fraction: float, split_seed: int):
     return arrays["images"], arrays["target"], arrays["train"], arrays["val"]
 
 
-def load_digits_split(val_fraction: float = 0.2, split_seed: int = 0):
+def load_digits_split(
+    val_fraction: float = 0.2, split_seed: int = 0
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """The 1,797 digits as ``(1, 8, 8)`` images, standardised with training statistics (fresh tensors each call)."""
     raw, target, train_idx, val_idx = _digits(val_fraction, split_seed)
     images = torch.tensor(raw, dtype=torch.float32).unsqueeze(1)
@@ -69,7 +72,7 @@ class MLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return cast("torch.Tensor", self.body(x))
 
 
 class SmallCNN(nn.Module):
@@ -85,7 +88,7 @@ class SmallCNN(nn.Module):
         x = torch.relu(self.bn1(self.conv1(x)))
         x = torch.relu(self.bn2(self.conv2(x)))
         x = nn.functional.max_pool2d(x, 2)
-        return self.head(x.flatten(1))
+        return cast("torch.Tensor", self.head(x.flatten(1)))
 
 
 def shift_and_noise(
@@ -114,7 +117,9 @@ def shift_and_noise(
     return shifted + jitter, targets
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int = 20, total_steps: int = 300):
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int = 20, total_steps: int = 300
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up, then cosine decay to zero at ``total_steps`` (keep it equal to ``steps``)."""
 
     def factor(step: int) -> float:

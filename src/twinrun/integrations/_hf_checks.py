@@ -8,7 +8,7 @@ batch (an attention mask, token type ids) are left out.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +26,10 @@ class LogitsOf(nn.Module):
         self.input_name = str(getattr(model, "main_input_name", "input_ids"))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(**{self.input_name: inputs}).logits
+        return cast("torch.Tensor", self.model(**{self.input_name: inputs}).logits)
 
 
-class LabelledPairs(torch.utils.data.Dataset):
+class LabelledPairs(torch.utils.data.Dataset[Any]):
     """A dataset of feature dicts with ``labels`` as ``(main input, labels)`` pairs."""
 
     def __init__(self, dataset: Any, input_name: str) -> None:

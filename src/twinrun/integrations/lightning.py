@@ -158,7 +158,7 @@ class TwinrunCallback(pl.Callback):
             seed_globals(self.run.streams.seed_for("epoch", self._seeded_epoch, *_rank(trainer)))
         self._step = int(self._resume["step"]) if self._resume else 0
         config = {
-            "framework": f"lightning {pl.__version__}",
+            "framework": f"lightning {getattr(pl, '__version__', '?')}",
             "module": type(pl_module).__qualname__,
             "hparams": plain_config(dict(pl_module.hparams)),
             "trainer": plain_config(

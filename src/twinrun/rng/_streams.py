@@ -74,7 +74,7 @@ def isolated_global_rng(
     if python_numpy:
         py_state = random.getstate()
         np_state = np.random.get_state()
-    cpu_state = torch.random.default_generator.get_state()
+    cpu_state = torch.default_generator.get_state()
     cuda_states = [torch.cuda.get_rng_state(d) for d in cuda]
     try:
         if python_numpy:
@@ -82,7 +82,7 @@ def isolated_global_rng(
             np.random.seed(seed & 0xFFFFFFFF)
             if draws is not None:
                 seeded: tuple[Any, Any] = (random.getstate(), np.random.get_state(legacy=True))
-        torch.random.default_generator.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         for d in cuda:
             index = d.index if d.index is not None else torch.cuda.current_device()
             torch.cuda.default_generators[index].manual_seed(seed)
@@ -96,7 +96,7 @@ def isolated_global_rng(
                 )
             random.setstate(py_state)
             np.random.set_state(np_state)
-        torch.random.default_generator.set_state(cpu_state)
+        torch.default_generator.set_state(cpu_state)
         for d, state in zip(cuda, cuda_states):
             torch.cuda.set_rng_state(state, d)
 

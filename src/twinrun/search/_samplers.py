@@ -9,7 +9,7 @@ search proposes exactly the trials it would have. Optuna keeps its study in the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ class OptunaSampler:
                 fix="pip install 'twinrun[optuna]' (or use --sampler random)",
             ) from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        samplers = {
+        samplers: dict[str, Callable[[], Any]] = {
             "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
             "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
             "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),

@@ -34,7 +34,7 @@ are in BENCHMARKS.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -271,16 +271,18 @@ def bootstrap_ci(
                 fix="pass a [K] array, or a callable taking several samples",
             )
     if n == 0:
-        return json_safe({**out, "reason": "no finite score"})
+        return cast("dict[str, Any]", json_safe({**out, "reason": "no finite score"}))
     if isinstance(statistic, str):
         if statistic == "std" and n < 2:
-            return json_safe({**out, "reason": "std needs at least 2 seeds"})
+            return cast("dict[str, Any]", json_safe({**out, "reason": "std needs at least 2 seeds"}))
         weighted = named_statistic(statistic, rows[0])
         out["estimate"] = float(weighted(np.ones(n)))
     else:
         out["estimate"] = float(np.asarray(statistic(*rows, axis=-1)))
     if n < 2:
-        return json_safe({**out, "reason": "a bootstrap interval needs at least 2 seeds; got 1"})
+        return cast(
+            "dict[str, Any]", json_safe({**out, "reason": "a bootstrap interval needs at least 2 seeds; got 1"})
+        )
     index = resample_indices(n, n_resamples, rng)
     if isinstance(statistic, str):
         theta_hat, theta_b, theta_jack = bootstrap_distribution(weighted, n, index)
@@ -292,7 +294,7 @@ def bootstrap_ci(
     out.update(low=chosen["low"], high=chosen["high"], se=both["se"])
     if method == "bca":
         out.update(bias=chosen["bias"], acceleration=chosen["acceleration"], reason=chosen["reason"])
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))
 
 
 def _rows(data: Any) -> np.ndarray:
@@ -346,7 +348,7 @@ def bootstrap_intervals(
     for name, row in aligned.values.items():
         x = row[np.isfinite(row)]
         result[name] = _candidate_intervals(x, statistics, confidence, n_resamples, stream(base, "bootstrap", name))
-    return json_safe(result)
+    return cast("dict[str, dict[str, Any]]", json_safe(result))
 
 
 def _candidate_intervals(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -72,10 +72,10 @@ def _combine(prepared: tuple[np.ndarray, ...], subset: Sequence[int], kind: str)
     """The ensemble of the seeds in ``subset``, as outputs of one seed: ``[N, ...]``."""
     idx = list(subset)
     if kind == "logits":
-        return logsumexp(prepared[0][idx], axis=0) - math.log(len(idx))
+        return cast("np.ndarray", logsumexp(prepared[0][idx], axis=0) - math.log(len(idx)))
     if kind == "binary_logits":
-        return logsumexp(prepared[0][idx], axis=0) - logsumexp(prepared[1][idx], axis=0)
-    return prepared[0][idx].mean(axis=0)
+        return cast("np.ndarray", logsumexp(prepared[0][idx], axis=0) - logsumexp(prepared[1][idx], axis=0))
+    return cast("np.ndarray", prepared[0][idx].mean(axis=0))
 
 
 def _shifted(prepared: tuple[np.ndarray, ...], kind: str) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
@@ -98,11 +98,11 @@ def _combine_many(shifted: tuple[tuple[np.ndarray, np.ndarray], ...], subsets: n
     means = [q[subsets].mean(axis=1) for _, q in shifted]
     if kind == "logits":
         with np.errstate(divide="ignore"):
-            return np.log(means[0]) + shifted[0][0]
+            return cast("np.ndarray", np.log(means[0]) + shifted[0][0])
     if kind == "binary_logits":
         with np.errstate(divide="ignore"):
-            return (np.log(means[0]) + shifted[0][0]) - (np.log(means[1]) + shifted[1][0])
-    return means[0]
+            return cast("np.ndarray", (np.log(means[0]) + shifted[0][0]) - (np.log(means[1]) + shifted[1][0]))
+    return cast("np.ndarray", means[0])
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -112,7 +112,7 @@ def _to_numpy(value: Any) -> np.ndarray:
         value = value.detach().cpu()
         if value.dtype in (torch.bfloat16, torch.float16):
             value = value.float()
-        return value.numpy()
+        return cast("np.ndarray", value.numpy())
     return np.asarray(value)
 
 
@@ -221,13 +221,16 @@ def seed_ensemble(
         k_all = len(stacks[name][0])
     labels: list[SeedLabel] = list(range(k_all or 0)) if seeds is None else list(seeds)
     base = base_seed(seed)
-    return json_safe(
-        {
-            name: _one_candidate(
-                name, arrays, dtype, target, labels, kind, metric, n_subsets, stream(base, "ensemble", name)
-            )
-            for name, (arrays, dtype) in stacks.items()
-        }
+    return cast(
+        "dict[str, dict[str, Any]]",
+        json_safe(
+            {
+                name: _one_candidate(
+                    name, arrays, dtype, target, labels, kind, metric, n_subsets, stream(base, "ensemble", name)
+                )
+                for name, (arrays, dtype) in stacks.items()
+            }
+        ),
     )
 
 

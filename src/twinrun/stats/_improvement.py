@@ -26,7 +26,7 @@ under ``intervals`` for reference.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def wins(a: Any, b: Any, higher_is_better: bool) -> np.ndarray:
     """Elementwise (broadcast) 1 where ``a`` is better than ``b``, 1/2 on a tie, 0 where worse."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     better = a > b if higher_is_better else a < b
-    return better + 0.5 * (a == b)
+    return cast("np.ndarray", better + 0.5 * (a == b))
 
 
 def _unpaired_win_rate(win_matrix: np.ndarray) -> WeightedStatistic:
@@ -69,7 +69,7 @@ def _unpaired_win_rate(win_matrix: np.ndarray) -> WeightedStatistic:
         pairs = w.sum(axis=-1) ** 2 - squares.sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             all_pairs = np.einsum("...j,...j->...", np.einsum("...i,ij->...j", w, win_matrix), w)
-            return (all_pairs - np.einsum("...k,k->...", squares, diagonal)) / pairs
+            return cast("np.ndarray", (all_pairs - np.einsum("...k,k->...", squares, diagonal)) / pairs)
 
     return stat
 
@@ -156,7 +156,7 @@ def improvement_from_counts(
             f"P(A > B) {pairing} needs at least {minimum} seed{'s' if minimum > 1 else ''} "
             f"with scores for both; there {'is' if n == 1 else 'are'} {n}"
         )
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     if pairing == "paired":
         stat = weighted_mean(wins(x, y, higher_is_better))
     else:
@@ -165,7 +165,7 @@ def improvement_from_counts(
     out["value"] = float(stat(ones))
     if counts is None or n < 2:
         out["reason"] = "an interval needs at least 2 seeds; there is 1"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     theta_b = stat(counts)
     theta_b = theta_b[np.isfinite(theta_b)]  # a resample that drew one seed only has no cross pairs
     intervals = intervals_from_distribution(out["value"], theta_b, stat(ones - np.eye(n)), confidence)
@@ -177,7 +177,7 @@ def improvement_from_counts(
         low, high = wilson(out["value"] * n, n, confidence)
         out["intervals"]["score"] = {"low": low, "high": high}
         out.update(low=low, high=high, method="score")
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))
 
 
 def wilson(successes: float, n: int, confidence: float) -> tuple[float, float]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
     }
     if n == 0:
         out["reason"] = "no seed has a finite score for both"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     out["diff"] = float(d.mean())
     if n < MIN_SEEDS:
         out["reason"] = (
@@ -101,7 +101,7 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
         )
         if n >= 2:
             out["sd"] = float(d.std(ddof=1))
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     interval = mean_interval(d, confidence)
     sd = float(d.std(ddof=1))
     out.update(sd=sd, df=n - 1)
@@ -111,7 +111,7 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
             "seeds, so its spread cannot be estimated (a metric on a lattice, such as accuracy "
             "on a small validation set, does this); more seeds or a finer metric (the loss) will"
         )
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     out.update(
         se=interval["se"],
         low=interval["low"],
@@ -121,7 +121,7 @@ def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]
         skewness=interval["skewness"],
         t_test=interval["t"],
     )
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))
 
 
 def paired_difference(
@@ -170,7 +170,7 @@ def difference_from_counts(
     diffs = np.where(keep, x - y, np.nan)
     out.update(diffs=diffs, method="t_skew", intervals=None, better=None)
     if out["low"] is None or counts is None:
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     d = diffs[keep]
     stat = weighted_mean(d)
     boot = intervals_from_distribution(out["diff"], stat(counts), stat(1 - np.eye(d.size)), confidence)
@@ -181,7 +181,7 @@ def difference_from_counts(
     }
     if higher_is_better is not None:
         out["better"] = _better(out["low"], out["high"], higher_is_better)
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))
 
 
 def _better(low: float, high: float, higher_is_better: bool) -> bool | None:
@@ -215,7 +215,7 @@ def pairing_gain(a: Any, b: Any) -> dict[str, Any]:
     out.update(n=n, reason=None)
     if n < 2:
         out["reason"] = f"variances need at least 2 seeds with scores for both; there {'is' if n == 1 else 'are'} {n}"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     var_a, var_b = float(x.var(ddof=1)), float(y.var(ddof=1))
     var_paired = float((x - y).var(ddof=1))
     var_unpaired = var_a + var_b
@@ -236,7 +236,7 @@ def pairing_gain(a: Any, b: Any) -> dict[str, Any]:
         else:
             out["seeds_factor"] = var_unpaired / var_paired
     out["reason"] = "; ".join(reasons) or None
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))
 
 
 def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str, dict[str, Any]]:

@@ -23,7 +23,7 @@ run (those did not resolve it).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 from twinrun.errors import ConfigError
 from twinrun.stats._json import json_safe
@@ -95,18 +95,18 @@ def seeds_needed(
     }
     if not (math.isfinite(diff) and math.isfinite(sd)) or sd < 0:
         out["reason"] = f"needs a finite difference and spread; got difference {diff}, sd {sd}"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     if sd == 0:
         if diff == 0:
             out["reason"] = "the two scored exactly the same on every seed; no number of seeds separates them"
         else:
             out.update(seeds=2, reason="the paired difference is the same on every seed")
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     if diff == 0:
         out.update(
             effect_size=0.0, reason="the observed mean difference is 0; no number of seeds is predicted to resolve it"
         )
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     effect = abs(diff) / sd
     out["effect_size"] = effect
     z = ndtri(1 - alpha / 2) + ndtri(power)
@@ -115,7 +115,7 @@ def seeds_needed(
         out["reason"] = f"more than {max_seeds} seeds (effect size {effect:.3g})"
         if n_run is not None and n_run >= 2:
             _pilot_range(out, diff, sd, n_run, alpha, power, max_seeds)
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     while paired_t_power(effect, n, alpha) < power:
         n += 1
     while n > 2 and paired_t_power(effect, n - 1, alpha) >= power:
@@ -123,7 +123,7 @@ def seeds_needed(
     out.update(seeds=n, power=paired_t_power(effect, n, alpha))
     if n_run is not None and n_run >= 2:
         _pilot_range(out, diff, sd, n_run, alpha, power, max_seeds)
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))
 
 
 def _n_for(effect: float, alpha: float, power: float, max_seeds: int) -> int | None:
@@ -135,7 +135,7 @@ def _n_for(effect: float, alpha: float, power: float, max_seeds: int) -> int | N
         return None
     while paired_t_power(effect, n, alpha) < power:
         n += 1
-    return n
+    return cast("int | None", n)
 
 
 def _pilot_range(

@@ -26,7 +26,7 @@ rule, for a practitioner choosing after a sweep of ``K`` seeds:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def recommend_aligned(
     reasons: list[str] = out["reasons"]
     if not ranking:
         out["line"] = "nothing to recommend: no candidate has a finite score on any seed"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     leader = ranking[0]
     out["leader"] = leader
     k = len(aligned.seeds)
@@ -162,7 +162,7 @@ def recommend_aligned(
         out.update(resolved=True, contenders=[leader])
         out["single"] = _single_pick([leader], summaries)
         out["line"] = _single_candidate_line(leader, lead, out["ensemble"], metric)
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
 
     others = ranking[1:]
     tests = {c: paired_t_test(aligned.values[c], aligned.values[leader], confidence=confidence) for c in others}
@@ -212,7 +212,7 @@ def recommend_aligned(
     out["single"] = _single_pick(contenders, summaries)
     _explain_picks(out, metric)
     out["line"] = _line(out, lead, metric, k)
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))
 
 
 def _explain_picks(out: dict[str, Any], metric: str) -> None:

@@ -7,7 +7,7 @@ seed is missing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -166,4 +166,4 @@ def _compare(
         if entry["decision"] != "not resolved" and d["sd"] is not None:
             # resolved already: how many seeds it took at this effect, not "more than were run"
             entry["seeds_needed"] = seeds_needed(d["diff"], d["sd"], alpha=level)
-    return json_safe(result)
+    return cast("dict[str, dict[str, Any]]", json_safe(result))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class AlignedScores:
 
     def present(self, name: str) -> np.ndarray:
         """``bool[K]``: the seeds where ``name`` has a finite score."""
-        return np.isfinite(self.values[name])
+        return cast("np.ndarray", np.isfinite(self.values[name]))
 
     def labels(self, mask: np.ndarray) -> list[SeedLabel]:
         """The seed labels where ``mask`` (``bool[K]``) is true."""

@@ -20,7 +20,7 @@ Shape: ``diffs`` is ``[n]``, the per-seed paired differences so far, in seed ord
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -63,18 +63,18 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
     }
     if n < n_min:
         out["reason"] = f"{n} of the {n_min} seeds of the first look"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     interval = paired_t_interval(d, 1 - level)
     out.update(diff=interval["mean"], low=interval["low"], high=interval["high"])
     sd = float(d.std(ddof=1))
     if sd > 0 and (interval["low"] > 0 or interval["high"] < 0):
         out["decision"] = "resolved"
         out["reason"] = f"the {1 - level:.4%} interval ({looks} planned looks at level {alpha:g}/{looks}) excludes 0"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     if n >= n_max:
         out["decision"] = "exhausted"
         out["reason"] = f"{n_max} seeds, the most allowed, and the difference is not resolved"
-        return json_safe(out)
+        return cast("dict[str, Any]", json_safe(out))
     if sd > 0:
         far = abs(interval["mean"]) + float(paired_t_interval(d, 1 - alpha)["high"] - interval["mean"])
         best_case = seeds_needed(far, sd, alpha=level)["seeds"]
@@ -85,6 +85,6 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
                 f"would need {best_case or 'more'} seeds at this level, more than the {n_max} "
                 "allowed"
             )
-            return json_safe(out)
+            return cast("dict[str, Any]", json_safe(out))
     out["reason"] = "not resolved yet: add a seed"
-    return json_safe(out)
+    return cast("dict[str, Any]", json_safe(out))

@@ -8,7 +8,7 @@ seeds. Nothing here is random.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -91,4 +91,4 @@ def summarize(scores: Mapping[str, Any], *, seeds: Sequence[SeedLabel] | None = 
             "values": row,
             **summarize_values(row[np.isfinite(row)]),
         }
-    return json_safe(result)
+    return cast("dict[str, dict[str, Any]]", json_safe(result))

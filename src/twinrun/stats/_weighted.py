@@ -26,6 +26,7 @@ Definitions (with ``m = w.sum(-1)`` the resample size):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def _dot(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``w @ x`` over the last axis with NumPy's own loops, not BLAS: the result does not
     depend on the BLAS thread count, and no BLAS thread pool fights other processes for
     the cores (on a busy 2-core machine that made ``@`` several times slower)."""
-    return np.einsum("...k,k->...", w, x)
+    return cast("np.ndarray", np.einsum("...k,k->...", w, x))
 
 
 def weighted_mean(x: np.ndarray) -> WeightedStatistic:
@@ -58,7 +59,7 @@ def weighted_mean(x: np.ndarray) -> WeightedStatistic:
     x = np.asarray(x, dtype=np.float64)
 
     def stat(w: np.ndarray) -> np.ndarray:
-        return _dot(w, x) / w.sum(axis=-1)
+        return cast("np.ndarray", _dot(w, x) / w.sum(axis=-1))
 
     return stat
 
@@ -76,7 +77,7 @@ def weighted_std(x: np.ndarray) -> WeightedStatistic:
         mean = _dot(w, x) / m
         squares = (w * (x - mean[..., None]) ** 2).sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.sqrt(squares / (m - 1))
+            return cast("np.ndarray", np.sqrt(squares / (m - 1)))
 
     return stat
 
@@ -109,7 +110,7 @@ def _order_statistic(xs: np.ndarray, cum: np.ndarray, k: np.ndarray | int) -> np
     cumulative weight exceeds ``k``.
     """
     position = np.count_nonzero(cum <= np.expand_dims(k, -1), axis=-1)
-    return xs[np.minimum(position, xs.size - 1)]
+    return cast("np.ndarray", xs[np.minimum(position, xs.size - 1)])
 
 
 def weighted_median(x: np.ndarray) -> WeightedStatistic:
@@ -121,7 +122,7 @@ def weighted_median(x: np.ndarray) -> WeightedStatistic:
         m = _sizes(cum)
         low = _order_statistic(xs, cum, (m - 1) // 2)
         high = _order_statistic(xs, cum, m // 2)
-        return (low + high) / 2
+        return cast("np.ndarray", (low + high) / 2)
 
     return stat
 
@@ -146,7 +147,7 @@ def weighted_iqm(x: np.ndarray) -> WeightedStatistic:
         np.minimum(end, m - g, out=end)
         end -= start
         np.maximum(end, 0.0, out=end)
-        return _dot(end, xs) / (m - 2 * g)[..., 0]
+        return cast("np.ndarray", _dot(end, xs) / (m - 2 * g)[..., 0])
 
     return stat
 

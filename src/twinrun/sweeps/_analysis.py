@@ -13,7 +13,7 @@ engine evaluates it, so a single seed's ensemble score equals its run's score.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -261,27 +261,30 @@ def analyze_records(
     test = test_split_analysis(
         _scores(records, seeds, candidates, primary), _scores(records, seeds, candidates, primary, split="test")
     )
-    return json_safe(
-        {
-            "seeds": seeds,
-            "k": len(seeds),
-            "finished": finished,
-            "not_finished": not_finished,
-            "runs": {str(s): records[s].run_id for s in seeds if records[s].done},
-            "candidates": candidates,
-            "reference": plan.reference,
-            "metric": primary,
-            "metrics": metrics,
-            "ensemble": ensemble_state,
-            "deploy": deploy,
-            "confidence": confidence,
-            "n_resamples": n_resamples,
-            "analysis_seed": seed,
-            "recommendation": metrics[primary]["recommendation"]["line"],
-            "unavailable": unavailable,
-            "notes": notes,
-            **({"test": {"metric": primary, **test}} if test is not None else {}),
-        }
+    return cast(
+        "dict[str, Any]",
+        json_safe(
+            {
+                "seeds": seeds,
+                "k": len(seeds),
+                "finished": finished,
+                "not_finished": not_finished,
+                "runs": {str(s): records[s].run_id for s in seeds if records[s].done},
+                "candidates": candidates,
+                "reference": plan.reference,
+                "metric": primary,
+                "metrics": metrics,
+                "ensemble": ensemble_state,
+                "deploy": deploy,
+                "confidence": confidence,
+                "n_resamples": n_resamples,
+                "analysis_seed": seed,
+                "recommendation": metrics[primary]["recommendation"]["line"],
+                "unavailable": unavailable,
+                "notes": notes,
+                **({"test": {"metric": primary, **test}} if test is not None else {}),
+            }
+        ),
     )
 
 

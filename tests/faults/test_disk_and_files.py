@@ -116,7 +116,7 @@ def test_eight_writers_and_a_reader_listing_and_showing_runs_the_whole_time(tmp_
     path, go, stop = tmp_path / "reg" / "registry.sqlite", tmp_path / "go", tmp_path / "stop"
     workers, runs, batches, batch = 8, 2, 15, 40
     reader = subprocess.Popen([sys.executable, "-c", f"""
-import io, json, contextlib, pathlib
+import io, json, contextlib, os, pathlib
 from twinrun.cli import main
 reads = errors = 0
 while not pathlib.Path({str(stop)!r}).exists():
@@ -128,7 +128,8 @@ while not pathlib.Path({str(stop)!r}).exists():
             json.loads(out.getvalue()); reads += 1
         elif "no twinrun registry" not in err.getvalue() and "holds 0 run" not in err.getvalue():
             errors += 1; print(argv, code, err.getvalue())
-    pathlib.Path({str(tmp_path / 'reads')!r}).write_text(str(reads))
+    pathlib.Path({str(tmp_path / 'reads.tmp')!r}).write_text(str(reads))  # then renamed: never read half-written
+    os.replace({str(tmp_path / 'reads.tmp')!r}, {str(tmp_path / 'reads')!r})
 print(json.dumps({{"reads": reads, "errors": errors}}))
 """], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
     procs = [subprocess.Popen([sys.executable, str(WORKER), "writer", str(path), str(go), str(w), str(runs),

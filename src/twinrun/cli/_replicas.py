@@ -79,19 +79,24 @@ def _replicas_over_ranks(
     try:
         if world.main:
             return _run_sweep(args, candidates, replicas, overrides, base, threads=torch.get_num_threads())
+        failed = 0
         for r in range(replicas):  # the sweep's seeds, in its order: each run's collectives meet rank 0's
-            compare(
-                args.experiment,
-                candidates=candidates,
-                reference=args.reference,
-                overrides={**overrides, "seed": base + r},
-                home=args.home,
-                logdir=None,
-                progress=False,
-                seed_globals=True,
-                registry=False,
-            )
-        return 0
+            try:
+                compare(
+                    args.experiment,
+                    candidates=candidates,
+                    reference=args.reference,
+                    overrides={**overrides, "seed": base + r},
+                    home=args.home,
+                    logdir=None,
+                    progress=False,
+                    seed_globals=True,
+                    registry=False,
+                )
+            except Exception as exc:  # noqa: BLE001 - as the sweep does: a replica fails, the others go on
+                print(f"twinrun: rank {world.rank}: replica {r} (seed {base + r}) failed: {exc}", file=sys.stderr)
+                failed += 1
+        return 1 if failed else 0
     finally:
         leave_world(joined)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ class MLP(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return cast("torch.Tensor", self.body(x))
+        return self.body(x)
 
 
 class SmallCNN(nn.Module):
@@ -88,7 +88,7 @@ class SmallCNN(nn.Module):
         x = torch.relu(self.bn1(self.conv1(x)))
         x = torch.relu(self.bn2(self.conv2(x)))
         x = nn.functional.max_pool2d(x, 2)
-        return cast("torch.Tensor", self.head(x.flatten(1)))
+        return self.head(x.flatten(1))
 
 
 def shift_and_noise(

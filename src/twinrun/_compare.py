@@ -79,7 +79,7 @@ def compare_steps(
     world = detect_world()  # launched by torchrun: data-parallel, rank 0 records
     if world is not None and not world.main:
         registry, logdir, progress, sinks = False, None, False, ()
-    store = _open_registry(registry, root)  # a bad registry fails before anything is written
+    store = chosen_registry(registry, root)  # a bad registry fails before anything is written (``_workspace``)
     joined = False
     try:
         plan = environment = None
@@ -330,7 +330,3 @@ def _interrupted(exc: KeyboardInterrupt, run_id: str, recorder: RunRecorder, sto
         checkpoint=None if path is None else str(path),
         checkpoint_step=step,
     )
-
-
-def _open_registry(registry: Registry | str | Path | bool | None, root: Path) -> Registry | None:
-    return chosen_registry(registry, root)  # one rule for every entry point (``_workspace``)

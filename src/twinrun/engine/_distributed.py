@@ -163,7 +163,11 @@ def wrap_model(
         if optimizer is not None:
             sharded = dict(model.named_parameters())
             if optimizer.state:
-                raise ConfigError("data_parallel=fsdp needs an optimizer that has not stepped yet")
+                raise ConfigError(
+                    f"data_parallel=fsdp shards a model before its first update, but {type(optimizer).__name__} "
+                    "has already stepped",
+                    fix="give the candidate a fresh optimizer (its factory builds one per run)",
+                )
             for group in optimizer.param_groups:
                 group["params"] = [sharded[names[id(p)]] for p in group["params"]]
         return model

@@ -56,8 +56,8 @@ def candidate_coverage(sweeps: int) -> None:
             x = draw(rng)
             boot = bootstrap_intervals({"x": x}, n_resamples=RESAMPLES, seed=rng)["x"]
             t = mean_interval(x)
-            hits[("mean", "t_skew")] += t["low"] <= truth["mean"] <= t["high"]
-            hits[("mean", "t")] += t["t"]["low"] <= truth["mean"] <= t["t"]["high"]
+            hits[("mean", "t_skew")] += t.low <= truth["mean"] <= t.high
+            hits[("mean", "t")] += t.t.low <= truth["mean"] <= t.t.high
             for stat in truth:
                 for method in BOOTSTRAPS:
                     hits[(stat, method)] += boot[stat][method]["low"] <= truth[stat] <= boot[stat][method]["high"]
@@ -74,7 +74,7 @@ def difference_coverage(sweeps: int) -> None:
         shared = rng.normal(0, 0.01, SEEDS)
         a = 0.90 + shared + rng.normal(0, 0.004, SEEDS)
         b = 0.88 + shared + rng.normal(0, 0.004, SEEDS)
-        r = paired_difference(a, b, n_resamples=RESAMPLES, seed=rng)["intervals"]
+        r = paired_difference(a, b, n_resamples=RESAMPLES, seed=rng).intervals
         for m in METHODS:
             hits[m] += r[m]["low"] <= 0.02 <= r[m]["high"]
     print(f"\npaired difference ({sweeps} sweeps): " + ", ".join(f"{m} {v / sweeps:.3f}" for m, v in hits.items()))

@@ -61,8 +61,8 @@ def run(sweeps: int) -> None:
             for _ in range(sweeps):
                 x = draw(rng, n)
                 t = mean_interval(x)
-                hits["mean"] += t["low"] <= truth["mean"] <= t["high"]
-                hits["t"] += t["t"]["low"] <= truth["mean"] <= t["t"]["high"]
+                hits["mean"] += t.low <= truth["mean"] <= t.high
+                hits["t"] += t.t.low <= truth["mean"] <= t.t.high
                 m = median_interval(x)
                 if m["low"] is not None:
                     shown["median"] += 1

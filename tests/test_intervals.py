@@ -14,15 +14,18 @@ def test_paired_t_matches_scipy():
     a, b = rng.normal(size=50), rng.normal(0.3, size=50)
     ours = paired_t_interval(b - a)
     ci = sps.ttest_rel(b, a).confidence_interval(0.95)
-    assert ours["low"] == pytest.approx(ci.low, rel=1e-12)
-    assert ours["high"] == pytest.approx(ci.high, rel=1e-12)
-    assert ours["mean"] == pytest.approx(np.mean(b - a))
+    assert ours.low == pytest.approx(ci.low, rel=1e-12)
+    assert ours.high == pytest.approx(ci.high, rel=1e-12)
+    assert ours.estimate == pytest.approx(np.mean(b - a))
+    assert ours.p_value == pytest.approx(sps.ttest_rel(b, a).pvalue, rel=1e-10) and ours.method == "t"
 
 
 def test_paired_t_edge_cases():
-    assert np.isnan(paired_t_interval([1.0])["low"])
-    assert paired_t_interval([2.0, 2.0, 2.0])["low"] == 2.0
-    assert paired_t_interval([])["n"] == 0
+    one = paired_t_interval([1.0])
+    assert one.low is None and one.high is None and one.estimate == 1.0 and "at least 2" in one.reason
+    assert paired_t_interval([2.0, 2.0, 2.0]).low == 2.0
+    none = paired_t_interval([])
+    assert none.n == 0 and none.estimate is None and none.to_dict()["low"] is None
 
 
 def test_block_bootstrap_honours_its_seed():
@@ -31,7 +34,7 @@ def test_block_bootstrap_honours_its_seed():
     b = block_bootstrap_interval(series, seed=5)
     c = block_bootstrap_interval(series, seed=6)
     assert a == b
-    assert (a["low"], a["high"]) != (c["low"], c["high"])
+    assert (a.low, a.high) != (c.low, c.high)
     g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
     assert block_bootstrap_interval(series, seed=g1) == block_bootstrap_interval(series, seed=g2)
 
@@ -63,8 +66,8 @@ def test_block_bootstrap_coverage_on_ar1_by_simulation():
         for t in range(1, n):
             x[t] = phi * x[t - 1] + e[t]
         r = block_bootstrap_interval(x, n_resamples=500, seed=rng)
-        covered_block += r["low"] <= 0 <= r["high"]
+        covered_block += r.low <= 0 <= r.high
         r1 = block_bootstrap_interval(x, n_resamples=500, seed=rng, block=1)
-        covered_iid += r1["low"] <= 0 <= r1["high"]
+        covered_iid += r1.low <= 0 <= r1.high
     assert 0.88 <= covered_block / sims <= 0.99
     assert covered_iid / sims < 0.85

@@ -29,11 +29,11 @@ def coverage() -> dict[str, float]:
         a = 0.90 + shared + rng.normal(0, 0.004, SEEDS)
         b = 0.88 + shared + rng.normal(0, 0.004, SEEDS)
         diff = paired_difference(a, b, n_resamples=RESAMPLES, seed=rng)
-        for method, interval in diff["intervals"].items():
+        for method, interval in diff.intervals.items():
             count(f"difference {method}", interval["low"], interval["high"], 0.02)
         t = mean_interval(a)
-        count("mean t_skew", t["low"], t["high"], 0.90)
-        count("mean t", t["t"]["low"], t["t"]["high"], 0.90)
+        count("mean t_skew", t.low, t.high, 0.90)
+        count("mean t", t.t.low, t.t.high, 0.90)
         boot = bootstrap_intervals({"a": a}, n_resamples=RESAMPLES, seed=rng)["a"]
         for stat in ("mean", "median", "iqm"):  # normal data: all three estimate 0.90
             for method in ("percentile", "expanded", "bca"):
@@ -74,8 +74,8 @@ def test_skew_adjusted_mean_interval_covers_a_near_ceiling_accuracy(n):
     hits = {"t_skew": 0, "t": 0}
     for _ in range(SWEEPS):
         r = mean_interval(1.0 - rng.beta(1.0, 30.0, n))
-        hits["t_skew"] += r["low"] <= truth <= r["high"]
-        hits["t"] += r["t"]["low"] <= truth <= r["t"]["high"]
+        hits["t_skew"] += r.low <= truth <= r.high
+        hits["t"] += r.t.low <= truth <= r.t.high
     assert 0.93 <= hits["t_skew"] / SWEEPS <= 0.97, hits
     assert hits["t"] / SWEEPS < 0.93, hits
 
@@ -86,7 +86,7 @@ def test_mean_interval_p_value_agrees_with_its_interval():
         for _ in range(200):
             x = rng.beta(1.0, 8.0, n) - rng.uniform(0.0, 0.25)
             r = mean_interval(x)
-            assert (r["p_value"] < 0.05) == (r["low"] > 0 or r["high"] < 0), (n, r)
-            assert r["low"] <= r["t"]["low"] + 1e-15 and r["high"] >= r["t"]["high"] - 1e-15
+            assert (r.p_value < 0.05) == (r.low > 0 or r.high < 0), (n, r)
+            assert r.low <= r.t.low + 1e-15 and r.high >= r.t.high - 1e-15
     symmetric = mean_interval([-1.0, 0.0, 1.0, 2.0])
-    assert symmetric["skewness"] == 0.0 and symmetric["low"] == symmetric["t"]["low"]
+    assert symmetric.skewness == 0.0 and symmetric.low == symmetric.t.low

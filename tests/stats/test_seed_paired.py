@@ -30,17 +30,17 @@ def test_paired_t_test_matches_scipy_ttest_rel():
     ours = paired_t_test(a, b)
     ref = sps.ttest_rel(a, b)
     ci = ref.confidence_interval(0.95)
-    assert ours["t"] == pytest.approx(ref.statistic, rel=1e-12)
-    assert ours["t_test"]["p_value"] == pytest.approx(ref.pvalue, rel=1e-10)
-    assert (ours["t_test"]["low"], ours["t_test"]["high"]) == pytest.approx((ci.low, ci.high), rel=1e-12)
-    assert ours["df"] == 9 and ours["n"] == 10 and ours["diff"] == pytest.approx(np.mean(a - b))
+    assert ours.t == pytest.approx(ref.statistic, rel=1e-12)
+    assert ours.t_test.p_value == pytest.approx(ref.pvalue, rel=1e-10)
+    assert (ours.t_test.low, ours.t_test.high) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert ours.df == 9 and ours.n == 10 and ours.estimate == pytest.approx(np.mean(a - b))
     # the headline holds the t interval, widened only on the side the skewness asks for
     tol = 1e-12
-    assert ours["low"] <= ci.low + tol and ours["high"] >= ci.high - tol and ours["p_value"] >= ref.pvalue - tol
-    assert min(ci.low - ours["low"], ours["high"] - ci.high) == pytest.approx(0.0, abs=tol)
+    assert ours.low <= ci.low + tol and ours.high >= ci.high - tol and ours.p_value >= ref.pvalue - tol
+    assert min(ci.low - ours.low, ours.high - ci.high) == pytest.approx(0.0, abs=tol)
     ninety = paired_t_test(a, b, confidence=0.9)
     ci90 = ref.confidence_interval(0.9)
-    assert (ninety["t_test"]["low"], ninety["t_test"]["high"]) == pytest.approx((ci90.low, ci90.high), rel=1e-12)
+    assert (ninety.t_test.low, ninety.t_test.high) == pytest.approx((ci90.low, ci90.high), rel=1e-12)
 
 
 def test_paired_t_test_uses_only_seeds_present_for_both():
@@ -50,20 +50,20 @@ def test_paired_t_test_uses_only_seeds_present_for_both():
     keep = np.ones(10, bool)
     keep[[2, 7]] = False
     ours = paired_t_test(a_missing, b_missing)
-    assert ours["n"] == 8
-    assert ours["t_test"]["p_value"] == pytest.approx(sps.ttest_rel(a[keep], b[keep]).pvalue, rel=1e-10)
+    assert ours.n == 8
+    assert ours.t_test.p_value == pytest.approx(sps.ttest_rel(a[keep], b[keep]).pvalue, rel=1e-10)
 
 
 def test_constant_differences_and_too_few_seeds_are_not_estimable():
     same = paired_t_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
-    assert same["p_value"] is None and same["low"] is None and "not estimable" in same["reason"]
+    assert same.p_value is None and same.low is None and "not estimable" in same.reason
     # discrete accuracies: every seed +1/360 gave p = 1.8e-28 and a zero-width interval before
     shifted = paired_t_test([0.5 + 1 / 360] * 3, [0.5] * 3)
-    assert shifted["p_value"] is None and shifted["low"] is None and "on every one of the 3 seeds" in shifted["reason"]
+    assert shifted.p_value is None and shifted.low is None and "on every one of the 3 seeds" in shifted.reason
     two = paired_t_test([0.91, 0.95], [0.90, 0.92])
-    assert two["diff"] == pytest.approx(0.02) and two["p_value"] is None and "at least 3 seeds" in two["reason"]
+    assert two.estimate == pytest.approx(0.02) and two.p_value is None and "at least 3 seeds" in two.reason
     one = paired_t_test([1.0, np.nan], [0.0, 1.0])
-    assert one["diff"] == 1.0 and one["p_value"] is None and "at least 3 seeds" in one["reason"]
+    assert one.estimate == 1.0 and one.p_value is None and "at least 3 seeds" in one.reason
     with pytest.raises(DataError, match="shapes"):
         paired_t_test([1.0, 2.0], [1.0, 2.0, 3.0])
 
@@ -71,19 +71,19 @@ def test_constant_differences_and_too_few_seeds_are_not_estimable():
 def test_paired_difference_intervals_and_direction():
     a, b = _pair(shift=1.0)
     r = paired_difference(a, b, higher_is_better=True, seed=0)
-    assert r["method"] == "t_skew"
-    assert (r["low"], r["high"]) == (r["intervals"]["t_skew"]["low"], r["intervals"]["t_skew"]["high"])
-    assert r["better"] is True
-    assert paired_difference(a, b, higher_is_better=False, seed=0)["better"] is False
-    assert r["diffs"] == pytest.approx(list(a - b))
+    assert r.method == "t_skew"
+    assert (r.low, r.high) == (r.intervals["t_skew"]["low"], r.intervals["t_skew"]["high"])
+    assert r.better is True
+    assert paired_difference(a, b, higher_is_better=False, seed=0).better is False
+    assert r.diffs == pytest.approx(list(a - b))
     for method in ("percentile", "expanded", "bca"):
-        assert r["intervals"][method]["low"] < r["diff"] < r["intervals"][method]["high"]
+        assert r.intervals[method]["low"] < r.estimate < r.intervals[method]["high"]
     # the bootstrap of the mean difference equals scipy's paired bootstrap on the same draws
     ref = sps.bootstrap((a, b), lambda x, y, axis: np.mean(x - y, axis=axis), paired=True,
                         n_resamples=10_000, method="bca", rng=np.random.default_rng(0))
-    assert r["intervals"]["bca"]["low"] == pytest.approx(ref.confidence_interval.low, abs=1e-12)
-    assert r["intervals"]["bca"]["high"] == pytest.approx(ref.confidence_interval.high, abs=1e-12)
-    assert paired_difference(a, b, seed=1)["intervals"] != r["intervals"]
+    assert r.intervals["bca"]["low"] == pytest.approx(ref.confidence_interval.low, abs=1e-12)
+    assert r.intervals["bca"]["high"] == pytest.approx(ref.confidence_interval.high, abs=1e-12)
+    assert paired_difference(a, b, seed=1).intervals != r.intervals
     assert paired_difference(a, b, higher_is_better=True, seed=0) == r
 
 

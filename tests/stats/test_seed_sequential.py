@@ -34,7 +34,7 @@ def test_naive_peeking_would_have_inflated_it():
     for _ in range(sims):
         d = list(rng.normal(size=3))
         while len(d) <= 20:
-            p = paired_t_test(d, np.zeros(len(d)))["p_value"]
+            p = paired_t_test(d, np.zeros(len(d))).p_value
             if p is not None and p < 0.05:
                 naive += 1
                 break

@@ -28,7 +28,7 @@ from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult, Status
 from twinrun.checks._schedule import working_lrs
 from twinrun.checks._training import shared_training
-from twinrun.stats import paired_t_interval
+from twinrun.stats import Interval, paired_t_interval
 
 __all__ = ["LOSS_DECREASES", "SHORT_STEPS", "ZERO_INPUT", "loss_floor"]
 
@@ -51,7 +51,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         gain = (zero_mean - real_mean) / abs(reachable) if reachable else math.nan
         # not clearly better yet (an autoencoder first learns the mean image, which zeros reach too):
         # train longer, doubling up to 8x the budget and never past the run's own steps
-        passed = math.isfinite(diff["low"]) and diff["low"] > 0 and gain >= opts["min_gain"]
+        passed = diff.low is not None and diff.low > 0 and gain >= opts["min_gain"]
         if passed or real.diverged_at is not None or budget >= 8 * opts["steps"] or steps >= ctx.settings.steps:
             break
         budget *= 2
@@ -62,7 +62,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         "val_loss_real": real_mean,
         "val_loss_zero_inputs": zero_mean,
         "relative_gain": gain,
-        "difference": diff,
+        "difference": diff.to_dict(),
         "floor": floor,
         "diverged_at": real.diverged_at,
     }
@@ -72,7 +72,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
         f"A copy of the model trained for the first {steps} steps of a run on the real inputs, and another "
         f"on the same batches with every input replaced by zeros. On {real_val.size} validation examples the "
         f"loss is {real_mean:.4g} with real inputs and {zero_mean:.4g} with zeros (paired difference "
-        f"{diff['mean']:.4g}, 95% interval [{diff['low']:.4g}, {diff['high']:.4g}])."
+        f"{diff.estimate:.4g}, 95% interval {_span(diff)})."
     )
     if real.recalibrated:
         explanation += (
@@ -89,7 +89,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
             "lower the learning rate and check the inputs for NaN/Inf (input_stats)",
             details=details,
         )
-    if math.isfinite(diff["low"]) and diff["low"] > 0 and gain >= opts["min_gain"]:
+    if diff.low is not None and diff.low > 0 and gain >= opts["min_gain"]:
         return CheckResult(
             name, "pass", measured, expected, explanation + " The network uses its inputs.", details=details
         )
@@ -101,7 +101,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     mean_lr = float(np.nanmean(real.lrs)) if np.isfinite(real.lrs).any() else math.nan
     warming = bool(lrs and math.isfinite(mean_lr) and mean_lr < 0.1 * max(lrs))
     details["mean_lr"] = mean_lr
-    helps = math.isfinite(diff["low"]) and diff["low"] > 0
+    helps = diff.low is not None and diff.low > 0
     if not helps and autoencoder(ctx):
         return CheckResult(
             name,
@@ -292,3 +292,9 @@ LOSS_DECREASES = Check(
         "min_drop": Option(0.05, "smallest relative drop of the loss on fixed training examples that passes"),
     },
 )
+
+
+def _span(interval: Interval) -> str:
+    if interval.low is None or interval.high is None:
+        return "not estimable"
+    return f"[{interval.low:.4g}, {interval.high:.4g}]"

@@ -40,8 +40,14 @@ def add_overrides(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     )
 
 
+def _plain(value: Any) -> Any:
+    """A typed result (anything with ``to_dict()``) as its record; anything else as its text."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
+
+
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, allow_nan=False, default=str)
+    json.dump(data, sys.stdout, indent=2, allow_nan=False, default=_plain)
     sys.stdout.write("\n")
 
 

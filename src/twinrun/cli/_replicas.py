@@ -23,7 +23,7 @@ from typing import Any
 from twinrun.cli._common import print_json
 from twinrun.errors import ConfigError
 from twinrun.report import format_sweep
-from twinrun.stats import paired_t_test
+from twinrun.stats import PairedDifference, paired_t_test
 from twinrun.sweeps import SweepInterrupted, SweepResult, run_sweep
 
 __all__ = ["format_per_replica", "per_replica", "run_replicas"]
@@ -193,14 +193,14 @@ def format_per_replica(extra: dict[str, Any], analysis: dict[str, Any]) -> str:
         "training-loss difference across replicas (mean per-step Δ of each replica, skew-adjusted t interval):"
     )
     for name, entry in extra.items():
-        t = entry["train_loss"]
-        if t is None:
+        t: PairedDifference | None = entry["train_loss"]
+        if t is None or t.estimate is None:
             continue
-        if t["low"] is None:
-            lines.append(f"  {name}: {t['diff']:+.4f} ({t['reason']})")
+        if t.low is None or t.high is None:
+            lines.append(f"  {name}: {t.estimate:+.4f} ({t.reason})")
         else:
-            mark = "lower" if t["high"] < 0 else ("higher" if t["low"] > 0 else "~")
-            lines.append(f"  {name}: {t['diff']:+.4f} [{t['low']:+.4f}, {t['high']:+.4f}] {mark}")
+            mark = "lower" if t.high < 0 else ("higher" if t.low > 0 else "~")
+            lines.append(f"  {name}: {t.estimate:+.4f} [{t.low:+.4f}, {t.high:+.4f}] {mark}")
     return "\n".join(lines)
 
 

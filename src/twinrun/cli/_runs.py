@@ -18,7 +18,7 @@ from twinrun.registry import (
     diff_runs,
     resolve_registry_path,
 )
-from twinrun.report import duration, format_diff, format_show, format_table, num, when
+from twinrun.report import duration, format_diff, format_show, format_table, number, when
 
 __all__ = ["open_for_reading", "register"]
 
@@ -162,7 +162,7 @@ def _candidates(names: tuple[str, ...] | list[str], width: int = 3) -> str:
 def _best(best: Mapping[str, Any] | None) -> str:
     if not best:
         return "-"
-    return f"{best['metric']} {num(best['value'])} ({best['candidate']})"
+    return f"{best['metric']} {number(best['value'])} ({best['candidate']})"
 
 
 # ---------------------------------------------------------------------- runs

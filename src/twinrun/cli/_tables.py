@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the engine imports torch; tables for `twinrun runs` must not
-    from twinrun.engine import Difference, TwinResult
+    from twinrun.engine import TwinResult
 
 from twinrun.report import (  # plain-text tables live with the report
+    difference,
     format_table,
     format_wrapped_table,
+    number,
 )
 
 __all__ = ["format_table", "format_verdict", "format_wrapped_table", "human_bytes", "human_count"]
@@ -32,21 +33,6 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-def _fmt(x: float | None, digits: int = 4) -> str:
-    if x is None or not math.isfinite(x):
-        return "-"
-    return f"{x:.{digits}f}"
-
-
-def _diff(d: Difference | None) -> str:
-    if d is None:
-        return "-"
-    if not math.isfinite(d.low):
-        return f"{d.mean:+.4f}"
-    mark = {True: "better", False: "worse", None: "~"}[d.better]
-    return f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] {mark}"
-
-
 def format_verdict(result: TwinResult) -> str:
     """The verdict table and the notes under it, as printed by ``twinrun compare``."""
     ref = result.reference
@@ -61,9 +47,9 @@ def format_verdict(result: TwinResult) -> str:
         row = [name + (" (ref)" if name == ref else ""), human_count(cand.n_parameters), status]
         comp = result.comparisons.get(name)
         for m in metrics:
-            row.append(_fmt(cand.final.get(m)))
-            row.append("" if name == ref else _diff(comp.val.get(m) if comp else None))
-        row.append("" if name == ref else _diff(comp.train_loss if comp else None))
+            row.append(number(cand.final.get(m)))
+            row.append("" if name == ref else difference(comp.val.get(m) if comp else None))
+        row.append("" if name == ref else difference(comp.train_loss if comp else None))
         rows.append(row)
     lines = [
         (
@@ -86,7 +72,7 @@ def format_verdict(result: TwinResult) -> str:
     ]
     lines += baseline_lines(result) + selection_lines(result)
     tested = [
-        f"{name} " + " ".join(f"{m} {_fmt(v)}" for m, v in cand.test.items())
+        f"{name} " + " ".join(f"{m} {number(v)}" for m, v in cand.test.items())
         for name, cand in result.candidates.items()
         if cand.test
     ]
@@ -143,10 +129,10 @@ def baseline_lines(result: TwinResult) -> list[str]:
         return []
     metric = next((m for m in result.metric_goals if m != "loss"), "loss")
     scores = [
-        f"{base} " + " ".join(f"{m} {_fmt(v)}" for m, v in values.items())
+        f"{base} " + " ".join(f"{m} {number(v)}" for m, v in values.items())
         for base, values in b.get("scores", {}).items()
     ]
-    declared = [f"{m} {_fmt(v)}" for m, v in b.get("declared", {}).items()]
+    declared = [f"{m} {number(v)}" for m, v in b.get("declared", {}).items()]
     lines = []
     if scores or declared:
         lines.append(

@@ -11,17 +11,23 @@ import numpy as np
 import torch
 
 from twinrun.engine._build import InitReport
+from twinrun.stats import Interval
 
 __all__ = ["CandidateResult", "Comparison", "Difference", "TwinResult"]
 
 
 @dataclass(frozen=True)
 class Difference:
-    """A paired difference (candidate minus reference) with its confidence interval."""
+    """A paired difference (candidate minus reference) with its confidence interval.
+
+    ``low``/``high`` are ``None`` where there is no interval (one run's training-loss
+    difference, fewer than two pairs): one meaning for "not estimable", as in
+    :mod:`twinrun.stats`.
+    """
 
     mean: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     n: int
     method: str
     higher_is_better: bool
@@ -29,10 +35,16 @@ class Difference:
     #: what the interval's sources of variance support a claim about
     scope: str = ""
 
+    @classmethod
+    def of(cls, interval: Interval, method: str, higher_is_better: bool, *, scope: str = "") -> Difference:
+        """From a :class:`~twinrun.stats.Interval` of the per-pair differences."""
+        mean = math.nan if interval.estimate is None else interval.estimate
+        return cls(mean, interval.low, interval.high, interval.n, method, higher_is_better, scope=scope)
+
     @property
     def resolved(self) -> bool:
         """Whether the interval excludes zero."""
-        return math.isfinite(self.low) and (self.low > 0 or self.high < 0)
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
     @property
     def better(self) -> bool | None:
@@ -172,7 +184,7 @@ class TwinResult:
         }
 
 
-def _num(value: float) -> float | None:
+def _num(value: float | None) -> float | None:
     """JSON has no NaN: non-finite numbers become null."""
     return float(value) if value is not None and math.isfinite(value) else None
 

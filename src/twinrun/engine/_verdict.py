@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,23 +57,15 @@ def compare_candidates(
             for metric, higher in metric_goals.items():
                 diffs = cand.per_example[metric] - ref.per_example[metric]
                 r = paired_t_interval(diffs, confidence)
-                val[metric] = Difference(
-                    r["mean"],
-                    r["low"],
-                    r["high"],
-                    int(r["n"]),
-                    "paired t over validation examples",
-                    higher,
-                    scope=ONE_RUN_SCOPE,
-                )
+                val[metric] = Difference.of(r, "paired t over validation examples", higher, scope=ONE_RUN_SCOPE)
         train_diffs = cand.train_loss - ref.train_loss
         finite = train_diffs[np.isfinite(train_diffs)]
         train: Difference | None = None
         if finite.size >= 1:
             train = Difference(
                 float(finite.mean()),
-                math.nan,
-                math.nan,
+                None,
+                None,
                 int(finite.size),
                 "mean over shared training steps (no interval from one run)",
                 False,
@@ -106,15 +97,8 @@ def baseline_report(
                 if metric not in cand.per_example or metric not in out.per_example:
                     continue
                 r = paired_t_interval(cand.per_example[metric] - out.per_example[metric], confidence)
-                d = Difference(
-                    r["mean"],
-                    r["low"],
-                    r["high"],
-                    int(r["n"]),
-                    f"paired t over validation examples, {name} minus the {base} baseline",
-                    higher,
-                    scope=ONE_RUN_SCOPE,
-                )
+                how = f"paired t over validation examples, {name} minus the {base} baseline"
+                d = Difference.of(r, how, higher, scope=ONE_RUN_SCOPE)
                 above.setdefault(name, {}).setdefault(base, {})[metric] = d.to_dict()
     return {
         "scores": {base: out.means() for base, out in evals.items()},
@@ -148,14 +132,7 @@ def compare_at_best(
         val = {}
         for metric, higher in metric_goals.items():
             r = paired_t_interval(values[metric] - held_out[reference][metric], confidence)
-            val[metric] = Difference(
-                r["mean"],
-                r["low"],
-                r["high"],
-                int(r["n"]),
-                f"paired t over the judging half, step {steps[name]} vs {reference}'s step {steps[reference]}",
-                higher,
-                scope=BEST_SCOPE,
-            )
+            how = f"paired t over the judging half, step {steps[name]} vs {reference}'s step {steps[reference]}"
+            val[metric] = Difference.of(r, how, higher, scope=BEST_SCOPE)
         out[name] = Comparison(name, reference, val, None)
     return out

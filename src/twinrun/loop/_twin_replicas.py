@@ -112,12 +112,11 @@ class TwinReplicas:
                 ours = [m[name].get(metric, float("nan")) if name in m else float("nan") for m in means]
                 theirs = [m[ref].get(metric, float("nan")) for m in means]
                 test = paired_t_test(ours, theirs, confidence=confidence)
-                nan = float("nan")
                 val[metric] = Difference(
-                    mean=test["diff"] if test["diff"] is not None else nan,
-                    low=test["low"] if test["low"] is not None else nan,
-                    high=test["high"] if test["high"] is not None else nan,
-                    n=int(test["n"]),
+                    mean=test.estimate if test.estimate is not None else float("nan"),
+                    low=test.low,
+                    high=test.high,
+                    n=test.n,
                     method="paired over replicas (t, widened for skew)",
                     higher_is_better=higher,
                     scope=REPLICA_SCOPE,

@@ -14,6 +14,7 @@ The text formatters load with the package; the page builder and the figures
 
 from typing import TYPE_CHECKING, Any
 
+from twinrun.report._numbers import difference, interval, number, percent
 from twinrun.report._sweep_text import format_sweep, format_sweep_list
 from twinrun.report._text import (
     duration,
@@ -21,7 +22,6 @@ from twinrun.report._text import (
     format_show,
     format_table,
     format_wrapped_table,
-    num,
     when,
 )
 
@@ -44,6 +44,7 @@ __all__ = [
     "Page",
     "build_report",
     "default_path",
+    "difference",
     "duration",
     "format_diff",
     "format_show",
@@ -51,8 +52,10 @@ __all__ = [
     "format_sweep_list",
     "format_table",
     "format_wrapped_table",
+    "interval",
     "new_axes",
-    "num",
+    "number",
+    "percent",
     "plot_curves",
     "plot_ensemble_gain",
     "plot_interval_estimates",

@@ -6,25 +6,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from twinrun.report._numbers import interval, number, percent
 from twinrun.report._text import format_table
 
 __all__ = ["format_sweep", "format_sweep_list"]
-
-
-def _f(x: Any, digits: int = 4, signed: bool = False) -> str:
-    if not isinstance(x, (int, float)) or isinstance(x, bool):
-        return "-"
-    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
-
-
-def _ci(low: Any, high: Any, digits: int = 4, signed: bool = False) -> str:
-    if low is None or high is None:
-        return "-"
-    return f"[{_f(low, digits, signed)}, {_f(high, digits, signed)}]"
-
-
-def _pct(x: Any) -> str:
-    return "-" if not isinstance(x, (int, float)) else f"{100 * x:.0f}%"
 
 
 def _seeds(values: Sequence[Any], show: int = 10) -> str:
@@ -53,22 +38,22 @@ def _candidate_table(m: Mapping[str, Any]) -> str:
     for name in m["candidates"]:
         s = m["summary"][name]
         e = ens.get(name) or {}
-        ens_cell = "-" if e.get("ensemble") is None else f"{_f(e['ensemble'])} ({e.get('n_seeds')})"
+        ens_cell = "-" if e.get("ensemble") is None else f"{number(e['ensemble'])} ({e.get('n_seeds')})"
         mean_ci = s["intervals"]["mean"]
         rows.append(
             [
                 name + (" (ref)" if name == m["reference"] else ""),
                 f"{s['n']}/{k}",
-                _f(s["mean"]),
-                _f(s["std"]),
-                _f(s["median"]),
-                _f(s["iqm"]),
-                _f(s["min"]),
-                _f(s["max"]),
-                _f(s["range"]),
-                _ci(mean_ci.get("low"), mean_ci.get("high")),
+                number(s["mean"]),
+                number(s["std"]),
+                number(s["median"]),
+                number(s["iqm"]),
+                number(s["min"]),
+                number(s["max"]),
+                number(s["range"]),
+                interval(mean_ci.get("low"), mean_ci.get("high")),
                 ens_cell,
-                _f(e.get("gain"), signed=True),
+                number(e.get("gain"), signed=True),
             ]
         )
     return format_table(headers, rows, right=list(range(1, 12)))
@@ -89,17 +74,21 @@ def _comparison_table(m: Mapping[str, Any]) -> str:
     rows = []
     for name, c in m["comparisons"].items():
         d, p, g = c["difference"], c["improvement"]["paired"], c["pairing"]
-        delta = "-" if d["diff"] is None else f"{_f(d['diff'], signed=True)} {_ci(d['low'], d['high'], signed=True)}"
-        prob = "-" if p["value"] is None else f"{_f(p['value'], 2)} {_ci(p['low'], p['high'], 2)}"
+        delta = (
+            "-"
+            if d["diff"] is None
+            else f"{number(d['diff'], signed=True)} {interval(d['low'], d['high'], signed=True)}"
+        )
+        prob = "-" if p["value"] is None else f"{number(p['value'], 2)} {interval(p['low'], p['high'], 2)}"
         rows.append(
             [
                 name,
                 str(d["n"]),
                 delta,
                 prob,
-                _f(g.get("correlation"), 2),
-                _pct(g.get("variance_reduction")),
-                _f(c.get("p_holm"), 3),
+                number(g.get("correlation"), 2),
+                percent(g.get("variance_reduction")),
+                number(c.get("p_holm"), 3),
                 c.get("decision", "-"),
             ]
         )
@@ -191,8 +180,8 @@ def _test_lines(test: Mapping[str, Any] | None) -> list[str]:
         low, high = entry["val_range"]
         where = "inside" if entry["inside"] else "OUTSIDE"
         lines.append(
-            f"  {c}: test mean {_f(entry['test_mean'])} over {entry['seeds']} seed(s), {where} its "
-            f"validation seed range [{_f(low)}, {_f(high)}]"
+            f"  {c}: test mean {number(entry['test_mean'])} over {entry['seeds']} seed(s), {where} its "
+            f"validation seed range [{number(low)}, {number(high)}]"
         )
     rank = test["rank_correlation"]
     if rank.get("rho") is None:

@@ -6,15 +6,15 @@ the two never disagree. They read registry records only (no torch).
 
 from __future__ import annotations
 
-import math
 import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twinrun.registry import Registry, RunDiff, RunRecord
+from twinrun.report._numbers import difference, number
 
-__all__ = ["duration", "format_diff", "format_show", "format_table", "format_wrapped_table", "num", "when"]
+__all__ = ["duration", "format_diff", "format_show", "format_table", "format_wrapped_table", "when"]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()) -> str:
@@ -65,12 +65,6 @@ def duration(seconds: float | None, status: str) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def num(x: Any, digits: int = 4) -> str:
-    if not isinstance(x, (int, float)) or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
 def _final_metrics(record: RunRecord, registry: Registry) -> dict[str, dict[str, float]]:
     if record.result:
         return {
@@ -81,13 +75,6 @@ def _final_metrics(record: RunRecord, registry: Registry) -> dict[str, dict[str,
     for cand, splits in registry.metrics(record.id, split="val").items():
         out[cand] = {m: values[-1][1] for m, values in splits.get("val", {}).items()}
     return out
-
-
-def _interval(d: Mapping[str, Any] | None) -> str:
-    if not d or d.get("diff") is None:
-        return "-"
-    mark = {True: "better", False: "worse", None: "~"}[d.get("better")]
-    return f"{d['diff']:+.4f} [{num(d.get('low'))}, {num(d.get('high'))}] {mark}"
 
 
 def _env_lines(env: Mapping[str, Any] | None, fingerprint: str | None) -> list[str]:
@@ -151,9 +138,9 @@ def format_show(record: RunRecord, registry: Registry) -> str:
     for name, cand in r.candidates.items():
         status = cand.status if cand.diverged_at is None else f"diverged@{cand.diverged_at}"
         row = [name + (" (ref)" if name == r.reference else ""), status]
-        row += [num(finals.get(name, {}).get(m)) for m in metric_names]
+        row += [number(finals.get(name, {}).get(m)) for m in metric_names]
         comp = comparisons.get(name, {}).get("val", {})
-        row += ["" if name == r.reference else _interval(comp.get(m)) for m in metric_names]
+        row += ["" if name == r.reference else difference(comp.get(m)) for m in metric_names]
         rows.append(row)
     lines += ["", format_table(headers, rows), ""]
     if not r.result and r.status != "finished":
@@ -200,7 +187,7 @@ def format_diff(d: RunDiff, *, show_all: bool = False) -> str:
     if d.metrics:
         lines.append("final validation metrics (last evaluation of each run):")
         rows = [
-            [m.candidate, m.metric, num(m.a), num(m.b), "identical" if m.identical else f"{m.delta:+.4g}"]
+            [m.candidate, m.metric, number(m.a), number(m.b), "identical" if m.identical else f"{m.delta:+.4g}"]
             for m in d.metrics
         ]
         lines += ["  " + line for line in format_table(["candidate", "metric", "a", "b", "b − a"], rows).splitlines()]

@@ -193,8 +193,8 @@ def search(
             t.update(
                 status=result.candidates[name].status,
                 diff=None if d is None or not math.isfinite(d.mean) else d.mean,
-                low=None if d is None or not math.isfinite(d.low) else d.low,
-                high=None if d is None or not math.isfinite(d.high) else d.high,
+                low=None if d is None else d.low,
+                high=None if d is None else d.high,
             )
             proposer.tell(t["number"], t["diff"])
         _save(folder, state)

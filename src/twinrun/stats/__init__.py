@@ -16,6 +16,11 @@ Seeds as data (a sweep of ``K`` seeds; every function takes seed-aligned
 * :func:`sequential_decision`: add seeds until resolved, valid under optional stopping.
 * :func:`analyze_seeds`: all of it for one metric of a sweep, as a JSON-safe dict.
 
+Results are typed: :class:`Interval` (and :class:`SkewInterval`, :class:`BlockInterval`)
+and :class:`PairedDifference`, frozen, with ``None`` plus a ``reason`` where something
+is not estimable and ``to_dict()`` for the stored JSON. :func:`analyze_seeds` composes
+them into one JSON-safe record.
+
 Twin-run verdicts (used by the engine): :func:`paired_t_interval`,
 :func:`block_bootstrap_interval`, :func:`auto_block_length`.
 """
@@ -43,6 +48,7 @@ from twinrun.stats._reference import compare_to_reference
 from twinrun.stats._scores import AlignedScores, align_scores
 from twinrun.stats._sequential import sequential_decision
 from twinrun.stats._summary import iqm, summarize
+from twinrun.stats._types import BlockInterval, Interval, PairedDifference, SkewInterval, finite_or_none
 
 __all__ = [
     "DEPLOY",
@@ -51,6 +57,10 @@ __all__ = [
     "METHODS",
     "PAIRINGS",
     "AlignedScores",
+    "BlockInterval",
+    "Interval",
+    "PairedDifference",
+    "SkewInterval",
     "align_scores",
     "analyze_seeds",
     "auto_block_length",
@@ -59,6 +69,7 @@ __all__ = [
     "bootstrap_intervals",
     "compare_to_reference",
     "ensemble_outputs",
+    "finite_or_none",
     "holm",
     "iqm",
     "json_safe",

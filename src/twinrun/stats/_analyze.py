@@ -267,8 +267,9 @@ def _candidate_summary(
     boot = _candidate_intervals(x, ("mean", "median", "iqm"), confidence, n_resamples, stream(base, "bootstrap", name))
     if x.size >= 2:
         t = mean_interval(x, confidence)
-        boot["mean"]["t"] = {"low": t["t"]["low"], "high": t["t"]["high"]}
-        boot["mean"]["t_skew"] = {"low": t["low"], "high": t["high"]}
+        plain = t.t
+        boot["mean"]["t"] = {"low": None if plain is None else plain.low, "high": None if plain is None else plain.high}
+        boot["mean"]["t_skew"] = {"low": t.low, "high": t.high}
         boot["median"]["exact"] = median_interval(x, confidence)
         for stat, interval in boot.items():
             method = HEADLINE_INTERVALS[stat]

@@ -1,8 +1,9 @@
 """Confidence intervals for paired differences.
 
 Shapes: ``diffs`` is a 1-D array of paired differences (candidate minus
-reference), one per example or per step. Each function returns a dict with
-``mean``, ``low``, ``high`` and the facts needed to reproduce the interval.
+reference), one per example or per step. Each function returns an
+:class:`~twinrun.stats.Interval` (``estimate``, ``low``, ``high``, ``n``...): ``None``
+with a ``reason`` where there is too little data, never NaN.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from twinrun.stats._special import stdtr, stdtrit
+from twinrun.stats._types import BlockInterval, Interval, SkewInterval
 
 __all__ = ["auto_block_length", "block_bootstrap_interval", "mean_interval", "paired_t_interval"]
 
@@ -24,29 +26,33 @@ def _as_1d(values: Any, name: str) -> np.ndarray:
     return array
 
 
-def paired_t_interval(diffs: Any, confidence: float = 0.95) -> dict[str, float]:
+def paired_t_interval(diffs: Any, confidence: float = 0.95) -> Interval:
     """Student-t interval for the mean of paired differences (independent pairs).
 
+    Non-finite values are left out. One value gives the estimate without an interval;
+    none gives neither (``reason`` says so).
+
     >>> r = paired_t_interval([1.0, 2.0, 3.0])
-    >>> round(r["mean"], 3), round(r["low"], 3), round(r["high"], 3)
+    >>> r.estimate, round(r.low, 3), round(r.high, 3)
     (2.0, -0.484, 4.484)
     """
     d = _as_1d(diffs, "diffs")
     d = d[np.isfinite(d)]
     n = d.size
     if n == 0:
-        return {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0, "se": math.nan}
+        return Interval(None, None, None, 0, confidence, "t", reason="no finite value")
     mean = float(d.mean())
     if n < 2:
-        return {"mean": mean, "low": math.nan, "high": math.nan, "n": n, "se": math.nan}
+        return Interval(mean, None, None, n, confidence, "t", reason="an interval needs at least 2 values; there is 1")
     se = float(d.std(ddof=1) / math.sqrt(n))
     if se == 0.0:
-        return {"mean": mean, "low": mean, "high": mean, "n": n, "se": 0.0}
+        return Interval(mean, mean, mean, n, confidence, "t", se=0.0)
     half = float(stdtrit(n - 1, 0.5 + confidence / 2)) * se
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "se": se}
+    p_value = float(2.0 * stdtr(n - 1, -abs(mean / se)))
+    return Interval(mean, mean - half, mean + half, n, confidence, "t", se=se, p_value=p_value)
 
 
-def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, Any]:
+def mean_interval(values: Any, confidence: float = 0.95) -> SkewInterval:
     """The interval of a mean over seeds: Student's t, widened where the sample is skewed.
 
     The union of the t interval and Hall's (1992) skewness-corrected interval:
@@ -60,28 +66,22 @@ def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, Any]:
     0) is the larger of the two tests', so that ``p_value < 1 - confidence``
     exactly when the interval excludes 0.
 
-    Returns ``mean``, ``low``, ``high``, ``n``, ``se``, ``skewness``, ``p_value``
-    and ``t`` (the plain t interval and p-value, as ``scipy.stats.ttest_1samp``
-    gives them). With fewer than 2 values, or no spread, ``low``/``high`` are the
-    mean (no spread) or NaN and ``p_value`` is NaN.
+    Returns a :class:`~twinrun.stats.SkewInterval`: ``estimate``, ``low``, ``high``, ``n``,
+    ``se``, ``skewness``, ``p_value`` and ``t`` (the plain t interval and its p-value, as
+    ``scipy.stats.ttest_1samp`` gives them). With fewer than 2 values ``low``/``high`` are
+    ``None``; with no spread they are the mean (a zero-width interval) and the p-values ``None``.
 
     >>> r = mean_interval([1.0, 2.0, 3.0])
-    >>> round(r["low"], 3), round(r["high"], 3)
+    >>> round(r.low, 3), round(r.high, 3)
     (-0.484, 4.484)
     """
     t = paired_t_interval(values, confidence)
-    out: dict[str, Any] = {
-        **t,
-        "skewness": math.nan,
-        "p_value": math.nan,
-        "t": {"low": t["low"], "high": t["high"], "p_value": math.nan},
-    }
-    n, se = int(t["n"]), float(t["se"])
-    if n < 2 or not se > 0.0:
-        return out
+    n, se, mean = t.n, t.se, t.estimate
+    if n < 2 or se is None or not se > 0.0 or mean is None:
+        return SkewInterval(mean, t.low, t.high, n, confidence, "t_skew", se=se, reason=t.reason, t=t)
     x = _as_1d(values, "values")
     x = x[np.isfinite(x)]
-    centered = x - t["mean"]
+    centered = x - mean
     m2 = float(np.mean(centered**2))
     skew = float(np.mean(centered**3)) / m2**1.5 if m2 > 0 else 0.0
     k = skew / (3.0 * math.sqrt(n))
@@ -98,13 +98,15 @@ def mean_interval(values: Any, confidence: float = 0.95) -> dict[str, Any]:
     def two_sided(z: float) -> float:
         return float(2.0 * stdtr(n - 1, -abs(z)))
 
-    t0 = t["mean"] / se
+    t0 = mean / se
     p_t = two_sided(t0)
-    low = min(t["low"], t["mean"] - se * g_inverse(q))
-    high = max(t["high"], t["mean"] - se * g_inverse(-q))
-    out.update(low=low, high=high, skewness=skew, p_value=max(p_t, two_sided(g(t0))))
-    out["t"]["p_value"] = p_t
-    return out
+    assert t.low is not None and t.high is not None  # se > 0
+    low = min(t.low, mean - se * g_inverse(q))
+    high = max(t.high, mean - se * g_inverse(-q))
+    plain = Interval(mean, t.low, t.high, n, confidence, "t", se=se, p_value=p_t)
+    return SkewInterval(
+        mean, low, high, n, confidence, "t_skew", se=se, p_value=max(p_t, two_sided(g(t0))), skewness=skew, t=plain
+    )
 
 
 def auto_block_length(series: Any) -> int:
@@ -136,7 +138,7 @@ def block_bootstrap_interval(
     block: int | None = None,
     n_resamples: int = 2000,
     seed: int | np.random.Generator = 0,
-) -> dict[str, float]:
+) -> BlockInterval:
     """Circular block bootstrap percentile interval for the mean of an autocorrelated series.
 
     Per-step training-loss differences are autocorrelated (neighbouring steps
@@ -148,8 +150,9 @@ def block_bootstrap_interval(
     d = d[np.isfinite(d)]
     n = d.size
     if n < 2:
-        mean = float(d.mean()) if n else math.nan
-        return {"mean": mean, "low": math.nan, "high": math.nan, "n": n, "block": 0}
+        mean = float(d.mean()) if n else None
+        why = f"a bootstrap needs at least 2 values; there {'is' if n == 1 else 'are'} {n}"
+        return BlockInterval(mean, None, None, n, confidence, "block bootstrap", reason=why)
     b = auto_block_length(d) if block is None else int(block)
     if not 1 <= b <= n:
         raise ValueError(f"block={b} must be between 1 and the series length {n}")
@@ -161,4 +164,6 @@ def block_bootstrap_interval(
     means = d[index].mean(axis=1)
     alpha = 1.0 - confidence
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return {"mean": float(d.mean()), "low": float(low), "high": float(high), "n": n, "block": b}
+    return BlockInterval(
+        float(d.mean()), float(low), float(high), n, confidence, "block bootstrap", se=float(means.std(ddof=1)), block=b
+    )

@@ -8,7 +8,8 @@ in metric units (raw sign); ``better`` reads them with the metric's direction.
 * :func:`paired_t_test`: mean paired difference, its interval and two-sided
   p-value. The interval is the t interval widened where the differences are
   skewed (:func:`~twinrun.stats.mean_interval`); the plain t-test (the numbers
-  of ``scipy.stats.ttest_rel``) is kept under ``t_test``.
+  of ``scipy.stats.ttest_rel``) is kept under ``t_test``. Both return a
+  :class:`~twinrun.stats.PairedDifference`.
 * :func:`paired_difference`: that, plus the per-seed differences and bootstrap
   intervals (percentile, expanded percentile, BCa). The skew-adjusted t interval
   is the headline (``low``/``high``): it covers 93-97 % from 3 seeds on for
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -41,9 +43,8 @@ from twinrun.stats._bootstrap import (
 from twinrun.stats._intervals import mean_interval
 from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, as_generator
-from twinrun.stats._scores import (
-    pair_scores,
-)
+from twinrun.stats._scores import pair_scores
+from twinrun.stats._types import PairedDifference, finite_or_none
 from twinrun.stats._weighted import weighted_mean
 
 #: The fewest seeds from which a paired spread, an interval and a p-value are reported.
@@ -58,70 +59,59 @@ __all__ = [
 ]
 
 
-def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> dict[str, Any]:
+def paired_t_test(a: Any, b: Any, *, confidence: float = 0.95) -> PairedDifference:
     """Paired t-test of ``a - b`` over the seeds finite in both.
 
-    Returns ``n``, ``diff`` (mean of ``a - b``), ``sd`` (of the differences,
-    ``ddof=1``), ``se``, ``t``, ``df``, ``p_value`` (two-sided), ``low``, ``high``
-    (the skew-adjusted t interval, whose p-value ``p_value`` is), ``skewness``,
-    ``t_test`` (``low``, ``high``, ``p_value`` of the plain t-test) and ``reason``
-    when something is ``None``. Fewer than
-    :data:`MIN_SEEDS` seeds, or the same difference on every seed (no spread to
-    measure), are *not estimable*: no interval and no p-value, with the reason.
+    Returns a :class:`~twinrun.stats.PairedDifference`: ``n``, ``estimate`` (mean of
+    ``a - b``), ``sd`` (of the differences, ``ddof=1``), ``se``, ``t``, ``df``, ``p_value``
+    (two-sided), ``low``, ``high`` (the skew-adjusted t interval, whose p-value ``p_value``
+    is), ``skewness``, ``t_test`` (the plain t-test's interval and p-value) and ``reason``
+    when something is ``None``. Fewer than :data:`MIN_SEEDS` seeds, or the same difference
+    on every seed (no spread to measure), are *not estimable*: no interval and no p-value,
+    with the reason.
 
     >>> r = paired_t_test([0.91, 0.93, 0.92, 0.95], [0.90, 0.91, 0.92, 0.93])
-    >>> round(r["diff"], 4), round(r["t_test"]["p_value"], 4), round(r["p_value"], 4)
+    >>> round(r.estimate, 4), round(r.t_test.p_value, 4), round(r.p_value, 4)
     (0.0125, 0.0796, 0.1328)
     """
     confidence = check_confidence(confidence)
     x, y, keep = pair_scores(a, b)
     d = x[keep] - y[keep]
     n = int(d.size)
-    out: dict[str, Any] = {
-        "n": n,
-        "diff": None,
-        "sd": None,
-        "se": None,
-        "t": None,
-        "df": None,
-        "p_value": None,
-        "low": None,
-        "high": None,
-        "confidence": confidence,
-        "reason": None,
-    }
     if n == 0:
-        out["reason"] = "no seed has a finite score for both"
-        return cast("dict[str, Any]", json_safe(out))
-    out["diff"] = float(d.mean())
+        return PairedDifference(None, None, None, 0, confidence, reason="no seed has a finite score for both")
+    diff = float(d.mean())
     if n < MIN_SEEDS:
-        out["reason"] = (
+        why = (
             f"not estimable: a paired test needs at least {MIN_SEEDS} seeds with scores for "
             f"both (with {n}, the spread is a guess); there {'is' if n == 1 else 'are'} {n}"
         )
-        if n >= 2:
-            out["sd"] = float(d.std(ddof=1))
-        return cast("dict[str, Any]", json_safe(out))
-    interval = mean_interval(d, confidence)
+        sd = float(d.std(ddof=1)) if n >= 2 else None
+        return PairedDifference(diff, None, None, n, confidence, sd=sd, reason=why)
     sd = float(d.std(ddof=1))
-    out.update(sd=sd, df=n - 1)
     if sd == 0.0:
-        out["reason"] = (
-            f"not estimable: the paired difference is {out['diff']:.4g} on every one of the {n} "
+        why = (
+            f"not estimable: the paired difference is {diff:.4g} on every one of the {n} "
             "seeds, so its spread cannot be estimated (a metric on a lattice, such as accuracy "
             "on a small validation set, does this); more seeds or a finer metric (the loss) will"
         )
-        return cast("dict[str, Any]", json_safe(out))
-    out.update(
-        se=interval["se"],
-        low=interval["low"],
-        high=interval["high"],
-        t=out["diff"] / interval["se"],
-        p_value=interval["p_value"],
-        skewness=interval["skewness"],
-        t_test=interval["t"],
+        return PairedDifference(diff, None, None, n, confidence, sd=sd, df=n - 1, reason=why)
+    interval = mean_interval(d, confidence)
+    assert interval.se is not None  # sd > 0
+    return PairedDifference(
+        diff,
+        interval.low,
+        interval.high,
+        n,
+        confidence,
+        sd=sd,
+        se=interval.se,
+        t=diff / interval.se,
+        df=n - 1,
+        p_value=interval.p_value,
+        skewness=interval.skewness,
+        t_test=interval.t,
     )
-    return cast("dict[str, Any]", json_safe(out))
 
 
 def paired_difference(
@@ -132,7 +122,7 @@ def paired_difference(
     confidence: float = 0.95,
     n_resamples: int = 10_000,
     seed: Seed = 0,
-) -> dict[str, Any]:
+) -> PairedDifference:
     """The paired difference ``a - b`` across seeds with its intervals.
 
     Args:
@@ -143,9 +133,9 @@ def paired_difference(
         seed: an ``int`` or ``numpy.random.Generator`` for the bootstrap.
 
     Returns:
-        the :func:`paired_t_test` fields, plus ``diffs`` (``[K]``, None where a seed is
-        left out), ``method`` ("t"), ``intervals`` (``t``, ``percentile``,
-        ``expanded``, ``bca``) and ``better``.
+        the :func:`paired_t_test` result, plus ``diffs`` (``[K]``, None where a seed is
+        left out), ``intervals`` (``t_skew``, ``t``, ``percentile``, ``expanded``, ``bca``)
+        and ``better``.
     """
     confidence = check_confidence(confidence)
     n_resamples = _check_resamples(n_resamples)
@@ -163,25 +153,25 @@ def difference_from_counts(
     higher_is_better: bool | None,
     confidence: float,
     counts: np.ndarray | None,
-) -> dict[str, Any]:
+) -> PairedDifference:
     """:func:`paired_difference` of ``x``, ``y`` (``[K]``) over ``keep`` (``bool[K]``, ``n`` true)
     from resample counts ``[B, n]`` (``None`` when ``n < 2``)."""
-    out = paired_t_test(x, y, confidence=confidence)
-    diffs = np.where(keep, x - y, np.nan)
-    out.update(diffs=diffs, method="t_skew", intervals=None, better=None)
-    if out["low"] is None or counts is None:
-        return cast("dict[str, Any]", json_safe(out))
-    d = diffs[keep]
+    test = paired_t_test(x, y, confidence=confidence)
+    diffs = tuple(finite_or_none(v) for v in np.where(keep, x - y, np.nan))
+    if test.low is None or test.high is None or counts is None or test.t_test is None or test.estimate is None:
+        return replace(test, diffs=diffs)
+    d = np.asarray(x - y)[keep]
     stat = weighted_mean(d)
-    boot = intervals_from_distribution(out["diff"], stat(counts), stat(1 - np.eye(d.size)), confidence)
-    out["intervals"] = {
-        "t_skew": {"low": out["low"], "high": out["high"]},
-        "t": {"low": out["t_test"]["low"], "high": out["t_test"]["high"]},
-        **{m: boot[m] for m in ("percentile", "expanded", "bca")},
-    }
-    if higher_is_better is not None:
-        out["better"] = _better(out["low"], out["high"], higher_is_better)
-    return cast("dict[str, Any]", json_safe(out))
+    boot = intervals_from_distribution(test.estimate, stat(counts), stat(1 - np.eye(d.size)), confidence)
+    intervals = json_safe(
+        {
+            "t_skew": {"low": test.low, "high": test.high},
+            "t": {"low": test.t_test.low, "high": test.t_test.high},
+            **{m: boot[m] for m in ("percentile", "expanded", "bca")},
+        }
+    )
+    better = None if higher_is_better is None else _better(test.low, test.high, higher_is_better)
+    return replace(test, diffs=diffs, intervals=intervals, better=better)
 
 
 def _better(low: float, high: float, higher_is_better: bool) -> bool | None:

@@ -166,27 +166,27 @@ def recommend_aligned(
 
     others = ranking[1:]
     tests = {c: paired_t_test(aligned.values[c], aligned.values[leader], confidence=confidence) for c in others}
-    adjusted = holm({c: t["p_value"] for c, t in tests.items()}, alpha=alpha)
+    adjusted = holm({c: t.p_value for c, t in tests.items()}, alpha=alpha)
     level = alpha / len(others)
     contenders = [leader]
     for c in others:
         t = tests[c]
-        worse = bool(adjusted[c]["reject"]) and t["diff"] is not None and sign * t["diff"] < 0
+        worse = bool(adjusted[c]["reject"]) and t.estimate is not None and sign * t.estimate < 0
         needed = (
-            seeds_needed(t["diff"], t["sd"], alpha=level, n_run=t["n"])
-            if t["sd"] is not None
+            seeds_needed(t.estimate, t.sd, alpha=level, n_run=t.n)
+            if t.sd is not None and t.estimate is not None
             else {"seeds": None, "reason": "needs at least 2 seeds with scores for both to estimate the spread"}
         )
         out["against_leader"][c] = {
-            "diff": t["diff"],
-            "sd": t["sd"],
-            "n": t["n"],
-            "p_value": t["p_value"],
+            "diff": t.estimate,
+            "sd": t.sd,
+            "n": t.n,
+            "p_value": t.p_value,
             "p_holm": adjusted[c]["p_holm"],
             "worse": worse,
             "seeds_needed": needed,
         }
-        if bool(adjusted[c]["reject"]) and t["diff"] is not None and sign * t["diff"] > 0:
+        if bool(adjusted[c]["reject"]) and t.estimate is not None and sign * t.estimate > 0:
             out.setdefault("better_than_leader", []).append(c)
         if not worse:
             contenders.append(c)

@@ -144,15 +144,15 @@ def _compare(
             for pairing in ("paired", "unpaired")
         }
         needed = (
-            seeds_needed(difference["diff"], difference["sd"], alpha=level, n_run=difference["n"])
-            if difference["sd"] is not None
+            seeds_needed(difference.estimate, difference.sd, alpha=level, n_run=difference.n)
+            if difference.sd is not None and difference.estimate is not None
             else {"seeds": None, "reason": "needs the spread of at least 2 paired seeds"}
         )
         result[name] = {
             "reference": reference,
             "seeds_used": aligned.labels(both),
             "seeds_dropped": dropped,
-            "difference": difference,
+            "difference": difference.to_dict(),
             "pairing": pairing_gain(row, ref),
             "improvement": improvement,
             "seeds_needed": needed,

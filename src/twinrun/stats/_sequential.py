@@ -65,9 +65,9 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
         out["reason"] = f"{n} of the {n_min} seeds of the first look"
         return cast("dict[str, Any]", json_safe(out))
     interval = paired_t_interval(d, 1 - level)
-    out.update(diff=interval["mean"], low=interval["low"], high=interval["high"])
+    out.update(diff=interval.estimate, low=interval.low, high=interval.high)
     sd = float(d.std(ddof=1))
-    if sd > 0 and (interval["low"] > 0 or interval["high"] < 0):
+    if sd > 0 and interval.excludes(0.0):
         out["decision"] = "resolved"
         out["reason"] = f"the {1 - level:.4%} interval ({looks} planned looks at level {alpha:g}/{looks}) excludes 0"
         return cast("dict[str, Any]", json_safe(out))
@@ -76,7 +76,9 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
         out["reason"] = f"{n_max} seeds, the most allowed, and the difference is not resolved"
         return cast("dict[str, Any]", json_safe(out))
     if sd > 0:
-        far = abs(interval["mean"]) + float(paired_t_interval(d, 1 - alpha)["high"] - interval["mean"])
+        mean, wide = float(d.mean()), paired_t_interval(d, 1 - alpha).high
+        assert wide is not None  # sd > 0 and n >= 2
+        far = abs(mean) + wide - mean
         best_case = seeds_needed(far, sd, alpha=level)["seeds"]
         if best_case is None or best_case > n_max:
             out["decision"] = "futile"

@@ -87,12 +87,8 @@ def _write_band(writer: Any, per_run: list[Any], candidate: str, reference: str,
             continue
         band = paired_t_interval(diffs)
         writer.add_scalar(tag, float(diffs.mean()), step)
-        if (
-            band.get("low") is not None
-            and band.get("high") is not None
-            and np.isfinite([band["low"], band["high"]]).all()
-        ):
-            writer.add_scalar(f"{tag}_low", float(band["low"]), step)
-            writer.add_scalar(f"{tag}_high", float(band["high"]), step)
+        if band.low is not None and band.high is not None:
+            writer.add_scalar(f"{tag}_low", band.low, step)
+            writer.add_scalar(f"{tag}_high", band.high, step)
         wrote = True
     return tag if wrote else None

@@ -1,0 +1,170 @@
+"""Typed results of the statistics: an interval, and a paired difference across seeds.
+
+Both are frozen dataclasses with one meaning for "not estimable": ``None``, with a
+``reason`` saying why (never NaN). ``to_dict()`` gives the strictly JSON-safe record a
+registry stores; its keys are the ones sweeps have always been stored under, so an
+analysis recorded before these types existed reads the same.
+
+>>> from twinrun.stats import paired_t_interval
+>>> r = paired_t_interval([1.0, 2.0, 3.0])
+>>> r.estimate, round(r.low, 3), round(r.high, 3), r.excludes(0.0)
+(2.0, -0.484, 4.484, False)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["BlockInterval", "Interval", "PairedDifference", "SkewInterval", "finite_or_none"]
+
+
+def finite_or_none(x: Any) -> float | None:
+    """``float(x)`` when it is a finite number, else ``None`` (NaN, infinity, ``None``)."""
+    if x is None or isinstance(x, bool):
+        return None
+    value = float(x)
+    return value if math.isfinite(value) else None
+
+
+def _side(low: float | None, high: float | None, value: float) -> int:
+    """+1 when ``[low, high]`` lies above ``value``, -1 below, 0 when it holds it or is not estimable."""
+    if low is None or high is None:
+        return 0
+    return 1 if low > value else -1 if high < value else 0
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its confidence interval.
+
+    Attributes:
+        estimate: the point estimate (a mean, a mean difference), ``None`` without data.
+        low, high: the interval's endpoints, ``None`` when it is not estimable (``reason``).
+        n: how many values it was computed from.
+        confidence: its nominal coverage.
+        method: how it was computed (``"t"``, ``"t_skew"``, ``"block bootstrap"``...).
+        se: the estimate's standard error, where the method gives one.
+        p_value: the two-sided p-value against 0, where the method gives one.
+        reason: why ``low``/``high`` (or ``estimate``) are ``None``.
+    """
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    n: int
+    confidence: float
+    method: str
+    se: float | None = None
+    p_value: float | None = None
+    reason: str | None = None
+
+    @property
+    def estimable(self) -> bool:
+        """Whether both endpoints are known."""
+        return self.low is not None and self.high is not None
+
+    @property
+    def width(self) -> float | None:
+        return None if self.low is None or self.high is None else self.high - self.low
+
+    def excludes(self, value: float = 0.0) -> bool:
+        """Whether the interval is estimable and leaves ``value`` out."""
+        return _side(self.low, self.high, value) != 0
+
+    def better(self, higher_is_better: bool) -> bool | None:
+        """For a difference ``a - b``: True when ``a`` is resolved better, False worse, None unresolved."""
+        side = _side(self.low, self.high, 0.0)
+        return None if side == 0 else (side > 0) == higher_is_better
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-safe (nested intervals as dicts)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class SkewInterval(Interval):
+    """The interval of a mean, widened where the sample is skewed (:func:`~twinrun.stats.mean_interval`).
+
+    ``t`` is the plain Student-t interval it contains, with that test's p-value.
+    """
+
+    skewness: float | None = None
+    t: Interval | None = None
+
+
+@dataclass(frozen=True)
+class BlockInterval(Interval):
+    """A circular block bootstrap interval (:func:`~twinrun.stats.block_bootstrap_interval`)."""
+
+    block: int = 0
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """The paired difference ``a - b`` across seeds (:func:`~twinrun.stats.paired_t_test`,
+    :func:`~twinrun.stats.paired_difference`).
+
+    Attributes:
+        estimate: the mean of ``a - b`` over the seeds finite in both (stored as ``diff``).
+        low, high: the headline interval's endpoints (the skew-adjusted t interval).
+        n: the seeds used.
+        confidence: the intervals' nominal coverage.
+        sd: the differences' standard deviation (``ddof=1``); se, t, df: the t statistic's parts.
+        p_value: two-sided, of the headline interval (below ``1 - confidence`` exactly when it excludes 0).
+        skewness: of the differences.
+        t_test: the plain paired t-test (``scipy.stats.ttest_rel``'s numbers) as an interval.
+        reason: why something is ``None`` (too few seeds, no spread).
+        diffs: the per-seed differences, ``None`` where a seed is left out (:func:`paired_difference` only).
+        intervals: every method's ``{"low", "high"}`` (``t_skew``, ``t``, ``percentile``,
+            ``expanded``, ``bca``; :func:`paired_difference` only).
+        better: read with the metric's direction when it was given, else ``None``.
+    """
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    n: int
+    confidence: float
+    sd: float | None = None
+    se: float | None = None
+    t: float | None = None
+    df: int | None = None
+    p_value: float | None = None
+    skewness: float | None = None
+    t_test: Interval | None = None
+    reason: str | None = None
+    method: str = "t_skew"
+    diffs: tuple[float | None, ...] | None = None
+    intervals: Mapping[str, Mapping[str, Any]] | None = None
+    better: bool | None = None
+
+    @property
+    def interval(self) -> Interval:
+        """The headline interval alone."""
+        return Interval(self.estimate, self.low, self.high, self.n, self.confidence, self.method, self.se,
+                        self.p_value, self.reason)  # fmt: skip
+
+    def excludes(self, value: float = 0.0) -> bool:
+        return _side(self.low, self.high, value) != 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored record: ``diff`` for the estimate, the plain test as ``t_test``."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "estimate"}
+        t_test = self.t_test
+        out["t_test"] = None if t_test is None else {"low": t_test.low, "high": t_test.high, "p_value": t_test.p_value}
+        return {"diff": self.estimate, **out}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (Interval, PairedDifference)):
+        return value.to_dict()
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

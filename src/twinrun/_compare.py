@@ -35,7 +35,7 @@ from twinrun.engine import (
     new_run_id,
     resolve_device,
 )
-from twinrun.engine._drive import StepRequest, drive
+from twinrun.engine.parts import StepRequest, drive
 from twinrun.env import capture_environment, gpu_snapshot
 from twinrun.errors import Interrupted
 from twinrun.proof import RunRecorder

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,8 +29,10 @@ from twinrun.checks._result import CheckReport
 from twinrun.checks._runner import run_suite
 from twinrun.engine import TwinEngine, new_run_id
 from twinrun.errors import BuildError, ConfigError
-from twinrun.registry import Registry
 from twinrun.spec import Experiment, load_experiment, resolve
+
+if TYPE_CHECKING:
+    from twinrun.registry import Registry
 
 __all__ = ["check", "merge_options", "run_checks"]
 

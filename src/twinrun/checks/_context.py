@@ -24,9 +24,7 @@ from torch.nn import functional as F
 
 from twinrun.checks._clone import clone_state
 from twinrun.engine import CandidateState, StepOutput, TwinEngine, train_step
-from twinrun.engine._data import move_to
-from twinrun.engine._losses import recognise_loss
-from twinrun.engine._outputs import prediction
+from twinrun.engine.parts import move_to, prediction, recognise_loss
 from twinrun.errors import BuildError
 
 __all__ = ["LOSS_KINDS", "CheckContext", "first_tensor", "loss_kind"]

@@ -26,7 +26,7 @@ from torch import nn
 from twinrun.checks._context import CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
-from twinrun.engine._layout import model_batch_dim
+from twinrun.engine.parts import model_batch_dim
 
 __all__ = ["BATCH_INDEPENDENCE", "CAUSALITY", "batch_norm_layers", "forward_with_input_grad"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from twinrun.checks._context import CheckContext
-from twinrun.engine._outputs import prediction
+from twinrun.engine.parts import prediction
 
 __all__ = [
     "autoencoder",
@@ -30,7 +30,7 @@ __all__ = [
 
 def gradient_norm(ctx: CheckContext) -> float | None:
     """The gradient norm over every parameter after one backward pass on the first batch (``None``: failed)."""
-    from twinrun.engine._step import candidate_loss
+    from twinrun.engine.parts import candidate_loss
 
     state = ctx.fresh()
     x, y = ctx.batch(1)
@@ -124,7 +124,7 @@ def perfect_prediction_loss(ctx: CheckContext, state: Any, batch: tuple[Any, Any
     the floor of an unrecognised loss that compares a prediction with targets of its shape, on the scale of
     the per-example losses the checks measure (a loss summed over the batch is divided by its size);
     ``None`` elsewhere."""
-    from twinrun.engine._outputs import replace_prediction
+    from twinrun.engine.parts import replace_prediction
 
     x, y = batch
     if not isinstance(y, torch.Tensor) or not y.is_floating_point():

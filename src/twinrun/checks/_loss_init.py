@@ -24,7 +24,7 @@ from torch import nn
 from twinrun.checks._context import LOSS_KINDS, CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
-from twinrun.engine._outputs import loss_input
+from twinrun.engine.parts import loss_input
 
 __all__ = ["CHECK", "find_final_layer", "prior_of"]
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twinrun._home import twinrun_home
-from twinrun._workspace import chosen_registry
+from twinrun._workspace import RegistryChoice, chosen_registry
 from twinrun.checks._context import CheckContext
 from twinrun.checks._result import CheckReport
 from twinrun.env import capture_environment, numerics_fingerprint
-from twinrun.registry import Registry
+
+if TYPE_CHECKING:  # the checks use a registry they are handed; opening one is the workspace's part
+    from twinrun.registry import Registry
 
 __all__ = ["RegistryLike", "record_report"]
 
-RegistryLike = Registry | str | Path | bool | None
+RegistryLike = RegistryChoice
 
 
 def open_for_checks(registry: RegistryLike, home: str | Path | None) -> Registry | None:

@@ -21,8 +21,7 @@ from torch import nn
 
 from twinrun.checks._context import CheckContext
 from twinrun.engine import CandidateState, SequentialExecutor, StepContext
-from twinrun.engine._evaluate import evaluate
-from twinrun.engine._outputs import prediction
+from twinrun.engine.parts import evaluate, prediction
 
 __all__ = ["ShortTraining", "first_conv", "probe_losses", "short_training", "zeros_like_inputs"]
 

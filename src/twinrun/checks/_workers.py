@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, get_worker_info
 from twinrun.checks._context import CheckContext, first_tensor
 from twinrun.checks._registry import Check, Option
 from twinrun.checks._result import CheckResult
-from twinrun.spec._factory import import_object
+from twinrun.spec import import_object
 
 __all__ = ["CHECK", "worker_samples"]
 

@@ -148,7 +148,7 @@ def _run_sweep(
         print(baselines)
     if not args.no_tensorboard:
         from twinrun._home import twinrun_home
-        from twinrun.sweeps._tensorboard import sweep_tensorboard_dir
+        from twinrun.sweeps import sweep_tensorboard_dir
 
         folder = sweep_tensorboard_dir(twinrun_home(args.home), result.plan.name, result.sweep_id)
         print(f"curves: tensorboard --logdir {folder}   (seed-<s>/<candidate> per replica, mean/<candidate>)")

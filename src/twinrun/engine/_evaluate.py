@@ -15,8 +15,7 @@ from twinrun.engine._outputs import loss_input, prediction
 from twinrun.engine._tta import augment_views
 from twinrun.errors import ConfigError
 from twinrun.rng import RngStreams
-from twinrun.spec import Metric
-from twinrun.spec._metrics import check_metric_output
+from twinrun.spec import Metric, check_metric_output
 
 __all__ = ["EvalOutput", "EvalSet", "eval_set", "evaluate"]
 

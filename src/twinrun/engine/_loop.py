@@ -57,8 +57,7 @@ from twinrun.rng import (
     deterministic_mode,
     ensure_cublas_workspace_config,
 )
-from twinrun.spec import ResolvedExperiment
-from twinrun.spec._settings import parse_bytes
+from twinrun.spec import ResolvedExperiment, parse_bytes
 
 __all__ = ["StepRequest", "TwinEngine", "drive", "new_run_id", "resolve_device", "run_twin"]
 

@@ -21,8 +21,7 @@ from twinrun.engine._losses import recognise_loss
 from twinrun.engine._outputs import loss_input, prediction
 from twinrun.errors import BuildError
 from twinrun.rng import RngStreams
-from twinrun.spec import Metric
-from twinrun.spec._metrics import check_metric_output
+from twinrun.spec import Metric, check_metric_output
 
 __all__ = ["output_kind", "preflight"]
 

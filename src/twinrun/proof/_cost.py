@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from twinrun.engine import CandidateState, StepContext, TwinEngine
-from twinrun.engine._build import build_optimizer, build_scheduler
+from twinrun.engine.parts import build_optimizer, build_scheduler
 from twinrun.rng import deterministic_mode
 
 __all__ = ["measure_determinism_cost"]

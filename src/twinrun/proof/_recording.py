@@ -23,8 +23,7 @@ from twinrun.env import capture_environment
 from twinrun.ledger import LEDGER_FILE, Ledger, LedgerSink, ledger_config_hash
 from twinrun.proof._cost import measure_determinism_cost
 from twinrun.proof._factors import bitexact_factors
-from twinrun.spec import ResolvedExperiment
-from twinrun.spec._factory import jsonable
+from twinrun.spec import ResolvedExperiment, jsonable
 
 __all__ = ["RunRecorder", "run_request"]
 

@@ -98,7 +98,7 @@ class _Runner:
         env = child_environment({**os.environ, **job.side.env}, drop=("TWINRUN_CHILD",))
         job.started = time.perf_counter()
         with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
-            job.process = launch("twinrun.proof._worker", [str(path)], env=env, stdout=log, stderr=subprocess.STDOUT)
+            job.process = launch("twinrun._repro_worker", [str(path)], env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def _finish(self, job: _Job) -> None:
         assert job.process is not None

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twinrun._home import registry_path, twinrun_home
+from twinrun._home import twinrun_home
+from twinrun._workspace import RegistryChoice, chosen_registry, chosen_registry_path
 from twinrun.errors import ConfigError
 from twinrun.ledger import Ledger, compare_ledgers
 from twinrun.spec import load_experiment, resolve
@@ -129,26 +130,23 @@ def _finals(outcome: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return {c: {m: v for m, v in d.get("final", {}).items() if v is not None} for c, d in result["candidates"].items()}
 
 
-def _seed_spread(home: Path, experiment: str) -> tuple[str | None, dict[tuple[str, str], tuple[float, int]]]:
-    path = registry_path(home)
-    if not path.is_file():
+def _seed_spread(
+    registry: RegistryChoice, home: Path, experiment: str
+) -> tuple[str | None, dict[tuple[str, str], tuple[float, int]]]:
+    """The newest sweep's seed spread in the registry ``registry`` names, if it exists (it is never created)."""
+    if registry is False:
         return None, {}
-    from twinrun.registry import Registry
-
-    with Registry.open(path) as reg:
-        for sweep in reg.list_sweeps(experiment=experiment):
-            values: dict[tuple[str, str], list[float]] = {}
-            for rid in sweep.runs:
-                run = reg.get_run(rid)
-                if run.status != "finished" or not run.result:
-                    continue
-                for cand, data in run.result.get("candidates", {}).items():
-                    for metric, v in (data.get("final") or {}).items():
-                        if v is not None:
-                            values.setdefault((cand, metric), []).append(float(v))
-            if any(len(v) >= 2 for v in values.values()):
-                return sweep.short_id, {k: (statistics.stdev(v), len(v)) for k, v in values.items() if len(v) >= 2}
-    return None, {}
+    given = hasattr(registry, "seed_spread")  # an open Registry, used and left open
+    if not given and not chosen_registry_path(registry, home, needed_by="repro --times").is_file():
+        return None, {}
+    store = chosen_registry(registry, home)
+    if store is None:
+        return None, {}
+    try:
+        return store.seed_spread(experiment)
+    finally:
+        if not given:
+            store.close()
 
 
 def repeat(
@@ -161,8 +159,15 @@ def repeat(
     parallel: bool = False,
     progress: Any = None,
     timeout: float | None = None,
+    registry: RegistryChoice = True,
 ) -> TimesReport:
-    """Run ``experiment`` ``times`` times in fresh processes, alike; the spread of their final metrics."""
+    """Run ``experiment`` ``times`` times in fresh processes, alike; the spread of their final metrics.
+
+    ``registry`` (as everywhere, ``twinrun._workspace``; default ``<home>/registry.sqlite``): where to
+    look for a sweep of the same experiment, whose seed spread each metric's spread is set against
+    (:meth:`~twinrun.registry.Registry.seed_spread`); ``False``, or a registry that does not exist yet:
+    no comparison.
+    """
     from twinrun.proof._repro import _Job, _Runner
     from twinrun.proof._vary import Side, inherited_hashseed
 
@@ -182,7 +187,7 @@ def repeat(
     ledgers = [Ledger.load(j.outcome["ledger"]) for j in jobs]
     identical = sum(compare_ledgers(ledgers[0], other).divergence is None for other in ledgers[1:])
     finals = [_finals(j.outcome) for j in jobs]
-    sweep, seeds = _seed_spread(root, resolved.name)
+    sweep, seeds = _seed_spread(registry, root, resolved.name)
     spreads = []
     for cand in resolved.candidates:
         for metric in finals[0].get(cand, {}):

@@ -17,6 +17,7 @@ from twinrun.registry._diff import (
     RunDiff,
     diff_runs,
 )
+from twinrun.registry._diff import flatten as flatten_config
 from twinrun.registry._errors import (
     NotARegistryError,
     RegistryError,
@@ -63,6 +64,7 @@ __all__ = [
     "UnknownRunError",
     "UpgradeReport",
     "diff_runs",
+    "flatten_config",
     "open_registry",
     "resolve_registry_path",
     "upgrade_registry",

@@ -7,6 +7,7 @@ How it stays consistent under concurrent writers and crashes is the connection's
 from __future__ import annotations
 
 import sqlite3
+import statistics
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -173,6 +174,23 @@ class Registry(Runs, Sweeps):
         self._write(lambda conn: write_sweep_row(conn, columns, row), "add a sweep to")
 
     # ------------------------------------------------------------------ the file
+    def seed_spread(self, experiment: str) -> tuple[str | None, dict[tuple[str, str], tuple[float, int]]]:
+        """The newest sweep of ``experiment`` with 2 or more finished seeds, and the standard deviation over
+        them of every final metric: ``(sweep short id, {(candidate, metric): (sd, seeds)})``, or ``(None, {})``."""
+        for sweep in self.list_sweeps(experiment=experiment):
+            values: dict[tuple[str, str], list[float]] = {}
+            for rid in sweep.runs:
+                run = self.get_run(rid)
+                if run.status != "finished" or not run.result:
+                    continue
+                for cand, data in run.result.get("candidates", {}).items():
+                    for metric, v in (data.get("final") or {}).items():
+                        if v is not None:
+                            values.setdefault((cand, metric), []).append(float(v))
+            if any(len(v) >= 2 for v in values.values()):
+                return sweep.short_id, {k: (statistics.stdev(v), len(v)) for k, v in values.items() if len(v) >= 2}
+        return None, {}
+
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
         return "; ".join(r[0] for r in self._read("PRAGMA integrity_check"))

@@ -264,14 +264,14 @@ def _init_and_config(page: Page, r: RunRecord) -> None:
         )
     ref = r.candidates.get(r.reference or "")
     if ref is not None:
-        from twinrun.registry._diff import flatten
+        from twinrun.registry import flatten_config
 
-        base = dict(flatten(ref.config or {}))
+        base = dict(flatten_config(ref.config or {}))
         rows = []
         for name, cand in r.candidates.items():
             if name == r.reference:
                 continue
-            own = dict(flatten(cand.config or {}))
+            own = dict(flatten_config(cand.config or {}))
             rows += [
                 [name, k, str(base.get(k, "(absent)")), str(own.get(k, "(absent)"))]
                 for k in sorted(set(base) | set(own))

@@ -42,7 +42,7 @@ def new_axes(width: float = 6.4, height: float = 3.6, left: float = 0.12) -> Any
 
 def _band(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and t-interval over axis 0 of ``values [K, T]`` (NaN where fewer than 2 are finite)."""
-    from twinrun.stats._special import stdtrit  # the t quantile: stdtrit(df, p)
+    from twinrun.stats import stdtrit  # the t quantile: stdtrit(df, p)
 
     finite = np.isfinite(values)
     n = finite.sum(axis=0)

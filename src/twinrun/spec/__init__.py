@@ -1,10 +1,10 @@
 """Experiment specification: factories, candidates, settings, overrides and loading."""
 
 from twinrun.spec._experiment import Experiment, ExperimentSource, FactoryLike
-from twinrun.spec._factory import ROLES, Factory, factory
+from twinrun.spec._factory import ROLES, Factory, factory, import_object, jsonable
 from twinrun.spec._ladder import changed_keys, ladder
-from twinrun.spec._loader import load_experiment
-from twinrun.spec._metrics import Metric, accuracy, mae, mse
+from twinrun.spec._loader import load_experiment, split_target
+from twinrun.spec._metrics import Metric, accuracy, check_metric_output, mae, mse
 from twinrun.spec._resolve import (
     CANDIDATE_ROLES,
     CandidateSpec,
@@ -12,7 +12,7 @@ from twinrun.spec._resolve import (
     parse_overrides,
     resolve,
 )
-from twinrun.spec._settings import EXECUTION_SETTINGS, SETTING_HELP, Settings
+from twinrun.spec._settings import EXECUTION_SETTINGS, SETTING_HELP, Settings, parse_bytes
 
 __all__ = [
     "CANDIDATE_ROLES",
@@ -29,11 +29,16 @@ __all__ = [
     "Settings",
     "accuracy",
     "changed_keys",
+    "check_metric_output",
     "factory",
+    "import_object",
+    "jsonable",
     "ladder",
     "load_experiment",
     "mae",
     "mse",
+    "parse_bytes",
     "parse_overrides",
     "resolve",
+    "split_target",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 
 from twinrun.errors import ConfigError
 
-__all__ = ["ROLES", "Factory", "as_factory", "describe_callable", "factory", "import_object"]
+__all__ = ["ROLES", "Factory", "as_factory", "describe_callable", "factory", "import_object", "jsonable"]
 
 #: The factory roles of an experiment and how twinrun calls each one.
 ROLES: dict[str, str] = {

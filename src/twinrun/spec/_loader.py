@@ -17,13 +17,13 @@ from types import ModuleType
 from twinrun.errors import ConfigError
 from twinrun.spec._experiment import Experiment, ExperimentSource
 
-__all__ = ["load_experiment"]
+__all__ = ["load_experiment", "split_target"]
 
 
 def load_experiment(target: str | Path) -> Experiment:
     """Load the experiment named by ``target`` and record its source (path, hash, text)."""
     text_target = str(target)
-    path_part, attr = _split(text_target)
+    path_part, attr = split_target(text_target)
     path = Path(path_part)
     if path.suffix == ".py" or path.exists():
         module = _import_file(path)
@@ -43,7 +43,7 @@ def load_experiment(target: str | Path) -> Experiment:
     return experiment.replace(source=source)
 
 
-def _split(target: str) -> tuple[str, str | None]:
+def split_target(target: str) -> tuple[str, str | None]:
     head, colon, tail = target.rpartition(":")
     if colon and tail.isidentifier() and head and not (len(head) == 1 and head.isalpha()):
         return head, tail

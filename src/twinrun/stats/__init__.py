@@ -47,6 +47,7 @@ from twinrun.stats._recommend import DEPLOY, recommend
 from twinrun.stats._reference import compare_to_reference
 from twinrun.stats._scores import AlignedScores, align_scores
 from twinrun.stats._sequential import sequential_decision
+from twinrun.stats._special import stdtrit
 from twinrun.stats._summary import iqm, summarize
 from twinrun.stats._types import BlockInterval, Interval, PairedDifference, SkewInterval, finite_or_none
 
@@ -84,5 +85,6 @@ __all__ = [
     "seed_ensemble",
     "seeds_needed",
     "sequential_decision",
+    "stdtrit",
     "summarize",
 ]

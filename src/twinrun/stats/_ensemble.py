@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # torch is imported where outputs are read: statistics alone 
     import torch
 
 from twinrun.errors import ConfigError, DataError
-from twinrun.spec._metrics import Metric, check_metric_output
+from twinrun.spec import Metric, check_metric_output
 from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, base_seed, stream
 from twinrun.stats._scores import SeedLabel, describe_seeds

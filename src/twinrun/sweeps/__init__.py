@@ -33,6 +33,7 @@ from twinrun.sweeps._runner import (
     seeds,
 )
 from twinrun.sweeps._task import OUTCOME_STATUSES, SeedOutcome, SeedTask
+from twinrun.sweeps._tensorboard import sweep_tensorboard_dir
 from twinrun.sweeps._worker import OUTPUTS_ARTIFACT, OUTPUTS_FILE
 
 __all__ = [
@@ -66,5 +67,6 @@ __all__ = [
     "run_sweep",
     "seeds",
     "sweep_folder",
+    "sweep_tensorboard_dir",
     "threads_per_job",
 ]

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import torch
 
-from twinrun.engine._build import build_callable, per_example_loss
+from twinrun.engine.parts import build_callable, per_example_loss
 from twinrun.spec import Metric, ResolvedExperiment
 from twinrun.stats import analyze_seeds, json_safe, seed_ensemble
 from twinrun.sweeps._plan import SweepPlan

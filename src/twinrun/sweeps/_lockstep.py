@@ -28,10 +28,9 @@ import numpy as np
 import torch
 
 from twinrun._interrupt import StopRequest, stop_on_signals
-from twinrun.engine._drive import StepRequest
-from twinrun.engine._vectorised import Member, VectorisedExecutor
+from twinrun.engine.parts import Member, StepRequest, VectorisedExecutor
 from twinrun.rng import isolated_global_rng
-from twinrun.spec._settings import parse_bytes
+from twinrun.spec import parse_bytes
 from twinrun.sweeps._task import SeedOutcome, SeedTask
 
 __all__ = ["lockstep_allowed", "run_lockstep"]

@@ -23,8 +23,7 @@ from typing import Any
 
 from twinrun.errors import ConfigError
 from twinrun.rng import derive_seed
-from twinrun.spec import Experiment, ResolvedExperiment, load_experiment, parse_overrides, resolve
-from twinrun.spec._loader import _split as split_target
+from twinrun.spec import Experiment, ResolvedExperiment, load_experiment, parse_overrides, resolve, split_target
 
 __all__ = ["SweepPlan", "choose_seeds", "make_plan", "override_args"]
 

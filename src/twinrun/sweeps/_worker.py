@@ -121,7 +121,7 @@ def run_task(task: Any, *, log: Any) -> int:
 
     (:func:`run_task_steps` driven with the run's own executor.)
     """
-    from twinrun.engine._drive import drive
+    from twinrun.engine.parts import drive
 
     return drive(run_task_steps(task, log=log))
 

@@ -1,6 +1,9 @@
 """One side of ``twinrun repro``: a fresh process that runs the experiment as ``twinrun compare`` does.
 
-Started as ``python -m twinrun.proof._worker REQUEST.json`` with the
+It lives at the top level, next to ``_compare``, because it composes the compare verb with
+``proof``'s tensor dump: ``proof`` launches it by name and imports neither.
+
+Started as ``python -m twinrun._repro_worker REQUEST.json`` with the
 environment the parent chose (``PYTHONHASHSEED``, thread variables). The
 request names the experiment file, overrides, candidates, a thread count and
 optionally the steps to dump tensors at. The worker writes into the request's
@@ -29,7 +32,7 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from twinrun._compare import compare
-    from twinrun.proof._dump import DumpSink
+    from twinrun.proof import DumpSink
 
     out = Path(request["out"])
     if request.get("threads"):

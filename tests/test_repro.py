@@ -195,6 +195,14 @@ def test_repro_times_sets_the_spread_against_the_seed_spread_of_a_sweep(tmp_path
     assert "of the seed sd" in report.format()
     data = report.to_dict()
     assert data["spreads"][0]["seeds"] == 3
+    from twinrun.registry import Registry
+
+    with Registry.open(tmp_path / "registry.sqlite") as store:  # an open registry: used, and left open
+        assert store.seed_spread("nondeterministic")[0] == report.sweep
+        assert repeat(NONDET, 2, home=tmp_path / "elsewhere", registry=store).sweep == report.sweep
+        assert store.count_runs() >= 3
+    alone = repeat(NONDET, 2, home=tmp_path, registry=False)  # False: no comparison, as everywhere
+    assert alone.sweep is None and all(s.seeds == 0 for s in alone.spreads)
 
 
 def test_repro_times_bad_input(capsys):

@@ -164,7 +164,7 @@ def test_a_sweep_says_whether_validation_predicts_test(on_disk, tmp_path):
     from twinrun.sweeps import run_sweep
 
     _, module = on_disk
-    sweep = run_sweep(module.__file__, seeds=3, backend="inprocess", home=tmp_path / "h", progress=False,
+    sweep = run_sweep(module.__file__, seeds=3, execution="inprocess", home=tmp_path / "h", progress=False,
                       overrides={"data.test": True})
     test = sweep.analysis["test"]
     assert test["metric"] == sweep.analysis["metric"] and set(test["candidates"]) == {"small", "wide"}

@@ -14,6 +14,7 @@ from conftest import TOY
 from scipy import stats
 
 import twinrun
+import twinrun.sweeps
 from twinrun.registry import open_registry
 from twinrun.report import (
     build_report,
@@ -33,7 +34,8 @@ def home(tmp_path):
 
 @pytest.fixture
 def sweep(home):
-    return twinrun.run_sweep(TOY, seeds=3, backend="inprocess", home=home, progress=False, n_resamples=500)
+    return twinrun.run_sweep(TOY, seeds=3, execution="inprocess", home=home, progress=False,
+                             analysis=twinrun.sweeps.Analysis(n_resamples=500))
 
 
 @pytest.fixture

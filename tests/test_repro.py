@@ -186,7 +186,7 @@ def test_repro_times_sets_the_spread_against_the_seed_spread_of_a_sweep(tmp_path
     from twinrun.proof._times import repeat
     from twinrun.sweeps import run_sweep
 
-    run_sweep(NONDET, seeds=3, backend="inprocess", home=tmp_path, progress=False,
+    run_sweep(NONDET, seeds=3, execution="inprocess", home=tmp_path, progress=False,
               overrides={"augment.planted": False})
     report = repeat(NONDET, 2, home=tmp_path, parallel=True)
     loss = next(s for s in report.spreads if s.metric == "loss")

@@ -11,7 +11,7 @@ The flat public API::
     report = twinrun.check(experiment, "cnn")   # the training recipe as checks
     twin = twinrun.Twin({...})                  # inside your own loop
     report = twinrun.analyze_seeds({"base": [...], "wide": [...]}, higher_is_better=True)
-    sweep = twinrun.run_sweep("exp.py", seeds=10, jobs=2)   # 10 seeds, analysed
+    sweep = twinrun.run_sweep("exp.py", seeds=10)   # 10 seeds, analysed
     runs = twinrun.open_registry().list_runs()  # every run so far
     report = twinrun.repro("exp.py")            # bit-identical, or where two runs part
 

@@ -8,7 +8,7 @@ import torch
 from conftest import TOY
 
 from twinrun.registry import Registry
-from twinrun.sweeps import run_sweep
+from twinrun.sweeps import Execution, run_sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")]
 
@@ -23,11 +23,11 @@ def _finals(result):
 
 def test_in_process_seeds_equal_process_seeds_and_leave_the_caller_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "0")  # as the seeds' processes have it
-    common = dict(seeds=3, candidates=CANDIDATES, overrides={"steps": 12}, progress=False, threads=1)
-    processes = run_sweep(TOY, backend="local", jobs=2, home=tmp_path / "p", **common)
+    common = dict(seeds=3, candidates=CANDIDATES, overrides={"steps": 12}, progress=False)
+    processes = run_sweep(TOY, execution=Execution("local", jobs=2, threads=1), home=tmp_path / "p", **common)
     torch.manual_seed(123)
     state, threads = torch.get_rng_state(), torch.get_num_threads()
-    inprocess = run_sweep(TOY, backend="inprocess", home=tmp_path / "i", **common)
+    inprocess = run_sweep(TOY, execution=Execution("inprocess", threads=1), home=tmp_path / "i", **common)
     assert torch.equal(torch.get_rng_state(), state) and torch.get_num_threads() == threads
     assert inprocess.ok and inprocess.execution["backend"] == "inprocess"
     assert _finals(inprocess) == _finals(processes)
@@ -40,4 +40,4 @@ def test_in_process_refuses_parallel_jobs():
     from twinrun.errors import ConfigError
 
     with pytest.raises(ConfigError, match="one seed at a time"):
-        run_sweep(TOY, seeds=2, backend="inprocess", jobs=2)
+        run_sweep(TOY, seeds=2, execution=Execution("inprocess", jobs=2))

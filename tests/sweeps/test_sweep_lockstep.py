@@ -9,7 +9,7 @@ from _subprocess import HERE
 
 import twinrun
 from twinrun.registry import Registry
-from twinrun.sweeps import run_sweep
+from twinrun.sweeps import Execution, run_sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")]
 
@@ -29,9 +29,9 @@ def _losses(result):
 def test_batched_replicas_are_the_seeds_own_runs_without_dropout(tmp_path, monkeypatch):
     """Dropout-free MLPs: 4 seeds stepped together give bit for bit the runs of fresh processes."""
     monkeypatch.setenv("PYTHONHASHSEED", "0")
-    common = dict(seeds=4, overrides={"steps": 15, "model.dropout": 0.0}, progress=False, threads=1)
-    together = run_sweep(EXPERIMENT, backend="inprocess", home=tmp_path / "i", **common)
-    alone = run_sweep(EXPERIMENT, backend="local", jobs=2, home=tmp_path / "p", **common)
+    common = dict(seeds=4, overrides={"steps": 15, "model.dropout": 0.0}, progress=False)
+    together = run_sweep(EXPERIMENT, execution=Execution("inprocess", threads=1), home=tmp_path / "i", **common)
+    alone = run_sweep(EXPERIMENT, execution=Execution("local", jobs=2, threads=1), home=tmp_path / "p", **common)
     assert together.ok and alone.ok
     assert _losses(together) == _losses(alone)
     execution = _runs(together)[1].result["execution"]
@@ -41,21 +41,21 @@ def test_batched_replicas_are_the_seeds_own_runs_without_dropout(tmp_path, monke
 
 def test_batched_replicas_draw_their_own_dropout_and_repeat_bit_for_bit(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "0")
-    common = dict(seeds=4, overrides={"steps": 15}, progress=False, threads=1)
-    first = run_sweep(EXPERIMENT, backend="inprocess", home=tmp_path / "1", **common)
-    second = run_sweep(EXPERIMENT, backend="inprocess", home=tmp_path / "2", **common)
+    common = dict(seeds=4, overrides={"steps": 15}, progress=False, execution=Execution("inprocess", threads=1))
+    first = run_sweep(EXPERIMENT, home=tmp_path / "1", **common)
+    second = run_sweep(EXPERIMENT, home=tmp_path / "2", **common)
     assert _losses(first) == _losses(second)
     finals = [v["a"]["loss"] for v in _losses(first).values()]
     assert len(set(finals)) == 4  # each replica its own init, batches and masks
     torch.manual_seed(5)
     state = torch.get_rng_state()
-    run_sweep(EXPERIMENT, backend="inprocess", home=tmp_path / "3", **common)
+    run_sweep(EXPERIMENT, home=tmp_path / "3", **common)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's generators are left alone
 
 
 def test_sequential_executor_runs_the_seeds_one_after_another(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONHASHSEED", "0")
-    result = run_sweep(EXPERIMENT, backend="inprocess", home=tmp_path, seeds=4, progress=False, threads=1,
+    result = run_sweep(EXPERIMENT, execution=Execution("inprocess", threads=1), home=tmp_path, seeds=4, progress=False,
                        overrides={"steps": 5, "executor": "sequential"})
     assert {run.result["execution"]["a"] for run in _runs(result).values()} == {"sequential"}
     assert np.isfinite([v["a"]["loss"] for v in _losses(result).values()]).all()
@@ -65,7 +65,7 @@ def test_sequential_executor_runs_the_seeds_one_after_another(tmp_path, monkeypa
 def test_within_a_seed_twins_still_share_their_dropout_masks(tmp_path, monkeypatch):
     """a and b with the same learning rate are the same recipe: batched across seeds, they stay identical."""
     monkeypatch.setenv("PYTHONHASHSEED", "0")
-    result = run_sweep(EXPERIMENT, backend="inprocess", home=tmp_path, seeds=4, progress=False, threads=1,
+    result = run_sweep(EXPERIMENT, execution=Execution("inprocess", threads=1), home=tmp_path, seeds=4, progress=False,
                        overrides={"steps": 15, "b:optimizer.lr": 3e-3})
     for seed, values in _losses(result).items():
         assert values["a"] == values["b"], seed

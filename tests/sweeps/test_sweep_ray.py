@@ -17,7 +17,7 @@ from conftest import TOY
 
 import twinrun
 from twinrun.registry import Registry
-from twinrun.sweeps import run_sweep
+from twinrun.sweeps import Execution, run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_seeds_run_as_ray_tasks_are_the_runs_of_those_seeds(tmp_path):
     ray = pytest.importorskip("ray", reason='ray is not installed: pip install "twinrun[ray]"')
     assert not ray.is_initialized()
     try:  # no address: the backend starts a local instance (ray.init(num_cpus=cores, no dashboard))
-        on_ray = run_sweep(TOY, seeds=2, jobs=2, backend="ray", candidates=["small", "wide"],
+        on_ray = run_sweep(TOY, seeds=2, execution=Execution("ray", jobs=2), candidates=["small", "wide"],
                            overrides=SETTINGS, home=tmp_path / "ray", progress=False)
         assert not ray.is_initialized()  # ... and stops it again
     finally:

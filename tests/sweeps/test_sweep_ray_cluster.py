@@ -14,7 +14,7 @@ from _subprocess import wait_for
 from conftest import HERE
 
 from twinrun.registry import Registry
-from twinrun.sweeps import run_sweep
+from twinrun.sweeps import Execution, run_sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::twinrun.ReproducibilityWarning")]
 
@@ -39,7 +39,7 @@ def test_a_node_lost_mid_sweep_reruns_its_seed_elsewhere_and_the_analysis_is_unc
 
         def sweep() -> None:
             try:
-                out["result"] = run_sweep(WAITING, seeds=3, backend="ray", address=cluster.address,
+                out["result"] = run_sweep(WAITING, seeds=3, execution=Execution("ray", address=cluster.address),
                                           candidates=CANDIDATES, overrides=SETTINGS, home=tmp_path / "ray",
                                           progress=False)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread below
@@ -62,7 +62,7 @@ def test_a_node_lost_mid_sweep_reruns_its_seed_elsewhere_and_the_analysis_is_unc
     assert log.read_text().count("--- seed 0,") == 2  # its first attempt died with the node: run again
     on_ray = out["result"]
     assert on_ray.status == "finished" and on_ray.finished == [0, 1, 2], on_ray.status
-    local = run_sweep(WAITING, seeds=3, backend="local", jobs=1, candidates=CANDIDATES, overrides=SETTINGS,
+    local = run_sweep(WAITING, seeds=3, execution=Execution(jobs=1), candidates=CANDIDATES, overrides=SETTINGS,
                       home=tmp_path / "local", progress=False)
     for metric in ("loss", "accuracy"):  # the seeds' own results, hence every statistic, as without the loss
         assert on_ray.analysis["metrics"][metric]["candidates"] == local.analysis["metrics"][metric]["candidates"]

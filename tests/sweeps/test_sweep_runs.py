@@ -18,7 +18,7 @@ import twinrun
 from twinrun.cli import main
 from twinrun.registry import Registry
 from twinrun.stats import seed_ensemble
-from twinrun.sweeps import OUTPUTS_ARTIFACT, load_outputs, run_sweep
+from twinrun.sweeps import Execution, OUTPUTS_ARTIFACT, load_outputs, run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ STEPS = 16
 def sweep(tmp_path_factory):
     """Seeds 0, 1, 2 of the toy experiment, 2 at a time, in a home of its own."""
     home = tmp_path_factory.mktemp("sweep-home")
-    result = run_sweep(TOY, seeds=3, jobs=2, candidates=CANDIDATES, overrides={"steps": STEPS},
+    result = run_sweep(TOY, seeds=3, execution=Execution(jobs=2), candidates=CANDIDATES, overrides={"steps": STEPS},
                        home=home, progress=False)
     return result, home
 

@@ -24,7 +24,7 @@ from twinrun.cli._common import print_json
 from twinrun.errors import ConfigError
 from twinrun.report import format_sweep
 from twinrun.stats import PairedDifference, paired_t_test
-from twinrun.sweeps import SweepInterrupted, SweepResult, run_sweep
+from twinrun.sweeps import Execution, SweepInterrupted, SweepResult, run_sweep
 
 __all__ = ["format_per_replica", "per_replica", "run_replicas"]
 
@@ -113,8 +113,7 @@ def _run_sweep(
         result = run_sweep(
             args.experiment,
             seeds=[base + r for r in range(replicas)],
-            backend="inprocess",
-            threads=threads,
+            execution=Execution("inprocess", threads=threads),
             candidates=candidates,
             reference=args.reference,
             overrides=overrides,

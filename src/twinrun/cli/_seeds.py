@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from twinrun.cli._common import RawHelp, add_home, add_json, add_overrides, add_registry, print_json
 from twinrun.cli._runs import open_for_reading
@@ -13,6 +13,9 @@ from twinrun.errors import ConfigError
 from twinrun.registry import RegistryNotFoundError, resolve_registry_path
 from twinrun.report import format_sweep, format_sweep_list, when
 from twinrun.spec import parse_overrides
+
+if TYPE_CHECKING:  # the sweeps import torch: `twinrun seeds --help` must not
+    from twinrun.sweeps import Analysis, Execution
 
 # literals, so that `twinrun seeds --help` needs no torch (tests/test_cli.py holds them to the library's)
 #: ``twinrun.sweeps.BACKENDS``
@@ -195,6 +198,16 @@ def backend_of(args: argparse.Namespace) -> str:
     return "inprocess"
 
 
+def options_of(args: argparse.Namespace) -> tuple[Execution, Analysis]:
+    """Where the seeds run and how they are read, from the command line."""
+    from twinrun.sweeps import Analysis, Execution
+
+    return (
+        Execution(backend_of(args), jobs=args.jobs, threads=args.threads, address=args.address),
+        Analysis(args.metric, deploy=args.deploy, confidence=args.confidence, n_resamples=args.resamples),
+    )
+
+
 def run_seeds(args: argparse.Namespace) -> int:
     if args.list:
         return _list(args)
@@ -227,23 +240,18 @@ def run_seeds(args: argparse.Namespace) -> int:
     from twinrun.sweeps import SweepInterrupted, run_sweep
 
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None
+    execution, analysis = options_of(args)
     try:
         result = run_sweep(
             args.experiment,
             seeds=seeds,
             base_seed=args.base_seed,
-            jobs=args.jobs,
-            threads=args.threads,
-            backend=backend_of(args),
-            address=args.address,
+            execution=execution,
+            analysis=analysis,
             resume=args.resume,
             candidates=candidates,
             reference=args.reference,
             overrides=parse_overrides(args.overrides) if args.overrides else None,
-            metric=args.metric,
-            deploy=args.deploy,
-            confidence=args.confidence,
-            n_resamples=args.resamples,
             ensemble=not args.no_ensemble,
             tensorboard=args.tensorboard,
             home=args.home,
@@ -280,10 +288,7 @@ def _show(args: argparse.Namespace) -> int:
     if analysis is None or reanalyse:
         analysis = analyze_sweep(
             sweep.id,
-            metric=args.metric,
-            deploy=args.deploy,
-            confidence=args.confidence,
-            n_resamples=args.resamples,
+            analysis=options_of(args)[1],
             home=args.home,
             registry=args.registry,
         )

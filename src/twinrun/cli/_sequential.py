@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
 from twinrun.cli._common import print_json
+from twinrun.cli._seeds import options_of
 from twinrun.errors import ConfigError
 from twinrun.report import format_sweep
 from twinrun.spec import parse_overrides
@@ -48,15 +50,10 @@ def _decisions(analysis: dict[str, Any], first: int, n_max: int) -> dict[str, di
 
 def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None, backend: str) -> int:
     first, n_max = _check(args)
+    execution, analysis = options_of(args)
     common: dict[str, Any] = {
-        "jobs": args.jobs,
-        "threads": args.threads,
-        "backend": backend,
-        "address": args.address,
-        "metric": args.metric,
-        "deploy": args.deploy,
-        "confidence": args.confidence,
-        "n_resamples": args.resamples,
+        "execution": replace(execution, backend=backend),
+        "analysis": analysis,
         "ensemble": not args.no_ensemble,
         "tensorboard": args.tensorboard,
         "home": args.home,

@@ -305,9 +305,9 @@ def _sweep_section(page: Page, registry: Registry, sweep: Any, records: list[Run
         )
     analysis = sweep.analysis  # stored by twinrun seeds (with its own resamples): nothing to recompute
     if analysis is None or len(analysis.get("finished") or []) != len(finished):
-        from twinrun.sweeps import analyze_sweep  # imports the engine (torch): only when needed
+        from twinrun.sweeps import Analysis, analyze_sweep  # imports the engine (torch): only when needed
 
-        analysis = analyze_sweep(sweep.id, registry=registry.path, n_resamples=n_resamples)
+        analysis = analyze_sweep(sweep.id, registry=registry.path, analysis=Analysis(n_resamples=n_resamples))
     page.pre(format_sweep(analysis))
     per_run = {r.id: registry.metrics(r.id) for r in finished}
     if finished:

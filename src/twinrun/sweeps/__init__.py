@@ -18,6 +18,7 @@ seed's process gets and returns), ``_worker`` (the seed's process), ``_process``
 
 from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records, load_outputs, metric_functions
 from twinrun.sweeps._local import LocalBackend, local_cores, threads_per_job
+from twinrun.sweeps._options import Analysis, Execution
 from twinrun.sweeps._plan import SweepPlan, choose_seeds, make_plan
 from twinrun.sweeps._process import HASH_SEED, child_env, run_seed
 from twinrun.sweeps._ray import RayBackend, import_ray
@@ -44,6 +45,8 @@ __all__ = [
     "OUTPUTS_ARTIFACT",
     "OUTPUTS_FILE",
     "SWEEP_STATUSES",
+    "Analysis",
+    "Execution",
     "LocalBackend",
     "RayBackend",
     "SeedOutcome",

@@ -38,7 +38,7 @@ from twinrun.registry import Registry
 from twinrun.spec import Experiment
 from twinrun.sweeps._inprocess import InProcessBackend
 from twinrun.sweeps._local import LocalBackend
-from twinrun.sweeps._options import BACKENDS, check_options
+from twinrun.sweeps._options import BACKENDS, Analysis, Execution, split_legacy
 from twinrun.sweeps._plan import SweepPlan
 from twinrun.sweeps._process import HASH_SEED
 from twinrun.sweeps._progress import SweepProgress
@@ -121,24 +121,19 @@ def run_sweep(
     *,
     seeds: int | Sequence[int] | None = None,
     base_seed: int | None = None,
-    jobs: int | None = None,
-    threads: int | None = None,
-    backend: str = "local",
-    address: str | None = None,
+    execution: Execution | str | None = None,
+    analysis: Analysis | None = None,
     resume: bool | str = False,
     candidates: Sequence[str] | None = None,
     reference: str | None = None,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
-    metric: str | None = None,
-    deploy: str = "both",
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
     ensemble: bool = True,
     tensorboard: bool = False,
     home: str | Path | None = None,
     registry: RegistryChoice = True,
     tags: Sequence[str] = (),
     progress: bool | None = None,
+    **legacy: Any,
 ) -> SweepResult:
     """Run ``experiment`` once per seed and analyse the seeds (see the module docstring).
 
@@ -147,19 +142,14 @@ def run_sweep(
             loaded from a file). With ``resume=ID`` it may be left out.
         seeds: ``K`` (seeds ``0..K-1``, or derived from ``base_seed``) or a list of seeds.
             On resume, seeds not in the sweep yet are added to it.
-        jobs: seeds at once (local default: the number of cores).
-        threads: threads per seed (default: cores // jobs); set as ``OMP_NUM_THREADS`` and
-            ``torch.set_num_threads`` in each seed's process.
-        backend: ``"local"`` (a fresh process per seed on this machine), ``"inprocess"``
-            (seeds one after another in this process: no start-up per seed, see
-            ``_inprocess``) or ``"ray"`` (``address``: the cluster; default a local Ray
-            instance; needs ``pip install "twinrun[ray]"``).
+        execution: where the seeds run: an :class:`Execution` (``backend``, ``jobs``,
+            ``threads``, ``address``) or just a backend's name (``"inprocess"``); default: a
+            fresh process per seed on this machine, as many at once as it has cores.
+        analysis: how the seeds are read: an :class:`Analysis` (``metric``, ``deploy``,
+            ``confidence``, ``n_resamples``); default: the experiment's first metric, 95 %.
         resume: ``False``: a new sweep; a sweep id (or prefix): resume that sweep; ``True``: the
             newest unfinished sweep of the same configuration, else a new one.
         candidates, reference, overrides: as for :func:`twinrun.compare` (no ``seed`` override).
-        metric: the metric the recommendation leads with (default: the experiment's first).
-        deploy: ``"both"``, ``"ensemble"`` or ``"single"``: what the recommendation is for.
-        confidence, n_resamples: of every interval and test.
         ensemble: keep each seed's validation outputs for seed ensembles.
         tensorboard: write TensorBoard logs: ``<home>/tb/<experiment>-<sweep>/seed-<s>/<candidate>``
             for each seed, and ``mean/<candidate>``, the curves averaged over the finished seeds.
@@ -167,6 +157,9 @@ def run_sweep(
         tags: tags given to every seed's run.
         progress: a bar on stderr (``None``: only on a terminal); ``False`` also silences the
             lines that report failed seeds.
+        legacy: the flat keywords of the old signature (``jobs=2``, ``backend="ray"``,
+            ``metric="accuracy"``...), folded into ``execution``/``analysis`` with a
+            ``DeprecationWarning``.
 
     Returns:
         a :class:`SweepResult` (``.analysis`` is stored with the sweep).
@@ -175,16 +168,17 @@ def run_sweep(
         ConfigError: bad input, found before any seed runs.
         SweepInterrupted: Ctrl-C or SIGTERM; the sweep is marked ``interrupted``.
     """
-    check_options(backend, address, deploy, confidence, n_resamples)
+    run, read = split_legacy(execution, analysis, legacy, function="run_sweep")
+    backend, metric = run.backend, read.metric
     root = twinrun_home(home).absolute()
     reg_path = chosen_registry_path(registry, root, needed_by="a sweep")
     runner: Any
     if backend == "local":
-        runner = LocalBackend(jobs, threads)
+        runner = LocalBackend(run.jobs, run.threads)
     elif backend == "inprocess":
-        runner = InProcessBackend(jobs, threads)
+        runner = InProcessBackend(run.jobs, run.threads)
     else:
-        runner = RayBackend(jobs, threads, address)
+        runner = RayBackend(run.jobs, run.threads, run.address)
     with Registry.open(reg_path) as reg:
         sweep, plan, resolved, notes = plan_or_resume(
             reg,
@@ -214,17 +208,17 @@ def run_sweep(
         for note in notes:
             bar.line(note)
         ran: list[SeedOutcome] = []
-        execution: dict[str, Any] = {}
+        described: dict[str, Any] = {}
         try:
             with _sigterm_as_interrupt():
                 runner.start()
-                execution = {
+                described = {
                     **runner.describe(),
                     "pythonhashseed": HASH_SEED if backend != "inprocess" else os.environ.get("PYTHONHASHSEED"),
                 }
-                sessions.append({"started_at": time.time(), **execution, "seeds": to_run})
+                sessions.append({"started_at": time.time(), **described, "seeds": to_run})
                 reg.update_sweep(sweep_id, status="running", config={**plan.to_config(), "sessions": sessions})
-                bar.line(_start_line(sweep_id, plan, to_run, skipped, execution, resumed=sweep is not None))
+                bar.line(_start_line(sweep_id, plan, to_run, skipped, described, resumed=sweep is not None))
                 tasks = [
                     _task(sweep_id, s, plan, root, reg_path, folder, runner.threads, tensorboard, tags) for s in to_run
                 ]
@@ -247,21 +241,9 @@ def run_sweep(
         reg.reap_crashed()  # a seed's process killed mid-run left its run "running"
         records = collect_seeds(reg, sweep_id, plan, folder)
         status = "finished" if all(r.done for r in records.values()) else "partial"
-        analysis = analysis_of(
-            reg,
-            sweep_id,
-            plan,
-            records,
-            resolved,
-            status=status,
-            metric=metric,
-            deploy=deploy,
-            confidence=confidence,
-            n_resamples=n_resamples,
-            sessions=sessions,
-        )
-        reg.update_sweep(sweep_id, status=status, analysis=analysis)
-        write_analysis_file(folder, analysis)
+        result = analysis_of(reg, sweep_id, plan, records, resolved, status=status, options=read, sessions=sessions)
+        reg.update_sweep(sweep_id, status=status, analysis=result)
+        write_analysis_file(folder, result)
         if tensorboard:
             write_mean_curves(
                 reg,
@@ -276,10 +258,10 @@ def run_sweep(
             seeds=records,
             ran=sorted(ran, key=lambda o: o.seed),
             skipped=skipped,
-            analysis=analysis,
+            analysis=result,
             folder=folder,
             registry=reg_path,
-            execution=execution,
+            execution=described,
             seconds=time.monotonic() - started,
             resumed=sweep is not None,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from twinrun.errors import ConfigError
 from twinrun.registry import Registry, Sweep
 from twinrun.spec import ResolvedExperiment
 from twinrun.sweeps._analysis import ANALYSIS_SEED, analyze_records
-from twinrun.sweeps._options import check_options
+from twinrun.sweeps._options import Analysis, split_legacy
 from twinrun.sweeps._plan import SweepPlan
 from twinrun.sweeps._records import SeedRecord, collect_seeds, sweep_folder, write_analysis_file
 from twinrun.sweeps._resume import recorded_plan, resolve_quietly
@@ -24,19 +25,23 @@ __all__ = ["analysis_of", "analyze_sweep", "load_sweep"]
 def analyze_sweep(
     sweep_id: str,
     *,
-    metric: str | None = None,
-    deploy: str = "both",
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
+    analysis: Analysis | None = None,
     home: str | Path | None = None,
     registry: RegistryChoice = True,
     store: bool = False,
+    **legacy: Any,
 ) -> dict[str, Any]:
     """Analyse a sweep again from the registry, without running anything.
 
-    ``store=True`` replaces the stored analysis (registry and ``analysis.json``).
+    ``analysis``: how (an :class:`Analysis`; the flat ``metric=``... keywords of the old
+    signature still work, with a ``DeprecationWarning``). ``store=True`` replaces the stored
+    analysis (registry and ``analysis.json``).
     """
-    check_options("local", None, deploy, confidence, n_resamples)
+    running = sorted(set(legacy) - {f.name for f in fields(Analysis)})  # jobs=, backend=: nothing runs here
+    if running:
+        raise TypeError(f"analyze_sweep() got an unexpected keyword argument {running[0]!r}")
+    _, options = split_legacy(None, analysis, legacy, function="analyze_sweep")
+    metric = options.metric
     root = twinrun_home(home).absolute()
     with Registry.open(chosen_registry_path(registry, root, needed_by="a sweep")) as reg:
         sweep = reg.get_sweep(sweep_id)
@@ -49,23 +54,13 @@ def analyze_sweep(
         folder = sweep_folder(root, sweep.id)
         records = collect_seeds(reg, sweep.id, plan, folder)
         resolved = resolve_quietly(plan)
-        analysis = analysis_of(
-            reg,
-            sweep.id,
-            plan,
-            records,
-            resolved,
-            status=sweep.status,
-            metric=metric,
-            deploy=deploy,
-            confidence=confidence,
-            n_resamples=n_resamples,
-            sessions=list(sweep.config.get("sessions", [])),
-        )
+        sessions = list(sweep.config.get("sessions", []))
+        status = sweep.status
+        result = analysis_of(reg, sweep.id, plan, records, resolved, status=status, options=options, sessions=sessions)
         if store:
-            reg.update_sweep(sweep.id, analysis=analysis)
-            write_analysis_file(folder, analysis)
-        return analysis
+            reg.update_sweep(sweep.id, analysis=result)
+            write_analysis_file(folder, result)
+        return result
 
 
 def load_sweep(sweep_id: str, *, home: str | Path | None = None, registry: RegistryChoice = True) -> Sweep:
@@ -83,10 +78,7 @@ def analysis_of(
     resolved: ResolvedExperiment | None,
     *,
     status: str,
-    metric: str | None,
-    deploy: str,
-    confidence: float,
-    n_resamples: int,
+    options: Analysis,
     sessions: list[Any],
 ) -> dict[str, Any]:
     sweep = reg.get_sweep(sweep_id)
@@ -94,10 +86,10 @@ def analysis_of(
         plan,
         records,
         resolved=resolved,
-        metric=metric,
-        deploy=deploy,
-        confidence=confidence,
-        n_resamples=n_resamples,
+        metric=options.metric,
+        deploy=options.deploy,
+        confidence=options.confidence,
+        n_resamples=options.n_resamples,
         seed=ANALYSIS_SEED,
     )
     return {

@@ -64,8 +64,8 @@ def test_printing_a_check_report_is_short():
     x, y = torch.randn(64, 4, generator=g), torch.randint(0, 2, (64,), generator=g)
     model = nn.Linear(4, 2)
     report = twinrun.checks.run_checks(model=model, train=(x, y), val=(x, y), loss=nn.CrossEntropyLoss(),
-                                optimizer=torch.optim.SGD(model.parameters(), lr=0.1), steps=10, registry=False,
-                                only=["loss_at_init", "param_updates"])
+                                optimizer=torch.optim.SGD(model.parameters(), lr=0.1), registry=False,
+                                only=["loss_at_init", "param_updates"], settings={"steps": 10})
     assert repr(report).startswith("CheckReport(2 checks: ") and len(repr(report)) < 80
     text = str(report)
     assert text.count("\n") == 2 and "loss_at_init" in text

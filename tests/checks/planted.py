@@ -395,11 +395,16 @@ class Case:
 FAST = {"overfit_batch": {"steps": 200}}
 
 
+def _set(pieces: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    """``pieces`` with some of its settings changed."""
+    return {**pieces, "settings": {**pieces.get("settings", {}), **settings}}
+
+
 def _tabular(model: nn.Module, data=None, **extra: Any) -> dict[str, Any]:
     (x, y), (xv, yv) = data or blobs()
     opt = extra.pop("optimizer", None) or torch.optim.Adam(model.parameters(), lr=3e-3)
     return dict(model=model, train=(x, y), val=(xv, yv), loss=nn.CrossEntropyLoss(), optimizer=opt,
-                steps=200, batch_size=32, **extra)
+                settings={"steps": 200, "batch_size": 32}, **extra)
 
 
 def _seeded(cls: type, *args: Any, **kw: Any) -> nn.Module:
@@ -414,58 +419,58 @@ def clean_mlp() -> dict[str, Any]:
 
 def clean_cnn() -> dict[str, Any]:
     return {"model": _seeded(SmallCNN), "train": digits()[0], "val": digits()[1], "loss": nn.CrossEntropyLoss(),
-                "optimizer": adam(3e-3), "scheduler": warmup_cosine(10, 200), "steps": 200, "batch_size": 32}
+                "optimizer": adam(3e-3), "scheduler": warmup_cosine(10, 200), "settings": {"steps": 200, "batch_size": 32}}
 
 
 def clean_cnn_bn() -> dict[str, Any]:
     return {"model": _seeded(SmallCNN, batchnorm=True), "train": digits()[0], "val": digits()[1],
-                "loss": nn.CrossEntropyLoss(), "optimizer": adam(3e-3), "steps": 200, "batch_size": 32}
+                "loss": nn.CrossEntropyLoss(), "optimizer": adam(3e-3), "settings": {"steps": 200, "batch_size": 32}}
 
 
 def clean_causal_conv() -> dict[str, Any]:
     train, val = token_sequences()
     return {"model": _seeded(CausalConvLM), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
-                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32,
+                "optimizer": adam(1e-2), "settings": {"steps": 200, "batch_size": 32},
                 "options": {"causality": {"input_time_dim": 1, "output_time_dim": 2}}}
 
 
 def clean_causal_conv_strict() -> dict[str, Any]:
     train, val = token_sequences()
     return {"model": _seeded(CausalConvLM, shift=True), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
-                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32,
+                "optimizer": adam(1e-2), "settings": {"steps": 200, "batch_size": 32},
                 "options": {"causality": {"input_time_dim": 1, "output_time_dim": 2, "strict": True}}}
 
 
 def clean_attention() -> dict[str, Any]:
     train, val = token_sequences()
     return {"model": _seeded(MaskedAttentionLM), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
-                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32,
+                "optimizer": adam(1e-2), "settings": {"steps": 200, "batch_size": 32},
                 "options": {"causality": {"input_time_dim": 1, "output_time_dim": 2}}}
 
 
 def clean_gru() -> dict[str, Any]:
     train, val = float_sequences()
     return {"model": _seeded(TimeMajorGRU), "train": train, "val": val, "loss": nn.CrossEntropyLoss(),
-                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32}
+                "optimizer": adam(1e-2), "settings": {"steps": 200, "batch_size": 32}}
 
 
 def clean_regression() -> dict[str, Any]:
     train, val = regression()
     return {"model": _seeded(Regressor), "train": train, "val": val, "loss": nn.MSELoss(), "optimizer": adam(1e-2),
-                "steps": 200, "batch_size": 32}
+                "settings": {"steps": 200, "batch_size": 32}}
 
 
 def clean_workers_torch() -> dict[str, Any]:
     (x, y), val = blobs()
     return {"model": _seeded(MLP), "train": DataLoader(JitteredBlobs(x, y, "torch"), batch_size=32), "val": val,
-                "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
+                "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "settings": {"steps": 200}}
 
 
 def clean_workers_seeded_numpy() -> dict[str, Any]:
     (x, y), val = blobs()
     loader = DataLoader(JitteredBlobs(x, y, "numpy"), batch_size=32, num_workers=2,
                         worker_init_fn=seed_numpy_from_torch)
-    return {"model": _seeded(MLP), "train": loader, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
+    return {"model": _seeded(MLP), "train": loader, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "settings": {"steps": 200}}
 
 
 def clean_sgd_step_schedule() -> dict[str, Any]:
@@ -561,7 +566,7 @@ def _adam_at_sgd_lr() -> dict[str, Any]:
     (x, y), (xv, yv) = digits()
     model = _seeded(MLP, features=64, classes=10)
     return dict(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv), loss=nn.CrossEntropyLoss(),
-                optimizer=torch.optim.Adam(model.parameters(), lr=0.1), steps=300, batch_size=32)
+                optimizer=torch.optim.Adam(model.parameters(), lr=0.1), settings={"steps": 300, "batch_size": 32})
 
 
 def _vit_without_positions() -> dict[str, Any]:
@@ -577,19 +582,19 @@ def _vit_without_positions() -> dict[str, Any]:
 def _digits_case(model: nn.Module, scale: str, **extra: Any) -> dict[str, Any]:
     train, val = digits(scale)
     return dict(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(), optimizer=adam(3e-3),
-                steps=200, batch_size=32, **extra)
+                settings={"steps": 200, "batch_size": 32}, **extra)
 
 
 def _own_generator_workers() -> dict[str, Any]:
     (x, y), val = blobs()
     return {"model": _seeded(MLP), "train": DataLoader(JitteredBlobs(x, y, "own"), batch_size=32, num_workers=2),
-                "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
+                "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "settings": {"steps": 200}}
 
 
 def _constant_seed_workers() -> dict[str, Any]:
     (x, y), val = blobs()
     loader = DataLoader(JitteredBlobs(x, y, "numpy"), batch_size=32, num_workers=2, worker_init_fn=seed_numpy_constant)
-    return {"model": _seeded(MLP), "train": loader, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "steps": 200}
+    return {"model": _seeded(MLP), "train": loader, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": adam(), "settings": {"steps": 200}}
 
 
 def _attention_off_by_one() -> dict[str, Any]:
@@ -613,13 +618,13 @@ def _gru_view() -> dict[str, Any]:
 def _regression_mean_offset() -> dict[str, Any]:
     train, val = regression(offset=20.0)
     return {"model": _seeded(Regressor), "train": train, "val": val, "loss": nn.MSELoss(), "optimizer": adam(1e-2),
-                "steps": 200, "batch_size": 32}
+                "settings": {"steps": 200, "batch_size": 32}}
 
 
 def _mse_broadcast() -> dict[str, Any]:
     (x, y), (xv, yv) = regression()
     return {"model": _seeded(Regressor), "train": (x, y[:, 0]), "val": (xv, yv[:, 0]), "loss": nn.MSELoss(),
-                "optimizer": adam(1e-2), "steps": 200, "batch_size": 32}
+                "optimizer": adam(1e-2), "settings": {"steps": 200, "batch_size": 32}}
 
 
 PLANTED: dict[str, Case] = {c.name: c for c in (
@@ -693,7 +698,7 @@ PLANTED: dict[str, Case] = {c.name: c for c in (
          description="np.random.default_rng(0) created in __init__, used in __getitem__"),
     Case("worker_init_constant_seed", _constant_seed_workers, "worker_streams",
          description="worker_init_fn re-seeds NumPy with a constant"),
-    Case("batch_30_on_4_devices", lambda: {**_tabular(_seeded(MLP)), "batch_size": 30}, "batch_divisibility",
+    Case("batch_30_on_4_devices", lambda: _set(_tabular(_seeded(MLP)), batch_size=30), "batch_divisibility",
          options={"batch_divisibility": {"devices": 4}}, description="batch 30 shared by 4 devices"),
     Case("dead_relus", lambda: _tabular(_seeded(DeadReluMLP)), "prediction_dynamics",
          also=("param_updates", "zero_input_baseline", "loss_decreases", "overfit_batch", "batch_independence",

@@ -61,5 +61,5 @@ def test_worker_streams_accepts_the_dataset_reseeding_idiom():
     (x, y), val = blobs()
     loader = DataLoader(JitteredBlobs(x, y, "own"), batch_size=32, num_workers=2, worker_init_fn=reseed_dataset_rng)
     report = twinrun.checks.run_checks(model=_seeded(MLP), train=loader, val=val, loss=torch.nn.CrossEntropyLoss(),
-                                optimizer=adam(), steps=200, only=["worker_streams"])
+                                optimizer=adam(), only=["worker_streams"], settings={"steps": 200})
     assert report["worker_streams"].status == "pass", report["worker_streams"].explanation

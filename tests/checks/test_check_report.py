@@ -18,7 +18,7 @@ from twinrun.errors import ConfigError
 def _pieces(**extra):
     (x, y), val = blobs()
     return dict(model=lambda: MLP(), train=(x, y), val=val, loss=nn.CrossEntropyLoss(),
-                optimizer=lambda m: torch.optim.Adam(m.parameters(), lr=3e-3), steps=100, **extra)
+                optimizer=lambda m: torch.optim.Adam(m.parameters(), lr=3e-3), settings={"steps": 100}, **extra)
 
 
 def test_to_dict_is_complete_and_strict_json(tmp_path):

@@ -78,8 +78,8 @@ def test_checks_leave_user_objects_and_global_rng_as_found(tmp_path):
     modes = [m.training for m in model.modules()]
 
     report = twinrun.checks.run_checks(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(), optimizer=optimizer,
-                                scheduler=scheduler, steps=200, batch_size=32, outdir=tmp_path,
-                                options={"overfit_batch": {"steps": 100}})
+                                scheduler=scheduler, outdir=tmp_path,
+                                options={"overfit_batch": {"steps": 100}}, settings={"steps": 200, "batch_size": 32})
     assert len(report.results) == len(twinrun.checks.check_names())
 
     assert _equal(model.state_dict(), model_state)
@@ -100,7 +100,7 @@ def test_the_copy_keeps_the_optimizer_state(tmp_path):
     """The checked optimizer is the user's, moments included: param_updates' first step uses them."""
     model, optimizer, _scheduler, train, val = _user_setup()
     kwargs = {"model": model, "train": train, "val": val, "loss": nn.CrossEntropyLoss(), "optimizer": optimizer,
-                  "steps": 200, "batch_size": 32, "outdir": tmp_path, "only": "param_updates"}
+                  "settings": {"steps": 200, "batch_size": 32}, "outdir": tmp_path, "only": "param_updates"}
     with_state = twinrun.checks.run_checks(**kwargs)["param_updates"].details["update_ratio"]
     fresh = torch.optim.Adam(model.parameters(), lr=optimizer.param_groups[0]["initial_lr"])
     without = twinrun.checks.run_checks(**{**kwargs, "optimizer": fresh})["param_updates"].details["update_ratio"]
@@ -121,8 +121,7 @@ def test_same_seed_same_report_other_seed_other_training(tmp_path):
     def losses(seed):
         (x, y), val = blobs()
         report = twinrun.checks.run_checks(model=lambda: MLP(), train=(x, y), val=val, loss=nn.CrossEntropyLoss(),
-                                    optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1), seed=seed,
-                                    steps=100, outdir=tmp_path, only="loss_decreases")
+                                    optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=0.1), outdir=tmp_path, only="loss_decreases", settings={"seed": seed, "steps": 100})
         return report["loss_decreases"].details["train_losses"]
 
     assert losses(0) == losses(0)
@@ -136,7 +135,7 @@ def test_apply_bias_sets_the_prior_on_the_users_model_and_only_there(tmp_path):
         model = Regressor()
     before = _clone(model.state_dict())
     kwargs = {"model": model, "train": train, "val": val, "loss": nn.MSELoss(), "optimizer": torch.optim.Adam(model.parameters()),
-                  "steps": 100, "outdir": tmp_path, "only": "loss_at_init"}
+                  "settings": {"steps": 100}, "outdir": tmp_path, "only": "loss_at_init"}
     first = twinrun.checks.run_checks(**kwargs, options={"loss_at_init": {"apply_bias": True}})["loss_at_init"]
     assert first.status == "warn" and first.details["final_layer"] == "body.2"
     assert first.details["bias_applied"] is True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from planted import MLP, DeadReluMLP, _seeded, _tabular, digits
+from planted import MLP, DeadReluMLP, _seeded, _set, _tabular, digits
 from scipy.stats import binom
 from torch import nn
 
@@ -18,7 +18,7 @@ def test_adam_left_at_sgds_learning_rate_is_named_with_a_working_range(tmp_path)
     (x, y), (xv, yv) = digits()
     report = twinrun.checks.run_checks(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv),
                                 loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=0.1),
-                                steps=300, outdir=tmp_path, registry=False, only=["lr_range"])
+                                settings={"steps": 300}, outdir=tmp_path, registry=False, only=["lr_range"])
     result = report["lr_range"]
     assert result.status == "fail", result.measured
     _, high = result.details["range"]
@@ -33,14 +33,15 @@ def test_a_sane_learning_rate_passes_the_range_test(tmp_path):
     (x, y), (xv, yv) = digits()
     report = twinrun.checks.run_checks(model=model, train=(x.flatten(1), y), val=(xv.flatten(1), yv),
                                 loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
-                                steps=300, registry=False, only=["lr_range"])
+                                settings={"steps": 300}, registry=False, only=["lr_range"])
     assert report["lr_range"].status == "pass", report["lr_range"].measured
 
 
 def test_the_range_test_is_seeded_by_the_run():
     def run(seed):
         model = _seeded(MLP)
-        return twinrun.checks.run_checks(**_tabular(model), seed=seed, registry=False, only=["lr_range"])["lr_range"]
+        pieces = _set(_tabular(model), seed=seed)
+        return twinrun.checks.run_checks(**pieces, registry=False, only=["lr_range"])["lr_range"]
 
     a, b, c = run(0), run(0), run(1)
     assert a.details["losses"] == b.details["losses"]

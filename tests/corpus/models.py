@@ -203,7 +203,7 @@ def gpt(bug: bool = False, steps: int = 300) -> dict[str, Any]:
     model = seeded(GPT, GPTConfig(vocab_size=vocab), see_future=bug)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.1)
     return dict(model=model, train=train, val=val, loss=gpt_loss, optimizer=optimizer,
-                scheduler=warmup_cosine(optimizer, 30, steps), steps=steps, batch_size=32)
+                scheduler=warmup_cosine(optimizer, 30, steps), settings={"steps": steps, "batch_size": 32})
 
 
 # ============================================================================ 2. sequence-first LSTM LM
@@ -250,8 +250,7 @@ def lstm(bug: bool = False, steps: int = 300) -> dict[str, Any]:
     # the bug: batch-first data into the same LSTM (no batch_first=True), its outputs kept (B, T, V)
     model = seeded(RNNModel, vocab, flatten=not bug)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    return dict(model=model, train=train, val=val, loss=lstm_loss, optimizer=optimizer, steps=steps,
-                batch_size=32, grad_clip=0.25 * 10, batch_dim=0 if bug else 1)
+    return dict(model=model, train=train, val=val, loss=lstm_loss, optimizer=optimizer, settings={"steps": steps, "batch_size": 32, "grad_clip": 0.25 * 10, "batch_dim": 0 if bug else 1})
 
 
 # ============================================================================ 3. Transformer LM (tutorial style)
@@ -303,7 +302,7 @@ def transformer(bug: bool = False, steps: int = 300) -> dict[str, Any]:
     model = seeded(TransformerModel, vocab, use_mask=not bug)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     return dict(model=model, train=train, val=val, loss=gpt_loss, optimizer=optimizer,
-                scheduler=warmup_cosine(optimizer, 20, steps), steps=steps, batch_size=32)
+                scheduler=warmup_cosine(optimizer, 20, steps), settings={"steps": steps, "batch_size": 32})
 
 
 # ============================================================================ 4. ResNet-18 (CIFAR style)
@@ -361,7 +360,7 @@ def resnet(bug: bool = False, steps: int = 300) -> dict[str, Any]:
     optimizer = torch.optim.SGD(model.parameters(), lr=10.0 if bug else 0.1, momentum=0.9, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     return dict(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(), optimizer=optimizer,
-                scheduler=scheduler, steps=steps, batch_size=64)
+                scheduler=scheduler, settings={"steps": steps, "batch_size": 64})
 
 
 # ============================================================================ 5. ViT
@@ -419,7 +418,7 @@ def vit(bug: bool = False, steps: int = 300) -> dict[str, Any]:
     model = seeded(VisionTransformer, add_pos=not bug)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     return dict(model=model, train=train, val=val, loss=nn.CrossEntropyLoss(label_smoothing=0.1),
-                optimizer=optimizer, scheduler=warmup_cosine(optimizer, 20, steps), steps=steps, batch_size=64)
+                optimizer=optimizer, scheduler=warmup_cosine(optimizer, 20, steps), settings={"steps": steps, "batch_size": 64})
 
 
 # ============================================================================ 6. VAE (pytorch/examples style)
@@ -465,8 +464,7 @@ def vae(bug: bool = False, steps: int = 300) -> dict[str, Any]:
     model = seeded(VAE)
     params = list(model.fc3.parameters()) + list(model.fc4.parameters()) if bug else model.parameters()
     optimizer = torch.optim.Adam(params, lr=3e-3)
-    return dict(model=model, train=(x, x), val=(xv, xv), loss=vae_loss, optimizer=optimizer, steps=steps,
-                batch_size=64, options={"eval_determinism": {"stochastic": True}})
+    return dict(model=model, train=(x, x), val=(xv, xv), loss=vae_loss, optimizer=optimizer, settings={"steps": steps, "batch_size": 64}, options={"eval_determinism": {"stochastic": True}})
 
 
 # ============================================================================ 7. workers re-seeding the dataset's own generator
@@ -507,7 +505,7 @@ def workers(bug: bool = False, steps: int = 300) -> dict[str, Any]:
                         worker_init_fn=None if bug else reseed_worker, persistent_workers=False)
     model = seeded(MLP)
     return dict(model=model, train=loader, val=(xv.flatten(1), yv), loss=nn.CrossEntropyLoss(),
-                optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), steps=steps)
+                optimizer=torch.optim.Adam(model.parameters(), lr=1e-3), settings={"steps": steps})
 
 
 CORPUS = {"gpt": gpt, "lstm": lstm, "transformer": transformer, "resnet": resnet, "vit": vit, "vae": vae,

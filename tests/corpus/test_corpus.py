@@ -98,6 +98,6 @@ def test_a_sequence_first_model_trains_and_evaluates_batch_first():
 
 def test_a_sequence_first_model_fed_batch_first_is_told_to_declare_it():
     pieces = CORPUS["lstm"]()
-    pieces["batch_dim"] = 0
+    pieces["settings"]["batch_dim"] = 0
     with pytest.raises(twinrun.errors.BuildError, match="batch_dim=1"):
         twinrun.checks.run_checks(**pieces, registry=False, only=["loss_at_init"])

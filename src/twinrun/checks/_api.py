@@ -10,7 +10,9 @@ bias of a model object you passed.
 
 from __future__ import annotations
 
+import difflib
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,7 @@ from twinrun.checks._result import CheckReport
 from twinrun.checks._runner import run_suite
 from twinrun.engine import TwinEngine, new_run_id
 from twinrun.errors import BuildError, ConfigError
-from twinrun.spec import Experiment, load_experiment, resolve
+from twinrun.spec import SETTING_HELP, Experiment, load_experiment, resolve
 
 if TYPE_CHECKING:
     from twinrun.registry import Registry
@@ -113,6 +115,10 @@ def check(
     )
 
 
+#: The settings ``run_checks`` took as keywords before ``settings=`` (still accepted, with a warning).
+_OLD_SETTING_KEYWORDS = ("steps", "batch_size", "eval_batch_size", "seed", "device", "grad_clip", "output", "batch_dim")
+
+
 def run_checks(
     *,
     model: nn.Module | Any,
@@ -123,14 +129,7 @@ def run_checks(
     scheduler: Any = None,
     scheduler_every: int = 1,
     augment: Any = None,
-    steps: int = 200,
-    batch_size: int | None = None,
-    eval_batch_size: int = 256,
-    seed: int = 0,
-    device: str = "cpu",
-    grad_clip: float | None = None,
-    output: str = "auto",
-    batch_dim: int = 0,
+    settings: Mapping[str, Any] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     only: Names = None,
     skip: Names = None,
@@ -139,6 +138,7 @@ def run_checks(
     progress: bool | None = False,
     name: str = "checks",
     registry: RegistryLike = True,
+    **legacy: Any,
 ) -> CheckReport:
     """Run the training-recipe checks on your own pieces, without an experiment file.
 
@@ -153,27 +153,31 @@ def run_checks(
             ``fn(optimizer) -> scheduler``; stepped once per update, or once every ``scheduler_every``
             updates (a scheduler meant per epoch: the batches per epoch).
         augment: ``fn(inputs, targets, *, generator) -> (inputs, targets)``, applied per batch.
-        steps: the planned number of updates (the schedule is simulated over them).
-        batch_dim: 1 for a sequence-first model taking ``(time, batch, ...)`` tensors (see the
-            ``batch_dim`` setting); the data stays batch-first.
-        batch_size: training batch size (default: the DataLoader's, else 32).
+        settings: any setting of an experiment, checked as an experiment checks it
+            (``twinrun.spec.SETTING_HELP``; unknown names are refused): ``steps`` (the planned
+            updates, over which the schedule is simulated; default 200), ``batch_size`` (default:
+            the DataLoader's, else 32), ``seed``, ``device``, ``grad_clip``, ``batch_dim`` (1 for a
+            sequence-first model taking ``(time, batch, ...)`` tensors; the data stays batch-first)...
         options: check options by check name, e.g. ``{"causality": {"time_dim": 1}}``.
         only, skip, outdir, home, progress, registry: as for :func:`check`.
         name: the name the run is recorded under.
+        legacy: ``steps=``, ``batch_size=``... as keywords, the old spelling of ``settings``
+            (folded in, with a ``DeprecationWarning``).
 
     Example:
         >>> report = twinrun.checks.run_checks(model=net, train=(x, y), val=(xv, yv),  # doctest: +SKIP
-        ...                             loss=nn.CrossEntropyLoss(), optimizer=opt, steps=1000)
+        ...                             loss=nn.CrossEntropyLoss(), optimizer=opt, settings={"steps": 1000})
         >>> report.failed  # doctest: +SKIP
         False
     """
+    chosen = _settings(settings, legacy)
     started = time.perf_counter()
     store = open_for_checks(registry, home)
     loader = train if isinstance(train, DataLoader) else None
     train_data = train.dataset if isinstance(train, DataLoader) else train
     val_data = val.dataset if isinstance(val, DataLoader) else val
-    if batch_size is None:
-        batch_size = int(loader.batch_size) if loader is not None and loader.batch_size else 32
+    if chosen.get("batch_size") is None:
+        chosen["batch_size"] = int(loader.batch_size) if loader is not None and loader.batch_size else 32
     user_model = model if isinstance(model, nn.Module) else None
     model_factory = _model_factory(model)
     optimizer_factory = _optimizer_factory(optimizer, user_model)
@@ -198,14 +202,7 @@ def run_checks(
         scheduler=scheduler_factory,
         augment=augment,
         candidates={"model": {}},
-        steps=steps,
-        batch_size=batch_size,
-        eval_batch_size=eval_batch_size,
-        seed=seed,
-        device=device,
-        grad_clip=grad_clip,
-        output=output,
-        batch_dim=batch_dim,
+        **{"steps": 200, **chosen},
     )
     validated = validate_options(options)
     selected = select_checks(only, skip)
@@ -217,6 +214,37 @@ def run_checks(
     return produce_report(
         ctx, selected, validated, progress=progress, setup_seconds=time.perf_counter() - started, registry=store
     )
+
+
+def _settings(settings: Mapping[str, Any] | None, legacy: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` checked (names and values, as an experiment's), with the old keywords folded in."""
+    unknown = sorted(set(legacy) - set(_OLD_SETTING_KEYWORDS))
+    if unknown:
+        raise TypeError(f"run_checks() got an unexpected keyword argument {unknown[0]!r}")
+    chosen = dict(settings or {})
+    if legacy:
+        both = sorted(set(legacy) & set(chosen))
+        if both:
+            raise ConfigError(
+                f"run_checks() got {', '.join(both)} both as keywords and in settings=",
+                fix="give them once, in settings={...}",
+            )
+        spelled = ", ".join(f"{k}={v!r}" for k, v in legacy.items())
+        as_dict = ", ".join(f"{k!r}: {v!r}" for k, v in legacy.items())
+        warnings.warn(
+            f"run_checks({spelled}) is deprecated: pass settings={{{as_dict}}}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        chosen.update(legacy)
+    for key in chosen:
+        if key not in SETTING_HELP:
+            close = difflib.get_close_matches(key, SETTING_HELP, n=1)
+            raise ConfigError(
+                f"settings: {key!r} is not a setting" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                fix="use one of: " + ", ".join(sorted(SETTING_HELP)),
+            )
+    return chosen
 
 
 def _logdir(logdir: str | Path | None, home: str | Path | None, experiment: str, run_id: str) -> Path | None:

@@ -202,7 +202,7 @@ def check_batch_independence(ctx: CheckContext, opts: Mapping[str, Any]) -> Chec
                     "so they recur across the examples of a batch and each output sees the examples before it."
                 ),
                 "build them with batch_first=True, or, for a model written for (time, batch) inputs, declare "
-                "it: --set batch_dim=1 (Experiment(batch_dim=1), run_checks(batch_dim=1))",
+                "it: --set batch_dim=1 (Experiment(batch_dim=1), run_checks(settings={'batch_dim': 1}))",
                 details=details,
             )
         return CheckResult(

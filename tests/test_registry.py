@@ -377,3 +377,21 @@ def test_a_dead_process_on_this_host_marks_its_run_crashed_on_open(tmp_path):
         alive = _run(reg)
     with Registry.open() as reg:
         assert reg.get_run(alive).status == "running"  # our own process is alive
+
+
+def test_a_run_records_its_provenance_and_the_old_keywords_warn(tmp_path):
+    from twinrun.registry import Provenance
+
+    origin = Provenance(experiment_path="/x/exp.py", experiment_sha256="ab" * 32, experiment_source="print(1)",
+                        config_hash="c0ffee", env={"python": {"version": "3.11"}}, env_fingerprint="f1")
+    with Registry.open(tmp_path / "r.sqlite") as reg:
+        rid = _run(reg, provenance=origin)
+        assert reg.get_run(rid).provenance == origin
+        with pytest.warns(DeprecationWarning, match=r"create_run\(config_hash, experiment_path=...\) is deprecated"):
+            old = _run(reg, experiment_path="/x/exp.py", config_hash="c0ffee")
+        assert reg.get_run(old).provenance == Provenance(experiment_path="/x/exp.py", config_hash="c0ffee")
+        with pytest.raises(RegistryError, match="both as keywords and with provenance="):
+            _run(reg, provenance=origin, config_hash="other")
+        with pytest.raises(TypeError, match="unexpected keyword argument 'config_hsah'"):
+            _run(reg, config_hsah="c0ffee")
+        assert reg.count_runs() == 2

@@ -11,6 +11,10 @@ means the same everywhere:
 * an open :class:`~twinrun.registry.Registry`: that one (left open);
 * ``False``: nothing is recorded; refused, with the reason, where a registry is
   needed (a sweep keeps its seeds' runs there).
+
+Packages that record a run without owning the registry (the checks) take what they
+need from here: the rule, and :class:`~twinrun.registry.Provenance`, what a run records
+of where it came from.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import os
 from pathlib import Path
 
 from twinrun.errors import ConfigError
-from twinrun.registry import Registry, resolve_registry_path
+from twinrun.registry import Provenance, Registry, resolve_registry_path
 
-__all__ = ["RegistryChoice", "chosen_registry", "chosen_registry_path"]
+__all__ = ["Provenance", "RegistryChoice", "chosen_registry", "chosen_registry_path"]
 
 RegistryChoice = Registry | str | os.PathLike[str] | bool | None
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twinrun._home import twinrun_home
-from twinrun._workspace import RegistryChoice, chosen_registry
+from twinrun._workspace import Provenance, RegistryChoice, chosen_registry
 from twinrun.checks._context import CheckContext
 from twinrun.checks._result import CheckReport
 from twinrun.env import capture_environment, numerics_fingerprint
@@ -38,12 +38,14 @@ def record_report(registry: Registry, ctx: CheckContext, report: CheckReport) ->
         seed=resolved.settings.seed,
         steps=resolved.settings.steps,
         device=str(ctx.device),
-        experiment_path=source.path if source else None,
-        experiment_sha256=source.sha256 if source else None,
-        experiment_source=source.text if source else None,
-        config_hash=resolved.config_hash(),
-        env=env,
-        env_fingerprint=numerics_fingerprint(env),
+        provenance=Provenance(
+            experiment_path=source.path if source else None,
+            experiment_sha256=source.sha256 if source else None,
+            experiment_source=source.text if source else None,
+            config_hash=resolved.config_hash(),
+            env=env,
+            env_fingerprint=numerics_fingerprint(env),
+        ),
         tags=("check",),
         extra={"kind": "check"},
     )

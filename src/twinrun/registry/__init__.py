@@ -28,7 +28,7 @@ from twinrun.registry._errors import (
 )
 from twinrun.registry._files import resolve_registry_path
 from twinrun.registry._portable import PortableRun
-from twinrun.registry._records import CandidateRecord, Note, RunRecord, RunSummary, Sweep
+from twinrun.registry._records import CandidateRecord, Note, Provenance, RunRecord, RunSummary, Sweep
 from twinrun.registry._schema import APPLICATION_ID, DDL, SCHEMA_VERSION, STATUSES
 from twinrun.registry._store import STALE_AFTER_S, MetricRow, Registry, open_registry
 from twinrun.registry._upgrade import UpgradeReport, upgrade_registry
@@ -51,6 +51,7 @@ __all__ = [
     "NotARegistryError",
     "Note",
     "PortableRun",
+    "Provenance",
     "Registry",
     "RegistryError",
     "RegistryNotFoundError",

@@ -7,7 +7,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CandidateRecord", "Note", "RunRecord", "RunSummary", "Sweep", "best_of"]
+__all__ = ["CandidateRecord", "Note", "Provenance", "RunRecord", "RunSummary", "Sweep", "best_of"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run came from, as :meth:`~twinrun.registry.Registry.create_run` records it.
+
+    Attributes:
+        experiment_path, experiment_sha256, experiment_source: the experiment file, its hash and its text.
+        config_hash: the resolved configuration's hash (runs of one configuration share it).
+        env: the captured environment (:func:`twinrun.env.capture_environment`).
+        env_fingerprint: the hash of its numerics-relevant part (runs comparable bit for bit share it).
+    """
+
+    experiment_path: str | None = None
+    experiment_sha256: str | None = None
+    experiment_source: str | None = None
+    config_hash: str | None = None
+    env: Mapping[str, Any] | None = None
+    env_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,18 @@ class RunRecord(_RunTimes):
     @property
     def best(self) -> dict[str, Any] | None:
         return best_of(self.result)
+
+    @property
+    def provenance(self) -> Provenance:
+        """Where the run came from, as it was recorded."""
+        return Provenance(
+            self.experiment_path,
+            self.experiment_sha256,
+            self.experiment_source,
+            self.config_hash,
+            self.env,
+            self.env_fingerprint,
+        )
 
     def to_dict(self, *, source: bool = True, env: bool = True) -> dict[str, Any]:
         return {

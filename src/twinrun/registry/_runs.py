@@ -7,7 +7,9 @@ import os
 import sqlite3
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 from twinrun.registry._connection import (
@@ -17,10 +19,32 @@ from twinrun.registry._connection import (
 )
 from twinrun.registry._errors import RegistryError, RegistryReadOnlyError
 from twinrun.registry._process import hostname, process_alive, process_start
+from twinrun.registry._records import Provenance
 from twinrun.registry._run_queries import RunQueries
 from twinrun.registry._schema import STATUSES
 
 __all__ = ["Runs", "clean_tags"]
+
+
+def _provenance(provenance: Provenance | None, legacy: Mapping[str, Any]) -> Provenance:
+    """``provenance``, or one made of the old keywords (with a warning); anything else is a TypeError."""
+    names = {f.name for f in fields(Provenance)}
+    unknown = sorted(set(legacy) - names)
+    if unknown:
+        raise TypeError(f"create_run() got an unexpected keyword argument {unknown[0]!r}")
+    if not legacy:
+        return provenance or Provenance()
+    if provenance is not None:
+        raise RegistryError(
+            f"create_run() got {', '.join(sorted(legacy))} both as keywords and with provenance=",
+            fix="give them once, in provenance=Provenance(...)",
+        )
+    warnings.warn(
+        f"create_run({', '.join(sorted(legacy))}=...) is deprecated: pass provenance=twinrun.registry.Provenance(...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return Provenance(**legacy)
 
 
 class Runs(RunQueries):
@@ -36,24 +60,23 @@ class Runs(RunQueries):
         seed: int | None = None,
         steps: int | None = None,
         device: str | None = None,
-        experiment_path: str | None = None,
-        experiment_sha256: str | None = None,
-        experiment_source: str | None = None,
-        config_hash: str | None = None,
-        env: Mapping[str, Any] | None = None,
-        env_fingerprint: str | None = None,
+        provenance: Provenance | None = None,
         run_id: str | None = None,
         sweep_id: str | None = None,
         tags: Iterable[str] = (),
         note: str | None = None,
         extra: Mapping[str, Any] | None = None,
         exist_ok: bool = False,
+        **legacy: Any,
     ) -> str:
         """Record a new run as ``running`` (with this process's pid and host); returns its id.
 
-        ``exist_ok``: a run with this id already recorded (a resumed run) becomes
-        ``running`` again and keeps its metrics.
+        ``provenance``: the experiment file, the config's hash and the environment
+        (:class:`Provenance`; its fields as keywords, the old spelling, still work with a
+        ``DeprecationWarning``). ``exist_ok``: a run with this id already recorded (a resumed
+        run) becomes ``running`` again and keeps its metrics.
         """
+        origin = _provenance(provenance, legacy)
         run_id = (run_id or uuid.uuid4().hex).lower()
         now = time.time()
         pid = os.getpid()
@@ -89,17 +112,17 @@ class Runs(RunQueries):
                     pid,
                     process_start(pid),
                     hostname(),
-                    experiment_path,
-                    experiment_sha256,
-                    experiment_source,
+                    origin.experiment_path,
+                    origin.experiment_sha256,
+                    origin.experiment_source,
                     _dumps(dict(config)),
-                    config_hash,
+                    origin.config_hash,
                     reference,
                     seed,
                     steps,
                     device,
-                    _dumps(env),
-                    env_fingerprint,
+                    _dumps(origin.env),
+                    origin.env_fingerprint,
                     sweep_id,
                     _dumps(dict(extra or {})),
                 ),

@@ -24,6 +24,7 @@ from twinrun.engine import (
     StepDone,
 )
 from twinrun.env import capture_environment, numerics_fingerprint
+from twinrun.registry._records import Provenance
 from twinrun.registry._store import MetricRow, Registry
 
 __all__ = ["RegistrySink"]
@@ -127,12 +128,14 @@ class RegistrySink(Sink):
             seed=seed,
             steps=steps,
             device=event.device,
-            experiment_path=source.path if source else None,
-            experiment_sha256=source.sha256 if source else None,
-            experiment_source=source.text if source else None,
-            config_hash=config_hash,
-            env=env,
-            env_fingerprint=numerics_fingerprint(env) if env else None,
+            provenance=Provenance(
+                experiment_path=source.path if source else None,
+                experiment_sha256=source.sha256 if source else None,
+                experiment_source=source.text if source else None,
+                config_hash=config_hash,
+                env=env,
+                env_fingerprint=numerics_fingerprint(env) if env else None,
+            ),
             sweep_id=self.sweep_id,
             tags=self.tags,
             note=self.note,

@@ -22,7 +22,7 @@ Status = Literal["pass", "warn", "fail", "skip"]
 STATUSES: tuple[Status, ...] = ("pass", "warn", "fail", "skip")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
     """The outcome of one check.
 

@@ -13,6 +13,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -63,10 +64,10 @@ def run_suite(
                 result = _crashed(check, exc)
             elapsed = time.perf_counter() - t0
             shared = ctx.shared_seconds - shared_before
-            result.seconds = max(0.0, elapsed - shared)
-            if shared > 0:
-                result.details.setdefault("shared_seconds", round(shared, 4))
-            results.append(result)
+            details = result.details
+            if shared > 0 and "shared_seconds" not in details:
+                details = {**details, "shared_seconds": round(shared, 4)}
+            results.append(replace(result, seconds=max(0.0, elapsed - shared), details=details))
     bar.close()
     total = time.perf_counter() - started
     timing = {

@@ -40,9 +40,9 @@ def test_same_generator_gives_scipys_interval(stat, method):
     x = np.random.default_rng(1).normal(0.9, 0.02, 10)
     ours = bootstrap_ci(x, stat, method=method, n_resamples=4000, seed=3)
     ref = _scipy(x, stat, method, seed=3)
-    assert ours["low"] == pytest.approx(ref.confidence_interval.low, abs=1e-12)
-    assert ours["high"] == pytest.approx(ref.confidence_interval.high, abs=1e-12)
-    assert ours["se"] == pytest.approx(ref.standard_error, rel=1e-9)
+    assert ours.low == pytest.approx(ref.confidence_interval.low, abs=1e-12)
+    assert ours.high == pytest.approx(ref.confidence_interval.high, abs=1e-12)
+    assert ours.se == pytest.approx(ref.standard_error, rel=1e-9)
 
 
 @pytest.mark.parametrize("method", ["percentile", "bca"])
@@ -51,8 +51,8 @@ def test_iqm_matches_scipy_up_to_float_ties(method):
     x = np.random.default_rng(1).normal(size=10)
     ours = bootstrap_ci(x, "iqm", method=method, n_resamples=4000, seed=3)
     ref = _scipy(x, "iqm", method, seed=3)
-    assert ours["low"] == pytest.approx(ref.confidence_interval.low, abs=2e-3)
-    assert ours["high"] == pytest.approx(ref.confidence_interval.high, abs=2e-3)
+    assert ours.low == pytest.approx(ref.confidence_interval.low, abs=2e-3)
+    assert ours.high == pytest.approx(ref.confidence_interval.high, abs=2e-3)
 
 
 def test_paired_callable_statistic_matches_scipy_paired():
@@ -65,9 +65,9 @@ def test_paired_callable_statistic_matches_scipy_paired():
     ours = bootstrap_ci(np.stack([a, b]), mean_diff, method="bca", n_resamples=3000, seed=11)
     ref = sps.bootstrap((a, b), mean_diff, paired=True, method="bca", n_resamples=3000,
                         rng=np.random.default_rng(11))
-    assert ours["low"] == pytest.approx(ref.confidence_interval.low, abs=1e-12)
-    assert ours["high"] == pytest.approx(ref.confidence_interval.high, abs=1e-12)
-    assert ours["estimate"] == pytest.approx(np.mean(a - b))
+    assert ours.low == pytest.approx(ref.confidence_interval.low, abs=1e-12)
+    assert ours.high == pytest.approx(ref.confidence_interval.high, abs=1e-12)
+    assert ours.estimate == pytest.approx(np.mean(a - b))
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 7, 10, 11])
@@ -110,7 +110,7 @@ def test_expanded_levels_closed_form():
     x = np.random.default_rng(0).normal(size=10)
     wide = bootstrap_ci(x, "mean", method="expanded", seed=1)
     narrow = bootstrap_ci(x, "mean", method="percentile", seed=1)
-    assert wide["low"] < narrow["low"] and wide["high"] > narrow["high"]
+    assert wide.low < narrow.low and wide.high > narrow.high
 
 
 def test_seed_is_honoured_in_both_directions():
@@ -119,8 +119,8 @@ def test_seed_is_honoured_in_both_directions():
         same = bootstrap_ci(x, "median", method=method, seed=7), bootstrap_ci(x, "median", method=method, seed=7)
         assert same[0] == same[1]
         other = bootstrap_ci(x, "mean", method=method, seed=8)
-        assert (other["low"], other["high"]) != (bootstrap_ci(x, "mean", method=method, seed=7)["low"],
-                                                 bootstrap_ci(x, "mean", method=method, seed=7)["high"])
+        assert (other.low, other.high) != (bootstrap_ci(x, "mean", method=method, seed=7).low,
+                                                 bootstrap_ci(x, "mean", method=method, seed=7).high)
     g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
     assert bootstrap_ci(x, seed=g1) == bootstrap_ci(x, seed=g2)
     assert bootstrap_ci(x, seed=g1) != bootstrap_ci(x, seed=np.random.default_rng(9))  # g1 advanced
@@ -162,12 +162,12 @@ def test_bootstrap_intervals_shape_and_contents():
 
 def test_degenerate_and_tiny_inputs():
     const = bootstrap_ci([0.5] * 6, "mean", method="bca", seed=0)
-    assert (const["low"], const["high"], const["estimate"]) == (0.5, 0.5, 0.5)
+    assert (const.low, const.high, const.estimate) == (0.5, 0.5, 0.5)
     one = bootstrap_ci([0.5, np.nan], "mean", seed=0)
-    assert one["estimate"] == 0.5 and one["low"] is None and one["dropped"] == 1
-    assert "at least 2 seeds" in one["reason"]
+    assert one.estimate == 0.5 and one.low is None and one.dropped == 1
+    assert "at least 2 seeds" in one.reason
     none = bootstrap_ci([np.nan], "mean")
-    assert none["estimate"] is None and none["reason"] == "no finite score"
+    assert none.estimate is None and none.reason == "no finite score"
     r = bootstrap_intervals({"a": [0.7]})["a"]["mean"]
     assert r["estimate"] == 0.7 and "at least 2 seeds" in r["reason"]
 

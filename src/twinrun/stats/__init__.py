@@ -49,7 +49,14 @@ from twinrun.stats._scores import AlignedScores, align_scores
 from twinrun.stats._sequential import sequential_decision
 from twinrun.stats._special import stdtrit
 from twinrun.stats._summary import iqm, summarize
-from twinrun.stats._types import BlockInterval, Interval, PairedDifference, SkewInterval, finite_or_none
+from twinrun.stats._types import (
+    BlockInterval,
+    BootstrapInterval,
+    Interval,
+    PairedDifference,
+    SkewInterval,
+    finite_or_none,
+)
 
 __all__ = [
     "DEPLOY",
@@ -59,6 +66,7 @@ __all__ = [
     "PAIRINGS",
     "AlignedScores",
     "BlockInterval",
+    "BootstrapInterval",
     "Interval",
     "PairedDifference",
     "SkewInterval",

@@ -34,6 +34,7 @@ are in BENCHMARKS.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -43,6 +44,7 @@ from twinrun.stats._json import json_safe, num
 from twinrun.stats._random import Seed, as_generator, base_seed, stream
 from twinrun.stats._scores import SeedLabel, align_scores
 from twinrun.stats._special import ndtr, ndtri, stdtrit
+from twinrun.stats._types import BootstrapInterval, finite_or_none
 from twinrun.stats._weighted import STATISTICS, WeightedStatistic, named_statistic
 
 __all__ = [
@@ -213,7 +215,7 @@ def bootstrap_ci(
     confidence: float = 0.95,
     n_resamples: int = 10_000,
     seed: Seed = 0,
-) -> dict[str, Any]:
+) -> BootstrapInterval:
     """Bootstrap confidence interval of a statistic over seeds.
 
     Args:
@@ -230,12 +232,13 @@ def bootstrap_ci(
             ``rng=numpy.random.default_rng(seed)``).
 
     Returns:
-        ``estimate``, ``low``, ``high``, ``method``, ``confidence``, ``n`` (seeds used),
-        ``dropped``, ``n_resamples``, ``se`` (std of the bootstrap distribution), and
-        for BCa ``bias`` and ``acceleration``; ``reason`` says why something is ``None``.
+        a :class:`~twinrun.stats.BootstrapInterval`: ``estimate``, ``low``, ``high``, ``method``,
+        ``confidence``, ``n`` (seeds used), ``dropped``, ``n_resamples``, ``se`` (std of the
+        bootstrap distribution), and for BCa ``bias`` and ``acceleration``; ``reason`` says why
+        something is ``None``.
 
     >>> r = bootstrap_ci([0.90, 0.92, 0.91, 0.95, 0.93], "mean", seed=0)
-    >>> round(r["estimate"], 3), r["low"] < r["estimate"] < r["high"]
+    >>> round(r.estimate, 3), r.low < r.estimate < r.high
     (0.922, True)
     """
     confidence = check_confidence(confidence)
@@ -246,18 +249,6 @@ def bootstrap_ci(
     keep = np.all(np.isfinite(rows), axis=0)
     rows = rows[:, keep]
     n = rows.shape[1]
-    out: dict[str, Any] = {
-        "estimate": None,
-        "low": None,
-        "high": None,
-        "method": method,
-        "confidence": confidence,
-        "n": n,
-        "dropped": int((~keep).sum()),
-        "n_resamples": n_resamples,
-        "se": None,
-        "reason": None,
-    }
     rng = as_generator(seed)
     if isinstance(statistic, str):
         if statistic not in STATISTICS:
@@ -270,19 +261,24 @@ def bootstrap_ci(
                 f"statistic {statistic!r} takes one sample, data has {rows.shape[0]} rows",
                 fix="pass a [K] array, or a callable taking several samples",
             )
+
+    def result(estimate: float | None, reason: str | None = None, **found: Any) -> BootstrapInterval:
+        return BootstrapInterval(
+            finite_or_none(estimate), None, None, n, confidence, method, reason=reason,
+            dropped=int((~keep).sum()), n_resamples=n_resamples, **found,
+        )  # fmt: skip
+
     if n == 0:
-        return cast("dict[str, Any]", json_safe({**out, "reason": "no finite score"}))
+        return result(None, "no finite score")
     if isinstance(statistic, str):
         if statistic == "std" and n < 2:
-            return cast("dict[str, Any]", json_safe({**out, "reason": "std needs at least 2 seeds"}))
+            return result(None, "std needs at least 2 seeds")
         weighted = named_statistic(statistic, rows[0])
-        out["estimate"] = float(weighted(np.ones(n)))
+        estimate = float(weighted(np.ones(n)))
     else:
-        out["estimate"] = float(np.asarray(statistic(*rows, axis=-1)))
+        estimate = float(np.asarray(statistic(*rows, axis=-1)))
     if n < 2:
-        return cast(
-            "dict[str, Any]", json_safe({**out, "reason": "a bootstrap interval needs at least 2 seeds; got 1"})
-        )
+        return result(estimate, "a bootstrap interval needs at least 2 seeds; got 1")
     index = resample_indices(n, n_resamples, rng)
     if isinstance(statistic, str):
         theta_hat, theta_b, theta_jack = bootstrap_distribution(weighted, n, index)
@@ -291,10 +287,15 @@ def bootstrap_ci(
         theta_b = apply(index)
     both = intervals_from_distribution(theta_hat, theta_b, theta_jack, confidence)
     chosen = both[method]
-    out.update(low=chosen["low"], high=chosen["high"], se=both["se"])
+    found: dict[str, Any] = {}
     if method == "bca":
-        out.update(bias=chosen["bias"], acceleration=chosen["acceleration"], reason=chosen["reason"])
-    return cast("dict[str, Any]", json_safe(out))
+        found = {"bias": finite_or_none(chosen["bias"]), "acceleration": finite_or_none(chosen["acceleration"])}
+    return replace(
+        result(estimate, chosen["reason"] if method == "bca" else None, **found),
+        low=finite_or_none(chosen["low"]),
+        high=finite_or_none(chosen["high"]),
+        se=finite_or_none(both["se"]),
+    )
 
 
 def _rows(data: Any) -> np.ndarray:

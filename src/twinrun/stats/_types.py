@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["BlockInterval", "Interval", "PairedDifference", "SkewInterval", "finite_or_none"]
+__all__ = ["BlockInterval", "BootstrapInterval", "Interval", "PairedDifference", "SkewInterval", "finite_or_none"]
 
 
 def finite_or_none(x: Any) -> float | None:
@@ -100,6 +100,20 @@ class BlockInterval(Interval):
     """A circular block bootstrap interval (:func:`~twinrun.stats.block_bootstrap_interval`)."""
 
     block: int = 0
+
+
+@dataclass(frozen=True)
+class BootstrapInterval(Interval):
+    """A bootstrap interval of a statistic over seeds (:func:`~twinrun.stats.bootstrap_ci`).
+
+    ``dropped``: the seeds left out (a non-finite score); ``bias`` and ``acceleration``:
+    BCa's corrections (``None`` for the other methods).
+    """
+
+    dropped: int = 0
+    n_resamples: int = 0
+    bias: float | None = None
+    acceleration: float | None = None
 
 
 @dataclass(frozen=True)

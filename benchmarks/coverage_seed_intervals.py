@@ -94,8 +94,8 @@ def improvement_coverage(sweeps: int) -> None:
                 a, b = delta + shared + rng.normal(size=SEEDS), shared + rng.normal(size=SEEDS)
                 r = probability_of_improvement(a, b, pairing=pairing, n_resamples=RESAMPLES, seed=rng)
                 for m in hits:
-                    if m in r["intervals"]:
-                        hits[m] += r["intervals"][m]["low"] <= truth[pairing] <= r["intervals"][m]["high"]
+                    if m in r.intervals:
+                        hits[m] += r.intervals[m]["low"] <= truth[pairing] <= r.intervals[m]["high"]
             print(f"{pairing:<9} {truth[pairing]:>6.3f} " + " ".join(
                 f"{v / sweeps:>10.3f}" if pairing == "paired" or m in BOOTSTRAPS else f"{'':>10}"
                 for m, v in hits.items()))

@@ -73,7 +73,7 @@ def run(sweeps: int) -> None:
                     hits["iqm"] += iqm["low"] <= truth["iqm"] <= iqm["high"]
                 d = x - truth["mean"] + truth["shift"]
                 p = probability_of_improvement(d, np.zeros(n), n_resamples=20, seed=rng)
-                hits["p"] += p["low"] <= truth["p_better"] <= p["high"]
+                hits["p"] += p.low <= truth["p_better"] <= p.high
 
             def cell(key: str, total: int, hits: dict[str, int] = hits) -> str:
                 return f"{hits[key] / total:8.3f}" if total else f"{'-':>8}"

@@ -145,16 +145,16 @@ def test_holm_controls_the_familywise_error_by_simulation():
 def test_probability_of_improvement_by_hand():
     a, b = [3.0, 5.0, 4.0, 6.0], [1.0, 5.0, 2.0, 7.0]
     paired = probability_of_improvement(a, b)
-    assert paired["value"] == (1 + 0.5 + 1 + 0) / 4
+    assert paired.estimate == (1 + 0.5 + 1 + 0) / 4
     # unpaired: every cross-seed pair (i != j), ties 1/2
     wins = [1.0 if a[i] > b[j] else 0.5 if a[i] == b[j] else 0.0
             for i, j in itertools.permutations(range(4), 2)]
     unpaired = probability_of_improvement(a, b, pairing="unpaired")
-    assert unpaired["value"] == pytest.approx(np.mean(wins))
+    assert unpaired.estimate == pytest.approx(np.mean(wins))
     # lower is better: the complement (ties stay 1/2)
-    assert probability_of_improvement(a, b, higher_is_better=False)["value"] == 1 - paired["value"]
+    assert probability_of_improvement(a, b, higher_is_better=False).estimate == 1 - paired.estimate
     # against itself: exactly 1/2
-    assert probability_of_improvement(a, a)["value"] == 0.5
+    assert probability_of_improvement(a, a).estimate == 0.5
 
 
 def test_unpaired_probability_is_mann_whitney_without_same_seed_pairs():
@@ -163,22 +163,22 @@ def test_unpaired_probability_is_mann_whitney_without_same_seed_pairs():
     u_all = sps.mannwhitneyu(a, b).statistic  # counts all n*n pairs, ties 1/2
     same_seed = np.sum(a > b) + 0.5 * np.sum(a == b)
     r = probability_of_improvement(a, b, pairing="unpaired")
-    assert r["value"] == pytest.approx((u_all - same_seed) / (8 * 7))
+    assert r.estimate == pytest.approx((u_all - same_seed) / (8 * 7))
 
 
 def test_probability_of_improvement_intervals_and_seed():
     a, b = _pair(shift=0.5)
     r = probability_of_improvement(a, b, seed=0)
-    assert r["method"] == "score" and r["low"] == r["intervals"]["score"]["low"]
+    assert r.method == "score" and r.low == r.intervals["score"]["low"]
     u = probability_of_improvement(a, b, seed=0, pairing="unpaired")
-    assert u["method"] == "expanded" and u["low"] == u["intervals"]["expanded"]["low"]
-    assert 0 <= r["low"] <= r["value"] <= r["high"] <= 1
+    assert u.method == "expanded" and u.low == u.intervals["expanded"]["low"]
+    assert 0 <= r.low <= r.estimate <= r.high <= 1
     assert r == probability_of_improvement(a, b, seed=0)
-    assert r["intervals"] != probability_of_improvement(a, b, seed=1)["intervals"]
+    assert r.intervals != probability_of_improvement(a, b, seed=1).intervals
     one = probability_of_improvement([1.0], [0.0])
-    assert one["value"] == 1.0 and one["low"] is None and "at least 2 seeds" in one["reason"]
+    assert one.estimate == 1.0 and one.low is None and "at least 2 seeds" in one.reason
     none = probability_of_improvement([1.0], [0.0], pairing="unpaired")
-    assert none["value"] is None and "at least 2 seeds" in none["reason"]
+    assert none.estimate is None and "at least 2 seeds" in none.reason
     with pytest.raises(ConfigError, match="pairing"):
         probability_of_improvement(a, b, pairing="crossed")
 
@@ -226,16 +226,16 @@ def test_compare_to_reference_names_dropped_seeds():
 
 def test_paired_probability_of_improvement_is_a_score_interval_with_few_seeds():
     three = probability_of_improvement([2.0, 3.0, 4.0], [1.0, 2.0, 3.0])
-    assert three["value"] == 1.0 and three["low"] == pytest.approx(0.4385, abs=1e-4) and three["high"] == 1.0
-    assert three["intervals"]["exact"]["low"] == pytest.approx(0.2924, abs=1e-4)
+    assert three.estimate == 1.0 and three.low == pytest.approx(0.4385, abs=1e-4) and three.high == 1.0
+    assert three.intervals["exact"]["low"] == pytest.approx(0.2924, abs=1e-4)
     # against scipy's Wilson and exact binomial intervals
     k, n = 7, 10
     a, b = np.r_[np.ones(k), np.zeros(n - k)], np.full(n, 0.5)
     ours = probability_of_improvement(a, b)
     ref = sps.binomtest(k, n).proportion_ci(0.95, method="wilson")
-    assert ours["low"] == pytest.approx(ref.low, rel=1e-9) and ours["high"] == pytest.approx(ref.high, rel=1e-9)
+    assert ours.low == pytest.approx(ref.low, rel=1e-9) and ours.high == pytest.approx(ref.high, rel=1e-9)
     exact = sps.binomtest(k, n).proportion_ci(0.95, method="exact")
-    assert ours["intervals"]["exact"]["low"] == pytest.approx(exact.low, rel=1e-9)
+    assert ours.intervals["exact"]["low"] == pytest.approx(exact.low, rel=1e-9)
 
 
 def _coverage(n: int, p: float) -> float:
@@ -243,7 +243,7 @@ def _coverage(n: int, p: float) -> float:
     covered = 0.0
     for k in range(n + 1):
         r = probability_of_improvement(np.r_[np.ones(k), np.zeros(n - k)], np.full(n, 0.5), n_resamples=10)
-        covered += sps.binom.pmf(k, n, p) * (r["low"] <= p <= r["high"])
+        covered += sps.binom.pmf(k, n, p) * (r.low <= p <= r.high)
     return covered
 
 

@@ -9,15 +9,19 @@ import pytest
 from twinrun.report import difference, interval, number, percent
 from twinrun.stats import (
     BlockInterval,
+    BootstrapInterval,
+    Improvement,
     Interval,
     PairedDifference,
     SkewInterval,
     block_bootstrap_interval,
+    bootstrap_ci,
     compare_to_reference,
     mean_interval,
     paired_difference,
     paired_t_interval,
     paired_t_test,
+    probability_of_improvement,
 )
 
 
@@ -27,6 +31,9 @@ def test_every_estimate_is_a_frozen_typed_result():
     assert type(mean_interval(x)) is SkewInterval and type(mean_interval(x).t) is Interval
     assert type(block_bootstrap_interval(np.arange(20.0), seed=0)) is BlockInterval
     assert type(paired_t_test(x, [0.0] * 4)) is PairedDifference
+    assert type(bootstrap_ci(x, seed=0)) is BootstrapInterval
+    assert type(probability_of_improvement(x, [0.3] * 4)) is Improvement
+    assert probability_of_improvement(x, [0.3] * 4).to_dict()["value"] == 0.5
     with pytest.raises(AttributeError):
         paired_t_interval(x).low = 0.0  # type: ignore[misc]
 
@@ -41,6 +48,9 @@ def test_every_estimate_is_a_frozen_typed_result():
         paired_t_test([1.0, 2.0], [0.0, 0.5]),
         paired_t_test([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]),
         paired_difference([1.0, np.nan], [0.0, 1.0]),
+        bootstrap_ci([0.5, np.nan], seed=0),
+        probability_of_improvement([1.0], [0.0]),
+        probability_of_improvement([1.0], [0.0], pairing="unpaired"),
     ],
 )
 def test_not_estimable_is_none_with_a_reason_never_nan(result):

@@ -52,6 +52,7 @@ from twinrun.stats._summary import iqm, summarize
 from twinrun.stats._types import (
     BlockInterval,
     BootstrapInterval,
+    Improvement,
     Interval,
     PairedDifference,
     SkewInterval,
@@ -67,6 +68,7 @@ __all__ = [
     "AlignedScores",
     "BlockInterval",
     "BootstrapInterval",
+    "Improvement",
     "Interval",
     "PairedDifference",
     "SkewInterval",

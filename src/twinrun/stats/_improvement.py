@@ -26,6 +26,7 @@ under ``intervals`` for reference.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, cast
 
 import numpy as np
@@ -42,6 +43,7 @@ from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, as_generator
 from twinrun.stats._scores import pair_scores
 from twinrun.stats._special import betaincinv, ndtri
+from twinrun.stats._types import Improvement, finite_or_none
 from twinrun.stats._weighted import WeightedStatistic, weighted_mean
 
 __all__ = ["PAIRINGS", "clopper_pearson", "improvement_from_counts", "probability_of_improvement", "wilson", "wins"]
@@ -83,7 +85,7 @@ def probability_of_improvement(
     confidence: float = 0.95,
     n_resamples: int = 10_000,
     seed: Seed = 0,
-) -> dict[str, Any]:
+) -> Improvement:
     """P(A > B) over seeds, with bootstrap intervals (see the module docstring).
 
     Args:
@@ -93,13 +95,14 @@ def probability_of_improvement(
         seed: an ``int`` or a ``numpy.random.Generator`` for the resamples.
 
     Returns:
-        ``value``, ``low``/``high`` (paired: the exact interval; unpaired: the expanded
-        percentile interval), ``method``, ``intervals`` (``percentile``,
-        ``expanded``, ``bca``, and ``exact`` when paired), ``pairing``, ``n`` (seeds
-        used) and ``reason`` when something is ``None``.
+        an :class:`~twinrun.stats.Improvement`: ``estimate`` (the probability), ``low``/``high``
+        (the headline: paired, Wilson's score interval; unpaired, the expanded percentile interval),
+        ``method``, ``intervals`` (``percentile``, ``expanded``, ``bca``, and ``exact`` and
+        ``score`` when paired), ``pairing``, ``n`` (seeds used) and ``reason`` when something
+        is ``None``.
 
     >>> r = probability_of_improvement([3, 5, 4, 6], [1, 5, 2, 7])
-    >>> r["value"]  # seeds 0 and 2 won, seed 1 tied, seed 3 lost: (1 + 0.5 + 1 + 0) / 4
+    >>> r.estimate  # seeds 0 and 2 won, seed 1 tied, seed 3 lost: (1 + 0.5 + 1 + 0) / 4
     0.625
     """
     if pairing not in PAIRINGS:
@@ -131,53 +134,51 @@ def improvement_from_counts(
     pairing: str,
     confidence: float,
     counts: np.ndarray | None,
-) -> dict[str, Any]:
+) -> Improvement:
     """P(A > B) from finite paired scores ``x``, ``y`` (``[n]``) and resample counts ``[B, n]``.
 
     ``counts`` is ``None`` when ``n < 2`` (no interval).
     """
     n = int(x.size)
-    out: dict[str, Any] = {
-        "value": None,
-        "low": None,
-        "high": None,
-        "method": HEADLINE,
-        "intervals": None,
-        "pairing": pairing,
-        "higher_is_better": higher_is_better,
-        "n": n,
-        "confidence": confidence,
-        "se": None,
-        "reason": None,
-    }
+
+    def result(value: float | None, reason: str | None = None, **found: Any) -> Improvement:
+        return Improvement(
+            value, None, None, n, confidence, HEADLINE, reason=reason, pairing=pairing,
+            higher_is_better=higher_is_better, **found,
+        )  # fmt: skip
+
     minimum = 1 if pairing == "paired" else 2
     if n < minimum:
-        out["reason"] = (
+        return result(
+            None,
             f"P(A > B) {pairing} needs at least {minimum} seed{'s' if minimum > 1 else ''} "
-            f"with scores for both; there {'is' if n == 1 else 'are'} {n}"
+            f"with scores for both; there {'is' if n == 1 else 'are'} {n}",
         )
-        return cast("dict[str, Any]", json_safe(out))
     if pairing == "paired":
         stat = weighted_mean(wins(x, y, higher_is_better))
     else:
         stat = _unpaired_win_rate(wins(x[:, None], y[None, :], higher_is_better))
     ones = np.ones(n)
-    out["value"] = float(stat(ones))
+    value = float(stat(ones))
     if counts is None or n < 2:
-        out["reason"] = "an interval needs at least 2 seeds; there is 1"
-        return cast("dict[str, Any]", json_safe(out))
+        return result(value, "an interval needs at least 2 seeds; there is 1")
     theta_b = stat(counts)
     theta_b = theta_b[np.isfinite(theta_b)]  # a resample that drew one seed only has no cross pairs
-    intervals = intervals_from_distribution(out["value"], theta_b, stat(ones - np.eye(n)), confidence)
-    out["intervals"] = {m: intervals[m] for m in ("percentile", "expanded", "bca")}
-    out.update(low=intervals[HEADLINE]["low"], high=intervals[HEADLINE]["high"], se=intervals["se"])
+    found = intervals_from_distribution(value, theta_b, stat(ones - np.eye(n)), confidence)
+    intervals: dict[str, Any] = {m: found[m] for m in ("percentile", "expanded", "bca")}
+    low, high, method = found[HEADLINE]["low"], found[HEADLINE]["high"], HEADLINE
     if pairing == "paired":
-        low, high = clopper_pearson(out["value"] * n, n, confidence)
-        out["intervals"]["exact"] = {"low": low, "high": high}
-        low, high = wilson(out["value"] * n, n, confidence)
-        out["intervals"]["score"] = {"low": low, "high": high}
-        out.update(low=low, high=high, method="score")
-    return cast("dict[str, Any]", json_safe(out))
+        intervals["exact"] = dict(zip(("low", "high"), clopper_pearson(value * n, n, confidence)))
+        low, high = wilson(value * n, n, confidence)
+        intervals["score"] = {"low": low, "high": high}
+        method = "score"
+    return replace(
+        result(value, intervals=json_safe(intervals)),
+        low=finite_or_none(low),
+        high=finite_or_none(high),
+        method=method,
+        se=finite_or_none(found["se"]),
+    )
 
 
 def wilson(successes: float, n: int, confidence: float) -> tuple[float, float]:

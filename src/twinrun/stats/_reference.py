@@ -140,7 +140,7 @@ def _compare(
                 pairing=pairing,
                 confidence=confidence,
                 counts=counts,
-            )
+            ).to_dict()
             for pairing in ("paired", "unpaired")
         }
         needed = (

@@ -18,7 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["BlockInterval", "BootstrapInterval", "Interval", "PairedDifference", "SkewInterval", "finite_or_none"]
+__all__ = [
+    "BlockInterval",
+    "BootstrapInterval",
+    "Improvement",
+    "Interval",
+    "PairedDifference",
+    "SkewInterval",
+    "finite_or_none",
+]
 
 
 def finite_or_none(x: Any) -> float | None:
@@ -114,6 +122,25 @@ class BootstrapInterval(Interval):
     n_resamples: int = 0
     bias: float | None = None
     acceleration: float | None = None
+
+
+@dataclass(frozen=True)
+class Improvement(Interval):
+    """P(A > B) over seeds with its interval (:func:`~twinrun.stats.probability_of_improvement`).
+
+    ``estimate`` is the probability (stored as ``value``); ``intervals``: every method's
+    ``{"low", "high"}`` (``percentile``, ``expanded``, ``bca``, and for paired seeds
+    ``exact`` and ``score``, the headline).
+    """
+
+    pairing: str = "paired"
+    higher_is_better: bool = True
+    intervals: Mapping[str, Mapping[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored record: ``value`` for the probability."""
+        out = super().to_dict()
+        return {"value": out.pop("estimate"), **out}
 
 
 @dataclass(frozen=True)

@@ -197,17 +197,17 @@ def _sweep(seed=0):
 def test_compare_to_reference_decides_with_holm():
     r = compare_to_reference(_sweep(), "base", higher_is_better=True, n_resamples=2000)
     assert set(r) == {"better", "same", "worse"}
-    assert r["better"]["decision"] == "better" and r["worse"]["decision"] == "worse"
-    assert r["same"]["decision"] == "not resolved"
-    p = {k: v["difference"]["p_value"] for k, v in r.items()}
+    assert r["better"].decision == "better" and r["worse"].decision == "worse"
+    assert r["same"].decision == "not resolved"
+    p = {k: v.difference.p_value for k, v in r.items()}
     expected = holm(p)
-    assert {k: v["p_holm"] for k, v in r.items()} == {k: v["p_holm"] for k, v in expected.items()}
+    assert {k: v.p_holm for k, v in r.items()} == {k: v["p_holm"] for k, v in expected.items()}
     # the shared seed effect (sd 0.01) dwarfs the candidates' own noise: pairing removes most variance
-    assert r["better"]["pairing"]["variance_reduction"] > 0.8
-    assert r["better"]["improvement"]["paired"]["value"] == 1.0
-    assert r["better"]["seeds_needed"]["seeds"] <= 4
+    assert r["better"].pairing["variance_reduction"] > 0.8
+    assert r["better"].improvement["paired"].estimate == 1.0
+    assert r["better"].seeds_needed["seeds"] <= 4
     lower = compare_to_reference(_sweep(), "base", higher_is_better=False, n_resamples=2000)
-    assert lower["better"]["decision"] == "worse"
+    assert lower["better"].decision == "worse"
 
 
 def test_compare_to_reference_names_dropped_seeds():
@@ -216,10 +216,10 @@ def test_compare_to_reference_names_dropped_seeds():
     scores["base"][6] = np.nan
     r = compare_to_reference(scores, "base", higher_is_better=True, seeds=list(range(100, 110)),
                              n_resamples=500)
-    assert r["better"]["seeds_dropped"] == [101, 104, 106]
-    assert r["better"]["difference"]["n"] == 7
-    assert "seeds 101, 104, 106 left out" in r["better"]["notes"][0]
-    assert r["same"]["seeds_dropped"] == [106]
+    assert r["better"].seeds_dropped == (101, 104, 106)
+    assert r["better"].difference.n == 7
+    assert "seeds 101, 104, 106 left out" in r["better"].notes[0]
+    assert r["same"].seeds_dropped == (106,)
     with pytest.raises(ConfigError, match="reference 'nope'"):
         compare_to_reference(scores, "nope", higher_is_better=True)
 

@@ -77,8 +77,11 @@ def test_paired_difference_record_keeps_the_stored_keys():
     assert record["diff"] == r.estimate and "estimate" not in record
     assert record["t_test"] == {"low": r.t_test.low, "high": r.t_test.high, "p_value": r.t_test.p_value}
     assert record["diffs"] == list(r.diffs) and record["intervals"] == r.intervals
-    stored = compare_to_reference({"a": [0.91, 0.93, 0.92, 0.95], "b": [0.90, 0.91, 0.92, 0.93]}, reference="b",
-                                  higher_is_better=True)["a"]["difference"]
+    compared = compare_to_reference({"a": [0.91, 0.93, 0.92, 0.95], "b": [0.90, 0.91, 0.92, 0.93]}, reference="b",
+                                    higher_is_better=True)["a"]
+    assert compared.candidate == "a" and compared.reference == "b" and "candidate" not in compared.to_dict()
+    json.dumps(compared.to_dict(), allow_nan=False)
+    stored = compared.to_dict()["difference"]
     assert {k: stored[k] for k in ("diff", "low", "high", "p_value", "sd", "n")} == {
         k: record[k] for k in ("diff", "low", "high", "p_value", "sd", "n")
     }

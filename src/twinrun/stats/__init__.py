@@ -55,6 +55,7 @@ from twinrun.stats._types import (
     Improvement,
     Interval,
     PairedDifference,
+    SeedComparison,
     SkewInterval,
     finite_or_none,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "Improvement",
     "Interval",
     "PairedDifference",
+    "SeedComparison",
     "SkewInterval",
     "align_scores",
     "analyze_seeds",

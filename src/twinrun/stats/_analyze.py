@@ -119,9 +119,10 @@ def analyze_seeds(
     }
     for name in aligned.names:
         notes.extend(_outlying_seeds(aligned, name))
-    comparisons = _compare(
+    compared = _compare(
         aligned, ref, higher_is_better=higher_is_better, confidence=confidence, n_resamples=n_resamples, base=base
     )
+    comparisons = {name: c.to_dict() for name, c in compared.items()}  # the record, clipped below
     low, high = bounds
     for entry in summary.values():
         for interval in (entry.get("intervals") or {}).values():

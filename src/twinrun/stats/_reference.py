@@ -7,7 +7,7 @@ seed is missing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from twinrun.stats._scores import (
     align_scores,
     describe_seeds,
 )
+from twinrun.stats._types import PairedDifference, SeedComparison
 
 __all__ = ["compare_to_reference", "decide"]
 
@@ -49,7 +50,7 @@ def compare_to_reference(
     n_resamples: int = 10_000,
     seed: Seed = 0,
     seeds: Sequence[SeedLabel] | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, SeedComparison]:
     """Every candidate against ``reference`` across seeds, Holm-adjusted over the candidates.
 
     Args:
@@ -60,14 +61,15 @@ def compare_to_reference(
             its probabilities of improvement) from its own stream ``(seed, "compare", c)``.
 
     Returns:
-        ``{candidate: {...}}`` for each non-reference candidate: ``reference``,
+        ``{candidate: SeedComparison}`` for each non-reference candidate
+        (:class:`~twinrun.stats.SeedComparison`; ``to_dict()`` is its stored record): ``reference``,
         ``seeds_used``, ``seeds_dropped``, ``difference`` (:func:`paired_difference`),
         ``pairing`` (:func:`pairing_gain`), ``improvement`` (``{"paired": ...,
         "unpaired": ...}``, :func:`~twinrun.stats.probability_of_improvement`),
         ``p_holm``, ``decision`` ("better", "worse" or "not resolved" at the Holm-adjusted
         level ``1 - confidence``), ``seeds_needed`` (:func:`~twinrun.stats.seeds_needed` at the
         Bonferroni level ``(1 - confidence) / m`` for ``m`` comparisons, which the Holm step-down
-        never makes stricter) and ``notes``. ``difference["better"]`` reads the unadjusted t
+        never makes stricter) and ``notes``. ``difference.better`` reads the unadjusted t
         interval of that one comparison; ``decision`` is the Holm-adjusted verdict.
     """
     confidence = check_confidence(confidence)
@@ -102,7 +104,7 @@ def _compare(
     confidence: float,
     n_resamples: int,
     base: int,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, SeedComparison]:
     if not isinstance(higher_is_better, bool):
         raise ConfigError(
             f"higher_is_better={higher_is_better!r} must be True or False",
@@ -111,7 +113,7 @@ def _compare(
     ref = aligned.values[reference]
     alpha = round(1 - confidence, 12)
     level = alpha / max(1, len(aligned.values) - 1)  # Bonferroni: Holm is never stricter
-    result: dict[str, dict[str, Any]] = {}
+    partial: dict[str, dict[str, Any]] = {}
     for name, row in aligned.values.items():
         if name == reference:
             continue
@@ -140,7 +142,7 @@ def _compare(
                 pairing=pairing,
                 confidence=confidence,
                 counts=counts,
-            ).to_dict()
+            )
             for pairing in ("paired", "unpaired")
         }
         needed = (
@@ -148,22 +150,23 @@ def _compare(
             if difference.sd is not None and difference.estimate is not None
             else {"seeds": None, "reason": "needs the spread of at least 2 paired seeds"}
         )
-        result[name] = {
-            "reference": reference,
-            "seeds_used": aligned.labels(both),
-            "seeds_dropped": dropped,
-            "difference": difference.to_dict(),
-            "pairing": pairing_gain(row, ref),
+        partial[name] = {
+            "seeds_used": tuple(aligned.labels(both)),
+            "seeds_dropped": tuple(dropped),
+            "difference": difference,
+            "pairing": json_safe(pairing_gain(row, ref)),
             "improvement": improvement,
             "seeds_needed": needed,
-            "notes": notes,
+            "notes": tuple(notes),
         }
-    adjusted = holm({k: v["difference"]["p_value"] for k, v in result.items()}, alpha=alpha)
-    for name, entry in result.items():
-        entry["p_holm"] = adjusted[name]["p_holm"]
-        entry["decision"] = decide(entry["difference"]["diff"], adjusted[name]["reject"], higher_is_better)
-        d = entry["difference"]
-        if entry["decision"] != "not resolved" and d["sd"] is not None:
+    adjusted = holm({k: v["difference"].p_value for k, v in partial.items()}, alpha=alpha)
+    result: dict[str, SeedComparison] = {}
+    for name, entry in partial.items():
+        d: PairedDifference = entry["difference"]
+        decision = decide(d.estimate, adjusted[name]["reject"], higher_is_better)
+        if decision != "not resolved" and d.sd is not None and d.estimate is not None:
             # resolved already: how many seeds it took at this effect, not "more than were run"
-            entry["seeds_needed"] = seeds_needed(d["diff"], d["sd"], alpha=level)
-    return cast("dict[str, dict[str, Any]]", json_safe(result))
+            entry["seeds_needed"] = seeds_needed(d.estimate, d.sd, alpha=level)
+        entry["seeds_needed"] = json_safe(entry["seeds_needed"])
+        result[name] = SeedComparison(name, reference, p_holm=adjusted[name]["p_holm"], decision=decision, **entry)
+    return result

@@ -24,6 +24,7 @@ __all__ = [
     "Improvement",
     "Interval",
     "PairedDifference",
+    "SeedComparison",
     "SkewInterval",
     "finite_or_none",
 ]
@@ -138,8 +139,9 @@ class Improvement(Interval):
     intervals: Mapping[str, Mapping[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored record: ``value`` for the probability."""
+        """The stored record: ``value`` for the probability (and no ``p_value``: it tests nothing)."""
         out = super().to_dict()
+        out.pop("p_value")
         return {"value": out.pop("estimate"), **out}
 
 
@@ -200,7 +202,7 @@ class PairedDifference:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (Interval, PairedDifference)):
+    if isinstance(value, (Interval, PairedDifference, SeedComparison)):
         return value.to_dict()
     if isinstance(value, float):
         return finite_or_none(value)
@@ -209,3 +211,36 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    """One candidate against the reference across seeds (:func:`~twinrun.stats.compare_to_reference`).
+
+    Attributes:
+        candidate, reference: who is compared with whom (``difference`` is candidate minus reference).
+        seeds_used, seeds_dropped: the seeds finite for both, and those left out (one of the two missing).
+        difference: the paired difference with its intervals.
+        pairing: what the pairing bought (:func:`~twinrun.stats.pairing_gain`'s record).
+        improvement: P(candidate > reference), ``"paired"`` and ``"unpaired"``.
+        seeds_needed: how many seeds the difference needs (:func:`~twinrun.stats.seeds_needed`'s record).
+        p_holm: the Holm-adjusted p-value over the candidates.
+        decision: ``"better"``, ``"worse"`` or ``"not resolved"``, at the Holm-adjusted level.
+        notes: what was left out, and why.
+    """
+
+    candidate: str
+    reference: str
+    seeds_used: tuple[int | str, ...]
+    seeds_dropped: tuple[int | str, ...]
+    difference: PairedDifference
+    pairing: Mapping[str, Any]
+    improvement: Mapping[str, Improvement]
+    seeds_needed: Mapping[str, Any]
+    p_holm: float | None
+    decision: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored record (as analyses have always stored it: no ``candidate`` key, the dict is keyed by it)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "candidate"}

@@ -222,8 +222,7 @@ class TwinrunTrainerCallback(TrainerCallback):
             skip=["data_leakage"] if val is None else None,  # no eval set: val is the train set
             loss=self.loss or default_loss(model),
             optimizer=type(optimizer or torch.optim.AdamW),
-            steps=self.check_steps,
-            batch_size=int(loader.batch_size or 8),
+            settings={"steps": self.check_steps, "batch_size": int(loader.batch_size or 8)},
             only=None if self.checks is True else list(self.checks or ()),
             registry=self.run.registry if self.run.registry is not None else True,
             name=f"{self.run.name}-checks",

@@ -298,7 +298,7 @@ class TwinrunCallback(pl.Callback):
                 optimizer=optimizer,
                 scheduler=scheduler,
                 scheduler_every=every,
-                steps=self.check_steps,
+                settings={"steps": self.check_steps},
                 only=None if self.checks is True else list(self.checks or ()),
                 registry=self.run.registry if self.run.registry is not None else True,
                 name=f"{self.run.name}-checks{suffix}",

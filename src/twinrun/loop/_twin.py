@@ -274,14 +274,16 @@ class Twin:
     def check(self, name: str, train: Any, val: Any, loss_fn: Any, **options: Any) -> Any:
         """The training-recipe checks on candidate ``name`` (copies of its model, optimizer and scheduler:
         nothing of yours changes) with your data and loss; ``options`` are
-        :func:`twinrun.checks.run_checks`'s (``steps``, ``only``, ``batch_size``...). The report goes to the
-        registry of a ``RegistrySink`` among the sinks (else the default one). Returns the ``CheckReport``."""
+        :func:`twinrun.checks.run_checks`'s (``only``, ``settings``...; ``steps=``, ``batch_size=``: settings).
+        The report goes to the registry of a ``RegistrySink`` among the sinks (else the default one)."""
         from twinrun.checks import run_checks
+        from twinrun.spec import SETTING_HELP
 
         if name not in self.states:
             raise BuildError(f"{name!r} is not a Twin candidate", fix=f"one of: {', '.join(self.states)}")
         state = self.states[name]
-        options.setdefault("grad_clip", self.grad_clip)
+        named = {key: options.pop(key) for key in list(options) if key in SETTING_HELP}
+        options["settings"] = {"grad_clip": self.grad_clip, **(options.pop("settings", None) or {}), **named}
         options.setdefault("name", f"{name}-checks")
         options.setdefault("registry", next((s.registry for s in self._sinks if hasattr(s, "registry")), True))
         return run_checks(

@@ -50,7 +50,9 @@ def main() -> None:
         check, _ = CAUGHT_BY[name]
         bug = twinrun.checks.run_checks(**build(bug=True), registry=False, only=[check])[check]
         for seed in range(1, args.seeds):
-            other = twinrun.checks.run_checks(**build(), registry=False, settings={"seed": seed})
+            pieces = build()
+            pieces["settings"] = {**pieces.get("settings", {}), "seed": seed}
+            other = twinrun.checks.run_checks(**pieces, registry=False)
             more = ", ".join(f"{r.name} {r.status} (seed {seed})" for r in other.by_status("warn", "fail"))
             alarms = more if alarms == "none" and more else (alarms + ", " + more if more else alarms)
         rows.append((name, statistics.median(times), min(times), max(times), counts, alarms, check, bug.status))

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from twinrun.examples import DIGITS
-from twinrun.sweeps import local_cores, run_sweep
+from twinrun.sweeps import Execution, local_cores, run_sweep
 
 
 def _load() -> str:
@@ -40,8 +40,8 @@ def _load() -> str:
 def sweep_seconds(jobs: int, threads: int | None, seeds: int, steps: int) -> tuple[float, dict[str, object]]:
     with tempfile.TemporaryDirectory() as home:
         t0 = time.perf_counter()
-        result = run_sweep(DIGITS, seeds=seeds, jobs=jobs, threads=threads, overrides={"steps": steps},
-                           home=home, progress=False)
+        result = run_sweep(DIGITS, seeds=seeds, execution=Execution(jobs=jobs, threads=threads),
+                           overrides={"steps": steps}, home=home, progress=False)
         seconds = time.perf_counter() - t0
         assert result.ok, [r.error for r in result.failed]
         per_seed = [o.seconds for o in result.ran]

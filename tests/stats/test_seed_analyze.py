@@ -171,11 +171,11 @@ def test_recommendation_not_resolved_estimates_seeds_and_picks_the_steadiest():
     d = np.mean(scores[rival] - scores[leader])
     s = np.std(scores[rival] - scores[leader], ddof=1)
     expected = seeds_needed(d, s, alpha=0.05 / 3, n_run=10)  # Bonferroni over 3 comparisons
-    assert rec["seeds_needed"]["seeds"] == expected["seeds"] and expected["seeds"] > 10
+    assert rec["seeds_needed"]["seeds"] == expected.seeds and expected.seeds > 10
     # the 10 seeds' interval of the difference holds 0: said plainly, with the point estimate
-    assert expected["evidence"] is False and expected["range"][1] is None
+    assert expected.evidence is False and expected.range[1] is None
     assert rec["line"].startswith(f"not resolved: no evidence yet of a difference between {leader} and {rival}")
-    assert f"about {expected['seeds']} seeds would resolve it" in rec["line"]
+    assert f"about {expected.seeds} seeds would resolve it" in rec["line"]
     # 'close' feels a third of the seed effect 'better' feels: the smallest range of the two
     assert rec["single"]["candidate"] == "close"
     assert "To deploy a single seed: close (smallest range" in rec["line"]

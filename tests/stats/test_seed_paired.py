@@ -92,19 +92,19 @@ def test_pairing_gain_closed_form():
     g = pairing_gain(a, b)
     va, vb = a.var(ddof=1), b.var(ddof=1)
     cov = np.cov(a, b, ddof=1)[0, 1]
-    assert g["var_paired"] == pytest.approx(va + vb - 2 * cov, rel=1e-12)
-    assert g["var_unpaired"] == pytest.approx(va + vb, rel=1e-12)
-    assert g["correlation"] == pytest.approx(np.corrcoef(a, b)[0, 1], rel=1e-12)
-    assert g["variance_reduction"] == pytest.approx(2 * cov / (va + vb), rel=1e-12)
-    assert g["seeds_factor"] == pytest.approx((va + vb) / (va + vb - 2 * cov), rel=1e-12)
+    assert g.var_paired == pytest.approx(va + vb - 2 * cov, rel=1e-12)
+    assert g.var_unpaired == pytest.approx(va + vb, rel=1e-12)
+    assert g.correlation == pytest.approx(np.corrcoef(a, b)[0, 1], rel=1e-12)
+    assert g.variance_reduction == pytest.approx(2 * cov / (va + vb), rel=1e-12)
+    assert g.seeds_factor == pytest.approx((va + vb) / (va + vb - 2 * cov), rel=1e-12)
     # independent candidates: pairing buys about nothing; anti-correlated: it costs
     anti = pairing_gain([1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0])
-    assert anti["correlation"] == pytest.approx(-1.0) and anti["variance_reduction"] == pytest.approx(-1.0)
+    assert anti.correlation == pytest.approx(-1.0) and anti.variance_reduction == pytest.approx(-1.0)
     constant = pairing_gain([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
-    assert constant["variance_reduction"] == 1.0 and constant["seeds_factor"] is None
-    assert "infinitely" in constant["reason"]
+    assert constant.variance_reduction == 1.0 and constant.seeds_factor is None
+    assert "infinitely" in constant.reason
     two = pairing_gain([1.0, 2.0], [1.5, 2.0])
-    assert two["correlation"] is None and "3 seeds" in two["reason"]
+    assert two.correlation is None and "3 seeds" in two.reason
 
 
 def test_pairing_variance_reduction_by_simulation():
@@ -115,8 +115,8 @@ def test_pairing_variance_reduction_by_simulation():
         shared = rng.normal(size=10)
         a, b = shared + rng.normal(0, 0.5, 10), shared + rng.normal(0, 0.5, 10)
         g = pairing_gain(a, b)
-        reductions.append(g["variance_reduction"])
-        correlations.append(g["correlation"])
+        reductions.append(g.variance_reduction)
+        correlations.append(g.correlation)
     assert np.mean(reductions) == pytest.approx(0.8, abs=0.03)
     assert np.median(correlations) == pytest.approx(0.8, abs=0.05)
 
@@ -203,9 +203,9 @@ def test_compare_to_reference_decides_with_holm():
     expected = holm(p)
     assert {k: v.p_holm for k, v in r.items()} == {k: v["p_holm"] for k, v in expected.items()}
     # the shared seed effect (sd 0.01) dwarfs the candidates' own noise: pairing removes most variance
-    assert r["better"].pairing["variance_reduction"] > 0.8
+    assert r["better"].pairing.variance_reduction > 0.8
     assert r["better"].improvement["paired"].estimate == 1.0
-    assert r["better"].seeds_needed["seeds"] <= 4
+    assert r["better"].seeds_needed.seeds <= 4
     lower = compare_to_reference(_sweep(), "base", higher_is_better=False, n_resamples=2000)
     assert lower["better"].decision == "worse"
 

@@ -18,10 +18,10 @@ from twinrun.stats import paired_t_power, seeds_needed
 )
 def test_seeds_needed_matches_the_published_table(effect, n):
     r = seeds_needed(effect * 0.01, 0.01)
-    assert r["seeds"] == n
-    assert r["power"] >= 0.8 > paired_t_power(effect, n - 1)
-    assert r["effect_size"] == pytest.approx(effect)
-    assert seeds_needed(-effect, 1.0)["seeds"] == n  # the sign does not matter
+    assert r.seeds == n
+    assert r.power >= 0.8 > paired_t_power(effect, n - 1)
+    assert r.effect_size == pytest.approx(effect)
+    assert seeds_needed(-effect, 1.0).seeds == n  # the sign does not matter
 
 
 def test_power_by_simulation():
@@ -45,31 +45,31 @@ def test_power_closed_form_limits():
 
 
 def test_stricter_levels_and_power_need_more_seeds():
-    base = seeds_needed(0.5, 1.0)["seeds"]
-    assert seeds_needed(0.5, 1.0, alpha=0.05 / 4)["seeds"] > base
-    assert seeds_needed(0.5, 1.0, power=0.9)["seeds"] > base
+    base = seeds_needed(0.5, 1.0).seeds
+    assert seeds_needed(0.5, 1.0, alpha=0.05 / 4).seeds > base
+    assert seeds_needed(0.5, 1.0, power=0.9).seeds > base
 
 
 def test_unresolvable_differences():
     zero = seeds_needed(0.0, 0.01)
-    assert zero["seeds"] is None and "observed mean difference is 0" in zero["reason"]
+    assert zero.seeds is None and "observed mean difference is 0" in zero.reason
     identical = seeds_needed(0.0, 0.0)
-    assert identical["seeds"] is None and "exactly the same on every seed" in identical["reason"]
+    assert identical.seeds is None and "exactly the same on every seed" in identical.reason
     constant = seeds_needed(0.01, 0.0)
-    assert constant["seeds"] == 2
+    assert constant.seeds == 2
     tiny = seeds_needed(1e-6, 1.0)
-    assert tiny["seeds"] is None and "more than 10000 seeds" in tiny["reason"]
+    assert tiny.seeds is None and "more than 10000 seeds" in tiny.reason
     broken = seeds_needed(float("nan"), 1.0)
-    assert broken["seeds"] is None and "finite" in broken["reason"]
+    assert broken.seeds is None and "finite" in broken.reason
 
 
 def test_seeds_needed_after_a_pilot_is_a_range_and_never_the_seeds_already_run():
     # a pilot of 3 seeds that did not resolve a clear effect: the point estimate would be 2
     r = seeds_needed(1.0, 0.3, n_run=3)
-    assert r["seeds"] >= 4 and r["range"][0] >= 4 and r["evidence"] is True
-    assert r["range"][1] is None or r["range"][1] >= r["seeds"]
-    assert "normal" in r["assumes"]
+    assert r.seeds >= 4 and r.range[0] >= 4 and r.evidence is True
+    assert r.range[1] is None or r.range[1] >= r.seeds
+    assert "normal" in r.assumes
     # under a true null the interval holds 0: "no evidence of a difference yet", no upper end
     null = seeds_needed(0.01, 0.5, n_run=5)
-    assert null["evidence"] is False and null["range"][1] is None
-    assert null["reason"].startswith("no evidence of a difference yet")
+    assert null.evidence is False and null.range[1] is None
+    assert null.reason.startswith("no evidence of a difference yet")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +44,7 @@ from twinrun.stats._intervals import mean_interval
 from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, as_generator
 from twinrun.stats._scores import pair_scores
-from twinrun.stats._types import PairedDifference, finite_or_none
+from twinrun.stats._types import PairedDifference, PairingGain, finite_or_none
 from twinrun.stats._weighted import weighted_mean
 
 #: The fewest seeds from which a paired spread, an interval and a p-value are reported.
@@ -182,51 +182,49 @@ def _better(low: float, high: float, higher_is_better: bool) -> bool | None:
     return None
 
 
-def pairing_gain(a: Any, b: Any) -> dict[str, Any]:
+def pairing_gain(a: Any, b: Any) -> PairingGain:
     """What pairing the seeds bought against an unpaired design with as many seeds.
 
-    Returns, over the seeds finite in both: ``n``, ``correlation`` (Pearson, needs 3
-    seeds), ``var_a``, ``var_b``, ``var_paired`` (``Var(a - b)``), ``var_unpaired``
+    Returns a :class:`~twinrun.stats.PairingGain`, over the seeds finite in both: ``n``,
+    ``correlation`` (Pearson, needs 3 seeds), ``var_a``, ``var_b``, ``var_paired`` (``Var(a - b)``), ``var_unpaired``
     (``Var(a) + Var(b)``), ``variance_reduction`` (``1 - var_paired / var_unpaired``:
     the share of the unpaired variance the pairing removed; negative if pairing hurt),
     ``seeds_factor`` (``var_unpaired / var_paired``: how many times as many seeds an
     unpaired design needs for an interval as narrow) and ``reason``.
 
     >>> g = pairing_gain([1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.0, 4.5])
-    >>> round(g["correlation"], 3), round(g["variance_reduction"], 3)
+    >>> round(g.correlation, 3), round(g.variance_reduction, 3)
     (0.981, 0.981)
     """
     x, y, keep = pair_scores(a, b)
     x, y = x[keep], y[keep]
     n = int(x.size)
-    out: dict[str, Any] = dict.fromkeys(
-        ("correlation", "var_a", "var_b", "var_paired", "var_unpaired", "variance_reduction", "seeds_factor")
-    )
-    out.update(n=n, reason=None)
     if n < 2:
-        out["reason"] = f"variances need at least 2 seeds with scores for both; there {'is' if n == 1 else 'are'} {n}"
-        return cast("dict[str, Any]", json_safe(out))
+        return PairingGain(
+            n, reason=f"variances need at least 2 seeds with scores for both; there {'is' if n == 1 else 'are'} {n}"
+        )
     var_a, var_b = float(x.var(ddof=1)), float(y.var(ddof=1))
     var_paired = float((x - y).var(ddof=1))
     var_unpaired = var_a + var_b
-    out.update(var_a=var_a, var_b=var_b, var_paired=var_paired, var_unpaired=var_unpaired)
     reasons = []
+    correlation = reduction = factor = None
     if n < 3:
         reasons.append("a correlation needs at least 3 seeds")
     elif var_a == 0 or var_b == 0:
         reasons.append("a correlation is undefined when one candidate scores the same on every seed")
     else:
-        out["correlation"] = float(np.corrcoef(x, y)[0, 1])
+        correlation = float(np.corrcoef(x, y)[0, 1])
     if var_unpaired == 0:
         reasons.append("both candidates score the same on every seed: nothing to reduce")
     else:
-        out["variance_reduction"] = 1.0 - var_paired / var_unpaired
+        reduction = 1.0 - var_paired / var_unpaired
         if var_paired == 0:
             reasons.append("the paired difference is constant: an unpaired design needs infinitely more seeds")
         else:
-            out["seeds_factor"] = var_unpaired / var_paired
-    out["reason"] = "; ".join(reasons) or None
-    return cast("dict[str, Any]", json_safe(out))
+            factor = var_unpaired / var_paired
+    return PairingGain(
+        n, correlation, var_a, var_b, var_paired, var_unpaired, reduction, factor, "; ".join(reasons) or None
+    )
 
 
 def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str, dict[str, Any]]:

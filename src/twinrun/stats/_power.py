@@ -23,11 +23,12 @@ run (those did not resolve it).
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from dataclasses import replace
+from typing import cast
 
 from twinrun.errors import ConfigError
-from twinrun.stats._json import json_safe
 from twinrun.stats._special import nctdtr, ndtri, stdtrit
+from twinrun.stats._types import SeedsNeeded
 
 __all__ = ["paired_t_power", "seeds_needed"]
 
@@ -58,7 +59,7 @@ def seeds_needed(
     power: float = 0.8,
     max_seeds: int = 10_000,
     n_run: int | None = None,
-) -> dict[str, Any]:
+) -> SeedsNeeded:
     """Seeds a paired t-test needs to resolve a difference ``diff`` when paired differences vary by ``sd``.
 
     Args:
@@ -71,12 +72,12 @@ def seeds_needed(
             ``evidence`` and ``assumes``, and keeps ``seeds`` above ``n_run``.
 
     Returns:
-        ``seeds`` (``int``, or ``None`` when no number of seeds is predicted to
-        resolve it), ``effect_size`` (``|diff| / sd``), ``power`` (reached at
-        ``seeds``), ``alpha``, ``target_power`` and ``reason`` (why ``seeds`` is
-        ``None``, or a remark).
+        a :class:`~twinrun.stats.SeedsNeeded`: ``seeds`` (``int``, or ``None`` when no number
+        of seeds is predicted to resolve it), ``effect_size`` (``|diff| / sd``), ``power``
+        (reached at ``seeds``), ``alpha``, ``target_power`` and ``reason`` (why ``seeds`` is
+        ``None``, or a remark); with ``n_run``, also ``range``, ``evidence`` and ``assumes``.
 
-    >>> seeds_needed(0.5, 1.0)["seeds"]
+    >>> seeds_needed(0.5, 1.0).seeds
     34
     """
     for name, value in (("alpha", alpha), ("power", power)):
@@ -85,45 +86,35 @@ def seeds_needed(
                 f"{name}={value!r} must be strictly between 0 and 1",
                 fix=f"pass e.g. {name}={0.05 if name == 'alpha' else 0.8}",
             )
-    out: dict[str, Any] = {
-        "seeds": None,
-        "effect_size": None,
-        "power": None,
-        "alpha": alpha,
-        "target_power": power,
-        "reason": None,
-    }
+
+    diff, sd = float(diff), float(sd)  # plain floats in the result, whatever came in
+
+    def result(seeds: int | None = None, effect: float | None = None, reason: str | None = None) -> SeedsNeeded:
+        reached = paired_t_power(effect, seeds, alpha) if seeds is not None and effect else None
+        found = SeedsNeeded(seeds, effect, reached, alpha, power, reason)
+        return _pilot_range(found, diff, sd, n_run, max_seeds) if n_run is not None and n_run >= 2 else found
+
     if not (math.isfinite(diff) and math.isfinite(sd)) or sd < 0:
-        out["reason"] = f"needs a finite difference and spread; got difference {diff}, sd {sd}"
-        return cast("dict[str, Any]", json_safe(out))
+        why = f"needs a finite difference and spread; got difference {diff}, sd {sd}"
+        return SeedsNeeded(None, None, None, alpha, power, why)
     if sd == 0:
         if diff == 0:
-            out["reason"] = "the two scored exactly the same on every seed; no number of seeds separates them"
-        else:
-            out.update(seeds=2, reason="the paired difference is the same on every seed")
-        return cast("dict[str, Any]", json_safe(out))
+            why = "the two scored exactly the same on every seed; no number of seeds separates them"
+            return SeedsNeeded(None, None, None, alpha, power, why)
+        return SeedsNeeded(2, None, None, alpha, power, "the paired difference is the same on every seed")
     if diff == 0:
-        out.update(
-            effect_size=0.0, reason="the observed mean difference is 0; no number of seeds is predicted to resolve it"
-        )
-        return cast("dict[str, Any]", json_safe(out))
+        why = "the observed mean difference is 0; no number of seeds is predicted to resolve it"
+        return SeedsNeeded(None, 0.0, None, alpha, power, why)
     effect = abs(diff) / sd
-    out["effect_size"] = effect
     z = ndtri(1 - alpha / 2) + ndtri(power)
     n = max(2, math.ceil((z / effect) ** 2))
     if n > max_seeds:
-        out["reason"] = f"more than {max_seeds} seeds (effect size {effect:.3g})"
-        if n_run is not None and n_run >= 2:
-            _pilot_range(out, diff, sd, n_run, alpha, power, max_seeds)
-        return cast("dict[str, Any]", json_safe(out))
+        return result(None, effect, f"more than {max_seeds} seeds (effect size {effect:.3g})")
     while paired_t_power(effect, n, alpha) < power:
         n += 1
     while n > 2 and paired_t_power(effect, n - 1, alpha) >= power:
         n -= 1
-    out.update(seeds=n, power=paired_t_power(effect, n, alpha))
-    if n_run is not None and n_run >= 2:
-        _pilot_range(out, diff, sd, n_run, alpha, power, max_seeds)
-    return cast("dict[str, Any]", json_safe(out))
+    return result(n, effect)
 
 
 def _n_for(effect: float, alpha: float, power: float, max_seeds: int) -> int | None:
@@ -138,27 +129,30 @@ def _n_for(effect: float, alpha: float, power: float, max_seeds: int) -> int | N
     return cast("int | None", n)
 
 
-def _pilot_range(
-    out: dict[str, Any], diff: float, sd: float, n_run: int, alpha: float, power: float, max_seeds: int
-) -> None:
-    """The seeds needed at both ends of the pilot's interval of the mean difference."""
+def _pilot_range(found: SeedsNeeded, diff: float, sd: float, n_run: int, max_seeds: int) -> SeedsNeeded:
+    """``found`` with the seeds needed at both ends of the pilot's interval of the mean difference."""
+    alpha, power = found.alpha, found.target_power
     half = float(stdtrit(n_run - 1, 1 - alpha / 2)) * sd / math.sqrt(n_run)
     near, far = abs(diff) - half, abs(diff) + half
     low = _n_for(far / sd, alpha, power, max_seeds)
     high = _n_for(near / sd, alpha, power, max_seeds) if near > 0 else None
     low = None if low is None else max(low, n_run + 1)
     high = None if high is None else max(high, n_run + 1)
-    if out["seeds"] is not None:
-        out["seeds"] = max(out["seeds"], n_run + 1)
-    out["range"] = [low, high]
-    out["evidence"] = near > 0
-    out["assumes"] = (
-        "roughly normal per-seed differences whose true mean lies in the pilot's "
-        f"{1 - alpha:.0%} interval and whose spread is the pilot's sd; a pilot's own estimate "
-        "of power is optimistic, so trust the range over the point"
-    )
+    reason = found.reason
     if near <= 0:
-        out["reason"] = (
+        reason = (
             f"no evidence of a difference yet: the {n_run} seeds' interval of the mean "
             f"difference, {diff:+.4g} ± {half:.4g}, holds 0"
         )
+    return replace(
+        found,
+        seeds=None if found.seeds is None else max(found.seeds, n_run + 1),
+        reason=reason,
+        range=(low, high),
+        evidence=bool(near > 0),
+        assumes=(
+            "roughly normal per-seed differences whose true mean lies in the pilot's "
+            f"{1 - alpha:.0%} interval and whose spread is the pilot's sd; a pilot's own estimate "
+            "of power is optimistic, so trust the range over the point"
+        ),
+    )

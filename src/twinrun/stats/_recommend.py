@@ -173,7 +173,7 @@ def recommend_aligned(
         t = tests[c]
         worse = bool(adjusted[c]["reject"]) and t.estimate is not None and sign * t.estimate < 0
         needed = (
-            seeds_needed(t.estimate, t.sd, alpha=level, n_run=t.n)
+            seeds_needed(t.estimate, t.sd, alpha=level, n_run=t.n).to_dict()
             if t.sd is not None and t.estimate is not None
             else {"seeds": None, "reason": "needs at least 2 seeds with scores for both to estimate the spread"}
         )

@@ -19,7 +19,6 @@ from twinrun.stats._bootstrap import (
     resample_indices,
 )
 from twinrun.stats._improvement import improvement_from_counts
-from twinrun.stats._json import json_safe
 from twinrun.stats._paired import difference_from_counts, holm, pairing_gain
 from twinrun.stats._power import seeds_needed
 from twinrun.stats._random import Seed, base_seed, stream
@@ -29,7 +28,7 @@ from twinrun.stats._scores import (
     align_scores,
     describe_seeds,
 )
-from twinrun.stats._types import PairedDifference, SeedComparison
+from twinrun.stats._types import PairedDifference, SeedComparison, SeedsNeeded
 
 __all__ = ["compare_to_reference", "decide"]
 
@@ -148,13 +147,13 @@ def _compare(
         needed = (
             seeds_needed(difference.estimate, difference.sd, alpha=level, n_run=difference.n)
             if difference.sd is not None and difference.estimate is not None
-            else {"seeds": None, "reason": "needs the spread of at least 2 paired seeds"}
+            else SeedsNeeded(None, None, None, level, 0.8, "needs the spread of at least 2 paired seeds")
         )
         partial[name] = {
             "seeds_used": tuple(aligned.labels(both)),
             "seeds_dropped": tuple(dropped),
             "difference": difference,
-            "pairing": json_safe(pairing_gain(row, ref)),
+            "pairing": pairing_gain(row, ref),
             "improvement": improvement,
             "seeds_needed": needed,
             "notes": tuple(notes),
@@ -167,6 +166,5 @@ def _compare(
         if decision != "not resolved" and d.sd is not None and d.estimate is not None:
             # resolved already: how many seeds it took at this effect, not "more than were run"
             entry["seeds_needed"] = seeds_needed(d.estimate, d.sd, alpha=level)
-        entry["seeds_needed"] = json_safe(entry["seeds_needed"])
         result[name] = SeedComparison(name, reference, p_holm=adjusted[name]["p_holm"], decision=decision, **entry)
     return result

@@ -79,7 +79,7 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
         mean, wide = float(d.mean()), paired_t_interval(d, 1 - alpha).high
         assert wide is not None  # sd > 0 and n >= 2
         far = abs(mean) + wide - mean
-        best_case = seeds_needed(far, sd, alpha=level)["seeds"]
+        best_case = seeds_needed(far, sd, alpha=level).seeds
         if best_case is None or best_case > n_max:
             out["decision"] = "futile"
             out["reason"] = (

@@ -24,7 +24,9 @@ __all__ = [
     "Improvement",
     "Interval",
     "PairedDifference",
+    "PairingGain",
     "SeedComparison",
+    "SeedsNeeded",
     "SkewInterval",
     "finite_or_none",
 ]
@@ -202,7 +204,7 @@ class PairedDifference:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (Interval, PairedDifference, SeedComparison)):
+    if isinstance(value, (Interval, PairedDifference, PairingGain, SeedComparison, SeedsNeeded)):
         return value.to_dict()
     if isinstance(value, float):
         return finite_or_none(value)
@@ -214,6 +216,57 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class PairingGain:
+    """What pairing the seeds bought against an unpaired design (:func:`~twinrun.stats.pairing_gain`).
+
+    ``var_paired`` is ``Var(a - b)``, ``var_unpaired`` ``Var(a) + Var(b)``;
+    ``variance_reduction`` is ``1 - var_paired / var_unpaired`` and ``seeds_factor``
+    ``var_unpaired / var_paired`` (how many times as many seeds an unpaired design needs).
+    """
+
+    n: int
+    correlation: float | None = None
+    var_a: float | None = None
+    var_b: float | None = None
+    var_paired: float | None = None
+    var_unpaired: float | None = None
+    variance_reduction: float | None = None
+    seeds_factor: float | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class SeedsNeeded:
+    """How many seeds a paired difference needs (:func:`~twinrun.stats.seeds_needed`).
+
+    ``seeds`` is ``None`` when no number of seeds is predicted to resolve it (``reason``).
+    ``range``, ``evidence`` and ``assumes`` come with a pilot (``n_run``): the seeds needed
+    at both ends of the pilot's interval, whether that interval excludes 0, and what the
+    estimate assumes.
+    """
+
+    seeds: int | None
+    effect_size: float | None
+    power: float | None
+    alpha: float
+    target_power: float
+    reason: str | None = None
+    range: tuple[int | None, int | None] | None = None
+    evidence: bool | None = None
+    assumes: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored record (``range``, ``evidence`` and ``assumes`` only with a pilot)."""
+        pilot = ("range", "evidence", "assumes")
+        return {
+            f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in pilot or self.range is not None
+        }
+
+
+@dataclass(frozen=True)
 class SeedComparison:
     """One candidate against the reference across seeds (:func:`~twinrun.stats.compare_to_reference`).
 
@@ -221,9 +274,9 @@ class SeedComparison:
         candidate, reference: who is compared with whom (``difference`` is candidate minus reference).
         seeds_used, seeds_dropped: the seeds finite for both, and those left out (one of the two missing).
         difference: the paired difference with its intervals.
-        pairing: what the pairing bought (:func:`~twinrun.stats.pairing_gain`'s record).
+        pairing: what the pairing bought (:func:`~twinrun.stats.pairing_gain`).
         improvement: P(candidate > reference), ``"paired"`` and ``"unpaired"``.
-        seeds_needed: how many seeds the difference needs (:func:`~twinrun.stats.seeds_needed`'s record).
+        seeds_needed: how many seeds the difference needs (:func:`~twinrun.stats.seeds_needed`).
         p_holm: the Holm-adjusted p-value over the candidates.
         decision: ``"better"``, ``"worse"`` or ``"not resolved"``, at the Holm-adjusted level.
         notes: what was left out, and why.
@@ -234,9 +287,9 @@ class SeedComparison:
     seeds_used: tuple[int | str, ...]
     seeds_dropped: tuple[int | str, ...]
     difference: PairedDifference
-    pairing: Mapping[str, Any]
+    pairing: PairingGain
     improvement: Mapping[str, Improvement]
-    seeds_needed: Mapping[str, Any]
+    seeds_needed: SeedsNeeded
     p_holm: float | None
     decision: str
     notes: tuple[str, ...] = ()

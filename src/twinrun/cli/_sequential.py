@@ -12,7 +12,7 @@ from twinrun.cli._seeds import options_of
 from twinrun.errors import ConfigError
 from twinrun.report import format_sweep
 from twinrun.spec import parse_overrides
-from twinrun.stats import sequential_decision
+from twinrun.stats import SequentialDecision, sequential_decision
 from twinrun.sweeps import SweepInterrupted, run_sweep
 
 __all__ = ["run_until_resolved"]
@@ -40,7 +40,7 @@ def _check(args: argparse.Namespace) -> tuple[int, int]:
     return first, args.max
 
 
-def _decisions(analysis: dict[str, Any], first: int, n_max: int) -> dict[str, dict[str, Any]]:
+def _decisions(analysis: dict[str, Any], first: int, n_max: int) -> dict[str, SequentialDecision]:
     metric = analysis["metrics"][analysis["metric"]]
     return {
         name: sequential_decision(entry["difference"].get("diffs") or [], n_max=n_max, n_min=first)
@@ -73,7 +73,7 @@ def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None, b
         )
         while True:
             decisions = _decisions(result.analysis, first, n_max)
-            if not result.ok or all(d["decision"] != "continue" for d in decisions.values()):
+            if not result.ok or all(d.decision != "continue" for d in decisions.values()):
                 break
             k += 1
             result = run_sweep(resume=result.sweep_id, seeds=k, **common)
@@ -97,7 +97,9 @@ def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None, b
     )
     for name, d in decisions.items():
         interval = (
-            "" if d["low"] is None else f" {d['diff']:+.4g} [{d['low']:+.4g}, {d['high']:+.4g}] at {1 - d['level']:.2%}"
+            ""
+            if d.low is None or d.high is None or d.estimate is None
+            else f" {d.estimate:+.4g} [{d.low:+.4g}, {d.high:+.4g}] at {1 - d.level:.2%}"
         )
-        print(f"  {name} vs {result.analysis['reference']}: {d['decision']}{interval}: {d['reason']}")
+        print(f"  {name} vs {result.analysis['reference']}: {d.decision}{interval}: {d.reason}")
     return 0 if result.ok else 1

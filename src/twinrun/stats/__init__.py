@@ -58,6 +58,7 @@ from twinrun.stats._types import (
     PairingGain,
     SeedComparison,
     SeedsNeeded,
+    SequentialDecision,
     SkewInterval,
     finite_or_none,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "PairingGain",
     "SeedComparison",
     "SeedsNeeded",
+    "SequentialDecision",
     "SkewInterval",
     "align_scores",
     "analyze_seeds",

@@ -20,22 +20,22 @@ Shape: ``diffs`` is ``[n]``, the per-seed paired differences so far, in seed ord
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from twinrun.errors import ConfigError
 from twinrun.stats._intervals import paired_t_interval
-from twinrun.stats._json import json_safe
 from twinrun.stats._power import seeds_needed
+from twinrun.stats._types import Interval, SequentialDecision
 
 __all__ = ["sequential_decision"]
 
 
-def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float = 0.05) -> dict[str, Any]:
-    """The decision after the seeds so far (see the module docstring).
+def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float = 0.05) -> SequentialDecision:
+    """The decision after the seeds so far (see the module docstring): a :class:`~twinrun.stats.SequentialDecision`.
 
-    >>> sequential_decision([0.5, 0.52, 0.49], n_max=10)["decision"]
+    >>> sequential_decision([0.5, 0.52, 0.49], n_max=10).decision
     'resolved'
     """
     if not (isinstance(n_max, int) and isinstance(n_min, int)) or n_min < 3 or n_max < n_min:
@@ -48,45 +48,30 @@ def sequential_decision(diffs: Any, *, n_max: int, n_min: int = 3, alpha: float 
     n = int(d.size)
     looks = n_max - n_min + 1
     level = alpha / looks
-    out: dict[str, Any] = {
-        "decision": "continue",
-        "n": n,
-        "n_max": n_max,
-        "n_min": n_min,
-        "looks": looks,
-        "level": level,
-        "alpha": alpha,
-        "diff": None,
-        "low": None,
-        "high": None,
-        "reason": None,
-    }
+
+    def decision(what: str, reason: str, interval: Interval | None = None) -> SequentialDecision:
+        found = (None, None, None) if interval is None else (interval.estimate, interval.low, interval.high)
+        return SequentialDecision(what, n, n_max, n_min, looks, level, alpha, *found, reason=reason)
+
     if n < n_min:
-        out["reason"] = f"{n} of the {n_min} seeds of the first look"
-        return cast("dict[str, Any]", json_safe(out))
+        return decision("continue", f"{n} of the {n_min} seeds of the first look")
     interval = paired_t_interval(d, 1 - level)
-    out.update(diff=interval.estimate, low=interval.low, high=interval.high)
     sd = float(d.std(ddof=1))
     if sd > 0 and interval.excludes(0.0):
-        out["decision"] = "resolved"
-        out["reason"] = f"the {1 - level:.4%} interval ({looks} planned looks at level {alpha:g}/{looks}) excludes 0"
-        return cast("dict[str, Any]", json_safe(out))
+        why = f"the {1 - level:.4%} interval ({looks} planned looks at level {alpha:g}/{looks}) excludes 0"
+        return decision("resolved", why, interval)
     if n >= n_max:
-        out["decision"] = "exhausted"
-        out["reason"] = f"{n_max} seeds, the most allowed, and the difference is not resolved"
-        return cast("dict[str, Any]", json_safe(out))
+        return decision("exhausted", f"{n_max} seeds, the most allowed, and the difference is not resolved", interval)
     if sd > 0:
         mean, wide = float(d.mean()), paired_t_interval(d, 1 - alpha).high
         assert wide is not None  # sd > 0 and n >= 2
         far = abs(mean) + wide - mean
         best_case = seeds_needed(far, sd, alpha=level).seeds
         if best_case is None or best_case > n_max:
-            out["decision"] = "futile"
-            out["reason"] = (
+            why = (
                 f"even a difference of {far:.4g} (the far end of its {1 - alpha:.0%} interval) "
                 f"would need {best_case or 'more'} seeds at this level, more than the {n_max} "
                 "allowed"
             )
-            return cast("dict[str, Any]", json_safe(out))
-    out["reason"] = "not resolved yet: add a seed"
-    return cast("dict[str, Any]", json_safe(out))
+            return decision("futile", why, interval)
+    return decision("continue", "not resolved yet: add a seed", interval)

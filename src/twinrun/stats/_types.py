@@ -27,6 +27,7 @@ __all__ = [
     "PairingGain",
     "SeedComparison",
     "SeedsNeeded",
+    "SequentialDecision",
     "SkewInterval",
     "finite_or_none",
 ]
@@ -264,6 +265,33 @@ class SeedsNeeded:
         return {
             f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in pilot or self.range is not None
         }
+
+
+@dataclass(frozen=True)
+class SequentialDecision:
+    """What to do after the seeds so far (:func:`~twinrun.stats.sequential_decision`).
+
+    ``decision``: ``"continue"`` (add a seed), ``"resolved"``, ``"exhausted"`` (``n_max``
+    seeds, not resolved) or ``"futile"`` (not resolvable within ``n_max``); ``estimate``,
+    ``low``, ``high``: the mean difference and its interval at the per-look ``level``
+    (stored as ``diff``).
+    """
+
+    decision: str
+    n: int
+    n_max: int
+    n_min: int
+    looks: int
+    level: float
+    alpha: float
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "estimate"}
+        return {**out, "diff": self.estimate}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from scipy import stats as sps
 
 from twinrun.errors import ConfigError, DataError
 from twinrun.stats import (
+    HolmTest,
     compare_to_reference,
     holm,
     paired_difference,
@@ -124,19 +125,19 @@ def test_pairing_variance_reduction_by_simulation():
 def test_holm_closed_form():
     r = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005})
     # sorted: d 0.005*4=0.02, a 0.01*3=0.03, c 0.03*2=0.06, b max(0.06, 0.04*1)=0.06
-    assert {k: v["p_holm"] for k, v in r.items()} == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06, "d": 0.02})
-    assert [r[k]["reject"] for k in "abcd"] == [True, False, False, True]
+    assert {k: v.p_holm for k, v in r.items()} == pytest.approx({"a": 0.03, "b": 0.06, "c": 0.06, "d": 0.02})
+    assert [r[k].reject for k in "abcd"] == [True, False, False, True]
     capped = holm({"x": 0.6, "y": 0.7})
-    assert capped["x"]["p_holm"] == 1.0 and capped["y"]["p_holm"] == 1.0
+    assert capped["x"].p_holm == 1.0 and capped["y"].p_holm == 1.0
     partial = holm({"x": 0.01, "y": None})
-    assert partial["x"]["p_holm"] == 0.01 and partial["y"] == {"p_value": None, "p_holm": None, "reject": None}
+    assert partial["x"].p_holm == 0.01 and partial["y"] == HolmTest(None, None, None)
 
 
 def test_holm_controls_the_familywise_error_by_simulation():
     """Five true nulls: Holm rejects any of them in at most about 5% of experiments."""
     rng = np.random.default_rng(1)
     p = rng.uniform(size=(4000, 5))
-    hits = sum(any(v["reject"] for v in holm(dict(zip("abcde", row))).values()) for row in p)
+    hits = sum(any(v.reject for v in holm(dict(zip("abcde", row))).values()) for row in p)
     assert hits / 4000 <= 0.06
     unadjusted = (p < 0.05).any(axis=1).mean()
     assert unadjusted > 0.2  # what no correction would give: 1 - 0.95^5 = 0.23
@@ -201,7 +202,7 @@ def test_compare_to_reference_decides_with_holm():
     assert r["same"].decision == "not resolved"
     p = {k: v.difference.p_value for k, v in r.items()}
     expected = holm(p)
-    assert {k: v.p_holm for k, v in r.items()} == {k: v["p_holm"] for k, v in expected.items()}
+    assert {k: v.p_holm for k, v in r.items()} == {k: v.p_holm for k, v in expected.items()}
     # the shared seed effect (sd 0.01) dwarfs the candidates' own noise: pairing removes most variance
     assert r["better"].pairing.variance_reduction > 0.8
     assert r["better"].improvement["paired"].estimate == 1.0

@@ -52,6 +52,7 @@ from twinrun.stats._summary import iqm, summarize
 from twinrun.stats._types import (
     BlockInterval,
     BootstrapInterval,
+    HolmTest,
     Improvement,
     Interval,
     PairedDifference,
@@ -72,6 +73,7 @@ __all__ = [
     "AlignedScores",
     "BlockInterval",
     "BootstrapInterval",
+    "HolmTest",
     "Improvement",
     "Interval",
     "PairedDifference",

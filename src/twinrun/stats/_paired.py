@@ -44,7 +44,7 @@ from twinrun.stats._intervals import mean_interval
 from twinrun.stats._json import json_safe
 from twinrun.stats._random import Seed, as_generator
 from twinrun.stats._scores import pair_scores
-from twinrun.stats._types import PairedDifference, PairingGain, finite_or_none
+from twinrun.stats._types import HolmTest, PairedDifference, PairingGain, finite_or_none
 from twinrun.stats._weighted import weighted_mean
 
 #: The fewest seeds from which a paired spread, an interval and a p-value are reported.
@@ -227,7 +227,7 @@ def pairing_gain(a: Any, b: Any) -> PairingGain:
     )
 
 
-def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str, HolmTest]:
     """Holm's step-down adjustment: family-wise error at most ``alpha`` over the tests.
 
     Sort the ``m`` p-values ascending; the ``i``-th (1-based) is adjusted to
@@ -235,10 +235,10 @@ def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str,
     adjusted p-value is below ``alpha``. ``None`` p-values (tests that could not
     be run) are not counted in ``m`` and come back as ``None``.
 
-    Returns ``{name: {"p_value", "p_holm", "reject"}}``.
+    Returns ``{name: HolmTest(p_value, p_holm, reject)}``.
 
     >>> r = holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005})
-    >>> [round(r[k]["p_holm"], 3) for k in "abcd"], [r[k]["reject"] for k in "abcd"]
+    >>> [round(r[k].p_holm, 3) for k in "abcd"], [r[k].reject for k in "abcd"]
     ([0.03, 0.06, 0.06, 0.02], [True, False, False, True])
     """
     check_confidence(1 - alpha)
@@ -250,10 +250,6 @@ def holm(p_values: Mapping[str, float | None], alpha: float = 0.05) -> dict[str,
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[name] = running
     return {
-        name: {
-            "p_value": tested.get(name),
-            "p_holm": adjusted.get(name),
-            "reject": adjusted[name] < alpha if name in adjusted else None,
-        }
+        name: HolmTest(tested.get(name), adjusted.get(name), adjusted[name] < alpha if name in adjusted else None)
         for name in p_values
     }

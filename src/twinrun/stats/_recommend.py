@@ -171,7 +171,7 @@ def recommend_aligned(
     contenders = [leader]
     for c in others:
         t = tests[c]
-        worse = bool(adjusted[c]["reject"]) and t.estimate is not None and sign * t.estimate < 0
+        worse = bool(adjusted[c].reject) and t.estimate is not None and sign * t.estimate < 0
         needed = (
             seeds_needed(t.estimate, t.sd, alpha=level, n_run=t.n).to_dict()
             if t.sd is not None and t.estimate is not None
@@ -182,11 +182,11 @@ def recommend_aligned(
             "sd": t.sd,
             "n": t.n,
             "p_value": t.p_value,
-            "p_holm": adjusted[c]["p_holm"],
+            "p_holm": adjusted[c].p_holm,
             "worse": worse,
             "seeds_needed": needed,
         }
-        if bool(adjusted[c]["reject"]) and t.estimate is not None and sign * t.estimate > 0:
+        if bool(adjusted[c].reject) and t.estimate is not None and sign * t.estimate > 0:
             out.setdefault("better_than_leader", []).append(c)
         if not worse:
             contenders.append(c)

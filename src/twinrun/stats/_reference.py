@@ -162,9 +162,9 @@ def _compare(
     result: dict[str, SeedComparison] = {}
     for name, entry in partial.items():
         d: PairedDifference = entry["difference"]
-        decision = decide(d.estimate, adjusted[name]["reject"], higher_is_better)
+        decision = decide(d.estimate, adjusted[name].reject, higher_is_better)
         if decision != "not resolved" and d.sd is not None and d.estimate is not None:
             # resolved already: how many seeds it took at this effect, not "more than were run"
             entry["seeds_needed"] = seeds_needed(d.estimate, d.sd, alpha=level)
-        result[name] = SeedComparison(name, reference, p_holm=adjusted[name]["p_holm"], decision=decision, **entry)
+        result[name] = SeedComparison(name, reference, p_holm=adjusted[name].p_holm, decision=decision, **entry)
     return result

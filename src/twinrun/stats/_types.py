@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "BlockInterval",
     "BootstrapInterval",
+    "HolmTest",
     "Improvement",
     "Interval",
     "PairedDifference",
@@ -265,6 +266,21 @@ class SeedsNeeded:
         return {
             f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in pilot or self.range is not None
         }
+
+
+@dataclass(frozen=True)
+class HolmTest:
+    """One test of a family under Holm's step-down adjustment (:func:`~twinrun.stats.holm`).
+
+    All three are ``None`` for a test that could not be run (no p-value).
+    """
+
+    p_value: float | None
+    p_holm: float | None
+    reject: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p_value": self.p_value, "p_holm": self.p_holm, "reject": self.reject}
 
 
 @dataclass(frozen=True)

@@ -35,39 +35,39 @@ def test_summarize_matches_numpy():
     s = summarize({"a": a, "b": b})
     for name, x in (("a", a), ("b", b)):
         r = s[name]
-        assert r["n"] == 10 and r["unavailable"] == {}
-        assert r["mean"] == pytest.approx(x.mean(), abs=1e-15)
-        assert r["std"] == pytest.approx(x.std(ddof=1), abs=1e-15)
-        assert r["median"] == pytest.approx(np.median(x), abs=1e-15)
-        assert r["iqm"] == pytest.approx(sps.trim_mean(x, 0.25), abs=1e-15)
-        assert (r["min"], r["max"]) == (x.min(), x.max())
-        assert r["range"] == pytest.approx(x.max() - x.min(), abs=1e-15)
-        assert r["values"] == list(x) and r["seeds"] == list(range(10))
+        assert r.n == 10 and r.unavailable == {}
+        assert r.mean == pytest.approx(x.mean(), abs=1e-15)
+        assert r.std == pytest.approx(x.std(ddof=1), abs=1e-15)
+        assert r.median == pytest.approx(np.median(x), abs=1e-15)
+        assert r.iqm == pytest.approx(sps.trim_mean(x, 0.25), abs=1e-15)
+        assert (r.min, r.max) == (x.min(), x.max())
+        assert r.range == pytest.approx(x.max() - x.min(), abs=1e-15)
+        assert r.values == tuple(x) and r.seeds == tuple(range(10))
 
 
 def test_missing_seeds_are_left_out_and_named():
     s = summarize({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.0, None, float("nan"), 7.0]})
-    assert s["b"]["n"] == 2 and s["b"]["mean"] == 4.0 and s["b"]["values"] == [1.0, None, None, 7.0]
+    assert s["b"].n == 2 and s["b"].mean == 4.0 and s["b"].values == (1.0, None, None, 7.0)
     notes = align_scores({"a": [1.0, 2.0], "b": [np.inf, 3.0]}).notes
     assert len(notes) == 1 and "'b'" in notes[0] and "seed 0 (inf)" in notes[0]
 
 
 def test_one_seed_gives_what_it_can_and_says_why():
     s = summarize({"a": [0.9]})["a"]
-    assert (s["mean"], s["median"], s["iqm"], s["min"], s["max"]) == (0.9,) * 5
-    assert s["std"] is None and s["range"] is None
-    assert s["unavailable"]["std"] == "std needs at least 2 seeds; there is 1"
+    assert (s.mean, s.median, s.iqm, s.min, s.max) == (0.9,) * 5
+    assert s.std is None and s.range is None
+    assert s.unavailable["std"] == "std needs at least 2 seeds; there is 1"
     empty = summarize({"a": [np.nan, np.nan]})["a"]
-    assert empty["mean"] is None and "no finite score" in empty["unavailable"]["mean"]
-    json.dumps(empty, allow_nan=False)
+    assert empty.mean is None and "no finite score" in empty.unavailable["mean"]
+    json.dumps(empty.to_dict(), allow_nan=False)
 
 
 def test_seed_mappings_align_by_seed():
     s = summarize({"a": {0: 0.9, 1: 0.8, 5: 0.7}, "b": {5: 0.6, 0: 0.5}})
-    assert s["a"]["seeds"] == [0, 1, 5]
-    assert s["b"]["values"] == [0.5, None, 0.6]
+    assert s["a"].seeds == (0, 1, 5)
+    assert s["b"].values == (0.5, None, 0.6)
     labelled = summarize({"a": [1.0, 2.0]}, seeds=[17, 42])
-    assert labelled["a"]["seeds"] == [17, 42]
+    assert labelled["a"].seeds == (17, 42)
 
 
 def test_mismatched_lengths_name_the_candidate_and_the_fix():

@@ -61,6 +61,7 @@ from twinrun.stats._types import (
     SeedsNeeded,
     SequentialDecision,
     SkewInterval,
+    Summary,
     finite_or_none,
 )
 
@@ -82,6 +83,7 @@ __all__ = [
     "SeedsNeeded",
     "SequentialDecision",
     "SkewInterval",
+    "Summary",
     "align_scores",
     "analyze_seeds",
     "auto_block_length",

@@ -8,13 +8,13 @@ seeds. Nothing here is random.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from twinrun.errors import DataError
-from twinrun.stats._json import json_safe
 from twinrun.stats._scores import SeedLabel, align_scores
+from twinrun.stats._types import Summary, finite_or_none
 
 __all__ = ["iqm", "summarize", "summarize_values"]
 
@@ -67,7 +67,7 @@ def summarize_values(x: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def summarize(scores: Mapping[str, Any], *, seeds: Sequence[SeedLabel] | None = None) -> dict[str, dict[str, Any]]:
+def summarize(scores: Mapping[str, Any], *, seeds: Sequence[SeedLabel] | None = None) -> dict[str, Summary]:
     """Mean, std, median, IQM, min, max and range of each candidate over its seeds.
 
     Args:
@@ -76,19 +76,20 @@ def summarize(scores: Mapping[str, Any], *, seeds: Sequence[SeedLabel] | None = 
         seeds: labels of the ``K`` seeds (default ``0..K-1``).
 
     Returns:
-        ``{candidate: {"n", "seeds": [K labels], "values": [K] (None where missing),
-        "mean", "std", "median", "iqm", "min", "max", "range", "unavailable"}}``.
+        ``{candidate: Summary}`` (:class:`~twinrun.stats.Summary`: ``n``, ``seeds`` (the ``K``
+        labels), ``values`` (``[K]``, None where missing), ``mean``, ``std``, ``median``, ``iqm``,
+        ``min``, ``max``, ``range`` and ``unavailable``).
 
     >>> s = summarize({"a": [0.90, 0.92, 0.97], "b": [0.91, None, 0.93]})
-    >>> round(s["a"]["range"], 4), s["b"]["n"], s["b"]["values"]
-    (0.07, 2, [0.91, None, 0.93])
+    >>> round(s["a"].range, 4), s["b"].n, s["b"].values
+    (0.07, 2, (0.91, None, 0.93))
     """
     aligned = align_scores(scores, seeds)
-    result = {}
-    for name, row in aligned.values.items():
-        result[name] = {
-            "seeds": list(aligned.seeds),
-            "values": row,
+    return {
+        name: Summary(
+            seeds=tuple(aligned.seeds),
+            values=tuple(finite_or_none(v) for v in row),
             **summarize_values(row[np.isfinite(row)]),
-        }
-    return cast("dict[str, dict[str, Any]]", json_safe(result))
+        )
+        for name, row in aligned.values.items()
+    }

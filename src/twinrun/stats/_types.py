@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -266,6 +266,31 @@ class SeedsNeeded:
         return {
             f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in pilot or self.range is not None
         }
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One candidate over its seeds (:func:`~twinrun.stats.summarize`).
+
+    ``seeds`` and ``values`` are the ``K`` seeds and their scores (``None`` where missing);
+    the statistics are over the ``n`` finite ones, ``None`` where there are too few
+    (``unavailable`` says why, by statistic).
+    """
+
+    n: int
+    seeds: tuple[int | str, ...]
+    values: tuple[float | None, ...]
+    mean: float | None
+    std: float | None
+    median: float | None
+    iqm: float | None
+    min: float | None
+    max: float | None
+    range: float | None
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)

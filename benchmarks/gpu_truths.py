@@ -110,6 +110,18 @@ def cuda_tests() -> dict[str, Any]:
     return {"returncode": done.returncode, "summary": done.stdout.strip().splitlines()[-1:]}
 
 
+def missing_device() -> dict[str, Any]:
+    """A device index past the last visible one is refused before training, naming the ones there are."""
+    from twinrun.engine import resolve_device
+    from twinrun.errors import ConfigError
+
+    try:
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
+    except ConfigError as err:
+        return {"refused": True, "message": err.message, "fix": err.fix}
+    return {"refused": False}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
@@ -127,6 +139,8 @@ def main() -> None:
         report["determinism"] = determinism(home, args.device, args.steps)
         report["vectorised"] = vectorised(home, args.device, args.steps)
         report["deterministic_cost"] = deterministic_cost(home, args.device, args.steps, args.rounds)
+    if args.device.startswith("cuda"):
+        report["missing_device"] = missing_device()
     if not args.skip_tests:
         report["cuda_tests"] = cuda_tests()
     print(json.dumps(report, indent=2, default=str))

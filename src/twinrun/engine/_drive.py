@@ -9,6 +9,7 @@ lockstep driver of ``_lockstep`` answers the requests of several runs at once.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -40,6 +41,13 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(
             f"device={name!r} but CUDA is not available on this machine",
             fix="run on the CPU with --device cpu (or --set device=cpu)",
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(
+            f"device={name!r} but this machine shows {count} CUDA device{'s' if count != 1 else ''} "
+            f"(cuda:0..cuda:{count - 1}; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})",
+            fix=f"use --device cuda:{count - 1} or lower, or --device cuda (the current one)",
         )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device={name!r} but MPS is not available", fix="use --device cpu")

@@ -42,3 +42,24 @@ def test_importing_twinrun_imports_neither_torch_nor_a_namespace():
     code = "import sys, twinrun; print(sorted(m for m in sys.modules if m.startswith(('torch', 'twinrun.'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_every_sink_twinrun_defines_is_in_the_sinks_namespace():
+    """``twinrun.sinks`` is the one place to find a sink, wherever it is defined (found by reading the source)."""
+    import ast
+    from pathlib import Path
+
+    import twinrun.sinks
+    from twinrun.engine import Sink
+
+    source = Path(twinrun.__file__).parent
+    defined = {
+        node.name
+        for path in source.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and any(getattr(b, "id", None) == "Sink" for b in node.bases)
+    }
+    assert {"RegistrySink", "CheckpointSink", "LedgerSink", "TensorBoardSink"} <= defined
+    assert defined == set(twinrun.sinks.__all__)
+    for name in defined:
+        assert issubclass(getattr(twinrun.sinks, name), Sink)

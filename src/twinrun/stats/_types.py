@@ -1,6 +1,6 @@
-"""Typed results of the statistics: an interval, and a paired difference across seeds.
+"""Typed results of the statistics: intervals, paired differences, and what is built on them.
 
-Both are frozen dataclasses with one meaning for "not estimable": ``None``, with a
+All are frozen dataclasses with one meaning for "not estimable": ``None``, with a
 ``reason`` saying why (never NaN). ``to_dict()`` gives the strictly JSON-safe record a
 registry stores; its keys are the ones sweeps have always been stored under, so an
 analysis recorded before these types existed reads the same.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SeedsNeeded",
     "SequentialDecision",
     "SkewInterval",
+    "Summary",
     "finite_or_none",
 ]
 
@@ -47,6 +48,24 @@ def _side(low: float | None, high: float | None, value: float) -> int:
     if low is None or high is None:
         return 0
     return 1 if low > value else -1 if high < value else 0
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON: a typed result as its record, NaN and infinity as ``None``, tuples as lists."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return value.to_dict()  # type: ignore[attr-defined]
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _record(result: Any, *, leave: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every field of ``result`` but ``leave``, JSON-safe."""
+    return {f.name: _plain(getattr(result, f.name)) for f in fields(result) if f.name not in leave}
 
 
 @dataclass(frozen=True)
@@ -94,7 +113,7 @@ class Interval:
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-safe (nested intervals as dicts)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return _record(self)
 
 
 @dataclass(frozen=True)
@@ -199,22 +218,10 @@ class PairedDifference:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored record: ``diff`` for the estimate, the plain test as ``t_test``."""
-        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "estimate"}
+        out = _record(self, leave=("estimate",))
         t_test = self.t_test
         out["t_test"] = None if t_test is None else {"low": t_test.low, "high": t_test.high, "p_value": t_test.p_value}
         return {"diff": self.estimate, **out}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (Interval, PairedDifference, PairingGain, SeedComparison, SeedsNeeded)):
-        return value.to_dict()
-    if isinstance(value, float):
-        return finite_or_none(value)
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 @dataclass(frozen=True)
@@ -237,7 +244,7 @@ class PairingGain:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return _record(self)
 
 
 @dataclass(frozen=True)
@@ -262,10 +269,7 @@ class SeedsNeeded:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored record (``range``, ``evidence`` and ``assumes`` only with a pilot)."""
-        pilot = ("range", "evidence", "assumes")
-        return {
-            f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in pilot or self.range is not None
-        }
+        return _record(self, leave=() if self.range is not None else ("range", "evidence", "assumes"))
 
 
 @dataclass(frozen=True)
@@ -290,7 +294,7 @@ class Summary:
     unavailable: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        return _record(self)
 
 
 @dataclass(frozen=True)
@@ -305,7 +309,7 @@ class HolmTest:
     reject: bool | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"p_value": self.p_value, "p_holm": self.p_holm, "reject": self.reject}
+        return _record(self)
 
 
 @dataclass(frozen=True)
@@ -331,8 +335,7 @@ class SequentialDecision:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "estimate"}
-        return {**out, "diff": self.estimate}
+        return {**_record(self, leave=("estimate",)), "diff": self.estimate}
 
 
 @dataclass(frozen=True)
@@ -365,4 +368,4 @@ class SeedComparison:
 
     def to_dict(self) -> dict[str, Any]:
         """The stored record (as analyses have always stored it: no ``candidate`` key, the dict is keyed by it)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "candidate"}
+        return _record(self, leave=("candidate",))

@@ -9,7 +9,7 @@ from twinrun._home import twinrun_home
 from twinrun._workspace import Provenance, RegistryChoice, chosen_registry
 from twinrun.checks._context import CheckContext
 from twinrun.checks._result import CheckReport
-from twinrun.env import capture_environment, numerics_fingerprint
+from twinrun.env import capture_environment
 
 if TYPE_CHECKING:  # the checks use a registry they are handed; opening one is the workspace's part
     from twinrun.registry import Registry
@@ -38,14 +38,7 @@ def record_report(registry: Registry, ctx: CheckContext, report: CheckReport) ->
         seed=resolved.settings.seed,
         steps=resolved.settings.steps,
         device=str(ctx.device),
-        provenance=Provenance(
-            experiment_path=source.path if source else None,
-            experiment_sha256=source.sha256 if source else None,
-            experiment_source=source.text if source else None,
-            config_hash=resolved.config_hash(),
-            env=env,
-            env_fingerprint=numerics_fingerprint(env),
-        ),
+        provenance=Provenance.of(source, resolved.config_hash(), env),
         tags=("check",),
         extra={"kind": "check"},
     )

@@ -28,6 +28,21 @@ class Provenance:
     env: Mapping[str, Any] | None = None
     env_fingerprint: str | None = None
 
+    @classmethod
+    def of(cls, source: Any, config_hash: str | None, env: Mapping[str, Any] | None) -> Provenance:
+        """From an experiment's ``source`` (its ``path``, ``sha256`` and ``text``; ``None`` for an experiment
+        built in code), its config hash and a captured environment, fingerprinted here."""
+        from twinrun.env import numerics_fingerprint
+
+        return cls(
+            experiment_path=source.path if source else None,
+            experiment_sha256=source.sha256 if source else None,
+            experiment_source=source.text if source else None,
+            config_hash=config_hash,
+            env=env,
+            env_fingerprint=numerics_fingerprint(env) if env else None,
+        )
+
 
 @dataclass(frozen=True)
 class Note:

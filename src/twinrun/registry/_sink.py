@@ -23,7 +23,7 @@ from twinrun.engine import (
     Sink,
     StepDone,
 )
-from twinrun.env import capture_environment, numerics_fingerprint
+from twinrun.env import capture_environment
 from twinrun.registry._records import Provenance
 from twinrun.registry._store import MetricRow, Registry
 
@@ -128,14 +128,7 @@ class RegistrySink(Sink):
             seed=seed,
             steps=steps,
             device=event.device,
-            provenance=Provenance(
-                experiment_path=source.path if source else None,
-                experiment_sha256=source.sha256 if source else None,
-                experiment_source=source.text if source else None,
-                config_hash=config_hash,
-                env=env,
-                env_fingerprint=numerics_fingerprint(env) if env else None,
-            ),
+            provenance=Provenance.of(source, config_hash, env),
             sweep_id=self.sweep_id,
             tags=self.tags,
             note=self.note,

@@ -387,8 +387,9 @@ def test_a_run_records_its_provenance_and_the_old_keywords_warn(tmp_path):
     with Registry.open(tmp_path / "r.sqlite") as reg:
         rid = _run(reg, provenance=origin)
         assert reg.get_run(rid).provenance == origin
-        with pytest.warns(DeprecationWarning, match=r"create_run\(config_hash, experiment_path=...\) is deprecated"):
-            old = _run(reg, experiment_path="/x/exp.py", config_hash="c0ffee")
+        with pytest.warns(DeprecationWarning, match=r"create_run\(config_hash, experiment_path=...\) is deprecated") as seen:
+            old = reg.create_run(name="exp", config={}, experiment_path="/x/exp.py", config_hash="c0ffee")
+        assert seen[0].filename == __file__  # the warning names the caller's line
         assert reg.get_run(old).provenance == Provenance(experiment_path="/x/exp.py", config_hash="c0ffee")
         with pytest.raises(RegistryError, match="both as keywords and with provenance="):
             _run(reg, provenance=origin, config_hash="other")

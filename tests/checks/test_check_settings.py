@@ -27,8 +27,9 @@ def test_settings_reach_the_run_and_the_old_keywords_still_do_with_a_warning():
         warnings.simplefilter("error", DeprecationWarning)
         new = twinrun.checks.run_checks(**_pieces(), settings={"steps": 20, "batch_size": 16, "seed": 3})
     with pytest.warns(DeprecationWarning, match=r"run_checks\(steps=20, batch_size=16, seed=3\) is deprecated: "
-                                                 r"pass settings=\{'steps': 20, 'batch_size': 16, 'seed': 3\}"):
+                                                 r"pass settings=\{'steps': 20, 'batch_size': 16, 'seed': 3\}") as seen:
         old = twinrun.checks.run_checks(**_pieces(), steps=20, batch_size=16, seed=3)
+    assert seen[0].filename == __file__  # the warning names the caller's line
     assert (new.subject["steps"], new.subject["batch_size"], new.subject["seed"]) == (20, 16, 3)
     assert {k: v for k, v in new.subject.items() if k != "run_id"} == {k: v for k, v in old.subject.items() if k != "run_id"}
     assert new["loss_at_init"].details == old["loss_at_init"].details

@@ -182,3 +182,13 @@ def test_an_autoencoder_that_ignores_its_inputs_is_told_why():
     result = twinrun.checks.run_checks(**vae(bug=True), registry=False, only=["zero_input_baseline"])["zero_input_baseline"]
     assert result.status in ("warn", "fail"), result.measured
     assert "autoencoder" in result.explanation and "shuffled separately" not in result.explanation
+
+
+def test_the_zero_input_explanation_reads_a_difference_that_could_not_be_estimated():
+    """After a divergence every validation loss is NaN: the explanation says so instead of crashing."""
+    from twinrun.checks._learning import _span
+    from twinrun.stats import paired_t_interval
+
+    assert _span(paired_t_interval([float("nan")] * 4)) == "no paired difference: no finite value"
+    assert _span(paired_t_interval([0.5])).startswith("paired difference 0.5, no interval: an interval needs")
+    assert _span(paired_t_interval([0.5, 0.7, 0.6])).startswith("paired difference 0.6, 95% interval [")

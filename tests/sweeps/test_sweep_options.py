@@ -39,7 +39,7 @@ def test_options_are_frozen_and_a_name_is_a_backend():
 
 def test_old_flat_keywords_still_run_with_a_warning_naming_the_object(tmp_path):
     with pytest.warns(DeprecationWarning, match=r"run_sweep\(backend='inprocess'\) is deprecated: pass "
-                                                 r"execution=twinrun.sweeps.Execution\(backend='inprocess'\)"):
+                                                 r"execution=twinrun.sweeps.Execution\(backend='inprocess'\)") as seen:
         old = run_sweep(TOY, seeds=2, backend="inprocess", candidates=["small", "wide"], overrides={"steps": 4},
                         home=tmp_path / "old", progress=False)
     with warnings.catch_warnings():
@@ -47,10 +47,12 @@ def test_old_flat_keywords_still_run_with_a_warning_naming_the_object(tmp_path):
         new = run_sweep(TOY, seeds=2, execution="inprocess", candidates=["small", "wide"], overrides={"steps": 4},
                         home=tmp_path / "new", progress=False)
         again = analyze_sweep(new.sweep_id, home=tmp_path / "new", analysis=Analysis(n_resamples=200))
+    assert seen[0].filename == __file__  # the warning names the caller's line (Python shows it only there)
     assert old.execution["backend"] == new.execution["backend"] == "inprocess"
     assert old.analysis["metrics"] == new.analysis["metrics"]
-    with pytest.warns(DeprecationWarning, match=r"analyze_sweep\(n_resamples=200\) is deprecated"):
+    with pytest.warns(DeprecationWarning, match=r"analyze_sweep\(n_resamples=200\) is deprecated") as seen:
         legacy = analyze_sweep(new.sweep_id, home=tmp_path / "new", n_resamples=200)
+    assert seen[0].filename == __file__
     assert legacy["metrics"] == again["metrics"]
     assert {m["n_resamples"] for m in again["metrics"].values()} == {200}
 

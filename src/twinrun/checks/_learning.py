@@ -71,8 +71,7 @@ def check_zero_input_baseline(ctx: CheckContext, opts: Mapping[str, Any]) -> Che
     explanation = (
         f"A copy of the model trained for the first {steps} steps of a run on the real inputs, and another "
         f"on the same batches with every input replaced by zeros. On {real_val.size} validation examples the "
-        f"loss is {real_mean:.4g} with real inputs and {zero_mean:.4g} with zeros (paired difference "
-        f"{diff.estimate:.4g}, 95% interval {_span(diff)})."
+        f"loss is {real_mean:.4g} with real inputs and {zero_mean:.4g} with zeros ({_span(diff)})."
     )
     if real.recalibrated:
         explanation += (
@@ -295,6 +294,9 @@ LOSS_DECREASES = Check(
 
 
 def _span(interval: Interval) -> str:
+    """The paired difference in words, whatever of it could be estimated (none of it after a divergence)."""
+    if interval.estimate is None:
+        return f"no paired difference: {interval.reason}"
     if interval.low is None or interval.high is None:
-        return "not estimable"
-    return f"[{interval.low:.4g}, {interval.high:.4g}]"
+        return f"paired difference {interval.estimate:.4g}, no interval: {interval.reason}"
+    return f"paired difference {interval.estimate:.4g}, 95% interval [{interval.low:.4g}, {interval.high:.4g}]"

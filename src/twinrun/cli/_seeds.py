@@ -227,7 +227,6 @@ def run_seeds(args: argparse.Namespace) -> int:
         return run_until_resolved(
             args,
             [c.strip() for c in args.candidates.split(",") if c.strip()] if args.candidates else None,
-            backend_of(args),
         )
     seeds = _which_seeds(args)
     if seeds is None and not isinstance(args.resume, str):

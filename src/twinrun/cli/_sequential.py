@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from typing import Any
 
 from twinrun.cli._common import print_json
@@ -48,11 +47,11 @@ def _decisions(analysis: dict[str, Any], first: int, n_max: int) -> dict[str, Se
     }
 
 
-def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None, backend: str) -> int:
+def run_until_resolved(args: argparse.Namespace, candidates: list[str] | None) -> int:
     first, n_max = _check(args)
     execution, analysis = options_of(args)
     common: dict[str, Any] = {
-        "execution": replace(execution, backend=backend),
+        "execution": execution,
         "analysis": analysis,
         "ensemble": not args.no_ensemble,
         "tensorboard": args.tensorboard,

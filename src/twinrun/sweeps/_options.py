@@ -125,7 +125,7 @@ def with_legacy(options: Options, legacy: Mapping[str, Any], *, function: str, a
     warnings.warn(
         f"{function}({spelled}) is deprecated: pass {argument}=twinrun.sweeps.{kind}({spelled})",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=4,  # with_legacy, split_legacy, run_sweep: the warning names the caller's line
     )
     return replace(options, **mine)
 

@@ -1,6 +1,6 @@
 """The GPU truths of the speed and distributed issues, as one short script for a machine that has a GPU.
 
-    python benchmarks/gpu_truths.py                  # on cuda, about 3 minutes; prints JSON
+    python benchmarks/gpu_truths.py                  # on cuda, about 4 minutes; prints JSON
     python benchmarks/gpu_truths.py --device cpu     # a dry run of the same script here
 
 What it measures, on the demo's digits experiment (the MLP and the CNN):
@@ -12,7 +12,11 @@ What it measures, on the demo's digits experiment (the MLP and the CNN):
 3. the vectorised executor against the sequential one on the device (8 MLPs,
    time ratio, and the final losses' largest relative difference).
 4. the cost of deterministic mode on the CNN: interleaved rounds, median ratio.
-5. the CUDA-only tests of the suite (twin = solo on CUDA, CUDA generator
+5. candidates spread over devices in one process (``devices``): two MLPs on
+   ``cuda:0,cuda:1`` (or ``cuda:0,cpu`` with one GPU; ``cpu,cpu:0`` in a dry
+   run), each against itself trained alone on its device (final metrics
+   equal?), and the time against both on the first device, interleaved.
+6. the CUDA-only tests of the suite (twin = solo on CUDA, CUDA generator
    states, the GPU snapshot), run with pytest.
 
 Every run is in a temporary home with no registry; nothing is downloaded.
@@ -102,6 +106,33 @@ def deterministic_cost(home: Path, device: str, steps: int, rounds: int) -> dict
     return {"deterministic/default": statistics.median(ratios), "ratios": ratios}
 
 
+def spread(home: Path, device: str, steps: int, rounds: int) -> dict[str, Any]:
+    if device.startswith("cuda"):
+        devices = ["cuda:0", "cuda:1"] if torch.cuda.device_count() > 1 else ["cuda:0", "cpu"]
+    else:
+        devices = ["cpu", "cpu:0"]
+    exp = DIGITS.replace(augment=None, candidates={"a": {"model.dropout": 0.0},
+                                                   "b": {"model.dropout": 0.0, "optimizer.lr": 3e-3}})
+    settings = {"steps": steps, "executor": "sequential", "deterministic": True, "baselines": False,
+                "ledger_every": None}
+
+    def run(name: str, candidates: list[str] | None = None, **more: Any) -> twinrun.TwinResult:
+        return twinrun.compare(exp, candidates=candidates, overrides={**settings, **more}, home=home / name,
+                               registry=False, logdir=None, progress=False)
+
+    together = run("spread", devices=",".join(devices))
+    alone = {n: _finals(run(f"alone-{n}", [n], device=d))[n] for n, d in zip("ab", devices)}
+    times: dict[str, list[float]] = {"spread": [], "one device": []}
+    for r in range(rounds):
+        for kind in ("spread", "one device") if r % 2 == 0 else ("one device", "spread"):
+            start = time.perf_counter()
+            run(f"time-{kind}-{r}", **({"devices": ",".join(devices)} if kind == "spread" else {"device": devices[0]}))
+            times[kind].append(time.perf_counter() - start)
+    ratios = [a / b for a, b in zip(times["spread"], times["one device"])]
+    return {"devices": devices, "equal_to_alone": _finals(together) == alone, "execution": together.execution,
+            "spread/one device": statistics.median(ratios), "ratios": ratios}
+
+
 def cuda_tests() -> dict[str, Any]:
     tests = ["tests/test_twin_engine.py::test_twin_equals_solo_on_cuda", "tests/test_seeding.py",
              "tests/test_gpu_snapshot.py"]
@@ -139,6 +170,7 @@ def main() -> None:
         report["determinism"] = determinism(home, args.device, args.steps)
         report["vectorised"] = vectorised(home, args.device, args.steps)
         report["deterministic_cost"] = deterministic_cost(home, args.device, args.steps, args.rounds)
+        report["spread"] = spread(home, args.device, args.steps, 3)
     if args.device.startswith("cuda"):
         report["missing_device"] = missing_device()
     if not args.skip_tests:

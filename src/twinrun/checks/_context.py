@@ -84,7 +84,7 @@ class CheckContext:
         self.candidate = candidate
         self.state: CandidateState = engine.states[candidate]
         self.settings = engine.settings
-        self.device = engine.device
+        self.device = engine.placement.device_of(candidate)  # the run's first device unless devices= moved it
         self.streams = engine.streams
         self.data = engine.data
         self.output_kind = engine.output_kind
@@ -167,10 +167,10 @@ class CheckContext:
         """
         if step in self._batches:
             return self._batches[step]
-        raw = move_to(self.data.train_batch(step), self.device)
+        raw = move_to(self.data.train_batch(step), self.engine.device)
         # the engine's own augmentation path (same streams), so checks see what a run trains on
         batches, _ = self.engine.augment(step, raw, [self.state])
-        batch = batches[self.state.spec.augment_key]
+        batch: tuple[Any, Any] = move_to(batches[self.state.spec.augment_key], self.device)
         if step <= _KEPT_BATCHES:
             self._batches[step] = batch
         return batch

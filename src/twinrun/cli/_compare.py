@@ -58,6 +58,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--reference", metavar="NAME", help="compare against this candidate (default: the first)")
     parser.add_argument("--device", metavar="DEV", help="torch device, e.g. cpu or cuda (same as --set device=...)")
+    parser.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="spread the candidates over devices in this process: cuda:0,cuda:1 or auto (every visible GPU); "
+        "same-architecture candidates are kept together (same as --set devices=...)",
+    )
     parser.add_argument("--seed", type=int, metavar="N", help="the run's seed (same as --set seed=N)")
     parser.add_argument("--steps", type=int, metavar="N", help="training steps (same as --set steps=N)")
     parser.add_argument(
@@ -176,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def collect_overrides(args: argparse.Namespace) -> dict[str, object]:
     overrides = parse_overrides(args.overrides)
-    for key in ("device", "seed", "steps", "ledger_every", "checkpoint_every", "executor", "memory_budget"):
+    for key in ("device", "devices", "seed", "steps", "ledger_every", "checkpoint_every", "executor", "memory_budget"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value

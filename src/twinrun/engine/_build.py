@@ -80,12 +80,8 @@ class InitReport:
     not_shared: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def summary(self) -> list[str]:
-        lines = []
-        for name in self.shared:
-            n_shared, n_own = len(self.shared[name]), len(self.own[name])
-            total = n_shared + n_own
-            lines.append(f"{name}: {n_shared}/{total} parameter tensors share initial weights")
-        return lines
+        sizes = {name: (len(self.shared[name]), len(self.own[name])) for name in self.shared}
+        return [f"{n}: {s}/{s + o} parameter tensors share initial weights" for n, (s, o) in sizes.items()]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -327,13 +323,17 @@ def build_callable(f: Factory | None, role: str, candidate: str) -> Callable[...
 
 
 def build_candidates(
-    resolved: ResolvedExperiment, streams: RngStreams, device: torch.device
+    resolved: ResolvedExperiment,
+    streams: RngStreams,
+    device: torch.device | Callable[[Mapping[str, nn.Module]], Mapping[str, torch.device]],
 ) -> tuple[dict[str, CandidateState], InitReport]:
-    """Build models (shared init), move them to ``device``, then optimizers and the rest."""
+    """Build models (shared init), move them to ``device`` (or each where ``device(models)`` puts it), then
+    optimizers and the rest."""
     models, report = build_models(resolved, streams)
+    where = device(models) if callable(device) else dict.fromkeys(models, device)
     states: dict[str, CandidateState] = {}
     for name, spec in resolved.candidates.items():
-        model = install_layout(models[name].to(device), resolved.settings.batch_dim)
+        model = install_layout(models[name].to(where[name]), resolved.settings.batch_dim)
         model.train()
         optimizer = build_optimizer(spec, model)
         states[name] = CandidateState(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -64,7 +64,7 @@ class StepRequest:
     engine: TwinEngine
     step: int
     candidates: list[CandidateState]
-    batches: dict[str, tuple[Any, Any]]
+    batches: Mapping[str, tuple[Any, Any]]
     context: StepContext
 
 

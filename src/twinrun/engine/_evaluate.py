@@ -12,6 +12,7 @@ import torch
 from twinrun.engine._build import CandidateState
 from twinrun.engine._data import move_to
 from twinrun.engine._outputs import loss_input, prediction
+from twinrun.engine._placement import Placement
 from twinrun.engine._tta import augment_views
 from twinrun.errors import ConfigError
 from twinrun.rng import RngStreams
@@ -94,8 +95,13 @@ class EvalSet:
     views: list[list[tuple[Any, Any]]] | None
     losses: Mapping[str, Callable[[Any, Any], torch.Tensor]]
     metrics: Mapping[str, Metric]
-    device: torch.device
+    placement: Placement
     streams: RngStreams
+
+    @property
+    def device(self) -> torch.device:
+        """Where the batches are made (the first device); each candidate is evaluated on its own."""
+        return self.placement.primary
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -117,7 +123,7 @@ class EvalSet:
             views=None if self.views is None else [self.views[i] for i in chosen],
             loss_per_example=self.losses[state.name],
             metrics=self.metrics,
-            device=self.device,
+            device=self.placement.device_of(state.name),
             streams=self.streams,
             step=step,
             keep_outputs=keep_outputs,
@@ -133,7 +139,7 @@ def eval_set(
     experiment: str,
     losses: Mapping[str, Callable[[Any, Any], torch.Tensor]],
     metrics: Mapping[str, Metric],
-    device: torch.device,
+    placement: Placement | torch.device,
     streams: RngStreams,
 ) -> EvalSet:
     """A split's batches and, with an ``eval_augment``, their test-time augmented passes (made once)."""
@@ -141,4 +147,6 @@ def eval_set(
     views = None
     if augment is not None:
         views = augment_views(augment, kept, passes=passes, streams=streams, split=split, experiment=experiment)
-    return EvalSet(kept, views, losses, metrics, device, streams)
+    if isinstance(placement, torch.device):
+        placement = Placement(placement, {})
+    return EvalSet(kept, views, losses, metrics, placement, streams)

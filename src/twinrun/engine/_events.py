@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -129,7 +129,13 @@ class RunFailed(Event):
 
 
 class Sink:
-    """Receives engine events. Override the ``on_*`` methods you need; all default to no-ops."""
+    """Receives engine events. Override the ``on_*`` methods you need; all default to no-ops.
+
+    Under ``torchrun`` rank 0 alone gets the sinks given to ``compare``, unless a sink sets
+    ``every_rank = True``: then every rank gets it (and writes what is its own, e.g. one file per rank).
+    """
+
+    every_rank: ClassVar[bool] = False
 
     def on_event(self, event: Event) -> None:
         handler = _HANDLERS.get(type(event))

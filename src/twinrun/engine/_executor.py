@@ -9,12 +9,13 @@ same-architecture candidates fits the same protocol.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import torch
@@ -22,12 +23,13 @@ import torch
 from twinrun.engine._build import CandidateState
 from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._memory import ActivationMeter
-from twinrun.engine._step import StepOutput, train_step
+from twinrun.engine._placement import batch_for
+from twinrun.engine._step import Launched, StepOutput, finish_step, launch_step, train_step
 from twinrun.engine._vector_group import architecture_key
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 
-__all__ = ["DrawTracker", "Executor", "SequentialExecutor", "StepContext"]
+__all__ = ["DrawTracker", "Executor", "SequentialExecutor", "StepContext", "device_of"]
 
 
 @dataclass
@@ -110,6 +112,13 @@ class Executor(Protocol):
         ...
 
 
+def device_of(state: CandidateState) -> torch.device:
+    """Where the candidate trains: its first parameter's (or buffer's) device."""
+    for tensor in itertools.chain(state.model.parameters(), state.model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 class SequentialExecutor:
     """One candidate after another, each inside the ``dropout`` stream of this step.
 
@@ -119,15 +128,24 @@ class SequentialExecutor:
     Adam or AdamW, its update runs over flat storage (``_fused``: the same
     numbers as ``optimizer.step()``, in a few operations); ``fused=False`` calls
     ``optimizer.step()`` itself.
+
+    Candidates on several devices (the ``devices`` setting) step in waves, one
+    candidate per device at a time: every wave's forwards are queued before any
+    loss is read back, then every backward and update before any metric is, so
+    the devices work at once while each still holds one candidate's activations.
+    The numbers are those of one after another (the same operations on the same
+    inputs; ``overlap=True`` forces waves, for tests on one device).
     """
 
-    def __init__(self, *, fused: bool = True, isolate_failures: bool = True) -> None:
+    def __init__(self, *, fused: bool = True, isolate_failures: bool = True, overlap: bool = False) -> None:
         self.draws = DrawTracker()
         self.fused = fused
         #: a candidate whose code raises stops and the others go on; off in a data-parallel run, where a rank
         #: that went on alone would wait for the others forever
         self.isolate_failures = isolate_failures
+        self.overlap = overlap
         self._updates: dict[int, tuple[torch.optim.Optimizer, FusedUpdate | None]] = {}
+        self._devices: dict[int, tuple[CandidateState, torch.device]] = {}
 
     def update_for(self, state: CandidateState) -> FusedUpdate | None:
         """The candidate's fused optimizer step, where its optimizer and model allow one (``_fused``)."""
@@ -138,6 +156,12 @@ class SequentialExecutor:
         self._updates[id(state.optimizer)] = (state.optimizer, update)  # holds the optimizer: its id stays its own
         return update
 
+    def device_of(self, state: CandidateState) -> torch.device:
+        entry = self._devices.get(id(state))
+        if entry is None or entry[0] is not state:
+            entry = self._devices[id(state)] = (state, device_of(state))
+        return entry[1]
+
     def run_step(
         self,
         step: int,
@@ -145,9 +169,16 @@ class SequentialExecutor:
         batches: Mapping[str, tuple[Any, Any]],
         context: StepContext,
     ) -> dict[str, StepOutput]:
+        return self.run_batches(step, [(s, batch_for(batches, s)) for s in candidates], context)
+
+    def run_batches(
+        self, step: int, work: Sequence[tuple[CandidateState, tuple[Any, Any]]], context: StepContext
+    ) -> dict[str, StepOutput]:
+        """Update ``step`` of each candidate on the batch paired with it."""
+        if context.meter is None and (self.overlap or len({self.device_of(s) for s, _ in work}) > 1):
+            return self._run_waves(step, work, context)
         outputs: dict[str, StepOutput] = {}
-        for state in candidates:
-            inputs, targets = batches[state.spec.augment_key]
+        for state, (inputs, targets) in work:
             meter = (
                 context.meter.measure(state.name, (inputs, targets, list(state.model.buffers())))
                 if context.meter
@@ -168,12 +199,55 @@ class SequentialExecutor:
                 if not self.isolate_failures:
                     raise
                 out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
-            outputs[state.name] = StepOutput(
-                out.loss,
-                out.metrics,
-                out.lr,
-                seconds=time.perf_counter() - start,
-                error=out.error,
-                exception=out.exception,
-            )
+            outputs[state.name] = replace(out, seconds=time.perf_counter() - start)
         return outputs
+
+    def _run_waves(
+        self, step: int, work: Sequence[tuple[CandidateState, tuple[Any, Any]]], context: StepContext
+    ) -> dict[str, StepOutput]:
+        by_device: dict[torch.device, list[tuple[CandidateState, tuple[Any, Any]]]] = {}
+        for item in work:
+            by_device.setdefault(self.device_of(item[0]), []).append(item)
+        outputs: dict[str, StepOutput] = {}
+        seconds: dict[str, float] = {}
+        for wave in itertools.zip_longest(*by_device.values()):
+            launched: list[tuple[CandidateState, Any, Any, Launched]] = []
+            for state, (inputs, targets) in (item for item in wave if item is not None):
+                start = time.perf_counter()
+                try:
+                    with self.draws.isolated(state.name, step, context):
+                        begun = launch_step(state, inputs, targets, update=self.update_for(state))
+                    launched.append((state, inputs, targets, begun))
+                except Exception as exc:  # noqa: BLE001 - the candidate's own code raised: the others go on
+                    outputs[state.name] = self._failed(exc, state, inputs, targets)
+                seconds[state.name] = time.perf_counter() - start
+            pending: list[tuple[CandidateState, float, float, dict[str, torch.Tensor]]] = []
+            for state, inputs, targets, begun in launched:
+                start = time.perf_counter()
+                value = float(begun.loss.detach())  # waits for this device alone: the others go on
+                try:
+                    if math.isfinite(value):
+                        tensors = finish_step(
+                            state,
+                            begun,
+                            targets,
+                            metrics=context.metrics,
+                            grad_clip=context.grad_clip,
+                            update=self.update_for(state),
+                        )
+                        pending.append((state, value, begun.lr, tensors))
+                    else:
+                        outputs[state.name] = StepOutput(value, lr=begun.lr)
+                except Exception as exc:  # noqa: BLE001 - as above
+                    outputs[state.name] = self._failed(exc, state, inputs, targets)
+                seconds[state.name] += time.perf_counter() - start
+            for state, value, lr, tensors in pending:
+                start = time.perf_counter()
+                outputs[state.name] = StepOutput(value, {k: float(v) for k, v in tensors.items()}, lr)
+                seconds[state.name] += time.perf_counter() - start
+        return {s.name: replace(outputs[s.name], seconds=seconds[s.name]) for s, _ in work}
+
+    def _failed(self, exc: Exception, state: CandidateState, inputs: Any, targets: Any) -> StepOutput:
+        if not self.isolate_failures:
+            raise exc
+        return StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)

@@ -48,8 +48,11 @@ def build_result(engine: TwinEngine) -> TwinResult:
     if estimates:
         memory["vectorised_estimate_bytes"] = dict(estimates)
     memory["process_peak_rss_bytes"] = process_peak_rss_bytes()
-    if engine.device.type == "cuda":
-        memory["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(engine.device))
+    cuda = [d for d in engine.placement.devices if d.type == "cuda"]
+    if cuda:
+        memory["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(cuda[0]))
+    if len(cuda) > 1:
+        memory["cuda_max_allocated_bytes_by_device"] = {str(d): int(torch.cuda.max_memory_allocated(d)) for d in cuda}
     targets = [b[1] for b in engine.val.batches]
     val_targets = torch.cat(targets) if all(isinstance(t, torch.Tensor) for t in targets) else None
     return TwinResult(
@@ -58,7 +61,7 @@ def build_result(engine: TwinEngine) -> TwinResult:
         reference=engine.resolved.reference,
         seed=engine.settings.seed,
         steps=engine.step,
-        device=str(engine.device),
+        device=engine.placement.label,
         metric_goals=dict(engine.metric_goals),
         candidates=candidates,
         comparisons=comparisons,

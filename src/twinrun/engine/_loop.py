@@ -18,9 +18,12 @@ Everything the outside world sees leaves through events (see ``_events``).
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
+
+import torch
+from torch import nn
 
 from twinrun._interrupt import StopRequest
 from twinrun.engine._baselines import Baselines
@@ -30,26 +33,19 @@ from twinrun.engine._data_facts import data_facts
 from twinrun.engine._distributed import World, shard, spread_over_ranks
 from twinrun.engine._drive import StepRequest, drive, new_run_id, resolve_device
 from twinrun.engine._evaluate import EvalSet, eval_set
-from twinrun.engine._events import (
-    BatchPrepared,
-    EvalDone,
-    EventBus,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    Sink,
-)
+from twinrun.engine._events import BatchPrepared, EvalDone, EventBus, RunFailed, RunFinished, RunStarted, Sink
 from twinrun.engine._executor import Executor, SequentialExecutor, StepContext
 from twinrun.engine._finish import build_result
 from twinrun.engine._history import RunHistory
 from twinrun.engine._memory import ActivationMeter
+from twinrun.engine._placement import PlacedBatches, resolve_placement
 from twinrun.engine._preflight import preflight
 from twinrun.engine._result import TwinResult
 from twinrun.engine._selection import Selection, check_selection
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._step import StepOutput
 from twinrun.engine._vectorised import make_executor
-from twinrun.errors import Interrupted
+from twinrun.errors import ConfigError, Interrupted
 from twinrun.rng import (
     RngStreams,
     derive_seed,
@@ -89,7 +85,6 @@ class TwinEngine:
         self.run_id = run_id or new_run_id()
         if self.settings.deterministic:
             ensure_cublas_workspace_config()  # before anything below can initialise CUDA
-        self.device = resolve_device(self.settings.device)
         self.streams = RngStreams(self.settings.seed)
         self.executor: Executor = executor or make_executor(
             self.settings.executor, budget=parse_bytes(self.settings.memory_budget)
@@ -106,38 +101,28 @@ class TwinEngine:
             order=self.data.plan.order(0),
             batch_size=self.settings.batch_size,
         )
-        self.states, self.init = build_candidates(resolved, self.streams, self.device)
+        self.states, self.init = build_candidates(resolved, self.streams, self._place)
         for state in self.states.values():  # a batch size of its own is checked before anything trains
             self.data.plan_for(state.spec.batch_size)
         self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}
         self.val = self._eval_set("val")
         self.output_kind = self._preflight()
         self.step_streams = self.streams
-        ref = self.states[resolved.reference]
+        ref, at = self.states[resolved.reference], self.placement.device_of(resolved.reference)
         self.baselines = (
             Baselines(
                 ref,
-                move_to(tuple(t[:2] for t in self.val.batches[0]), self.device),
+                move_to(tuple(t[:2] for t in self.val.batches[0]), at),
                 kind=self.output_kind,
                 eval_loss=self.eval_losses[ref.name],
                 streams=self.streams,
-                device=self.device,
+                device=at,
             )
             if self.settings.baselines
             else None
         )
-        goal = self.metric_goals.get(self.settings.select_by or "", False)
-        self.selection = (
-            None
-            if self.settings.select_by is None
-            else Selection(
-                self.settings.select_by,
-                goal,
-                self.settings.patience,
-                sum(len(b[1]) for b in self.val.batches),
-                self.streams,
-            )
-        )
+        n_val = sum(len(b[1]) for b in self.val.batches)
+        self.selection = Selection.of(self.settings, self.metric_goals, n_val, self.streams)
         self.meter = ActivationMeter() if measure_memory else None
         self._measured = self.meter is None  # measured on the first step trained here (a resumed run too)
         #: what changes as the run trains (the step, curves, evaluations, timing): the rest is built once
@@ -153,9 +138,20 @@ class TwinEngine:
         return self.history.step
 
     # ------------------------------------------------------------------ set-up
+    def _place(self, models: Mapping[str, nn.Module]) -> Mapping[str, torch.device]:
+        """Each candidate's device (``_placement``); the first is where batches are made (:attr:`device`)."""
+        self.placement = resolve_placement(self.settings, models, resolve_device)
+        self.device = self.placement.primary
+        return self.placement.of
+
     def _go_parallel(self, world: World) -> None:
         """Data-parallel: equal shards checked, each candidate in DDP or FSDP, one candidate at a time (see
         ``_distributed``), dropout from a stream of (seed, rank)."""
+        if self.placement.spread:
+            raise ConfigError(
+                f"devices={self.settings.devices!r} under torchrun: each rank trains on its own device",
+                fix="drop --set devices under torchrun (the ranks spread the work), or run without torchrun",
+            )
         how = spread_over_ranks(self.states.values(), self.settings, self.device, world)
         self.executor = SequentialExecutor(fused=False, isolate_failures=False)
         self.execution.update(dict.fromkeys(self.states, how))
@@ -172,14 +168,14 @@ class TwinEngine:
             self.resolved.name,
             self.eval_losses,
             self.metrics,
-            self.device,
+            self.placement,
             self.streams,
         )
 
     def _preflight(self) -> str:
         """Every candidate on 2 training examples before training (see ``_preflight``)."""
         return preflight(
-            self.states, self.data, self.streams, self.device, self.metrics, self.eval_losses, self.settings.output
+            self.states, self.data, self.streams, self.placement, self.metrics, self.eval_losses, self.settings.output
         )
 
     # ------------------------------------------------------------------ the loop
@@ -223,7 +219,7 @@ class TwinEngine:
                     self.resolved,
                     self.resolved.to_config(),
                     self.init,
-                    str(self.device),
+                    self.placement.label,
                     self.step,
                     {n: s.model for n, s in self.states.items()},
                 )
@@ -285,16 +281,19 @@ class TwinEngine:
         t0 = time.perf_counter()
         raw = move_to(self.data.train_batch(step), self.device)
         t1 = time.perf_counter()
+        batches: Mapping[str, tuple[Any, Any]]
         batches, assignment = self.augment(step, raw, live)  # a candidate's own batch size: read in there
         full = batches
         if self.world is not None:  # augmented once, whole, then this rank's slice
             batches = {key: shard(batch, self.world) for key, batch in batches.items()}
+        if self.placement.spread:  # copied to another device when a candidate there first asks
+            batches = PlacedBatches(batches, self.placement)
         t2 = time.perf_counter()
         if self.bus.wants_batches:
             self.bus.emit(BatchPrepared(self.run_id, step, batches, assignment))
         context = StepContext(
             self.step_streams,
-            [self.device],
+            self.placement.devices,
             self.metrics,
             self.settings.grad_clip,
             self.meter if not self._measured else None,  # the first step this process trains
@@ -303,7 +302,9 @@ class TwinEngine:
         outputs = yield StepRequest(self, step, live, batches, context)
         if self.baselines is not None:  # the reference's batch, augmentation included
             t3 = time.perf_counter()
-            self.baselines.train(full.get(assignment.get(self.resolved.reference, ""), raw))
+            self.baselines.train(
+                move_to(full.get(assignment.get(self.resolved.reference, ""), raw), self.baselines.device)
+            )
             self.history.timing["baselines"] = self.history.timing.get("baselines", 0.0) + time.perf_counter() - t3
         self.history.timing["data"] += t1 - t0
         self.history.timing["augment"] += t2 - t1
@@ -379,7 +380,8 @@ class TwinEngine:
     def execution_report(self) -> dict[str, str]:
         """How each candidate's steps ran (batched with which others, or alone and why)."""
         report = {**getattr(self.executor, "report", {}), **self.execution}
-        return {n: report.get(n, "sequential") for n in self.states}
+        where = {n: f"; on {self.placement.device_of(n)}" if self.placement.spread else "" for n in self.states}
+        return {n: report.get(n, "sequential") + where[n] for n in self.states}
 
 
 def run_twin(

@@ -19,6 +19,7 @@ from twinrun.engine._data import SharedData, move_to
 from twinrun.engine._executor import shape_of as _shape
 from twinrun.engine._losses import recognise_loss
 from twinrun.engine._outputs import loss_input, prediction
+from twinrun.engine._placement import Placement
 from twinrun.errors import BuildError
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric, check_metric_output
@@ -30,16 +31,19 @@ def preflight(
     states: Mapping[str, CandidateState],
     data: SharedData,
     streams: RngStreams,
-    device: torch.device,
+    placement: Placement | torch.device,
     metrics: Mapping[str, Metric],
     eval_losses: Mapping[str, Callable[[Any, Any], torch.Tensor]],
     output_setting: str,
 ) -> str:
-    """Run every candidate on 2 training examples in eval mode; the output kind of the run."""
-    inputs, targets = data.train_batch(1)
-    inputs, targets = move_to(inputs[:2], device), move_to(targets[:2], device)
+    """Run every candidate on 2 training examples in eval mode, each on its device; the output kind of the run."""
+    if isinstance(placement, torch.device):
+        placement = Placement(placement, {})
+    first, labels = data.train_batch(1)
     kinds = set()
     for name, state in states.items():
+        device = placement.device_of(name)
+        inputs, targets = move_to(first[:2], device), move_to(labels[:2], device)
         if state.augment is not None:
             try:
                 with streams.isolated("preflight"):

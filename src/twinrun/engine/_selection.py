@@ -69,6 +69,12 @@ class Selection:
         self.choose[order[: n_val // 2]] = True  # the first half chooses; the rest judges
         self.best: dict[str, Best] = {}
 
+    @classmethod
+    def of(cls, settings: Any, goals: Mapping[str, bool], n_val: int, streams: RngStreams) -> Selection | None:
+        """The selection of the ``select_by`` and ``patience`` settings (``None`` without ``select_by``)."""
+        metric = settings.select_by
+        return None if metric is None else cls(metric, goals.get(metric, False), settings.patience, n_val, streams)
+
     def update(self, name: str, out: EvalOutput, model: torch.nn.Module) -> bool:
         """Take a full evaluation of ``name`` into account; whether the candidate should stop now."""
         best = self.best.setdefault(name, Best())

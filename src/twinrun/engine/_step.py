@@ -16,7 +16,7 @@ from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._outputs import loss_input, prediction
 from twinrun.spec import Metric
 
-__all__ = ["StepOutput", "candidate_loss", "current_lr", "train_step"]
+__all__ = ["Launched", "StepOutput", "candidate_loss", "current_lr", "finish_step", "launch_step", "train_step"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,53 @@ def candidate_loss(state: CandidateState, outputs: Any, targets: Any) -> torch.T
     return state.loss_fn(outputs if state.loss_takes == "outputs" else prediction(outputs, state.output_key), targets)
 
 
+@dataclass
+class Launched:
+    """A step under way: the forward and loss queued (on a GPU, not yet waited for)."""
+
+    outputs: Any
+    loss: torch.Tensor
+    lr: float
+
+
+def launch_step(state: CandidateState, inputs: Any, targets: Any, *, update: FusedUpdate | None = None) -> Launched:
+    """The first half of :func:`train_step`: gradients cleared, forward, loss. Reads nothing back from a GPU."""
+    lr = current_lr(state.optimizer)
+    if update is not None:
+        update.zero_grad()
+    else:
+        state.optimizer.zero_grad(set_to_none=True)
+    outputs = (state.train_model or state.model)(inputs)
+    return Launched(outputs, candidate_loss(state, outputs, targets), lr)
+
+
+def finish_step(
+    state: CandidateState,
+    launched: Launched,
+    targets: Any,
+    *,
+    metrics: Mapping[str, Metric],
+    grad_clip: float | None,
+    update: FusedUpdate | None = None,
+) -> dict[str, torch.Tensor]:
+    """The second half, for a finite loss: backward, clipping, update, scheduler; the metrics, as tensors
+    (read back by the caller: a GPU is waited for only there)."""
+    launched.loss.backward()
+    launched.loss = launched.loss.detach()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
+    if update is not None:
+        update.step()
+    else:
+        state.optimizer.step()
+    if state.scheduler is not None:
+        state.scheduler.step()
+    with torch.no_grad():
+        detached = prediction(launched.outputs, state.output_key).detach()
+        launched.outputs = None  # the graph is released before the next candidate starts
+        return {name: metric(detached, targets).float().mean() for name, metric in metrics.items()}
+
+
 def train_step(
     state: CandidateState,
     inputs: Any,
@@ -66,30 +113,14 @@ def train_step(
     A candidate with a ``train_model`` (its ``DistributedDataParallel`` wrapper) trains through it, and its
     loss and metrics are the means over the ranks (all ranks decide alike).
     """
-    lr = current_lr(state.optimizer)
-    if update is not None:
-        update.zero_grad()
-    else:
-        state.optimizer.zero_grad(set_to_none=True)
+    launched = launch_step(state, inputs, targets, update=update)
+    loss = launched.loss.detach()
     parallel = state.train_model is not None
-    outputs = (state.train_model or state.model)(inputs)
-    loss = candidate_loss(state, outputs, targets)
-    value = float(loss.detach()) if not parallel else global_mean([float(loss.detach())], loss.device)[0]
+    value = float(loss) if not parallel else global_mean([float(loss)], loss.device)[0]
     if not math.isfinite(value):
-        return StepOutput(loss=value, lr=lr)
-    loss.backward()
-    del loss
-    if grad_clip is not None:
-        nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
-    if update is not None:
-        update.step()
-    else:
-        state.optimizer.step()
-    if state.scheduler is not None:
-        state.scheduler.step()
-    with torch.no_grad():
-        detached = prediction(outputs, state.output_key).detach()
-        values = {name: float(metric(detached, targets).float().mean()) for name, metric in metrics.items()}
+        return StepOutput(loss=value, lr=launched.lr)
+    tensors = finish_step(state, launched, targets, metrics=metrics, grad_clip=grad_clip, update=update)
+    values = {name: float(v) for name, v in tensors.items()}
     if parallel and values:
-        values = dict(zip(values, global_mean(list(values.values()), detached.device)))
-    return StepOutput(loss=value, metrics=values, lr=lr)
+        values = dict(zip(values, global_mean(list(values.values()), loss.device)))
+    return StepOutput(loss=value, metrics=values, lr=launched.lr)

@@ -30,7 +30,8 @@ from typing import Any
 import torch
 
 from twinrun.engine._build import CandidateState
-from twinrun.engine._executor import DrawTracker, SequentialExecutor, StepContext, describe_failure
+from twinrun.engine._executor import DrawTracker, SequentialExecutor, StepContext, describe_failure, device_of
+from twinrun.engine._placement import batch_for
 from twinrun.engine._step import StepOutput
 from twinrun.engine._vector_group import plan_groups
 from twinrun.engine._vector_step import BatchedGroup, inputs_of
@@ -104,7 +105,7 @@ class VectorisedExecutor:
     ) -> dict[str, StepOutput]:
         if not self._groups and self._plan_for == tuple(id(s) for s in candidates):
             return self.sequential.run_step(step, candidates, batches, context)  # nothing to batch: no detour
-        members = [Member(s, batches[s.spec.augment_key], context, s.name) for s in candidates]
+        members = [Member(s, batch_for(batches, s), context, s.name) for s in candidates]
         return {m.state.name: out for m, out in zip(members, self.run_members(step, members))}
 
     def run_members(self, step: int, members: Sequence[Member]) -> list[StepOutput]:
@@ -149,8 +150,7 @@ class VectorisedExecutor:
         for m in members:
             by_context.setdefault(id(m.context), []).append(m)
         for group in by_context.values():
-            batches = {m.state.spec.augment_key: m.batch for m in group}
-            done = self.sequential.run_step(step, [m.state for m in group], batches, group[0].context)
+            done = self.sequential.run_batches(step, [(m.state, m.batch) for m in group], group[0].context)
             out.update({id(m.state): done[m.state.name] for m in group})
         return out
 
@@ -175,8 +175,7 @@ class VectorisedExecutor:
             why, two = group.probe(batches, context, 0, count=2, randomness=randomness)
         per_member = max(two - one, 1) if k > 1 else max(one, 1)
         base = one - per_member if k > 1 else 0
-        device = context.devices[0] if context.devices else torch.device("cpu")
-        budget = self.budget if self.budget is not None else auto_budget(device)
+        budget = self.budget if self.budget is not None else auto_budget(device_of(group.members[0]))
         size = k if why is not None else max(1, min(k, (budget - base) // per_member))
         chunks = (
             [group]

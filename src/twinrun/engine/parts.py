@@ -12,6 +12,7 @@ from twinrun.engine._evaluate import evaluate
 from twinrun.engine._layout import model_batch_dim
 from twinrun.engine._losses import recognise_loss
 from twinrun.engine._outputs import loss_input, prediction, replace_prediction
+from twinrun.engine._placement import batch_for
 from twinrun.engine._step import candidate_loss
 from twinrun.engine._vectorised import Member, VectorisedExecutor
 
@@ -19,6 +20,7 @@ __all__ = [
     "Member",
     "StepRequest",
     "VectorisedExecutor",
+    "batch_for",
     "build_callable",
     "build_optimizer",
     "build_scheduler",

@@ -57,7 +57,7 @@ class Experiment:
             :mod:`twinrun.engine._loader`).
         metrics: name -> :class:`Metric` (per-example, with a direction).
         steps, batch_size, eval_every, eval_batch_size, eval_batches, eval_passes, monitor, baselines, select_by,
-        patience, seed, device, grad_clip,
+        patience, seed, device, devices, grad_clip,
         output, output_key, batch_dim, share_init, deterministic, ledger_every, checkpoint_every, executor,
         memory_budget, data_parallel: shared
             settings, see :class:`~twinrun.spec.Settings`.
@@ -96,6 +96,7 @@ class Experiment:
     patience: int | None = _S.patience
     seed: int = _S.seed
     device: str = _S.device
+    devices: str | Sequence[str] | Mapping[str, str] | None = _S.devices
     grad_clip: float | None = _S.grad_clip
     output: str = _S.output
     output_key: str | int = _S.output_key

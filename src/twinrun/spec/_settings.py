@@ -43,6 +43,7 @@ class Settings:
     patience: int | None = None
     seed: int = 0
     device: str = "cpu"
+    devices: str | Sequence[str] | Mapping[str, str] | None = None
     grad_clip: float | None = None
     output: str = "auto"
     output_key: str | int = "auto"
@@ -84,6 +85,9 @@ SETTING_HELP: dict[str, str] = {
     "batch, the same for all of them, rotating through the validation batches (logged as monitor/...)",
     "seed": "the run's seed; every RNG stream (init, data order, augmentation, dropout) derives from it",
     "device": "torch device: cpu, cuda, cuda:1, mps ...",
+    "devices": "spread the candidates over several devices in one process: a list (cuda:0,cuda:1), auto "
+    "(every visible GPU; none: device), or {candidate: device}; same-architecture candidates are kept "
+    "together, and each batch is made once, on the first device, and copied to the others (None: all on device)",
     "grad_clip": "clip the gradient norm to this value (None: no clipping)",
     "output": "what the model outputs: auto, logits, binary_logits or values (used for seed ensembles)",
     "output_key": "which part of a structured model output (tuple, dict, dataclass) is the prediction "
@@ -129,8 +133,32 @@ def _device(name: str, value: Any) -> None:
         torch.device(value)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(
-            f"setting device={value!r} is not a torch device", fix="use cpu, cuda, cuda:0, mps ..."
+            f"setting {name}={value!r} is not a torch device", fix="use cpu, cuda, cuda:0, mps ..."
         ) from exc
+
+
+def _devices(name: str, value: Any) -> None:
+    if value is None or value == "auto":
+        return
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        names = [p.strip() for p in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(names, (list, tuple)) or not names or "" in names:
+            names = None
+        pairs = [("", n) for n in names] if names is not None else []
+        if not pairs:
+            raise ConfigError(
+                f"setting devices={value!r} must be a list of devices, auto, or a mapping candidate -> device",
+                fix="e.g. --set devices=cuda:0,cuda:1 or --set devices=auto",
+            )
+    for candidate, device in pairs:
+        if not isinstance(candidate, str) or not isinstance(device, str):
+            raise ConfigError(
+                f"setting devices={value!r}: {device!r} is not a device name",
+                fix='e.g. devices=["cuda:0", "cuda:1"] or devices={"wide": "cuda:1"}',
+            )
+        _device("devices", device)
 
 
 def _grad_clip(name: str, value: Any) -> None:
@@ -217,6 +245,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     **dict.fromkeys(("deterministic", "monitor", "baselines"), _flag),
     "seed": _seed,
     "device": _device,
+    "devices": _devices,
     "grad_clip": _grad_clip,
     "output_key": _output_key,
     "batch_dim": _batch_dim,

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from twinrun._interrupt import StopRequest, stop_on_signals
-from twinrun.engine.parts import Member, StepRequest, VectorisedExecutor
+from twinrun.engine.parts import Member, StepRequest, VectorisedExecutor, batch_for
 from twinrun.rng import isolated_global_rng
 from twinrun.spec import parse_bytes
 from twinrun.sweeps._task import SeedOutcome, SeedTask
@@ -155,9 +155,7 @@ def _step_together(seeds: Sequence[_Seed], executor: VectorisedExecutor) -> None
             request = seed.request
             assert request is not None
             members += [
-                Member(
-                    state, request.batches[state.spec.augment_key], request.context, f"{state.name}@{seed.task.seed}"
-                )
+                Member(state, batch_for(request.batches, state), request.context, f"{state.name}@{seed.task.seed}")
                 for state in request.candidates
             ]
         outputs = executor.run_members(step, members)

@@ -78,7 +78,8 @@ def compare_steps(
     root = twinrun_home(home)
     world = detect_world()  # launched by torchrun: data-parallel, rank 0 records
     if world is not None and not world.main:
-        registry, logdir, progress, sinks = False, None, False, ()
+        registry, logdir, progress = False, None, False
+        sinks = tuple(s for s in sinks if getattr(s, "every_rank", False))  # the others are rank 0's
     store = chosen_registry(registry, root)  # a bad registry fails before anything is written (``_workspace``)
     joined = False
     try:

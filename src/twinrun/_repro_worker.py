@@ -13,11 +13,16 @@ optionally the steps to dump tensors at. The worker writes into the request's
 * ``dump.pt``: the tensors of the dump steps, if any were asked for;
 * ``outcome.json``: the ledger path, timings and factors; or
   ``error.json`` (exit status 2 for bad input, 1 for any other failure).
+
+Under ``torchrun`` (``twinrun repro --nproc N``) every rank runs this: rank 0
+writes the files above, rank R its own dump (``dump-rank-R.pt``) and error
+(``error-rank-R.json``); its ledger is in the run folder's ``rank-R/``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -26,6 +31,18 @@ from typing import Any
 from twinrun._atomic import write_json
 
 __all__ = ["main"]
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 outside it)."""
+    raw = os.environ.get("RANK", "0")
+    return int(raw) if raw.isdigit() else 0
+
+
+def _own(name: str, rank: int) -> str:
+    """``dump.pt`` for rank 0, ``dump-rank-R.pt`` for rank R."""
+    stem, dot, ext = name.partition(".")
+    return name if rank == 0 else f"{stem}-rank-{rank}{dot}{ext}"
 
 
 def _run(request: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +56,7 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(int(request["threads"]))
     sinks = []
     if request.get("dump_steps"):
-        sinks.append(DumpSink(out / "dump.pt", [int(s) for s in request["dump_steps"]]))
+        sinks.append(DumpSink(out / _own("dump.pt", _rank()), [int(s) for s in request["dump_steps"]]))
     result = compare(
         request["experiment"],
         candidates=request.get("candidates"),
@@ -66,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     request = json.loads(Path(args[0]).read_text())
     out = Path(request["out"])
     out.mkdir(parents=True, exist_ok=True)
+    rank = _rank()
     try:
         outcome = _run(request)
     except Exception as exc:  # noqa: BLE001 - every failure is reported to the parent
@@ -73,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
         bad_input = isinstance(exc, TwinrunError)
         write_json(
-            out / "error.json",
+            out / _own("error.json", rank),
             {
                 "type": type(exc).__name__,
                 "message": exc.message if isinstance(exc, TwinrunError) else f"{type(exc).__name__}: {exc}",
@@ -83,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             },
         )
         return 2 if bad_input else 1
-    write_json(out / "outcome.json", outcome)
+    if rank == 0:
+        write_json(out / "outcome.json", outcome)
     return 0
 
 

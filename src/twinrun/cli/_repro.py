@@ -27,6 +27,11 @@ Vary one factor on purpose to learn whether it breaks reproducibility:
   --vary seed=0,1         the run seed (a different sample; diverges at init)
   --vary device           cuda:0 vs cuda:1 (or --vary device=cpu,cuda:0)
 
+A data-parallel run:
+  --nproc N               each run under torchrun --nproc_per_node N (gloo on the
+                          CPU); the ledgers are compared rank by rank and the
+                          divergence names the rank whose records parted first
+
 How much nondeterminism alone moves the result:
   --times N               N alike runs; the spread of each candidate's final
                           metrics, against the seed spread of the newest sweep
@@ -37,6 +42,7 @@ examples:
   twinrun repro exp.py --vary hashseed --steps 50
   twinrun repro exp.py --vary threads=1,2 --candidates small --json
   twinrun repro exp.py --times 5 --set device=cuda
+  twinrun repro exp.py --nproc 2 --steps 20
 
 exit status: 0 bit-identical, 1 the runs diverged (with --times: a spread), 2 bad input
 or a run failed.
@@ -69,6 +75,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="run both sides at the same time (faster; training times less comparable)",
     )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="run each side under torchrun --nproc_per_node N and compare the ledgers rank by rank",
+    )
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit for each run")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     add_home(p)
@@ -93,6 +105,11 @@ def run_repro(args: argparse.Namespace) -> int:
 
         if args.vary:
             raise ConfigError("--times and --vary: --times repeats one configuration", fix="give one of them")
+        if args.nproc is not None:
+            raise ConfigError(
+                "--times and --nproc: the spread of repeated runs is measured in single processes",
+                fix="drop --nproc for --times, or --times for a rank-by-rank proof",
+            )
         times = repeat(
             args.experiment,
             args.times,
@@ -118,6 +135,7 @@ def run_repro(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         progress=progress,
         timeout=args.timeout,
+        nproc=args.nproc,
     )
     if args.json:
         print_json(report.to_dict())

@@ -2,8 +2,9 @@
 
 A run launched by ``torchrun`` keeps rank 0's ledger in its folder and every
 other rank's in ``rank-R/`` inside it. Comparing two such runs compares rank R
-with rank R, and the first divergence is the earliest step at which any rank
-parted (the lowest rank on a tie), named with its rank: a shard that reached
+with rank R, and the first divergence is the earliest record at which any rank
+parted (by step, then by the order a step's records are written in, then the
+lowest rank), named with its rank: a shard that reached
 one rank in another order shows as that rank's batch, a rank whose gradients
 were reduced differently as its weights.
 """
@@ -18,6 +19,9 @@ from twinrun.ledger._compare import LedgerComparison, compare_ledgers
 from twinrun.ledger._ledger import LEDGER_FILE, Ledger, find_ledger
 
 __all__ = ["compare_runs", "rank_ledgers"]
+
+#: the order in which a step's records are written (``_sink``)
+_WRITTEN = {"init": 0, "batch": 1, "loss": 2, "weights": 3, "rng": 4}
 
 
 def rank_ledgers(path: str | Path) -> dict[int, Path]:
@@ -49,10 +53,16 @@ def compare_runs(a: str | Path, b: str | Path) -> LedgerComparison:
     results = {rank: compare_ledgers(Ledger.load(ranks_a[rank]), Ledger.load(ranks_b[rank])) for rank in ranks_a}
     if len(results) == 1:
         return results[0]
-    parted = [(c.divergence.step, rank, c.divergence) for rank, c in results.items() if c.divergence is not None]
+    # the earliest record that parted: by step, then by where in a step it is written (a rank's batch comes
+    # before the losses that every rank averages), then by rank
+    parted = [
+        (c.divergence.step, _WRITTEN.get(c.divergence.kind, len(_WRITTEN)), rank, c.divergence)
+        for rank, c in results.items()
+        if c.divergence is not None
+    ]
     first = None
     if parted:
-        _, rank, divergence = min(parted, key=lambda p: p[:2])
+        *_, rank, divergence = min(parted, key=lambda p: p[:3])
         first = replace(divergence, rank=rank)
     return LedgerComparison(
         compared=sum(c.compared for c in results.values()),

@@ -47,6 +47,8 @@ class DumpSink(Sink):
     ``targets``) and every model's ``state_dict`` after the update (kind ``weights``).
     """
 
+    every_rank = True  # under torchrun every rank dumps its own tensors (``twinrun repro --nproc``)
+
     def __init__(self, path: str | Path, steps: Iterable[int]) -> None:
         self.path = Path(path)
         self.steps = set(steps)

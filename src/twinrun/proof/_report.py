@@ -98,6 +98,7 @@ class ReproReport:
             "identical": self.identical,
             "varied": {"factor": self.variation.factor, "a": self.variation.a.label, "b": self.variation.b.label},
             "records_compared": self.comparison.compared,
+            "ranks": self.comparison.ranks,
             "divergence": None if self.divergence is None else self.divergence.to_dict(),
             "seen_first": None if self.narrowed_from is None else self.narrowed_from.to_dict(),
             "factor_differences": {k: {"a": a, "b": b} for k, (a, b) in self.factor_differences.items()},
@@ -115,7 +116,9 @@ class ReproReport:
             lines.append(f"run {tag.upper()} ({run.label}): {run.seconds:.1f} s, training {run.train_seconds:.2f} s")
         lines.append("")
         if self.identical:
-            lines.append(f"bit-identical ({self.comparison.compared} records compared)")
+            ranks = self.comparison.ranks
+            over = f", {ranks} ranks" if ranks > 1 else ""
+            lines.append(f"bit-identical ({self.comparison.compared} records compared{over})")
             if v.factor is not None:
                 lines.append(f"varying {v.factor} ({v.a.label} vs {v.b.label}) did not change a single bit.")
         else:

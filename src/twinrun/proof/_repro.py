@@ -35,7 +35,7 @@ from twinrun._atomic import write_json
 from twinrun._home import twinrun_home
 from twinrun._launch import child_environment, launch
 from twinrun.errors import ConfigError, TwinrunError
-from twinrun.ledger import Divergence, Ledger, compare_ledgers
+from twinrun.ledger import Divergence, Ledger, LedgerComparison, compare_runs
 from twinrun.proof._dump import tensor_differences
 from twinrun.proof._report import ReproReport, RunInfo
 from twinrun.proof._vary import Side, inherited_hashseed, parse_vary
@@ -74,7 +74,9 @@ class _Runner:
         parallel: bool,
         progress: Progress,
         timeout: float | None,
+        nproc: int | None = None,
     ) -> None:
+        self.nproc = nproc
         self.experiment = experiment
         self.candidates = list(candidates) if candidates else None
         self.workdir = workdir
@@ -97,8 +99,12 @@ class _Runner:
         # both runs import this very twinrun, and are no training child of a `twinrun` command
         env = child_environment({**os.environ, **job.side.env}, drop=("TWINRUN_CHILD",))
         job.started = time.perf_counter()
+        module, args = "twinrun._repro_worker", [str(path)]
+        if self.nproc:  # every rank runs the worker; torchrun gives each its rank and the rendezvous
+            args = ["--standalone", "--nproc_per_node", str(self.nproc), "-m", module, *args]
+            module = "torch.distributed.run"
         with open(job.folder / "worker.log", "wb") as log:  # the child keeps its own copy of the handle
-            job.process = launch("twinrun._repro_worker", [str(path)], env=env, stdout=log, stderr=subprocess.STDOUT)
+            job.process = launch(module, args, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def _finish(self, job: _Job) -> None:
         assert job.process is not None
@@ -112,7 +118,8 @@ class _Runner:
                 fix="raise the time limit (--timeout) or run fewer steps (--steps N)",
             ) from None
         job.seconds = time.perf_counter() - job.started
-        error = job.folder / "error.json"
+        errors = [job.folder / "error.json", *sorted(job.folder.glob("error-rank-*.json"))]
+        error = next((e for e in errors if e.is_file()), errors[0])  # rank 0's, else the first rank's that failed
         if code != 0:
             if error.is_file():
                 info = json.loads(error.read_text())
@@ -149,9 +156,10 @@ class _Runner:
         self.progress(f"{what}: done in {time.perf_counter() - started:.1f} s")
 
 
-def _ledgers(jobs: Sequence[_Job]) -> tuple[Ledger, Ledger]:
-    a, b = (Ledger.load(j.outcome["ledger"]) for j in jobs)
-    return a, b
+def _compare(jobs: Sequence[_Job]) -> LedgerComparison:
+    """The two runs' ledgers compared (rank by rank, for runs under torchrun)."""
+    a, b = (j.outcome["run_dir"] for j in jobs)
+    return compare_runs(a, b)
 
 
 def _experiment_path(experiment: str | Path | Experiment) -> str:
@@ -176,6 +184,7 @@ def repro(
     parallel: bool = False,
     progress: Progress | None = None,
     timeout: float | None = None,
+    nproc: int | None = None,
 ) -> ReproReport:
     """Run ``experiment`` twice in fresh processes and compare their ledgers.
 
@@ -191,6 +200,8 @@ def repro(
         parallel: run the two sides at the same time (faster; timings less clean).
         progress: called with one line per phase (the CLI prints them).
         timeout: seconds each run may take.
+        nproc: run each side under ``torchrun --nproc_per_node nproc`` (data-parallel, gloo on the CPU):
+            the ledgers are compared rank by rank, and a divergence names its rank.
 
     Returns:
         a :class:`ReproReport`: ``identical``, or the first ``divergence``.
@@ -198,6 +209,8 @@ def repro(
     Raises:
         ConfigError: bad experiment, overrides or ``vary``; ReproFailed: a run failed.
     """
+    if nproc is not None and (isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1):
+        raise ConfigError(f"nproc={nproc!r} must be a positive number of processes", fix="e.g. --nproc 2")
     say = progress or (lambda _line: None)
     path = _experiment_path(experiment)
     exp = load_experiment(path)  # bad input fails here, before any process starts
@@ -209,7 +222,7 @@ def repro(
     for side in (variation.a, variation.b):
         resolve(exp, {**base, **side.overrides}, candidates=candidates)
     workdir = twinrun_home(home) / "repro" / uuid.uuid4().hex[:12]
-    runner = _Runner(path, candidates, workdir, parallel, say, timeout)
+    runner = _Runner(path, candidates, workdir, parallel, say, timeout, nproc)
 
     def jobs(phase: str, extra: Mapping[str, Any], dump_steps: Sequence[int] = ()) -> list[_Job]:
         return [
@@ -225,8 +238,8 @@ def repro(
 
     main = jobs("main", {})
     runner.run(main, "running the experiment twice")
-    a, b = _ledgers(main)
-    coarse = compare_ledgers(a, b)
+    a = Ledger.load(main[0].outcome["ledger"])
+    coarse = _compare(main)
     runs = {tag: RunInfo.from_outcome(job.side.label, job.seconds, job.outcome) for tag, job in zip("ab", main)}
     notes: list[str] = []
     divergence = coarse.divergence
@@ -287,7 +300,7 @@ def _narrow(
         f"narrowing: rerunning to step {max(1, s)} with ledger_every=1"
         + ("" if too_big else f", dumping the tensors of {what}"),
     )
-    found = compare_ledgers(*_ledgers(rerun)).divergence
+    found = _compare(rerun).divergence
     if found is None:
         notes.append(
             f"the reruns to step {s} did not diverge: the nondeterminism is intermittent; "
@@ -298,7 +311,8 @@ def _narrow(
     if too_big:
         rerun = jobs("dump", {"steps": max(1, found.step), "ledger_every": 1}, [found.step])
         runner.run(rerun, f"comparing the tensors of step {found.step}")
-    dumps = [torch.load(j.folder / "dump.pt", weights_only=True) for j in rerun]
+    dump = "dump.pt" if not found.rank else f"dump-rank-{found.rank}.pt"  # the rank that parted
+    dumps = [torch.load(j.folder / dump, weights_only=True) for j in rerun]
     if found.step not in dumps[0] or found.step not in dumps[1]:
         notes.append(
             f"the reruns diverged at step {found.step}, outside the dumped steps (intermittent "

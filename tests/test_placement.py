@@ -15,6 +15,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import vectorised as V  # tests/experiments is on the path (conftest.py)
 from torch import nn
 
 import twinrun
@@ -152,3 +153,32 @@ def test_the_command_line_takes_devices_and_records_them(toy, capsys):
         (summary,) = registry.list_runs()
         run = registry.get_run(summary.id)
         assert run.device == "cpu,cpu:0" and run.config["settings"]["devices"] == "cpu,cpu:0"
+
+
+class _Crash(twinrun.Sink):
+    def on_step_done(self, event) -> None:
+        if event.step == 7:
+            raise RuntimeError("crash at step 7")
+
+
+def test_a_spread_run_resumes_bit_for_bit(toy, tmp_path):
+    exp = toy.replace(candidates={"small": {}, "adam": {"optimizer": twinrun.factory(torch.optim.AdamW, lr=1e-2)}},
+                      devices="cpu,cpu:0", steps=12, checkpoint_every=4)
+    run = dict(logdir=None, progress=False, seed_globals=True)
+    full = twinrun.compare(exp, home=tmp_path / "full", **run)
+    with pytest.raises(RuntimeError, match="crash at step 7"):
+        twinrun.compare(exp, home=tmp_path / "crashed", sinks=[_Crash()], **run)
+    run_dir = next((tmp_path / "crashed" / "runs").iterdir())
+    resumed = twinrun.compare(exp, home=tmp_path / "crashed", resume=run_dir, **run)
+    assert resumed.reproducibility["resumed_from"]["step"] == 4
+    _same(full, resumed)
+    assert resumed.execution["adam"].endswith("; on cpu:0")
+
+
+def test_same_architecture_candidates_spread_over_devices_are_still_batched():
+    exp = V.experiment(n=8, steps=12)
+    one, _ = _run(exp)
+    spread, engine = _run(exp, devices="cpu,cpu:0")
+    assert [str(engine.placement.device_of(f"c{i}")) for i in range(8)] == ["cpu"] * 4 + ["cpu:0"] * 4
+    assert spread.execution["c7"].startswith("vectorised with") and spread.execution["c7"].endswith("; on cpu:0")
+    _same(one, spread)

@@ -175,7 +175,9 @@ class SequentialExecutor:
         self, step: int, work: Sequence[tuple[CandidateState, tuple[Any, Any]]], context: StepContext
     ) -> dict[str, StepOutput]:
         """Update ``step`` of each candidate on the batch paired with it."""
-        if context.meter is None and (self.overlap or len({self.device_of(s) for s, _ in work}) > 1):
+        if context.meter is None and (
+            self.overlap or (len(work) > 1 and len({self.device_of(s) for s, _ in work}) > 1)
+        ):
             return self._run_waves(step, work, context)
         outputs: dict[str, StepOutput] = {}
         for state, (inputs, targets) in work:
@@ -199,7 +201,8 @@ class SequentialExecutor:
                 if not self.isolate_failures:
                     raise
                 out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
-            outputs[state.name] = replace(out, seconds=time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            outputs[state.name] = StepOutput(out.loss, out.metrics, out.lr, seconds, out.error, out.exception)
         return outputs
 
     def _run_waves(

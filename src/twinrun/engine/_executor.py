@@ -21,10 +21,11 @@ from typing import Any, Protocol
 import torch
 
 from twinrun.engine._build import CandidateState
+from twinrun.engine._distributed import global_mean
 from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._placement import batch_for
-from twinrun.engine._step import Launched, StepOutput, finish_step, launch_step, train_step
+from twinrun.engine._step import Launched, StepOutput, finish_step, launch_step, train_step_deferred
 from twinrun.engine._vector_group import architecture_key
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
@@ -129,12 +130,15 @@ class SequentialExecutor:
     numbers as ``optimizer.step()``, in a few operations); ``fused=False`` calls
     ``optimizer.step()`` itself.
 
+    A candidate's loss is read back before its update (a non-finite one skips
+    it); its metrics only once every candidate's update is queued, so that on a
+    GPU the next forward is queued while the last backward still runs.
     Candidates on several devices (the ``devices`` setting) step in waves, one
     candidate per device at a time: every wave's forwards are queued before any
-    loss is read back, then every backward and update before any metric is, so
-    the devices work at once while each still holds one candidate's activations.
-    The numbers are those of one after another (the same operations on the same
-    inputs; ``overlap=True`` forces waves, for tests on one device).
+    loss is read back, then every backward and update, so the devices work at
+    once while each still holds one candidate's activations. The numbers are
+    those of one after another (the same operations on the same inputs;
+    ``overlap=True`` forces waves, for tests on one device).
     """
 
     def __init__(self, *, fused: bool = True, isolate_failures: bool = True, overlap: bool = False) -> None:
@@ -180,6 +184,7 @@ class SequentialExecutor:
         ):
             return self._run_waves(step, work, context)
         outputs: dict[str, StepOutput] = {}
+        pending: list[tuple[StepOutput, dict[str, torch.Tensor], float]] = []
         for state, (inputs, targets) in work:
             meter = (
                 context.meter.measure(state.name, (inputs, targets, list(state.model.buffers())))
@@ -189,7 +194,7 @@ class SequentialExecutor:
             start = time.perf_counter()
             try:
                 with self.draws.isolated(state.name, step, context), meter:
-                    out = train_step(
+                    out, tensors = train_step_deferred(
                         state,
                         inputs,
                         targets,
@@ -201,8 +206,15 @@ class SequentialExecutor:
                 if not self.isolate_failures:
                     raise
                 out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
-            seconds = time.perf_counter() - start
-            outputs[state.name] = StepOutput(out.loss, out.metrics, out.lr, seconds, out.error, out.exception)
+                tensors = {}
+            pending.append((out, tensors, time.perf_counter() - start))
+        for (state, _), (out, tensors, seconds) in zip(work, pending):  # metrics read once every update is queued
+            start = time.perf_counter()
+            values = {name: float(v) for name, v in tensors.items()}
+            if state.train_model is not None and values:  # data-parallel: the means over the ranks
+                values = dict(zip(values, global_mean(list(values.values()), self.device_of(state))))
+            seconds += time.perf_counter() - start
+            outputs[state.name] = StepOutput(out.loss, values, out.lr, seconds, out.error, out.exception)
         return outputs
 
     def _run_waves(
@@ -213,6 +225,7 @@ class SequentialExecutor:
             by_device.setdefault(self.device_of(item[0]), []).append(item)
         outputs: dict[str, StepOutput] = {}
         seconds: dict[str, float] = {}
+        pending: list[tuple[CandidateState, float, float, dict[str, torch.Tensor]]] = []
         for wave in itertools.zip_longest(*by_device.values()):
             launched: list[tuple[CandidateState, Any, Any, Launched]] = []
             for state, (inputs, targets) in (item for item in wave if item is not None):
@@ -224,7 +237,6 @@ class SequentialExecutor:
                 except Exception as exc:  # noqa: BLE001 - the candidate's own code raised: the others go on
                     outputs[state.name] = self._failed(exc, state, inputs, targets)
                 seconds[state.name] = time.perf_counter() - start
-            pending: list[tuple[CandidateState, float, float, dict[str, torch.Tensor]]] = []
             for state, inputs, targets, begun in launched:
                 start = time.perf_counter()
                 value = float(begun.loss.detach())  # waits for this device alone: the others go on
@@ -244,10 +256,10 @@ class SequentialExecutor:
                 except Exception as exc:  # noqa: BLE001 - as above
                     outputs[state.name] = self._failed(exc, state, inputs, targets)
                 seconds[state.name] += time.perf_counter() - start
-            for state, value, lr, tensors in pending:
-                start = time.perf_counter()
-                outputs[state.name] = StepOutput(value, {k: float(v) for k, v in tensors.items()}, lr)
-                seconds[state.name] += time.perf_counter() - start
+        for state, value, lr, tensors in pending:  # read once every wave's updates are queued
+            start = time.perf_counter()
+            outputs[state.name] = StepOutput(value, {k: float(v) for k, v in tensors.items()}, lr)
+            seconds[state.name] += time.perf_counter() - start
         return {s.name: replace(outputs[s.name], seconds=seconds[s.name]) for s, _ in work}
 
     def _failed(self, exc: Exception, state: CandidateState, inputs: Any, targets: Any) -> StepOutput:

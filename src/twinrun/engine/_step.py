@@ -16,7 +16,16 @@ from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._outputs import loss_input, prediction
 from twinrun.spec import Metric
 
-__all__ = ["Launched", "StepOutput", "candidate_loss", "current_lr", "finish_step", "launch_step", "train_step"]
+__all__ = [
+    "Launched",
+    "StepOutput",
+    "candidate_loss",
+    "current_lr",
+    "finish_step",
+    "launch_step",
+    "train_step",
+    "train_step_deferred",
+]
 
 
 @dataclass(frozen=True)
@@ -113,14 +122,29 @@ def train_step(
     A candidate with a ``train_model`` (its ``DistributedDataParallel`` wrapper) trains through it, and its
     loss and metrics are the means over the ranks (all ranks decide alike).
     """
+    out, tensors = train_step_deferred(state, inputs, targets, metrics=metrics, grad_clip=grad_clip, update=update)
+    values = {name: float(v) for name, v in tensors.items()}
+    if state.train_model is not None and values:
+        values = dict(zip(values, global_mean(list(values.values()), next(iter(tensors.values())).device)))
+    return StepOutput(loss=out.loss, metrics=values, lr=out.lr)
+
+
+def train_step_deferred(
+    state: CandidateState,
+    inputs: Any,
+    targets: Any,
+    *,
+    metrics: Mapping[str, Metric],
+    grad_clip: float | None,
+    update: FusedUpdate | None = None,
+) -> tuple[StepOutput, dict[str, torch.Tensor]]:
+    """:func:`train_step` with the metrics left where they were computed: the output (its ``metrics`` empty)
+    and the metric tensors, for the caller to read when it waits anyway (on a GPU, reading them here would wait
+    for the backward and the update before the next candidate's forward could be queued)."""
     launched = launch_step(state, inputs, targets, update=update)
     loss = launched.loss.detach()
-    parallel = state.train_model is not None
-    value = float(loss) if not parallel else global_mean([float(loss)], loss.device)[0]
+    value = float(loss) if state.train_model is None else global_mean([float(loss)], loss.device)[0]
     if not math.isfinite(value):
-        return StepOutput(loss=value, lr=launched.lr)
+        return StepOutput(loss=value, lr=launched.lr), {}
     tensors = finish_step(state, launched, targets, metrics=metrics, grad_clip=grad_clip, update=update)
-    values = {name: float(v) for name, v in tensors.items()}
-    if parallel and values:
-        values = dict(zip(values, global_mean(list(values.values()), loss.device)))
-    return StepOutput(loss=value, metrics=values, lr=launched.lr)
+    return StepOutput(loss=value, lr=launched.lr), tensors

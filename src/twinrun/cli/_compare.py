@@ -32,6 +32,7 @@ examples:
   twinrun compare widths.py --checkpoint-every 100
   twinrun compare widths.py --resume latest     # continue bit-identically (an id, a prefix, a folder)
   twinrun compare widths.py --extend 200        # 200 more steps of the latest finished run
+  twinrun compare widths.py --devices cuda:0,cuda:1   # the candidates side by side on two GPUs
 
 Ctrl-C stops at the end of the current step, writes a checkpoint and prints the
 command that resumes the run (a second Ctrl-C stops at once, without one).

@@ -24,11 +24,13 @@ from twinrun.engine._build import CandidateState
 from twinrun.engine._distributed import global_mean
 from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._memory import ActivationMeter
-from twinrun.engine._placement import batch_for
+from twinrun.engine._placement import PlacedBatches, batch_for
 from twinrun.engine._step import Launched, StepOutput, finish_step, launch_step, train_step_deferred
 from twinrun.engine._vector_group import architecture_key
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
+
+_NO_METER = nullcontext()  # reusable: the step of a run that is not measured
 
 __all__ = ["DrawTracker", "Executor", "SequentialExecutor", "StepContext", "device_of"]
 
@@ -173,7 +175,9 @@ class SequentialExecutor:
         batches: Mapping[str, tuple[Any, Any]],
         context: StepContext,
     ) -> dict[str, StepOutput]:
-        return self.run_batches(step, [(s, batch_for(batches, s)) for s in candidates], context)
+        if isinstance(batches, PlacedBatches):
+            return self.run_batches(step, [(s, batch_for(batches, s)) for s in candidates], context)
+        return self.run_batches(step, [(s, batches[s.spec.augment_key]) for s in candidates], context)
 
     def run_batches(
         self, step: int, work: Sequence[tuple[CandidateState, tuple[Any, Any]]], context: StepContext
@@ -184,17 +188,18 @@ class SequentialExecutor:
         ):
             return self._run_waves(step, work, context)
         outputs: dict[str, StepOutput] = {}
-        pending: list[tuple[StepOutput, dict[str, torch.Tensor], float]] = []
+        pending: list[tuple[float, float, dict[str, torch.Tensor], float, StepOutput | None]] = []
         for state, (inputs, targets) in work:
             meter = (
                 context.meter.measure(state.name, (inputs, targets, list(state.model.buffers())))
                 if context.meter
-                else nullcontext()
+                else _NO_METER
             )
             start = time.perf_counter()
+            failed = None
             try:
                 with self.draws.isolated(state.name, step, context), meter:
-                    out, tensors = train_step_deferred(
+                    loss, lr, tensors = train_step_deferred(
                         state,
                         inputs,
                         targets,
@@ -205,16 +210,18 @@ class SequentialExecutor:
             except Exception as exc:
                 if not self.isolate_failures:
                     raise
-                out = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
-                tensors = {}
-            pending.append((out, tensors, time.perf_counter() - start))
-        for (state, _), (out, tensors, seconds) in zip(work, pending):  # metrics read once every update is queued
+                loss, lr, tensors = math.nan, math.nan, {}
+                failed = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
+            pending.append((loss, lr, tensors, time.perf_counter() - start, failed))
+        for (state, _), (loss, lr, tensors, seconds, failed) in zip(work, pending):  # read once every update is queued
+            if failed is not None:
+                outputs[state.name] = replace(failed, seconds=seconds)
+                continue
             start = time.perf_counter()
             values = {name: float(v) for name, v in tensors.items()}
             if state.train_model is not None and values:  # data-parallel: the means over the ranks
                 values = dict(zip(values, global_mean(list(values.values()), self.device_of(state))))
-            seconds += time.perf_counter() - start
-            outputs[state.name] = StepOutput(out.loss, values, out.lr, seconds, out.error, out.exception)
+            outputs[state.name] = StepOutput(loss, values, lr, seconds + time.perf_counter() - start)
         return outputs
 
     def _run_waves(

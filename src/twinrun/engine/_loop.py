@@ -301,10 +301,8 @@ class TwinEngine:
         self._measured = True
         outputs = yield StepRequest(self, step, live, batches, context)
         if self.baselines is not None:  # the reference's batch, augmentation included
-            t3 = time.perf_counter()
-            self.baselines.train(
-                move_to(full.get(assignment.get(self.resolved.reference, ""), raw), self.baselines.device)
-            )
+            t3, batch = time.perf_counter(), full.get(assignment.get(self.resolved.reference, ""), raw)
+            self.baselines.train(move_to(batch, self.baselines.device) if self.placement.spread else batch)
             self.history.timing["baselines"] = self.history.timing.get("baselines", 0.0) + time.perf_counter() - t3
         self.history.timing["data"] += t1 - t0
         self.history.timing["augment"] += t2 - t1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -41,7 +42,7 @@ class Placement:
     primary: torch.device
     of: Mapping[str, torch.device]
 
-    @property
+    @cached_property
     def devices(self) -> list[torch.device]:
         """The distinct devices in use, the primary first."""
         seen: list[torch.device] = [self.primary]
@@ -50,7 +51,7 @@ class Placement:
                 seen.append(device)
         return seen
 
-    @property
+    @cached_property
     def spread(self) -> bool:
         """Candidates on more than one device."""
         return len(self.devices) > 1

@@ -122,11 +122,11 @@ def train_step(
     A candidate with a ``train_model`` (its ``DistributedDataParallel`` wrapper) trains through it, and its
     loss and metrics are the means over the ranks (all ranks decide alike).
     """
-    out, tensors = train_step_deferred(state, inputs, targets, metrics=metrics, grad_clip=grad_clip, update=update)
+    loss, lr, tensors = train_step_deferred(state, inputs, targets, metrics=metrics, grad_clip=grad_clip, update=update)
     values = {name: float(v) for name, v in tensors.items()}
     if state.train_model is not None and values:
         values = dict(zip(values, global_mean(list(values.values()), next(iter(tensors.values())).device)))
-    return StepOutput(loss=out.loss, metrics=values, lr=out.lr)
+    return StepOutput(loss=loss, metrics=values, lr=lr)
 
 
 def train_step_deferred(
@@ -137,14 +137,14 @@ def train_step_deferred(
     metrics: Mapping[str, Metric],
     grad_clip: float | None,
     update: FusedUpdate | None = None,
-) -> tuple[StepOutput, dict[str, torch.Tensor]]:
-    """:func:`train_step` with the metrics left where they were computed: the output (its ``metrics`` empty)
-    and the metric tensors, for the caller to read when it waits anyway (on a GPU, reading them here would wait
-    for the backward and the update before the next candidate's forward could be queued)."""
+) -> tuple[float, float, dict[str, torch.Tensor]]:
+    """:func:`train_step` with the metrics left where they were computed: the loss, the learning rate and
+    the metric tensors (none for a non-finite loss), for the caller to read when it waits anyway (on a GPU,
+    reading them here would wait for the backward and the update before the next forward is queued)."""
     launched = launch_step(state, inputs, targets, update=update)
     loss = launched.loss.detach()
     value = float(loss) if state.train_model is None else global_mean([float(loss)], loss.device)[0]
     if not math.isfinite(value):
-        return StepOutput(loss=value, lr=launched.lr), {}
+        return value, launched.lr, {}
     tensors = finish_step(state, launched, targets, metrics=metrics, grad_clip=grad_clip, update=update)
-    return StepOutput(loss=value, lr=launched.lr), tensors
+    return value, launched.lr, tensors

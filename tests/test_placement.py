@@ -182,3 +182,13 @@ def test_same_architecture_candidates_spread_over_devices_are_still_batched():
     assert [str(engine.placement.device_of(f"c{i}")) for i in range(8)] == ["cpu"] * 4 + ["cpu:0"] * 4
     assert spread.execution["c7"].startswith("vectorised with") and spread.execution["c7"].endswith("; on cpu:0")
     _same(one, spread)
+
+
+def test_a_batched_group_over_two_names_of_one_device_shares_its_batch():
+    # BatchNorm and convolutions: a group fed copies of the batch (not the batch itself) would sum in another order
+    exp = V.experiment(model=twinrun.factory(V.CNN, batchnorm=True), data_fn=V.images, n=4, steps=6,
+                       executor="vectorised")
+    one, _ = _run(exp)
+    spread, engine = _run(exp, devices="cpu,cpu:0")
+    assert engine.placement.spread and spread.execution["c3"].startswith("vectorised with 4")
+    _same(one, spread)

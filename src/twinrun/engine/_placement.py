@@ -21,6 +21,7 @@ draw dropout masks with different kernels).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -150,8 +151,17 @@ class PlacedBatches(Mapping[str, tuple[Any, Any]]):
             return self.batches[key]
         copy = self._copies.get((key, device))
         if copy is None:
-            copy = self._copies[(key, device)] = move_to(self.batches[key], device)
+            batch = self.batches[key]
+            # another name of the primary device (cpu:0 for cpu) holds the very batch: shared as such, not copied
+            copy = batch if _actual(device) == _actual(self.placement.primary) else move_to(batch, device)
+            self._copies[(key, device)] = copy
         return copy
+
+
+@functools.cache
+def _actual(device: torch.device) -> torch.device:
+    """The device a tensor put on ``device`` reports (``cpu:0`` -> ``cpu``, ``cuda`` -> ``cuda:N``)."""
+    return torch.empty(0, device=device).device
 
 
 def batch_for(batches: Mapping[str, tuple[Any, Any]], state: Any) -> tuple[Any, Any]:

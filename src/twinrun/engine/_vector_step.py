@@ -202,6 +202,35 @@ class BatchedGroup:
             return f"the model does not run under torch.func.vmap: {type(exc).__name__}: {first[:200]}", 0
         return None, meter.peak_bytes
 
+    def draws_differ(self, batches: Sequence[tuple[Any, Any]], context: StepContext) -> str | None:
+        """Why the batched forward does not draw what the first member draws alone (``None``: it does).
+
+        Under ``vmap`` a dropout mask is drawn in the logical order of its input, alone in the input's memory
+        order: where a layer hands dropout a transposed tensor (``nn.MultiheadAttention`` with
+        ``batch_first=True``), the masks differ. So the first member runs both ways on copies, in one stream:
+        outputs apart by more than rounding mean other masks, and the group steps one candidate at a time.
+        """
+        member = self.members[0]
+        params = {n: p.detach().clone() for n, p in member.model.named_parameters()}
+        buffers = {n: b.clone() for n, b in member.model.named_buffers()}
+        inputs, _, shared = inputs_of(batches[:1])
+        with torch.no_grad():
+            with context.streams.isolated("dropout", 0, devices=context.devices):
+                alone = functional_call(member.model, {**params, **buffers}, (batches[0][0],), strict=False)
+            stacked = {n: t.unsqueeze(0) for n, t in params.items()}
+            owned = {n: t.clone().unsqueeze(0) for n, t in member.model.named_buffers()}
+            with context.streams.isolated("dropout", 0, devices=context.devices):
+                batched = _unbind(self.forward_fn(shared)(stacked, owned, inputs), 1)[0]
+        for a, b in zip(pytree.tree_leaves(batched), pytree.tree_leaves(alone)):
+            if isinstance(a, torch.Tensor) and a.is_floating_point() and a.numel():
+                apart, scale = float((a - b).abs().max()), float(b.abs().max())
+                if not apart <= 1e-3 * scale + 1e-6:
+                    return (
+                        f"under torch.func.vmap its random draws (dropout masks) are not the ones it draws alone "
+                        f"(outputs apart by {apart:.3g} of {scale:.3g}): one at a time, it is the exact reference"
+                    )
+        return None
+
     def step(
         self,
         step: int,

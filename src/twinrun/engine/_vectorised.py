@@ -170,6 +170,8 @@ class VectorisedExecutor:
         k, context, batches = len(members), members[0].context, [m.batch for m in members]
         randomness = self._randomness(members)
         why, one = group.probe(batches, context, 0, count=1, randomness=randomness)
+        if why is None and randomness == "same":  # one run's candidates: the masks each would draw alone
+            why = group.draws_differ(batches, context)
         two = one
         if why is None and k > 1:
             why, two = group.probe(batches, context, 0, count=2, randomness=randomness)

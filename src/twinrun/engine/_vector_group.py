@@ -10,7 +10,9 @@ momentum, schedules) may differ: those are what a twin compares.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +45,16 @@ def _plain(value: Any) -> Any:
         return tuple(sorted((str(k), _plain(v)) for k, v in value.items()))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a model's config object
         return type(value), tuple((f.name, _plain(getattr(value, f.name))) for f in dataclasses.fields(value))
+    if isinstance(value, (argparse.Namespace, types.SimpleNamespace)):  # a repository's ``args``
+        return type(value), _plain(vars(value))
+    to_dict = getattr(value, "to_dict", None)  # a Hugging Face PretrainedConfig, and config classes like it
+    if callable(to_dict) and not isinstance(value, (nn.Module, torch.Tensor, type)):
+        try:
+            fields = to_dict()
+        except Exception:  # noqa: BLE001 - not a config after all: compared by identity below
+            fields = None
+        if isinstance(fields, dict):
+            return type(value), _plain(fields)
     return ("object", id(value))  # the same object (a function, a shared table): same forward
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from twinrun.engine._build import CandidateState
 from twinrun.engine._vector_optim import unsupported_optimizer
@@ -61,7 +62,10 @@ def _plain(value: Any) -> Any:
 def _module_config(module: nn.Module) -> tuple[Any, ...]:
     attrs = tuple(sorted((k, _plain(v)) for k, v in vars(module).items() if not k.startswith("_")))
     hooks = tuple(len(getattr(module, h, {}) or {}) for h in _HOOKS)
-    return type(module), attrs, hooks
+    kind: Any = type(module)
+    if parametrize.is_parametrized(module):  # weight_norm & co. make a class per module: the one it wraps
+        kind = ("parametrized", kind.__bases__)
+    return kind, attrs, hooks
 
 
 def architecture_key(state: CandidateState) -> tuple[Any, ...] | str:

@@ -219,6 +219,8 @@ class BatchedGroup:
                 return None
             member.model.eval()  # rounding alone (a low-precision autocast region) parts them as much
             rounding, _ = self._apart(batches, context)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot be compared is not batched
+            return f"its batched forward could not be compared with its own: {type(exc).__name__}: {exc}"[:300]
         finally:
             member.model.train(training)
         if apart <= 10 * rounding + 1e-7:

@@ -122,6 +122,9 @@ def test_a_mapping_places_the_named_candidates(toy):
 def test_bad_devices_are_named_with_the_fix(toy):
     with pytest.raises(ConfigError, match="'nobody'.*not a candidate"):
         _run(toy, devices={"nobody": "cpu"})
+    # a mapping written for the whole experiment holds when only some candidates run
+    engine = TwinEngine(resolve(toy, {"devices": {"wide": "cpu:0", "deep": "cpu:0"}}, candidates=["small", "deep"]))
+    assert engine.placement.device_of("deep") == torch.device("cpu:0")
     with pytest.raises(ConfigError, match="device='cpu:0' is not one of devices"):
         _run(toy, device="cpu:0", devices="cpu,cpu")
     for bad in ("", "gpu:0", ["cpu", 3], 5):

@@ -140,7 +140,7 @@ class TwinEngine:
     # ------------------------------------------------------------------ set-up
     def _place(self, models: Mapping[str, nn.Module]) -> Mapping[str, torch.device]:
         """Each candidate's device (``_placement``); the first is where batches are made (:attr:`device`)."""
-        self.placement = resolve_placement(self.settings, models, resolve_device)
+        self.placement = resolve_placement(self.settings, models, resolve_device, list(self.resolved.declared))
         self.device = self.placement.primary
         return self.placement.of
 

@@ -103,20 +103,22 @@ def resolve_placement(
     settings: Any,
     models: Mapping[str, nn.Module],
     check: Any,
+    declared: Sequence[str] = (),
 ) -> Placement:
     """The placement of ``settings.devices`` (or ``settings.device`` for all), each device checked by ``check``
-    (the engine's ``resolve_device``: it names a device this machine lacks, and the fix)."""
+    (the engine's ``resolve_device``: it names a device this machine lacks, and the fix). A mapping may name
+    any ``declared`` candidate: those that do not run now are passed over."""
     names = list(models)
     value = settings.devices
     if value is None or (value == "auto" and not _device_list(value)):
         device = check(settings.device)
         return Placement(device, dict.fromkeys(names, device))
     if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(names))
+        unknown = sorted(set(value) - set(names) - set(declared))
         if unknown:
             raise ConfigError(
-                f"setting devices names {', '.join(map(repr, unknown))}, not a candidate of this run",
-                fix=f"name the candidates that run: {', '.join(names)}",
+                f"setting devices names {', '.join(map(repr, unknown))}, not a candidate of the experiment",
+                fix=f"name its candidates: {', '.join(declared or names)}",
             )
         primary = check(settings.device)
         return Placement(primary, {n: check(value[n]) if n in value else primary for n in names})

@@ -146,7 +146,8 @@ def test_spread_candidates_under_torchrun_are_refused(toy):
         TwinEngine(resolve(toy, {"devices": "cpu,cpu:0"}), world=World(rank=0, size=2, local_rank=0))
 
 
-def test_the_command_line_takes_devices_and_records_them(toy, capsys):
+def test_the_command_line_takes_devices_and_records_them(toy, capsys, monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # in this process: capsys sees the output
     assert main(["compare", toy.source.path, "--candidates", "small,wide", "--steps", "6",
                  "--devices", "cpu,cpu:0", "--no-tensorboard", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

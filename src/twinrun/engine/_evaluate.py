@@ -95,13 +95,8 @@ class EvalSet:
     views: list[list[tuple[Any, Any]]] | None
     losses: Mapping[str, Callable[[Any, Any], torch.Tensor]]
     metrics: Mapping[str, Metric]
-    placement: Placement
+    placement: Placement  # each candidate is evaluated on its own device
     streams: RngStreams
-
-    @property
-    def device(self) -> torch.device:
-        """Where the batches are made (the first device); each candidate is evaluated on its own."""
-        return self.placement.primary
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -139,7 +134,7 @@ def eval_set(
     experiment: str,
     losses: Mapping[str, Callable[[Any, Any], torch.Tensor]],
     metrics: Mapping[str, Metric],
-    placement: Placement | torch.device,
+    placement: Placement,
     streams: RngStreams,
 ) -> EvalSet:
     """A split's batches and, with an ``eval_augment``, their test-time augmented passes (made once)."""
@@ -147,6 +142,4 @@ def eval_set(
     views = None
     if augment is not None:
         views = augment_views(augment, kept, passes=passes, streams=streams, split=split, experiment=experiment)
-    if isinstance(placement, torch.device):
-        placement = Placement(placement, {})
     return EvalSet(kept, views, losses, metrics, placement, streams)

@@ -21,16 +21,17 @@ from typing import Any, Protocol
 import torch
 
 from twinrun.engine._build import CandidateState
-from twinrun.engine._distributed import global_mean
 from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._placement import PlacedBatches, batch_for
-from twinrun.engine._step import Launched, StepOutput, finish_step, launch_step, train_step_deferred
+from twinrun.engine._step import Launched, StepOutput, finish_step, launch_step, read_metrics, train_step_deferred
 from twinrun.engine._vector_group import architecture_key
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 
 _NO_METER = nullcontext()  # reusable: the step of a run that is not measured
+#: one candidate's step before its metrics are read: (loss, lr, metric tensors), or the failure's output
+_Result = tuple[float, float, dict[str, torch.Tensor]] | StepOutput
 
 __all__ = ["DrawTracker", "Executor", "SequentialExecutor", "StepContext", "device_of"]
 
@@ -187,8 +188,8 @@ class SequentialExecutor:
             self.overlap or (len(work) > 1 and len({self.device_of(s) for s, _ in work}) > 1)
         ):
             return self._run_waves(step, work, context)
-        outputs: dict[str, StepOutput] = {}
-        pending: list[tuple[float, float, dict[str, torch.Tensor], float, StepOutput | None]] = []
+        results: dict[str, _Result] = {}
+        seconds: dict[str, float] = {}
         for state, (inputs, targets) in work:
             meter = (
                 context.meter.measure(state.name, (inputs, targets, list(state.model.buffers())))
@@ -196,10 +197,9 @@ class SequentialExecutor:
                 else _NO_METER
             )
             start = time.perf_counter()
-            failed = None
             try:
                 with self.draws.isolated(state.name, step, context), meter:
-                    loss, lr, tensors = train_step_deferred(
+                    results[state.name] = train_step_deferred(
                         state,
                         inputs,
                         targets,
@@ -207,22 +207,10 @@ class SequentialExecutor:
                         grad_clip=context.grad_clip,
                         update=self.update_for(state),
                     )
-            except Exception as exc:
-                if not self.isolate_failures:
-                    raise
-                loss, lr, tensors = math.nan, math.nan, {}
-                failed = StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
-            pending.append((loss, lr, tensors, time.perf_counter() - start, failed))
-        for (state, _), (loss, lr, tensors, seconds, failed) in zip(work, pending):  # read once every update is queued
-            if failed is not None:
-                outputs[state.name] = replace(failed, seconds=seconds)
-                continue
-            start = time.perf_counter()
-            values = {name: float(v) for name, v in tensors.items()}
-            if state.train_model is not None and values:  # data-parallel: the means over the ranks
-                values = dict(zip(values, global_mean(list(values.values()), self.device_of(state))))
-            outputs[state.name] = StepOutput(loss, values, lr, seconds + time.perf_counter() - start)
-        return outputs
+            except Exception as exc:  # noqa: BLE001 - re-raised by _failed where failures are not isolated
+                results[state.name] = self._failed(exc, state, inputs, targets)
+            seconds[state.name] = time.perf_counter() - start
+        return self._read(work, results, seconds)
 
     def _run_waves(
         self, step: int, work: Sequence[tuple[CandidateState, tuple[Any, Any]]], context: StepContext
@@ -230,9 +218,8 @@ class SequentialExecutor:
         by_device: dict[torch.device, list[tuple[CandidateState, tuple[Any, Any]]]] = {}
         for item in work:
             by_device.setdefault(self.device_of(item[0]), []).append(item)
-        outputs: dict[str, StepOutput] = {}
+        results: dict[str, _Result] = {}
         seconds: dict[str, float] = {}
-        pending: list[tuple[CandidateState, float, float, dict[str, torch.Tensor]]] = []
         for wave in itertools.zip_longest(*by_device.values()):
             launched: list[tuple[CandidateState, Any, Any, Launched]] = []
             for state, (inputs, targets) in (item for item in wave if item is not None):
@@ -242,13 +229,14 @@ class SequentialExecutor:
                         begun = launch_step(state, inputs, targets, update=self.update_for(state))
                     launched.append((state, inputs, targets, begun))
                 except Exception as exc:  # noqa: BLE001 - the candidate's own code raised: the others go on
-                    outputs[state.name] = self._failed(exc, state, inputs, targets)
+                    results[state.name] = self._failed(exc, state, inputs, targets)
                 seconds[state.name] = time.perf_counter() - start
             for state, inputs, targets, begun in launched:
                 start = time.perf_counter()
                 value = float(begun.loss.detach())  # waits for this device alone: the others go on
                 try:
-                    if math.isfinite(value):
+                    tensors: dict[str, torch.Tensor] = {}
+                    if math.isfinite(value):  # a non-finite loss skips the update, as one after another
                         tensors = finish_step(
                             state,
                             begun,
@@ -257,17 +245,28 @@ class SequentialExecutor:
                             grad_clip=context.grad_clip,
                             update=self.update_for(state),
                         )
-                        pending.append((state, value, begun.lr, tensors))
-                    else:
-                        outputs[state.name] = StepOutput(value, lr=begun.lr)
+                    results[state.name] = (value, begun.lr, tensors)
                 except Exception as exc:  # noqa: BLE001 - as above
-                    outputs[state.name] = self._failed(exc, state, inputs, targets)
+                    results[state.name] = self._failed(exc, state, inputs, targets)
                 seconds[state.name] += time.perf_counter() - start
-        for state, value, lr, tensors in pending:  # read once every wave's updates are queued
-            start = time.perf_counter()
-            outputs[state.name] = StepOutput(value, {k: float(v) for k, v in tensors.items()}, lr)
-            seconds[state.name] += time.perf_counter() - start
-        return {s.name: replace(outputs[s.name], seconds=seconds[s.name]) for s, _ in work}
+        return self._read(work, results, seconds)
+
+    @staticmethod
+    def _read(
+        work: Sequence[tuple[CandidateState, Any]], results: Mapping[str, _Result], seconds: Mapping[str, float]
+    ) -> dict[str, StepOutput]:
+        """Every candidate's output in ``work``'s order, its metrics read back only now that every update is
+        queued."""
+        outputs: dict[str, StepOutput] = {}
+        for state, _ in work:
+            result, start = results[state.name], time.perf_counter()
+            if isinstance(result, StepOutput):  # its code raised
+                outputs[state.name] = replace(result, seconds=seconds[state.name])
+            else:
+                loss, lr, tensors = result
+                values = read_metrics(state, tensors)
+                outputs[state.name] = StepOutput(loss, values, lr, seconds[state.name] + time.perf_counter() - start)
+        return outputs
 
     def _failed(self, exc: Exception, state: CandidateState, inputs: Any, targets: Any) -> StepOutput:
         if not self.isolate_failures:

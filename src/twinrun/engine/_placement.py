@@ -22,7 +22,7 @@ draw dropout masks with different kernels).
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -102,7 +102,7 @@ def _device_list(value: Any) -> list[str]:
 def resolve_placement(
     settings: Any,
     models: Mapping[str, nn.Module],
-    check: Any,
+    check: Callable[[str], torch.device],
     declared: Sequence[str] = (),
 ) -> Placement:
     """The placement of ``settings.devices`` (or ``settings.device`` for all), each device checked by ``check``
@@ -110,7 +110,8 @@ def resolve_placement(
     any ``declared`` candidate: those that do not run now are passed over."""
     names = list(models)
     value = settings.devices
-    if value is None or (value == "auto" and not _device_list(value)):
+    listed = [] if value is None or isinstance(value, Mapping) else _device_list(value)
+    if value is None or (value == "auto" and not listed):
         device = check(settings.device)
         return Placement(device, dict.fromkeys(names, device))
     if isinstance(value, Mapping):
@@ -122,7 +123,7 @@ def resolve_placement(
             )
         primary = check(settings.device)
         return Placement(primary, {n: check(value[n]) if n in value else primary for n in names})
-    devices = [check(name) for name in _device_list(value)]
+    devices = [check(name) for name in listed]
     if settings.device != "cpu" and torch.device(settings.device) not in devices:
         raise ConfigError(
             f"setting device={settings.device!r} is not one of devices={value!r}",

@@ -31,14 +31,12 @@ def preflight(
     states: Mapping[str, CandidateState],
     data: SharedData,
     streams: RngStreams,
-    placement: Placement | torch.device,
+    placement: Placement,
     metrics: Mapping[str, Metric],
     eval_losses: Mapping[str, Callable[[Any, Any], torch.Tensor]],
     output_setting: str,
 ) -> str:
     """Run every candidate on 2 training examples in eval mode, each on its device; the output kind of the run."""
-    if isinstance(placement, torch.device):
-        placement = Placement(placement, {})
     first, labels = data.train_batch(1)
     kinds = set()
     for name, state in states.items():

@@ -23,6 +23,7 @@ __all__ = [
     "current_lr",
     "finish_step",
     "launch_step",
+    "read_metrics",
     "train_step",
     "train_step_deferred",
 ]
@@ -123,10 +124,16 @@ def train_step(
     loss and metrics are the means over the ranks (all ranks decide alike).
     """
     loss, lr, tensors = train_step_deferred(state, inputs, targets, metrics=metrics, grad_clip=grad_clip, update=update)
+    return StepOutput(loss=loss, metrics=read_metrics(state, tensors), lr=lr)
+
+
+def read_metrics(state: CandidateState, tensors: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """A step's metric tensors as numbers (waits for the device); a data-parallel candidate's: the means over
+    the ranks."""
     values = {name: float(v) for name, v in tensors.items()}
     if state.train_model is not None and values:
         values = dict(zip(values, global_mean(list(values.values()), next(iter(tensors.values())).device)))
-    return StepOutput(loss=loss, metrics=values, lr=lr)
+    return values
 
 
 def train_step_deferred(

@@ -138,7 +138,7 @@ class SequentialExecutor:
     GPU the next forward is queued while the last backward still runs.
     Candidates on several devices (the ``devices`` setting) step in waves, one
     candidate per device at a time: every wave's forwards are queued before any
-    loss is read back, then every backward and update, so the devices work at
+    loss is read back, then every backward and update, so the devices can work at
     once while each still holds one candidate's activations. The numbers are
     those of one after another (the same operations on the same inputs;
     ``overlap=True`` forces waves, for tests on one device).

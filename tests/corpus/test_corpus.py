@@ -40,6 +40,14 @@ SEQUENCE_MODELS = {"gpt", "lstm", "transformer"}
 TRUE_ALARMS = {("vae", "activations")}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", list(CORPUS))
 def test_a_clean_model_gets_no_alarm(name, tmp_path):
     report = twinrun.checks.run_checks(**CORPUS[name](), outdir=tmp_path, registry=False)

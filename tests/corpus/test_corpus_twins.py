@@ -58,6 +58,14 @@ def _run(exp: twinrun.Experiment) -> twinrun.TwinResult:
     return twinrun.compare(exp, registry=False, progress=False, logdir=None)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", TWINNED)
 def test_a_corpus_model_twins_batched_or_says_why_and_agrees_with_the_sequential_run(name):
     batched = _run(_experiment(name, executor="vectorised"))

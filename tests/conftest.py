@@ -41,3 +41,15 @@ def toy():
     import twinrun
 
     return twinrun.load_experiment(TOY)
+
+
+@pytest.fixture
+def one_thread():
+    """torch at one thread for the test: where a claim is bit for bit against products that MKL splits between
+    threads in its own way (see tests/test_layerwise.py)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

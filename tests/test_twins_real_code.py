@@ -91,5 +91,7 @@ def test_candidates_of_real_code_are_batched_with_the_numbers_of_one_at_a_time(m
     for name, result in batched.candidates.items():
         if model is _Autocast:  # bfloat16 keeps 8 bits of mantissa: batched kernels round it otherwise
             np.testing.assert_allclose(result.train_loss, alone.candidates[name].train_loss, rtol=1e-3)
+        elif model is _gpt2:  # under vmap: MKL's batched products sum in their own order on some CPUs (AVX-512)
+            np.testing.assert_allclose(result.train_loss, alone.candidates[name].train_loss, rtol=1e-5)
         else:
             assert np.array_equal(result.train_loss, alone.candidates[name].train_loss), name

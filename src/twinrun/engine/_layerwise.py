@@ -96,6 +96,36 @@ def _stacked(x: torch.Tensor, kind: str, k: int) -> torch.Tensor:
     return x
 
 
+class _BatchedLinear(torch.autograd.Function):
+    """K linear layers as one ``baddbmm``, whose gradients are computed in ``F.linear``'s own arrangement.
+
+    Autograd's rule for ``baddbmm`` computes the weight gradient as ``rows^T @ grad``, transposed;
+    ``F.linear`` computes ``grad^T @ rows``. The two products sum in another order on some CPUs
+    (MKL's small-matrix kernels with AVX-512), so this backward makes ``F.linear``'s, member by member.
+    """
+
+    @staticmethod
+    def forward(rows: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+        if bias is None:
+            return torch.bmm(rows, w.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), rows, w.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        rows, w, _ = inputs
+        ctx.save_for_backward(rows, w)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        rows, w = ctx.saved_tensors
+        need_rows, need_w, need_bias = ctx.needs_input_grad
+        return (
+            torch.bmm(grad, w) if need_rows else None,
+            torch.bmm(grad.transpose(1, 2), rows) if need_w else None,
+            grad.sum(1) if need_bias else None,
+        )
+
+
 def _linear(name: str, has_bias: bool) -> Layer:
     def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
         w = p[f"{name}.weight"]  # (K, out, in)
@@ -103,10 +133,7 @@ def _linear(name: str, has_bias: bool) -> Layer:
             x, kind = _stacked(x, kind, k), "stacked"
         stacked = kind == "stacked"
         rows = x.reshape(k, -1, x.shape[-1]) if stacked else x.reshape(1, -1, x.shape[-1]).expand(k, -1, -1)
-        if has_bias:
-            out = torch.baddbmm(p[f"{name}.bias"].unsqueeze(1), rows, w.transpose(1, 2))
-        else:
-            out = torch.bmm(rows, w.transpose(1, 2))
+        out = _BatchedLinear.apply(rows, w, p[f"{name}.bias"] if has_bias else None)
         lead = x.shape[1:-1] if stacked else x.shape[:-1]
         return out.reshape(k, *lead, w.shape[1]), "stacked"
 

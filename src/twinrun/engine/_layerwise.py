@@ -105,7 +105,7 @@ class _BatchedLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(rows: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+    def forward(rows: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if bias is None:
             return torch.bmm(rows, w.transpose(1, 2))
         return torch.baddbmm(bias.unsqueeze(1), rows, w.transpose(1, 2))
@@ -116,7 +116,7 @@ class _BatchedLinear(torch.autograd.Function):
         ctx.save_for_backward(rows, w)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         rows, w = ctx.saved_tensors
         need_rows, need_w, need_bias = ctx.needs_input_grad
         return (
@@ -133,7 +133,7 @@ def _linear(name: str, has_bias: bool) -> Layer:
             x, kind = _stacked(x, kind, k), "stacked"
         stacked = kind == "stacked"
         rows = x.reshape(k, -1, x.shape[-1]) if stacked else x.reshape(1, -1, x.shape[-1]).expand(k, -1, -1)
-        out = _BatchedLinear.apply(rows, w, p[f"{name}.bias"] if has_bias else None)
+        out: torch.Tensor = _BatchedLinear.apply(rows, w, p[f"{name}.bias"] if has_bias else None)  # type: ignore[no-untyped-call]
         lead = x.shape[1:-1] if stacked else x.shape[:-1]
         return out.reshape(k, *lead, w.shape[1]), "stacked"
 

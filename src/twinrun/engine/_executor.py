@@ -24,14 +24,25 @@ from twinrun.engine._build import CandidateState
 from twinrun.engine._fused import FusedUpdate
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._placement import PlacedBatches, batch_for
-from twinrun.engine._step import Launched, StepOutput, finish_step, launch_step, read_metrics, train_step_deferred
+from twinrun.engine._step import (
+    Launched,
+    Queued,
+    StepOutput,
+    finish_step,
+    launch_step,
+    queue_step,
+    read_metrics,
+    read_scalars,
+    settle,
+    train_step_deferred,
+)
 from twinrun.engine._vector_group import architecture_key
 from twinrun.rng import RngStreams
 from twinrun.spec import Metric
 
 _NO_METER = nullcontext()  # reusable: the step of a run that is not measured
 #: one candidate's step before its metrics are read: (loss, lr, metric tensors), or the failure's output
-_Result = tuple[float, float, dict[str, torch.Tensor]] | StepOutput
+_Result = tuple[float, float, dict[str, torch.Tensor]] | StepOutput | Queued
 
 __all__ = ["DrawTracker", "Executor", "SequentialExecutor", "StepContext", "device_of"]
 
@@ -133,9 +144,14 @@ class SequentialExecutor:
     numbers as ``optimizer.step()``, in a few operations); ``fused=False`` calls
     ``optimizer.step()`` itself.
 
-    A candidate's loss is read back before its update (a non-finite one skips
-    it); its metrics only once every candidate's update is queued, so that on a
-    GPU the next forward is queued while the last backward still runs.
+    On a GPU (``deferred``: ``None``, or ``True`` anywhere) a candidate with a
+    flat update is queued whole: its update is undone on the device if its loss
+    is not finite, and every candidate's loss and metrics are read back once,
+    after the last one is queued (one wait per step and device, not one per
+    candidate; the numbers are the same, bit for bit). Elsewhere, and for an
+    optimizer without a flat update, a candidate's loss is read back before its
+    update (a non-finite one skips it), its metrics only once every
+    candidate's update is queued.
     Candidates on several devices (the ``devices`` setting) step in waves, one
     candidate per device at a time: every wave's forwards are queued before any
     loss is read back, then every backward and update, so the devices can work at
@@ -144,13 +160,16 @@ class SequentialExecutor:
     ``overlap=True`` forces waves, for tests on one device).
     """
 
-    def __init__(self, *, fused: bool = True, isolate_failures: bool = True, overlap: bool = False) -> None:
+    def __init__(
+        self, *, fused: bool = True, isolate_failures: bool = True, overlap: bool = False, deferred: bool | None = None
+    ) -> None:
         self.draws = DrawTracker()
         self.fused = fused
         #: a candidate whose code raises stops and the others go on; off in a data-parallel run, where a rank
         #: that went on alone would wait for the others forever
         self.isolate_failures = isolate_failures
         self.overlap = overlap
+        self.deferred = deferred
         self._updates: dict[int, tuple[torch.optim.Optimizer, FusedUpdate | None]] = {}
         self._devices: dict[int, tuple[CandidateState, torch.device]] = {}
 
@@ -162,6 +181,14 @@ class SequentialExecutor:
         update = FusedUpdate(state) if self.fused and not isinstance(architecture_key(state), str) else None
         self._updates[id(state.optimizer)] = (state.optimizer, update)  # holds the optimizer: its id stays its own
         return update
+
+    def queues(self, state: CandidateState) -> FusedUpdate | None:
+        """The candidate's flat update if its step is queued whole (``deferred``), else ``None``."""
+        update = self.update_for(state)
+        if update is None or state.train_model is not None:
+            return None
+        deferred = self.deferred if self.deferred is not None else self.device_of(state).type != "cpu"
+        return update if deferred else None
 
     def device_of(self, state: CandidateState) -> torch.device:
         entry = self._devices.get(id(state))
@@ -184,8 +211,10 @@ class SequentialExecutor:
         self, step: int, work: Sequence[tuple[CandidateState, tuple[Any, Any]]], context: StepContext
     ) -> dict[str, StepOutput]:
         """Update ``step`` of each candidate on the batch paired with it."""
-        if context.meter is None and (
-            self.overlap or (len(work) > 1 and len({self.device_of(s) for s, _ in work}) > 1)
+        if (
+            context.meter is None
+            and (self.overlap or (len(work) > 1 and len({self.device_of(s) for s, _ in work}) > 1))
+            and not all(self.queues(s) is not None for s, _ in work)
         ):
             return self._run_waves(step, work, context)
         results: dict[str, _Result] = {}
@@ -199,14 +228,20 @@ class SequentialExecutor:
             start = time.perf_counter()
             try:
                 with self.draws.isolated(state.name, step, context), meter:
-                    results[state.name] = train_step_deferred(
-                        state,
-                        inputs,
-                        targets,
-                        metrics=context.metrics,
-                        grad_clip=context.grad_clip,
-                        update=self.update_for(state),
-                    )
+                    queued = self.queues(state)
+                    if queued is not None:
+                        results[state.name] = queue_step(
+                            state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip, update=queued
+                        )
+                    else:
+                        results[state.name] = train_step_deferred(
+                            state,
+                            inputs,
+                            targets,
+                            metrics=context.metrics,
+                            grad_clip=context.grad_clip,
+                            update=self.update_for(state),
+                        )
             except Exception as exc:  # noqa: BLE001 - re-raised by _failed where failures are not isolated
                 results[state.name] = self._failed(exc, state, inputs, targets)
             seconds[state.name] = time.perf_counter() - start
@@ -256,19 +291,42 @@ class SequentialExecutor:
         work: Sequence[tuple[CandidateState, Any]], results: Mapping[str, _Result], seconds: Mapping[str, float]
     ) -> dict[str, StepOutput]:
         """Every candidate's output in ``work``'s order, its metrics read back only now that every update is
-        queued."""
+        queued (and the losses of the steps queued whole, in one read)."""
+        start = time.perf_counter()
+        settled = _settled(results)
+        share = (time.perf_counter() - start) / max(len(settled), 1)
         outputs: dict[str, StepOutput] = {}
         for state, _ in work:
             result, start = results[state.name], time.perf_counter()
             if isinstance(result, StepOutput):  # its code raised
                 outputs[state.name] = replace(result, seconds=seconds[state.name])
+                continue
+            if isinstance(result, Queued):
+                loss, lr, values = settled[state.name]
+                spent = share
             else:
                 loss, lr, tensors = result
                 values = read_metrics(state, tensors)
-                outputs[state.name] = StepOutput(loss, values, lr, seconds[state.name] + time.perf_counter() - start)
+                spent = time.perf_counter() - start
+            outputs[state.name] = StepOutput(loss, values, lr, seconds[state.name] + spent)
         return outputs
 
     def _failed(self, exc: Exception, state: CandidateState, inputs: Any, targets: Any) -> StepOutput:
         if not self.isolate_failures:
             raise exc
         return StepOutput(math.nan, error=describe_failure(exc, state.name, inputs, targets), exception=exc)
+
+
+def _settled(results: Mapping[str, _Result]) -> dict[str, tuple[float, float, dict[str, float]]]:
+    """The queued steps among ``results``, read back (one read per device and dtype) and settled:
+    their loss, learning rate and metrics (none for a loss that is not finite)."""
+    queued = {name: r for name, r in results.items() if isinstance(r, Queued)}
+    if not queued:
+        return {}
+    values = iter(read_scalars([t for q in queued.values() for t in (q.loss, *q.metrics.values())]))
+    settled: dict[str, tuple[float, float, dict[str, float]]] = {}
+    for name, q in queued.items():
+        loss = next(values)
+        metrics = {metric: next(values) for metric in q.metrics}
+        settled[name] = (loss, q.lr, metrics if settle(q, loss) else {})
+    return settled

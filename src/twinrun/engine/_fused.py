@@ -37,6 +37,7 @@ class FusedUpdate:
         self.stack: ModelStack | None = None
         self.stacked: StackedOptimizer | None = None
         self._first: tuple[nn.Parameter, int] | None = None
+        self._called = False  # the optimizer's _opt_called before the last step
 
     def _bind(self) -> None:
         self.stack = stack_models([self.model], parameter_layout(self.model, self.optimizer), buffers=False)
@@ -60,7 +61,17 @@ class FusedUpdate:
         assert self.stack is not None
         self.stack.zero_grad()
 
-    def step(self) -> None:
+    def step(self, keep: torch.Tensor | None = None) -> None:
+        """The update; ``keep``: a boolean on the device, ``False`` to undo it there (see :meth:`revert`)."""
         assert self.stacked is not None
-        self.stacked.step()
+        self._called = getattr(self.optimizer, "_opt_called", False)
+        self.stacked.step(keep=None if keep is None else keep.reshape(1))
         self.optimizer._opt_called = True  # type: ignore[attr-defined]  # as torch.optim's step() marks it
+
+    def revert(self) -> None:
+        """After ``step(keep)`` with ``keep`` false: the candidate as if the step had been skipped before its
+        backward (the update was undone on the device; the host's counts and the gradients follow)."""
+        assert self.stacked is not None and self.stack is not None
+        self.stacked.revert([0])
+        self.stack.zero_grad()
+        self.optimizer._opt_called = self._called  # type: ignore[attr-defined]

@@ -18,12 +18,17 @@ from twinrun.spec import Metric
 
 __all__ = [
     "Launched",
+    "Queued",
     "StepOutput",
     "candidate_loss",
     "current_lr",
     "finish_step",
     "launch_step",
+    "queue_step",
+    "read_back",
     "read_metrics",
+    "read_scalars",
+    "settle",
     "train_step",
     "train_step_deferred",
 ]
@@ -86,18 +91,20 @@ def finish_step(
     metrics: Mapping[str, Metric],
     grad_clip: float | None,
     update: FusedUpdate | None = None,
+    keep: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The second half, for a finite loss: backward, clipping, update, scheduler; the metrics, as tensors
-    (read back by the caller: a GPU is waited for only there)."""
+    (read back by the caller: a GPU is waited for only there). ``keep``: the loss's finiteness, still on
+    the device: the update is undone there if it is false, and the scheduler waits for :func:`settle`."""
     launched.loss.backward()
     launched.loss = launched.loss.detach()
     if grad_clip is not None:
         nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
     if update is not None:
-        update.step()
+        update.step(keep)
     else:
         state.optimizer.step()
-    if state.scheduler is not None:
+    if state.scheduler is not None and keep is None:
         state.scheduler.step()
     with torch.no_grad():
         detached = prediction(launched.outputs, state.output_key).detach()
@@ -155,3 +162,65 @@ def train_step_deferred(
         return value, launched.lr, {}
     tensors = finish_step(state, launched, targets, metrics=metrics, grad_clip=grad_clip, update=update)
     return value, launched.lr, tensors
+
+
+@dataclass
+class Queued:
+    """A step queued whole with its loss not yet read back (no host synchronisation): see :func:`queue_step`."""
+
+    state: CandidateState
+    update: FusedUpdate
+    loss: torch.Tensor
+    lr: float
+    metrics: dict[str, torch.Tensor]
+
+
+def queue_step(
+    state: CandidateState,
+    inputs: Any,
+    targets: Any,
+    *,
+    metrics: Mapping[str, Metric],
+    grad_clip: float | None,
+    update: FusedUpdate,
+) -> Queued:
+    """:func:`train_step` without waiting for the loss: forward, backward and an update undone on the device
+    if the loss is not finite, the metrics as tensors. :func:`settle` finishes it once the loss is read (the
+    scheduler's step, or the host's counts put back): the numbers are :func:`train_step`'s, bit for bit.
+    Only for a candidate with a flat update (``update``) and no data-parallel wrapper."""
+    launched = launch_step(state, inputs, targets, update=update)
+    loss = launched.loss.detach()
+    keep = torch.isfinite(loss)
+    tensors = finish_step(state, launched, targets, metrics=metrics, grad_clip=grad_clip, update=update, keep=keep)
+    return Queued(state, update, loss, launched.lr, tensors)
+
+
+def settle(queued: Queued, loss: float) -> bool:
+    """The end of a queued step once its loss is read: whether it counted (a finite loss)."""
+    if not math.isfinite(loss):
+        queued.update.revert()
+        return False
+    if queued.state.scheduler is not None:
+        queued.state.scheduler.step()
+    return True
+
+
+def read_scalars(tensors: list[torch.Tensor]) -> list[float]:
+    """Every one-element tensor's value, with one read back per device and dtype (``float(t)``'s, bit for bit)."""
+    return [values[0] for values in read_back(tensors)]
+
+
+def read_back(tensors: list[torch.Tensor]) -> list[list[float]]:
+    """Every tensor's values (flattened), with one read back per device and dtype."""
+    values: list[list[float]] = [[] for _ in tensors]
+    by_kind: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, t in enumerate(tensors):
+        by_kind.setdefault((t.device, t.dtype), []).append(i)
+    for at in by_kind.values():
+        flat = torch.cat([tensors[i].reshape(-1) for i in at]).tolist()
+        start = 0
+        for i in at:
+            n = tensors[i].numel()
+            values[i] = [float(v) for v in flat[start : start + n]]
+            start += n
+    return values

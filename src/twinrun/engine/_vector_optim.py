@@ -94,6 +94,7 @@ class StackedOptimizer:
         self.state: list[dict[str, torch.Tensor]] = []
         self.steps: list[list[int]] = []  # steps[g][k]: updates made (Adam's bias correction)
         self._started: list[list[bool]] = []  # SGD: member k's momentum buffer exists in group g
+        self._host: tuple[list[list[int]], list[list[bool]]] = ([], [])  # before the last step(keep=...)
         self._bind_state()
 
     # ------------------------------------------------------------------ state
@@ -160,9 +161,15 @@ class StackedOptimizer:
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()
-    def step(self, rows: Sequence[int] | None = None) -> None:
-        """One update of every member (``rows``: only these members; the others are left as they are)."""
+    def step(self, rows: Sequence[int] | None = None, *, keep: torch.Tensor | None = None) -> None:
+        """One update of every member (``rows``: only these members; the others are left as they are).
+
+        ``keep``: a ``[K]`` boolean tensor on the members' device, known only there (a loss not yet read
+        back): the rows it marks ``False`` get their weights and state back on the device, with no
+        host synchronisation; :meth:`revert` then puts back what the host counted for them.
+        """
         saved = None if rows is None else self._save_except(rows)
+        before = None if keep is None else self._snapshot()
         for g, group in enumerate(self.groups):
             if self.kind == "sgd":
                 self._sgd(g, group)
@@ -170,6 +177,29 @@ class StackedOptimizer:
                 self._adam(g, group)
         if saved is not None:
             self._restore(saved)
+        if before is not None and keep is not None:
+            tensors, self._host = before
+            for tensor, old in tensors:
+                torch.where(keep.view(-1, *([1] * (tensor.dim() - 1))), tensor, old, out=tensor)
+
+    def _snapshot(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], tuple[list[list[int]], list[list[bool]]]]:
+        """Copies of the weights and state, and the host's step counts and started flags, before an update."""
+        tensors = [
+            (t, t.clone()) for g, group in enumerate(self.groups) for t in (group.weight, *self.state[g].values())
+        ]
+        return tensors, ([list(s) for s in self.steps], [list(s) for s in self._started])
+
+    def revert(self, rows: Sequence[int]) -> None:
+        """After ``step(keep=...)``: the host's view of members ``rows`` as it was before (their tensors
+        were already put back by ``keep``)."""
+        steps, started = self._host
+        for g, group in enumerate(self.groups):
+            for k in rows:
+                self.steps[g][k] = steps[g][k]
+                if self._started[g][k] and not started[g][k]:  # SGD's first step: no momentum buffer yet
+                    self._started[g][k] = False
+                    for p in group.members[k]:
+                        self.optimizers[k].state.pop(p, None)
 
     def _sgd(self, g: int, group: FlatGroup) -> None:
         weight = group.weight

@@ -32,10 +32,10 @@ from twinrun.engine._layerwise import NotPlain, layerwise_forward
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._outputs import prediction
 from twinrun.engine._stack import ModelStack, stack_models
-from twinrun.engine._step import StepOutput, candidate_loss, current_lr
+from twinrun.engine._step import StepOutput, candidate_loss, current_lr, read_back
 from twinrun.engine._vector_optim import StackedOptimizer
 
-__all__ = ["BatchedGroup", "inputs_of"]
+__all__ = ["BatchedGroup", "QueuedGroup", "inputs_of"]
 
 _TENSOR = object()  # marks where a tensor goes back into a structured output
 
@@ -258,8 +258,15 @@ class BatchedGroup:
         context: StepContext,
         draws: DrawTracker,
         randomness: str = "same",
-    ) -> list[StepOutput]:
-        """One update of every member, each on its own batch (``batches[i]``), inside ``context``'s stream."""
+        *,
+        deferred: bool = False,
+    ) -> list[StepOutput] | QueuedGroup:
+        """One update of every member, each on its own batch (``batches[i]``), inside ``context``'s stream.
+
+        ``deferred``: nothing is read back; the losses' finiteness stays on the device, where the update of
+        a member whose loss is not finite is undone, and :meth:`QueuedGroup.settle` reads and finishes the
+        step (the same numbers, bit for bit).
+        """
         assert self.stack is not None and self.optimizer is not None
         k = len(self.members)
         lrs = [current_lr(m.optimizer) for m in self.members]
@@ -268,6 +275,7 @@ class BatchedGroup:
         meter = (
             context.meter.measure(self.label, (inputs, targets, self.stack.buffers)) if context.meter else nullcontext()
         )
+        keep: torch.Tensor | None = None
         with draws.isolated(self.label, step, context), meter, warnings.catch_warnings():
             # the members' gradients are views of one flat tensor, on purpose: autograd's layout advice does not apply
             warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
@@ -278,24 +286,35 @@ class BatchedGroup:
                 stacked = torch.stack(
                     [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
                 )
-            losses = None
-            values = stacked.detach().tolist()  # one host synchronisation for the group
-            finite = [i for i, v in enumerate(values) if math.isfinite(v)]
-            if finite:
-                (stacked.sum() if len(finite) == k else stacked[finite].sum()).backward()
-            del stacked, losses, out
+            losses = stacked.detach()
+            if deferred:  # a loss that is not finite sends no gradient (as left out of the sum below)
+                keep = torch.isfinite(losses)
+                torch.where(keep, stacked, torch.zeros_like(stacked)).sum().backward()
+                finite = list(range(k))
+            else:
+                values = losses.tolist()  # one host synchronisation for the group
+                finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+                if finite:
+                    (stacked.sum() if len(finite) == k else stacked[finite].sum()).backward()
+            del stacked, out
         if finite:
             if context.grad_clip is not None:
                 self._clip(context.grad_clip)
-            self.optimizer.step(None if len(finite) == k else finite)
-            for i in finite:
-                member = self.members[i]
-                # what torch.optim's step() would have marked: its schedulers then do not warn
-                member.optimizer._opt_called = True  # type: ignore[attr-defined]
-                if member.scheduler is not None:
-                    member.scheduler.step()
-        metrics = self._metrics(outs, targets, finite, context)
+            self.optimizer.step(None if len(finite) == k else finite, keep=keep)
+        if deferred:
+            return QueuedGroup(self, losses, lrs, self._metric_tensors(outs, targets, finite, context))
+        self._counted(finite)
+        metrics = self._read_metrics(self._metric_tensors(outs, targets, finite, context), finite, context)
         return [StepOutput(values[i], metrics.get(i, {}), lrs[i]) for i in range(k)]
+
+    def _counted(self, rows: Sequence[int]) -> None:
+        """Members ``rows`` were updated: their schedulers step."""
+        for i in rows:
+            member = self.members[i]
+            # what torch.optim's step() would have marked: its schedulers then do not warn
+            member.optimizer._opt_called = True  # type: ignore[attr-defined]
+            if member.scheduler is not None:
+                member.scheduler.step()
 
     def _clip(self, max_norm: float) -> None:
         """``clip_grad_norm_`` for each member, as torch computes it: the 2-norm of its parameters' norms."""
@@ -310,17 +329,52 @@ class BatchedGroup:
             for group in groups:
                 group.grad[k].mul_(factor)
 
-    def _metrics(
-        self, outs: list[Any], targets: list[Any], finite: list[int], context: StepContext
-    ) -> dict[int, dict[str, float]]:
-        if not context.metrics or not finite:
-            return {}
+    def _metric_tensors(
+        self, outs: list[Any], targets: list[Any], rows: list[int], context: StepContext
+    ) -> torch.Tensor | None:
+        """Members ``rows``' metrics, ``[len(rows) * n_metrics]`` on the device (``None``: none to compute)."""
+        if not context.metrics or not rows:
+            return None
         with torch.no_grad():
-            values = [
-                metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()
-                for i in finite
-                for metric in context.metrics.values()
-            ]
-            flat = torch.stack(values).tolist()
+            return torch.stack(
+                [
+                    metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()
+                    for i in rows
+                    for metric in context.metrics.values()
+                ]
+            )
+
+    @staticmethod
+    def _read_metrics(
+        values: torch.Tensor | None, rows: list[int], context: StepContext
+    ) -> dict[int, dict[str, float]]:
+        if values is None:
+            return {}
+        flat = values.tolist()
         names = list(context.metrics)
-        return {i: dict(zip(names, flat[j * len(names) : (j + 1) * len(names)])) for j, i in enumerate(finite)}
+        return {i: dict(zip(names, flat[j * len(names) : (j + 1) * len(names)])) for j, i in enumerate(rows)}
+
+
+class QueuedGroup:
+    """A group's step queued whole (``BatchedGroup.step(deferred=True)``), read back by :meth:`settle`."""
+
+    def __init__(
+        self, group: BatchedGroup, losses: torch.Tensor, lrs: list[float], metrics: torch.Tensor | None
+    ) -> None:
+        self.group, self.losses, self.lrs, self.metrics = group, losses, lrs, metrics
+
+    def settle(self, context: StepContext) -> list[StepOutput]:
+        """The members' outputs: one read back of the losses and metrics; the members whose loss is not
+        finite get the host's view of their optimizer back (their tensors already are), the others' schedulers
+        step."""
+        group, k = self.group, len(self.group.members)
+        values, flat = read_back([self.losses, self.metrics if self.metrics is not None else self.losses[:0]])
+        finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+        skipped = [i for i in range(k) if i not in set(finite)]
+        if skipped:
+            assert group.optimizer is not None
+            group.optimizer.revert(skipped)
+        group._counted(finite)
+        names = list(context.metrics)
+        kept = {i: flat[i * len(names) : (i + 1) * len(names)] for i in finite} if names else {}
+        return [StepOutput(values[i], dict(zip(names, kept.get(i, []))), self.lrs[i]) for i in range(k)]

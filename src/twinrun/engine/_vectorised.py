@@ -14,6 +14,11 @@ stepped after each update. What differs is rounding: batched kernels sum in
 another order, so a vectorised run agrees with the sequential one to a stated
 tolerance, and is bit-identical with itself (across processes, and resumed).
 
+Off the CPU (or with ``deferred=True``) a step is queued whole: no loss is read
+back before the last update is queued; the update of a member whose loss is
+not finite is undone on the device, and the losses and metrics of every group
+and candidate are read back once, at the end of the step.
+
 A group that cannot run batched (its model fails under ``vmap`` on the first
 step: data-dependent control flow, ``.item()``, an unsupported operator) is
 run sequentially from then on, and the reason is kept in :attr:`report`.
@@ -24,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -34,7 +39,7 @@ from twinrun.engine._executor import DrawTracker, SequentialExecutor, StepContex
 from twinrun.engine._placement import batch_for
 from twinrun.engine._step import StepOutput
 from twinrun.engine._vector_group import plan_groups
-from twinrun.engine._vector_step import BatchedGroup, inputs_of
+from twinrun.engine._vector_step import BatchedGroup, QueuedGroup, inputs_of
 
 __all__ = ["EXECUTORS", "Member", "VectorisedExecutor", "auto_budget", "make_executor"]
 
@@ -80,7 +85,9 @@ class VectorisedExecutor:
     candidates of several runs (replicas of other seeds) in one call.
     """
 
-    def __init__(self, mode: str = "auto", *, chunk: int | None = None, budget: int | None = None) -> None:
+    def __init__(
+        self, mode: str = "auto", *, chunk: int | None = None, budget: int | None = None, deferred: bool | None = None
+    ) -> None:
         if mode not in EXECUTORS:
             raise ValueError(f"executor={mode!r}: use one of {', '.join(EXECUTORS)}")
         self.mode = mode
@@ -88,7 +95,10 @@ class VectorisedExecutor:
         self.budget = budget
         #: group label -> estimated activation bytes of its batched step (measured peak: the meter's)
         self.estimates: dict[str, int] = {}
-        self.sequential = SequentialExecutor()
+        #: queue a step whole, reading the losses back once all are queued (``None``: off the CPU; see
+        #: :class:`SequentialExecutor`)
+        self.deferred = deferred
+        self.sequential = SequentialExecutor(deferred=deferred)
         self.draws = DrawTracker()
         self.report: dict[str, str] = {}  # candidate name -> "vectorised with ..." or why it ran alone
         self.how: dict[int, str] = {}  # the same, by candidate state (names repeat across runs)
@@ -117,9 +127,15 @@ class VectorisedExecutor:
         alone = list(self._alone)  # before a group falls back (its members then step in _run_group)
         for group in [g for g in self._groups if not g.fitted]:
             self._fit(group, by_id)
+        queued: list[tuple[QueuedGroup, StepContext, float]] = []
         for group in list(self._groups):
-            results.update(self._run_group(group, step, by_id))
+            results.update(self._run_group(group, step, by_id, queued))
         results.update(self._run_alone(step, [by_id[id(s)] for s in alone]))
+        for pending, context, seconds in queued:  # read back only now that every step is queued
+            start = time.perf_counter()
+            outputs = pending.settle(context)
+            share = seconds + (time.perf_counter() - start) / len(outputs)
+            results.update({id(s): replace(o, seconds=share) for s, o in zip(pending.group.members, outputs)})
         return [results[id(m.state)] for m in members]
 
     def _replan(self, members: Sequence[Member]) -> None:
@@ -198,7 +214,14 @@ class VectorisedExecutor:
                         f"(split to fit memory_budget={budget} bytes)",
                     )
 
-    def _run_group(self, group: BatchedGroup, step: int, by_id: Mapping[int, Member]) -> dict[int, StepOutput]:
+    def _run_group(
+        self,
+        group: BatchedGroup,
+        step: int,
+        by_id: Mapping[int, Member],
+        queued: list[tuple[QueuedGroup, StepContext, float]],
+    ) -> dict[int, StepOutput]:
+        """The group's step: its outputs, or none where it is queued whole (then in ``queued``)."""
         members = [by_id[id(s)] for s in group.members]
         batches = [m.batch for m in members]
         why = group.why
@@ -206,7 +229,10 @@ class VectorisedExecutor:
             start = time.perf_counter()
             try:
                 group.bind()
-                outputs = group.step(step, batches, members[0].context, self.draws, self._randomness(members))
+                deferred = self.deferred if self.deferred is not None else device_of(group.members[0]).type != "cpu"
+                outputs = group.step(
+                    step, batches, members[0].context, self.draws, self._randomness(members), deferred=deferred
+                )
             except Exception as exc:  # noqa: BLE001 - the user's code raised: the sequential step names who
                 inputs, targets, _ = inputs_of(batches)
                 why = f"the batched step raised at step {step}: {describe_failure(exc, group.label, inputs, targets)}"
@@ -215,6 +241,9 @@ class VectorisedExecutor:
                 for state in group.members:
                     if not self.how.get(id(state), "").startswith("vectorised"):
                         self._say(state, f"vectorised with {_count(len(members))}: {group.label}")
+                if isinstance(outputs, QueuedGroup):
+                    queued.append((outputs, members[0].context, seconds))
+                    return {}
                 return {
                     id(s): StepOutput(o.loss, o.metrics, o.lr, seconds=seconds) for s, o in zip(group.members, outputs)
                 }

@@ -16,7 +16,11 @@ What it measures, on the demo's digits experiment (the MLP and the CNN):
    ``cuda:0,cuda:1`` (or ``cuda:0,cpu`` with one GPU; ``cpu,cpu:0`` in a dry
    run), each against itself trained alone on its device (final metrics
    equal?), and the time against both on the first device, interleaved.
-6. the CUDA-only tests of the suite (twin = solo on CUDA, CUDA generator
+6. a step queued whole (``deferred``, the default on a GPU) against one that
+   reads each loss before its update: 8 MLPs one at a time, final losses
+   equal?, the host synchronisations counted in one step of each
+   (``torch.cuda.set_sync_debug_mode``), and the time, interleaved.
+7. the CUDA-only tests of the suite (twin = solo on CUDA, CUDA generator
    states, the GPU snapshot), run with pytest.
 
 Every run is in a temporary home with no registry; nothing is downloaded.
@@ -133,6 +137,48 @@ def spread(home: Path, device: str, steps: int, rounds: int) -> dict[str, Any]:
             "spread/one device": statistics.median(ratios), "ratios": ratios}
 
 
+def queued(device: str, steps: int, rounds: int) -> dict[str, Any]:
+    import warnings
+
+    from twinrun.engine import SequentialExecutor, TwinEngine
+    from twinrun.engine._drive import drive
+    from twinrun.spec import resolve
+
+    exp = DIGITS.replace(candidates={f"m{k}": {"optimizer.lr": 1e-3 * (1 + k)} for k in range(8)}, device=device,
+                         steps=steps, executor="sequential", baselines=False, ledger_every=None)
+
+    def train(deferred: bool) -> tuple[float, dict[str, float]]:
+        engine = TwinEngine(resolve(exp), measure_memory=False, executor=SequentialExecutor(deferred=deferred))
+        start = time.perf_counter()
+        result = engine.run()
+        return time.perf_counter() - start, {n: c.final["loss"] for n, c in result.candidates.items()}
+
+    def syncs(deferred: bool) -> int | None:
+        if not device.startswith("cuda"):
+            return None
+        engine = TwinEngine(resolve(exp.replace(steps=3)), measure_memory=False,
+                            executor=SequentialExecutor(deferred=deferred))
+        drive(engine._train_one_step())  # the first step binds the flat updates: not counted
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                drive(engine._train_one_step())
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    finals: dict[bool, dict[str, float]] = {}
+    for r in range(rounds):
+        for deferred in (True, False) if r % 2 == 0 else (False, True):
+            seconds, finals[deferred] = train(deferred)
+            times[deferred].append(seconds)
+    ratios = [a / b for a, b in zip(times[True], times[False])]
+    return {"equal": finals[True] == finals[False], "queued/read first": statistics.median(ratios),
+            "ratios": ratios, "syncs_in_one_step": {"queued": syncs(True), "read first": syncs(False)}}
+
+
 def cuda_tests() -> dict[str, Any]:
     tests = ["tests/test_twin_engine.py::test_twin_equals_solo_on_cuda", "tests/test_seeding.py",
              "tests/test_gpu_snapshot.py"]
@@ -171,6 +217,7 @@ def main() -> None:
         report["vectorised"] = vectorised(home, args.device, args.steps)
         report["deterministic_cost"] = deterministic_cost(home, args.device, args.steps, args.rounds)
         report["spread"] = spread(home, args.device, args.steps, 3)
+        report["queued"] = queued(args.device, args.steps, 3)
     if args.device.startswith("cuda"):
         report["missing_device"] = missing_device()
     if not args.skip_tests:

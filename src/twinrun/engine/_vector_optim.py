@@ -63,6 +63,15 @@ def unsupported_optimizer(optimizer: torch.optim.Optimizer) -> str | None:
     return None
 
 
+def _column(values: list[float], like: torch.Tensor) -> torch.Tensor:
+    """``values`` as a tensor of ``like``'s dtype on its device; to a GPU through pinned memory, without waiting
+    (a copy from ordinary memory waits for the device)."""
+    column = torch.tensor(values, dtype=like.dtype)
+    if like.device.type == "cuda":
+        return column.pin_memory().to(like.device, non_blocking=True)
+    return column.to(like.device)
+
+
 class _Mixed(ValueError):
     """The members' hyperparameters differ in a way the stacked update does not cover."""
 
@@ -276,7 +285,7 @@ class StackedOptimizer:
         if all(v == step_size[0] for v in step_size):
             weight.addcdiv_(exp_avg, denom, value=-step_size[0])
         else:  # addcdiv's own arithmetic, value * t1 / t2 in the weights' dtype, with each member's value
-            values = torch.tensor([-v for v in step_size], dtype=weight.dtype, device=weight.device)
+            values = _column([-v for v in step_size], weight)
             weight.add_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))).div_(denom))
 
     # ------------------------------------------------------------------ members left out of one step

@@ -182,13 +182,16 @@ class SequentialExecutor:
         self._updates[id(state.optimizer)] = (state.optimizer, update)  # holds the optimizer: its id stays its own
         return update
 
+    def defers(self, state: CandidateState) -> bool:
+        """Whether steps on the candidate's device are queued whole (``deferred``; by default off the CPU)."""
+        return self.deferred if self.deferred is not None else self.device_of(state).type != "cpu"
+
     def queues(self, state: CandidateState) -> FusedUpdate | None:
         """The candidate's flat update if its step is queued whole (``deferred``), else ``None``."""
         update = self.update_for(state)
-        if update is None or state.train_model is not None:
+        if update is None or state.train_model is not None or not self.defers(state):
             return None
-        deferred = self.deferred if self.deferred is not None else self.device_of(state).type != "cpu"
-        return update if deferred else None
+        return update
 
     def device_of(self, state: CandidateState) -> torch.device:
         entry = self._devices.get(id(state))
@@ -228,20 +231,16 @@ class SequentialExecutor:
             start = time.perf_counter()
             try:
                 with self.draws.isolated(state.name, step, context), meter:
-                    queued = self.queues(state)
-                    if queued is not None:
-                        results[state.name] = queue_step(
-                            state, inputs, targets, metrics=context.metrics, grad_clip=context.grad_clip, update=queued
-                        )
-                    else:
-                        results[state.name] = train_step_deferred(
-                            state,
-                            inputs,
-                            targets,
-                            metrics=context.metrics,
-                            grad_clip=context.grad_clip,
-                            update=self.update_for(state),
-                        )
+                    flat = self.queues(state)
+                    step_of = train_step_deferred if flat is None else queue_step  # queued whole, or read first
+                    results[state.name] = step_of(
+                        state,
+                        inputs,
+                        targets,
+                        metrics=context.metrics,
+                        grad_clip=context.grad_clip,
+                        update=flat or self.update_for(state),  # type: ignore[arg-type]
+                    )
             except Exception as exc:  # noqa: BLE001 - re-raised by _failed where failures are not isolated
                 results[state.name] = self._failed(exc, state, inputs, targets)
             seconds[state.name] = time.perf_counter() - start

@@ -368,9 +368,10 @@ class QueuedGroup:
         finite get the host's view of their optimizer back (their tensors already are), the others' schedulers
         step."""
         group, k = self.group, len(self.group.members)
-        values, flat = read_back([self.losses, self.metrics if self.metrics is not None else self.losses[:0]])
+        read = read_back([self.losses] if self.metrics is None else [self.losses, self.metrics])
+        values, flat = read[0], read[1] if self.metrics is not None else []
         finite = [i for i, v in enumerate(values) if math.isfinite(v)]
-        skipped = [i for i in range(k) if i not in set(finite)]
+        skipped = [i for i, v in enumerate(values) if not math.isfinite(v)]
         if skipped:
             assert group.optimizer is not None
             group.optimizer.revert(skipped)

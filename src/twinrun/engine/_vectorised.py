@@ -229,7 +229,7 @@ class VectorisedExecutor:
             start = time.perf_counter()
             try:
                 group.bind()
-                deferred = self.deferred if self.deferred is not None else device_of(group.members[0]).type != "cpu"
+                deferred = self.sequential.defers(group.members[0])
                 outputs = group.step(
                     step, batches, members[0].context, self.draws, self._randomness(members), deferred=deferred
                 )

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from twinrun._interrupt import StopRequest
+from twinrun.engine._allocator import keep_freed_memory
 from twinrun.engine._baselines import Baselines
 from twinrun.engine._build import CandidateState, build_callable, build_candidates, per_example_loss
 from twinrun.engine._data import augment_once, load_data, move_to
@@ -64,7 +65,10 @@ class TwinEngine:
     Construction does all the checking (data, factories, shapes against the
     loss, metrics) so that bad input fails before any training starts. With the
     ``deterministic`` setting it first sets ``CUBLAS_WORKSPACE_CONFIG`` in the
-    process environment (it must be there before CUDA starts, and stays).
+    process environment (it must be there before CUDA starts, and stays). A run
+    on the CPU raises glibc's malloc thresholds once per process, so that a step's
+    large blocks are not mapped and faulted in again at every step (``_allocator``;
+    ``TWINRUN_KEEP_FREED_MEMORY=0`` leaves them alone).
     """
 
     def __init__(
@@ -102,6 +106,8 @@ class TwinEngine:
             batch_size=self.settings.batch_size,
         )
         self.states, self.init = build_candidates(resolved, self.streams, self._place)
+        if any(d.type == "cpu" for d in self.placement.devices):
+            keep_freed_memory()
         for state in self.states.values():  # a batch size of its own is checked before anything trains
             self.data.plan_for(state.spec.batch_size)
         self.eval_losses = {n: per_example_loss(s.loss_fn) for n, s in self.states.items()}

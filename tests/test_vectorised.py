@@ -332,6 +332,34 @@ def test_the_batched_cross_entropy_gives_every_gradient_and_per_example_loss_bit
                         out[:1], [y], True) is None  # another loss: member by member
 
 
+
+def test_twinruns_own_metrics_are_computed_for_the_whole_stack_bit_for_bit():
+    from twinrun.engine._batched_metrics import batched_metrics
+    from twinrun.spec import Metric, accuracy, mae, mse
+
+    g = torch.Generator().manual_seed(0)
+    cases = [  # (outputs [K, B, ...], one member's targets, metrics)
+        (lambda: torch.randn(8, 64, 10, generator=g), lambda: torch.randint(0, 10, (64,), generator=g),
+         {"accuracy": accuracy}),
+        (lambda: torch.randn(5, 33, 1, generator=g), lambda: torch.randint(0, 2, (33,), generator=g),
+         {"accuracy": accuracy}),  # one logit: thresholded at 0
+        (lambda: torch.randn(4, 31, 3, generator=g), lambda: torch.randn(31, 3, generator=g),
+         {"mse": mse, "mae": mae}),
+    ]
+    for make_out, make_y, metrics in cases:
+        for shared in (True, False):
+            out = make_out()
+            k = out.shape[0]
+            targets = [make_y()] * k if shared else [make_y() for _ in range(k)]
+            together = batched_metrics(out, targets, metrics, ["auto"] * k)
+            own = torch.stack([torch.stack([m(out[i], targets[i]).float().mean() for m in metrics.values()])
+                               for i in range(k)])
+            assert torch.equal(together, own)
+    mine = {"mine": Metric(lambda o, y: (o.argmax(-1) == y).float(), higher_is_better=True)}
+    assert batched_metrics(out, targets, mine, ["auto"] * k) is None  # the user's own: member by member
+    assert batched_metrics(out, targets, {"mse": mse}, [0] * k) is None  # an output picked by key
+
+
 class _AttentionThenDropout(nn.Module):
     """Dropout on nn.MultiheadAttention's output, which is a transposed view (batch_first=True)."""
 

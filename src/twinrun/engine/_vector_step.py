@@ -25,6 +25,7 @@ from torch.func import functional_call, vmap
 from torch.utils import _pytree as pytree
 
 from twinrun.engine._batched_loss import batched_loss
+from twinrun.engine._batched_metrics import batched_metrics
 from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, StepContext
 from twinrun.engine._fused import parameter_layout
@@ -280,11 +281,10 @@ class BatchedGroup:
             # the members' gradients are views of one flat tensor, on purpose: autograd's layout advice does not apply
             warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
             out = self.forward_fn(shared, randomness)(self.stack.params(), self.stack.buffers, inputs)
-            outs = _unbind(out, k)
             stacked = batched_loss(self.members, out, targets, shared)
             if stacked is None:
                 stacked = torch.stack(
-                    [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, outs, targets)]
+                    [candidate_loss(m, o, y).reshape(()) for m, o, y in zip(self.members, _unbind(out, k), targets)]
                 )
             losses = stacked.detach()
             if deferred:  # a loss that is not finite sends no gradient (as left out of the sum below)
@@ -296,15 +296,15 @@ class BatchedGroup:
                 finite = [i for i, v in enumerate(values) if math.isfinite(v)]
                 if finite:
                     (stacked.sum() if len(finite) == k else stacked[finite].sum()).backward()
-            del stacked, out
+            del stacked
         if finite:
             if context.grad_clip is not None:
                 self._clip(context.grad_clip)
             self.optimizer.step(None if len(finite) == k else finite, keep=keep)
         if deferred:
-            return QueuedGroup(self, losses, lrs, self._metric_tensors(outs, targets, finite, context))
+            return QueuedGroup(self, losses, lrs, self._metric_tensors(out, targets, finite, context))
         self._counted(finite)
-        metrics = self._read_metrics(self._metric_tensors(outs, targets, finite, context), finite, context)
+        metrics = self._read_metrics(self._metric_tensors(out, targets, finite, context), finite, context)
         return [StepOutput(values[i], metrics.get(i, {}), lrs[i]) for i in range(k)]
 
     def _counted(self, rows: Sequence[int]) -> None:
@@ -330,12 +330,16 @@ class BatchedGroup:
                 group.grad[k].mul_(factor)
 
     def _metric_tensors(
-        self, outs: list[Any], targets: list[Any], rows: list[int], context: StepContext
+        self, out: Any, targets: list[Any], rows: list[int], context: StepContext
     ) -> torch.Tensor | None:
         """Members ``rows``' metrics, ``[len(rows) * n_metrics]`` on the device (``None``: none to compute)."""
         if not context.metrics or not rows:
             return None
         with torch.no_grad():
+            together = batched_metrics(out, targets, context.metrics, [m.output_key for m in self.members])
+            if together is not None:
+                return (together if len(rows) == len(self.members) else together[rows]).reshape(-1)
+            outs = _unbind(out, len(self.members))
             return torch.stack(
                 [
                     metric(prediction(outs[i], self.members[i].output_key).detach(), targets[i]).float().mean()

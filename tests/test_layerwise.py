@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import vectorised as V  # tests/experiments is on the path (conftest.py)
-import torch.nn.functional as F
 from torch import nn
 
 from twinrun.engine._layerwise import NotPlain, layerwise_forward
@@ -170,40 +169,3 @@ def test_inputs_the_batched_form_cannot_take_are_said_so_for_vmap_to_take_over()
         fn(_stacked(models), {}, torch.randn(1, 8, 8))  # one image without its batch dimension
     with pytest.raises(NotPlain, match="one tensor input"):
         fn(_stacked(models), {}, {"image": torch.randn(3, 1, 8, 8)})
-
-
-@pytest.mark.parametrize(
-    "args",
-    [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(2, 3), stride=(1, 2)),
-     dict(kernel_size=2, dilation=2), dict(kernel_size=3, stride=2, ceil_mode=True)],
-    ids=["2", "3-s2-p1", "2x3", "dilated", "ceil"],
-)
-def test_max_pooling_over_channels_last_memory_gives_f_max_pool2ds_values_and_gradients(args):
-    from twinrun.engine._layerwise import _ChannelsLastMaxPool, _pool_arguments
-
-    g = torch.Generator().manual_seed(0)
-    # integers after a ReLU: most windows hold ties (zeros, equal values), which each kernel breaks its own way
-    x = torch.randint(-3, 3, (4, 24, 9, 10), generator=g).float().relu()
-    x[0, 0, 0, 0] = float("nan")
-    x.requires_grad_()
-    grad = torch.randn(F.max_pool2d(x, **args).shape, generator=g)
-    ours = _ChannelsLastMaxPool.apply(x, *_pool_arguments(**args))
-    (ours_grad,) = torch.autograd.grad(ours, x, grad)
-    theirs = F.max_pool2d(x, **args)
-    (theirs_grad,) = torch.autograd.grad(theirs, x, grad)
-    assert ours.is_contiguous() and ours_grad.is_contiguous()
-    assert torch.allclose(ours, theirs, rtol=0, atol=0, equal_nan=True)  # exactly, the NaN window too
-    assert torch.equal(ours_grad, theirs_grad)
-
-
-def test_the_demo_cnn_pools_its_members_channels_last_on_the_cpu():
-    models = [SmallCNN(channels=4) for _ in range(3)]
-    layers = layerwise_forward(models[0], True)
-    assert layers is not None
-    out = layers(_stacked(models), {}, torch.randn(5, 1, 8, 8))
-    names, todo = set(), [out.grad_fn]
-    while todo:
-        node = todo.pop()
-        names.add(type(node).__name__)
-        todo += [n for n, _ in node.next_functions if n is not None]
-    assert "_ChannelsLastMaxPoolBackward" in names

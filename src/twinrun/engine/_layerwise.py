@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -176,67 +176,6 @@ def _channelwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Layer:
     return run
 
 
-class _ChannelsLastMaxPool(torch.autograd.Function):
-    """``max_pool2d`` over a channels-last copy, the result handed back in the usual layout.
-
-    On the CPU, PyTorch's max pooling of ``(B, C, H, W)`` memory visits one small plane at a time, and
-    the K members' channels side by side make many of them: for the demo's CNN with 8 members it takes
-    5.8 ms, against 0.2 ms over channels-last memory, where a window's values sit next to the other
-    channels' and are compared in vectors. Each window is scanned in the same order by both kernels and
-    keeps its first maximum (NaN included), so the values and the indices the gradient follows are the
-    same (tested against ``F.max_pool2d``, ties included).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, *args: Any) -> torch.Tensor:
-        last = x.contiguous(memory_format=torch.channels_last)
-        out, indices = torch.ops.aten.max_pool2d_with_indices(last, *args)
-        ctx.save_for_backward(last, indices)
-        ctx.args = args
-        return cast(torch.Tensor, out).contiguous()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        last, indices = ctx.saved_tensors
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        back = torch.ops.aten.max_pool2d_with_indices_backward(grad, last, *ctx.args, indices)
-        return (back.contiguous(), *([None] * len(ctx.args)))
-
-
-def _pool_arguments(
-    kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False
-) -> tuple[Any, ...]:
-    """``F.max_pool2d``'s arguments after the input, as ``max_pool2d_with_indices`` takes them."""
-
-    def pair(v: Any) -> list[int]:
-        return [int(v), int(v)] if isinstance(v, int) else [int(i) for i in v]
-
-    return (
-        pair(kernel_size),
-        pair(stride) if stride not in (None, ()) else pair(kernel_size),
-        pair(padding),
-        pair(dilation),
-        bool(ceil_mode),
-    )
-
-
-def _max_pool(*args: Any, **kwargs: Any) -> Layer | None:
-    """A 2-d max pooling (``F.max_pool2d``'s arguments); over channels-last memory where K members' channels
-    sit side by side on the CPU. ``None``: arguments it does not take (then ``vmap``)."""
-    try:
-        arguments = _pool_arguments(*args, **kwargs)
-    except (TypeError, ValueError):
-        return None
-    plain = _channelwise(lambda x: F.max_pool2d(x, *arguments))
-
-    def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
-        if kind == "grouped" and x.device.type == "cpu" and x.dim() == 4:
-            return _ChannelsLastMaxPool.apply(x, *arguments), kind  # type: ignore[no-untyped-call]
-        return plain(x, kind, p, k)
-
-    return run
-
-
 def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Layer:
     return lambda x, kind, p, k: (fn(x), kind)
 
@@ -305,11 +244,7 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
             plain = module.groups == 1 and module.padding_mode == "zeros" and not isinstance(module.padding, str)
             return _conv(str(node.target), module) if plain else None
         if isinstance(module, _POOLS):
-            if getattr(module, "return_indices", False):
-                return None
-            if isinstance(module, nn.MaxPool2d):
-                return _max_pool(module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode)
-            return _channelwise(module)
+            return None if getattr(module, "return_indices", False) else _channelwise(module)
         if isinstance(module, _ELEMENTWISE):
             return _elementwise(module)
         if isinstance(module, (nn.Softmax, nn.LogSoftmax)) and module.dim is None:
@@ -332,8 +267,6 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
         args, kwargs = extra, dict(node.kwargs)
         if any(isinstance(a, fx.Node) for a in (*args, *kwargs.values())):
             return None
-        if node.target is F.max_pool2d:
-            return _max_pool(*args, **{k: v for k, v in kwargs.items() if k != "return_indices"})
         return _channelwise(lambda x: node.target(x, *args, **kwargs))  # type: ignore[operator]
     if (
         node.op in ("call_function", "call_method")

@@ -20,10 +20,10 @@ from torch import nn
 
 from twinrun.engine._build import CandidateState
 
-__all__ = ["batched_loss"]
+__all__ = ["batched_loss", "plain_cross_entropy"]
 
 
-def _plain_cross_entropy(loss_fn: Any) -> tuple[Any, ...] | None:
+def plain_cross_entropy(loss_fn: Any) -> tuple[Any, ...] | None:
     """The settings of an ``nn.CrossEntropyLoss`` this path computes exactly (``None``: another loss)."""
     if type(loss_fn) is not nn.CrossEntropyLoss:
         return None
@@ -38,8 +38,8 @@ def batched_loss(
     """The ``[K]`` losses in one call, or ``None`` when this loss or these outputs need the members' own calls."""
     if not isinstance(out, torch.Tensor) or out.ndim != 3 or not members:
         return None
-    first = _plain_cross_entropy(members[0].loss_fn)
-    if first is None or any(m.loss_takes is None or _plain_cross_entropy(m.loss_fn) != first for m in members):
+    first = plain_cross_entropy(members[0].loss_fn)
+    if first is None or any(m.loss_takes is None or plain_cross_entropy(m.loss_fn) != first for m in members):
         return None  # the first step decides what each member's loss takes: member by member until then
     y = targets[0]
     if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.is_floating_point():

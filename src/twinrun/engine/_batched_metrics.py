@@ -17,9 +17,14 @@ import torch
 
 from twinrun.spec import Metric, accuracy, mae, mse
 
-__all__ = ["batched_metrics"]
+__all__ = ["batched_metrics", "row_wise"]
 
 _ROW_WISE = frozenset({accuracy.fn, mse.fn, mae.fn})
+
+
+def row_wise(metrics: Mapping[str, Metric]) -> bool:
+    """Whether every metric is one of twinrun's own, each example's value from its own row alone."""
+    return all(getattr(m, "fn", None) in _ROW_WISE for m in metrics.values())
 
 
 def batched_metrics(

@@ -45,7 +45,7 @@ from twinrun.engine._result import TwinResult
 from twinrun.engine._selection import Selection, check_selection
 from twinrun.engine._state import engine_state, load_engine_state
 from twinrun.engine._step import StepOutput
-from twinrun.engine._vectorised import make_executor
+from twinrun.engine._vectorised import evaluate_groups, make_executor
 from twinrun.errors import ConfigError, Interrupted
 from twinrun.rng import (
     RngStreams,
@@ -65,10 +65,8 @@ class TwinEngine:
     Construction does all the checking (data, factories, shapes against the
     loss, metrics) so that bad input fails before any training starts. With the
     ``deterministic`` setting it first sets ``CUBLAS_WORKSPACE_CONFIG`` in the
-    process environment (it must be there before CUDA starts, and stays). A run
-    on the CPU raises glibc's malloc thresholds once per process, so that a step's
-    large blocks are not mapped and faulted in again at every step (``_allocator``;
-    ``TWINRUN_KEEP_FREED_MEMORY=0`` leaves them alone).
+    process environment (it must be there before CUDA starts, and stays). A CPU run
+    raises glibc's malloc thresholds once per process (``_allocator``).
     """
 
     def __init__(
@@ -345,8 +343,11 @@ class TwinEngine:
         quick = self.settings.eval_batches
         full = keep_outputs or quick is None or self.step == self.settings.steps
         index = None if full else range(min(quick or 0, len(self.val)))
+        together = evaluate_groups(
+            self.executor, self.val, self.live, self.step, index=index, keep_outputs=keep_outputs
+        )
         for state in self.live:
-            out = self.val.evaluate(state, self.step, index=index, keep_outputs=keep_outputs)
+            out = together.get(id(state)) or self.val.evaluate(state, self.step, index=index, keep_outputs=keep_outputs)
             if (
                 index is None
                 and self.selection is not None

@@ -134,6 +134,7 @@ class BatchedGroup:
         self.stack: ModelStack | None = None
         self.optimizer: StackedOptimizer | None = None
         self._forward: dict[tuple[bool, str], Any] = {}
+        self._plain: dict[bool, Any] = {}  # shared input or not -> the layer-wise forward, while inputs fit it
         self.fitted = False  # probed and sized to the memory budget (on its first step)
         self.why: str | None = None  # why it cannot run batched (then it runs sequentially)
 
@@ -153,9 +154,19 @@ class BatchedGroup:
             model = self.members[0].model
             general = _batched_forward(model, shared_input, randomness)
             plain = layerwise_forward(model, shared_input, randomness)
+            if plain is not None:
+                self._plain[shared_input] = plain
             fn = general if plain is None else self._plain_or(plain, general, (shared_input, randomness))
             self._forward[shared_input, randomness] = fn
         return fn
+
+    def plain_forward(self) -> Any:
+        """The layer-wise forward over one shared batch (each member's outputs its own model's, bit for bit;
+        in eval mode, where dropout draws nothing, whichever randomness it was built for), or ``None``: the
+        model is not a plain chain, or its inputs did not fit it."""
+        if not any(shared for shared, _ in self._forward):
+            self.forward_fn(True)
+        return self._plain.get(True)
 
     def _plain_or(self, plain: Any, general: Any, key: tuple[bool, str]) -> Any:
         """The layer-wise forward, replaced for good by ``vmap``'s the first time its inputs do not fit."""
@@ -165,6 +176,7 @@ class BatchedGroup:
                 return plain(p, b, x)
             except NotPlain:
                 self._forward[key] = general
+                self._plain.pop(key[0], None)
                 return general(p, b, x)
 
         return call

@@ -34,14 +34,16 @@ from typing import Any
 
 import torch
 
+from twinrun.engine._batched_eval import evaluate_together
 from twinrun.engine._build import CandidateState
+from twinrun.engine._evaluate import EvalOutput, EvalSet
 from twinrun.engine._executor import DrawTracker, SequentialExecutor, StepContext, describe_failure, device_of
 from twinrun.engine._placement import batch_for
 from twinrun.engine._step import StepOutput
 from twinrun.engine._vector_group import plan_groups
 from twinrun.engine._vector_step import BatchedGroup, QueuedGroup, inputs_of
 
-__all__ = ["EXECUTORS", "Member", "VectorisedExecutor", "auto_budget", "make_executor"]
+__all__ = ["EXECUTORS", "Member", "VectorisedExecutor", "auto_budget", "evaluate_groups", "make_executor"]
 
 EXECUTORS = ("auto", "vectorised", "sequential")
 
@@ -55,6 +57,21 @@ def auto_budget(device: torch.device) -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4)
     except (ValueError, OSError, AttributeError):
         return 4 * 2**30
+
+
+def evaluate_groups(
+    executor: object,
+    val: EvalSet,
+    states: Sequence[CandidateState],
+    step: int,
+    *,
+    index: Sequence[int] | None = None,
+    keep_outputs: bool = False,
+) -> dict[int, EvalOutput]:
+    """What ``executor`` evaluates a group at a time (:meth:`VectorisedExecutor.evaluate`; another: nothing)."""
+    if isinstance(executor, VectorisedExecutor):
+        return executor.evaluate(val, states, step, index=index, keep_outputs=keep_outputs)
+    return {}
 
 
 def make_executor(kind: str, *, budget: int | None = None) -> SequentialExecutor | VectorisedExecutor:
@@ -105,6 +122,25 @@ class VectorisedExecutor:
         self._plan_for: tuple[int, ...] | None = None  # by identity: a caller may step copies of the same names
         self._groups: list[BatchedGroup] = []
         self._alone: list[CandidateState] = []
+
+    def evaluate(
+        self,
+        val: EvalSet,
+        states: Sequence[CandidateState],
+        step: int,
+        *,
+        index: Sequence[int] | None = None,
+        keep_outputs: bool = False,
+    ) -> dict[int, EvalOutput]:
+        """By candidate state, the evaluations of the groups whose members are all in ``states`` and can be
+        evaluated in one forward per batch (``_batched_eval``); the caller evaluates the others one by one."""
+        wanted = {id(s) for s in states}
+        results: dict[int, EvalOutput] = {}
+        for group in self._groups:
+            if group.why is None and group.fitted and all(id(s) in wanted for s in group.members):
+                together = evaluate_together(group, val, step, index=index, keep_outputs=keep_outputs)
+                results.update({id(s): together[s.name] for s in group.members} if together else {})
+        return results
 
     def run_step(
         self,

@@ -13,6 +13,10 @@ different learning rate per candidate, 1 thread, CPU.
   learning rates broadcast), the anchor of the speed issue.
 * ``vmap_autograd``: the other usual hand-written loop (``vmap`` forward,
   ``backward()`` on the summed losses, the same Adam by hand).
+* ``lean`` (MLPs only): the twin's arithmetic and nothing else: the stacked
+  weights in one flat tensor, each layer one ``baddbmm``, one cross-entropy
+  over the stacked rows, Adam over the flat tensors by hand; no evaluation,
+  streams, histories or divergence check. What the engine's bookkeeping costs.
 * ``twinrun``: ``TwinEngine`` with the default ``executor="auto"`` (its whole
   run: building the candidates, preflight, evaluation at step 0 and at the end).
 
@@ -153,6 +157,39 @@ def hand_vmap_autograd(model_fn, n: int, steps: int, rounds: int) -> None:
         losses.tolist()
 
 
+def lean(model_fn, n: int, steps: int, rounds: int) -> None:
+    """The twin's arithmetic alone, for the MLP: flat stacked weights, ``baddbmm`` layers, Adam by hand."""
+    x_all, y_all = DATA[0]
+    torch.manual_seed(0)
+    models = [model_fn() for _ in range(n)]
+    flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in models])
+    grad = torch.zeros_like(flat)
+    leaves, start = [], 0
+    for p in models[0].parameters():
+        view = flat[:, start : start + p.numel()].view(n, *p.shape).requires_grad_()
+        view.grad = grad[:, start : start + p.numel()].view(n, *p.shape)
+        leaves.append(view)
+        start += p.numel()
+    w1, b1, w2, b2 = leaves
+    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
+    lrs = torch.tensor(LRS[:n]).view(n, 1)
+    g = torch.Generator().manual_seed(0)
+    for t, idx in enumerate(_batches(steps), start=1):
+        x, y = x_all[idx], y_all[idx]
+        if rounds:
+            x, y = costly_augment(x, y, generator=g, rounds=rounds)
+        grad.zero_()
+        h = torch.baddbmm(b1.unsqueeze(1), x.flatten(1).expand(n, -1, -1), w1.transpose(1, 2)).relu()
+        out = torch.baddbmm(b2.unsqueeze(1), h, w2.transpose(1, 2))
+        losses = nn.functional.cross_entropy(out.reshape(-1, 10), y.repeat(n), reduction="none").view(n, -1).mean(1)
+        losses.sum().backward()
+        with torch.no_grad():
+            m.lerp_(grad, 0.1)
+            v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+            flat.add_(m.mul(-lrs / (1 - 0.9**t)).div_((v / (1 - 0.999**t)).sqrt_().add_(1e-8)))
+        losses.tolist()
+
+
 def twin(model_fn, n: int, steps: int, rounds: int) -> None:
     exp = twinrun.Experiment(
         name="bench", data=lambda: DATA, model=model_fn, optimizer=twinrun.factory(torch.optim.Adam, lr=1e-3),
@@ -182,6 +219,8 @@ def _timed(fn, *args) -> float:
 def measure(case: str, steps: int, repeats: int) -> dict:
     model_fn, n, rounds = CASES[case]
     contenders = {"separate": separate, "vmap": hand_vmap, "vmap_autograd": hand_vmap_autograd, "twinrun": twin}
+    if model_fn is MLP:
+        contenders["lean"] = lean
     if n == 1:
         contenders = {"separate": separate, "twinrun": twin}
     times: dict[str, list[float]] = {k: [] for k in contenders}
@@ -191,7 +230,7 @@ def measure(case: str, steps: int, repeats: int) -> dict:
         for name in order:
             times[name].append(_timed(contenders[name], model_fn, n, steps, rounds))
     ratios = {f"{k}/separate": [a / b for a, b in zip(times[k], times["separate"])] for k in contenders if k != "separate"}
-    for anchor in ("vmap", "vmap_autograd"):
+    for anchor in ("vmap", "vmap_autograd", "lean"):
         if anchor in times:
             ratios[f"twinrun/{anchor}"] = [a / b for a, b in zip(times["twinrun"], times[anchor])]
     row: dict = {"case": case, "candidates": n, "augment_rounds": rounds, "steps": steps,

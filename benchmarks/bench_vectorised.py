@@ -229,7 +229,9 @@ def measure(case: str, steps: int, repeats: int) -> dict:
         order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
         for name in order:
             times[name].append(_timed(contenders[name], model_fn, n, steps, rounds))
-    ratios = {f"{k}/separate": [a / b for a, b in zip(times[k], times["separate"])] for k in contenders if k != "separate"}
+    ratios = {
+        f"{k}/separate": [a / b for a, b in zip(times[k], times["separate"])] for k in contenders if k != "separate"
+    }
     for anchor in ("vmap", "vmap_autograd", "lean"):
         if anchor in times:
             ratios[f"twinrun/{anchor}"] = [a / b for a, b in zip(times["twinrun"], times[anchor])]

@@ -156,8 +156,11 @@ def test_convolutions_run_grouped_with_vmaps_outputs_and_gradients_within_roundi
         out.square().sum().backward()
         results.append((out.detach(), {n: p.grad for n, p in params.items()}))
     (a, grads_a), (b, grads_b) = results
-    assert torch.equal(a, b)  # the forward is exact; each member's filters are its own model's
-    assert all(torch.equal(a[k], m(x if shared else x[k])) for k, m in enumerate(models))
+    # each member's filters are its own model's; exact on AVX-512, but on an AVX2 CPU oneDNN's grouped and
+    # single convolutions round in their own orders here (6e-8..9e-8 apart, vmap's as far from each model's)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    for k, m in enumerate(models):
+        torch.testing.assert_close(a[k], m(x if shared else x[k]), rtol=1e-6, atol=1e-7)
     for name in grads_a:  # a grouped convolution's weight gradient sums in its own order
         torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-5, atol=1e-6)
 

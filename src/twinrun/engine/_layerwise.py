@@ -14,8 +14,10 @@ weights, K members at once:
   members' channels, which stay side by side ``(B, K*C, H, W)`` through
   activations and 2-d poolings (modules or ``F.max_pool2d`` and kin) until a
   layer needs them stacked. For the demo's CNN this forward equals ``vmap``'s
-  bit for bit; the weight gradients differ in rounding (a grouped convolution
-  sums in its own order);
+  bit for bit on an AVX-512 CPU; on an AVX2 CPU oneDNN's grouped and single
+  convolutions may round in their own orders (in a test, ``vmap``'s and this
+  forward were both 9e-8 from each model's own); the weight gradients differ in
+  rounding (a grouped convolution sums in its own order);
 - element-wise activations and ``nn.Identity``: applied once; while the input is
   still the one batch every member shares, they are applied to it once for all;
 - ``nn.Flatten``, ``nn.Softmax``, ``nn.LogSoftmax``: their dimensions shifted past

@@ -14,7 +14,6 @@ stepped after the update. See ``_vectorised`` for who is grouped and when.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -30,6 +29,7 @@ from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, StepContext
 from twinrun.engine._fused import parameter_layout
 from twinrun.engine._layerwise import NotPlain, layerwise_forward
+from twinrun.engine._layout_advice import layout_advice_silenced
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._outputs import prediction
 from twinrun.engine._stack import ModelStack, stack_models
@@ -204,9 +204,8 @@ class BatchedGroup:
             with (
                 context.streams.isolated("dropout", step, devices=context.devices),
                 meter.measure("probe", (inputs, targets, buffers)),
-                warnings.catch_warnings(),
+                layout_advice_silenced(backward=False),  # on copies: its gradients are not the flat views
             ):
-                warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
                 out = self.forward_fn(shared, randomness)(params, buffers, inputs)
                 losses = [candidate_loss(m, o, y) for m, o, y in zip(members, _unbind(out, len(members)), targets)]
                 torch.stack([loss.reshape(()) for loss in losses]).sum().backward()
@@ -289,9 +288,7 @@ class BatchedGroup:
             context.meter.measure(self.label, (inputs, targets, self.stack.buffers)) if context.meter else nullcontext()
         )
         keep: torch.Tensor | None = None
-        with draws.isolated(self.label, step, context), meter, warnings.catch_warnings():
-            # the members' gradients are views of one flat tensor, on purpose: autograd's layout advice does not apply
-            warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+        with draws.isolated(self.label, step, context), meter, layout_advice_silenced():
             out = self.forward_fn(shared, randomness)(self.stack.params(), self.stack.buffers, inputs)
             stacked = batched_loss(self.members, out, targets, shared)
             if stacked is None:

@@ -17,9 +17,8 @@ import os
 import statistics
 import time
 
-import torch
-
 import bench_vectorised as bench
+import torch
 
 
 def main() -> None:

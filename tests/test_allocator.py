@@ -48,8 +48,15 @@ def _probe(mode: str, **env: str) -> tuple[str, float]:
     return outcome, float(faults)
 
 
+def _most_faults(mode: str, **env: str) -> tuple[str, float]:
+    """The most faults of 3 probes: without the setting, about 1 probe in 6 faults nothing on an AMD EPYC (the
+    heap's layout lets glibc keep the blocks by itself), so one probe alone cannot show the default's cost."""
+    runs = [_probe(mode, **env) for _ in range(3)]
+    return runs[0][0], max(faults for _, faults in runs)
+
+
 def test_freed_blocks_are_reused_without_page_faults():
-    _, before = _probe("default")
+    _, before = _most_faults("default")
     outcome, after = _probe("keep")
     assert before >= 1000  # 16 MiB a round, given back and faulted in again (4 KiB pages)
     assert outcome == "kept"
@@ -57,7 +64,7 @@ def test_freed_blocks_are_reused_without_page_faults():
 
 
 def test_zero_leaves_glibc_alone_and_the_users_own_settings_win():
-    outcome, faults = _probe("keep", TWINRUN_KEEP_FREED_MEMORY="0")
+    outcome, faults = _most_faults("keep", TWINRUN_KEEP_FREED_MEMORY="0")
     assert outcome == "off" and faults >= 1000
     assert _probe("keep", MALLOC_TOP_PAD_="0")[0] == "user"
     assert _probe("keep", GLIBC_TUNABLES="glibc.malloc.trim_threshold=131072")[0] == "user"

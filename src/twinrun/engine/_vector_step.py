@@ -29,7 +29,7 @@ from twinrun.engine._build import CandidateState
 from twinrun.engine._executor import DrawTracker, StepContext
 from twinrun.engine._fused import parameter_layout
 from twinrun.engine._layerwise import NotPlain, layerwise_forward
-from twinrun.engine._layout_advice import layout_advice_silenced
+from twinrun.engine._layout_advice import use_up_layout_advice
 from twinrun.engine._memory import ActivationMeter
 from twinrun.engine._outputs import prediction
 from twinrun.engine._stack import ModelStack, stack_models
@@ -204,7 +204,6 @@ class BatchedGroup:
             with (
                 context.streams.isolated("dropout", step, devices=context.devices),
                 meter.measure("probe", (inputs, targets, buffers)),
-                layout_advice_silenced(backward=False),  # on copies: its gradients are not the flat views
             ):
                 out = self.forward_fn(shared, randomness)(params, buffers, inputs)
                 losses = [candidate_loss(m, o, y) for m, o, y in zip(members, _unbind(out, len(members)), targets)]
@@ -288,7 +287,8 @@ class BatchedGroup:
             context.meter.measure(self.label, (inputs, targets, self.stack.buffers)) if context.meter else nullcontext()
         )
         keep: torch.Tensor | None = None
-        with draws.isolated(self.label, step, context), meter, layout_advice_silenced():
+        use_up_layout_advice()  # the members' gradients are views of one flat tensor, on purpose
+        with draws.isolated(self.label, step, context), meter:
             out = self.forward_fn(shared, randomness)(self.stack.params(), self.stack.buffers, inputs)
             stacked = batched_loss(self.members, out, targets, shared)
             if stacked is None:

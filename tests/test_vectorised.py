@@ -32,6 +32,7 @@ OPTIMIZERS = {
     "sgd_momentum": (torch.optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2)),
     "sgd_nesterov": (torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)),
     "adam": (torch.optim.Adam, dict(lr=1e-2, weight_decay=1e-2)),
+    "adam_plain": (torch.optim.Adam, dict(lr=1e-2)),  # the whole-tensor path: the members differ in lr at most
     "adamw": (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99))),
 }
 
@@ -61,7 +62,10 @@ def test_stacked_optimizer_is_torch_optim_bit_for_bit(name, differ):
     stack = stack_models(models, [[n for n, _ in models[0].named_parameters()]])
     stacked = StackedOptimizer(opts, stack.groups)
     g = torch.Generator().manual_seed(1)
-    for _ in range(12):
+    for step in range(12):
+        if step == 6:  # as a scheduler does: the stacked update reads the new values
+            for opt in [*opts, *ref_opts]:
+                opt.param_groups[0]["lr"] *= 0.5
         for k, (model, ref) in enumerate(zip(models, refs)):
             for (pname, p), q in zip(model.named_parameters(), ref.parameters()):
                 grad = torch.randn(p.shape, generator=g)

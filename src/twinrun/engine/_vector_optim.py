@@ -15,6 +15,9 @@ gradients agree bit for bit, so do the updates (tested against ``torch.optim``
 step by step). A hyperparameter that differs between members is applied row
 by row (K small operations instead of one), except Adam's step size, applied as a
 column of values in ``addcdiv``'s own order of operations (bit-identical too).
+Adam's hyperparameters are read into python floats again only when a member's
+changed; where the members differ in their learning rates at most (the usual
+twin), its update is the whole-tensor operations alone.
 """
 
 from __future__ import annotations
@@ -79,18 +82,64 @@ class _Mixed(ValueError):
 _ALL = slice(None)
 
 
-def _each(values: Sequence[Any], op: Callable[[Any, Any], Any]) -> None:
-    """``op(rows, value)``: once on all rows when every member has the same value, else row by row.
+def _each(values: Sequence[Any], tensors: Sequence[torch.Tensor], op: Callable[..., Any]) -> None:
+    """``op(value, *rows)``: once on the whole ``tensors`` when every member has the same value, else member
+    by member on their rows.
 
     Row by row, each member's update is the very operation ``torch.optim`` makes on
     its tensor, with the same python scalar, so the results are bit-identical.
     """
     first = values[0]
     if all(v == first for v in values):
-        op(_ALL, first)
+        op(first, *tensors)
     else:
         for k, value in enumerate(values):
-            op(k, value)
+            op(value, *(t[k] for t in tensors))
+
+
+_PLAIN = frozenset({float, int, bool, type(None)})
+
+
+def _plain(values: Sequence[Any]) -> bool:
+    """Whether ``values`` (and the tuples among them) hold python numbers only, no tensors."""
+    return all(type(v) in _PLAIN or (type(v) is tuple and _plain(v)) for v in values)
+
+
+class _AdamHypers:
+    """One group's Adam hyperparameters, member by member, as python floats, and what follows from them."""
+
+    def __init__(self, optimizers: Sequence[torch.optim.Optimizer], g: int) -> None:
+        groups = [opt.param_groups[g] for opt in optimizers]
+        self.lrs = [_value(pg["lr"]) for pg in groups]
+        self.b1s = [_value(pg["betas"][0]) for pg in groups]
+        self.b2s = [_value(pg["betas"][1]) for pg in groups]
+        self.eps = [_value(pg.get("eps", 1e-8)) for pg in groups]
+        wds = [_value(pg.get("weight_decay", 0.0)) for pg in groups]
+        decoupled = [
+            bool(pg.get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW)))
+            for pg, opt in zip(groups, optimizers)
+        ]
+        self.coupled = [0.0 if d else w for w, d in zip(wds, decoupled)]  # added to the gradient
+        self.decay = [1 - lr * w if d else 1.0 for lr, w, d in zip(self.lrs, wds, decoupled)]  # times the weight
+        self.one_minus_b1 = [1 - b for b in self.b1s]
+        # every member the same betas and eps, no weight decay: the update is whole-tensor but for the lrs
+        self.uniform = (
+            all(
+                (b1, b2, e) == (self.b1s[0], self.b2s[0], self.eps[0])
+                for b1, b2, e in zip(self.b1s, self.b2s, self.eps)
+            )
+            and all(w == 0 for w in self.coupled)
+            and all(f == 1.0 for f in self.decay)
+        )
+        self.same_lr = all(lr == self.lrs[0] for lr in self.lrs)
+
+
+def _adam_key(optimizers: Sequence[torch.optim.Optimizer], g: int) -> tuple[Any, ...]:
+    """What :class:`_AdamHypers` is computed from (a scheduler changes it between steps)."""
+    return tuple(
+        (pg["lr"], pg["betas"], pg.get("eps"), pg.get("weight_decay"), pg.get("decoupled_weight_decay"))
+        for pg in (opt.param_groups[g] for opt in optimizers)
+    )
 
 
 class StackedOptimizer:
@@ -104,6 +153,7 @@ class StackedOptimizer:
         self.steps: list[list[int]] = []  # steps[g][k]: updates made (Adam's bias correction)
         self._started: list[list[bool]] = []  # SGD: member k's momentum buffer exists in group g
         self._host: tuple[list[list[int]], list[list[bool]]] = ([], [])  # before the last step(keep=...)
+        self._hypers: dict[int, tuple[tuple[Any, ...] | None, _AdamHypers]] = {}  # g -> (read from, hypers)
         self._bind_state()
 
     # ------------------------------------------------------------------ state
@@ -216,7 +266,7 @@ class StackedOptimizer:
         wds = self.hyper(g, "weight_decay")
         if any(w != 0 for w in wds):
             grad = grad.clone()
-            _each(wds, lambda r, w: grad[r].add_(weight[r], alpha=w))
+            _each(wds, (grad, weight), lambda w, gr, wt: gr.add_(wt, alpha=w))
         momenta = self.hyper(g, "momentum")
         if any(m != 0 for m in momenta):
             if not all(m != 0 for m in momenta):
@@ -225,7 +275,11 @@ class StackedOptimizer:
             started = self._started[g]
             dampening = self.hyper(g, "dampening")
             if all(started):
-                _each(list(zip(momenta, dampening)), lambda r, md: buf[r].mul_(md[0]).add_(grad[r], alpha=1 - md[1]))
+                _each(
+                    list(zip(momenta, dampening)),
+                    (buf, grad),
+                    lambda md, b, gr: b.mul_(md[0]).add_(gr, alpha=1 - md[1]),
+                )
             else:
                 for k, m in enumerate(momenta):
                     if started[k]:
@@ -239,54 +293,72 @@ class StackedOptimizer:
                 direction = buf.clone()
                 _each(
                     list(zip(nesterov, momenta)),
-                    lambda r, nm: direction[r].copy_(grad[r].add(buf[r], alpha=nm[1])) if nm[0] else None,
+                    (direction, grad, buf),
+                    lambda nm, d, gr, b: d.copy_(gr.add(b, alpha=nm[1])) if nm[0] else None,
                 )
             else:
                 direction = buf
         else:
             direction = grad
-        _each(self.hyper(g, "lr"), lambda r, lr: weight[r].add_(direction[r], alpha=-lr))
+        _each(self.hyper(g, "lr"), (weight, direction), lambda lr, wt, d: wt.add_(d, alpha=-lr))
+
+    def _adam_hypers(self, g: int) -> _AdamHypers:
+        """Group ``g``'s hyperparameters, read again only when a member's changed (python numbers are compared;
+        a tensor hyperparameter is read at every step)."""
+        key = _adam_key(self.optimizers, g)
+        cached = self._hypers.get(g)
+        if cached is not None and cached[0] is not None and cached[0] == key:
+            return cached[1]
+        hypers = _AdamHypers(self.optimizers, g)
+        self._hypers[g] = (key if _plain(key) else None, hypers)
+        return hypers
 
     def _adam(self, g: int, group: FlatGroup) -> None:
-        weight = group.weight
-        state = self.state[g]
-        lrs = self.hyper(g, "lr")
-        betas = [opt.param_groups[g]["betas"] for opt in self.optimizers]
-        b1s, b2s = [_value(b[0]) for b in betas], [_value(b[1]) for b in betas]
-        wds = self.hyper(g, "weight_decay")
-        decoupled = [
-            bool(opt.param_groups[g].get("decoupled_weight_decay", isinstance(opt, torch.optim.AdamW)))
-            for opt in self.optimizers
-        ]
+        weight, grad, state = group.weight, group.grad, self.state[g]
+        h = self._adam_hypers(g)
         steps = self.steps[g]
         for k in range(len(steps)):
             steps[k] += 1
         state["step"].add_(1)
-        grad = group.grad
-        if any(w != 0 and not d for w, d in zip(wds, decoupled)):
+        if h.uniform and steps.count(steps[0]) == len(steps):
+            self._adam_uniform(weight, grad, state, h, float(steps[0]))
+            return
+        if any(w != 0 for w in h.coupled):
             grad = grad.clone()
-            _each(
-                [0.0 if d else w for w, d in zip(wds, decoupled)],
-                lambda r, w: grad[r].add_(weight[r], alpha=w) if w != 0 else None,
-            )
-        if any(w != 0 and d for w, d in zip(wds, decoupled)):
-            _each(
-                [1 - lr * w if d else 1.0 for lr, w, d in zip(lrs, wds, decoupled)],
-                lambda r, f: weight[r].mul_(f) if f != 1.0 else None,
-            )
+            _each(h.coupled, (grad, weight), lambda w, gr, wt: gr.add_(wt, alpha=w) if w != 0 else None)
+        if any(f != 1.0 for f in h.decay):
+            _each(h.decay, (weight,), lambda f, wt: wt.mul_(f) if f != 1.0 else None)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _each([1 - b for b in b1s], lambda r, w: exp_avg[r].lerp_(grad[r], w))
-        _each(b2s, lambda r, b2: exp_avg_sq[r].mul_(b2).addcmul_(grad[r], grad[r], value=1 - b2))
+        _each(h.one_minus_b1, (exp_avg, grad), lambda w, m, gr: m.lerp_(gr, w))
+        _each(h.b2s, (exp_avg_sq, grad), lambda b2, v, gr: v.mul_(b2).addcmul_(gr, gr, value=1 - b2))
         # as torch.optim computes them: python floats per member (its step is a float)
-        step_size = [lr / (1 - b1 ** float(t)) for lr, b1, t in zip(lrs, b1s, steps)]
-        bc2_sqrt = [math.sqrt(1 - b2 ** float(t)) for b2, t in zip(b2s, steps)]
+        step_size = [lr / (1 - b1 ** float(t)) for lr, b1, t in zip(h.lrs, h.b1s, steps)]
+        bc2_sqrt = [math.sqrt(1 - b2 ** float(t)) for b2, t in zip(h.b2s, steps)]
         denom = exp_avg_sq.sqrt()
-        _each(list(zip(bc2_sqrt, self.hyper(g, "eps", 1e-8))), lambda r, be: denom[r].div_(be[0]).add_(be[1]))
+        _each(list(zip(bc2_sqrt, h.eps)), (denom,), lambda be, d: d.div_(be[0]).add_(be[1]))
         if all(v == step_size[0] for v in step_size):
             weight.addcdiv_(exp_avg, denom, value=-step_size[0])
         else:  # addcdiv's own arithmetic, value * t1 / t2 in the weights' dtype, with each member's value
             values = _column([-v for v in step_size], weight)
-            weight.add_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))).div_(denom))
+            weight.addcdiv_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))), denom)
+
+    @staticmethod
+    def _adam_uniform(
+        weight: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor], h: _AdamHypers, t: float
+    ) -> None:
+        """:meth:`_adam` where the members differ in their learning rates at most and have made as many steps:
+        the same operations on the whole tensors, without the per-member bookkeeping."""
+        b1, b2 = h.b1s[0], h.b2s[0]
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, h.one_minus_b1[0])
+        exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        bias_correction1 = 1 - b1**t
+        denom = exp_avg_sq.sqrt().div_(math.sqrt(1 - b2**t)).add_(h.eps[0])
+        if h.same_lr:
+            weight.addcdiv_(exp_avg, denom, value=-(h.lrs[0] / bias_correction1))
+        else:
+            values = _column([-(lr / bias_correction1) for lr in h.lrs], weight)
+            weight.addcdiv_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))), denom)
 
     # ------------------------------------------------------------------ members left out of one step
     def _save_except(

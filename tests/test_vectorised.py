@@ -332,8 +332,12 @@ def test_the_batched_cross_entropy_gives_every_gradient_and_per_example_loss_bit
             g2, = torch.autograd.grad(own.sum(), out)
             assert torch.equal(g1, g2)
             torch.testing.assert_close(batched, own, rtol=1e-6, atol=0)
-    assert batched_loss([SimpleNamespace(loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1), loss_takes="prediction")],
-                        out[:1], [y], True) is None  # another loss: member by member
+    late = nn.CrossEntropyLoss()
+    late.weight = torch.ones(10)  # a class weight set after construction is seen too
+    others = [nn.CrossEntropyLoss(label_smoothing=0.1), nn.CrossEntropyLoss(weight=torch.ones(10)),
+              nn.CrossEntropyLoss(reduction="sum"), late, nn.NLLLoss()]
+    for loss_fn in others:  # another loss: member by member
+        assert batched_loss([SimpleNamespace(loss_fn=loss_fn, loss_takes="prediction")], out[:1], [y], True) is None
 
 
 

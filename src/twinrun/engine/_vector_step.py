@@ -14,6 +14,7 @@ stepped after the update. See ``_vectorised`` for who is grouped and when.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -137,6 +138,7 @@ class BatchedGroup:
         self._plain: dict[bool, Any] = {}  # shared input or not -> the layer-wise forward, while inputs fit it
         self.fitted = False  # probed and sized to the memory budget (on its first step)
         self.why: str | None = None  # why it cannot run batched (then it runs sequentially)
+        self.said = False  # the run report says the members step vectorised in this group
 
     def bind(self) -> None:
         """(Re)build the stack from the members' current tensors (first step, resume, a changed state)."""
@@ -271,8 +273,11 @@ class BatchedGroup:
         randomness: str = "same",
         *,
         deferred: bool = False,
+        started: float | None = None,
     ) -> list[StepOutput] | QueuedGroup:
         """One update of every member, each on its own batch (``batches[i]``), inside ``context``'s stream.
+
+        ``started``: the ``time.perf_counter()`` each output's ``seconds`` (its share) is counted from.
 
         ``deferred``: nothing is read back; the losses' finiteness stays on the device, where the update of
         a member whose loss is not finite is undone, and :meth:`QueuedGroup.settle` reads and finishes the
@@ -314,7 +319,8 @@ class BatchedGroup:
             return QueuedGroup(self, losses, lrs, self._metric_tensors(out, targets, finite, context))
         self._counted(finite)
         metrics = self._read_metrics(self._metric_tensors(out, targets, finite, context), finite, context)
-        return [StepOutput(values[i], metrics.get(i, {}), lrs[i]) for i in range(k)]
+        share = 0.0 if started is None else (time.perf_counter() - started) / k
+        return [StepOutput(v, metrics.get(i, {}), lr, share) for i, (v, lr) in enumerate(zip(values, lrs))]
 
     def _counted(self, rows: Sequence[int]) -> None:
         """Members ``rows`` were updated: their schedulers step."""

@@ -29,8 +29,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import torch
 
@@ -79,8 +79,7 @@ def make_executor(kind: str, *, budget: int | None = None) -> SequentialExecutor
     return SequentialExecutor() if kind == "sequential" else VectorisedExecutor(kind, budget=budget)
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):  # a tuple: built for every candidate at every step
     """One candidate of one step: its state, its batch, its run's context (``tag``: its name in labels)."""
 
     state: CandidateState
@@ -267,22 +266,27 @@ class VectorisedExecutor:
                 group.bind()
                 deferred = self.sequential.defers(group.members[0])
                 outputs = group.step(
-                    step, batches, members[0].context, self.draws, self._randomness(members), deferred=deferred
+                    step,
+                    batches,
+                    members[0].context,
+                    self.draws,
+                    self._randomness(members),
+                    deferred=deferred,
+                    started=start,
                 )
             except Exception as exc:  # noqa: BLE001 - the user's code raised: the sequential step names who
                 inputs, targets, _ = inputs_of(batches)
                 why = f"the batched step raised at step {step}: {describe_failure(exc, group.label, inputs, targets)}"
             else:
-                seconds = (time.perf_counter() - start) / len(members)
-                for state in group.members:
-                    if not self.how.get(id(state), "").startswith("vectorised"):
-                        self._say(state, f"vectorised with {_count(len(members))}: {group.label}")
+                if not group.said:
+                    for state in group.members:
+                        if not self.how.get(id(state), "").startswith("vectorised"):
+                            self._say(state, f"vectorised with {_count(len(members))}: {group.label}")
+                    group.said = True
                 if isinstance(outputs, QueuedGroup):
-                    queued.append((outputs, members[0].context, seconds))
+                    queued.append((outputs, members[0].context, (time.perf_counter() - start) / len(members)))
                     return {}
-                return {
-                    id(s): StepOutput(o.loss, o.metrics, o.lr, seconds=seconds) for s, o in zip(group.members, outputs)
-                }
+                return {id(s): o for s, o in zip(group.members, outputs)}
         self._groups.remove(group)
         self._alone += group.members
         for state in group.members:

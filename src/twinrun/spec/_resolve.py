@@ -18,6 +18,7 @@ When a candidate's own override shadows a ``--set`` for all, a warning says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -69,7 +70,7 @@ class CandidateSpec:
         config["overrides"] = {k: jsonable(v) for k, v in self.overrides.items()}
         return config
 
-    @property
+    @functools.cached_property  # read for every candidate at every step; the spec is frozen
     def augment_key(self) -> str:
         """Candidates with equal keys share one augmented batch per step (its batch size is part of it)."""
         key = "none" if self.augment is None else json.dumps(self.augment.to_config(), sort_keys=True)

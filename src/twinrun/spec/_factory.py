@@ -9,6 +9,7 @@ of valid ones instead of failing deep inside training.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -137,6 +138,22 @@ def describe_callable(fn: Any) -> str:
 
 
 def _accepted_keywords(fn: Callable[..., Any], role: str) -> set[str] | None:
+    """The keywords ``fn`` accepts in ``role`` (``None``: any); the answer for a hashable ``fn`` is kept (a run
+    asks it for every candidate and role, and ``inspect.signature`` takes ~100 us)."""
+    try:
+        keys = _keywords_of(fn, role)
+    except TypeError:  # an unhashable callable: asked anew
+        return _keywords(fn, role)
+    return None if keys is None else set(keys)
+
+
+@functools.lru_cache(maxsize=512)
+def _keywords_of(fn: Callable[..., Any], role: str) -> frozenset[str] | None:
+    keys = _keywords(fn, role)
+    return None if keys is None else frozenset(keys)
+
+
+def _keywords(fn: Callable[..., Any], role: str) -> set[str] | None:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):

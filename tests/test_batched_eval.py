@@ -60,6 +60,24 @@ def test_the_run_uses_it_and_its_results_equal_the_sequential_runs():
         assert [s for s, _ in engine.history.eval_history[name]] == [0, 4, 8]
 
 
+def test_the_evaluation_before_the_first_step_is_batched_and_equals_the_sequential_runs():
+    exp = V.experiment(steps=4).replace(eval_every=2)
+    engine = TwinEngine(resolve(exp.replace(executor="vectorised")), measure_memory=False)
+    before = engine.executor.evaluate(engine.val, engine.live, 0, keep_outputs=True)  # nothing stepped yet
+    assert len(before) == len(exp.candidates)
+    (group,) = engine.executor._groups
+    assert not group.fitted and group.stack is not None and group.stack.bound()
+    for state in engine.live:
+        _assert_same(before[id(state)], engine.val.evaluate(state, 0, keep_outputs=True))
+    engine.run()
+    assert group.fitted and engine.executor._groups == [group]  # the first step kept the plan it found
+    sequential = TwinEngine(resolve(exp.replace(executor="sequential")), measure_memory=False)
+    result = sequential.run()
+    for name in exp.candidates:
+        assert engine.history.eval_history[name] == sequential.history.eval_history[name], name
+        assert torch.equal(engine._result().candidates[name].outputs, result.candidates[name].outputs)
+
+
 def test_what_it_cannot_take_is_left_to_one_candidate_at_a_time():
     mine = twinrun.spec.Metric(lambda o, y: (o.argmax(-1) == y).float(), higher_is_better=True, name="mine")
     engine, group = _trained(V.experiment(executor="vectorised", steps=2).replace(metrics={"mine": mine}))

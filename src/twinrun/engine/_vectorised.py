@@ -132,12 +132,24 @@ class VectorisedExecutor:
         keep_outputs: bool = False,
     ) -> dict[int, EvalOutput]:
         """By candidate state, the evaluations of the groups whose members are all in ``states`` and can be
-        evaluated in one forward per batch (``_batched_eval``); the caller evaluates the others one by one."""
+        evaluated in one forward per batch (``_batched_eval``); the caller evaluates the others one by one.
+
+        Before the first step (nothing planned yet), one run's ``states`` are grouped as its first step will
+        group them, and each group's stack is bound: the evaluation at step 0 is batched too."""
+        if self._plan_for is None and len(states) > 1:
+            self._replan(states, [s.name for s in states], several=False)
         wanted = {id(s) for s in states}
         results: dict[int, EvalOutput] = {}
         for group in self._groups:
-            if group.why is None and group.fitted and all(id(s) in wanted for s in group.members):
-                together = evaluate_together(group, val, step, index=index, keep_outputs=keep_outputs)
+            if group.why is None and all(id(s) in wanted for s in group.members):
+                try:
+                    if not group.fitted:
+                        group.bind()
+                    together = evaluate_together(group, val, step, index=index, keep_outputs=keep_outputs)
+                except Exception:  # not yet stepped (unprobed): one by one, where the errors are named
+                    if group.fitted:
+                        raise
+                    together = None
                 results.update({id(s): together[s.name] for s in group.members} if together else {})
         return results
 
@@ -157,7 +169,8 @@ class VectorisedExecutor:
         """Update ``step`` of every member; the outputs in the members' order."""
         by_id = {id(m.state): m for m in members}
         if self._plan_for != tuple(by_id):
-            self._replan(members)
+            several = self._randomness(members) == "different"
+            self._replan([m.state for m in members], [m.tag for m in members], several=several)
         results: dict[int, StepOutput] = {}
         alone = list(self._alone)  # before a group falls back (its members then step in _run_group)
         for group in [g for g in self._groups if not g.fitted]:
@@ -173,20 +186,17 @@ class VectorisedExecutor:
             results.update({id(s): replace(o, seconds=share) for s, o in zip(pending.group.members, outputs)})
         return [results[id(m.state)] for m in members]
 
-    def _replan(self, members: Sequence[Member]) -> None:
+    def _replan(self, states: Sequence[CandidateState], tags: Sequence[str], *, several: bool) -> None:
         # Members of several runs (replicas): one group per candidate name, each holding its replicas in
         # the same order, so that every group draws the same masks row by row: within a run, candidates
         # still share their dropout masks (the twin promise); across runs each replica has its own.
-        several = self._randomness(members) == "different"
-        plan = plan_groups(
-            [m.state for m in members], mode=self.mode, chunk=self.chunk, apart=(lambda s: s.name) if several else None
-        )
-        tag = {id(m.state): m.tag for m in members}
+        plan = plan_groups(states, mode=self.mode, chunk=self.chunk, apart=(lambda s: s.name) if several else None)
+        tag = {id(s): t for s, t in zip(states, tags)}
         self._groups = [BatchedGroup(g, [tag[id(s)] for s in g]) for g in plan.groups]
         self._alone = list(plan.sequential)
         for state in plan.sequential:
             self._say(state, f"sequential: {plan.reasons[state.name]}", only_if_new=True)
-        self._plan_for = tuple(id(m.state) for m in members)
+        self._plan_for = tuple(id(s) for s in states)
 
     def _say(self, state: CandidateState, how: str, *, only_if_new: bool = False) -> None:
         if only_if_new and id(state) in self.how:

@@ -185,7 +185,7 @@ def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Layer:
 def _shifted(module: nn.Flatten | nn.Softmax | nn.LogSoftmax) -> Layer:
     def run(x: torch.Tensor, kind: str, p: Params, k: int) -> tuple[torch.Tensor, str]:
         if kind == "shared":
-            return module(x), kind
+            return module.forward(x), kind
         x = _stacked(x, kind, k)
         if isinstance(module, nn.Flatten):
             end = module.end_dim if module.end_dim < 0 else module.end_dim + 1
@@ -246,9 +246,9 @@ def _layer(node: fx.Node, model: nn.Module, randomness: str) -> Layer | None:
             plain = module.groups == 1 and module.padding_mode == "zeros" and not isinstance(module.padding, str)
             return _conv(str(node.target), module) if plain else None
         if isinstance(module, _POOLS):
-            return None if getattr(module, "return_indices", False) else _channelwise(module)
-        if isinstance(module, _ELEMENTWISE):
-            return _elementwise(module)
+            return None if getattr(module, "return_indices", False) else _channelwise(module.forward)
+        if isinstance(module, _ELEMENTWISE):  # its forward itself: no hooks here (see _chain), no call overhead
+            return _elementwise(module.forward)
         if isinstance(module, (nn.Softmax, nn.LogSoftmax)) and module.dim is None:
             return None  # the implicit dimension of a legacy softmax depends on the input's rank
         if isinstance(module, (nn.Flatten, nn.Softmax, nn.LogSoftmax)):

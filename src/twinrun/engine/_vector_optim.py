@@ -219,7 +219,6 @@ class StackedOptimizer:
         return [_value(opt.param_groups[g].get(name, default)) for opt in self.optimizers]
 
     # ------------------------------------------------------------------ update
-    @torch.no_grad()
     def step(self, rows: Sequence[int] | None = None, *, keep: torch.Tensor | None = None) -> None:
         """One update of every member (``rows``: only these members; the others are left as they are).
 
@@ -227,19 +226,20 @@ class StackedOptimizer:
         back): the rows it marks ``False`` get their weights and state back on the device, with no
         host synchronisation; :meth:`revert` then puts back what the host counted for them.
         """
-        saved = None if rows is None else self._save_except(rows)
-        before = None if keep is None else self._snapshot()
-        for g, group in enumerate(self.groups):
-            if self.kind == "sgd":
-                self._sgd(g, group)
-            else:
-                self._adam(g, group)
-        if saved is not None:
-            self._restore(saved)
-        if before is not None and keep is not None:
-            tensors, self._host = before
-            for tensor, old in tensors:
-                torch.where(keep.view(-1, *([1] * (tensor.dim() - 1))), tensor, old, out=tensor)
+        with torch.no_grad():  # a block, not the decorator: that one builds a new context at every call
+            saved = None if rows is None else self._save_except(rows)
+            before = None if keep is None else self._snapshot()
+            for g, group in enumerate(self.groups):
+                if self.kind == "sgd":
+                    self._sgd(g, group)
+                else:
+                    self._adam(g, group)
+            if saved is not None:
+                self._restore(saved)
+            if before is not None and keep is not None:
+                tensors, self._host = before
+                for tensor, old in tensors:
+                    torch.where(keep.view(-1, *([1] * (tensor.dim() - 1))), tensor, old, out=tensor)
 
     def _snapshot(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], tuple[list[list[int]], list[list[bool]]]]:
         """Copies of the weights and state, and the host's step counts and started flags, before an update."""

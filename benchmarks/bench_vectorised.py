@@ -253,9 +253,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5; more on a noisy machine)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    steps, repeats = (60, 1) if args.quick else (300, 5)
+    steps, repeats = (60, 1) if args.quick else (300, args.rounds)
     load_before = os.getloadavg()
     rows = [measure(c, steps, repeats) for c in args.cases.split(",")]
     report = {"steps": steps, "repeats": repeats, "threads": 1, "torch": torch.__version__,

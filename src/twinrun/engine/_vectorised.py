@@ -142,6 +142,8 @@ class VectorisedExecutor:
         results: dict[int, EvalOutput] = {}
         for group in self._groups:
             if group.why is None and all(id(s) in wanted for s in group.members):
+                if not group.fitted and group.stack is not None and not group.stack.bound():
+                    continue  # another executor (a sweep's, stepping replicas together) stacked them since
                 try:
                     if not group.fitted:
                         group.bind()

@@ -14,7 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -93,13 +93,16 @@ class DrawTracker:
         self.every = every
         self._known: dict[str, tuple[bool, int]] = {}  # key -> (draws from Python/NumPy, probed at step)
 
-    @contextmanager
-    def isolated(self, key: str, step: int, context: StepContext) -> Iterator[None]:
+    def isolated(self, key: str, step: int, context: StepContext) -> AbstractContextManager[Any]:
+        """The step's ``dropout`` stream for ``key``: the stream itself while ``key`` is known (no wrapper
+        around it: this runs at every step), or the stream with a probe of what ``key`` draws."""
         known = self._known.get(key)
         if known is not None and (known[0] or step - known[1] < self.every):
-            with context.streams.isolated("dropout", step, devices=context.devices, python_numpy=known[0]):
-                yield
-            return
+            return context.streams.isolated("dropout", step, devices=context.devices, python_numpy=known[0])
+        return self._probed(key, step, context, known)
+
+    @contextmanager
+    def _probed(self, key: str, step: int, context: StepContext, known: tuple[bool, int] | None) -> Iterator[None]:
         draws: list[bool] = []
         with context.streams.isolated("dropout", step, devices=context.devices, draws=draws):
             yield

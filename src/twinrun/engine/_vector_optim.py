@@ -75,11 +75,17 @@ def _column(values: list[float], like: torch.Tensor) -> torch.Tensor:
     return column.to(like.device)
 
 
+def _addcdiv(weight: torch.Tensor, exp_avg: torch.Tensor, denom: torch.Tensor, step_size: list[float]) -> None:
+    """Adam's ``weight -= step_size * exp_avg / denom``, each member's step size its own."""
+    if all(v == step_size[0] for v in step_size):
+        weight.addcdiv_(exp_avg, denom, value=-step_size[0])
+    else:  # addcdiv's own arithmetic, value * t1 / t2 in the weights' dtype, with each member's value
+        values = _column([-v for v in step_size], weight)
+        weight.addcdiv_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))), denom)
+
+
 class _Mixed(ValueError):
     """The members' hyperparameters differ in a way the stacked update does not cover."""
-
-
-_ALL = slice(None)
 
 
 def _each(values: Sequence[Any], tensors: Sequence[torch.Tensor], op: Callable[..., Any]) -> None:
@@ -131,7 +137,6 @@ class _AdamHypers:
             and all(w == 0 for w in self.coupled)
             and all(f == 1.0 for f in self.decay)
         )
-        self.same_lr = all(lr == self.lrs[0] for lr in self.lrs)
 
 
 def _adam_key(optimizers: Sequence[torch.optim.Optimizer], g: int) -> tuple[Any, ...]:
@@ -336,11 +341,7 @@ class StackedOptimizer:
         bc2_sqrt = [math.sqrt(1 - b2 ** float(t)) for b2, t in zip(h.b2s, steps)]
         denom = exp_avg_sq.sqrt()
         _each(list(zip(bc2_sqrt, h.eps)), (denom,), lambda be, d: d.div_(be[0]).add_(be[1]))
-        if all(v == step_size[0] for v in step_size):
-            weight.addcdiv_(exp_avg, denom, value=-step_size[0])
-        else:  # addcdiv's own arithmetic, value * t1 / t2 in the weights' dtype, with each member's value
-            values = _column([-v for v in step_size], weight)
-            weight.addcdiv_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))), denom)
+        _addcdiv(weight, exp_avg, denom, step_size)
 
     @staticmethod
     def _adam_uniform(
@@ -354,11 +355,7 @@ class StackedOptimizer:
         exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         bias_correction1 = 1 - b1**t
         denom = exp_avg_sq.sqrt().div_(math.sqrt(1 - b2**t)).add_(h.eps[0])
-        if h.same_lr:
-            weight.addcdiv_(exp_avg, denom, value=-(h.lrs[0] / bias_correction1))
-        else:
-            values = _column([-(lr / bias_correction1) for lr in h.lrs], weight)
-            weight.addcdiv_(exp_avg.mul(values.view(-1, *([1] * (weight.dim() - 1)))), denom)
+        _addcdiv(weight, exp_avg, denom, [lr / bias_correction1 for lr in h.lrs])
 
     # ------------------------------------------------------------------ members left out of one step
     def _save_except(
